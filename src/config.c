@@ -1,3 +1,2799 @@
 /* SPDX-License-Identifier: MIT */
-/* placeholder */
-#include <glib.h>
+/*
+ * The .ovpn parser: from lexed items to a typed ShimmerConfig.
+ *
+ * One table lists every directive with where it may appear (file, <connection>
+ * block, PUSH_REPLY), which role it implies, how many arguments it takes and
+ * whether it may repeat. Everything not in the table is an error, unless the
+ * file said `ignore-unknown-option` for it.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "config-private.h"
+#include "lexer.h"
+#include "secure.h"
+
+typedef struct Parser Parser;
+typedef void (*Handler)(Parser *p, const ShimmerItem *it);
+
+enum {
+    CTX_FILE = 1 << SHIMMER_CONTEXT_FILE,
+    CTX_CONN = 1 << SHIMMER_CONTEXT_CONNECTION,
+    CTX_PUSH = 1 << SHIMMER_CONTEXT_PUSH,
+};
+
+enum {
+    F_MULTI = 1 << 0,   /* may repeat (remote, route, push, ...) */
+    F_IGNORED = 1 << 1, /* accepted, warned about, ignored */
+    F_SECRET_ARGS = 1 << 2, /* never quote the arguments */
+};
+
+typedef struct {
+    const char *name;
+    guint min_args, max_args;
+    guint contexts;
+    ShimmerRole role; /* the role the directive implies; UNSET = either */
+    guint flags;
+    Handler handler;
+    const char *note; /* for ignored directives: why */
+} Directive;
+
+/* A <connection> block or top-level remote before defaults are merged. */
+typedef struct {
+    char *host;
+    gint port;          /* -1 unset */
+    gint transport;     /* -1 unset */
+    ShimmerFamily family;
+    bool family_set;
+    gint connect_timeout; /* -1 unset */
+    gint explicit_exit_notify;
+    gint tun_mtu;
+    gint mssfix;
+    guint line;
+    guint remotes;      /* how many `remote` lines a block had */
+} ConnDraft;
+
+struct Parser {
+    ShimmerConfig *cfg;
+    ShimmerContext ctx;
+    ShimmerLoader loader;
+    gpointer loader_data;
+    char *base_dir;
+    GPtrArray *items;        /* top-level ShimmerItem* */
+    GHashTable *blocks;      /* block name -> ShimmerItem* (not connection) */
+    GHashTable *block_used;  /* block name -> line of the directive using it */
+    GPtrArray *drafts;       /* ConnDraft* */
+    ConnDraft *cur;          /* the block being parsed, in CTX_CONN */
+    guint role_line;
+    const char *role_directive;
+    gint port_line, rport_line, lport_line;
+    gint port_value, rport_value;
+    gint keepalive_line, ping_line, ping_restart_line;
+    gint tls_auth_line, tls_crypt_line, tls_crypt_v2_line;
+    gint key_direction_line;
+    gint cipher_line;
+    GHashTable *values;      /* directive (or alias) -> "line\targs" for repeats */
+};
+
+static void conn_draft_free(gpointer data)
+{
+    ConnDraft *d = data;
+    g_free(d->host);
+    g_free(d);
+}
+
+/* ---------- diagnostics ---------- */
+
+static void diag_add(ShimmerConfig *cfg, ShimmerSeverity sev, guint line, char *msg)
+{
+    ShimmerDiagnostic *d = g_new0(ShimmerDiagnostic, 1);
+    d->severity = sev;
+    d->line = line;
+    d->message = msg;
+    g_ptr_array_add(cfg->diagnostics, d);
+}
+
+static void G_GNUC_PRINTF(3, 4) perr(Parser *p, guint line, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    diag_add(p->cfg, SHIMMER_SEVERITY_ERROR, line, g_strdup_vprintf(fmt, ap));
+    va_end(ap);
+}
+
+static void G_GNUC_PRINTF(3, 4) pwarn(Parser *p, guint line, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    diag_add(p->cfg, SHIMMER_SEVERITY_WARNING, line, g_strdup_vprintf(fmt, ap));
+    va_end(ap);
+}
+
+/* ---------- small parsers ---------- */
+
+static bool parse_uint(const char *s, guint64 max, guint64 *out)
+{
+    if (s == NULL || !g_ascii_isdigit(s[0]))
+        return false;
+    guint64 v = 0;
+    for (const char *c = s; *c; c++) {
+        if (!g_ascii_isdigit(*c))
+            return false;
+        v = v * 10 + (guint64)(*c - '0');
+        if (v > max)
+            return false;
+    }
+    *out = v;
+    return true;
+}
+
+/* An unsigned number argument, with an error naming the directive. */
+static bool arg_uint(Parser *p, const ShimmerItem *it, guint idx, guint64 min, guint64 max,
+                     gint64 *out)
+{
+    guint64 v;
+    if (!parse_uint(it->argv[idx], max, &v) || v < min) {
+        perr(p, it->line, "'%s': '%s' is not a number from %" G_GUINT64_FORMAT
+                          " to %" G_GUINT64_FORMAT,
+             it->argv[0], it->argv[idx], min, max);
+        return false;
+    }
+    *out = (gint64)v;
+    return true;
+}
+
+static bool is_ipv4(const char *s)
+{
+    struct in_addr a;
+    return s != NULL && inet_pton(AF_INET, s, &a) == 1;
+}
+
+static bool is_ipv6(const char *s)
+{
+    struct in6_addr a;
+    return s != NULL && inet_pton(AF_INET6, s, &a) == 1;
+}
+
+static bool is_netmask(const char *s)
+{
+    struct in_addr a;
+    if (s == NULL || inet_pton(AF_INET, s, &a) != 1)
+        return false;
+    /* Ones from the top, then zeros: the inverse is 2^k - 1. */
+    guint32 inv = ~g_ntohl(a.s_addr);
+    return (inv & (inv + 1)) == 0;
+}
+
+/* "2001:db8::1/64" with the bits optional when BITS_OPTIONAL. */
+static bool is_ipv6_prefix(const char *s, bool bits_optional)
+{
+    if (s == NULL)
+        return false;
+    const char *slash = strchr(s, '/');
+    if (slash == NULL)
+        return bits_optional && is_ipv6(s);
+    g_autofree char *addr = g_strndup(s, (gsize)(slash - s));
+    guint64 bits;
+    return is_ipv6(addr) && parse_uint(slash + 1, 128, &bits);
+}
+
+/* A host name as DNS allows, or an address. */
+static bool is_hostname(const char *s)
+{
+    if (s == NULL || s[0] == '\0' || strlen(s) > 253)
+        return false;
+    if (is_ipv4(s) || is_ipv6(s))
+        return true;
+    for (const char *c = s; *c; c++) {
+        if (!(g_ascii_isalnum(*c) || *c == '-' || *c == '.' || *c == '_'))
+            return false;
+    }
+    return s[0] != '-' && s[0] != '.';
+}
+
+static bool parse_proto(const char *s, ShimmerTransport *t, ShimmerFamily *f, bool *server_side)
+{
+    static const struct {
+        const char *name;
+        ShimmerTransport t;
+        ShimmerFamily f;
+        bool server;
+    } protos[] = {
+        {"udp", SHIMMER_TRANSPORT_UDP, SHIMMER_FAMILY_ANY, false},
+        {"udp4", SHIMMER_TRANSPORT_UDP, SHIMMER_FAMILY_INET, false},
+        {"udp6", SHIMMER_TRANSPORT_UDP, SHIMMER_FAMILY_INET6, false},
+        {"tcp", SHIMMER_TRANSPORT_TCP, SHIMMER_FAMILY_ANY, false},
+        {"tcp4", SHIMMER_TRANSPORT_TCP, SHIMMER_FAMILY_INET, false},
+        {"tcp6", SHIMMER_TRANSPORT_TCP, SHIMMER_FAMILY_INET6, false},
+        {"tcp-client", SHIMMER_TRANSPORT_TCP, SHIMMER_FAMILY_ANY, false},
+        {"tcp4-client", SHIMMER_TRANSPORT_TCP, SHIMMER_FAMILY_INET, false},
+        {"tcp6-client", SHIMMER_TRANSPORT_TCP, SHIMMER_FAMILY_INET6, false},
+        {"tcp-server", SHIMMER_TRANSPORT_TCP, SHIMMER_FAMILY_ANY, true},
+        {"tcp4-server", SHIMMER_TRANSPORT_TCP, SHIMMER_FAMILY_INET, true},
+        {"tcp6-server", SHIMMER_TRANSPORT_TCP, SHIMMER_FAMILY_INET6, true},
+    };
+    for (gsize i = 0; i < G_N_ELEMENTS(protos); i++) {
+        if (g_ascii_strcasecmp(s, protos[i].name) == 0) {
+            *t = protos[i].t;
+            *f = protos[i].f;
+            if (server_side)
+                *server_side = protos[i].server;
+            return true;
+        }
+    }
+    return false;
+}
+
+static const char *const cipher_names[] = {
+    [SHIMMER_CIPHER_AES_128_GCM] = "AES-128-GCM",
+    [SHIMMER_CIPHER_AES_192_GCM] = "AES-192-GCM",
+    [SHIMMER_CIPHER_AES_256_GCM] = "AES-256-GCM",
+    [SHIMMER_CIPHER_CHACHA20_POLY1305] = "CHACHA20-POLY1305",
+};
+
+const char *shimmer_cipher_name(ShimmerCipher c)
+{
+    return (guint)c < G_N_ELEMENTS(cipher_names) ? cipher_names[c] : "?";
+}
+
+static bool lookup_aead(const char *s, ShimmerCipher *out)
+{
+    for (guint i = 0; i < G_N_ELEMENTS(cipher_names); i++) {
+        if (g_ascii_strcasecmp(s, cipher_names[i]) == 0) {
+            *out = (ShimmerCipher)i;
+            return true;
+        }
+    }
+    /* OpenSSL's lower-case spellings, which providers also write. */
+    if (g_ascii_strcasecmp(s, "id-aes128-GCM") == 0) {
+        *out = SHIMMER_CIPHER_AES_128_GCM;
+        return true;
+    }
+    if (g_ascii_strcasecmp(s, "id-aes256-GCM") == 0) {
+        *out = SHIMMER_CIPHER_AES_256_GCM;
+        return true;
+    }
+    return false;
+}
+
+/* Non-AEAD ciphers OpenVPN knows: accepted as names, never negotiated. */
+static bool is_legacy_cipher(const char *s)
+{
+    static const char *const prefixes[] = {"AES-", "BF-", "CAMELLIA-", "DES-", "DES", "SEED-",
+                                           "CAST", "ARIA-", "RC2-", "IDEA-", "SM4-"};
+    for (gsize i = 0; i < G_N_ELEMENTS(prefixes); i++) {
+        if (g_ascii_strncasecmp(s, prefixes[i], strlen(prefixes[i])) == 0)
+            return true;
+    }
+    return false;
+}
+
+static const char *const digest_names[] = {
+    [SHIMMER_DIGEST_SHA1] = "SHA1",     [SHIMMER_DIGEST_SHA224] = "SHA224",
+    [SHIMMER_DIGEST_SHA256] = "SHA256", [SHIMMER_DIGEST_SHA384] = "SHA384",
+    [SHIMMER_DIGEST_SHA512] = "SHA512",
+};
+
+const char *shimmer_digest_name(ShimmerDigest d)
+{
+    return (guint)d < G_N_ELEMENTS(digest_names) ? digest_names[d] : "?";
+}
+
+static bool lookup_digest(const char *s, ShimmerDigest *out)
+{
+    for (guint i = 0; i < G_N_ELEMENTS(digest_names); i++) {
+        g_autofree char *dashed = g_strdup_printf("SHA-%s", digest_names[i] + 3);
+        if (g_ascii_strcasecmp(s, digest_names[i]) == 0 || g_ascii_strcasecmp(s, dashed) == 0) {
+            *out = (ShimmerDigest)i;
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool lookup_tls_version(const char *s, ShimmerTlsVersion *v)
+{
+    static const char *const names[] = {NULL, "1.0", "1.1", "1.2", "1.3"};
+    for (guint i = 1; i < G_N_ELEMENTS(names); i++) {
+        if (strcmp(s, names[i]) == 0) {
+            *v = (ShimmerTlsVersion)i;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* ---------- roles and repeats ---------- */
+
+static const char *role_name(ShimmerRole r)
+{
+    return r == SHIMMER_ROLE_SERVER ? "server" : "client";
+}
+
+static void set_role(Parser *p, ShimmerRole role, const ShimmerItem *it)
+{
+    if (role == SHIMMER_ROLE_UNSET || p->ctx == SHIMMER_CONTEXT_PUSH)
+        return;
+    if (p->cfg->role == SHIMMER_ROLE_UNSET) {
+        p->cfg->role = role;
+        p->role_line = it->line;
+        p->role_directive = g_intern_string(it->argv[0]);
+        return;
+    }
+    if (p->cfg->role != role) {
+        perr(p, it->line,
+             "'%s' is a %s directive, but '%s' at line %u made this a %s configuration: "
+             "client and server directives cannot be mixed",
+             it->argv[0], role_name(role), p->role_directive, p->role_line,
+             role_name(p->cfg->role));
+    }
+}
+
+static char *join_args(const ShimmerItem *it)
+{
+    return g_strjoinv(" ", it->argv + 1);
+}
+
+/* A single-valued directive given twice: the same value is only repeated
+ * (warning); a different value is a conflict (error). Returns false if the
+ * caller should not apply it again. KEY lets aliases share one slot. */
+static bool check_repeat(Parser *p, const ShimmerItem *it, const char *key)
+{
+    g_autofree char *args = join_args(it);
+    const char *prev = g_hash_table_lookup(p->values, key);
+    if (prev == NULL) {
+        g_hash_table_insert(p->values, g_strdup(key), g_strdup_printf("%u\t%s\t%s", it->line,
+                                                                      it->argv[0], args));
+        return true;
+    }
+    guint prev_line = (guint)strtoul(prev, NULL, 10);
+    const char *prev_name = strchr(prev, '\t') + 1;
+    const char *prev_args = strchr(prev_name, '\t') + 1;
+    gsize name_len = (gsize)(prev_args - 1 - prev_name);
+    if (strcmp(prev_args, args) == 0 && strncmp(prev_name, it->argv[0], name_len) == 0 &&
+        it->argv[0][name_len] == '\0') {
+        pwarn(p, it->line, "'%s' repeats line %u", it->argv[0], prev_line);
+        return false;
+    }
+    perr(p, it->line, "'%s' conflicts with '%.*s' at line %u: give it once", it->argv[0],
+         (int)name_len, prev_name, prev_line);
+    return false;
+}
+
+/* ---------- files and blocks ---------- */
+
+static char *resolve_path(Parser *p, const char *path)
+{
+    if (g_path_is_absolute(path) || p->base_dir == NULL)
+        return g_strdup(path);
+    return g_build_filename(p->base_dir, path, NULL);
+}
+
+static void blob_clear(ShimmerBlob *b)
+{
+    g_free(b->path);
+    g_free(b->resolved);
+    if (b->data != NULL) {
+        if (b->secret)
+            shimmer_wipe(b->data, b->len);
+        g_free(b->data);
+    }
+    memset(b, 0, sizeof(*b));
+}
+
+/* Records what --inline output puts in place of a file reference. */
+static void set_inline_replacement(Parser *p, guint line, char *text)
+{
+    g_hash_table_insert(p->cfg->priv->replacements, GUINT_TO_POINTER(line), text);
+}
+
+/* Fills BLOB from the directive's file argument ARG (or the inline block with
+ * the directive's name when ARG is NULL or "[inline]"). Returns false after
+ * an error. */
+static bool load_blob(Parser *p, const ShimmerItem *it, const char *arg, ShimmerBlob *blob,
+                      bool secret)
+{
+    const char *name = it->argv[0];
+    if (blob->present) {
+        perr(p, it->line, "'%s' is given twice (lines %u and %u)", name, blob->line, it->line);
+        return false;
+    }
+    bool want_inline = arg == NULL || g_ascii_strcasecmp(arg, "[inline]") == 0;
+    ShimmerItem *block = g_hash_table_lookup(p->blocks, name);
+
+    if (want_inline) {
+        if (block == NULL) {
+            perr(p, it->line, "'%s [inline]' but the file has no <%s> block", name, name);
+            return false;
+        }
+        g_hash_table_insert(p->block_used, g_strdup(name), GUINT_TO_POINTER(it->line));
+        blob->is_inline = true;
+        blob->data = (guint8 *)shimmer_memdup0(block->body, block->body_len);
+        blob->len = block->body_len;
+    } else {
+        if (block != NULL) {
+            perr(p, it->line, "'%s' is given both as the file '%s' and inline at line %u: "
+                              "give it once",
+                 name, arg, block->line);
+            g_hash_table_insert(p->block_used, g_strdup(name), GUINT_TO_POINTER(it->line));
+            return false;
+        }
+        if (p->ctx == SHIMMER_CONTEXT_PUSH) {
+            perr(p, it->line, "'%s': a pushed option cannot name a file", name);
+            return false;
+        }
+        if (p->loader == NULL) {
+            perr(p, it->line, "'%s %s': this profile must be self-contained (inline the file)",
+                 name, arg);
+            return false;
+        }
+        g_autofree char *resolved = resolve_path(p, arg);
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GBytes) bytes = NULL;
+        if (!p->loader(resolved, &bytes, &error, p->loader_data)) {
+            perr(p, it->line, "'%s': cannot read '%s': %s", name, arg,
+                 error ? error->message : "unknown error");
+            return false;
+        }
+        gsize len;
+        const guint8 *data = g_bytes_get_data(bytes, &len);
+        if (len > SHIMMER_CONFIG_MAX_FILE) {
+            perr(p, it->line, "'%s': '%s' is larger than %d bytes", name, arg,
+                 SHIMMER_CONFIG_MAX_FILE);
+            return false;
+        }
+        blob->path = g_strdup(arg);
+        blob->resolved = g_steal_pointer(&resolved);
+        blob->data = (guint8 *)shimmer_memdup0(data, len);
+        blob->len = len;
+        /* The loader's copy may hold a secret too. */
+        if (secret && g_bytes_get_size(bytes) > 0 && g_bytes_get_data(bytes, NULL) != NULL)
+            shimmer_wipe((void *)g_bytes_get_data(bytes, NULL), len);
+    }
+    blob->present = true;
+    blob->secret = secret;
+    blob->line = it->line;
+    return true;
+}
+
+/* The text that replaces a file reference in --inline output. */
+static char *inline_block_text(const char *name, const guint8 *data, gsize len)
+{
+    GString *s = g_string_new(NULL);
+    g_string_append_printf(s, "<%s>\n", name);
+    g_string_append_len(s, (const char *)data, (gssize)len);
+    if (len > 0 && data[len - 1] != '\n')
+        g_string_append_c(s, '\n');
+    g_string_append_printf(s, "</%s>", name);
+    return g_string_free(s, FALSE);
+}
+
+static void record_inline(Parser *p, const ShimmerItem *it, const ShimmerBlob *blob,
+                          const char *prefix_lines)
+{
+    if (blob->is_inline)
+        return;
+    g_autofree char *block = inline_block_text(it->argv[0], blob->data, blob->len);
+    set_inline_replacement(p, it->line,
+                           g_strdup_printf("%s%s", prefix_lines ? prefix_lines : "", block));
+}
+
+/* ---------- handlers: role, device, transport ---------- */
+
+static void h_client(Parser *p, const ShimmerItem *it)
+{
+    p->cfg->client = true;
+    p->cfg->tls_client = true;
+    p->cfg->pull = true;
+}
+
+static void h_tls_client(Parser *p, const ShimmerItem *it)
+{
+    p->cfg->tls_client = true;
+}
+
+static void h_pull(Parser *p, const ShimmerItem *it)
+{
+    p->cfg->pull = true;
+}
+
+static void h_tls_server(Parser *p, const ShimmerItem *it)
+{
+    p->cfg->tls_server = true;
+}
+
+static void h_mode(Parser *p, const ShimmerItem *it)
+{
+    if (strcmp(it->argv[1], "server") == 0) {
+        set_role(p, SHIMMER_ROLE_SERVER, it);
+        p->cfg->mode_server = true;
+    } else if (strcmp(it->argv[1], "p2p") != 0) {
+        perr(p, it->line, "'mode': '%s' is not 'server' or 'p2p'", it->argv[1]);
+    }
+}
+
+static void h_dev(Parser *p, const ShimmerItem *it)
+{
+    const char *d = it->argv[1];
+    if (g_str_has_prefix(d, "tap")) {
+        perr(p, it->line, "'dev %s': TAP (layer 2) devices are not supported; use 'dev tun'", d);
+        return;
+    }
+    if (strcmp(d, "null") == 0) {
+        perr(p, it->line, "'dev null' is not supported: Shimmer needs a tun device");
+        return;
+    }
+    if (strlen(d) >= 16 || strchr(d, '/') != NULL) {
+        perr(p, it->line, "'dev': '%s' is not a valid interface name", d);
+        return;
+    }
+    p->cfg->dev = g_strdup(d);
+}
+
+static void h_dev_type(Parser *p, const ShimmerItem *it)
+{
+    if (strcmp(it->argv[1], "tun") != 0) {
+        perr(p, it->line, "'dev-type %s': only tun is supported (TAP is not)", it->argv[1]);
+        return;
+    }
+    p->cfg->dev_type = g_strdup("tun");
+}
+
+static void h_proto(Parser *p, const ShimmerItem *it)
+{
+    ShimmerTransport t;
+    ShimmerFamily f;
+    bool server_side = false;
+    if (!parse_proto(it->argv[1], &t, &f, &server_side)) {
+        perr(p, it->line, "'proto': unknown protocol '%s' (udp, udp4, udp6, tcp, tcp-client, "
+                          "tcp4-client, tcp6-client)",
+             it->argv[1]);
+        return;
+    }
+    if (server_side)
+        set_role(p, SHIMMER_ROLE_SERVER, it);
+    if (p->cur != NULL) {
+        p->cur->transport = (gint)t;
+        p->cur->family = f;
+        p->cur->family_set = true;
+        return;
+    }
+    p->cfg->transport = t;
+    p->cfg->family = f;
+}
+
+static bool parse_port(Parser *p, const ShimmerItem *it, guint idx, gint *out)
+{
+    gint64 v;
+    if (!arg_uint(p, it, idx, 1, 65535, &v))
+        return false;
+    *out = (gint)v;
+    return true;
+}
+
+static void h_remote(Parser *p, const ShimmerItem *it)
+{
+    if (!is_hostname(it->argv[1])) {
+        perr(p, it->line, "'remote': '%s' is not a host name or address", it->argv[1]);
+        return;
+    }
+    ConnDraft *d;
+    if (p->cur != NULL) {
+        d = p->cur;
+        if (++d->remotes > 1) {
+            perr(p, it->line, "'remote': a <connection> block holds exactly one remote");
+            return;
+        }
+    } else {
+        d = g_new0(ConnDraft, 1);
+        d->port = d->transport = d->connect_timeout = d->explicit_exit_notify = d->tun_mtu =
+            d->mssfix = -1;
+        d->line = it->line;
+        g_ptr_array_add(p->drafts, d);
+    }
+    d->host = g_strdup(it->argv[1]);
+    if (it->argc > 2 && !parse_port(p, it, 2, &d->port))
+        return;
+    if (it->argc > 3) {
+        ShimmerTransport t;
+        ShimmerFamily f;
+        bool server_side;
+        if (!parse_proto(it->argv[3], &t, &f, &server_side) || server_side) {
+            perr(p, it->line, "'remote': unknown protocol '%s'", it->argv[3]);
+            return;
+        }
+        d->transport = (gint)t;
+        d->family = f;
+        d->family_set = true;
+    }
+}
+
+static void h_port(Parser *p, const ShimmerItem *it)
+{
+    gint port;
+    if (!parse_port(p, it, 1, &port))
+        return;
+    const char *name = it->argv[0];
+    if (p->cur != NULL && strcmp(name, "lport") != 0) {
+        p->cur->port = port;
+        return;
+    }
+    if (strcmp(name, "port") == 0) {
+        p->port_line = (gint)it->line;
+        p->port_value = port;
+        if (p->rport_line == 0)
+            p->cfg->rport = (guint16)port;
+    } else if (strcmp(name, "rport") == 0) {
+        p->rport_line = (gint)it->line;
+        p->rport_value = port;
+        p->cfg->rport = (guint16)port;
+    }
+}
+
+static void h_lport(Parser *p, const ShimmerItem *it)
+{
+    gint64 v;
+    if (!arg_uint(p, it, 1, 0, 65535, &v))
+        return;
+    p->lport_line = (gint)it->line;
+    p->cfg->lport = (gint)v;
+}
+
+static void h_flag_remote_random(Parser *p, const ShimmerItem *it)
+{
+    p->cfg->remote_random = true;
+}
+
+static void h_remote_random_hostname(Parser *p, const ShimmerItem *it)
+{
+    p->cfg->remote_random_hostname = true;
+}
+
+static void h_connect_retry(Parser *p, const ShimmerItem *it)
+{
+    gint64 v;
+    if (!arg_uint(p, it, 1, 0, 86400, &v))
+        return;
+    p->cfg->connect_retry = (guint)v;
+    if (it->argc > 2) {
+        if (!arg_uint(p, it, 2, 1, 86400, &v))
+            return;
+        p->cfg->connect_retry_max_delay = (guint)v;
+    }
+}
+
+static void h_connect_retry_max(Parser *p, const ShimmerItem *it)
+{
+    gint64 v;
+    if (arg_uint(p, it, 1, 0, G_MAXINT32, &v))
+        p->cfg->connect_retry_max = (gint)v;
+}
+
+static void h_connect_timeout(Parser *p, const ShimmerItem *it)
+{
+    gint64 v;
+    if (!arg_uint(p, it, 1, 1, 86400, &v))
+        return;
+    if (p->cur != NULL)
+        p->cur->connect_timeout = (gint)v;
+    else
+        p->cfg->connect_timeout = (guint)v;
+}
+
+static void h_resolv_retry(Parser *p, const ShimmerItem *it)
+{
+    gint64 v;
+    if (strcmp(it->argv[1], "infinite") == 0)
+        p->cfg->resolv_retry = -1;
+    else if (arg_uint(p, it, 1, 0, G_MAXINT32, &v))
+        p->cfg->resolv_retry = (gint)v;
+}
+
+/* ---------- handlers: TLS identity ---------- */
+
+static void h_ca(Parser *p, const ShimmerItem *it)
+{
+    ShimmerBlob *b = &p->cfg->ca;
+    if (!load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, false))
+        return;
+    g_autoptr(GError) error = NULL;
+    guint n;
+    if (!shimmer_keys_check_certs(b->data, b->len, FALSE, &n, &error)) {
+        perr(p, it->line, "'ca': %s", error->message);
+        return;
+    }
+    record_inline(p, it, b, NULL);
+}
+
+static void h_extra_certs(Parser *p, const ShimmerItem *it)
+{
+    ShimmerBlob *b = &p->cfg->extra_certs;
+    if (!load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, false))
+        return;
+    g_autoptr(GError) error = NULL;
+    guint n;
+    if (!shimmer_keys_check_certs(b->data, b->len, FALSE, &n, &error)) {
+        perr(p, it->line, "'extra-certs': %s", error->message);
+        return;
+    }
+    record_inline(p, it, b, NULL);
+}
+
+static void h_cert(Parser *p, const ShimmerItem *it)
+{
+    ShimmerBlob *b = &p->cfg->cert;
+    if (!load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, false))
+        return;
+    g_autoptr(GError) error = NULL;
+    guint n;
+    if (!shimmer_keys_check_certs(b->data, b->len, TRUE, &n, &error)) {
+        perr(p, it->line, "'cert': %s", error->message);
+        return;
+    }
+    record_inline(p, it, b, NULL);
+}
+
+static void h_key(Parser *p, const ShimmerItem *it)
+{
+    ShimmerBlob *b = &p->cfg->key;
+    if (!load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, true))
+        return;
+    g_autoptr(GError) error = NULL;
+    gboolean encrypted = FALSE;
+    if (!shimmer_keys_check_private_key(b->data, b->len, NULL, &encrypted, &error)) {
+        perr(p, it->line, "'key': %s", error->message);
+        return;
+    }
+    p->cfg->key_encrypted = encrypted;
+    record_inline(p, it, b, NULL);
+}
+
+static void h_pkcs12(Parser *p, const ShimmerItem *it)
+{
+    ShimmerBlob *b = &p->cfg->pkcs12;
+    if (!load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, true))
+        return;
+    g_autoptr(GError) error = NULL;
+    if (!shimmer_keys_check_pkcs12(b->data, b->len, b->is_inline, &error)) {
+        perr(p, it->line, "'pkcs12': %s", error->message);
+        return;
+    }
+    if (b->is_inline) {
+        /* Keep DER in the typed result whichever way it came. */
+        GString *clean = g_string_sized_new(b->len);
+        for (gsize i = 0; i < b->len; i++) {
+            if (!g_ascii_isspace(b->data[i]))
+                g_string_append_c(clean, (char)b->data[i]);
+        }
+        gsize der_len = 0;
+        guint8 *der = g_base64_decode(clean->str, &der_len);
+        shimmer_wipe(clean->str, clean->len);
+        g_string_free(clean, TRUE);
+        shimmer_wipe(b->data, b->len);
+        g_free(b->data);
+        b->data = der;
+        b->len = der_len;
+    } else {
+        /* A file holds DER; the inline block holds base64. */
+        g_autofree char *b64 = g_base64_encode(b->data, b->len);
+        GString *s = g_string_new("<pkcs12>\n");
+        for (gsize i = 0, n = strlen(b64); i < n; i += 64) {
+            g_string_append_len(s, b64 + i, (gssize)MIN(64, n - i));
+            g_string_append_c(s, '\n');
+        }
+        g_string_append(s, "</pkcs12>");
+        shimmer_wipe(b64, strlen(b64));
+        set_inline_replacement(p, it->line, g_string_free(s, FALSE));
+    }
+}
+
+static void h_crl_verify(Parser *p, const ShimmerItem *it)
+{
+    if (it->argc > 2) {
+        if (strcmp(it->argv[2], "dir") == 0)
+            perr(p, it->line, "'crl-verify %s dir': a CRL directory is not supported; "
+                              "give a CRL file",
+                 it->argv[1]);
+        else
+            perr(p, it->line, "'crl-verify': unexpected argument '%s'", it->argv[2]);
+        return;
+    }
+    ShimmerBlob *b = &p->cfg->crl_verify;
+    if (!load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, false))
+        return;
+    g_autoptr(GError) error = NULL;
+    if (!shimmer_keys_check_crl(b->data, b->len, &error)) {
+        perr(p, it->line, "'crl-verify': %s", error->message);
+        return;
+    }
+    record_inline(p, it, b, NULL);
+}
+
+static void h_askpass(Parser *p, const ShimmerItem *it)
+{
+    p->cfg->askpass = true;
+    if (it->argc < 2 && g_hash_table_lookup(p->blocks, "askpass") == NULL)
+        return; /* prompt the user */
+    ShimmerBlob *b = &p->cfg->askpass_file;
+    if (!load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, true))
+        return;
+    record_inline(p, it, b, NULL);
+}
+
+static void h_tls_version_min(Parser *p, const ShimmerItem *it)
+{
+    if (!lookup_tls_version(it->argv[1], &p->cfg->tls_version_min)) {
+        perr(p, it->line, "'tls-version-min': unknown version '%s' (1.0, 1.1, 1.2, 1.3)",
+             it->argv[1]);
+        return;
+    }
+    if (it->argc > 2) {
+        if (strcmp(it->argv[2], "or-highest") != 0) {
+            perr(p, it->line, "'tls-version-min': unexpected argument '%s'", it->argv[2]);
+            return;
+        }
+        p->cfg->tls_version_min_or_highest = true;
+    }
+}
+
+static void h_tls_version_max(Parser *p, const ShimmerItem *it)
+{
+    if (!lookup_tls_version(it->argv[1], &p->cfg->tls_version_max))
+        perr(p, it->line, "'tls-version-max': unknown version '%s' (1.0, 1.1, 1.2, 1.3)",
+             it->argv[1]);
+}
+
+static void h_string(Parser *p, const ShimmerItem *it)
+{
+    char **slot = NULL;
+    const char *n = it->argv[0];
+    if (strcmp(n, "tls-cipher") == 0)
+        slot = &p->cfg->tls_cipher;
+    else if (strcmp(n, "tls-ciphersuites") == 0)
+        slot = &p->cfg->tls_ciphersuites;
+    else if (strcmp(n, "tls-groups") == 0)
+        slot = &p->cfg->tls_groups;
+    else if (strcmp(n, "data-ciphers-fallback") == 0)
+        slot = &p->cfg->data_ciphers_fallback;
+    else if (strcmp(n, "route-gateway") == 0)
+        slot = &p->cfg->route_gateway;
+    g_assert(slot != NULL);
+    g_free(*slot);
+    *slot = g_strdup(it->argv[1]);
+}
+
+static void h_remote_cert_tls(Parser *p, const ShimmerItem *it)
+{
+    if (strcmp(it->argv[1], "server") == 0)
+        p->cfg->remote_cert_tls = SHIMMER_CERT_TLS_SERVER;
+    else if (strcmp(it->argv[1], "client") == 0)
+        p->cfg->remote_cert_tls = SHIMMER_CERT_TLS_CLIENT;
+    else
+        perr(p, it->line, "'remote-cert-tls': '%s' is not 'server' or 'client'", it->argv[1]);
+}
+
+static void h_verify_x509_name(Parser *p, const ShimmerItem *it)
+{
+    ShimmerX509NameType type = SHIMMER_X509_NAME_SUBJECT;
+    if (it->argc > 2) {
+        if (strcmp(it->argv[2], "subject") == 0)
+            type = SHIMMER_X509_NAME_SUBJECT;
+        else if (strcmp(it->argv[2], "name") == 0)
+            type = SHIMMER_X509_NAME_NAME;
+        else if (strcmp(it->argv[2], "name-prefix") == 0)
+            type = SHIMMER_X509_NAME_PREFIX;
+        else {
+            perr(p, it->line, "'verify-x509-name': unknown type '%s' (subject, name, "
+                              "name-prefix)",
+                 it->argv[2]);
+            return;
+        }
+    }
+    if (it->argv[1][0] == '\0') {
+        perr(p, it->line, "'verify-x509-name': the name is empty");
+        return;
+    }
+    p->cfg->verify_x509_type = type;
+    p->cfg->verify_x509_name = g_strdup(it->argv[1]);
+}
+
+static void add_fingerprint(Parser *p, guint line, const char *text)
+{
+    guint8 fp[32];
+    g_autoptr(GError) error = NULL;
+    if (!shimmer_keys_parse_fingerprint(text, fp, &error)) {
+        perr(p, line, "'peer-fingerprint': %s", error->message);
+        return;
+    }
+    g_array_append_vals(p->cfg->peer_fingerprints, fp, 1);
+}
+
+static void h_peer_fingerprint(Parser *p, const ShimmerItem *it)
+{
+    if (it->argc > 1 && g_ascii_strcasecmp(it->argv[1], "[inline]") != 0) {
+        add_fingerprint(p, it->line, it->argv[1]);
+        return;
+    }
+    ShimmerItem *block = g_hash_table_lookup(p->blocks, "peer-fingerprint");
+    if (block == NULL) {
+        perr(p, it->line, "'peer-fingerprint' needs a fingerprint or a <peer-fingerprint> block");
+        return;
+    }
+    g_hash_table_insert(p->block_used, g_strdup("peer-fingerprint"), GUINT_TO_POINTER(it->line));
+    g_auto(GStrv) lines = g_strsplit(block->body, "\n", -1);
+    guint n = 0;
+    for (guint i = 0; lines[i] != NULL; i++) {
+        g_strstrip(lines[i]);
+        if (lines[i][0] == '\0' || lines[i][0] == '#' || lines[i][0] == ';')
+            continue;
+        add_fingerprint(p, block->line + 1 + i, lines[i]);
+        n++;
+    }
+    if (n == 0)
+        perr(p, block->line, "'peer-fingerprint': the block holds no fingerprint");
+}
+
+static void h_verify_client_cert(Parser *p, const ShimmerItem *it)
+{
+    const char *v = it->argv[1];
+    if (strcmp(v, "none") == 0)
+        p->cfg->verify_client_cert = SHIMMER_VERIFY_CLIENT_CERT_NONE;
+    else if (strcmp(v, "optional") == 0)
+        p->cfg->verify_client_cert = SHIMMER_VERIFY_CLIENT_CERT_OPTIONAL;
+    else if (strcmp(v, "require") == 0)
+        p->cfg->verify_client_cert = SHIMMER_VERIFY_CLIENT_CERT_REQUIRE;
+    else
+        perr(p, it->line, "'verify-client-cert': '%s' is not none, optional or require", v);
+}
+
+/* ---------- handlers: control channel wrapping ---------- */
+
+static bool parse_direction(Parser *p, const ShimmerItem *it, const char *s, gint *out)
+{
+    if (strcmp(s, "0") == 0 || strcmp(s, "1") == 0) {
+        *out = s[0] - '0';
+        return true;
+    }
+    perr(p, it->line, "'%s': key direction '%s' is not 0 or 1", it->argv[0], s);
+    return false;
+}
+
+static void h_tls_auth(Parser *p, const ShimmerItem *it)
+{
+    p->tls_auth_line = (gint)it->line;
+    ShimmerBlob *b = &p->cfg->tls_auth;
+    gint dir = -1;
+    if (it->argc > 2 && !parse_direction(p, it, it->argv[2], &dir))
+        return;
+    if (!load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, true))
+        return;
+    g_autoptr(GError) error = NULL;
+    if (!shimmer_keys_parse_static(b->data, b->len, p->cfg->static_key, &error)) {
+        perr(p, it->line, "'tls-auth': %s", error->message);
+        return;
+    }
+    if (dir >= 0) {
+        if (p->cfg->key_direction >= 0 && p->cfg->key_direction != dir) {
+            perr(p, it->line, "'tls-auth': direction %d conflicts with 'key-direction %d' at "
+                              "line %d",
+                 dir, p->cfg->key_direction, p->key_direction_line);
+            return;
+        }
+        p->cfg->key_direction = dir;
+    }
+    g_autofree char *prefix = dir >= 0 ? g_strdup_printf("key-direction %d\n", dir) : NULL;
+    record_inline(p, it, b, prefix);
+}
+
+static void h_key_direction(Parser *p, const ShimmerItem *it)
+{
+    gint dir;
+    if (!parse_direction(p, it, it->argv[1], &dir))
+        return;
+    if (p->cfg->key_direction >= 0 && p->cfg->key_direction != dir) {
+        perr(p, it->line, "'key-direction %d' conflicts with the direction %d given at line %d",
+             dir, p->cfg->key_direction, p->tls_auth_line);
+        return;
+    }
+    p->key_direction_line = (gint)it->line;
+    p->cfg->key_direction = dir;
+}
+
+static void h_tls_crypt(Parser *p, const ShimmerItem *it)
+{
+    p->tls_crypt_line = (gint)it->line;
+    ShimmerBlob *b = &p->cfg->tls_crypt;
+    if (!load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, true))
+        return;
+    g_autoptr(GError) error = NULL;
+    if (!shimmer_keys_parse_static(b->data, b->len, p->cfg->static_key, &error)) {
+        perr(p, it->line, "'tls-crypt': %s", error->message);
+        return;
+    }
+    record_inline(p, it, b, NULL);
+}
+
+static void h_tls_crypt_v2(Parser *p, const ShimmerItem *it)
+{
+    p->tls_crypt_v2_line = (gint)it->line;
+    if (it->argc > 2 && strcmp(it->argv[2], "force-cookie") != 0 &&
+        strcmp(it->argv[2], "allow-noncookie") != 0) {
+        perr(p, it->line, "'tls-crypt-v2': unexpected argument '%s'", it->argv[2]);
+        return;
+    }
+    ShimmerBlob *b = &p->cfg->tls_crypt_v2;
+    if (!load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, true))
+        return;
+    g_autoptr(GError) error = NULL;
+    int kind = shimmer_keys_tls_crypt_v2_kind(b->data, b->len);
+    if (kind == 2) {
+        if (!shimmer_keys_parse_tls_crypt_v2_server(b->data, b->len, p->cfg->tls_crypt_v2_server,
+                                                    &error)) {
+            perr(p, it->line, "'tls-crypt-v2': %s", error->message);
+            return;
+        }
+        p->cfg->tls_crypt_v2_is_server_key = true;
+        set_role(p, SHIMMER_ROLE_SERVER, it);
+    } else {
+        p->cfg->tls_crypt_v2_client = g_new0(ShimmerTlsCryptV2ClientKey, 1);
+        if (!shimmer_keys_parse_tls_crypt_v2_client(b->data, b->len,
+                                                    p->cfg->tls_crypt_v2_client, &error)) {
+            perr(p, it->line, "'tls-crypt-v2': %s", error->message);
+            return;
+        }
+        set_role(p, SHIMMER_ROLE_CLIENT, it);
+    }
+    record_inline(p, it, b, NULL);
+}
+
+/* ---------- handlers: data channel ---------- */
+
+static void h_auth(Parser *p, const ShimmerItem *it)
+{
+    if (g_ascii_strcasecmp(it->argv[1], "none") == 0) {
+        perr(p, it->line, "'auth none' is not supported: control packets must be authenticated");
+        return;
+    }
+    if (!lookup_digest(it->argv[1], &p->cfg->auth)) {
+        perr(p, it->line, "'auth': unsupported digest '%s' (SHA1, SHA224, SHA256, SHA384, "
+                          "SHA512)",
+             it->argv[1]);
+        return;
+    }
+    p->cfg->auth_set = true;
+}
+
+static void h_cipher(Parser *p, const ShimmerItem *it)
+{
+    ShimmerCipher c;
+    const char *name = it->argv[1];
+    p->cipher_line = (gint)it->line;
+    if (g_ascii_strcasecmp(name, "none") == 0) {
+        perr(p, it->line, "'cipher none' is not supported: the data channel is always "
+                          "encrypted");
+        return;
+    }
+    if (!lookup_aead(name, &c) && !is_legacy_cipher(name)) {
+        perr(p, it->line, "'cipher': unknown cipher '%s'", name);
+        return;
+    }
+    p->cfg->cipher = g_strdup(name);
+}
+
+static void h_data_ciphers(Parser *p, const ShimmerItem *it)
+{
+    g_auto(GStrv) names = g_strsplit(it->argv[1], ":", -1);
+    GArray *list = p->cfg->data_ciphers;
+    g_array_set_size(list, 0);
+    guint legacy = 0;
+    for (guint i = 0; names[i] != NULL; i++) {
+        const char *n = names[i];
+        bool optional = n[0] == '?';
+        if (optional)
+            n++;
+        if (n[0] == '\0')
+            continue;
+        ShimmerCipher c;
+        if (lookup_aead(n, &c)) {
+            bool dup = false;
+            for (guint j = 0; j < list->len; j++)
+                dup |= g_array_index(list, ShimmerCipher, j) == c;
+            if (!dup)
+                g_array_append_val(list, c);
+        } else if (is_legacy_cipher(n)) {
+            legacy++;
+            pwarn(p, it->line, "'%s': '%s' is not an AEAD cipher and will not be negotiated",
+                  it->argv[0], n);
+        } else if (!optional) {
+            perr(p, it->line, "'%s': unknown cipher '%s'", it->argv[0], n);
+            return;
+        }
+    }
+    if (list->len == 0) {
+        perr(p, it->line, "'%s': the list holds no AEAD cipher (AES-128-GCM, AES-256-GCM, "
+                          "CHACHA20-POLY1305); Shimmer only negotiates AEAD ciphers",
+             it->argv[0]);
+        return;
+    }
+    p->cfg->data_ciphers_set = true;
+}
+
+static void h_comp_lzo(Parser *p, const ShimmerItem *it)
+{
+    const char *mode = it->argc > 1 ? it->argv[1] : "adaptive";
+    if (strcmp(mode, "no") == 0) {
+        p->cfg->comp = SHIMMER_COMP_LZO_NO;
+        return;
+    }
+    if (p->ctx == SHIMMER_CONTEXT_PUSH) {
+        /* A server that pushes compression gets framing only. */
+        pwarn(p, it->line, "'comp-lzo %s' pushed: framing only, Shimmer never compresses", mode);
+        p->cfg->comp = SHIMMER_COMP_LZO_NO;
+        return;
+    }
+    perr(p, it->line, "'comp-lzo%s%s': compression is not supported (it leaks plaintext, see "
+                      "VORACLE); use 'comp-lzo no' if the server needs the framing",
+         it->argc > 1 ? " " : "", it->argc > 1 ? it->argv[1] : "");
+}
+
+static void h_compress(Parser *p, const ShimmerItem *it)
+{
+    if (it->argc == 1 || strcmp(it->argv[1], "stub") == 0) {
+        p->cfg->comp = SHIMMER_COMP_STUB;
+        return;
+    }
+    if (strcmp(it->argv[1], "stub-v2") == 0) {
+        p->cfg->comp = SHIMMER_COMP_STUB_V2;
+        return;
+    }
+    if (strcmp(it->argv[1], "lzo") == 0 || strcmp(it->argv[1], "lz4") == 0 ||
+        strcmp(it->argv[1], "lz4-v2") == 0) {
+        if (p->ctx == SHIMMER_CONTEXT_PUSH) {
+            pwarn(p, it->line, "'compress %s' pushed: framing only, Shimmer never compresses",
+                  it->argv[1]);
+            p->cfg->comp = SHIMMER_COMP_STUB;
+            return;
+        }
+        perr(p, it->line, "'compress %s': compression is not supported (it leaks plaintext, see "
+                          "VORACLE); use 'compress' alone if the server needs the framing",
+             it->argv[1]);
+        return;
+    }
+    perr(p, it->line, "'compress': unknown algorithm '%s'", it->argv[1]);
+}
+
+static void h_allow_compression(Parser *p, const ShimmerItem *it)
+{
+    const char *v = it->argv[1];
+    if (strcmp(v, "no") == 0)
+        p->cfg->allow_compression = SHIMMER_ALLOW_COMP_NO;
+    else if (strcmp(v, "asym") == 0)
+        p->cfg->allow_compression = SHIMMER_ALLOW_COMP_ASYM;
+    else if (strcmp(v, "yes") == 0) {
+        pwarn(p, it->line, "'allow-compression yes': Shimmer never compresses; treated as asym");
+        p->cfg->allow_compression = SHIMMER_ALLOW_COMP_YES;
+    } else
+        perr(p, it->line, "'allow-compression': '%s' is not no, asym or yes", v);
+}
+
+/* ---------- handlers: credentials ---------- */
+
+static void h_auth_user_pass(Parser *p, const ShimmerItem *it)
+{
+    ShimmerConfig *cfg = p->cfg;
+    bool have_block = g_hash_table_lookup(p->blocks, "auth-user-pass") != NULL;
+    if (it->argc < 2 && !have_block) {
+        cfg->auth_user_pass = SHIMMER_AUTH_USER_PASS_PROMPT;
+        return;
+    }
+    ShimmerBlob *b = &cfg->auth_user_pass_file;
+    if (!load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, true))
+        return;
+    /* Line 1 the user name, line 2 the password (if absent, prompt for it). */
+    g_auto(GStrv) lines = g_strsplit((const char *)b->data, "\n", 3);
+    if (lines[0] == NULL || g_strstrip(lines[0])[0] == '\0') {
+        perr(p, it->line, "'auth-user-pass': the first line of %s must hold the user name",
+             b->is_inline ? "the <auth-user-pass> block" : b->path);
+    } else {
+        cfg->username = g_strdup(lines[0]);
+        if (lines[1] != NULL) {
+            g_strchomp(lines[1]);
+            gsize l = strlen(lines[1]);
+            if (l > 0 && lines[1][l - 1] == '\r')
+                lines[1][l - 1] = '\0';
+            if (lines[1][0] != '\0')
+                cfg->password = g_strdup(lines[1]);
+        }
+        cfg->auth_user_pass = SHIMMER_AUTH_USER_PASS_STORED;
+    }
+    for (guint i = 0; lines[i] != NULL; i++)
+        shimmer_wipe(lines[i], strlen(lines[i]));
+    record_inline(p, it, b, NULL);
+}
+
+static void h_auth_retry(Parser *p, const ShimmerItem *it)
+{
+    const char *v = it->argv[1];
+    if (strcmp(v, "none") == 0)
+        p->cfg->auth_retry = SHIMMER_AUTH_RETRY_NONE;
+    else if (strcmp(v, "nointeract") == 0)
+        p->cfg->auth_retry = SHIMMER_AUTH_RETRY_NOINTERACT;
+    else if (strcmp(v, "interact") == 0)
+        p->cfg->auth_retry = SHIMMER_AUTH_RETRY_INTERACT;
+    else
+        perr(p, it->line, "'auth-retry': '%s' is not none, nointeract or interact", v);
+}
+
+static void h_auth_nocache(Parser *p, const ShimmerItem *it)
+{
+    p->cfg->auth_nocache = true;
+}
+
+static void h_static_challenge(Parser *p, const ShimmerItem *it)
+{
+    if (strcmp(it->argv[2], "0") != 0 && strcmp(it->argv[2], "1") != 0) {
+        perr(p, it->line, "'static-challenge': the echo flag '%s' is not 0 or 1", it->argv[2]);
+        return;
+    }
+    p->cfg->static_challenge = g_strdup(it->argv[1]);
+    p->cfg->static_challenge_echo = it->argv[2][0] == '1';
+}
+
+/* ---------- handlers: timers ---------- */
+
+static void h_reneg_sec(Parser *p, const ShimmerItem *it)
+{
+    gint64 v;
+    if (!arg_uint(p, it, 1, 0, G_MAXINT32, &v))
+        return;
+    p->cfg->reneg_sec = v;
+    if (it->argc > 2) {
+        gint64 m;
+        if (!arg_uint(p, it, 2, 0, (guint64)v, &m))
+            return;
+        p->cfg->reneg_sec_min = m;
+    }
+}
+
+static void h_int(Parser *p, const ShimmerItem *it)
+{
+    const char *n = it->argv[0];
+    ShimmerConfig *cfg = p->cfg;
+    gint64 v;
+    guint64 max = G_MAXINT32;
+    guint64 min = 0;
+    if (strcmp(n, "reneg-bytes") == 0 || strcmp(n, "reneg-pkts") == 0)
+        max = G_MAXINT64;
+    if (strcmp(n, "tun-mtu") == 0) {
+        min = 576;
+        max = 65535;
+    } else if (strcmp(n, "mark") == 0) {
+        max = G_MAXUINT32;
+    } else if (strcmp(n, "max-clients") == 0 || strcmp(n, "peer-id") == 0) {
+        min = strcmp(n, "max-clients") == 0 ? 1 : 0;
+        max = strcmp(n, "peer-id") == 0 ? 0xFFFFFF : G_MAXINT32;
+    } else if (strcmp(n, "route-metric") == 0) {
+        max = 65535;
+    }
+    if (!arg_uint(p, it, 1, min, max, &v))
+        return;
+    if (strcmp(n, "reneg-bytes") == 0)
+        cfg->reneg_bytes = v;
+    else if (strcmp(n, "reneg-pkts") == 0)
+        cfg->reneg_pkts = v;
+    else if (strcmp(n, "hand-window") == 0)
+        cfg->hand_window = (gint)v;
+    else if (strcmp(n, "tran-window") == 0)
+        cfg->tran_window = (gint)v;
+    else if (strcmp(n, "ping") == 0) {
+        cfg->ping = (gint)v;
+        p->ping_line = (gint)it->line;
+    } else if (strcmp(n, "ping-restart") == 0) {
+        cfg->ping_restart = (gint)v;
+        p->ping_restart_line = (gint)it->line;
+    } else if (strcmp(n, "ping-exit") == 0)
+        cfg->ping_exit = (gint)v;
+    else if (strcmp(n, "tun-mtu") == 0) {
+        if (p->cur != NULL)
+            p->cur->tun_mtu = (gint)v;
+        else
+            cfg->tun_mtu = (guint)v;
+    } else if (strcmp(n, "mark") == 0)
+        cfg->mark = (gint)(guint32)v;
+    else if (strcmp(n, "max-clients") == 0)
+        cfg->max_clients = (gint)v;
+    else if (strcmp(n, "peer-id") == 0)
+        cfg->peer_id = (gint)v;
+    else if (strcmp(n, "route-metric") == 0)
+        cfg->route_metric = (gint)v;
+    else
+        g_assert_not_reached();
+}
+
+static void h_keepalive(Parser *p, const ShimmerItem *it)
+{
+    gint64 a, b;
+    if (!arg_uint(p, it, 1, 1, 86400, &a) || !arg_uint(p, it, 2, 1, 86400 * 2, &b))
+        return;
+    if (b < a * 2)
+        pwarn(p, it->line, "'keepalive %s %s': the timeout should be at least twice the "
+                           "interval",
+              it->argv[1], it->argv[2]);
+    p->keepalive_line = (gint)it->line;
+    p->cfg->keepalive_interval = (gint)a;
+    p->cfg->keepalive_timeout = (gint)b;
+}
+
+static void h_explicit_exit_notify(Parser *p, const ShimmerItem *it)
+{
+    gint64 v = 1;
+    if (it->argc > 1 && !arg_uint(p, it, 1, 0, 3600, &v))
+        return;
+    if (p->cur != NULL)
+        p->cur->explicit_exit_notify = (gint)v;
+    else
+        p->cfg->explicit_exit_notify = (gint)v;
+}
+
+static void h_mssfix(Parser *p, const ShimmerItem *it)
+{
+    gint64 v = 1492;
+    if (it->argc > 1 && !arg_uint(p, it, 1, 0, 65535, &v))
+        return;
+    if (v != 0 && v < 100) {
+        perr(p, it->line, "'mssfix %s' is too small", it->argv[1]);
+        return;
+    }
+    if (it->argc > 2) {
+        if (strcmp(it->argv[2], "mtu") == 0)
+            p->cfg->mssfix_mtu = true;
+        else if (strcmp(it->argv[2], "fixed") == 0)
+            p->cfg->mssfix_fixed = true;
+        else {
+            perr(p, it->line, "'mssfix': unexpected argument '%s' (mtu or fixed)", it->argv[2]);
+            return;
+        }
+    }
+    if (p->cur != NULL)
+        p->cur->mssfix = (gint)v;
+    else
+        p->cfg->mssfix = (gint)v;
+}
+
+/* ---------- handlers: routes, addresses, DNS ---------- */
+
+static bool route_keyword(const char *s)
+{
+    return strcmp(s, "vpn_gateway") == 0 || strcmp(s, "net_gateway") == 0 ||
+           strcmp(s, "remote_host") == 0;
+}
+
+static void h_route(Parser *p, const ShimmerItem *it)
+{
+    const char *net = it->argv[1];
+    if (!route_keyword(net) && !is_hostname(net)) {
+        perr(p, it->line, "'route': '%s' is not an address, host name, vpn_gateway, "
+                          "net_gateway or remote_host",
+             net);
+        return;
+    }
+    const char *mask = it->argc > 2 && strcmp(it->argv[2], "default") != 0 ? it->argv[2] : NULL;
+    if (mask != NULL && !is_netmask(mask)) {
+        perr(p, it->line, "'route': '%s' is not a netmask", mask);
+        return;
+    }
+    const char *gw = it->argc > 3 && strcmp(it->argv[3], "default") != 0 ? it->argv[3] : NULL;
+    if (gw != NULL && !is_ipv4(gw) && !route_keyword(gw)) {
+        perr(p, it->line, "'route': gateway '%s' is not an IPv4 address, vpn_gateway, "
+                          "net_gateway or remote_host",
+             gw);
+        return;
+    }
+    gint64 metric = -1;
+    if (it->argc > 4 && strcmp(it->argv[4], "default") != 0 &&
+        !arg_uint(p, it, 4, 0, G_MAXINT32, &metric))
+        return;
+    ShimmerRoute *r = g_new0(ShimmerRoute, 1);
+    r->network = g_strdup(net);
+    r->netmask = g_strdup(mask);
+    r->gateway = g_strdup(gw);
+    r->metric = (gint)metric;
+    g_ptr_array_add(p->cfg->routes, r);
+}
+
+static void h_route_ipv6(Parser *p, const ShimmerItem *it)
+{
+    if (!is_ipv6_prefix(it->argv[1], true)) {
+        perr(p, it->line, "'route-ipv6': '%s' is not an IPv6 prefix", it->argv[1]);
+        return;
+    }
+    const char *gw = it->argc > 2 && strcmp(it->argv[2], "default") != 0 ? it->argv[2] : NULL;
+    if (gw != NULL && !is_ipv6(gw)) {
+        perr(p, it->line, "'route-ipv6': gateway '%s' is not an IPv6 address", gw);
+        return;
+    }
+    gint64 metric = -1;
+    if (it->argc > 3 && strcmp(it->argv[3], "default") != 0 &&
+        !arg_uint(p, it, 3, 0, G_MAXINT32, &metric))
+        return;
+    ShimmerRoute6 *r = g_new0(ShimmerRoute6, 1);
+    r->prefix = g_strdup(it->argv[1]);
+    r->gateway = g_strdup(gw);
+    r->metric = (gint)metric;
+    g_ptr_array_add(p->cfg->routes6, r);
+}
+
+static void h_route_nopull(Parser *p, const ShimmerItem *it)
+{
+    p->cfg->route_nopull = true;
+}
+
+static void h_pull_filter(Parser *p, const ShimmerItem *it)
+{
+    ShimmerPullFilterAction a;
+    if (strcmp(it->argv[1], "accept") == 0)
+        a = SHIMMER_PULL_FILTER_ACCEPT;
+    else if (strcmp(it->argv[1], "ignore") == 0)
+        a = SHIMMER_PULL_FILTER_IGNORE;
+    else if (strcmp(it->argv[1], "reject") == 0)
+        a = SHIMMER_PULL_FILTER_REJECT;
+    else {
+        perr(p, it->line, "'pull-filter': '%s' is not accept, ignore or reject", it->argv[1]);
+        return;
+    }
+    ShimmerPullFilter *f = g_new0(ShimmerPullFilter, 1);
+    f->action = a;
+    f->text = g_strdup(it->argv[2]);
+    g_ptr_array_add(p->cfg->pull_filters, f);
+}
+
+static void h_redirect_gateway(Parser *p, const ShimmerItem *it)
+{
+    static const struct {
+        const char *name;
+        guint flag;
+    } flags[] = {
+        {"local", SHIMMER_REDIRECT_LOCAL},
+        {"autolocal", SHIMMER_REDIRECT_AUTOLOCAL},
+        {"def1", SHIMMER_REDIRECT_DEF1},
+        {"bypass-dhcp", SHIMMER_REDIRECT_BYPASS_DHCP},
+        {"bypass-dns", SHIMMER_REDIRECT_BYPASS_DNS},
+        {"block-local", SHIMMER_REDIRECT_BLOCK_LOCAL},
+        {"ipv6", SHIMMER_REDIRECT_IPV6},
+        {"!ipv4", SHIMMER_REDIRECT_NOT_IPV4},
+    };
+    guint v = SHIMMER_REDIRECT_ENABLED;
+    for (guint i = 1; i < it->argc; i++) {
+        guint j;
+        for (j = 0; j < G_N_ELEMENTS(flags); j++) {
+            if (strcmp(it->argv[i], flags[j].name) == 0)
+                break;
+        }
+        if (j == G_N_ELEMENTS(flags)) {
+            perr(p, it->line, "'%s': unknown flag '%s'", it->argv[0], it->argv[i]);
+            return;
+        }
+        v |= flags[j].flag;
+    }
+    p->cfg->redirect_gateway = v;
+}
+
+static void h_dhcp_option(Parser *p, const ShimmerItem *it)
+{
+    static const char *const with_value[] = {"DNS",  "DNS6", "DOMAIN", "DOMAIN-SEARCH",
+                                             "ADAPTER_DOMAIN_SUFFIX", "WINS", "NBDD", "NTP",
+                                             "NBT",  "NBS", "PROXY_HTTP", "PROXY_HTTPS",
+                                             "PROXY_AUTO_CONFIG_URL"};
+    const char *type = it->argv[1];
+    if (g_ascii_strcasecmp(type, "DISABLE-NBT") == 0) {
+        if (it->argc > 2) {
+            perr(p, it->line, "'dhcp-option DISABLE-NBT' takes no value");
+            return;
+        }
+    } else {
+        gsize i;
+        for (i = 0; i < G_N_ELEMENTS(with_value); i++) {
+            if (g_ascii_strcasecmp(type, with_value[i]) == 0)
+                break;
+        }
+        if (i == G_N_ELEMENTS(with_value)) {
+            perr(p, it->line, "'dhcp-option': unknown option '%s'", type);
+            return;
+        }
+        if (it->argc < 3) {
+            perr(p, it->line, "'dhcp-option %s' needs a value", type);
+            return;
+        }
+        if (it->argc > 3) {
+            perr(p, it->line, "'dhcp-option %s': too many arguments", type);
+            return;
+        }
+        if (g_ascii_strcasecmp(type, "DNS") == 0 && !is_ipv4(it->argv[2]) &&
+            !is_ipv6(it->argv[2])) {
+            perr(p, it->line, "'dhcp-option DNS': '%s' is not an address", it->argv[2]);
+            return;
+        }
+        if (g_ascii_strcasecmp(type, "DNS6") == 0 && !is_ipv6(it->argv[2])) {
+            perr(p, it->line, "'dhcp-option DNS6': '%s' is not an IPv6 address", it->argv[2]);
+            return;
+        }
+    }
+    ShimmerDhcpOption *o = g_new0(ShimmerDhcpOption, 1);
+    o->type = g_ascii_strup(type, -1);
+    o->value = it->argc > 2 ? g_strdup(it->argv[2]) : NULL;
+    g_ptr_array_add(p->cfg->dhcp_options, o);
+}
+
+static void dns_server_free(gpointer data)
+{
+    ShimmerDnsServer *s = data;
+    g_ptr_array_unref(s->addresses);
+    g_ptr_array_unref(s->resolve_domains);
+    g_free(s->sni);
+    g_free(s);
+}
+
+static ShimmerDnsServer *dns_server_get(Parser *p, gint prio)
+{
+    GPtrArray *a = p->cfg->dns_servers;
+    guint i;
+    for (i = 0; i < a->len; i++) {
+        ShimmerDnsServer *s = g_ptr_array_index(a, i);
+        if (s->priority == prio)
+            return s;
+        if (s->priority > prio)
+            break;
+    }
+    ShimmerDnsServer *s = g_new0(ShimmerDnsServer, 1);
+    s->priority = prio;
+    s->addresses = g_ptr_array_new_with_free_func(g_free);
+    s->resolve_domains = g_ptr_array_new_with_free_func(g_free);
+    g_ptr_array_insert(a, (gint)i, s);
+    return s;
+}
+
+/* An address with an optional port: "1.2.3.4", "1.2.3.4:53", "[::1]:53", "::1". */
+static bool is_dns_address(const char *s)
+{
+    if (is_ipv4(s) || is_ipv6(s))
+        return true;
+    guint64 port;
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (close == NULL || close[1] != ':')
+            return false;
+        g_autofree char *a = g_strndup(s + 1, (gsize)(close - s - 1));
+        return is_ipv6(a) && parse_uint(close + 2, 65535, &port) && port > 0;
+    }
+    const char *colon = strrchr(s, ':');
+    if (colon == NULL)
+        return false;
+    g_autofree char *a = g_strndup(s, (gsize)(colon - s));
+    return is_ipv4(a) && parse_uint(colon + 1, 65535, &port) && port > 0;
+}
+
+static void h_dns(Parser *p, const ShimmerItem *it)
+{
+    if (strcmp(it->argv[1], "search-domains") == 0) {
+        if (it->argc < 3) {
+            perr(p, it->line, "'dns search-domains' needs at least one domain");
+            return;
+        }
+        for (guint i = 2; i < it->argc; i++) {
+            if (!is_hostname(it->argv[i])) {
+                perr(p, it->line, "'dns search-domains': '%s' is not a domain", it->argv[i]);
+                return;
+            }
+        }
+        for (guint i = 2; i < it->argc; i++)
+            g_ptr_array_add(p->cfg->dns_search_domains, g_strdup(it->argv[i]));
+        return;
+    }
+    if (strcmp(it->argv[1], "server") != 0) {
+        perr(p, it->line, "'dns': unknown keyword '%s' (search-domains or server)", it->argv[1]);
+        return;
+    }
+    if (it->argc < 5) {
+        perr(p, it->line, "'dns server' needs a priority, a keyword and a value");
+        return;
+    }
+    guint64 prio_abs;
+    const char *ps = it->argv[2];
+    bool neg = ps[0] == '-';
+    if (!parse_uint(neg ? ps + 1 : ps, 128, &prio_abs)) {
+        perr(p, it->line, "'dns server': priority '%s' is not a number from -128 to 127", ps);
+        return;
+    }
+    gint prio = neg ? -(gint)prio_abs : (gint)prio_abs;
+    if (prio > 127) {
+        perr(p, it->line, "'dns server': priority '%s' is not a number from -128 to 127", ps);
+        return;
+    }
+    const char *kw = it->argv[3];
+    ShimmerDnsServer *s = dns_server_get(p, prio);
+    if (strcmp(kw, "address") == 0) {
+        if (it->argc - 4 > 8) {
+            perr(p, it->line, "'dns server address': at most 8 addresses");
+            return;
+        }
+        for (guint i = 4; i < it->argc; i++) {
+            if (!is_dns_address(it->argv[i])) {
+                perr(p, it->line, "'dns server address': '%s' is not an address", it->argv[i]);
+                return;
+            }
+            g_ptr_array_add(s->addresses, g_strdup(it->argv[i]));
+        }
+    } else if (strcmp(kw, "resolve-domains") == 0) {
+        for (guint i = 4; i < it->argc; i++)
+            g_ptr_array_add(s->resolve_domains, g_strdup(it->argv[i]));
+    } else if (strcmp(kw, "dnssec") == 0 || strcmp(kw, "transport") == 0 ||
+               strcmp(kw, "sni") == 0 || strcmp(kw, "port") == 0) {
+        if (it->argc != 5) {
+            perr(p, it->line, "'dns server %s' takes one value", kw);
+            return;
+        }
+        const char *v = it->argv[4];
+        if (strcmp(kw, "dnssec") == 0) {
+            if (strcmp(v, "yes") == 0)
+                s->dnssec = SHIMMER_DNSSEC_YES;
+            else if (strcmp(v, "no") == 0)
+                s->dnssec = SHIMMER_DNSSEC_NO;
+            else if (strcmp(v, "optional") == 0)
+                s->dnssec = SHIMMER_DNSSEC_OPTIONAL;
+            else
+                perr(p, it->line, "'dns server dnssec': '%s' is not yes, no or optional", v);
+        } else if (strcmp(kw, "transport") == 0) {
+            if (strcmp(v, "plain") == 0)
+                s->transport = SHIMMER_DNS_TRANSPORT_PLAIN;
+            else if (strcmp(v, "DoH") == 0)
+                s->transport = SHIMMER_DNS_TRANSPORT_DOH;
+            else if (strcmp(v, "DoT") == 0)
+                s->transport = SHIMMER_DNS_TRANSPORT_DOT;
+            else
+                perr(p, it->line, "'dns server transport': '%s' is not plain, DoH or DoT", v);
+        } else if (strcmp(kw, "sni") == 0) {
+            g_free(s->sni);
+            s->sni = g_strdup(v);
+        } else {
+            gint64 port;
+            if (arg_uint(p, it, 4, 1, 65535, &port))
+                s->port = (guint16)port;
+        }
+    } else {
+        perr(p, it->line, "'dns server': unknown keyword '%s' (address, resolve-domains, "
+                          "dnssec, transport, sni, port)",
+             kw);
+    }
+}
+
+static void h_ifconfig(Parser *p, const ShimmerItem *it)
+{
+    if (!is_ipv4(it->argv[1]) || !is_ipv4(it->argv[2])) {
+        perr(p, it->line, "'ifconfig': '%s %s' are not two IPv4 addresses", it->argv[1],
+             it->argv[2]);
+        return;
+    }
+    g_free(p->cfg->ifconfig_local);
+    g_free(p->cfg->ifconfig_remote);
+    p->cfg->ifconfig_local = g_strdup(it->argv[1]);
+    p->cfg->ifconfig_remote = g_strdup(it->argv[2]);
+}
+
+static void h_ifconfig_ipv6(Parser *p, const ShimmerItem *it)
+{
+    if (!is_ipv6_prefix(it->argv[1], true) || !is_ipv6(it->argv[2])) {
+        perr(p, it->line, "'ifconfig-ipv6': '%s %s' is not an IPv6 address/bits and an IPv6 "
+                          "address",
+             it->argv[1], it->argv[2]);
+        return;
+    }
+    g_free(p->cfg->ifconfig_ipv6_local);
+    g_free(p->cfg->ifconfig_ipv6_remote);
+    p->cfg->ifconfig_ipv6_local = g_strdup(it->argv[1]);
+    p->cfg->ifconfig_ipv6_remote = g_strdup(it->argv[2]);
+}
+
+static void h_topology(Parser *p, const ShimmerItem *it)
+{
+    const char *v = it->argv[1];
+    if (strcmp(v, "net30") == 0)
+        p->cfg->topology = SHIMMER_TOPOLOGY_NET30;
+    else if (strcmp(v, "p2p") == 0)
+        p->cfg->topology = SHIMMER_TOPOLOGY_P2P;
+    else if (strcmp(v, "subnet") == 0)
+        p->cfg->topology = SHIMMER_TOPOLOGY_SUBNET;
+    else
+        perr(p, it->line, "'topology': '%s' is not net30, p2p or subnet", v);
+}
+
+static void h_block_ipv6(Parser *p, const ShimmerItem *it)
+{
+    p->cfg->block_ipv6 = true;
+}
+
+/* ---------- handlers: server ---------- */
+
+static void h_server(Parser *p, const ShimmerItem *it)
+{
+    if (!is_ipv4(it->argv[1]) || !is_netmask(it->argv[2])) {
+        perr(p, it->line, "'server': '%s %s' is not a network and a netmask", it->argv[1],
+             it->argv[2]);
+        return;
+    }
+    if (it->argc > 3) {
+        if (strcmp(it->argv[3], "nopool") != 0) {
+            perr(p, it->line, "'server': unexpected argument '%s'", it->argv[3]);
+            return;
+        }
+        p->cfg->server_nopool = true;
+    }
+    p->cfg->server_network = g_strdup(it->argv[1]);
+    p->cfg->server_netmask = g_strdup(it->argv[2]);
+    p->cfg->mode_server = true;
+    p->cfg->tls_server = true;
+}
+
+static void h_server_ipv6(Parser *p, const ShimmerItem *it)
+{
+    if (!is_ipv6_prefix(it->argv[1], false)) {
+        perr(p, it->line, "'server-ipv6': '%s' is not an IPv6 prefix with /bits", it->argv[1]);
+        return;
+    }
+    p->cfg->server_ipv6 = g_strdup(it->argv[1]);
+}
+
+static void h_ifconfig_pool(Parser *p, const ShimmerItem *it)
+{
+    if (!is_ipv4(it->argv[1]) || !is_ipv4(it->argv[2]) ||
+        (it->argc > 3 && !is_netmask(it->argv[3]))) {
+        perr(p, it->line, "'ifconfig-pool': expected START END [NETMASK] addresses");
+        return;
+    }
+    p->cfg->ifconfig_pool_start = g_strdup(it->argv[1]);
+    p->cfg->ifconfig_pool_end = g_strdup(it->argv[2]);
+    p->cfg->ifconfig_pool_netmask = it->argc > 3 ? g_strdup(it->argv[3]) : NULL;
+}
+
+static void h_push(Parser *p, const ShimmerItem *it)
+{
+    /* What is pushed must itself be something a client accepts from a push. */
+    g_autoptr(ShimmerConfig) check = shimmer_config_parse_push(it->argv[1], strlen(it->argv[1]),
+                                                               NULL);
+    for (guint i = 0; i < check->diagnostics->len; i++) {
+        ShimmerDiagnostic *d = g_ptr_array_index(check->diagnostics, i);
+        if (d->severity == SHIMMER_SEVERITY_ERROR)
+            perr(p, it->line, "'push \"%s\"': %s", it->argv[1], d->message);
+        else
+            pwarn(p, it->line, "'push \"%s\"': %s", it->argv[1], d->message);
+    }
+    g_ptr_array_add(p->cfg->push, g_strdup(it->argv[1]));
+}
+
+static void h_server_flag(Parser *p, const ShimmerItem *it)
+{
+    const char *n = it->argv[0];
+    if (strcmp(n, "client-to-client") == 0)
+        p->cfg->client_to_client = true;
+    else if (strcmp(n, "duplicate-cn") == 0)
+        p->cfg->duplicate_cn = true;
+    else if (strcmp(n, "username-as-common-name") == 0)
+        p->cfg->username_as_common_name = true;
+    else
+        g_assert_not_reached();
+}
+
+static void h_dh(Parser *p, const ShimmerItem *it)
+{
+    if (it->argc > 1 && strcmp(it->argv[1], "none") == 0) {
+        p->cfg->dh_none = true;
+        return;
+    }
+    if (!load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, &p->cfg->dh, false))
+        return;
+    if (g_strstr_len((const char *)p->cfg->dh.data, (gssize)p->cfg->dh.len,
+                     "-----BEGIN DH PARAMETERS-----") == NULL &&
+        g_strstr_len((const char *)p->cfg->dh.data, (gssize)p->cfg->dh.len,
+                     "-----BEGIN X9.42 DH PARAMETERS-----") == NULL) {
+        perr(p, it->line, "'dh': not PEM DH parameters");
+        return;
+    }
+    pwarn(p, it->line, "'dh': the parameters are not used: Shimmer uses ECDHE only ('dh none')");
+    record_inline(p, it, &p->cfg->dh, NULL);
+}
+
+/* ---------- handlers: pushed-only ---------- */
+
+static void h_auth_token(Parser *p, const ShimmerItem *it)
+{
+    if (p->cfg->auth_token != NULL)
+        shimmer_str_free_secret(p->cfg->auth_token);
+    p->cfg->auth_token = g_strdup(it->argv[1]);
+}
+
+static void h_auth_token_user(Parser *p, const ShimmerItem *it)
+{
+    g_free(p->cfg->auth_token_user);
+    p->cfg->auth_token_user = g_strdup(it->argv[1]);
+}
+
+static void h_protocol_flags(Parser *p, const ShimmerItem *it)
+{
+    for (guint i = 1; i < it->argc; i++) {
+        const char *f = it->argv[i];
+        if (strcmp(f, "cc-exit") == 0)
+            p->cfg->protocol_flag_cc_exit = true;
+        else if (strcmp(f, "tls-ekm") == 0)
+            p->cfg->protocol_flag_tls_ekm = true;
+        else if (strcmp(f, "dyn-tls-crypt") == 0)
+            p->cfg->protocol_flag_dyn_tls_crypt = true;
+        else
+            pwarn(p, it->line, "'protocol-flags': unknown flag '%s' ignored", f);
+    }
+}
+
+static void h_key_derivation(Parser *p, const ShimmerItem *it)
+{
+    if (strcmp(it->argv[1], "tls-ekm") == 0)
+        p->cfg->key_derivation_tls_ekm = true;
+    else
+        perr(p, it->line, "'key-derivation': unknown method '%s'", it->argv[1]);
+}
+
+static void h_push_continuation(Parser *p, const ShimmerItem *it)
+{
+    if (strcmp(it->argv[1], "1") == 0 || strcmp(it->argv[1], "2") == 0)
+        p->cfg->push_continuation = it->argv[1][0] - '0';
+    else
+        perr(p, it->line, "'push-continuation': '%s' is not 1 or 2", it->argv[1]);
+}
+
+/* ---------- handlers: ignored, refused, meta ---------- */
+
+static void h_ignored(Parser *p, const ShimmerItem *it)
+{
+    g_ptr_array_add(p->cfg->ignored, g_strdup(it->argv[0]));
+}
+
+static void h_ignore_unknown(Parser *p, const ShimmerItem *it)
+{
+    /* Collected before the main pass (see collect_ignore_unknown). */
+}
+
+static void h_secret(Parser *p, const ShimmerItem *it)
+{
+    perr(p, it->line, "'secret': static-key mode is not supported (it has no forward secrecy "
+                      "and OpenVPN 2.7 removes it); use TLS with tls-crypt");
+}
+
+static void h_fragment(Parser *p, const ShimmerItem *it)
+{
+    perr(p, it->line, "'fragment' is not supported; lower 'tun-mtu' or use 'mssfix' instead");
+}
+
+static void h_unsupported_verify(Parser *p, const ShimmerItem *it)
+{
+    /* Never silently drop something that restricts whom we trust. */
+    perr(p, it->line, "'%s' is not supported, and ignoring it would weaken the checks of the "
+                      "peer; use remote-cert-tls, verify-x509-name or peer-fingerprint",
+         it->argv[0]);
+}
+
+static void h_connection_marker(Parser *p, const ShimmerItem *it);
+
+#define ANY (CTX_FILE)
+#define FC (CTX_FILE | CTX_CONN)
+#define FP (CTX_FILE | CTX_PUSH)
+#define FCP (CTX_FILE | CTX_CONN | CTX_PUSH)
+#define C SHIMMER_ROLE_CLIENT
+#define S SHIMMER_ROLE_SERVER
+#define U SHIMMER_ROLE_UNSET
+#define NOMAX SHIMMER_LEXER_MAX_ARGS
+
+static const Directive directives[] = {
+    /* role */
+    {"client", 0, 0, ANY, C, 0, h_client, NULL},
+    {"tls-client", 0, 0, ANY, C, 0, h_tls_client, NULL},
+    {"pull", 0, 0, ANY, C, 0, h_pull, NULL},
+    {"tls-server", 0, 0, ANY, S, 0, h_tls_server, NULL},
+    {"mode", 1, 1, ANY, U, 0, h_mode, NULL},
+    /* device */
+    {"dev", 1, 1, ANY, U, 0, h_dev, NULL},
+    {"dev-type", 1, 1, ANY, U, 0, h_dev_type, NULL},
+    {"topology", 1, 1, FP, U, 0, h_topology, NULL},
+    {"tun-mtu", 1, 1, FCP, U, 0, h_int, NULL},
+    {"mssfix", 0, 2, FC, U, 0, h_mssfix, NULL},
+    {"mark", 1, 1, ANY, U, 0, h_int, NULL},
+    /* transport */
+    {"proto", 1, 1, FC, U, 0, h_proto, NULL},
+    {"remote", 1, 3, FC, C, F_MULTI, h_remote, NULL},
+    {"port", 1, 1, FC, U, 0, h_port, NULL},
+    {"rport", 1, 1, FC, C, 0, h_port, NULL},
+    {"lport", 1, 1, FC, U, 0, h_lport, NULL},
+    {"remote-random", 0, 0, ANY, C, 0, h_flag_remote_random, NULL},
+    {"remote-random-hostname", 0, 0, ANY, C, 0, h_remote_random_hostname, NULL},
+    {"connect-retry", 1, 2, FC, C, 0, h_connect_retry, NULL},
+    {"connect-retry-max", 1, 1, ANY, C, 0, h_connect_retry_max, NULL},
+    {"connect-timeout", 1, 1, FC, C, 0, h_connect_timeout, NULL},
+    {"server-poll-timeout", 1, 1, FC, C, 0, h_connect_timeout, NULL},
+    {"resolv-retry", 1, 1, ANY, C, 0, h_resolv_retry, NULL},
+    {"<connection>", 0, 0, ANY, C, F_MULTI, h_connection_marker, NULL},
+    /* TLS */
+    {"ca", 0, 1, ANY, U, 0, h_ca, NULL},
+    {"cert", 0, 1, ANY, U, 0, h_cert, NULL},
+    {"key", 0, 1, ANY, U, F_SECRET_ARGS, h_key, NULL},
+    {"pkcs12", 0, 1, ANY, U, 0, h_pkcs12, NULL},
+    {"extra-certs", 0, 1, ANY, U, 0, h_extra_certs, NULL},
+    {"crl-verify", 0, 2, ANY, U, 0, h_crl_verify, NULL},
+    {"askpass", 0, 1, ANY, U, 0, h_askpass, NULL},
+    {"tls-version-min", 1, 2, ANY, U, 0, h_tls_version_min, NULL},
+    {"tls-version-max", 1, 1, ANY, U, 0, h_tls_version_max, NULL},
+    {"tls-cipher", 1, 1, ANY, U, 0, h_string, NULL},
+    {"tls-ciphersuites", 1, 1, ANY, U, 0, h_string, NULL},
+    {"tls-groups", 1, 1, ANY, U, 0, h_string, NULL},
+    {"remote-cert-tls", 1, 1, ANY, U, 0, h_remote_cert_tls, NULL},
+    {"verify-x509-name", 1, 2, ANY, U, 0, h_verify_x509_name, NULL},
+    {"peer-fingerprint", 0, 1, ANY, U, F_MULTI, h_peer_fingerprint, NULL},
+    {"verify-client-cert", 1, 1, ANY, S, 0, h_verify_client_cert, NULL},
+    /* wrapping */
+    {"tls-auth", 0, 2, ANY, U, 0, h_tls_auth, NULL},
+    {"key-direction", 1, 1, ANY, U, 0, h_key_direction, NULL},
+    {"tls-crypt", 0, 1, ANY, U, 0, h_tls_crypt, NULL},
+    {"tls-crypt-v2", 0, 2, ANY, U, 0, h_tls_crypt_v2, NULL},
+    /* data channel */
+    {"auth", 1, 1, ANY, U, 0, h_auth, NULL},
+    {"cipher", 1, 1, FP, U, 0, h_cipher, NULL},
+    {"data-ciphers", 1, 1, ANY, U, 0, h_data_ciphers, NULL},
+    {"ncp-ciphers", 1, 1, ANY, U, 0, h_data_ciphers, NULL},
+    {"data-ciphers-fallback", 1, 1, ANY, U, 0, h_string, NULL},
+    {"comp-lzo", 0, 1, FP, U, 0, h_comp_lzo, NULL},
+    {"compress", 0, 1, FP, U, 0, h_compress, NULL},
+    {"allow-compression", 1, 1, ANY, U, 0, h_allow_compression, NULL},
+    /* credentials */
+    {"auth-user-pass", 0, 1, ANY, C, 0, h_auth_user_pass, NULL},
+    {"auth-retry", 1, 1, ANY, C, 0, h_auth_retry, NULL},
+    {"auth-nocache", 0, 0, ANY, C, 0, h_auth_nocache, NULL},
+    {"static-challenge", 2, 2, ANY, C, 0, h_static_challenge, NULL},
+    /* timers */
+    {"reneg-sec", 1, 2, ANY, U, 0, h_reneg_sec, NULL},
+    {"reneg-bytes", 1, 1, ANY, U, 0, h_int, NULL},
+    {"reneg-pkts", 1, 1, ANY, U, 0, h_int, NULL},
+    {"hand-window", 1, 1, ANY, U, 0, h_int, NULL},
+    {"tran-window", 1, 1, ANY, U, 0, h_int, NULL},
+    {"keepalive", 2, 2, ANY, U, 0, h_keepalive, NULL},
+    {"ping", 1, 1, FP, U, 0, h_int, NULL},
+    {"ping-restart", 1, 1, FP, U, 0, h_int, NULL},
+    {"ping-exit", 1, 1, FP, U, 0, h_int, NULL},
+    {"explicit-exit-notify", 0, 1, FCP, U, 0, h_explicit_exit_notify, NULL},
+    /* routes, addresses, DNS */
+    {"route", 1, 4, FP, U, F_MULTI, h_route, NULL},
+    {"route-ipv6", 1, 3, FP, U, F_MULTI, h_route_ipv6, NULL},
+    {"route-gateway", 1, 1, FP, U, 0, h_string, NULL},
+    {"route-metric", 1, 1, FP, U, 0, h_int, NULL},
+    {"route-nopull", 0, 0, ANY, C, 0, h_route_nopull, NULL},
+    {"pull-filter", 2, 2, ANY, C, F_MULTI, h_pull_filter, NULL},
+    {"redirect-gateway", 0, 8, FP, U, 0, h_redirect_gateway, NULL},
+    {"redirect-private", 0, 8, FP, U, 0, h_redirect_gateway, NULL},
+    {"dhcp-option", 1, 2, FP, U, F_MULTI, h_dhcp_option, NULL},
+    {"dns", 2, NOMAX, FP, U, F_MULTI, h_dns, NULL},
+    {"ifconfig", 2, 2, FP, U, 0, h_ifconfig, NULL},
+    {"ifconfig-ipv6", 2, 2, FP, U, 0, h_ifconfig_ipv6, NULL},
+    {"block-ipv6", 0, 0, FP, U, 0, h_block_ipv6, NULL},
+    /* server */
+    {"server", 2, 3, ANY, S, 0, h_server, NULL},
+    {"server-ipv6", 1, 1, ANY, S, 0, h_server_ipv6, NULL},
+    {"ifconfig-pool", 2, 3, ANY, S, 0, h_ifconfig_pool, NULL},
+    {"push", 1, 1, ANY, S, F_MULTI, h_push, NULL},
+    {"client-to-client", 0, 0, ANY, S, 0, h_server_flag, NULL},
+    {"duplicate-cn", 0, 0, ANY, S, 0, h_server_flag, NULL},
+    {"max-clients", 1, 1, ANY, S, 0, h_int, NULL},
+    {"username-as-common-name", 0, 0, ANY, S, 0, h_server_flag, NULL},
+    {"dh", 1, 1, ANY, S, 0, h_dh, NULL},
+    /* pushed only */
+    {"peer-id", 1, 1, CTX_PUSH, U, 0, h_int, NULL},
+    {"auth-token", 1, 1, CTX_PUSH, U, F_SECRET_ARGS, h_auth_token, NULL},
+    {"auth-token-user", 1, 1, CTX_PUSH, U, F_SECRET_ARGS, h_auth_token_user, NULL},
+    {"protocol-flags", 1, NOMAX, CTX_PUSH, U, 0, h_protocol_flags, NULL},
+    {"key-derivation", 1, 1, CTX_PUSH, U, 0, h_key_derivation, NULL},
+    {"push-continuation", 1, 1, CTX_PUSH, U, 0, h_push_continuation, NULL},
+    /* accepted, warned about, ignored */
+    {"persist-key", 0, 0, ANY, U, F_IGNORED, h_ignored, "Shimmer always keeps keys in memory"},
+    {"persist-tun", 0, 0, ANY, U, F_IGNORED, h_ignored, "Shimmer keeps the tun across restarts"},
+    {"persist-remote-ip", 0, 0, ANY, U, F_IGNORED, h_ignored, NULL},
+    {"persist-local-ip", 0, 0, ANY, U, F_IGNORED, h_ignored, NULL},
+    {"nobind", 0, 0, FC, C, F_IGNORED, h_ignored, "a client never binds a fixed port"},
+    {"float", 0, 0, FC, U, F_IGNORED, h_ignored, NULL},
+    {"verb", 1, 1, ANY, U, F_IGNORED, h_ignored, "set the log level with shimmerd instead"},
+    {"mute", 1, 1, ANY, U, F_IGNORED, h_ignored, NULL},
+    {"mute-replay-warnings", 0, 0, ANY, U, F_IGNORED, h_ignored, NULL},
+    {"sndbuf", 1, 1, FP, U, F_IGNORED, h_ignored, NULL},
+    {"rcvbuf", 1, 1, FP, U, F_IGNORED, h_ignored, NULL},
+    {"fast-io", 0, 0, ANY, U, F_IGNORED, h_ignored, NULL},
+    {"user", 1, 1, ANY, U, F_IGNORED, h_ignored, "shimmerd drops privileges itself"},
+    {"group", 1, 1, ANY, U, F_IGNORED, h_ignored, "shimmerd drops privileges itself"},
+    {"setenv", 1, NOMAX, FP, U, F_IGNORED, h_ignored, NULL},
+    {"setenv-safe", 1, NOMAX, FP, U, F_IGNORED, h_ignored, NULL},
+    {"push-peer-info", 0, 0, ANY, U, F_IGNORED, h_ignored, NULL},
+    {"route-method", 1, 1, FP, U, F_IGNORED, h_ignored, "Windows only"},
+    {"route-delay", 0, 2, FP, U, F_IGNORED, h_ignored, "Windows only"},
+    {"register-dns", 0, 0, FP, U, F_IGNORED, h_ignored, "Windows only"},
+    {"block-outside-dns", 0, 0, FP, U, F_IGNORED, h_ignored, "Windows only"},
+    {"dev-node", 1, 1, ANY, U, F_IGNORED, h_ignored, "Windows only"},
+    {"ip-win32", 1, 2, FP, U, F_IGNORED, h_ignored, "Windows only"},
+    {"win-sys", 1, 1, ANY, U, F_IGNORED, h_ignored, "Windows only"},
+    {"status", 1, 2, ANY, U, F_IGNORED, h_ignored, "use shimmerctl status"},
+    {"status-version", 1, 1, ANY, U, F_IGNORED, h_ignored, NULL},
+    {"ifconfig-pool-persist", 1, 2, ANY, S, F_IGNORED, h_ignored, NULL},
+    {"log", 1, 1, ANY, U, F_IGNORED, h_ignored, "shimmerd logs to the journal"},
+    {"log-append", 1, 1, ANY, U, F_IGNORED, h_ignored, "shimmerd logs to the journal"},
+    {"daemon", 0, 1, ANY, U, F_IGNORED, h_ignored, NULL},
+    {"writepid", 1, 1, ANY, U, F_IGNORED, h_ignored, NULL},
+    {"script-security", 1, 1, ANY, U, F_IGNORED, h_ignored, "Shimmer never runs scripts"},
+    {"up", 1, 1, ANY, U, F_IGNORED, h_ignored, "Shimmer never runs scripts"},
+    {"down", 1, 1, ANY, U, F_IGNORED, h_ignored, "Shimmer never runs scripts"},
+    {"route-up", 1, 1, ANY, U, F_IGNORED, h_ignored, "Shimmer never runs scripts"},
+    {"route-pre-down", 1, 1, ANY, U, F_IGNORED, h_ignored, "Shimmer never runs scripts"},
+    {"ipchange", 1, 1, ANY, U, F_IGNORED, h_ignored, "Shimmer never runs scripts"},
+    {"up-delay", 0, 0, ANY, U, F_IGNORED, h_ignored, NULL},
+    {"up-restart", 0, 0, ANY, U, F_IGNORED, h_ignored, NULL},
+    {"ping-timer-rem", 0, 0, ANY, U, F_IGNORED, h_ignored, NULL},
+    {"txqueuelen", 1, 1, ANY, U, F_IGNORED, h_ignored, NULL},
+    {"tun-ipv6", 0, 0, ANY, U, F_IGNORED, h_ignored, "IPv6 is always enabled"},
+    {"key-method", 1, 1, ANY, U, F_IGNORED, h_ignored, "key method 2 is the only one"},
+    {"link-mtu", 1, 1, FC, U, F_IGNORED, h_ignored, "use tun-mtu"},
+    {"tun-mtu-extra", 1, 1, FC, U, F_IGNORED, h_ignored, NULL},
+    {"keysize", 1, 1, ANY, U, F_IGNORED, h_ignored, "AEAD ciphers fix their key size"},
+    {"ncp-disable", 0, 0, ANY, U, F_IGNORED, h_ignored, "ciphers are always negotiated"},
+    {"echo", 0, NOMAX, CTX_PUSH, U, F_IGNORED, h_ignored, NULL},
+    {"inactive", 1, 2, FP, U, F_IGNORED, h_ignored, NULL},
+    {"session-timeout", 1, 1, FP, U, F_IGNORED, h_ignored, NULL},
+    {"ignore-unknown-option", 1, NOMAX, ANY, U, F_MULTI, h_ignore_unknown, NULL},
+    /* refused */
+    {"secret", 0, 2, ANY, U, 0, h_secret, NULL},
+    {"fragment", 1, 2, FC, U, 0, h_fragment, NULL},
+    {"tls-verify", 1, NOMAX, ANY, U, 0, h_unsupported_verify, NULL},
+    {"remote-cert-ku", 0, NOMAX, ANY, U, 0, h_unsupported_verify, NULL},
+    {"remote-cert-eku", 1, 1, ANY, U, 0, h_unsupported_verify, NULL},
+    {"ns-cert-type", 1, 1, ANY, U, 0, h_unsupported_verify, NULL},
+    {"tls-remote", 1, 1, ANY, U, 0, h_unsupported_verify, NULL},
+    {"auth-user-pass-verify", 1, 2, ANY, S, 0, h_unsupported_verify, NULL},
+};
+
+static const Directive *lookup(const char *name)
+{
+    for (gsize i = 0; i < G_N_ELEMENTS(directives); i++) {
+        if (strcmp(directives[i].name, name) == 0)
+            return &directives[i];
+    }
+    return NULL;
+}
+
+static bool directive_in_list(const char *name, const char *const *list)
+{
+    for (; *list; list++) {
+        if (strcmp(*list, name) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void apply_item(Parser *p, const ShimmerItem *it);
+
+static void h_connection_marker(Parser *p, const ShimmerItem *it)
+{
+    g_assert_not_reached();
+}
+
+static void parse_connection_block(Parser *p, const ShimmerItem *block)
+{
+    g_autoptr(GError) error = NULL;
+    guint err_line = 0;
+    g_autoptr(GPtrArray) items =
+        shimmer_lex(block->body, block->body_len, block->line + 1, &err_line, &error);
+    if (items == NULL) {
+        perr(p, err_line, "%s (in the <connection> block at line %u)", error->message,
+             block->line);
+        return;
+    }
+    set_role(p, SHIMMER_ROLE_CLIENT,
+             &(ShimmerItem){.argv = (char *[]){(char *)"<connection>", NULL},
+                            .argc = 1,
+                            .line = block->line});
+    ConnDraft *d = g_new0(ConnDraft, 1);
+    d->port = d->transport = d->connect_timeout = d->explicit_exit_notify = d->tun_mtu =
+        d->mssfix = -1;
+    d->line = block->line;
+    g_ptr_array_add(p->drafts, d);
+    p->cfg->has_connection_blocks = true;
+
+    ShimmerContext saved = p->ctx;
+    p->ctx = SHIMMER_CONTEXT_CONNECTION;
+    p->cur = d;
+    for (guint i = 0; i < items->len; i++) {
+        ShimmerItem *it = g_ptr_array_index(items, i);
+        if (it->kind == SHIMMER_ITEM_BLOCK) {
+            perr(p, it->line, "<%s> is not allowed inside a <connection> block",
+                 it->block_name);
+            continue;
+        }
+        apply_item(p, it);
+    }
+    p->cur = NULL;
+    p->ctx = saved;
+    if (d->remotes == 0)
+        perr(p, block->line, "<connection> block without a 'remote'");
+}
+
+static void apply_item(Parser *p, const ShimmerItem *it)
+{
+    const char *name = it->argv[0];
+    const Directive *d = lookup(name);
+    guint nargs = it->argc - 1;
+
+    if (d == NULL || name[0] == '<') {
+        if (p->ctx == SHIMMER_CONTEXT_PUSH) {
+            pwarn(p, it->line, "'%s' is not an option a server may push: ignored", name);
+            return;
+        }
+        if (g_hash_table_contains(p->cfg->priv->ignore_unknown, name)) {
+            pwarn(p, it->line, "'%s': unknown option ignored (ignore-unknown-option)", name);
+            g_ptr_array_add(p->cfg->ignored, g_strdup(name));
+            return;
+        }
+        perr(p, it->line, "unknown directive '%s'", name);
+        return;
+    }
+    if (!(d->contexts & (1u << p->ctx))) {
+        if (p->ctx == SHIMMER_CONTEXT_PUSH)
+            pwarn(p, it->line, "'%s' is not an option a server may push: ignored", name);
+        else if (p->ctx == SHIMMER_CONTEXT_CONNECTION)
+            perr(p, it->line, "'%s' is not allowed inside a <connection> block", name);
+        else
+            perr(p, it->line, "'%s' is only valid in a PUSH_REPLY", name);
+        return;
+    }
+    if (nargs < d->min_args) {
+        perr(p, it->line, "'%s' needs %u argument%s, got %u", name, d->min_args,
+             d->min_args == 1 ? "" : "s", nargs);
+        return;
+    }
+    if (nargs > d->max_args) {
+        if (d->flags & F_SECRET_ARGS)
+            perr(p, it->line, "'%s' takes at most %u argument%s, got %u", name, d->max_args,
+                 d->max_args == 1 ? "" : "s", nargs);
+        else
+            perr(p, it->line, "'%s' takes at most %u argument%s, got %u (extra: '%s')", name,
+                 d->max_args, d->max_args == 1 ? "" : "s", nargs, it->argv[d->max_args + 1]);
+        return;
+    }
+    set_role(p, d->role, it);
+    if (d->flags & F_IGNORED) {
+        if (p->ctx != SHIMMER_CONTEXT_PUSH || strcmp(name, "echo") != 0)
+            pwarn(p, it->line, "'%s' ignored%s%s", name, d->note ? ": " : "",
+                  d->note ? d->note : "");
+        d->handler(p, it);
+        return;
+    }
+    if (!(d->flags & F_MULTI) && p->ctx != SHIMMER_CONTEXT_CONNECTION) {
+        /* Aliases share one slot so that `port 1194` and `rport 443` collide. */
+        static const char *const retry_alias[] = {"connect-timeout", "server-poll-timeout", NULL};
+        static const char *const cipher_alias[] = {"data-ciphers", "ncp-ciphers", NULL};
+        const char *key = name;
+        if (directive_in_list(name, retry_alias))
+            key = "connect-timeout";
+        else if (directive_in_list(name, cipher_alias))
+            key = "data-ciphers";
+        else if (strcmp(name, "redirect-private") == 0)
+            key = "redirect-gateway";
+        if (!check_repeat(p, it, key))
+            return;
+    }
+    d->handler(p, it);
+}
+
+/* ---------- whole-file checks ---------- */
+
+static void collect_ignore_unknown(Parser *p)
+{
+    for (guint i = 0; i < p->items->len; i++) {
+        ShimmerItem *it = g_ptr_array_index(p->items, i);
+        if (it->kind != SHIMMER_ITEM_DIRECTIVE || strcmp(it->argv[0], "ignore-unknown-option"))
+            continue;
+        for (guint a = 1; a < it->argc; a++) {
+            if (lookup(it->argv[a]) != NULL && !(lookup(it->argv[a])->flags & F_IGNORED))
+                pwarn(p, it->line, "'ignore-unknown-option %s': Shimmer knows '%s' and applies "
+                                   "it",
+                      it->argv[a], it->argv[a]);
+            g_hash_table_add(p->cfg->priv->ignore_unknown, g_strdup(it->argv[a]));
+        }
+    }
+}
+
+static void collect_blocks(Parser *p)
+{
+    static const char *const known[] = {"ca",          "cert",        "key",
+                                        "extra-certs", "pkcs12",      "tls-auth",
+                                        "tls-crypt",   "tls-crypt-v2", "crl-verify",
+                                        "secret",      "auth-user-pass", "dh",
+                                        "peer-fingerprint", "askpass", NULL};
+    for (guint i = 0; i < p->items->len; i++) {
+        ShimmerItem *it = g_ptr_array_index(p->items, i);
+        if (it->kind != SHIMMER_ITEM_BLOCK || strcmp(it->block_name, "connection") == 0)
+            continue;
+        if (!directive_in_list(it->block_name, known)) {
+            if (g_hash_table_contains(p->cfg->priv->ignore_unknown, it->block_name)) {
+                pwarn(p, it->line, "<%s>: unknown block ignored (ignore-unknown-option)",
+                      it->block_name);
+                continue;
+            }
+            perr(p, it->line, "unknown inline block <%s>", it->block_name);
+            continue;
+        }
+        ShimmerItem *prev = g_hash_table_lookup(p->blocks, it->block_name);
+        if (prev != NULL) {
+            perr(p, it->line, "<%s> is given twice (lines %u and %u)", it->block_name,
+                 prev->line, it->line);
+            continue;
+        }
+        g_hash_table_insert(p->blocks, g_strdup(it->block_name), it);
+    }
+}
+
+/* A block with no directive naming it stands for `NAME [inline]`. */
+static void apply_unreferenced_blocks(Parser *p)
+{
+    for (guint i = 0; i < p->items->len; i++) {
+        ShimmerItem *it = g_ptr_array_index(p->items, i);
+        if (it->kind != SHIMMER_ITEM_BLOCK)
+            continue;
+        if (strcmp(it->block_name, "connection") == 0)
+            continue;
+        if (g_hash_table_lookup(p->blocks, it->block_name) != it)
+            continue;
+        if (g_hash_table_contains(p->block_used, it->block_name))
+            continue;
+        char *argv[] = {it->block_name, NULL};
+        ShimmerItem synth = {.kind = SHIMMER_ITEM_DIRECTIVE,
+                             .line = it->line,
+                             .end_line = it->end_line,
+                             .argv = argv,
+                             .argc = 1};
+        apply_item(p, &synth);
+        g_hash_table_insert(p->block_used, g_strdup(it->block_name),
+                            GUINT_TO_POINTER(it->line));
+    }
+}
+
+static void finish_connections(Parser *p)
+{
+    ShimmerConfig *cfg = p->cfg;
+    for (guint i = 0; i < p->drafts->len; i++) {
+        ConnDraft *d = g_ptr_array_index(p->drafts, i);
+        if (d->host == NULL)
+            continue;
+        ShimmerConnection *c = g_new0(ShimmerConnection, 1);
+        c->host = g_strdup(d->host);
+        c->port = d->port > 0 ? (guint16)d->port : cfg->rport;
+        c->transport = d->transport >= 0 ? (ShimmerTransport)d->transport : cfg->transport;
+        c->family = d->family_set ? d->family : cfg->family;
+        c->connect_timeout = d->connect_timeout > 0 ? (guint)d->connect_timeout
+                                                    : cfg->connect_timeout;
+        c->explicit_exit_notify = d->explicit_exit_notify >= 0 ? d->explicit_exit_notify
+                                                               : cfg->explicit_exit_notify;
+        c->tun_mtu = d->tun_mtu > 0 ? (guint)d->tun_mtu : cfg->tun_mtu;
+        c->mssfix = d->mssfix >= 0 ? d->mssfix : cfg->mssfix;
+        c->line = d->line;
+        g_ptr_array_add(cfg->connections, c);
+    }
+}
+
+static void finish(Parser *p)
+{
+    ShimmerConfig *cfg = p->cfg;
+
+    /* Explicit conflicts between directives. */
+    gint wraps[3] = {p->tls_auth_line, p->tls_crypt_line, p->tls_crypt_v2_line};
+    const char *wrap_names[3] = {"tls-auth", "tls-crypt", "tls-crypt-v2"};
+    for (int i = 0; i < 3; i++) {
+        for (int j = i + 1; j < 3; j++) {
+            if (wraps[i] > 0 && wraps[j] > 0)
+                perr(p, (guint)MAX(wraps[i], wraps[j]),
+                     "'%s' (line %d) and '%s' (line %d) cannot be combined: choose one",
+                     wrap_names[i], wraps[i], wrap_names[j], wraps[j]);
+        }
+    }
+    if (cfg->tls_auth.present)
+        cfg->wrap = SHIMMER_WRAP_TLS_AUTH;
+    else if (cfg->tls_crypt.present)
+        cfg->wrap = SHIMMER_WRAP_TLS_CRYPT;
+    else if (cfg->tls_crypt_v2.present)
+        cfg->wrap = SHIMMER_WRAP_TLS_CRYPT_V2;
+
+    if (cfg->key_direction >= 0 && !cfg->tls_auth.present)
+        pwarn(p, (guint)p->key_direction_line,
+              "'key-direction' only applies to tls-auth and is ignored here");
+
+    /* `port` sets both ports; a second directive for either must agree. */
+    if (p->port_line > 0 && p->rport_line > 0 && p->port_value != p->rport_value) {
+        perr(p, (guint)MAX(p->port_line, p->rport_line),
+             "'port %d' (line %d) and 'rport %d' (line %d) disagree about the server's port",
+             p->port_value, p->port_line, p->rport_value, p->rport_line);
+    }
+    if (p->port_line > 0 && p->lport_line > 0 && cfg->role == SHIMMER_ROLE_SERVER &&
+        p->port_value != cfg->lport) {
+        perr(p, (guint)MAX(p->port_line, p->lport_line),
+             "'port %d' (line %d) and 'lport %d' (line %d) disagree about the local port",
+             p->port_value, p->port_line, cfg->lport, p->lport_line);
+    }
+    if (p->port_line > 0 && p->rport_line > 0 && p->rport_line > p->port_line)
+        cfg->rport = (guint16)p->rport_value;
+    if (p->keepalive_line > 0 && (p->ping_line > 0 || p->ping_restart_line > 0)) {
+        gint other = p->ping_line > 0 ? p->ping_line : p->ping_restart_line;
+        perr(p, (guint)MAX(p->keepalive_line, other),
+             "'keepalive' (line %d) sets ping and ping-restart, which line %d also sets: give "
+             "one",
+             p->keepalive_line, other);
+    }
+    if (cfg->pkcs12.present && (cfg->cert.present || cfg->key.present)) {
+        perr(p, cfg->cert.present ? cfg->cert.line : cfg->key.line,
+             "'pkcs12' (line %u) already holds the certificate and key: drop 'cert' and 'key'",
+             cfg->pkcs12.line);
+    }
+    if (cfg->cert.present != cfg->key.present && !cfg->pkcs12.present) {
+        if (cfg->cert.present)
+            perr(p, cfg->cert.line, "'cert' is given without 'key'");
+        else
+            perr(p, cfg->key.line, "'key' is given without 'cert'");
+    }
+    if (cfg->askpass && !cfg->key_encrypted && !cfg->pkcs12.present && cfg->key.present)
+        pwarn(p, 0, "'askpass' given but the private key is not encrypted");
+
+    /* Ciphers: `cipher` is only a fallback for peers without negotiation. */
+    if (cfg->cipher != NULL) {
+        ShimmerCipher c;
+        if (lookup_aead(cfg->cipher, &c)) {
+            bool found = false;
+            for (guint i = 0; i < cfg->data_ciphers->len; i++)
+                found |= g_array_index(cfg->data_ciphers, ShimmerCipher, i) == c;
+            if (!found && !cfg->data_ciphers_set)
+                g_array_append_val(cfg->data_ciphers, c);
+            else if (!found)
+                pwarn(p, (guint)p->cipher_line,
+                      "'cipher %s' is not in data-ciphers and will not be negotiated",
+                      cfg->cipher);
+        } else if (p->ctx != SHIMMER_CONTEXT_PUSH) {
+            pwarn(p, (guint)p->cipher_line,
+                  "'cipher %s' is not an AEAD cipher: only AEAD ciphers (%s) will be "
+                  "negotiated",
+                  cfg->cipher, "AES-256-GCM, AES-128-GCM, CHACHA20-POLY1305");
+        }
+    }
+    if (cfg->data_ciphers_fallback != NULL) {
+        ShimmerCipher c;
+        if (!lookup_aead(cfg->data_ciphers_fallback, &c))
+            perr(p, 0, "'data-ciphers-fallback %s': only an AEAD cipher can be a fallback",
+                 cfg->data_ciphers_fallback);
+    }
+
+    if (cfg->dev != NULL && !g_str_has_prefix(cfg->dev, "tun") && cfg->dev_type == NULL)
+        perr(p, 0, "'dev %s': the device type is unknown; add 'dev-type tun'", cfg->dev);
+
+    if (cfg->has_connection_blocks) {
+        for (guint i = 0; i < p->drafts->len; i++) {
+            ConnDraft *d = g_ptr_array_index(p->drafts, i);
+            if (d->remotes == 0 && d->host != NULL) {
+                perr(p, d->line, "'remote' at top level cannot be mixed with <connection> "
+                                 "blocks: move it into a block");
+                break;
+            }
+        }
+    }
+
+    if (cfg->role == SHIMMER_ROLE_UNSET) {
+        perr(p, 0, "neither a client nor a server configuration: add 'client' (with 'remote') "
+                   "or 'server'");
+        return;
+    }
+    if (cfg->role == SHIMMER_ROLE_CLIENT) {
+        if (!cfg->tls_client)
+            perr(p, 0, "a client configuration needs 'client' or 'tls-client' (static-key "
+                       "mode is not supported)");
+        finish_connections(p);
+        if (cfg->connections->len == 0)
+            perr(p, 0, "no 'remote': the configuration does not say which server to connect to");
+        if (!cfg->ca.present && cfg->peer_fingerprints->len == 0 && !cfg->pkcs12.present)
+            perr(p, 0, "no 'ca' and no 'peer-fingerprint': the server could not be verified");
+        if (cfg->tls_crypt_v2.present && cfg->tls_crypt_v2_is_server_key)
+            perr(p, cfg->tls_crypt_v2.line, "'tls-crypt-v2': a client needs a client key, this "
+                                            "is a server key");
+        if (!cfg->cert.present && !cfg->pkcs12.present &&
+            cfg->auth_user_pass == SHIMMER_AUTH_USER_PASS_NONE)
+            pwarn(p, 0, "no client certificate and no 'auth-user-pass': the server must "
+                        "accept clients without credentials");
+        if (cfg->remote_cert_tls == SHIMMER_CERT_TLS_UNSET &&
+            cfg->verify_x509_type == SHIMMER_X509_NAME_UNSET && cfg->peer_fingerprints->len == 0)
+            pwarn(p, 0, "no 'remote-cert-tls server', 'verify-x509-name' or "
+                        "'peer-fingerprint': any certificate from this CA is accepted as the "
+                        "server");
+    } else {
+        if (!cfg->mode_server && !cfg->tls_server)
+            perr(p, 0, "a server configuration needs 'server' or 'mode server' with "
+                       "'tls-server'");
+        if (!cfg->ca.present && cfg->peer_fingerprints->len == 0)
+            perr(p, 0, "a server needs 'ca' (or 'peer-fingerprint')");
+        if (!cfg->cert.present && !cfg->pkcs12.present)
+            perr(p, 0, "a server needs 'cert' and 'key'");
+        if (cfg->tls_crypt_v2.present && !cfg->tls_crypt_v2_is_server_key)
+            perr(p, cfg->tls_crypt_v2.line, "'tls-crypt-v2': a server needs the server key");
+        if (!cfg->dh_none && !cfg->dh.present)
+            pwarn(p, 0, "no 'dh': Shimmer uses ECDHE ('dh none')");
+        if (cfg->lport < 0)
+            cfg->lport = p->port_line > 0 ? p->port_value : cfg->rport;
+    }
+}
+
+/* ---------- construction ---------- */
+
+static void route_free(gpointer data)
+{
+    ShimmerRoute *r = data;
+    g_free(r->network);
+    g_free(r->netmask);
+    g_free(r->gateway);
+    g_free(r);
+}
+
+static void route6_free(gpointer data)
+{
+    ShimmerRoute6 *r = data;
+    g_free(r->prefix);
+    g_free(r->gateway);
+    g_free(r);
+}
+
+static void pull_filter_free(gpointer data)
+{
+    ShimmerPullFilter *f = data;
+    g_free(f->text);
+    g_free(f);
+}
+
+static void dhcp_option_free(gpointer data)
+{
+    ShimmerDhcpOption *o = data;
+    g_free(o->type);
+    g_free(o->value);
+    g_free(o);
+}
+
+static void connection_free(gpointer data)
+{
+    ShimmerConnection *c = data;
+    g_free(c->host);
+    g_free(c);
+}
+
+static void diagnostic_free(gpointer data)
+{
+    ShimmerDiagnostic *d = data;
+    g_free(d->message);
+    g_free(d);
+}
+
+static ShimmerConfig *config_new(const char *filename)
+{
+    ShimmerConfig *cfg = g_new0(ShimmerConfig, 1);
+    cfg->priv = g_new0(ShimmerConfigPrivate, 1);
+    cfg->priv->replacements = g_hash_table_new_full(NULL, NULL, NULL, g_free);
+    cfg->priv->ignore_unknown = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    cfg->filename = g_strdup(filename);
+    cfg->diagnostics = g_ptr_array_new_with_free_func(diagnostic_free);
+    cfg->connections = g_ptr_array_new_with_free_func(connection_free);
+    cfg->transport = SHIMMER_TRANSPORT_UDP;
+    cfg->family = SHIMMER_FAMILY_ANY;
+    cfg->rport = 1194;
+    cfg->lport = -1;
+    cfg->connect_retry = 1;
+    cfg->connect_retry_max_delay = 300;
+    cfg->connect_timeout = 120;
+    cfg->resolv_retry = -1;
+    cfg->mssfix = -1;
+    cfg->mark = -1;
+    cfg->key_direction = -1;
+    cfg->peer_fingerprints = g_array_new(FALSE, TRUE, 32);
+    cfg->auth = SHIMMER_DIGEST_SHA1;
+    cfg->data_ciphers = g_array_new(FALSE, FALSE, sizeof(ShimmerCipher));
+    cfg->reneg_sec = cfg->reneg_sec_min = cfg->reneg_bytes = cfg->reneg_pkts = -1;
+    cfg->hand_window = cfg->tran_window = -1;
+    cfg->keepalive_interval = cfg->keepalive_timeout = -1;
+    cfg->ping = cfg->ping_restart = cfg->ping_exit = -1;
+    cfg->explicit_exit_notify = -1;
+    cfg->routes = g_ptr_array_new_with_free_func(route_free);
+    cfg->routes6 = g_ptr_array_new_with_free_func(route6_free);
+    cfg->route_metric = -1;
+    cfg->pull_filters = g_ptr_array_new_with_free_func(pull_filter_free);
+    cfg->dhcp_options = g_ptr_array_new_with_free_func(dhcp_option_free);
+    cfg->dns_search_domains = g_ptr_array_new_with_free_func(g_free);
+    cfg->dns_servers = g_ptr_array_new_with_free_func(dns_server_free);
+    cfg->push = g_ptr_array_new_with_free_func(g_free);
+    cfg->max_clients = -1;
+    cfg->peer_id = -1;
+    cfg->ignored = g_ptr_array_new_with_free_func(g_free);
+    return cfg;
+}
+
+static void set_default_ciphers(ShimmerConfig *cfg)
+{
+    if (cfg->data_ciphers_set || cfg->data_ciphers->len > 0)
+        return;
+    static const ShimmerCipher defaults[] = {SHIMMER_CIPHER_AES_256_GCM,
+                                             SHIMMER_CIPHER_AES_128_GCM,
+                                             SHIMMER_CIPHER_CHACHA20_POLY1305};
+    g_array_append_vals(cfg->data_ciphers, defaults, G_N_ELEMENTS(defaults));
+}
+
+static void parser_init(Parser *p, ShimmerConfig *cfg, ShimmerContext ctx)
+{
+    memset(p, 0, sizeof(*p));
+    p->cfg = cfg;
+    p->ctx = ctx;
+    p->blocks = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    p->block_used = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    p->drafts = g_ptr_array_new_with_free_func(conn_draft_free);
+    p->values = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+}
+
+static void parser_clear(Parser *p)
+{
+    g_clear_pointer(&p->blocks, g_hash_table_unref);
+    g_clear_pointer(&p->block_used, g_hash_table_unref);
+    g_clear_pointer(&p->drafts, g_ptr_array_unref);
+    g_clear_pointer(&p->values, g_hash_table_unref);
+    g_clear_pointer(&p->items, g_ptr_array_unref);
+    g_free(p->base_dir);
+}
+
+ShimmerConfig *shimmer_config_parse(const char *filename, const char *base_dir, const char *text,
+                                    gsize len, ShimmerLoader loader, gpointer loader_data)
+{
+    ShimmerConfig *cfg = config_new(filename ? filename : "<config>");
+    Parser p;
+    parser_init(&p, cfg, SHIMMER_CONTEXT_FILE);
+    p.loader = loader;
+    p.loader_data = loader_data;
+    p.base_dir = base_dir ? g_strdup(base_dir)
+                          : (filename ? g_path_get_dirname(filename) : NULL);
+    cfg->priv->source = shimmer_memdup0(text, len);
+    cfg->priv->source_len = len;
+
+    g_autoptr(GError) error = NULL;
+    guint err_line = 0;
+    p.items = shimmer_lex(text, len, 1, &err_line, &error);
+    if (p.items == NULL) {
+        perr(&p, err_line, "%s", error->message);
+        parser_clear(&p);
+        return cfg;
+    }
+    collect_ignore_unknown(&p);
+    collect_blocks(&p);
+    for (guint i = 0; i < p.items->len; i++) {
+        ShimmerItem *it = g_ptr_array_index(p.items, i);
+        if (it->kind == SHIMMER_ITEM_BLOCK) {
+            if (strcmp(it->block_name, "connection") == 0)
+                parse_connection_block(&p, it);
+            continue;
+        }
+        apply_item(&p, it);
+    }
+    apply_unreferenced_blocks(&p);
+    set_default_ciphers(cfg);
+    finish(&p);
+    parser_clear(&p);
+    return cfg;
+}
+
+static bool filter_matches(const char *filter, const char *option)
+{
+    /* OpenVPN matches a pull-filter as a prefix of the option text. */
+    return g_str_has_prefix(option, filter);
+}
+
+ShimmerConfig *shimmer_config_parse_push(const char *text, gsize len,
+                                         const GPtrArray *pull_filters)
+{
+    ShimmerConfig *cfg = config_new("PUSH_REPLY");
+    Parser p;
+    parser_init(&p, cfg, SHIMMER_CONTEXT_PUSH);
+
+    g_autofree char *copy = g_strndup(text, len);
+    if (strlen(copy) != len) {
+        perr(&p, 0, "the push message holds a NUL byte");
+        parser_clear(&p);
+        return cfg;
+    }
+    g_auto(GStrv) options = g_strsplit(copy, ",", -1);
+    for (guint i = 0; options[i] != NULL; i++) {
+        char *opt = g_strstrip(options[i]);
+        guint num = i + 1;
+        if (opt[0] == '\0')
+            continue;
+        if (pull_filters != NULL) {
+            bool drop = false;
+            for (guint f = 0; f < pull_filters->len; f++) {
+                ShimmerPullFilter *pf = g_ptr_array_index(pull_filters, f);
+                if (!filter_matches(pf->text, opt))
+                    continue;
+                if (pf->action == SHIMMER_PULL_FILTER_REJECT) {
+                    g_auto(GStrv) words = g_strsplit(opt, " ", 2);
+                    perr(&p, num, "pushed option '%s' rejected by pull-filter", words[0]);
+                    drop = true;
+                } else if (pf->action == SHIMMER_PULL_FILTER_IGNORE) {
+                    drop = true;
+                }
+                break;
+            }
+            if (drop)
+                continue;
+        }
+        g_autoptr(GError) error = NULL;
+        g_auto(GStrv) argv = shimmer_lex_line(opt, strlen(opt), &error);
+        if (argv == NULL) {
+            perr(&p, num, "pushed option %u: %s", num, error->message);
+            continue;
+        }
+        if (argv[0] == NULL)
+            continue;
+        ShimmerItem it = {.kind = SHIMMER_ITEM_DIRECTIVE,
+                          .line = num,
+                          .end_line = num,
+                          .argv = argv,
+                          .argc = g_strv_length(argv)};
+        apply_item(&p, &it);
+    }
+    if (cfg->cipher != NULL) {
+        ShimmerCipher c;
+        if (!lookup_aead(cfg->cipher, &c))
+            perr(&p, 0, "the server pushed the cipher '%s', which is not an AEAD cipher",
+                 cfg->cipher);
+    }
+    parser_clear(&p);
+    return cfg;
+}
+
+gboolean shimmer_config_has_errors(const ShimmerConfig *cfg)
+{
+    for (guint i = 0; i < cfg->diagnostics->len; i++) {
+        ShimmerDiagnostic *d = g_ptr_array_index(cfg->diagnostics, i);
+        if (d->severity == SHIMMER_SEVERITY_ERROR)
+            return TRUE;
+    }
+    return FALSE;
+}
+
+static gint diag_cmp(gconstpointer a, gconstpointer b)
+{
+    const ShimmerDiagnostic *x = *(ShimmerDiagnostic *const *)a;
+    const ShimmerDiagnostic *y = *(ShimmerDiagnostic *const *)b;
+    /* Whole-file findings (line 0) go last. */
+    guint lx = x->line ? x->line : G_MAXUINT;
+    guint ly = y->line ? y->line : G_MAXUINT;
+    return lx < ly ? -1 : lx > ly;
+}
+
+void shimmer_config_format_diagnostics(const ShimmerConfig *cfg, GString *out)
+{
+    /* A plain copy: g_ptr_array_copy would carry over the free function. */
+    g_autoptr(GPtrArray) sorted = g_ptr_array_sized_new(cfg->diagnostics->len);
+    for (guint i = 0; i < cfg->diagnostics->len; i++)
+        g_ptr_array_add(sorted, g_ptr_array_index(cfg->diagnostics, i));
+    /* g_ptr_array_sort is not stable; equal lines keep their order below. */
+    for (guint i = 1; i < sorted->len; i++) {
+        for (guint j = i; j > 0 && diag_cmp(&sorted->pdata[j - 1], &sorted->pdata[j]) > 0; j--) {
+            gpointer t = sorted->pdata[j];
+            sorted->pdata[j] = sorted->pdata[j - 1];
+            sorted->pdata[j - 1] = t;
+        }
+    }
+    for (guint i = 0; i < sorted->len; i++) {
+        ShimmerDiagnostic *d = g_ptr_array_index(sorted, i);
+        const char *sev = d->severity == SHIMMER_SEVERITY_ERROR ? "error" : "warning";
+        if (d->line > 0)
+            g_string_append_printf(out, "%s:%u: %s: %s\n", cfg->filename, d->line, sev,
+                                   d->message);
+        else
+            g_string_append_printf(out, "%s: %s: %s\n", cfg->filename, sev, d->message);
+    }
+}
+
+gboolean shimmer_config_file_loader(const char *path, GBytes **contents, GError **error,
+                                    gpointer user_data)
+{
+    char *data = NULL;
+    gsize len = 0;
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > SHIMMER_CONFIG_MAX_FILE) {
+        g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_FAILED, "larger than %d bytes",
+                    SHIMMER_CONFIG_MAX_FILE);
+        return FALSE;
+    }
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_ISDIR, "is a directory");
+        return FALSE;
+    }
+    g_autoptr(GError) local = NULL;
+    if (!g_file_get_contents(path, &data, &len, &local)) {
+        /* GLib's message repeats the path; keep only the reason. */
+        g_set_error_literal(error, local->domain, local->code,
+                            local->code == G_FILE_ERROR_NOENT ? "No such file or directory"
+                            : local->code == G_FILE_ERROR_ACCES ? "Permission denied"
+                                                                : local->message);
+        return FALSE;
+    }
+    *contents = g_bytes_new_take(data, len);
+    return TRUE;
+}
+
+void shimmer_config_free(ShimmerConfig *cfg)
+{
+    if (cfg == NULL)
+        return;
+    g_free(cfg->filename);
+    g_ptr_array_unref(cfg->diagnostics);
+    g_free(cfg->dev);
+    g_free(cfg->dev_type);
+    g_ptr_array_unref(cfg->connections);
+    ShimmerBlob *blobs[] = {&cfg->ca,        &cfg->cert,      &cfg->key,
+                            &cfg->pkcs12,    &cfg->extra_certs, &cfg->crl_verify,
+                            &cfg->askpass_file, &cfg->tls_auth, &cfg->tls_crypt,
+                            &cfg->tls_crypt_v2, &cfg->auth_user_pass_file, &cfg->dh};
+    for (gsize i = 0; i < G_N_ELEMENTS(blobs); i++)
+        blob_clear(blobs[i]);
+    g_free(cfg->tls_cipher);
+    g_free(cfg->tls_ciphersuites);
+    g_free(cfg->tls_groups);
+    g_free(cfg->verify_x509_name);
+    g_array_unref(cfg->peer_fingerprints);
+    shimmer_wipe(cfg->static_key, sizeof(cfg->static_key));
+    if (cfg->tls_crypt_v2_client != NULL)
+        shimmer_free_secret(cfg->tls_crypt_v2_client, sizeof(*cfg->tls_crypt_v2_client));
+    shimmer_wipe(cfg->tls_crypt_v2_server, sizeof(cfg->tls_crypt_v2_server));
+    g_free(cfg->cipher);
+    g_array_unref(cfg->data_ciphers);
+    g_free(cfg->data_ciphers_fallback);
+    g_free(cfg->username);
+    shimmer_str_free_secret(cfg->password);
+    g_free(cfg->static_challenge);
+    g_ptr_array_unref(cfg->routes);
+    g_ptr_array_unref(cfg->routes6);
+    g_free(cfg->route_gateway);
+    g_ptr_array_unref(cfg->pull_filters);
+    g_ptr_array_unref(cfg->dhcp_options);
+    g_ptr_array_unref(cfg->dns_search_domains);
+    g_ptr_array_unref(cfg->dns_servers);
+    g_free(cfg->ifconfig_local);
+    g_free(cfg->ifconfig_remote);
+    g_free(cfg->ifconfig_ipv6_local);
+    g_free(cfg->ifconfig_ipv6_remote);
+    g_free(cfg->server_network);
+    g_free(cfg->server_netmask);
+    g_free(cfg->server_ipv6);
+    g_free(cfg->ifconfig_pool_start);
+    g_free(cfg->ifconfig_pool_end);
+    g_free(cfg->ifconfig_pool_netmask);
+    g_ptr_array_unref(cfg->push);
+    shimmer_str_free_secret(cfg->auth_token);
+    g_free(cfg->auth_token_user);
+    g_ptr_array_unref(cfg->ignored);
+    if (cfg->priv != NULL) {
+        g_hash_table_unref(cfg->priv->replacements);
+        g_hash_table_unref(cfg->priv->ignore_unknown);
+        shimmer_free_secret(cfg->priv->source, cfg->priv->source_len);
+        g_free(cfg->priv);
+    }
+    g_free(cfg);
+}

@@ -1,6 +1,495 @@
-/* placeholder: replaced by the real test */
-int main(void);
-int main(void)
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests of the .ovpn parser's semantics that the corpus does not show
+ * well: the loader contract (relative paths, no loader), conflicts, defaults
+ * and what the typed result holds.
+ */
+#include <string.h>
+
+#include "config.h"
+
+static char *data_dir(void)
 {
-    return 77;
+    const char *src = g_getenv("SHIMMER_TEST_SRCDIR");
+    g_assert_nonnull(src);
+    return g_build_filename(src, "data", NULL);
+}
+
+typedef struct {
+    GPtrArray *asked; /* paths the parser asked for */
+    char *dir;        /* where the files really are */
+} Recorder;
+
+/* Serves tests/data files under any directory name, remembering each path. */
+static gboolean recording_loader(const char *path, GBytes **contents, GError **error,
+                                 gpointer user)
+{
+    Recorder *r = user;
+    g_ptr_array_add(r->asked, g_strdup(path));
+    g_autofree char *base = g_path_get_basename(path);
+    g_autofree char *real = g_build_filename(r->dir, base, NULL);
+    return shimmer_config_file_loader(real, contents, error, NULL);
+}
+
+static ShimmerConfig *parse_with(Recorder *r, const char *text)
+{
+    return shimmer_config_parse("/profiles/test.ovpn", NULL, text, strlen(text),
+                                recording_loader, r);
+}
+
+static Recorder *recorder_new(void)
+{
+    Recorder *r = g_new0(Recorder, 1);
+    r->asked = g_ptr_array_new_with_free_func(g_free);
+    r->dir = data_dir();
+    return r;
+}
+
+static void recorder_free(Recorder *r)
+{
+    g_ptr_array_unref(r->asked);
+    g_free(r->dir);
+    g_free(r);
+}
+
+static char *diagnostics(const ShimmerConfig *cfg)
+{
+    GString *s = g_string_new(NULL);
+    shimmer_config_format_diagnostics(cfg, s);
+    return g_string_free(s, FALSE);
+}
+
+static void assert_diag(const ShimmerConfig *cfg, const char *needle)
+{
+    g_autofree char *d = diagnostics(cfg);
+    if (strstr(d, needle) == NULL)
+        g_error("expected '%s' in diagnostics:\n%s", needle, d);
+}
+
+static void assert_clean(const ShimmerConfig *cfg)
+{
+    if (shimmer_config_has_errors(cfg)) {
+        g_autofree char *d = diagnostics(cfg);
+        g_error("unexpected errors:\n%s", d);
+    }
+}
+
+#define BASE                                                                                   \
+    "client\n"                                                                                 \
+    "remote vpn.example.net 1194\n"                                                            \
+    "remote-cert-tls server\n"
+
+static void test_relative_paths(void)
+{
+    Recorder *r = recorder_new();
+    g_autoptr(ShimmerConfig) cfg = parse_with(r, BASE "ca ca.crt\n"
+                                                      "cert sub/client.crt\n"
+                                                      "key /abs/client.key\n");
+    assert_clean(cfg);
+    g_assert_cmpuint(r->asked->len, ==, 3);
+    /* Relative to the configuration file's directory, not the working directory. */
+    g_assert_cmpstr(g_ptr_array_index(r->asked, 0), ==, "/profiles/ca.crt");
+    g_assert_cmpstr(g_ptr_array_index(r->asked, 1), ==, "/profiles/sub/client.crt");
+    g_assert_cmpstr(g_ptr_array_index(r->asked, 2), ==, "/abs/client.key");
+    g_assert_cmpstr(cfg->ca.path, ==, "ca.crt");
+    g_assert_cmpstr(cfg->ca.resolved, ==, "/profiles/ca.crt");
+    g_assert_true(cfg->key.secret);
+    g_assert_false(cfg->ca.secret);
+    recorder_free(r);
+}
+
+static void test_explicit_base_dir(void)
+{
+    Recorder *r = recorder_new();
+    const char *text = BASE "ca ca.crt\n";
+    g_autoptr(ShimmerConfig) cfg = shimmer_config_parse("x.ovpn", "/elsewhere", text,
+                                                        strlen(text), recording_loader, r);
+    assert_clean(cfg);
+    g_assert_cmpstr(g_ptr_array_index(r->asked, 0), ==, "/elsewhere/ca.crt");
+    recorder_free(r);
+}
+
+static void test_no_loader(void)
+{
+    const char *text = BASE "ca ca.crt\n";
+    g_autoptr(ShimmerConfig) cfg = shimmer_config_parse("x.ovpn", NULL, text, strlen(text),
+                                                        NULL, NULL);
+    g_assert_true(shimmer_config_has_errors(cfg));
+    assert_diag(cfg, "x.ovpn:4: error: 'ca ca.crt': this profile must be self-contained");
+}
+
+static void test_missing_file(void)
+{
+    Recorder *r = recorder_new();
+    g_autoptr(ShimmerConfig) cfg = parse_with(r, BASE "ca nope.crt\n");
+    g_assert_true(shimmer_config_has_errors(cfg));
+    assert_diag(cfg, ":4: error: 'ca': cannot read 'nope.crt': No such file or directory");
+    recorder_free(r);
+}
+
+static void test_defaults(void)
+{
+    Recorder *r = recorder_new();
+    g_autoptr(ShimmerConfig) cfg = parse_with(r, BASE "ca ca.crt\n");
+    assert_clean(cfg);
+    g_assert_cmpint(cfg->role, ==, SHIMMER_ROLE_CLIENT);
+    g_assert_true(cfg->pull);
+    g_assert_true(cfg->tls_client);
+    g_assert_cmpuint(cfg->connections->len, ==, 1);
+    ShimmerConnection *c = g_ptr_array_index(cfg->connections, 0);
+    g_assert_cmpstr(c->host, ==, "vpn.example.net");
+    g_assert_cmpuint(c->port, ==, 1194);
+    g_assert_cmpint(c->transport, ==, SHIMMER_TRANSPORT_UDP);
+    g_assert_cmpuint(cfg->data_ciphers->len, ==, 3);
+    g_assert_cmpint(g_array_index(cfg->data_ciphers, ShimmerCipher, 0), ==,
+                    SHIMMER_CIPHER_AES_256_GCM);
+    g_assert_cmpint(cfg->wrap, ==, SHIMMER_WRAP_NONE);
+    g_assert_cmpint(cfg->auth, ==, SHIMMER_DIGEST_SHA1);
+    g_assert_cmpint(cfg->key_direction, ==, -1);
+    recorder_free(r);
+}
+
+static void test_global_proto_port_apply_to_remotes(void)
+{
+    Recorder *r = recorder_new();
+    /* proto and port come after the remotes, yet apply to those without their own. */
+    g_autoptr(ShimmerConfig) cfg = parse_with(r, "client\n"
+                                                 "remote a.example.net\n"
+                                                 "remote b.example.net 443 tcp\n"
+                                                 "proto udp6\n"
+                                                 "port 1200\n"
+                                                 "ca ca.crt\n");
+    assert_clean(cfg);
+    ShimmerConnection *a = g_ptr_array_index(cfg->connections, 0);
+    ShimmerConnection *b = g_ptr_array_index(cfg->connections, 1);
+    g_assert_cmpuint(a->port, ==, 1200);
+    g_assert_cmpint(a->transport, ==, SHIMMER_TRANSPORT_UDP);
+    g_assert_cmpint(a->family, ==, SHIMMER_FAMILY_INET6);
+    g_assert_cmpuint(b->port, ==, 443);
+    g_assert_cmpint(b->transport, ==, SHIMMER_TRANSPORT_TCP);
+    g_assert_cmpint(b->family, ==, SHIMMER_FAMILY_ANY);
+    recorder_free(r);
+}
+
+static void test_connection_blocks(void)
+{
+    Recorder *r = recorder_new();
+    g_autoptr(ShimmerConfig) cfg = parse_with(r, "client\n"
+                                                 "proto tcp\n"
+                                                 "connect-timeout 20\n"
+                                                 "<connection>\n"
+                                                 "remote first.example.net 1194 udp\n"
+                                                 "connect-timeout 5\n"
+                                                 "</connection>\n"
+                                                 "<connection>\n"
+                                                 "remote second.example.net 443\n"
+                                                 "</connection>\n"
+                                                 "ca ca.crt\n");
+    assert_clean(cfg);
+    g_assert_true(cfg->has_connection_blocks);
+    g_assert_cmpuint(cfg->connections->len, ==, 2);
+    ShimmerConnection *a = g_ptr_array_index(cfg->connections, 0);
+    ShimmerConnection *b = g_ptr_array_index(cfg->connections, 1);
+    g_assert_cmpint(a->transport, ==, SHIMMER_TRANSPORT_UDP);
+    g_assert_cmpuint(a->connect_timeout, ==, 5);
+    g_assert_cmpint(b->transport, ==, SHIMMER_TRANSPORT_TCP);
+    g_assert_cmpuint(b->connect_timeout, ==, 20);
+    g_assert_cmpuint(b->port, ==, 443);
+    recorder_free(r);
+}
+
+static void test_connection_block_errors(void)
+{
+    Recorder *r = recorder_new();
+    g_autoptr(ShimmerConfig) cfg = parse_with(r, "client\n"
+                                                 "remote top.example.net\n"
+                                                 "<connection>\n"
+                                                 "remote a.example.net\n"
+                                                 "remote b.example.net\n"
+                                                 "ca ca.crt\n"
+                                                 "</connection>\n"
+                                                 "<connection>\n"
+                                                 "proto tcp\n"
+                                                 "</connection>\n"
+                                                 "ca ca.crt\n");
+    g_assert_true(shimmer_config_has_errors(cfg));
+    assert_diag(cfg, ":5: error: 'remote': a <connection> block holds exactly one remote");
+    assert_diag(cfg, ":6: error: 'ca' is not allowed inside a <connection> block");
+    assert_diag(cfg, ":8: error: <connection> block without a 'remote'");
+    assert_diag(cfg, ":2: error: 'remote' at top level cannot be mixed with <connection>");
+    recorder_free(r);
+}
+
+static void test_conflicts(void)
+{
+    static const struct {
+        const char *text;
+        const char *needle;
+    } cases[] = {
+        {BASE "ca ca.crt\ntls-auth ta.key 1\ntls-crypt tc.key\n",
+         ":6: error: 'tls-auth' (line 5) and 'tls-crypt' (line 6) cannot be combined"},
+        {BASE "ca ca.crt\nport 1194\nrport 443\n", "disagree about the server's port"},
+        {BASE "ca ca.crt\ncipher AES-256-GCM\ncipher AES-128-GCM\n",
+         ":6: error: 'cipher' conflicts with 'cipher' at line 5"},
+        {BASE "ca ca.crt\ndata-ciphers AES-256-GCM\nncp-ciphers AES-128-GCM\n",
+         ":6: error: 'ncp-ciphers' conflicts with 'data-ciphers' at line 5"},
+        {BASE "ca ca.crt\nconnect-timeout 10\nserver-poll-timeout 5\n",
+         "'server-poll-timeout' conflicts with 'connect-timeout'"},
+        {BASE "ca ca.crt\nserver 10.8.0.0 255.255.255.0\n",
+         ":5: error: 'server' is a server directive, but 'client' at line 1 made this a client "
+         "configuration"},
+        {BASE "ca ca.crt\nca server.crt\n", ":5: error: 'ca' conflicts with 'ca' at line 4"},
+        {BASE "ca ca.crt\n<ca>\nx\n</ca>\n", ":4: error: 'ca' is given both as the file"},
+        {BASE "ca ca.crt\ntls-auth ta.key 1\nkey-direction 0\n",
+         ":6: error: 'key-direction 0' conflicts with the direction 1"},
+        {BASE "ca ca.crt\nkeepalive 10 60\nping 5\n",
+         "'keepalive' (line 5) sets ping and ping-restart, which line 6 also sets"},
+        {BASE "ca ca.crt\npkcs12 client.p12\ncert client.crt\nkey client.key\n",
+         "'pkcs12' (line 5) already holds the certificate and key"},
+        {BASE "ca ca.crt\ncert client.crt\n", ":5: error: 'cert' is given without 'key'"},
+        {BASE "ca ca.crt\ntls-crypt-v2 tc-v2-server.key\n",
+         "'tls-crypt-v2' is a server directive, but 'client' at line 1"},
+    };
+    for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+        Recorder *r = recorder_new();
+        g_test_message("case %" G_GSIZE_FORMAT ": %s", i, cases[i].needle);
+        g_autoptr(ShimmerConfig) cfg = parse_with(r, cases[i].text);
+        g_assert_true(shimmer_config_has_errors(cfg));
+        assert_diag(cfg, cases[i].needle);
+        recorder_free(r);
+    }
+}
+
+static void test_repeats_that_agree_only_warn(void)
+{
+    Recorder *r = recorder_new();
+    g_autoptr(ShimmerConfig) cfg = parse_with(r, BASE "ca ca.crt\n"
+                                                      "cipher AES-256-GCM\n"
+                                                      "cipher AES-256-GCM\n"
+                                                      "port 1194\n"
+                                                      "rport 1194\n");
+    assert_clean(cfg);
+    assert_diag(cfg, ":6: warning: 'cipher' repeats line 5");
+    recorder_free(r);
+}
+
+static void test_cbc_cipher_only_warns(void)
+{
+    Recorder *r = recorder_new();
+    g_autoptr(ShimmerConfig) cfg = parse_with(r, BASE "ca ca.crt\ncipher AES-256-CBC\n");
+    assert_clean(cfg);
+    assert_diag(cfg, ":5: warning: 'cipher AES-256-CBC' is not an AEAD cipher");
+    g_assert_cmpuint(cfg->data_ciphers->len, ==, 3);
+    recorder_free(r);
+
+    r = recorder_new();
+    g_autoptr(ShimmerConfig) bad =
+        parse_with(r, BASE "ca ca.crt\ndata-ciphers AES-256-CBC:BF-CBC\n");
+    g_assert_true(shimmer_config_has_errors(bad));
+    assert_diag(bad, ":5: error: 'data-ciphers': the list holds no AEAD cipher");
+    recorder_free(r);
+}
+
+static void test_data_ciphers_list(void)
+{
+    Recorder *r = recorder_new();
+    g_autoptr(ShimmerConfig) cfg = parse_with(
+        r, BASE "ca ca.crt\ndata-ciphers CHACHA20-POLY1305:aes-128-gcm:?SOMETHING-NEW:AES-128-GCM\n");
+    assert_clean(cfg);
+    g_assert_cmpuint(cfg->data_ciphers->len, ==, 2);
+    g_assert_cmpint(g_array_index(cfg->data_ciphers, ShimmerCipher, 0), ==,
+                    SHIMMER_CIPHER_CHACHA20_POLY1305);
+    g_assert_cmpint(g_array_index(cfg->data_ciphers, ShimmerCipher, 1), ==,
+                    SHIMMER_CIPHER_AES_128_GCM);
+    recorder_free(r);
+}
+
+static void test_keys_loaded(void)
+{
+    Recorder *r = recorder_new();
+    g_autoptr(ShimmerConfig) cfg = parse_with(r, BASE "ca ca.crt\ncert client.crt\n"
+                                                      "key client-enc.key\naskpass client-enc.pass\n"
+                                                      "tls-auth ta.key 1\nauth SHA256\n");
+    assert_clean(cfg);
+    g_assert_true(cfg->key_encrypted);
+    g_assert_cmpint(cfg->wrap, ==, SHIMMER_WRAP_TLS_AUTH);
+    g_assert_cmpint(cfg->key_direction, ==, 1);
+    g_assert_cmpint(cfg->auth, ==, SHIMMER_DIGEST_SHA256);
+    /* The static key's bytes landed in the typed result: compare with the file. */
+    g_autofree char *dir = data_dir();
+    g_autofree char *path = g_build_filename(dir, "ta.key", NULL);
+    g_autofree char *text = NULL;
+    g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+    const char *begin = strstr(text, "-----\n");
+    g_assert_nonnull(begin);
+    char hex[3] = {begin[6], begin[7], 0};
+    g_assert_cmpuint(cfg->static_key[0], ==, (guint8)strtoul(hex, NULL, 16));
+    recorder_free(r);
+}
+
+static void test_tls_crypt_v2_client(void)
+{
+    Recorder *r = recorder_new();
+    g_autoptr(ShimmerConfig) cfg = parse_with(r, BASE "ca ca.crt\ntls-crypt-v2 tc-v2-client.key\n");
+    assert_clean(cfg);
+    g_assert_cmpint(cfg->wrap, ==, SHIMMER_WRAP_TLS_CRYPT_V2);
+    g_assert_nonnull(cfg->tls_crypt_v2_client);
+    g_assert_cmpuint(cfg->tls_crypt_v2_client->wkc_len, >=, SHIMMER_TLS_CRYPT_V2_MIN_WKC_LEN);
+    recorder_free(r);
+}
+
+static void test_auth_user_pass_inline(void)
+{
+    Recorder *r = recorder_new();
+    g_autoptr(ShimmerConfig) cfg = parse_with(r, BASE "ca ca.crt\nauth-user-pass\n"
+                                                      "<auth-user-pass>\nalice\r\ns3cret pass\r\n"
+                                                      "</auth-user-pass>\n");
+    assert_clean(cfg);
+    g_assert_cmpint(cfg->auth_user_pass, ==, SHIMMER_AUTH_USER_PASS_STORED);
+    g_assert_cmpstr(cfg->username, ==, "alice");
+    g_assert_cmpstr(cfg->password, ==, "s3cret pass");
+    g_autofree char *json = shimmer_config_to_json(cfg);
+    g_assert_null(strstr(json, "s3cret"));
+    g_assert_nonnull(strstr(json, "\"username\": \"alice\""));
+    recorder_free(r);
+
+    r = recorder_new();
+    g_autoptr(ShimmerConfig) prompt = parse_with(r, BASE "ca ca.crt\nauth-user-pass\n");
+    assert_clean(prompt);
+    g_assert_cmpint(prompt->auth_user_pass, ==, SHIMMER_AUTH_USER_PASS_PROMPT);
+    g_assert_null(prompt->password);
+    recorder_free(r);
+}
+
+static void test_secrets_not_in_output(void)
+{
+    Recorder *r = recorder_new();
+    g_autoptr(ShimmerConfig) cfg =
+        parse_with(r, BASE "ca ca.crt\ncert client.crt\nkey client.key\ntls-crypt tc.key\n");
+    assert_clean(cfg);
+    g_autofree char *json = shimmer_config_to_json(cfg);
+    /* A line from the middle of the private key and of the static key. */
+    g_autofree char *dir = data_dir();
+    const char *files[] = {"client.key", "tc.key"};
+    for (gsize f = 0; f < G_N_ELEMENTS(files); f++) {
+        g_autofree char *path = g_build_filename(dir, files[f], NULL);
+        g_autofree char *text = NULL;
+        g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+        g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+        guint checked = 0;
+        for (guint i = 0; lines[i]; i++) {
+            if (strlen(lines[i]) < 16 || lines[i][0] == '-' || lines[i][0] == '#')
+                continue;
+            g_assert_null(strstr(json, lines[i]));
+            checked++;
+        }
+        g_assert_cmpuint(checked, >, 2);
+    }
+    g_assert_nonnull(strstr(json, "\"redacted\": true"));
+    /* --inline output does carry them: it is for moving the profile. */
+    g_autofree char *ovpn = shimmer_config_to_ovpn(cfg);
+    g_assert_nonnull(strstr(ovpn, "<tls-crypt>"));
+    g_assert_nonnull(strstr(ovpn, "-----BEGIN OpenVPN Static key V1-----"));
+    recorder_free(r);
+}
+
+static void test_inline_roundtrip(void)
+{
+    Recorder *r = recorder_new();
+    g_autoptr(ShimmerConfig) cfg = parse_with(r, BASE "ca ca.crt\ncert client.crt\n"
+                                                      "key client.key\ntls-auth ta.key 1\n"
+                                                      "pkcs12 client.p12\n");
+    /* pkcs12 with cert/key is an error; drop it and go again. */
+    g_assert_true(shimmer_config_has_errors(cfg));
+    g_assert_null(shimmer_config_to_ovpn(cfg));
+    recorder_free(r);
+
+    r = recorder_new();
+    g_autoptr(ShimmerConfig) ok = parse_with(r, BASE "ca ca.crt\npkcs12 client.p12\n"
+                                                     "tls-auth ta.key 1\n# comment kept\n");
+    assert_clean(ok);
+    g_autofree char *ovpn = shimmer_config_to_ovpn(ok);
+    g_assert_nonnull(strstr(ovpn, "# comment kept"));
+    g_assert_nonnull(strstr(ovpn, "key-direction 1\n<tls-auth>"));
+    g_autoptr(ShimmerConfig) again =
+        shimmer_config_parse("inline.ovpn", NULL, ovpn, strlen(ovpn), NULL, NULL);
+    assert_clean(again);
+    g_assert_true(again->pkcs12.is_inline);
+    g_assert_cmpuint(again->pkcs12.len, ==, ok->pkcs12.len);
+    g_assert_cmpmem(again->pkcs12.data, again->pkcs12.len, ok->pkcs12.data, ok->pkcs12.len);
+    g_assert_cmpint(again->key_direction, ==, 1);
+    g_assert_cmpmem(again->static_key, sizeof(again->static_key), ok->static_key,
+                    sizeof(ok->static_key));
+    recorder_free(r);
+}
+
+static void test_server(void)
+{
+    Recorder *r = recorder_new();
+    g_autoptr(ShimmerConfig) cfg = parse_with(r, "port 1194\nproto udp\ndev tun\n"
+                                                 "ca ca.crt\ncert server.crt\nkey server.key\n"
+                                                 "dh none\nserver 10.8.0.0 255.255.255.0\n"
+                                                 "server-ipv6 fd00:8::/64\n"
+                                                 "push \"route 10.9.0.0 255.255.0.0\"\n"
+                                                 "push \"dhcp-option DNS 10.8.0.1\"\n"
+                                                 "keepalive 10 120\n"
+                                                 "tls-crypt-v2 tc-v2-server.key\n");
+    assert_clean(cfg);
+    g_assert_cmpint(cfg->role, ==, SHIMMER_ROLE_SERVER);
+    g_assert_cmpstr(cfg->server_network, ==, "10.8.0.0");
+    g_assert_cmpuint(cfg->push->len, ==, 2);
+    g_assert_true(cfg->tls_crypt_v2_is_server_key);
+    g_assert_cmpint(cfg->lport, ==, 1194);
+    recorder_free(r);
+
+    r = recorder_new();
+    g_autoptr(ShimmerConfig) bad = parse_with(r, "server 10.8.0.0 255.255.255.0\nca ca.crt\n"
+                                                 "cert server.crt\nkey server.key\ndh none\n"
+                                                 "push \"up /bin/evil\"\n");
+    assert_diag(bad, ":6: warning: 'push \"up /bin/evil\"': 'up' is not an option a server may "
+                     "push");
+    recorder_free(r);
+}
+
+static void test_lexer_error_has_line(void)
+{
+    const char *text = "client\nremote \"unterminated\n";
+    g_autoptr(ShimmerConfig) cfg = shimmer_config_parse("q.ovpn", NULL, text, strlen(text),
+                                                        NULL, NULL);
+    g_assert_true(shimmer_config_has_errors(cfg));
+    assert_diag(cfg, "q.ovpn:2: error: ");
+}
+
+static void test_role_unset(void)
+{
+    const char *text = "dev tun\n";
+    g_autoptr(ShimmerConfig) cfg = shimmer_config_parse("r.ovpn", NULL, text, strlen(text),
+                                                        NULL, NULL);
+    assert_diag(cfg, "r.ovpn: error: neither a client nor a server configuration");
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/config/relative-paths", test_relative_paths);
+    g_test_add_func("/config/explicit-base-dir", test_explicit_base_dir);
+    g_test_add_func("/config/no-loader", test_no_loader);
+    g_test_add_func("/config/missing-file", test_missing_file);
+    g_test_add_func("/config/defaults", test_defaults);
+    g_test_add_func("/config/global-proto-port", test_global_proto_port_apply_to_remotes);
+    g_test_add_func("/config/connection-blocks", test_connection_blocks);
+    g_test_add_func("/config/connection-block-errors", test_connection_block_errors);
+    g_test_add_func("/config/conflicts", test_conflicts);
+    g_test_add_func("/config/repeats-that-agree", test_repeats_that_agree_only_warn);
+    g_test_add_func("/config/cbc-cipher", test_cbc_cipher_only_warns);
+    g_test_add_func("/config/data-ciphers", test_data_ciphers_list);
+    g_test_add_func("/config/keys-loaded", test_keys_loaded);
+    g_test_add_func("/config/tls-crypt-v2-client", test_tls_crypt_v2_client);
+    g_test_add_func("/config/auth-user-pass", test_auth_user_pass_inline);
+    g_test_add_func("/config/secrets-not-in-output", test_secrets_not_in_output);
+    g_test_add_func("/config/inline-roundtrip", test_inline_roundtrip);
+    g_test_add_func("/config/server", test_server);
+    g_test_add_func("/config/lexer-error-line", test_lexer_error_has_line);
+    g_test_add_func("/config/role-unset", test_role_unset);
+    return g_test_run();
 }

@@ -1,0 +1,446 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "keys.h"
+
+G_BEGIN_DECLS
+
+/*
+ * The OpenVPN configuration, parsed into types.
+ *
+ * shimmer_config_parse() reads the text of a .ovpn file. It opens no file
+ * itself: every file the configuration names (ca, cert, key, ...) is read
+ * through the caller's loader. Relative paths are resolved against the
+ * directory of the configuration file (OpenVPN resolves them against its
+ * working directory, which is rarely what a user importing a profile means).
+ *
+ * Every accepted directive lands in a field below. Directives that would
+ * contradict each other are refused with an error naming both lines, never
+ * resolved by "the last one wins". The result carries diagnostics (errors and
+ * warnings with the line they refer to); the configuration is usable only
+ * when there is no error.
+ */
+
+typedef enum {
+    SHIMMER_SEVERITY_WARNING,
+    SHIMMER_SEVERITY_ERROR,
+} ShimmerSeverity;
+
+typedef struct {
+    ShimmerSeverity severity;
+    guint line; /* 0 when not tied to a line */
+    char *message;
+} ShimmerDiagnostic;
+
+typedef enum {
+    SHIMMER_ROLE_UNSET,
+    SHIMMER_ROLE_CLIENT,
+    SHIMMER_ROLE_SERVER,
+} ShimmerRole;
+
+typedef enum {
+    SHIMMER_TRANSPORT_UDP,
+    SHIMMER_TRANSPORT_TCP,
+} ShimmerTransport;
+
+typedef enum {
+    SHIMMER_FAMILY_ANY,
+    SHIMMER_FAMILY_INET,
+    SHIMMER_FAMILY_INET6,
+} ShimmerFamily;
+
+/* Key material or a certificate: from a file or an inline block. */
+typedef struct {
+    bool present;
+    bool is_inline;
+    char *path;      /* as written in the configuration; NULL when inline */
+    char *resolved;  /* the path handed to the loader; NULL when inline */
+    guint8 *data;    /* the bytes (NUL terminated for convenience) */
+    gsize len;
+    bool secret;     /* wiped on free, never printed */
+    guint line;      /* where it was given */
+} ShimmerBlob;
+
+/* One server to try, after merging <connection> block or top-level defaults. */
+typedef struct {
+    char *host;
+    guint16 port;
+    ShimmerTransport transport;
+    ShimmerFamily family;
+    guint connect_timeout;     /* seconds */
+    gint explicit_exit_notify; /* -1 unset, else count */
+    guint tun_mtu;             /* 0 = default */
+    gint mssfix;               /* -1 unset */
+    guint line;
+} ShimmerConnection;
+
+typedef enum {
+    SHIMMER_DIGEST_SHA1,
+    SHIMMER_DIGEST_SHA224,
+    SHIMMER_DIGEST_SHA256,
+    SHIMMER_DIGEST_SHA384,
+    SHIMMER_DIGEST_SHA512,
+} ShimmerDigest;
+
+typedef enum {
+    SHIMMER_CIPHER_AES_128_GCM,
+    SHIMMER_CIPHER_AES_192_GCM,
+    SHIMMER_CIPHER_AES_256_GCM,
+    SHIMMER_CIPHER_CHACHA20_POLY1305,
+    SHIMMER_CIPHER_N_AEAD,
+} ShimmerCipher;
+
+typedef enum {
+    SHIMMER_TLS_VERSION_UNSET,
+    SHIMMER_TLS_VERSION_1_0,
+    SHIMMER_TLS_VERSION_1_1,
+    SHIMMER_TLS_VERSION_1_2,
+    SHIMMER_TLS_VERSION_1_3,
+} ShimmerTlsVersion;
+
+typedef enum {
+    SHIMMER_WRAP_NONE,
+    SHIMMER_WRAP_TLS_AUTH,
+    SHIMMER_WRAP_TLS_CRYPT,
+    SHIMMER_WRAP_TLS_CRYPT_V2,
+} ShimmerWrapMode;
+
+typedef enum {
+    SHIMMER_X509_NAME_UNSET,
+    SHIMMER_X509_NAME_SUBJECT,
+    SHIMMER_X509_NAME_NAME,
+    SHIMMER_X509_NAME_PREFIX,
+} ShimmerX509NameType;
+
+typedef enum {
+    SHIMMER_CERT_TLS_UNSET,
+    SHIMMER_CERT_TLS_SERVER,
+    SHIMMER_CERT_TLS_CLIENT,
+} ShimmerRemoteCertTls;
+
+typedef enum {
+    SHIMMER_AUTH_USER_PASS_NONE,
+    SHIMMER_AUTH_USER_PASS_PROMPT, /* ask the user (terminal, D-Bus, NM) */
+    SHIMMER_AUTH_USER_PASS_STORED, /* from a file or an inline block */
+} ShimmerAuthUserPassMode;
+
+typedef enum {
+    SHIMMER_AUTH_RETRY_NONE,
+    SHIMMER_AUTH_RETRY_NOINTERACT,
+    SHIMMER_AUTH_RETRY_INTERACT,
+} ShimmerAuthRetry;
+
+typedef enum {
+    SHIMMER_TOPOLOGY_UNSET,
+    SHIMMER_TOPOLOGY_NET30,
+    SHIMMER_TOPOLOGY_P2P,
+    SHIMMER_TOPOLOGY_SUBNET,
+} ShimmerTopology;
+
+/* comp-lzo / compress: only framing is ever supported; never compression. */
+typedef enum {
+    SHIMMER_COMP_NONE,        /* no compression framing */
+    SHIMMER_COMP_LZO_NO,      /* comp-lzo no: one 0xFA byte per packet */
+    SHIMMER_COMP_STUB,        /* compress / compress stub: 0xFB-style stub */
+    SHIMMER_COMP_STUB_V2,     /* compress stub-v2 */
+} ShimmerCompFraming;
+
+typedef enum {
+    SHIMMER_ALLOW_COMP_UNSET,
+    SHIMMER_ALLOW_COMP_NO,
+    SHIMMER_ALLOW_COMP_ASYM,
+    SHIMMER_ALLOW_COMP_YES,
+} ShimmerAllowCompression;
+
+typedef enum {
+    SHIMMER_PULL_FILTER_ACCEPT,
+    SHIMMER_PULL_FILTER_IGNORE,
+    SHIMMER_PULL_FILTER_REJECT,
+} ShimmerPullFilterAction;
+
+typedef struct {
+    ShimmerPullFilterAction action;
+    char *text;
+} ShimmerPullFilter;
+
+/* route NETWORK [NETMASK [GATEWAY [METRIC]]]: NETWORK may be a host name or
+ * one of the keywords; GATEWAY may be an address or a keyword. Kept as text
+ * where OpenVPN itself resolves at connect time. */
+typedef struct {
+    char *network;  /* address, host name, "vpn_gateway", "net_gateway", "remote_host" */
+    char *netmask;  /* NULL = 255.255.255.255 */
+    char *gateway;  /* NULL = the VPN gateway */
+    gint metric;    /* -1 = default */
+} ShimmerRoute;
+
+typedef struct {
+    char *prefix;   /* "2001:db8::/32" */
+    char *gateway;  /* NULL = the VPN gateway */
+    gint metric;
+} ShimmerRoute6;
+
+/* redirect-gateway flags */
+enum {
+    SHIMMER_REDIRECT_ENABLED = 1 << 0,
+    SHIMMER_REDIRECT_LOCAL = 1 << 1,
+    SHIMMER_REDIRECT_AUTOLOCAL = 1 << 2,
+    SHIMMER_REDIRECT_DEF1 = 1 << 3,
+    SHIMMER_REDIRECT_BYPASS_DHCP = 1 << 4,
+    SHIMMER_REDIRECT_BYPASS_DNS = 1 << 5,
+    SHIMMER_REDIRECT_BLOCK_LOCAL = 1 << 6,
+    SHIMMER_REDIRECT_IPV6 = 1 << 7,
+    SHIMMER_REDIRECT_NOT_IPV4 = 1 << 8,
+};
+
+typedef struct {
+    char *type;   /* DNS, DNS6, DOMAIN, DOMAIN-SEARCH, ADAPTER_DOMAIN_SUFFIX, WINS, NTP, ... */
+    char *value;  /* NULL for DISABLE-NBT */
+} ShimmerDhcpOption;
+
+typedef enum {
+    SHIMMER_DNSSEC_UNSET,
+    SHIMMER_DNSSEC_NO,
+    SHIMMER_DNSSEC_YES,
+    SHIMMER_DNSSEC_OPTIONAL,
+} ShimmerDnssec;
+
+typedef enum {
+    SHIMMER_DNS_TRANSPORT_UNSET,
+    SHIMMER_DNS_TRANSPORT_PLAIN,
+    SHIMMER_DNS_TRANSPORT_DOH,
+    SHIMMER_DNS_TRANSPORT_DOT,
+} ShimmerDnsTransport;
+
+/* dns server N ...: one resolver, with the priority N. */
+typedef struct {
+    gint priority;
+    GPtrArray *addresses;       /* char*: "addr" or "addr:port" as written */
+    guint16 port;               /* 0 = default */
+    GPtrArray *resolve_domains; /* char* */
+    ShimmerDnssec dnssec;
+    ShimmerDnsTransport transport;
+    char *sni;
+} ShimmerDnsServer;
+
+typedef enum {
+    SHIMMER_VERIFY_CLIENT_CERT_UNSET,
+    SHIMMER_VERIFY_CLIENT_CERT_NONE,
+    SHIMMER_VERIFY_CLIENT_CERT_OPTIONAL,
+    SHIMMER_VERIFY_CLIENT_CERT_REQUIRE,
+} ShimmerVerifyClientCert;
+
+/* Where a directive is allowed. A configuration file, a <connection> block
+ * and a PUSH_REPLY are parsed by the same code with different contexts. */
+typedef enum {
+    SHIMMER_CONTEXT_FILE,
+    SHIMMER_CONTEXT_CONNECTION,
+    SHIMMER_CONTEXT_PUSH,
+} ShimmerContext;
+
+typedef struct ShimmerConfig {
+    char *filename; /* for diagnostics */
+    GPtrArray *diagnostics; /* ShimmerDiagnostic* */
+
+    /* Role */
+    ShimmerRole role;
+    bool client;      /* the `client` helper directive */
+    bool tls_client;
+    bool tls_server;
+    bool pull;
+    bool mode_server;
+
+    /* Device */
+    char *dev;        /* "tun" or "tunN" */
+    char *dev_type;   /* "tun" or NULL */
+    ShimmerTopology topology;
+    guint tun_mtu;    /* 0 = default 1500 */
+    gint mssfix;      /* -1 unset, 0 disabled */
+    bool mssfix_mtu;  /* mssfix N mtu */
+    bool mssfix_fixed;
+    gint mark;        /* -1 unset */
+
+    /* Connections */
+    GPtrArray *connections;    /* ShimmerConnection* (top-level remotes or blocks) */
+    bool has_connection_blocks;
+    ShimmerTransport transport;
+    ShimmerFamily family;
+    guint16 rport;             /* port / rport; default 1194 */
+    gint lport;                /* -1 unset, 0 = any */
+    bool remote_random;
+    bool remote_random_hostname;
+    guint connect_retry;       /* seconds, default 1 (UDP) / 5 */
+    guint connect_retry_max_delay; /* seconds, default 300 */
+    gint connect_retry_max;    /* 0 = unlimited */
+    guint connect_timeout;     /* default 120 */
+    gint resolv_retry;         /* seconds; -1 infinite */
+
+    /* TLS identity and verification */
+    ShimmerBlob ca;
+    ShimmerBlob cert;
+    ShimmerBlob key;
+    ShimmerBlob pkcs12;
+    ShimmerBlob extra_certs;
+    ShimmerBlob crl_verify;
+    bool key_encrypted;
+    bool askpass;          /* a passphrase for the private key is needed */
+    ShimmerBlob askpass_file; /* secret: the passphrase */
+    ShimmerTlsVersion tls_version_min;
+    bool tls_version_min_or_highest;
+    ShimmerTlsVersion tls_version_max;
+    char *tls_cipher;
+    char *tls_ciphersuites;
+    char *tls_groups;
+    ShimmerRemoteCertTls remote_cert_tls;
+    ShimmerX509NameType verify_x509_type;
+    char *verify_x509_name;
+    GArray *peer_fingerprints; /* 32-byte SHA-256 each */
+    ShimmerVerifyClientCert verify_client_cert;
+
+    /* Control channel wrapping */
+    ShimmerWrapMode wrap;
+    ShimmerBlob tls_auth;
+    ShimmerBlob tls_crypt;
+    ShimmerBlob tls_crypt_v2;
+    gint key_direction;    /* -1 none, 0, 1 */
+    bool tls_crypt_v2_is_server_key;
+    guint8 static_key[SHIMMER_STATIC_KEY_LEN];   /* tls-auth or tls-crypt */
+    ShimmerTlsCryptV2ClientKey *tls_crypt_v2_client;
+    guint8 tls_crypt_v2_server[SHIMMER_TLS_CRYPT_V2_SERVER_KEY_LEN];
+
+    /* Data channel */
+    ShimmerDigest auth;   /* tls-auth HMAC and legacy data channel */
+    bool auth_set;
+    char *cipher;         /* `cipher` as written (a fallback in 2.6) */
+    GArray *data_ciphers; /* ShimmerCipher; default AES-256-GCM:AES-128-GCM:CHACHA20-POLY1305 */
+    bool data_ciphers_set;
+    char *data_ciphers_fallback;
+    ShimmerCompFraming comp;
+    ShimmerAllowCompression allow_compression;
+
+    /* Credentials */
+    ShimmerAuthUserPassMode auth_user_pass;
+    ShimmerBlob auth_user_pass_file;
+    char *username;       /* from the file, if any */
+    char *password;       /* secret */
+    ShimmerAuthRetry auth_retry;
+    bool auth_nocache;
+    char *static_challenge;
+    bool static_challenge_echo;
+
+    /* Timers */
+    gint64 reneg_sec;     /* -1 unset (3600), 0 disabled */
+    gint64 reneg_sec_min; /* -1 unset */
+    gint64 reneg_bytes;   /* -1 unset */
+    gint64 reneg_pkts;    /* -1 unset */
+    gint hand_window;     /* -1 unset (60) */
+    gint tran_window;     /* -1 unset (3600) */
+    gint keepalive_interval; /* -1 unset */
+    gint keepalive_timeout;
+    gint ping;            /* -1 unset */
+    gint ping_restart;    /* -1 unset */
+    gint ping_exit;       /* -1 unset */
+    gint explicit_exit_notify; /* -1 unset */
+
+    /* Routes, addresses, DNS */
+    GPtrArray *routes;     /* ShimmerRoute* */
+    GPtrArray *routes6;    /* ShimmerRoute6* */
+    char *route_gateway;   /* address or "dhcp" */
+    gint route_metric;     /* -1 unset */
+    bool route_nopull;
+    GPtrArray *pull_filters; /* ShimmerPullFilter* */
+    guint redirect_gateway; /* SHIMMER_REDIRECT_* */
+    GPtrArray *dhcp_options; /* ShimmerDhcpOption* */
+    GPtrArray *dns_search_domains; /* char* */
+    GPtrArray *dns_servers;  /* ShimmerDnsServer* sorted by priority */
+    char *ifconfig_local;
+    char *ifconfig_remote;   /* remote address or netmask, by topology */
+    char *ifconfig_ipv6_local;  /* addr/bits */
+    char *ifconfig_ipv6_remote;
+    bool block_ipv6;
+
+    /* Server */
+    char *server_network;
+    char *server_netmask;
+    bool server_nopool;
+    char *server_ipv6;
+    char *ifconfig_pool_start;
+    char *ifconfig_pool_end;
+    char *ifconfig_pool_netmask;
+    GPtrArray *push;        /* char*: the option text to push */
+    bool client_to_client;
+    bool duplicate_cn;
+    gint max_clients;       /* -1 unset */
+    bool username_as_common_name;
+    bool dh_none;
+    ShimmerBlob dh;
+
+    /* Pushed-only items (PUSH_REPLY) */
+    gint peer_id;            /* -1 unset */
+    char *auth_token;        /* secret */
+    char *auth_token_user;
+    bool protocol_flag_cc_exit;
+    bool protocol_flag_tls_ekm;
+    bool protocol_flag_dyn_tls_crypt;
+    bool key_derivation_tls_ekm;
+    gint push_continuation;  /* 0 none, 1 last, 2 more follow */
+
+    /* What was accepted but ignored, for display. */
+    GPtrArray *ignored;      /* char*: directive names */
+
+    struct ShimmerConfigPrivate *priv;
+} ShimmerConfig;
+
+/* Reads a file named by the configuration. PATH is already resolved (absolute
+ * or relative to the caller's working directory as the caller chose). Returns
+ * TRUE and the contents, or FALSE and an error whose message names the
+ * problem ("No such file or directory"). The parser limits sizes itself. */
+typedef gboolean (*ShimmerLoader)(const char *path, GBytes **contents, GError **error,
+                                  gpointer user_data);
+
+/* The loader shimmerctl and shimmerd use: g_file_get_contents with a size
+ * limit (SHIMMER_CONFIG_MAX_FILE). */
+gboolean shimmer_config_file_loader(const char *path, GBytes **contents, GError **error,
+                                    gpointer user_data);
+
+#define SHIMMER_CONFIG_MAX_FILE (1024 * 1024)
+
+/* Parses TEXT (LEN bytes). FILENAME is used in diagnostics; BASE_DIR is where
+ * relative paths resolve (NULL: the directory part of FILENAME). LOADER may be
+ * NULL, in which case any file reference is an error (inline-only profiles,
+ * as in a profile that came over D-Bus). Always returns a config; check
+ * shimmer_config_has_errors(). */
+ShimmerConfig *shimmer_config_parse(const char *filename, const char *base_dir, const char *text,
+                                    gsize len, ShimmerLoader loader, gpointer loader_data);
+
+/* Parses a PUSH_REPLY body (the part after "PUSH_REPLY,") into a fresh config
+ * in the push context: only what a server may push is accepted; anything else
+ * is ignored with a warning. PULL_FILTERS (from the client configuration) are
+ * applied first; a `reject` match makes the whole reply an error. */
+ShimmerConfig *shimmer_config_parse_push(const char *text, gsize len,
+                                         const GPtrArray *pull_filters);
+
+gboolean shimmer_config_has_errors(const ShimmerConfig *cfg);
+
+/* Appends the diagnostics as "FILE:LINE: error: ..." lines. */
+void shimmer_config_format_diagnostics(const ShimmerConfig *cfg, GString *out);
+
+/* The normalized configuration as JSON, secrets redacted. */
+char *shimmer_config_to_json(const ShimmerConfig *cfg);
+
+/* An equivalent self-contained .ovpn: every referenced file inlined. Secrets
+ * are included (this is for moving a profile): the caller decides where the
+ * text goes. Returns NULL if the config has errors. */
+char *shimmer_config_to_ovpn(const ShimmerConfig *cfg);
+
+void shimmer_config_free(ShimmerConfig *cfg);
+
+const char *shimmer_cipher_name(ShimmerCipher c);
+const char *shimmer_digest_name(ShimmerDigest d);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(ShimmerConfig, shimmer_config_free)
+
+G_END_DECLS
