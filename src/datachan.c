@@ -1,3 +1,562 @@
 /* SPDX-License-Identifier: MIT */
-/* placeholder */
-#include <glib.h>
+#include "datachan.h"
+
+#include "secure.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+#include <nettle/chacha-poly1305.h>
+#include <nettle/gcm.h>
+#include <nettle/memops.h>
+
+G_STATIC_ASSERT(GCM_DIGEST_SIZE == SHIMMER_DATACHAN_TAG_LEN);
+G_STATIC_ASSERT(CHACHA_POLY1305_DIGEST_SIZE == SHIMMER_DATACHAN_TAG_LEN);
+G_STATIC_ASSERT(CHACHA_POLY1305_NONCE_SIZE == SHIMMER_DATACHAN_NONCE_LEN);
+G_STATIC_ASSERT(GCM_IV_SIZE == SHIMMER_DATACHAN_NONCE_LEN);
+
+struct _ShimmerDatachanKey {
+    ShimmerDatachanCipher cipher;
+    ShimmerDatachanBackend backend;
+    ShimmerDatachanDirection direction;
+    /* Encrypt keys only: the id the next sealed packet gets. */
+    guint32 next_packet_id;
+    guint8 implicit_iv[SHIMMER_DATACHAN_IMPLICIT_IV_LEN];
+    /* The expanded key of whichever backend and cipher is in use. Nettle keeps
+     * the per-message state in the same context, hence the non-const key in
+     * every call. */
+    union {
+        struct gcm_aes128_ctx aes128;
+        struct gcm_aes256_ctx aes256;
+        struct chacha_poly1305_ctx chacha;
+        gnutls_aead_cipher_hd_t gnutls;
+    } ctx;
+};
+
+GQuark shimmer_datachan_error_quark(void)
+{
+    return g_quark_from_static_string("shimmer-datachan-error-quark");
+}
+
+gsize shimmer_datachan_cipher_key_len(ShimmerDatachanCipher cipher)
+{
+    switch (cipher) {
+    case SHIMMER_DATACHAN_AES_128_GCM:
+        return 16;
+    case SHIMMER_DATACHAN_AES_256_GCM:
+    case SHIMMER_DATACHAN_CHACHA20_POLY1305:
+        return 32;
+    }
+    return 0;
+}
+
+const char *shimmer_datachan_cipher_name(ShimmerDatachanCipher cipher)
+{
+    switch (cipher) {
+    case SHIMMER_DATACHAN_AES_128_GCM:
+        return "AES-128-GCM";
+    case SHIMMER_DATACHAN_AES_256_GCM:
+        return "AES-256-GCM";
+    case SHIMMER_DATACHAN_CHACHA20_POLY1305:
+        return "CHACHA20-POLY1305";
+    }
+    return "unknown";
+}
+
+gboolean shimmer_datachan_cipher_from_name(const char *name, ShimmerDatachanCipher *cipher)
+{
+    static const ShimmerDatachanCipher all[] = {
+        SHIMMER_DATACHAN_AES_128_GCM,
+        SHIMMER_DATACHAN_AES_256_GCM,
+        SHIMMER_DATACHAN_CHACHA20_POLY1305,
+    };
+
+    if (name == NULL)
+        return FALSE;
+    for (gsize i = 0; i < G_N_ELEMENTS(all); i++) {
+        if (g_ascii_strcasecmp(name, shimmer_datachan_cipher_name(all[i])) == 0) {
+            if (cipher != NULL)
+                *cipher = all[i];
+            return TRUE;
+        }
+    }
+    return FALSE;
+}
+
+const char *shimmer_datachan_backend_name(ShimmerDatachanBackend backend)
+{
+    switch (backend) {
+    case SHIMMER_DATACHAN_BACKEND_NETTLE:
+        return "nettle";
+    case SHIMMER_DATACHAN_BACKEND_GNUTLS:
+        return "gnutls";
+    }
+    return "unknown";
+}
+
+const char *shimmer_datachan_result_to_string(ShimmerDatachanResult result)
+{
+    switch (result) {
+    case SHIMMER_DATACHAN_OK:
+        return "ok";
+    case SHIMMER_DATACHAN_ERR_SHORT:
+        return "packet too short";
+    case SHIMMER_DATACHAN_ERR_OPCODE:
+        return "wrong opcode";
+    case SHIMMER_DATACHAN_ERR_AUTH:
+        return "authentication failed";
+    case SHIMMER_DATACHAN_ERR_BUFFER:
+        return "output buffer too small";
+    case SHIMMER_DATACHAN_ERR_EXHAUSTED:
+        return "packet ids exhausted, rekey needed";
+    case SHIMMER_DATACHAN_ERR_INVALID:
+        return "invalid use";
+    case SHIMMER_DATACHAN_ERR_CRYPTO:
+        return "crypto library failure";
+    }
+    return "unknown";
+}
+
+static gnutls_cipher_algorithm_t gnutls_algorithm(ShimmerDatachanCipher cipher)
+{
+    switch (cipher) {
+    case SHIMMER_DATACHAN_AES_128_GCM:
+        return GNUTLS_CIPHER_AES_128_GCM;
+    case SHIMMER_DATACHAN_AES_256_GCM:
+        return GNUTLS_CIPHER_AES_256_GCM;
+    case SHIMMER_DATACHAN_CHACHA20_POLY1305:
+        return GNUTLS_CIPHER_CHACHA20_POLY1305;
+    }
+    return GNUTLS_CIPHER_UNKNOWN;
+}
+
+ShimmerDatachanKey *
+shimmer_datachan_key_new(ShimmerDatachanCipher cipher, ShimmerDatachanBackend backend,
+                         ShimmerDatachanDirection direction, const guint8 *key, gsize key_len,
+                         const guint8 implicit_iv[SHIMMER_DATACHAN_IMPLICIT_IV_LEN], GError **error)
+{
+    gsize want = shimmer_datachan_cipher_key_len(cipher);
+    ShimmerDatachanKey *k;
+
+    if (want == 0) {
+        g_set_error(error, SHIMMER_DATACHAN_ERROR, SHIMMER_DATACHAN_ERROR_INVALID_ARGUMENT,
+                    "Unknown data-channel cipher %d", (int)cipher);
+        return NULL;
+    }
+    if (backend != SHIMMER_DATACHAN_BACKEND_NETTLE && backend != SHIMMER_DATACHAN_BACKEND_GNUTLS) {
+        g_set_error(error, SHIMMER_DATACHAN_ERROR, SHIMMER_DATACHAN_ERROR_INVALID_ARGUMENT,
+                    "Unknown data-channel backend %d", (int)backend);
+        return NULL;
+    }
+    if (direction != SHIMMER_DATACHAN_ENCRYPT && direction != SHIMMER_DATACHAN_DECRYPT) {
+        g_set_error(error, SHIMMER_DATACHAN_ERROR, SHIMMER_DATACHAN_ERROR_INVALID_ARGUMENT,
+                    "Unknown data-channel direction %d", (int)direction);
+        return NULL;
+    }
+    if (key == NULL || key_len != want || implicit_iv == NULL) {
+        g_set_error(error, SHIMMER_DATACHAN_ERROR, SHIMMER_DATACHAN_ERROR_INVALID_ARGUMENT,
+                    "%s needs a %" G_GSIZE_FORMAT "-byte key and an 8-byte implicit IV",
+                    shimmer_datachan_cipher_name(cipher), want);
+        return NULL;
+    }
+
+    k = g_new0(ShimmerDatachanKey, 1);
+    k->cipher = cipher;
+    k->backend = backend;
+    k->direction = direction;
+    k->next_packet_id = direction == SHIMMER_DATACHAN_ENCRYPT ? 1 : 0;
+    memcpy(k->implicit_iv, implicit_iv, sizeof(k->implicit_iv));
+
+    if (backend == SHIMMER_DATACHAN_BACKEND_GNUTLS) {
+        /* GnuTLS copies the key into its own context and wipes that on
+         * deinit; the datum only borrows ours. */
+        gnutls_datum_t datum = {(unsigned char *)key, (unsigned int)key_len};
+        int ret = gnutls_aead_cipher_init(&k->ctx.gnutls, gnutls_algorithm(cipher), &datum);
+
+        if (ret < 0) {
+            g_set_error(error, SHIMMER_DATACHAN_ERROR, SHIMMER_DATACHAN_ERROR_BACKEND,
+                        "GnuTLS refused the %s key: %s", shimmer_datachan_cipher_name(cipher),
+                        gnutls_strerror(ret));
+            k->ctx.gnutls = NULL;
+            shimmer_datachan_key_free(k);
+            return NULL;
+        }
+        return k;
+    }
+
+    switch (cipher) {
+    case SHIMMER_DATACHAN_AES_128_GCM:
+        gcm_aes128_set_key(&k->ctx.aes128, key);
+        break;
+    case SHIMMER_DATACHAN_AES_256_GCM:
+        gcm_aes256_set_key(&k->ctx.aes256, key);
+        break;
+    case SHIMMER_DATACHAN_CHACHA20_POLY1305:
+        chacha_poly1305_set_key(&k->ctx.chacha, key);
+        break;
+    }
+    return k;
+}
+
+void shimmer_datachan_key_free(ShimmerDatachanKey *key)
+{
+    if (key == NULL)
+        return;
+    if (key->backend == SHIMMER_DATACHAN_BACKEND_GNUTLS && key->ctx.gnutls != NULL)
+        gnutls_aead_cipher_deinit(key->ctx.gnutls);
+    /* The Nettle contexts hold the expanded key (and the GHASH key); the
+     * implicit IV is part of the nonce secret too. */
+    shimmer_wipe(key, sizeof(*key));
+    g_free(key);
+}
+
+ShimmerDatachanCipher shimmer_datachan_key_get_cipher(const ShimmerDatachanKey *key)
+{
+    g_return_val_if_fail(key != NULL, SHIMMER_DATACHAN_AES_256_GCM);
+    return key->cipher;
+}
+
+ShimmerDatachanBackend shimmer_datachan_key_get_backend(const ShimmerDatachanKey *key)
+{
+    g_return_val_if_fail(key != NULL, SHIMMER_DATACHAN_BACKEND_DEFAULT);
+    return key->backend;
+}
+
+ShimmerDatachanDirection shimmer_datachan_key_get_direction(const ShimmerDatachanKey *key)
+{
+    g_return_val_if_fail(key != NULL, SHIMMER_DATACHAN_DECRYPT);
+    return key->direction;
+}
+
+guint32 shimmer_datachan_key_next_packet_id(const ShimmerDatachanKey *key)
+{
+    g_return_val_if_fail(key != NULL, 0);
+    return key->next_packet_id;
+}
+
+gboolean shimmer_datachan_key_needs_rekey(const ShimmerDatachanKey *key)
+{
+    g_return_val_if_fail(key != NULL, FALSE);
+    return key->direction == SHIMMER_DATACHAN_ENCRYPT &&
+           key->next_packet_id >= SHIMMER_DATACHAN_PACKET_ID_REKEY;
+}
+
+gboolean shimmer_datachan_key_skip_to(ShimmerDatachanKey *key, guint32 next_id)
+{
+    g_return_val_if_fail(key != NULL, FALSE);
+    if (key->direction != SHIMMER_DATACHAN_ENCRYPT || next_id < key->next_packet_id)
+        return FALSE;
+    key->next_packet_id = next_id;
+    return TRUE;
+}
+
+/* The bare AEAD. IN and OUT are equal or disjoint (checked by the callers). */
+static ShimmerDatachanResult aead_seal(ShimmerDatachanKey *k, const guint8 *nonce,
+                                       const guint8 *aad, gsize aad_len, const guint8 *in,
+                                       gsize len, guint8 *out, guint8 *tag)
+{
+    if (k->backend == SHIMMER_DATACHAN_BACKEND_GNUTLS) {
+        /* encryptv2 works in place and writes the tag separately, which
+         * suits a layout with the tag in front of the ciphertext; the
+         * one-shot gnutls_aead_cipher_encrypt() appends the tag and would
+         * need the ciphertext moved. */
+        giovec_t auth = {(void *)aad, aad_len};
+        giovec_t data = {out, len};
+        size_t tag_len = SHIMMER_DATACHAN_TAG_LEN;
+        int ret;
+
+        if (len > 0 && out != in)
+            memcpy(out, in, len);
+        ret = gnutls_aead_cipher_encryptv2(k->ctx.gnutls, nonce, SHIMMER_DATACHAN_NONCE_LEN, &auth,
+                                           aad_len > 0 ? 1 : 0, &data, len > 0 ? 1 : 0, tag,
+                                           &tag_len);
+        if (ret < 0 || tag_len != SHIMMER_DATACHAN_TAG_LEN)
+            return SHIMMER_DATACHAN_ERR_CRYPTO;
+        return SHIMMER_DATACHAN_OK;
+    }
+
+    switch (k->cipher) {
+    case SHIMMER_DATACHAN_AES_128_GCM:
+        gcm_aes128_set_iv(&k->ctx.aes128, SHIMMER_DATACHAN_NONCE_LEN, nonce);
+        gcm_aes128_update(&k->ctx.aes128, aad_len, aad);
+        gcm_aes128_encrypt(&k->ctx.aes128, len, out, in);
+        gcm_aes128_digest(&k->ctx.aes128, SHIMMER_DATACHAN_TAG_LEN, tag);
+        break;
+    case SHIMMER_DATACHAN_AES_256_GCM:
+        gcm_aes256_set_iv(&k->ctx.aes256, SHIMMER_DATACHAN_NONCE_LEN, nonce);
+        gcm_aes256_update(&k->ctx.aes256, aad_len, aad);
+        gcm_aes256_encrypt(&k->ctx.aes256, len, out, in);
+        gcm_aes256_digest(&k->ctx.aes256, SHIMMER_DATACHAN_TAG_LEN, tag);
+        break;
+    case SHIMMER_DATACHAN_CHACHA20_POLY1305:
+        chacha_poly1305_set_nonce(&k->ctx.chacha, nonce);
+        chacha_poly1305_update(&k->ctx.chacha, aad_len, aad);
+        chacha_poly1305_encrypt(&k->ctx.chacha, len, out, in);
+        chacha_poly1305_digest(&k->ctx.chacha, SHIMMER_DATACHAN_TAG_LEN, tag);
+        break;
+    }
+    return SHIMMER_DATACHAN_OK;
+}
+
+static ShimmerDatachanResult aead_open(ShimmerDatachanKey *k, const guint8 *nonce,
+                                       const guint8 *aad, gsize aad_len, const guint8 *in,
+                                       gsize len, guint8 *out, const guint8 *tag)
+{
+    /* A copy, because in place the tag sits right in front of OUT in the
+     * caller's packet, and GnuTLS wants a non-const pointer. */
+    guint8 want[SHIMMER_DATACHAN_TAG_LEN];
+    ShimmerDatachanResult result = SHIMMER_DATACHAN_OK;
+
+    memcpy(want, tag, sizeof(want));
+
+    if (k->backend == SHIMMER_DATACHAN_BACKEND_GNUTLS) {
+        giovec_t auth = {(void *)aad, aad_len};
+        giovec_t data = {out, len};
+        int ret;
+
+        if (len > 0 && out != in)
+            memcpy(out, in, len);
+        ret = gnutls_aead_cipher_decryptv2(k->ctx.gnutls, nonce, SHIMMER_DATACHAN_NONCE_LEN, &auth,
+                                           aad_len > 0 ? 1 : 0, &data, len > 0 ? 1 : 0, want,
+                                           sizeof(want));
+        if (ret == GNUTLS_E_DECRYPTION_FAILED)
+            result = SHIMMER_DATACHAN_ERR_AUTH;
+        else if (ret < 0)
+            result = SHIMMER_DATACHAN_ERR_CRYPTO;
+    } else {
+        guint8 got[SHIMMER_DATACHAN_TAG_LEN];
+
+        switch (k->cipher) {
+        case SHIMMER_DATACHAN_AES_128_GCM:
+            gcm_aes128_set_iv(&k->ctx.aes128, SHIMMER_DATACHAN_NONCE_LEN, nonce);
+            gcm_aes128_update(&k->ctx.aes128, aad_len, aad);
+            gcm_aes128_decrypt(&k->ctx.aes128, len, out, in);
+            gcm_aes128_digest(&k->ctx.aes128, sizeof(got), got);
+            break;
+        case SHIMMER_DATACHAN_AES_256_GCM:
+            gcm_aes256_set_iv(&k->ctx.aes256, SHIMMER_DATACHAN_NONCE_LEN, nonce);
+            gcm_aes256_update(&k->ctx.aes256, aad_len, aad);
+            gcm_aes256_decrypt(&k->ctx.aes256, len, out, in);
+            gcm_aes256_digest(&k->ctx.aes256, sizeof(got), got);
+            break;
+        case SHIMMER_DATACHAN_CHACHA20_POLY1305:
+            chacha_poly1305_set_nonce(&k->ctx.chacha, nonce);
+            chacha_poly1305_update(&k->ctx.chacha, aad_len, aad);
+            chacha_poly1305_decrypt(&k->ctx.chacha, len, out, in);
+            chacha_poly1305_digest(&k->ctx.chacha, sizeof(got), got);
+            break;
+        }
+        /* Constant time, so a forger learns nothing from how long the
+         * comparison took. */
+        if (!memeql_sec(got, want, sizeof(got)))
+            result = SHIMMER_DATACHAN_ERR_AUTH;
+    }
+
+    /* Both libraries decrypt before they know whether the tag is right:
+     * never leave unauthenticated plaintext in the caller's buffer. */
+    if (result != SHIMMER_DATACHAN_OK && len > 0)
+        shimmer_wipe(out, len);
+    return result;
+}
+
+/* Whether [A, A+ALEN) and [B, B+BLEN) share a byte. Compared as integers
+ * because relational operators on pointers into different objects are
+ * undefined. */
+static gboolean overlaps(const void *a, gsize alen, const void *b, gsize blen)
+{
+    uintptr_t pa = (uintptr_t)a;
+    uintptr_t pb = (uintptr_t)b;
+
+    if (alen == 0 || blen == 0)
+        return FALSE;
+    return pa < pb + blen && pb < pa + alen;
+}
+
+static void put_be32(guint8 *p, guint32 v)
+{
+    p[0] = (guint8)(v >> 24);
+    p[1] = (guint8)(v >> 16);
+    p[2] = (guint8)(v >> 8);
+    p[3] = (guint8)v;
+}
+
+static guint32 get_be32(const guint8 *p)
+{
+    return (guint32)p[0] << 24 | (guint32)p[1] << 16 | (guint32)p[2] << 8 | p[3];
+}
+
+static void make_nonce(const ShimmerDatachanKey *k, guint32 packet_id,
+                       guint8 nonce[SHIMMER_DATACHAN_NONCE_LEN])
+{
+    put_be32(nonce, packet_id);
+    memcpy(nonce + 4, k->implicit_iv, SHIMMER_DATACHAN_IMPLICIT_IV_LEN);
+}
+
+/* The header in front of the tag: 8 bytes in V2, 5 in V1. The packet id is
+ * its last 4 bytes in both. */
+static gsize header_len(gboolean v2)
+{
+    return v2 ? 8 : 5;
+}
+
+static ShimmerDatachanResult seal(ShimmerDatachanKey *key, gboolean v2, guint8 key_id,
+                                  guint32 peer_id, const guint8 *plain, gsize plain_len,
+                                  guint8 *out, gsize out_size, gsize *out_len, guint32 *packet_id)
+{
+    gsize hdr = header_len(v2);
+    gsize overhead = hdr + SHIMMER_DATACHAN_TAG_LEN;
+    guint8 nonce[SHIMMER_DATACHAN_NONCE_LEN];
+    ShimmerDatachanResult result;
+    guint32 id;
+
+    if (key == NULL || key->direction != SHIMMER_DATACHAN_ENCRYPT || key_id > 7 ||
+        peer_id > 0xFFFFFF || out == NULL || (plain == NULL && plain_len > 0))
+        return SHIMMER_DATACHAN_ERR_INVALID;
+    if (plain_len > G_MAXSIZE - overhead || out_size < overhead + plain_len)
+        return SHIMMER_DATACHAN_ERR_BUFFER;
+    if (plain != out + overhead && overlaps(plain, plain_len, out, overhead + plain_len))
+        return SHIMMER_DATACHAN_ERR_INVALID;
+    if (key->next_packet_id >= SHIMMER_DATACHAN_PACKET_ID_LIMIT)
+        return SHIMMER_DATACHAN_ERR_EXHAUSTED;
+
+    /* The id is used up before the cipher runs: even a failed encryption
+     * must never be followed by another under the same nonce. */
+    id = key->next_packet_id++;
+
+    if (v2) {
+        out[0] = SHIMMER_DATACHAN_OP_DATA_V2 << 3 | key_id;
+        out[1] = (guint8)(peer_id >> 16);
+        out[2] = (guint8)(peer_id >> 8);
+        out[3] = (guint8)peer_id;
+    } else {
+        out[0] = SHIMMER_DATACHAN_OP_DATA_V1 << 3 | key_id;
+    }
+    put_be32(out + hdr - 4, id);
+    make_nonce(key, id, nonce);
+
+    /* V2 authenticates opcode, key id and peer id with the packet id; V1 only
+     * the packet id. */
+    result = aead_seal(key, nonce, v2 ? out : out + 1, v2 ? 8 : 4, plain, plain_len, out + overhead,
+                       out + hdr);
+    if (result != SHIMMER_DATACHAN_OK) {
+        shimmer_wipe(out, overhead + plain_len);
+        return result;
+    }
+
+    if (out_len != NULL)
+        *out_len = overhead + plain_len;
+    if (packet_id != NULL)
+        *packet_id = id;
+    return SHIMMER_DATACHAN_OK;
+}
+
+static ShimmerDatachanResult open_packet(ShimmerDatachanKey *key, gboolean v2, const guint8 *packet,
+                                         gsize packet_len, guint8 *out, gsize out_size,
+                                         gsize *out_len, guint32 *packet_id)
+{
+    gsize hdr = header_len(v2);
+    gsize overhead = hdr + SHIMMER_DATACHAN_TAG_LEN;
+    guint8 opcode = v2 ? SHIMMER_DATACHAN_OP_DATA_V2 : SHIMMER_DATACHAN_OP_DATA_V1;
+    guint8 nonce[SHIMMER_DATACHAN_NONCE_LEN];
+    ShimmerDatachanResult result;
+    gsize len;
+    guint32 id;
+
+    if (key == NULL || key->direction != SHIMMER_DATACHAN_DECRYPT ||
+        (packet == NULL && packet_len > 0))
+        return SHIMMER_DATACHAN_ERR_INVALID;
+    if (packet_len < overhead)
+        return SHIMMER_DATACHAN_ERR_SHORT;
+    if (packet[0] >> 3 != opcode)
+        return SHIMMER_DATACHAN_ERR_OPCODE;
+
+    len = packet_len - overhead;
+    if (out_size < len || (out == NULL && len > 0))
+        return SHIMMER_DATACHAN_ERR_BUFFER;
+    if (out != packet + overhead && overlaps(out, len, packet, packet_len))
+        return SHIMMER_DATACHAN_ERR_INVALID;
+
+    id = get_be32(packet + hdr - 4);
+    make_nonce(key, id, nonce);
+    result = aead_open(key, nonce, v2 ? packet : packet + 1, v2 ? 8 : 4, packet + overhead, len,
+                       out, packet + hdr);
+    if (result != SHIMMER_DATACHAN_OK)
+        return result;
+
+    if (out_len != NULL)
+        *out_len = len;
+    if (packet_id != NULL)
+        *packet_id = id;
+    return SHIMMER_DATACHAN_OK;
+}
+
+ShimmerDatachanResult shimmer_datachan_seal_v2(ShimmerDatachanKey *key, guint8 key_id,
+                                               guint32 peer_id, const guint8 *plain,
+                                               gsize plain_len, guint8 *out, gsize out_size,
+                                               gsize *out_len, guint32 *packet_id)
+{
+    return seal(key, TRUE, key_id, peer_id, plain, plain_len, out, out_size, out_len, packet_id);
+}
+
+ShimmerDatachanResult shimmer_datachan_seal_v1(ShimmerDatachanKey *key, guint8 key_id,
+                                               const guint8 *plain, gsize plain_len, guint8 *out,
+                                               gsize out_size, gsize *out_len, guint32 *packet_id)
+{
+    return seal(key, FALSE, key_id, 0, plain, plain_len, out, out_size, out_len, packet_id);
+}
+
+ShimmerDatachanResult shimmer_datachan_open_v2(ShimmerDatachanKey *key, const guint8 *packet,
+                                               gsize packet_len, guint8 *out, gsize out_size,
+                                               gsize *out_len, guint32 *packet_id)
+{
+    return open_packet(key, TRUE, packet, packet_len, out, out_size, out_len, packet_id);
+}
+
+ShimmerDatachanResult shimmer_datachan_open_v1(ShimmerDatachanKey *key, const guint8 *packet,
+                                               gsize packet_len, guint8 *out, gsize out_size,
+                                               gsize *out_len, guint32 *packet_id)
+{
+    return open_packet(key, FALSE, packet, packet_len, out, out_size, out_len, packet_id);
+}
+
+gboolean shimmer_datachan_peek_packet_id(gboolean v2, const guint8 *packet, gsize packet_len,
+                                         guint32 *packet_id)
+{
+    gsize hdr = header_len(v2);
+
+    if (packet == NULL || packet_len < hdr + SHIMMER_DATACHAN_TAG_LEN)
+        return FALSE;
+    if (packet_id != NULL)
+        *packet_id = get_be32(packet + hdr - 4);
+    return TRUE;
+}
+
+ShimmerDatachanResult shimmer_datachan_raw_seal(ShimmerDatachanKey *key,
+                                                const guint8 nonce[SHIMMER_DATACHAN_NONCE_LEN],
+                                                const guint8 *aad, gsize aad_len, const guint8 *in,
+                                                gsize len, guint8 *out,
+                                                guint8 tag[SHIMMER_DATACHAN_TAG_LEN])
+{
+    if (key == NULL || key->direction != SHIMMER_DATACHAN_ENCRYPT || nonce == NULL || tag == NULL ||
+        (aad == NULL && aad_len > 0) || ((in == NULL || out == NULL) && len > 0))
+        return SHIMMER_DATACHAN_ERR_INVALID;
+    if (in != out && overlaps(in, len, out, len))
+        return SHIMMER_DATACHAN_ERR_INVALID;
+    return aead_seal(key, nonce, aad, aad_len, in, len, out, tag);
+}
+
+ShimmerDatachanResult shimmer_datachan_raw_open(ShimmerDatachanKey *key,
+                                                const guint8 nonce[SHIMMER_DATACHAN_NONCE_LEN],
+                                                const guint8 *aad, gsize aad_len, const guint8 *in,
+                                                gsize len, guint8 *out,
+                                                const guint8 tag[SHIMMER_DATACHAN_TAG_LEN])
+{
+    if (key == NULL || key->direction != SHIMMER_DATACHAN_DECRYPT || nonce == NULL || tag == NULL ||
+        (aad == NULL && aad_len > 0) || ((in == NULL || out == NULL) && len > 0))
+        return SHIMMER_DATACHAN_ERR_INVALID;
+    if (in != out && overlaps(in, len, out, len))
+        return SHIMMER_DATACHAN_ERR_INVALID;
+    return aead_open(key, nonce, aad, aad_len, in, len, out, tag);
+}

@@ -12,18 +12,28 @@ G_BEGIN_DECLS
  * message that describes what is wrong without quoting the data. Secrets that
  * are decoded are written to caller-provided fixed-size buffers; temporaries
  * are wiped on every exit path.
+ *
+ * The error code is always 0: callers tell failures apart by the function,
+ * and the message is for the user. Outputs are written only on success, and
+ * wiping them is the caller's job. Lines may end in LF or CRLF everywhere; a
+ * PEM block's BEGIN and END lines must match and stand on lines of their own,
+ * and a BEGIN without its END (a truncated file) is always an error. Inputs
+ * larger than 64 MiB are refused.
  */
 
 /* OpenVPN static key: "-----BEGIN OpenVPN Static key V1-----", 256 bytes as
  * hex (whitespace between digits and '#' comment lines before the BEGIN line
  * allowed), "-----END OpenVPN Static key V1-----". Used by tls-auth and
- * tls-crypt. */
+ * tls-crypt. Exactly 512 hex digits; only blank and '#' lines may surround
+ * the block (no second block, no other text). */
 #define SHIMMER_STATIC_KEY_LEN 256
 
 /* tls-crypt-v2: a client key is Kc (256 bytes) followed by WKc (the wrapped
  * key, at most 1024 bytes, whose last two bytes are its own length, big
  * endian); a server key is 128 bytes. Both are base64 in PEM armour with the
- * labels "OpenVPN tls-crypt-v2 client key" / "... server key". */
+ * labels "OpenVPN tls-crypt-v2 client key" / "... server key". As for static
+ * keys, only blank and '#' lines may surround the block, and the base64 must
+ * be strictly valid (alphabet, padding, length). */
 #define SHIMMER_TLS_CRYPT_V2_SERVER_KEY_LEN 128
 #define SHIMMER_TLS_CRYPT_V2_MAX_WKC_LEN 1024
 /* The smallest WKc: tag(32) + encrypted Kc(256) + length(2). */
@@ -48,29 +58,44 @@ gboolean shimmer_keys_parse_tls_crypt_v2_server(
     GError **error);
 
 /* Like shimmer_keys_parse_tls_crypt_v2_client / _server but only tells which
- * of the two PEM labels DATA carries: 1 client, 2 server, 0 neither. */
+ * of the two PEM labels DATA carries: 1 client, 2 server, 0 neither. Only the
+ * first BEGIN line is looked at and nothing is validated, so the matching
+ * parser must still be called (and gives the useful error). */
 int shimmer_keys_tls_crypt_v2_kind(const void *data, gsize len);
 
 /* One or more PEM certificates (ca, extra-certs, cert). Returns the number of
  * certificates in *N_CERTS. Rejects data with no certificate, and any PEM
- * block that does not decode. REQUIRE_ONE: exactly one certificate (cert). */
+ * block that does not decode. REQUIRE_ONE: exactly one certificate (cert).
+ * N_CERTS may be NULL; it is set only on success. Blocks of other kinds (a
+ * CRL in a CA file, the key of a combined cert+key file) are skipped, as
+ * OpenVPN does, but must still be complete; OpenSSL's "TRUSTED CERTIFICATE"
+ * blocks are refused rather than skipped, since skipping would silently drop
+ * a CA. */
 gboolean shimmer_keys_check_certs(const void *data, gsize len, gboolean require_one,
                                   guint *n_certs, GError **error);
 
 /* A PEM private key (PKCS#1, PKCS#8, SEC1 EC, encrypted PKCS#8). Sets
  * *ENCRYPTED when the key needs a passphrase: such a key is accepted here and
  * decrypted later with the askpass passphrase. If PASSPHRASE is non-NULL and
- * the key is encrypted, the key must decrypt with it. */
+ * the key is encrypted, the key must decrypt with it.
+ * Exactly one private-key block is allowed; other blocks (the certificate of
+ * a combined file) are skipped. OpenSSL's traditional encrypted PEM
+ * ("Proc-Type: 4,ENCRYPTED") counts as encrypted too. Without a passphrase an
+ * encrypted key's outer structure is still checked. PASSPHRASE is ignored for
+ * a plain key. ENCRYPTED may be NULL; it is set once the key block is found,
+ * so it is also valid when the passphrase is wrong. */
 gboolean shimmer_keys_check_private_key(const void *data, gsize len,
                                         const char *passphrase, gboolean *encrypted,
                                         GError **error);
 
-/* One or more PEM CRLs. */
+/* One or more PEM CRLs. Blocks of other kinds are skipped. */
 gboolean shimmer_keys_check_crl(const void *data, gsize len, GError **error);
 
 /* PKCS#12: DER bytes (a file) or base64 text (an inline <pkcs12> block; set
  * IS_BASE64). Checks the structure parses; an encrypted bag is accepted
- * (passphrase comes later). */
+ * (passphrase comes later). Base64 may be wrapped and indented but must be
+ * strictly valid. Without the passphrase neither the MAC nor the inside of an
+ * encrypted bag can be checked, so damage there shows up only later. */
 gboolean shimmer_keys_check_pkcs12(const void *data, gsize len, gboolean is_base64,
                                    GError **error);
 
@@ -79,7 +104,8 @@ gboolean shimmer_keys_check_pkcs12(const void *data, gsize len, gboolean is_base
 char *shimmer_keys_sha256_hex(const void *data, gsize len);
 
 /* Parses a peer-fingerprint: 32 bytes as hex pairs separated by ':' (either
- * case). */
+ * case). Whitespace around the whole text is ignored (a CRLF line); none is
+ * allowed inside. */
 gboolean shimmer_keys_parse_fingerprint(const char *text, guint8 out[32], GError **error);
 
 #define SHIMMER_KEYS_ERROR (shimmer_keys_error_quark())
