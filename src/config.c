@@ -78,6 +78,7 @@ struct Parser {
     gint tls_auth_line, tls_crypt_line, tls_crypt_v2_line;
     gint key_direction_line;
     gint cipher_line;
+    gint fallback_line;
     GHashTable *values;      /* directive (or alias) -> "line\targs" for repeats */
 };
 
@@ -859,8 +860,10 @@ static void h_string(Parser *p, const ShimmerItem *it)
         slot = &p->cfg->tls_ciphersuites;
     else if (strcmp(n, "tls-groups") == 0)
         slot = &p->cfg->tls_groups;
-    else if (strcmp(n, "data-ciphers-fallback") == 0)
+    else if (strcmp(n, "data-ciphers-fallback") == 0) {
         slot = &p->cfg->data_ciphers_fallback;
+        p->fallback_line = (gint)it->line;
+    }
     else if (strcmp(n, "route-gateway") == 0)
         slot = &p->cfg->route_gateway;
     g_assert(slot != NULL);
@@ -1794,6 +1797,10 @@ static void h_dh(Parser *p, const ShimmerItem *it)
         p->cfg->dh_none = true;
         return;
     }
+    if (it->argc < 2 && g_hash_table_lookup(p->blocks, "dh") == NULL) {
+        perr(p, it->line, "'dh' needs 'none' or a file");
+        return;
+    }
     if (!load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, &p->cfg->dh, false))
         return;
     if (g_strstr_len((const char *)p->cfg->dh.data, (gssize)p->cfg->dh.len,
@@ -1906,7 +1913,7 @@ static const Directive directives[] = {
     {"dev", 1, 1, ANY, U, 0, h_dev, NULL},
     {"dev-type", 1, 1, ANY, U, 0, h_dev_type, NULL},
     {"topology", 1, 1, FP, U, 0, h_topology, NULL},
-    {"tun-mtu", 1, 1, FCP, U, 0, h_int, NULL},
+    {"tun-mtu", 1, 2, FCP, U, 0, h_int, NULL},
     {"mssfix", 0, 2, FC, U, 0, h_mssfix, NULL},
     {"mark", 1, 1, ANY, U, 0, h_int, NULL},
     /* transport */
@@ -1993,7 +2000,7 @@ static const Directive directives[] = {
     {"duplicate-cn", 0, 0, ANY, S, 0, h_server_flag, NULL},
     {"max-clients", 1, 1, ANY, S, 0, h_int, NULL},
     {"username-as-common-name", 0, 0, ANY, S, 0, h_server_flag, NULL},
-    {"dh", 1, 1, ANY, S, 0, h_dh, NULL},
+    {"dh", 0, 1, ANY, S, 0, h_dh, NULL},
     /* pushed only */
     {"peer-id", 1, 1, CTX_PUSH, U, 0, h_int, NULL},
     {"auth-token", 1, 1, CTX_PUSH, U, F_SECRET_ARGS, h_auth_token, NULL},
@@ -2375,9 +2382,14 @@ static void finish(Parser *p)
     }
     if (cfg->data_ciphers_fallback != NULL) {
         ShimmerCipher c;
-        if (!lookup_aead(cfg->data_ciphers_fallback, &c))
-            perr(p, 0, "'data-ciphers-fallback %s': only an AEAD cipher can be a fallback",
-                 cfg->data_ciphers_fallback);
+        if (!lookup_aead(cfg->data_ciphers_fallback, &c)) {
+            /* Like a CBC `cipher`: only for peers that cannot negotiate. */
+            pwarn(p, (guint)p->fallback_line,
+                  "'data-ciphers-fallback %s' is not an AEAD cipher: a server that cannot "
+                  "negotiate AEAD ciphers will not be reachable",
+                  cfg->data_ciphers_fallback);
+            g_clear_pointer(&cfg->data_ciphers_fallback, g_free);
+        }
     }
 
     if (cfg->dev != NULL && !g_str_has_prefix(cfg->dev, "tun") && cfg->dev_type == NULL)
