@@ -1,0 +1,797 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The client runner: sockets, the tun and the network configuration around
+ * one engine. See client.h.
+ */
+#include "client.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <gio/gio.h>
+#include <glib-unix.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "mss.h"
+#include "netcfg.h"
+#include "packet.h"
+#include "secure.h"
+#include "tun.h"
+
+#define BATCH 32
+#define PKT_SIZE 2048
+#define HEADROOM 64
+
+struct ShimmerClient {
+    const ShimmerConfig *cfg;
+    ShimmerClientOptions opts;
+    ShimmerClientCallbacks cb;
+    ShimmerEngine *engine;
+
+    /* transport */
+    int sock;
+    gboolean tcp;
+    gboolean tcp_connecting;
+    GSource *sock_source;
+    GSource *sock_out_source;
+    ShimmerTcpSplitter *splitter;
+    GByteArray *tcp_out;
+    GCancellable *resolve_cancel;
+    GSocketAddress *remote;
+    char *remote_text;
+
+    /* tun */
+    ShimmerTun *tun;
+    GSource *tun_source;
+    gboolean tun_configured;
+    ShimmerNetcfg *net;
+
+    GSource *timer;
+    gboolean stopping;
+    gboolean finished;
+
+    /* Batches for the data path: no allocation per packet. */
+    guint8 rx[BATCH][PKT_SIZE];
+    guint8 tx[BATCH][PKT_SIZE + HEADROOM];
+    guint8 plain[PKT_SIZE];
+    guint8 stream[65536];
+    struct mmsghdr msgs[BATCH];
+    struct iovec iov[BATCH];
+};
+
+static void pump(ShimmerClient *c);
+static gboolean on_writable(gint fd, GIOCondition cond, gpointer user);
+
+static void clog_(ShimmerClient *c, ShimmerLogLevel lvl, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+static void clog_(ShimmerClient *c, ShimmerLogLevel lvl, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    g_autofree char *msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    if (c->cb.log)
+        c->cb.log(c->cb.user, lvl, msg);
+}
+
+static void engine_log(gpointer user, ShimmerLogLevel level, const char *message)
+{
+    ShimmerClient *c = user;
+    if (c->cb.log)
+        c->cb.log(c->cb.user, level, message);
+}
+
+/* ---------- transport ---------- */
+
+static void close_transport(ShimmerClient *c)
+{
+    if (c->resolve_cancel) {
+        g_cancellable_cancel(c->resolve_cancel);
+        g_clear_object(&c->resolve_cancel);
+    }
+    if (c->sock_source) {
+        g_source_destroy(c->sock_source);
+        g_clear_pointer(&c->sock_source, g_source_unref);
+    }
+    if (c->sock_out_source) {
+        g_source_destroy(c->sock_out_source);
+        g_clear_pointer(&c->sock_out_source, g_source_unref);
+    }
+    if (c->sock >= 0) {
+        close(c->sock);
+        c->sock = -1;
+    }
+    g_clear_pointer(&c->splitter, shimmer_tcp_splitter_free);
+    if (c->tcp_out)
+        g_byte_array_set_size(c->tcp_out, 0);
+    c->tcp_connecting = FALSE;
+}
+
+static void transport_failed(ShimmerClient *c, const char *why)
+{
+    close_transport(c);
+    shimmer_engine_transport_failed(c->engine, why, g_get_monotonic_time());
+    pump(c);
+}
+
+static void send_packet(ShimmerClient *c, const guint8 *pkt, gsize len)
+{
+    if (c->sock < 0)
+        return;
+    if (!c->tcp) {
+        if (send(c->sock, pkt, len, 0) < 0 && errno != EAGAIN && errno != ENOBUFS &&
+            errno != ECONNREFUSED)
+            clog_(c, SHIMMER_LOG_DEBUG, "send: %s", g_strerror(errno));
+        return;
+    }
+    guint8 prefix[2] = {(guint8)(len >> 8), (guint8)len};
+    if (c->tcp_out->len == 0 && !c->tcp_connecting) {
+        struct iovec v[2] = {{prefix, 2}, {(void *)pkt, len}};
+        ssize_t n = writev(c->sock, v, 2);
+        if (n == (ssize_t)(len + 2))
+            return;
+        if (n < 0 && errno != EAGAIN) {
+            transport_failed(c, g_strerror(errno));
+            return;
+        }
+        if (n < 0)
+            n = 0;
+        /* Keep the rest for when the socket drains. */
+        if (n < 2) {
+            g_byte_array_append(c->tcp_out, prefix + n, (guint)(2 - n));
+            g_byte_array_append(c->tcp_out, pkt, (guint)len);
+        } else {
+            g_byte_array_append(c->tcp_out, pkt + (n - 2), (guint)(len - (gsize)(n - 2)));
+        }
+    } else {
+        if (c->tcp_out->len > 4 * 1024 * 1024)
+            return; /* the link is stuck: drop rather than grow without bound */
+        g_byte_array_append(c->tcp_out, prefix, 2);
+        g_byte_array_append(c->tcp_out, pkt, (guint)len);
+    }
+    if (c->sock_out_source == NULL) {
+        c->sock_out_source = g_unix_fd_source_new(c->sock, G_IO_OUT);
+        g_source_set_callback(c->sock_out_source, (GSourceFunc)(void (*)(void))on_writable, c,
+                              NULL);
+        g_source_attach(c->sock_out_source, NULL);
+    }
+}
+
+static gboolean on_writable(gint fd, GIOCondition cond, gpointer user)
+{
+    ShimmerClient *c = user;
+    if (c->tcp_connecting) {
+        int err = 0;
+        socklen_t l = sizeof(err);
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l);
+        if (err != 0) {
+            g_clear_pointer(&c->sock_out_source, g_source_unref);
+            transport_failed(c, g_strerror(err));
+            return G_SOURCE_REMOVE;
+        }
+        c->tcp_connecting = FALSE;
+        clog_(c, SHIMMER_LOG_INFO, "TCP connection to %s established", c->remote_text);
+        shimmer_engine_transport_up(c->engine, TRUE, g_get_monotonic_time());
+    }
+    while (c->tcp_out->len > 0) {
+        ssize_t n = write(fd, c->tcp_out->data, c->tcp_out->len);
+        if (n < 0) {
+            if (errno == EAGAIN)
+                return G_SOURCE_CONTINUE;
+            g_clear_pointer(&c->sock_out_source, g_source_unref);
+            transport_failed(c, g_strerror(errno));
+            return G_SOURCE_REMOVE;
+        }
+        g_byte_array_remove_range(c->tcp_out, 0, (guint)n);
+    }
+    g_clear_pointer(&c->sock_out_source, g_source_unref);
+    pump(c);
+    return G_SOURCE_REMOVE;
+}
+
+static void tun_write(ShimmerClient *c, const guint8 *pkt, gsize len)
+{
+    if (c->tun == NULL)
+        return;
+    if (write(shimmer_tun_get_fd(c->tun), pkt, len) < 0 && errno != EAGAIN)
+        clog_(c, SHIMMER_LOG_DEBUG, "tun write: %s", g_strerror(errno));
+}
+
+static void deliver(ShimmerClient *c, const guint8 *pkt, gsize len, gint64 now)
+{
+    gsize tun_len = 0;
+    if (shimmer_engine_recv(c->engine, pkt, len, now, c->plain, sizeof(c->plain), &tun_len) ==
+        SHIMMER_RECV_TUN) {
+        shimmer_mss_clamp(c->plain, tun_len, shimmer_engine_get_mss(c->engine, FALSE),
+                          shimmer_engine_get_mss(c->engine, TRUE));
+        tun_write(c, c->plain, tun_len);
+    }
+}
+
+static gboolean on_sock_readable(gint fd, GIOCondition cond, gpointer user)
+{
+    ShimmerClient *c = user;
+    gint64 now = g_get_monotonic_time();
+    if (!c->tcp) {
+        for (int round = 0; round < 8; round++) {
+            for (int i = 0; i < BATCH; i++) {
+                c->iov[i].iov_base = c->rx[i];
+                c->iov[i].iov_len = PKT_SIZE;
+                memset(&c->msgs[i].msg_hdr, 0, sizeof(c->msgs[i].msg_hdr));
+                c->msgs[i].msg_hdr.msg_iov = &c->iov[i];
+                c->msgs[i].msg_hdr.msg_iovlen = 1;
+            }
+            int n = recvmmsg(fd, c->msgs, BATCH, MSG_DONTWAIT, NULL);
+            if (n <= 0) {
+                if (n < 0 && errno == ECONNREFUSED)
+                    clog_(c, SHIMMER_LOG_DEBUG, "the server's port is closed (ICMP)");
+                break;
+            }
+            for (int i = 0; i < n; i++)
+                deliver(c, c->rx[i], c->msgs[i].msg_len, now);
+            if (n < BATCH)
+                break;
+        }
+    } else {
+        guint8 *stream = c->stream;
+        ssize_t n = read(fd, stream, sizeof(c->stream));
+        if (n == 0 || (n < 0 && errno != EAGAIN)) {
+            c->sock_source = NULL; /* removed by returning REMOVE below */
+            transport_failed(c, n == 0 ? "the server closed the connection" : g_strerror(errno));
+            return G_SOURCE_REMOVE;
+        }
+        const guint8 *p = stream;
+        gsize left = n > 0 ? (gsize)n : 0;
+        while (left > 0 && c->splitter != NULL) {
+            gsize used = 0;
+            const guint8 *pkt = NULL;
+            gsize pkt_len = 0;
+            if (shimmer_tcp_splitter_feed(c->splitter, p, left, &used, &pkt, &pkt_len) !=
+                SHIMMER_PACKET_OK) {
+                transport_failed(c, "malformed TCP framing from the server");
+                return G_SOURCE_REMOVE;
+            }
+            p += used;
+            left -= used;
+            if (pkt != NULL)
+                deliver(c, pkt, pkt_len, now);
+            else if (used == 0)
+                break;
+        }
+    }
+    pump(c);
+    return G_SOURCE_CONTINUE;
+}
+
+static gboolean on_tun_readable(gint fd, GIOCondition cond, gpointer user)
+{
+    ShimmerClient *c = user;
+    gint64 now = g_get_monotonic_time();
+    int n = 0;
+    guint mss4 = shimmer_engine_get_mss(c->engine, FALSE);
+    guint mss6 = shimmer_engine_get_mss(c->engine, TRUE);
+    for (; n < BATCH; n++) {
+        guint8 *in = c->rx[n];
+        ssize_t r = read(fd, in, PKT_SIZE);
+        if (r <= 0)
+            break;
+        shimmer_mss_clamp(in, (gsize)r, mss4, mss6);
+        gsize len = shimmer_engine_encrypt(c->engine, in, (gsize)r, c->tx[n], sizeof(c->tx[n]),
+                                           now);
+        if (len == 0) {
+            n--;
+            continue;
+        }
+        if (c->tcp) {
+            send_packet(c, c->tx[n], len);
+            n--;
+            continue;
+        }
+        c->iov[n].iov_base = c->tx[n];
+        c->iov[n].iov_len = len;
+        memset(&c->msgs[n].msg_hdr, 0, sizeof(c->msgs[n].msg_hdr));
+        c->msgs[n].msg_hdr.msg_iov = &c->iov[n];
+        c->msgs[n].msg_hdr.msg_iovlen = 1;
+    }
+    if (!c->tcp && n > 0 && c->sock >= 0) {
+        int sent = 0;
+        while (sent < n) {
+            int k = sendmmsg(c->sock, c->msgs + sent, (unsigned)(n - sent), MSG_DONTWAIT);
+            if (k <= 0)
+                break; /* full socket buffer: drop, as a router would */
+            sent += k;
+        }
+    }
+    pump(c);
+    return G_SOURCE_CONTINUE;
+}
+
+static void start_socket(ShimmerClient *c, GInetAddress *addr, guint16 port, gboolean tcp)
+{
+    g_autoptr(GSocketAddress) sa = g_inet_socket_address_new(addr, port);
+    struct sockaddr_storage ss;
+    g_autoptr(GError) error = NULL;
+    if (!g_socket_address_to_native(sa, &ss, sizeof(ss), &error)) {
+        transport_failed(c, error->message);
+        return;
+    }
+    int family = g_inet_address_get_family(addr) == G_SOCKET_FAMILY_IPV6 ? AF_INET6 : AF_INET;
+    c->sock = socket(family, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c->sock < 0) {
+        transport_failed(c, g_strerror(errno));
+        return;
+    }
+    if (c->cfg->mark >= 0)
+        setsockopt(c->sock, SOL_SOCKET, SO_MARK, &c->cfg->mark, sizeof(int));
+    if (!tcp) {
+        int buf = 4 * 1024 * 1024;
+        setsockopt(c->sock, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+        setsockopt(c->sock, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
+    }
+    g_free(c->remote_text);
+    g_autofree char *a = g_inet_address_to_string(addr);
+    c->remote_text = g_strdup_printf(family == AF_INET6 ? "[%s]:%u" : "%s:%u", a, port);
+    g_clear_object(&c->remote);
+    c->remote = g_steal_pointer(&sa);
+    c->tcp = tcp;
+    socklen_t sl = family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    int rc = connect(c->sock, (struct sockaddr *)&ss, sl);
+    if (rc < 0 && !(tcp && errno == EINPROGRESS)) {
+        transport_failed(c, g_strerror(errno));
+        return;
+    }
+    c->sock_source = g_unix_fd_source_new(c->sock, G_IO_IN);
+    g_source_set_callback(c->sock_source, (GSourceFunc)(void (*)(void))on_sock_readable, c, NULL);
+    g_source_attach(c->sock_source, NULL);
+    if (tcp) {
+        c->splitter = shimmer_tcp_splitter_new(SHIMMER_TCP_MAX_PACKET);
+        c->tcp_connecting = TRUE;
+        c->sock_out_source = g_unix_fd_source_new(c->sock, G_IO_OUT);
+        g_source_set_callback(c->sock_out_source,
+                              (GSourceFunc)(void (*)(void))on_writable, c, NULL);
+        g_source_attach(c->sock_out_source, NULL);
+        clog_(c, SHIMMER_LOG_INFO, "connecting to %s over TCP", c->remote_text);
+        return;
+    }
+    clog_(c, SHIMMER_LOG_INFO, "sending to %s over UDP", c->remote_text);
+    shimmer_engine_transport_up(c->engine, FALSE, g_get_monotonic_time());
+}
+
+typedef struct {
+    ShimmerClient *c;
+    guint index;
+} ResolveData;
+
+static void on_resolved(GObject *src, GAsyncResult *res, gpointer user)
+{
+    ResolveData *rd = user;
+    ShimmerClient *c = rd->c;
+    guint index = rd->index;
+    g_free(rd);
+    g_autoptr(GError) error = NULL;
+    GList *addrs = g_resolver_lookup_by_name_finish(G_RESOLVER(src), res, &error);
+    if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        return;
+    g_clear_object(&c->resolve_cancel);
+    ShimmerConnection *conn = g_ptr_array_index(c->cfg->connections, index);
+    GInetAddress *pick = NULL;
+    for (GList *l = addrs; l != NULL && pick == NULL; l = l->next) {
+        GSocketFamily f = g_inet_address_get_family(l->data);
+        if (conn->family == SHIMMER_FAMILY_ANY ||
+            (conn->family == SHIMMER_FAMILY_INET && f == G_SOCKET_FAMILY_IPV4) ||
+            (conn->family == SHIMMER_FAMILY_INET6 && f == G_SOCKET_FAMILY_IPV6))
+            pick = l->data;
+    }
+    if (pick == NULL) {
+        g_autofree char *why = g_strdup_printf("cannot resolve %s: %s", conn->host,
+                                               error ? error->message : "no usable address");
+        g_resolver_free_addresses(addrs);
+        transport_failed(c, why);
+        return;
+    }
+    g_object_ref(pick);
+    g_resolver_free_addresses(addrs);
+    start_socket(c, pick, conn->port, conn->transport == SHIMMER_TRANSPORT_TCP);
+    g_object_unref(pick);
+    pump(c);
+}
+
+static void open_transport(ShimmerClient *c, guint index)
+{
+    close_transport(c);
+    ShimmerConnection *conn = g_ptr_array_index(c->cfg->connections, index);
+    g_autoptr(GInetAddress) literal = g_inet_address_new_from_string(conn->host);
+    if (literal != NULL) {
+        start_socket(c, literal, conn->port, conn->transport == SHIMMER_TRANSPORT_TCP);
+        return;
+    }
+    g_autofree char *host = NULL;
+    if (c->cfg->remote_random_hostname) {
+        /* A random label in front defeats DNS caching of a load balancer. */
+        g_autoptr(GString) s = g_string_new(NULL);
+        for (gsize i = 0; i < 6; i++)
+            g_string_append_printf(s, "%02x", g_random_int_range(0, 256));
+        host = g_strdup_printf("%s.%s", s->str, conn->host);
+    } else {
+        host = g_strdup(conn->host);
+    }
+    clog_(c, SHIMMER_LOG_INFO, "resolving %s", host);
+    ResolveData *rd = g_new0(ResolveData, 1);
+    rd->c = c;
+    rd->index = index;
+    c->resolve_cancel = g_cancellable_new();
+    g_autoptr(GResolver) resolver = g_resolver_get_default();
+    g_resolver_lookup_by_name_async(resolver, host, c->resolve_cancel, on_resolved, rd);
+}
+
+/* ---------- tun configuration ---------- */
+
+static guint netmask_bits(const char *mask)
+{
+    struct in_addr a;
+    if (inet_pton(AF_INET, mask, &a) != 1)
+        return 32;
+    guint32 m = g_ntohl(a.s_addr);
+    guint bits = 0;
+    while (m & 0x80000000u) {
+        bits++;
+        m <<= 1;
+    }
+    return bits;
+}
+
+static gboolean add_addr(ShimmerClient *c, int ifindex, const char *local, guint bits,
+                         const char *peer, GError **error)
+{
+    g_autoptr(GInetAddress) l = g_inet_address_new_from_string(local);
+    g_autoptr(GInetAddress) p = peer ? g_inet_address_new_from_string(peer) : NULL;
+    if (l == NULL || (peer != NULL && p == NULL)) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "bad address %s", local);
+        return FALSE;
+    }
+    return shimmer_netcfg_addr_add(c->net, ifindex, l, bits, p, error);
+}
+
+static gboolean add_route(ShimmerClient *c, int ifindex, const char *net, guint bits,
+                          guint metric, GError **error)
+{
+    g_autofree char *text = g_strdup_printf("%s/%u", net, bits);
+    g_autoptr(GInetAddressMask) mask = g_inet_address_mask_new_from_string(text, error);
+    if (mask == NULL)
+        return FALSE;
+    return shimmer_netcfg_route_add(c->net, mask, ifindex, NULL, metric, error);
+}
+
+/* A route that must bypass the tunnel (gateway net_gateway): through the
+ * interface and gateway the network is reached by now. */
+static gboolean add_route_outside(ShimmerClient *c, const char *net, guint bits, GError **error)
+{
+    g_autoptr(GInetAddress) a = g_inet_address_new_from_string(net);
+    g_auto(ShimmerNetcfgRoute) cur = {0};
+    if (a == NULL || !shimmer_netcfg_route_lookup(c->net, a, &cur, error))
+        return FALSE;
+    g_autofree char *text = g_strdup_printf("%s/%u", net, bits);
+    g_autoptr(GInetAddressMask) mask = g_inet_address_mask_new_from_string(text, error);
+    if (mask == NULL)
+        return FALSE;
+    return shimmer_netcfg_route_add(c->net, mask, cur.ifindex, cur.gateway, 0, error);
+}
+
+static gboolean configure_tun(ShimmerClient *c, GError **error)
+{
+    const ShimmerConfig *p = shimmer_engine_get_pushed(c->engine);
+    const ShimmerConfig *cfg = c->cfg;
+    if (c->tun == NULL) {
+        const char *name = c->opts.tun_name;
+        if (name == NULL)
+            name = cfg->dev == NULL || strcmp(cfg->dev, "tun") == 0 ? "tun%d" : cfg->dev;
+        c->tun = shimmer_tun_open(name, error);
+        if (c->tun == NULL)
+            return FALSE;
+        c->tun_source = g_unix_fd_source_new(shimmer_tun_get_fd(c->tun), G_IO_IN);
+        g_source_set_callback(c->tun_source, (GSourceFunc)(void (*)(void))on_tun_readable, c,
+                              NULL);
+        g_source_attach(c->tun_source, NULL);
+        clog_(c, SHIMMER_LOG_INFO, "tun device %s", shimmer_tun_get_name(c->tun));
+    }
+    if (c->opts.no_netcfg)
+        return TRUE;
+    /* A reconnect may bring a different address: start from a clean slate. */
+    if (c->net != NULL) {
+        shimmer_netcfg_rollback(c->net, NULL);
+        g_clear_pointer(&c->net, shimmer_netcfg_free);
+    }
+    c->net = shimmer_netcfg_new(error);
+    if (c->net == NULL)
+        return FALSE;
+    int ifindex = shimmer_tun_get_ifindex(c->tun);
+    const char *dev = shimmer_tun_get_name(c->tun);
+    guint mtu = p->tun_mtu ? p->tun_mtu : (cfg->tun_mtu ? cfg->tun_mtu : 1500);
+    if (!shimmer_netcfg_link_set_mtu(c->net, ifindex, mtu, error) ||
+        !shimmer_netcfg_link_set_up(c->net, ifindex, TRUE, error))
+        return FALSE;
+
+    ShimmerTopology topo = p->topology ? p->topology : cfg->topology;
+    const char *local = p->ifconfig_local ? p->ifconfig_local : cfg->ifconfig_local;
+    const char *remote = p->ifconfig_local ? p->ifconfig_remote : cfg->ifconfig_remote;
+    if (local != NULL) {
+        gboolean ok = topo == SHIMMER_TOPOLOGY_SUBNET
+                          ? add_addr(c, ifindex, local, netmask_bits(remote), NULL, error)
+                          : add_addr(c, ifindex, local, 32, remote, error);
+        if (!ok)
+            return FALSE;
+        clog_(c, SHIMMER_LOG_INFO, "%s: %s %s %s, mtu %u", dev, local,
+              topo == SHIMMER_TOPOLOGY_SUBNET ? "netmask" : "peer", remote, mtu);
+    }
+    const char *local6 = p->ifconfig_ipv6_local ? p->ifconfig_ipv6_local
+                                                : cfg->ifconfig_ipv6_local;
+    if (local6 != NULL) {
+        g_auto(GStrv) parts = g_strsplit(local6, "/", 2);
+        guint bits = parts[1] ? (guint)atoi(parts[1]) : 64;
+        if (!add_addr(c, ifindex, parts[0], bits, NULL, error))
+            return FALSE;
+        clog_(c, SHIMMER_LOG_INFO, "%s: %s", dev, local6);
+    }
+
+    guint redirect = p->redirect_gateway ? p->redirect_gateway : cfg->redirect_gateway;
+    GInetAddress *server =
+        c->remote ? g_inet_socket_address_get_address(G_INET_SOCKET_ADDRESS(c->remote)) : NULL;
+    if (redirect & SHIMMER_REDIRECT_ENABLED) {
+        /* Always the def1 way: two /1 routes override the default route
+         * without deleting it, and a host route keeps the server reachable
+         * outside the tunnel. */
+        GInetAddress *pin = (redirect & SHIMMER_REDIRECT_LOCAL) ? NULL : server;
+        if (!(redirect & SHIMMER_REDIRECT_NOT_IPV4)) {
+            GInetAddress *pin4 =
+                pin && g_inet_address_get_family(pin) == G_SOCKET_FAMILY_IPV4 ? pin : NULL;
+            if (!shimmer_netcfg_redirect_def1(c->net, G_SOCKET_FAMILY_IPV4, ifindex, NULL, 0, pin4,
+                                              error))
+                return FALSE;
+            clog_(c, SHIMMER_LOG_INFO, "redirect-gateway: IPv4 default through %s", dev);
+        }
+        if (redirect & SHIMMER_REDIRECT_IPV6) {
+            GInetAddress *pin6 =
+                pin && g_inet_address_get_family(pin) == G_SOCKET_FAMILY_IPV6 ? pin : NULL;
+            if (!shimmer_netcfg_redirect_def1(c->net, G_SOCKET_FAMILY_IPV6, ifindex, NULL, 0, pin6,
+                                              error))
+                return FALSE;
+            clog_(c, SHIMMER_LOG_INFO, "redirect-gateway: IPv6 default through %s", dev);
+        }
+    }
+    /* Routes: configured ones, then pushed ones (route-nopull already
+     * emptied the pushed list in the engine). */
+    const ShimmerConfig *sources[2] = {cfg, p};
+    for (int s = 0; s < 2; s++) {
+        for (guint i = 0; i < sources[s]->routes->len; i++) {
+            ShimmerRoute *r = g_ptr_array_index(sources[s]->routes, i);
+            struct in_addr a;
+            if (inet_pton(AF_INET, r->network, &a) != 1) {
+                clog_(c, SHIMMER_LOG_WARNING, "route %s: only address routes are supported so far",
+                      r->network);
+                continue;
+            }
+            guint bits = r->netmask ? netmask_bits(r->netmask) : 32;
+            gboolean ok;
+            if (r->gateway != NULL && strcmp(r->gateway, "net_gateway") == 0)
+                ok = add_route_outside(c, r->network, bits, error);
+            else
+                ok = add_route(c, ifindex, r->network, bits,
+                               r->metric >= 0 ? (guint)r->metric : 0, error);
+            if (!ok)
+                return FALSE;
+            clog_(c, SHIMMER_LOG_INFO, "route %s/%u via %s", r->network, bits,
+                  r->gateway && strcmp(r->gateway, "net_gateway") == 0 ? "net_gateway" : dev);
+        }
+        for (guint i = 0; i < sources[s]->routes6->len; i++) {
+            ShimmerRoute6 *r = g_ptr_array_index(sources[s]->routes6, i);
+            g_auto(GStrv) parts = g_strsplit(r->prefix, "/", 2);
+            guint bits = parts[1] ? (guint)atoi(parts[1]) : 128;
+            if (!add_route(c, ifindex, parts[0], bits, r->metric >= 0 ? (guint)r->metric : 0,
+                           error))
+                return FALSE;
+            clog_(c, SHIMMER_LOG_INFO, "route %s via %s", r->prefix, dev);
+        }
+    }
+    for (guint i = 0; i < p->dhcp_options->len; i++) {
+        ShimmerDhcpOption *o = g_ptr_array_index(p->dhcp_options, i);
+        clog_(c, SHIMMER_LOG_INFO, "pushed %s %s (not applied: DNS setup comes with the "
+                                   "shimmerd service)",
+              o->type, o->value ? o->value : "");
+    }
+    c->tun_configured = TRUE;
+    return TRUE;
+}
+
+static void teardown_tun(ShimmerClient *c)
+{
+    if (c->net != NULL) {
+        g_autoptr(GError) error = NULL;
+        if (!shimmer_netcfg_rollback(c->net, &error))
+            clog_(c, SHIMMER_LOG_WARNING, "removing the tunnel's routes: %s", error->message);
+        g_clear_pointer(&c->net, shimmer_netcfg_free);
+    }
+    if (c->tun_source) {
+        g_source_destroy(c->tun_source);
+        g_clear_pointer(&c->tun_source, g_source_unref);
+    }
+    g_clear_pointer(&c->tun, shimmer_tun_close);
+    c->tun_configured = FALSE;
+}
+
+/* ---------- the loop ---------- */
+
+static gboolean timer_dispatch(GSource *source, GSourceFunc callback, gpointer user)
+{
+    return callback(user);
+}
+
+static GSourceFuncs timer_funcs = {NULL, NULL, timer_dispatch, NULL, NULL, NULL};
+
+static gboolean on_timer(gpointer user)
+{
+    ShimmerClient *c = user;
+    g_source_set_ready_time(c->timer, -1);
+    shimmer_engine_handle_timeout(c->engine, g_get_monotonic_time());
+    pump(c);
+    return G_SOURCE_CONTINUE;
+}
+
+static void finish(ShimmerClient *c, gboolean failed, const char *reason)
+{
+    if (c->finished)
+        return;
+    c->finished = TRUE;
+    close_transport(c);
+    teardown_tun(c);
+    if (c->cb.finished)
+        c->cb.finished(c->cb.user, failed, reason);
+}
+
+static void pump(ShimmerClient *c)
+{
+    guint8 buf[PKT_SIZE + HEADROOM];
+    gsize len;
+    ShimmerEvent ev;
+    gboolean again = TRUE;
+    while (again && !c->finished) {
+        again = FALSE;
+        while ((len = shimmer_engine_pop_packet(c->engine, buf, sizeof(buf))) > 0)
+            send_packet(c, buf, len);
+        while (shimmer_engine_pop_event(c->engine, &ev)) {
+            again = TRUE;
+            switch (ev.type) {
+            case SHIMMER_EVENT_STATE:
+                if (c->cb.state_changed)
+                    c->cb.state_changed(c->cb.user, ev.state, ev.message);
+                break;
+            case SHIMMER_EVENT_CONNECT:
+                open_transport(c, ev.index);
+                break;
+            case SHIMMER_EVENT_DISCONNECT_TRANSPORT:
+                close_transport(c);
+                break;
+            case SHIMMER_EVENT_TUN_CONFIG: {
+                g_autoptr(GError) error = NULL;
+                if (!configure_tun(c, &error)) {
+                    clog_(c, SHIMMER_LOG_ERROR, "cannot configure the tunnel: %s",
+                          error->message);
+                    shimmer_event_clear(&ev);
+                    finish(c, TRUE, "cannot configure the tunnel");
+                    return;
+                }
+                break;
+            }
+            case SHIMMER_EVENT_NEED_CREDENTIALS:
+                if (c->cb.need_credentials)
+                    c->cb.need_credentials(c->cb.user, ev.message);
+                break;
+            case SHIMMER_EVENT_AUTH_FAILED:
+            case SHIMMER_EVENT_INFO:
+                break;
+            case SHIMMER_EVENT_EXIT: {
+                gboolean failed = shimmer_engine_get_state(c->engine) == SHIMMER_STATE_FAILED;
+                g_autofree char *reason = g_strdup(ev.message);
+                shimmer_event_clear(&ev);
+                /* Flush what the engine queued last (the exit notification). */
+                while ((len = shimmer_engine_pop_packet(c->engine, buf, sizeof(buf))) > 0)
+                    send_packet(c, buf, len);
+                finish(c, failed, reason);
+                return;
+            }
+            }
+            shimmer_event_clear(&ev);
+        }
+    }
+    if (c->finished)
+        return;
+    gint64 d = shimmer_engine_next_deadline(c->engine);
+    g_source_set_ready_time(c->timer, d == G_MAXINT64 ? -1 : d);
+}
+
+ShimmerClient *shimmer_client_new(const ShimmerConfig *cfg, const ShimmerClientOptions *options,
+                                  const ShimmerClientCallbacks *callbacks, GError **error)
+{
+    ShimmerClient *c = g_new0(ShimmerClient, 1);
+    c->cfg = cfg;
+    c->sock = -1;
+    if (options)
+        c->opts = *options;
+    if (callbacks)
+        c->cb = *callbacks;
+    ShimmerEngineHooks hooks = {.log = engine_log, .user = c};
+    c->engine = shimmer_engine_new(cfg, &hooks, error);
+    if (c->engine == NULL) {
+        g_free(c);
+        return NULL;
+    }
+    c->tcp_out = g_byte_array_new();
+    c->timer = g_source_new(&timer_funcs, sizeof(GSource));
+    g_source_set_callback(c->timer, on_timer, c, NULL);
+    g_source_set_ready_time(c->timer, -1);
+    g_source_attach(c->timer, NULL);
+    return c;
+}
+
+void shimmer_client_start(ShimmerClient *c)
+{
+    shimmer_engine_start(c->engine, g_get_monotonic_time());
+    pump(c);
+}
+
+void shimmer_client_stop(ShimmerClient *c)
+{
+    if (c->finished)
+        return;
+    c->stopping = TRUE;
+    shimmer_engine_stop(c->engine, g_get_monotonic_time());
+    pump(c);
+}
+
+void shimmer_client_set_credentials(ShimmerClient *c, const char *username, const char *password)
+{
+    shimmer_engine_set_credentials(c->engine, username, password, g_get_monotonic_time());
+    pump(c);
+}
+
+void shimmer_client_set_key_passphrase(ShimmerClient *c, const char *passphrase)
+{
+    shimmer_engine_set_key_passphrase(c->engine, passphrase);
+}
+
+ShimmerEngine *shimmer_client_get_engine(ShimmerClient *c)
+{
+    return c->engine;
+}
+
+const char *shimmer_client_get_tun_name(ShimmerClient *c)
+{
+    return c->tun ? shimmer_tun_get_name(c->tun) : NULL;
+}
+
+const char *shimmer_client_get_remote_address(ShimmerClient *c)
+{
+    return c->remote_text;
+}
+
+void shimmer_client_free(ShimmerClient *c)
+{
+    if (c == NULL)
+        return;
+    close_transport(c);
+    teardown_tun(c);
+    if (c->timer) {
+        g_source_destroy(c->timer);
+        g_source_unref(c->timer);
+    }
+    g_clear_object(&c->remote);
+    g_free(c->remote_text);
+    g_byte_array_unref(c->tcp_out);
+    shimmer_engine_free(c->engine);
+    shimmer_wipe(c->rx, sizeof(c->rx));
+    shimmer_wipe(c->tx, sizeof(c->tx));
+    shimmer_wipe(c->plain, sizeof(c->plain));
+    g_free(c);
+}

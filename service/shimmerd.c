@@ -1,0 +1,263 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * shimmerd. Today: `shimmerd --config FILE` runs one client in the
+ * foreground, as `openvpn --config FILE` does.
+ *
+ * Exit codes: 0 stopped by a signal or the server; 1 the session failed
+ * (authentication refused, certificate rejected, ...); 2 usage or a
+ * configuration that is refused.
+ */
+#include "shimmer-build-config.h"
+
+#include <glib-unix.h>
+#include <glib.h>
+#include <glib/gi18n.h>
+#include <locale.h>
+#include <stdio.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "config.h"
+#include "secure.h"
+
+typedef struct {
+    GMainLoop *loop;
+    ShimmerClient *client;
+    const ShimmerConfig *cfg;
+    int exit_code;
+    gboolean verbose;
+    guint signals;
+} Daemon;
+
+static void log_line(const char *level, const char *message)
+{
+    g_autoptr(GDateTime) now = g_date_time_new_now_utc();
+    g_autofree char *ts = g_date_time_format(now, "%Y-%m-%dT%H:%M:%S.%fZ");
+    /* %f gives microseconds; milliseconds are enough to read. */
+    if (strlen(ts) > 24)
+        memmove(ts + 23, ts + 26, strlen(ts + 26) + 1);
+    fprintf(stderr, "%s %s%s\n", ts, level, message);
+}
+
+static void on_log(gpointer user, ShimmerLogLevel level, const char *message)
+{
+    Daemon *d = user;
+    if (level == SHIMMER_LOG_DEBUG && !d->verbose)
+        return;
+    log_line(level == SHIMMER_LOG_ERROR     ? "error: "
+             : level == SHIMMER_LOG_WARNING ? "warning: "
+                                            : "",
+             message);
+}
+
+static void on_state(gpointer user, ShimmerState state, const char *reason)
+{
+    Daemon *d = user;
+    g_autofree char *msg = NULL;
+    if (state == SHIMMER_STATE_CONNECTED) {
+        ShimmerEngine *e = shimmer_client_get_engine(d->client);
+        msg = g_strdup_printf("connected to %s (%s, %s, tun %s)",
+                              shimmer_client_get_remote_address(d->client),
+                              shimmer_engine_get_tls_version(e), shimmer_engine_get_cipher(e),
+                              shimmer_client_get_tun_name(d->client)
+                                  ? shimmer_client_get_tun_name(d->client)
+                                  : "-");
+        log_line("", msg);
+    }
+    (void)reason;
+}
+
+/* Reads a line from the terminal without echo (for passwords). */
+static char *prompt(const char *label, gboolean echo)
+{
+    if (!isatty(STDIN_FILENO))
+        return NULL;
+    fprintf(stderr, "%s", label);
+    fflush(stderr);
+    struct termios old, quiet;
+    gboolean restore = FALSE;
+    if (!echo && tcgetattr(STDIN_FILENO, &old) == 0) {
+        quiet = old;
+        quiet.c_lflag &= ~(tcflag_t)ECHO;
+        restore = tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) == 0;
+    }
+    char buf[1024];
+    char *r = fgets(buf, sizeof(buf), stdin);
+    if (restore) {
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+        fputc('\n', stderr);
+    }
+    if (r == NULL)
+        return NULL;
+    buf[strcspn(buf, "\r\n")] = '\0';
+    char *out = g_strdup(buf);
+    shimmer_wipe(buf, sizeof(buf));
+    return out;
+}
+
+static void on_need_credentials(gpointer user, const char *what)
+{
+    Daemon *d = user;
+    g_autofree char *username = NULL;
+    if (d->cfg->username == NULL) {
+        username = prompt(_("Username: "), TRUE);
+        if (username == NULL) {
+            log_line("error: ", _("credentials are needed but there is no terminal to ask on "
+                                  "(put them in the auth-user-pass file)"));
+            d->exit_code = 1;
+            g_main_loop_quit(d->loop);
+            return;
+        }
+    }
+    g_autofree char *label = NULL;
+    if (d->cfg->static_challenge != NULL)
+        label = g_strdup_printf("%s ", d->cfg->static_challenge);
+    char *password = prompt(_("Password: "), FALSE);
+    if (password == NULL) {
+        log_line("error: ", _("a password is needed but there is no terminal to ask on"));
+        d->exit_code = 1;
+        g_main_loop_quit(d->loop);
+        return;
+    }
+    if (d->cfg->static_challenge != NULL) {
+        char *response = prompt(label, d->cfg->static_challenge_echo);
+        if (response != NULL) {
+            /* The static-challenge format OpenVPN servers expect. */
+            g_autofree char *p64 = g_base64_encode((const guchar *)password, strlen(password));
+            g_autofree char *r64 = g_base64_encode((const guchar *)response, strlen(response));
+            char *combined = g_strdup_printf("SCRV1:%s:%s", p64, r64);
+            shimmer_str_free_secret(password);
+            shimmer_str_free_secret(response);
+            shimmer_wipe(p64, strlen(p64));
+            shimmer_wipe(r64, strlen(r64));
+            password = combined;
+        }
+    }
+    shimmer_client_set_credentials(d->client, username, password);
+    shimmer_str_free_secret(password);
+    (void)what;
+}
+
+static void on_finished(gpointer user, gboolean failed, const char *reason)
+{
+    Daemon *d = user;
+    if (failed) {
+        log_line("error: ", reason ? reason : "the session failed");
+        d->exit_code = 1;
+    } else {
+        log_line("", reason ? reason : "disconnected");
+    }
+    g_main_loop_quit(d->loop);
+}
+
+static gboolean on_signal(gpointer user)
+{
+    Daemon *d = user;
+    if (++d->signals > 1) {
+        /* A second signal: stop waiting for the exit notification. */
+        g_main_loop_quit(d->loop);
+        return G_SOURCE_REMOVE;
+    }
+    log_line("", "signal received, disconnecting");
+    shimmer_client_stop(d->client);
+    return G_SOURCE_CONTINUE;
+}
+
+static int run_config(const char *file, gboolean verbose)
+{
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GBytes) bytes = NULL;
+    if (!shimmer_config_file_loader(file, &bytes, &error, NULL)) {
+        fprintf(stderr, "%s: error: %s\n", file, error->message);
+        return 2;
+    }
+    gsize len;
+    const char *text = g_bytes_get_data(bytes, &len);
+    g_autoptr(ShimmerConfig) cfg = shimmer_config_parse(file, NULL, text ? text : "", len,
+                                                        shimmer_config_file_loader, NULL);
+    g_autoptr(GString) diags = g_string_new(NULL);
+    shimmer_config_format_diagnostics(cfg, diags);
+    fputs(diags->str, stderr);
+    if (shimmer_config_has_errors(cfg))
+        return 2;
+    if (cfg->role != SHIMMER_ROLE_CLIENT) {
+        fprintf(stderr, "%s: error: only client configurations can be run so far\n", file);
+        return 2;
+    }
+
+    Daemon d = {.cfg = cfg, .verbose = verbose};
+    d.loop = g_main_loop_new(NULL, FALSE);
+    ShimmerClientCallbacks cb = {
+        .state_changed = on_state,
+        .log = on_log,
+        .need_credentials = on_need_credentials,
+        .finished = on_finished,
+        .user = &d,
+    };
+    d.client = shimmer_client_new(cfg, NULL, &cb, &error);
+    if (d.client == NULL) {
+        fprintf(stderr, "%s: error: %s\n", file, error->message);
+        g_main_loop_unref(d.loop);
+        return 1;
+    }
+    if (cfg->askpass && !cfg->askpass_file.present && cfg->key_encrypted) {
+        g_autofree char *pass = prompt(_("Private key passphrase: "), FALSE);
+        if (pass == NULL) {
+            fprintf(stderr, "%s: error: the private key is encrypted and there is no terminal "
+                            "to ask for its passphrase\n",
+                    file);
+            shimmer_client_free(d.client);
+            g_main_loop_unref(d.loop);
+            return 1;
+        }
+        shimmer_client_set_key_passphrase(d.client, pass);
+        shimmer_wipe(pass, strlen(pass));
+    }
+    guint s1 = g_unix_signal_add(SIGINT, on_signal, &d);
+    guint s2 = g_unix_signal_add(SIGTERM, on_signal, &d);
+    shimmer_client_start(d.client);
+    g_main_loop_run(d.loop);
+    g_source_remove(s1);
+    g_source_remove(s2);
+    shimmer_client_free(d.client);
+    g_main_loop_unref(d.loop);
+    return d.exit_code;
+}
+
+int main(int argc, char **argv)
+{
+    setlocale(LC_ALL, "");
+    bindtextdomain(GETTEXT_PACKAGE, LOCALEDIR);
+    bind_textdomain_codeset(GETTEXT_PACKAGE, "UTF-8");
+    textdomain(GETTEXT_PACKAGE);
+
+    g_autofree char *config = NULL;
+    gboolean verbose = FALSE, version = FALSE;
+    GOptionEntry entries[] = {
+        {"config", 'c', 0, G_OPTION_ARG_FILENAME, &config,
+         N_("Run one client from an OpenVPN configuration file, in the foreground"), "FILE"},
+        {"verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, N_("Log protocol details"), NULL},
+        {"version", 0, 0, G_OPTION_ARG_NONE, &version, N_("Print the version"), NULL},
+        {NULL},
+    };
+    g_autoptr(GOptionContext) ctx = g_option_context_new(NULL);
+    g_option_context_set_summary(ctx, _("The Shimmer VPN daemon."));
+    g_option_context_add_main_entries(ctx, entries, GETTEXT_PACKAGE);
+    g_autoptr(GError) error = NULL;
+    if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
+        fprintf(stderr, "shimmerd: %s\n", error->message);
+        return 2;
+    }
+    if (version) {
+        printf("shimmerd %s\n", PACKAGE_VERSION);
+        return 0;
+    }
+    if (config == NULL) {
+        fprintf(stderr, "%s", _("shimmerd: give --config FILE (the D-Bus service is not built "
+                                "yet)\n"));
+        return 2;
+    }
+    return run_config(config, verbose);
+}
