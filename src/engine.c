@@ -618,8 +618,9 @@ static void handle_push_reply(ShimmerEngine *e, KeyState *ks, const char *body, 
         return;
     }
     e->attempts = 0;
-    set_state(e, SHIMMER_STATE_CONNECTED, NULL);
+    /* The tun is configured before anyone hears "connected". */
     push_event(e, SHIMMER_EVENT_TUN_CONFIG, e->conn_index, NULL);
+    set_state(e, SHIMMER_STATE_CONNECTED, NULL);
 }
 
 static void handle_control_message(ShimmerEngine *e, KeyState *ks, const char *msg, gint64 now)
@@ -679,13 +680,21 @@ static void send_push_request(ShimmerEngine *e, KeyState *ks, gint64 now)
 static void read_app_data(ShimmerEngine *e, KeyState *ks, gint64 now)
 {
     guint8 buf[4096];
-    for (;;) {
+    /* Bounded: every round either consumes reliable-layer bytes or ends. */
+    for (int rounds = 0; rounds < 1024; rounds++) {
         ssize_t n = gnutls_record_recv(ks->tls, buf, sizeof(buf));
-        if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
+        if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
+            /* GnuTLS also answers AGAIN after a post-handshake message
+             * (a TLS 1.3 session ticket) even when more records wait. */
+            if (shimmer_reliable_readable(ks->rel) > 0)
+                continue;
             break;
+        }
         if (n == GNUTLS_E_REHANDSHAKE || n == GNUTLS_E_GOT_APPLICATION_DATA)
             continue;
         if (n <= 0) {
+            elog(e, SHIMMER_LOG_DEBUG, "key %u: TLS read: %s", ks->key_id,
+                 n == 0 ? "closed" : gnutls_strerror((int)n));
             if (n < 0 && gnutls_error_is_fatal((int)n)) {
                 g_autofree char *why = g_strdup_printf("TLS error: %s", gnutls_strerror((int)n));
                 restart_session(e, why, false, now);
@@ -1018,6 +1027,9 @@ static void recv_control(ShimmerEngine *e, const guint8 *pkt, gsize len, gint64 
         return;
     }
     KeyState *ks = ks_by_id(e, cp.key_id);
+    elog(e, SHIMMER_LOG_DEBUG, "control in: %s key %u pid %u acks %u len %zu",
+         shimmer_packet_opcode_name(cp.opcode), cp.key_id, cp.has_msg_pid ? cp.msg_pid : 0,
+         cp.n_acks, cp.payload_len);
     if (cp.opcode == OP_HARD_RESET_SERVER_V2) {
         if (cp.key_id != 0 || e->ks[0].status == KS_NONE) {
             e->stats.dropped_malformed++;
