@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+/*
+ * A layer-3 tun device: the daemon's end of the tunnel.
+ *
+ * Every packet read is one IPv4 or IPv6 packet the kernel routed into the
+ * device; every packet written is handed to the kernel as if it had arrived
+ * on the device. There is no packet-information header (IFF_NO_PI), so the
+ * IP version is the top nibble of the first byte.
+ *
+ * The descriptor is non-blocking and close-on-exec from the moment it is
+ * opened, so a read never stalls the main loop and a spawned helper (a
+ * script, a resolver) never keeps the device alive. Hang it on the main loop
+ * with g_unix_fd_add(shimmer_tun_get_fd(tun), G_IO_IN, ...).
+ *
+ * The device is not made persistent: one the daemon created disappears,
+ * with its addresses and routes, when shimmer_tun_close() closes the
+ * descriptor (or the daemon dies). A device an administrator pre-created as
+ * persistent (`ip tuntap add NAME mode tun`) is attached to and left as it
+ * was found; shimmer_tun_is_persistent() tells the two apart.
+ *
+ * Errors are in the G_IO_ERROR domain, the code derived from errno.
+ */
+
+typedef struct _ShimmerTun ShimmerTun;
+
+/* One packet of a batch. For reads, DATA has room for CAPACITY bytes and
+ * LEN is set to the packet's length; for writes, LEN bytes of DATA are sent
+ * and CAPACITY is not looked at. */
+typedef struct {
+    guint8 *data;
+    gsize capacity;
+    gsize len;
+} ShimmerTunPacket;
+
+/* Opens /dev/net/tun and attaches it to a tun device. NAME is a device name
+ * ("tun0": created, or attached to when a tun device of that name exists
+ * and nobody holds it) or a pattern with one "%d" ("tun%d": the kernel picks
+ * the lowest free number); NULL means "tun%d". NAME must be 1 to 15 bytes.
+ * Returns the device, or NULL with ERROR set: "cannot open /dev/net/tun:
+ * ...", "cannot create tun device NAME: ..." (EBUSY when someone else holds
+ * it, EINVAL when NAME exists as a device of another kind, EPERM without
+ * CAP_NET_ADMIN). */
+ShimmerTun *shimmer_tun_open(const char *name, GError **error);
+
+/* Closes the descriptor and frees TUN. A non-persistent device vanishes with
+ * everything configured on it. NULL is ignored. */
+void shimmer_tun_close(ShimmerTun *tun);
+
+/* The real name of the device ("tun0" for a "tun%d" request). Valid as long
+ * as TUN. */
+const char *shimmer_tun_get_name(const ShimmerTun *tun);
+
+/* The kernel's interface index: what the shimmer_netcfg_* calls take. */
+int shimmer_tun_get_ifindex(const ShimmerTun *tun);
+
+/* The non-blocking descriptor, for polling. Owned by TUN. */
+int shimmer_tun_get_fd(const ShimmerTun *tun);
+
+/* TRUE when the device outlives the descriptor (pre-created persistent). */
+gboolean shimmer_tun_is_persistent(const ShimmerTun *tun);
+
+/* Reads one packet into BUF (SIZE bytes; the device MTU is enough).
+ * On success *OUT_LEN is the packet's length, or 0 when no packet was
+ * waiting (not an error: poll again). A packet larger than SIZE loses its
+ * tail in the kernel's copy; that is caught from the IP header and returns
+ * FALSE with G_IO_ERROR_MESSAGE_TOO_LARGE (the packet is gone), after which
+ * reading can simply go on. Allocates nothing unless it fails. */
+gboolean shimmer_tun_read(ShimmerTun *tun, guint8 *buf, gsize size, gsize *out_len, GError **error);
+
+/* Writes one complete IP packet of LEN bytes. The kernel takes a packet
+ * whole or not at all. A malformed packet is refused (EINVAL); a packet
+ * written while the device is down is refused with EIO. Dropping the packet
+ * and going on is always a safe reaction: the tunnel is a lossy link.
+ * Allocates nothing unless it fails. */
+gboolean shimmer_tun_write(ShimmerTun *tun, const guint8 *pkt, gsize len, GError **error);
+
+/* Reads up to N_PKTS packets, stopping early when no more are waiting.
+ * *OUT_N is the number of packets filled in, also when FALSE is returned
+ * (those packets are good; the one that failed is not among them). */
+gboolean shimmer_tun_read_batch(ShimmerTun *tun, ShimmerTunPacket *pkts, guint n_pkts, guint *out_n,
+                                GError **error);
+
+/* Writes PKTS in order, stopping at the first failure. *OUT_N is the number
+ * written, also when FALSE is returned (then PKTS[*OUT_N] is the one that
+ * failed). */
+gboolean shimmer_tun_write_batch(ShimmerTun *tun, const ShimmerTunPacket *pkts, guint n_pkts,
+                                 guint *out_n, GError **error);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(ShimmerTun, shimmer_tun_close)
+
+G_END_DECLS

@@ -1,0 +1,167 @@
+"""Interoperability of the client under test with the real OpenVPN 2.6 server,
+beyond the lab's smoke tests: each data cipher alone, TLS 1.2 forced,
+renegotiation under load without loss, the server restarted, packets at the
+tunnel MTU, a bulk transfer checked end to end, the network configuration
+removed on exit, and the exit notification.
+
+Runs for every client in $LAB_CLIENTS (meson's 'interop' suite sets it to
+"shimmerd,openvpn", so each check also holds for OpenVPN itself).
+"""
+import hashlib
+import re
+import signal
+import time
+
+import pytest
+
+pytestmark = pytest.mark.client
+
+
+def start(lab, client_cmd, server_opts, client_opts=None):
+    srv = lab.start_openvpn_server(server_opts)
+    cli = lab.start_client(lab.client_config(client_opts), client_cmd)
+    return srv, cli
+
+
+@pytest.mark.parametrize("cipher", ["AES-128-GCM", "AES-256-GCM", "CHACHA20-POLY1305"])
+def test_single_server_cipher(lab, client_cmd, cipher):
+    # The client offers all three; the server allows only one.
+    srv, cli = start(lab, client_cmd, {"wrap": "tls-crypt", "cipher": cipher},
+                     {"cipher": "AES-256-GCM:AES-128-GCM:CHACHA20-POLY1305"})
+    assert lab.ping_from_client(srv.tunnel_v4, count=3).ok
+    srv.wait_log(r"Data Channel: cipher '%s'" % cipher, 5)
+
+
+def test_tls12_forced_by_server(lab, client_cmd):
+    srv, cli = start(lab, client_cmd, {"wrap": "tls-auth", "tls_version_max": "1.2"},
+                     {"tls_version_max": None})
+    assert lab.ping_from_client(srv.tunnel_v4, count=2).ok
+    srv.wait_log(r"Control Channel: TLSv1\.2", 5)
+
+
+def test_renegotiation_under_load_loses_nothing(lab, client_cmd):
+    # Both sides renegotiate every 3 s; pings every 100 ms across several
+    # renegotiations must all come back.
+    srv, cli = start(lab, client_cmd, {"wrap": "tls-crypt", "reneg_sec": 3})
+    ping = lab.run_in_client("ping -c 100 -i 0.1 -W 1 %s" % srv.tunnel_v4, timeout=40,
+                             check=False)
+    handshakes = len(re.findall(r"Control Channel: TLS", srv.read_log()))
+    assert handshakes >= 3, "expected several renegotiations, saw %d handshakes" % handshakes
+    m = re.search(r"(\d+) packets transmitted, (\d+) received", ping.stdout)
+    assert m and m.group(1) == m.group(2) == "100", ping.stdout
+
+
+def test_server_restart_udp(lab, client_cmd):
+    # keepalive 1 4: the server pushes ping 1 / ping-restart 4 (doubled locally).
+    srv, cli = start(lab, client_cmd, {"wrap": "tls-crypt", "keepalive": (1, 4)})
+    assert lab.ping_from_client(srv.tunnel_v4, count=1).ok
+    srv.restart()
+    lab.wait_for(lambda: lab.ping_from_client(srv.tunnel_v4, count=1, timeout=1).ok, 30,
+                 interval=0.5, what="the tunnel to come back after the server restart")
+    assert cli.alive()
+
+
+def test_packets_at_tunnel_mtu(lab, client_cmd):
+    srv, cli = start(lab, client_cmd, {"wrap": "tls-crypt"})
+    # 1472 bytes of ICMP payload + 28 bytes of headers = the 1500-byte tun MTU,
+    # with fragmentation forbidden: the packet must cross whole.
+    ping = lab.run_in_client("ping -c 3 -M do -s 1472 -W 2 %s" % srv.tunnel_v4, check=False)
+    assert re.search(r"3 received", ping.stdout), ping.stdout + ping.stderr
+    # One byte more does not fit the tun and is refused locally, not mangled.
+    big = lab.run_in_client("ping -c 1 -M do -s 1473 -W 2 %s" % srv.tunnel_v4, check=False)
+    assert big.returncode != 0
+
+
+RECEIVER = r"""
+import hashlib, socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], 5201))
+s.listen(1)
+s.settimeout(30)
+c, _ = s.accept()
+c.settimeout(30)
+h = hashlib.sha256()
+n = 0
+while True:
+    d = c.recv(65536)
+    if not d:
+        break
+    h.update(d)
+    n += len(d)
+print(n, h.hexdigest(), flush=True)
+"""
+
+SENDER = r"""
+import hashlib, random, socket, sys, time
+rnd = random.Random(20261125)
+total = int(sys.argv[2])
+for attempt in range(50):
+    try:
+        s = socket.create_connection((sys.argv[1], 5201), timeout=30)
+        break
+    except OSError:
+        time.sleep(0.1)
+h = hashlib.sha256()
+left = total
+while left:
+    chunk = rnd.randbytes(min(left, 65536))
+    s.sendall(chunk)
+    h.update(chunk)
+    left -= len(chunk)
+s.close()
+print(total, h.hexdigest(), flush=True)
+"""
+
+
+def test_bulk_transfer_arrives_intact(lab, client_cmd):
+    srv, cli = start(lab, client_cmd, {"wrap": "tls-crypt"})
+    size = 32 * 1024 * 1024
+    rx = lab.spawn_in_server(["/usr/bin/python3", "-c", RECEIVER, srv.tunnel_v4], name="receiver")
+    time.sleep(0.3)
+    tx = lab.run_in_client(["/usr/bin/python3", "-c", SENDER, srv.tunnel_v4, str(size)],
+                           timeout=60)
+    lab.wait_for(lambda: not rx.alive(), 30, what="the receiver to finish")
+    sent = tx.stdout.split()
+    got = rx.read_log(whole=True).split()
+    assert sent[0] == str(size)
+    assert got[:2] == sent[:2], "sent %s, received %s" % (sent, got)
+
+
+def test_routes_and_tun_removed_on_exit(lab, client_cmd):
+    srv, cli = start(lab, client_cmd, {"wrap": "tls-crypt", "push_routes": ["10.99.0.0/16"],
+                                       "redirect_gateway": "def1"})
+    assert lab.ping_from_client(srv.tunnel_v4, count=1).ok
+    before = lab.run_in_client("ip -4 route").stdout
+    assert re.search(r"^10\.99\.0\.0/16 ", before, re.M), before
+    assert re.search(r"^0\.0\.0\.0/1 ", before, re.M), before
+    # The server itself stays reachable outside the tunnel (a host route or
+    # the connected veth network).
+    assert lab.ping_from_client(lab.server_ip4, count=1).ok
+    cli.signal(signal.SIGTERM)
+    assert cli.wait_exit() == 0
+    after = lab.run_in_client("ip -4 route").stdout
+    for pattern in (r"^10\.99\.0\.0/16 ", r"^0\.0\.0\.0/1 ", r"^128\.0\.0\.0/1 ", r"tun"):
+        assert not re.search(pattern, after, re.M), after
+    links = lab.run_in_client("ip -o link").stdout
+    assert "tun" not in links, links
+
+
+def test_explicit_exit_notify(lab, client_cmd):
+    srv, cli = start(lab, client_cmd, {"wrap": "tls-crypt"}, {"extra": ["explicit-exit-notify 2"]})
+    assert lab.ping_from_client(srv.tunnel_v4, count=1).ok
+    cli.signal(signal.SIGTERM)
+    assert cli.wait_exit() == 0
+    # The server drops the client at once instead of waiting for ping-restart.
+    srv.wait_log(r"(CC-EEN exit message|remote-exit|exit notification)", 5)
+
+
+def test_refused_login_exits_nonzero(lab, client_cmd):
+    srv = lab.start_openvpn_server({"wrap": "tls-crypt", "auth_user_pass": ("alice", "right")})
+    cli = lab.start_client(lab.client_config({"auth_user_pass": ("alice", "wrong")}), client_cmd,
+                           wait=False)
+    if client_cmd.name != "shimmerd":
+        pytest.skip("OpenVPN retries a refused login unless told otherwise")
+    rc = cli.wait_exit()
+    assert rc not in (0, None)
+    assert re.search(r"authentication failed", cli.read_log(whole=True))
