@@ -2050,7 +2050,7 @@ static const Directive directives[] = {
     {"up-restart", 0, 0, ANY, U, F_IGNORED, h_ignored, NULL},
     {"ping-timer-rem", 0, 0, ANY, U, F_IGNORED, h_ignored, NULL},
     {"txqueuelen", 1, 1, ANY, U, F_IGNORED, h_ignored, NULL},
-    {"tun-ipv6", 0, 0, ANY, U, F_IGNORED, h_ignored, "IPv6 is always enabled"},
+    {"tun-ipv6", 0, 0, FP, U, F_IGNORED, h_ignored, "IPv6 is always enabled"},
     {"key-method", 1, 1, ANY, U, F_IGNORED, h_ignored, "key method 2 is the only one"},
     {"link-mtu", 1, 1, FC, U, F_IGNORED, h_ignored, "use tun-mtu"},
     {"tun-mtu-extra", 1, 1, FC, U, F_IGNORED, h_ignored, NULL},
@@ -2180,7 +2180,9 @@ static void apply_item(Parser *p, const ShimmerItem *it)
     }
     set_role(p, d->role, it);
     if (d->flags & F_IGNORED) {
-        if (p->ctx != SHIMMER_CONTEXT_PUSH || strcmp(name, "echo") != 0)
+        /* A server pushes these routinely (tun-ipv6, register-dns...): only a
+         * configuration file's author needs to hear about them. */
+        if (p->ctx != SHIMMER_CONTEXT_PUSH)
             pwarn(p, it->line, "'%s' ignored%s%s", name, d->note ? ": " : "",
                   d->note ? d->note : "");
         d->handler(p, it);
