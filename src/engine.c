@@ -11,6 +11,7 @@
 #include <gnutls/x509.h>
 #include <string.h>
 
+#include "compframe.h"
 #include "ctlwrap.h"
 #include "datachan.h"
 #include "kdf.h"
@@ -86,7 +87,9 @@ struct ShimmerEngine {
     ShimmerState state;
     bool is_tcp;
     bool transport_ready;
-    guint conn_index;
+    guint conn_index;        /* the connection in use */
+    guint *order;            /* the order to try connections in (remote-random) */
+    guint order_pos;
     guint attempts;          /* consecutive failed connection attempts */
 
     gnutls_certificate_credentials_t creds;
@@ -408,8 +411,10 @@ static char *peer_info(ShimmerEngine *e)
         g_string_append_printf(s, "%s%s", i ? ":" : "", shimmer_cipher_name(c));
     }
     g_string_append(s, "\nIV_MTU=1600\n");
+    /* Only when the profile asks for compression framing: a server then
+     * picks a stub; without it a 2.6 server sends unframed packets. */
     if (e->cfg->comp != SHIMMER_COMP_NONE)
-        g_string_append(s, "IV_COMP_STUB=1\nIV_COMP_STUBv2=1\n");
+        g_string_append(s, "IV_LZO_STUB=1\nIV_COMP_STUB=1\nIV_COMP_STUBv2=1\n");
     return g_string_free(s, FALSE);
 }
 
@@ -840,8 +845,10 @@ static void restart_session(ShimmerEngine *e, const char *why, bool next_remote,
         fail(e, "gave up after connect-retry-max attempts");
         return;
     }
-    if (next_remote && cfg->connections->len > 0)
-        e->conn_index = (e->conn_index + 1) % cfg->connections->len;
+    if (next_remote && cfg->connections->len > 0) {
+        e->order_pos = (e->order_pos + 1) % cfg->connections->len;
+        e->conn_index = e->order[e->order_pos];
+    }
     /* Back off: connect-retry doubling per full round, capped. */
     guint rounds = cfg->connections->len > 0 ? (e->attempts - 1) / cfg->connections->len : 0;
     gint64 delay = (gint64)cfg->connect_retry * US;
@@ -1114,17 +1121,10 @@ static ShimmerRecvResult recv_data(ShimmerEngine *e, const guint8 *pkt, gsize le
     ks->bytes += plain_len;
     ks->packets++;
     guint8 *p = out;
-    if (e->comp != SHIMMER_COMP_NONE && plain_len > 0) {
-        /* Compression framing: 0xFA means "not compressed"; anything else
-         * would be compressed data, which we never negotiate. */
-        if (p[0] != 0xFA && !(e->comp == SHIMMER_COMP_STUB_V2 && p[0] != 0x50)) {
-            e->stats.dropped_malformed++;
-            return SHIMMER_RECV_NONE;
-        }
-        if (p[0] == 0xFA) {
-            memmove(p, p + 1, plain_len - 1);
-            plain_len--;
-        }
+    if (!shimmer_compframe_unwrap(e->comp, p, &plain_len)) {
+        /* Compressed data: never negotiated, never accepted. */
+        e->stats.dropped_malformed++;
+        return SHIMMER_RECV_NONE;
     }
     if (plain_len == sizeof(ping_magic) && memcmp(p, ping_magic, sizeof(ping_magic)) == 0)
         return SHIMMER_RECV_NONE;
@@ -1184,10 +1184,8 @@ gsize shimmer_engine_encrypt(ShimmerEngine *e, const guint8 *ip, gsize len, guin
         return 0;
     gsize n;
     if (e->comp != SHIMMER_COMP_NONE) {
-        /* The framing byte goes first; build the plaintext in scratch. */
-        e->scratch2[0] = 0xFA;
-        memcpy(e->scratch2 + 1, ip, len);
-        n = seal(e, ks, e->scratch2, len + 1, out, out_cap);
+        gsize framed = shimmer_compframe_wrap(e->comp, ip, len, e->scratch2);
+        n = seal(e, ks, e->scratch2, framed, out, out_cap);
     } else {
         n = seal(e, ks, ip, len, out, out_cap);
     }
@@ -1210,9 +1208,8 @@ static void send_data_plain(ShimmerEngine *e, const guint8 *plain, gsize len, gi
     gsize n;
     if (e->comp != SHIMMER_COMP_NONE) {
         guint8 buf[64];
-        buf[0] = 0xFA;
-        memcpy(buf + 1, plain, len);
-        n = seal(e, ks, buf, len + 1, e->scratch, sizeof(e->scratch));
+        gsize framed = shimmer_compframe_wrap(e->comp, plain, MIN(len, 32), buf);
+        n = seal(e, ks, buf, framed, e->scratch, sizeof(e->scratch));
     } else {
         n = seal(e, ks, plain, len, e->scratch, sizeof(e->scratch));
     }
@@ -1446,7 +1443,7 @@ guint shimmer_engine_get_mss(const ShimmerEngine *e, gboolean ipv6)
         mssfix = 1492;
     /* mssfix bounds the encrypted UDP packet: take off the outer IPv4 and
      * UDP headers, our overhead, and the inner IP and TCP headers. */
-    gint overhead = 20 + 8 + SHIMMER_DATACHAN_V2_OVERHEAD + (e->comp ? 1 : 0);
+    gint overhead = 20 + 8 + SHIMMER_DATACHAN_V2_OVERHEAD + (e->comp ? 2 : 0);
     if (e->is_tcp)
         overhead = 20 + 20 + 2 + SHIMMER_DATACHAN_V2_OVERHEAD;
     gint mss = mssfix - overhead - (ipv6 ? 40 : 20) - 20;
@@ -1711,6 +1708,22 @@ ShimmerEngine *shimmer_engine_new(const ShimmerConfig *cfg, const ShimmerEngineH
         shimmer_engine_free(e);
         return NULL;
     }
+    guint n = cfg->connections->len;
+    e->order = g_new(guint, MAX(n, 1));
+    for (guint i = 0; i < n; i++)
+        e->order[i] = i;
+    if (cfg->remote_random) {
+        /* Fisher-Yates with the injected randomness. */
+        for (guint i = n; i > 1; i--) {
+            guint32 r;
+            rnd(e, &r, sizeof(r));
+            guint j = r % i;
+            guint t = e->order[i - 1];
+            e->order[i - 1] = e->order[j];
+            e->order[j] = t;
+        }
+    }
+    e->conn_index = n > 0 ? e->order[0] : 0;
     return e;
 }
 
@@ -1724,6 +1737,7 @@ void shimmer_engine_free(ShimmerEngine *e)
     if (e->creds != NULL)
         gnutls_certificate_free_credentials(e->creds);
     g_free(e->priority);
+    g_free(e->order);
     shimmer_str_free_secret(e->key_passphrase);
     g_free(e->username);
     shimmer_str_free_secret(e->password);

@@ -614,8 +614,37 @@ class Lab:
     def spawn_in_server(self, cmd, name=None, env=None, cwd=None):
         return self._spawn(self.srv_ns, cmd, name, env, cwd)
 
-    def ping_from_client(self, addr, count=3, size=56, timeout=None, interval=0.2):
-        """ping from the client namespace; a PingResult, true if any reply came."""
+    def route_dev(self, addr):
+        """The device the client namespace routes ADDR through, or None."""
+        r = self.run_in_client(["ip", "route", "get", addr], check=False)
+        m = re.search(r"\bdev (\S+)", r.stdout)
+        return m.group(1) if m else None
+
+    def ping_from_client(self, addr, count=3, size=56, timeout=None, interval=0.2,
+                         through_tunnel=None):
+        """ping from the client namespace; a PingResult, true if any reply came.
+
+        The client namespace has a default route into the server namespace,
+        which owns the server's tunnel addresses: without care a ping to them
+        would succeed with no tunnel at all. So a ping to an address inside a
+        server's tunnel network (or with THROUGH_TUNNEL=True) only counts when
+        the client routes it through a tun device, and the replies must have
+        arrived on that device (its receive counter rose by at least as many
+        packets)."""
+        if through_tunnel is None:
+            through_tunnel = any(
+                s.tunnel_net4 and ipaddress.ip_address(addr) in ipaddress.ip_network(s.tunnel_net4)
+                or s.tunnel_net6 and ":" in addr
+                and ipaddress.ip_address(addr) in ipaddress.ip_network(s.tunnel_net6)
+                for s in self.servers)
+        dev = None
+        rx_before = 0
+        if through_tunnel:
+            dev = self.route_dev(addr)
+            if not dev or not dev.startswith("tun"):
+                return PingResult(ok=False, transmitted=0, received=0,
+                                  output="%s is routed via %s, not a tunnel" % (addr, dev))
+            rx_before = self._rx_packets(dev)
         deadline = timeout or max(3, int(count * interval + 3))
         cmd = ["ping", "-n", "-q", "-c", str(count), "-s", str(size),
                "-i", str(interval), "-W", "2", "-w", str(deadline)]
@@ -625,8 +654,21 @@ class Lab:
         r = self.run_in_client(cmd, timeout=deadline + 5, check=False)
         m = re.search(r"(\d+) packets transmitted, (\d+) (?:packets )?received", r.stdout)
         tx, rx = (int(m.group(1)), int(m.group(2))) if m else (0, 0)
-        return PingResult(ok=(r.returncode == 0 and rx > 0), transmitted=tx, received=rx,
-                          output=r.stdout)
+        ok = r.returncode == 0 and rx > 0
+        if ok and dev:
+            arrived = self._rx_packets(dev) - rx_before
+            if arrived < rx:
+                ok = False
+                r.stdout += "\nonly %d packets arrived on %s for %d replies" % (arrived, dev, rx)
+        return PingResult(ok=ok, transmitted=tx, received=rx, output=r.stdout)
+
+    def _rx_packets(self, dev):
+        r = self.run_in_client(["cat", "/sys/class/net/%s/statistics/rx_packets" % dev],
+                               check=False)
+        try:
+            return int(r.stdout.strip())
+        except ValueError:
+            return 0
 
     wait_for = staticmethod(wait_for)
 

@@ -14,7 +14,16 @@ import time
 
 import pytest
 
+import lab as labmod
+
 pytestmark = pytest.mark.client
+
+
+def assert_tunnel_route(lab, addr):
+    # The client namespace could reach the server's tunnel address over the
+    # veth too: make sure this traffic really goes through the tun.
+    dev = lab.route_dev(addr)
+    assert dev and dev.startswith("tun"), "%s is routed via %s" % (addr, dev)
 
 
 def start(lab, client_cmd, server_opts, client_opts=None):
@@ -43,6 +52,7 @@ def test_renegotiation_under_load_loses_nothing(lab, client_cmd):
     # Both sides renegotiate every 3 s; pings every 100 ms across several
     # renegotiations must all come back.
     srv, cli = start(lab, client_cmd, {"wrap": "tls-crypt", "reneg_sec": 3})
+    assert_tunnel_route(lab, srv.tunnel_v4)
     ping = lab.run_in_client("ping -c 100 -i 0.1 -W 1 %s" % srv.tunnel_v4, timeout=40,
                              check=False)
     handshakes = len(re.findall(r"Control Channel: TLS", srv.read_log()))
@@ -63,6 +73,7 @@ def test_server_restart_udp(lab, client_cmd):
 
 def test_packets_at_tunnel_mtu(lab, client_cmd):
     srv, cli = start(lab, client_cmd, {"wrap": "tls-crypt"})
+    assert_tunnel_route(lab, srv.tunnel_v4)
     # 1472 bytes of ICMP payload + 28 bytes of headers = the 1500-byte tun MTU,
     # with fragmentation forbidden: the packet must cross whole.
     ping = lab.run_in_client("ping -c 3 -M do -s 1472 -W 2 %s" % srv.tunnel_v4, check=False)
@@ -116,6 +127,7 @@ print(total, h.hexdigest(), flush=True)
 
 def test_bulk_transfer_arrives_intact(lab, client_cmd):
     srv, cli = start(lab, client_cmd, {"wrap": "tls-crypt"})
+    assert_tunnel_route(lab, srv.tunnel_v4)
     size = 32 * 1024 * 1024
     rx = lab.spawn_in_server(["/usr/bin/python3", "-c", RECEIVER, srv.tunnel_v4], name="receiver")
     time.sleep(0.3)
@@ -165,3 +177,99 @@ def test_refused_login_exits_nonzero(lab, client_cmd):
     rc = cli.wait_exit()
     assert rc not in (0, None)
     assert re.search(r"authentication failed", cli.read_log(whole=True))
+
+
+def profile_with(lab, options, replace=None, add=()):
+    """A client profile for the last server, with whole lines replaced: REPLACE
+    maps a directive name to its new lines (or [] to drop it)."""
+    lines = lab.client_config(options).splitlines()
+    out = []
+    for line in lines:
+        name = line.split(" ", 1)[0]
+        if replace and name in replace:
+            out += replace.pop(name)
+        else:
+            out.append(line)
+    return "\n".join(out + list(add)) + "\n"
+
+
+@pytest.mark.parametrize("mode", ["comp-lzo no", "compress", "compress stub-v2"])
+def test_compression_framing(lab, client_cmd, mode):
+    # The server wants compression framing; nothing is ever compressed.
+    srv = lab.start_openvpn_server({"wrap": "tls-crypt",
+                                    "extra": [mode, 'push "%s"' % mode, "allow-compression asym"]})
+    lab.start_client(profile_with(lab, {}, add=[mode]), client_cmd)
+    assert_tunnel_route(lab, srv.tunnel_v4)
+    ping = lab.run_in_client("ping -c 3 -i 0.2 -s 1200 -W 2 %s" % srv.tunnel_v4, check=False)
+    assert "3 received" in ping.stdout, ping.stdout
+
+
+def test_pkcs12_identity(lab, client_cmd):
+    srv = lab.start_openvpn_server({"wrap": "tls-crypt"})
+    text = profile_with(lab, {}, replace={"cert": ["pkcs12 " + labmod.fixture("client.p12")],
+                                          "key": []})
+    lab.start_client(text, client_cmd)
+    assert lab.ping_from_client(srv.tunnel_v4, count=2).ok
+
+
+def test_encrypted_key_with_askpass(lab, client_cmd):
+    srv = lab.start_openvpn_server({"wrap": "tls-auth"})
+    text = profile_with(lab, {}, replace={"key": ["key " + labmod.fixture("client-enc.key")]},
+                        add=["askpass " + labmod.fixture("client-enc.pass")])
+    lab.start_client(text, client_cmd)
+    assert lab.ping_from_client(srv.tunnel_v4, count=2).ok
+
+
+@pytest.mark.parametrize("check,good", [
+    ("verify-x509-name server.shimmer.test name", True),
+    ("verify-x509-name server.shimmer name-prefix", True),
+    ("verify-x509-name 'O=Shimmer Test, CN=server.shimmer.test' subject", True),
+    ("verify-x509-name impostor.shimmer.test name", False),
+])
+def test_verify_x509_name(lab, client_cmd, check, good):
+    srv = lab.start_openvpn_server({"wrap": "tls-crypt"})
+    cli = lab.start_client(profile_with(lab, {"verify_x509_name": None},
+                                        add=[check, "connect-retry-max 1"]), client_cmd,
+                           wait=good)
+    if good:
+        assert lab.ping_from_client(srv.tunnel_v4, count=1).ok
+    else:
+        time.sleep(3)
+        assert not re.search(client_cmd.ready, cli.read_log(whole=True))
+        assert not lab.ping_from_client(srv.tunnel_v4, count=1, timeout=1).ok
+
+
+def _server_fingerprint():
+    import subprocess
+    out = subprocess.run(["openssl", "x509", "-in", labmod.fixture("server.crt"), "-noout",
+                          "-fingerprint", "-sha256"], capture_output=True, text=True, check=True)
+    return out.stdout.strip().split("=", 1)[1]
+
+
+@pytest.mark.parametrize("good", [True, False])
+def test_peer_fingerprint_without_ca(lab, client_cmd, good):
+    srv = lab.start_openvpn_server({"wrap": "tls-crypt"})
+    fp = _server_fingerprint()
+    if not good:
+        fp = ("00" if not fp.startswith("00") else "11") + fp[2:]
+    text = profile_with(lab, {}, replace={"ca": [], "remote-cert-tls": []},
+                        add=["peer-fingerprint " + fp, "connect-retry-max 1"])
+    cli = lab.start_client(text, client_cmd, wait=good)
+    if good:
+        assert lab.ping_from_client(srv.tunnel_v4, count=1).ok
+    else:
+        time.sleep(3)
+        assert not re.search(client_cmd.ready, cli.read_log(whole=True))
+
+
+def test_failover_to_second_remote(lab, client_cmd):
+    # The first remote answers nothing (a closed port); after
+    # server-poll-timeout the client moves on to the second, which works.
+    srv = lab.start_openvpn_server({"wrap": "tls-crypt"})
+    first = "remote %s %d" % (lab.server_ip4, srv.port + 1000)
+    text = profile_with(lab, {}, replace={"remote": [first, "remote %s %d" % (lab.server_ip4,
+                                                                            srv.port)]},
+                        add=["server-poll-timeout 2", "connect-retry 1"])
+    cli = lab.start_client(text, client_cmd, timeout=20)
+    assert cli.connect_time >= 1.5
+    assert lab.ping_from_client(srv.tunnel_v4, count=1).ok

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <glib.h>
+
+#include "config.h"
+
+G_BEGIN_DECLS
+
+/*
+ * Compression framing without compression. Shimmer never compresses, but a
+ * server configured with comp-lzo or compress expects the framing:
+ *   comp-lzo no      one 0xFA byte ("not compressed") in front;
+ *   compress [stub]  0xFB in front, and the packet's first byte moved to the
+ *                    end (the "swap" form, which keeps the payload aligned);
+ *   compress stub-v2 nothing, unless the packet starts with 0x50, which then
+ *                    gets the escape 0x50 0x00 in front.
+ */
+
+/* The most bytes shimmer_compframe_wrap() adds. */
+#define SHIMMER_COMPFRAME_MAX_OVERHEAD 2
+
+/* Writes the framed form of IN[0..LEN) to OUT (room for LEN + max overhead;
+ * OUT must not overlap IN). Returns the framed length. */
+gsize shimmer_compframe_wrap(ShimmerCompFraming mode, const guint8 *in, gsize len, guint8 *out);
+
+/* Removes the framing in place from BUF[0..*LEN). FALSE if the packet is
+ * compressed (we never negotiate that) or malformed. */
+gboolean shimmer_compframe_unwrap(ShimmerCompFraming mode, guint8 *buf, gsize *len);
+
+G_END_DECLS
