@@ -1538,7 +1538,13 @@ static int verify_peer(gnutls_session_t session)
     }
     if (!fingerprint_ok || cfg->ca.present) {
         unsigned int status = 0;
-        int rc = gnutls_certificate_verify_peers2(session, &status);
+        /* As OpenSSL does for OpenVPN: a certificate whose extended key
+         * usage excludes TLS server use cannot be the server's. */
+        gnutls_typed_vdata_st purpose = {
+            .type = GNUTLS_DT_KEY_PURPOSE_OID,
+            .data = (unsigned char *)GNUTLS_KP_TLS_WWW_SERVER,
+        };
+        int rc = gnutls_certificate_verify_peers(session, &purpose, 1, &status);
         if (rc != 0 || status != 0) {
             gnutls_datum_t out = {0};
             gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &out, 0);

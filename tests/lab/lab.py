@@ -50,7 +50,7 @@ class LabError(RuntimeError):
 
 
 def fixture(name):
-    """Absolute path of a file in tests/data/."""
+    """Absolute path of a file in tests/data/ (an absolute NAME is kept)."""
     return os.path.join(DATA, name)
 
 
@@ -317,6 +317,8 @@ SERVER_DEFAULTS = {
     "reneg_sec": None,
     "keepalive": (10, 60),     # None: no keepalive
     "crl": False,              # crl-verify tests/data/crl.pem
+    "cert": "server.crt",      # the server's certificate and key (fixtures)
+    "key": "server.key",
     "verb": 3,
     "extra": (),               # raw server directives, one per item
 }
@@ -732,8 +734,8 @@ class Lab:
             lines.append("server-ipv6 %s" % net6)
         lines += [
             "ca " + fixture("ca.crt"),
-            "cert " + fixture("server.crt"),
-            "key " + fixture("server.key"),
+            "cert " + fixture(spec["cert"]),
+            "key " + fixture(spec["key"]),
             # ECDHE only: the fixture dh.pem (1024 bit) is below OpenSSL 3's
             # default security level.
             "dh none",

@@ -8,6 +8,7 @@ Runs for every client in $LAB_CLIENTS (meson's 'interop' suite sets it to
 "shimmerd,openvpn", so each check also holds for OpenVPN itself).
 """
 import hashlib
+import os
 import re
 import signal
 import time
@@ -273,3 +274,64 @@ def test_failover_to_second_remote(lab, client_cmd):
     cli = lab.start_client(text, client_cmd, timeout=20)
     assert cli.connect_time >= 1.5
     assert lab.ping_from_client(srv.tunnel_v4, count=1).ok
+
+
+def _make_pki(directory):
+    """A throwaway CA with one TLS server certificate, and a CRL of that CA
+    that revokes it. Returns a dict of absolute paths."""
+    import subprocess
+
+    def run(*args):
+        subprocess.run(args, cwd=directory, check=True, capture_output=True)
+    run("openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "ca.key")
+    run("openssl", "req", "-new", "-x509", "-key", "ca.key", "-days", "2", "-subj",
+        "/CN=CRL Test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign", "-out", "ca.crt")
+    run("openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "srv.key")
+    run("openssl", "req", "-new", "-key", "srv.key", "-subj", "/CN=server.shimmer.test",
+        "-out", "srv.csr")
+    with open(os.path.join(directory, "ext"), "w") as f:
+        f.write("basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+                "extendedKeyUsage=serverAuth\n")
+    run("openssl", "x509", "-req", "-in", "srv.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+        "-CAcreateserial", "-days", "2", "-extfile", "ext", "-out", "srv.crt")
+    os.makedirs(os.path.join(directory, "db"))
+    open(os.path.join(directory, "db", "index.txt"), "w").close()
+    with open(os.path.join(directory, "db", "crlnumber"), "w") as f:
+        f.write("01\n")
+    with open(os.path.join(directory, "ca.cnf"), "w") as f:
+        f.write("[ca]\ndefault_ca=d\n[d]\ndatabase=db/index.txt\ncrlnumber=db/crlnumber\n"
+                "default_md=sha256\ndefault_crl_days=2\n")
+    run("openssl", "ca", "-config", "ca.cnf", "-keyfile", "ca.key", "-cert", "ca.crt",
+        "-revoke", "srv.crt")
+    run("openssl", "ca", "-config", "ca.cnf", "-keyfile", "ca.key", "-cert", "ca.crt",
+        "-gencrl", "-out", "crl.pem")
+    return {k: os.path.join(directory, v) for k, v in
+            (("ca", "ca.crt"), ("cert", "srv.crt"), ("key", "srv.key"), ("crl", "crl.pem"))}
+
+
+@pytest.mark.parametrize("with_crl", [False, True])
+def test_crl_verify_rejects_revoked_server(lab, client_cmd, with_crl, tmp_path):
+    pki = _make_pki(str(tmp_path))
+    srv = lab.start_openvpn_server({"wrap": "tls-crypt", "cert": pki["cert"], "key": pki["key"]})
+    add = ["connect-retry-max 1"] + (["crl-verify " + pki["crl"]] if with_crl else [])
+    text = profile_with(lab, {}, replace={"ca": ["ca " + pki["ca"]]}, add=add)
+    cli = lab.start_client(text, client_cmd, wait=not with_crl)
+    if not with_crl:
+        assert lab.ping_from_client(srv.tunnel_v4, count=1).ok
+    else:
+        time.sleep(3)
+        assert not re.search(client_cmd.ready, cli.read_log(whole=True))
+        assert not lab.ping_from_client(srv.tunnel_v4, count=1, timeout=1).ok
+
+
+def test_client_certificate_is_not_a_server(lab, client_cmd):
+    # A certificate made for clients (EKU clientAuth only) presented by the
+    # server is refused, with or without remote-cert-tls.
+    srv = lab.start_openvpn_server({"wrap": "tls-crypt", "cert": "revoked.crt",
+                                    "key": "revoked.key"})
+    text = profile_with(lab, {"verify_x509_name": None}, replace={"remote-cert-tls": []},
+                        add=["connect-retry-max 1"])
+    cli = lab.start_client(text, client_cmd, wait=False)
+    time.sleep(3)
+    assert not re.search(client_cmd.ready, cli.read_log(whole=True))
