@@ -226,8 +226,18 @@ static gboolean on_sock_readable(gint fd, GIOCondition cond, gpointer user)
             }
             int n = recvmmsg(fd, c->msgs, BATCH, MSG_DONTWAIT, NULL);
             if (n <= 0) {
-                if (n < 0 && errno == ECONNREFUSED)
-                    clog_(c, SHIMMER_LOG_DEBUG, "the server's port is closed (ICMP)");
+                if (n < 0 && errno == ECONNREFUSED) {
+                    /* ICMP port unreachable. Before the server ever answered,
+                     * nobody listens there: move on to the next remote now
+                     * rather than after server-poll-timeout. Later it is
+                     * only a hint (a restarting server) and is ignored. */
+                    if (shimmer_engine_get_state(c->engine) == SHIMMER_STATE_CONNECTING) {
+                        transport_failed(c, "connection refused (nothing listens on the "
+                                            "server's port)");
+                        return G_SOURCE_REMOVE;
+                    }
+                    clog_(c, SHIMMER_LOG_DEBUG, "ICMP port unreachable from the server");
+                }
                 break;
             }
             for (int i = 0; i < n; i++)

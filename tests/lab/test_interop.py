@@ -264,14 +264,26 @@ def test_peer_fingerprint_without_ca(lab, client_cmd, good):
 
 
 def test_failover_to_second_remote(lab, client_cmd):
-    # The first remote answers nothing (a closed port); after
-    # server-poll-timeout the client moves on to the second, which works.
+    # Nothing listens on the first remote's port: the client moves on to the
+    # second (at once on the ICMP error, or after server-poll-timeout).
     srv = lab.start_openvpn_server({"wrap": "tls-crypt"})
     first = "remote %s %d" % (lab.server_ip4, srv.port + 1000)
     text = profile_with(lab, {}, replace={"remote": [first, "remote %s %d" % (lab.server_ip4,
                                                                             srv.port)]},
                         add=["server-poll-timeout 2", "connect-retry 1"])
     cli = lab.start_client(text, client_cmd, timeout=20)
+    assert lab.ping_from_client(srv.tunnel_v4, count=1).ok
+
+
+def test_failover_after_server_poll_timeout(lab, client_cmd):
+    # The first remote swallows packets without any answer (an address on
+    # the server's link that nobody has), so only server-poll-timeout helps.
+    srv = lab.start_openvpn_server({"wrap": "tls-crypt"})
+    blackhole = "10.213.%d.99" % lab.n  # no host has it: ARP fails, packets vanish
+    text = profile_with(lab, {}, replace={"remote": ["remote %s %d" % (blackhole, srv.port),
+                                                     "remote %s %d" % (lab.server_ip4, srv.port)]},
+                        add=["server-poll-timeout 2", "connect-retry 1"])
+    cli = lab.start_client(text, client_cmd, timeout=25)
     assert cli.connect_time >= 1.5
     assert lab.ping_from_client(srv.tunnel_v4, count=1).ok
 
