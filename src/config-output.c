@@ -581,9 +581,17 @@ char *shimmer_config_to_json(const ShimmerConfig *cfg)
 
 /* ---------- the self-contained .ovpn ---------- */
 
+const char *shimmer_config_inline_error(const ShimmerConfig *cfg)
+{
+    if (cfg->priv != NULL && cfg->priv->inline_error != NULL)
+        return cfg->priv->inline_error;
+    return shimmer_config_has_errors(cfg) ? "the configuration has errors" : NULL;
+}
+
 char *shimmer_config_to_ovpn(const ShimmerConfig *cfg)
 {
-    if (shimmer_config_has_errors(cfg) || cfg->priv == NULL || cfg->priv->source == NULL)
+    if (shimmer_config_has_errors(cfg) || cfg->priv == NULL || cfg->priv->source == NULL ||
+        cfg->priv->inline_error != NULL)
         return NULL;
     const char *text = cfg->priv->source;
     gsize len = cfg->priv->source_len;

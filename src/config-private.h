@@ -12,4 +12,6 @@ typedef struct ShimmerConfigPrivate {
     /* the original text (may hold inline secrets: wiped on free) */
     char *source;
     gsize source_len;
+    /* why --inline output cannot be made, or NULL */
+    char *inline_error;
 } ShimmerConfigPrivate;

@@ -480,6 +480,18 @@ static void record_inline(Parser *p, const ShimmerItem *it, const ShimmerBlob *b
 {
     if (blob->is_inline)
         return;
+    /* A file holding a line like "</ca>" would end the block early. */
+    g_autofree char *closing = g_strdup_printf("</%s>", it->argv[0]);
+    g_auto(GStrv) lines = g_strsplit((const char *)blob->data, "\n", -1);
+    for (guint i = 0; lines[i] != NULL; i++) {
+        if (strcmp(g_strstrip(lines[i]), closing) == 0) {
+            g_free(p->cfg->priv->inline_error);
+            p->cfg->priv->inline_error =
+                g_strdup_printf("line %u: '%s' holds the line %s and cannot be inlined",
+                                it->line, blob->path, closing);
+        }
+        shimmer_wipe(lines[i], strlen(lines[i]));
+    }
     g_autofree char *block = inline_block_text(it->argv[0], blob->data, blob->len);
     set_inline_replacement(p, it->line,
                            g_strdup_printf("%s%s", prefix_lines ? prefix_lines : "", block));
@@ -2807,6 +2819,7 @@ void shimmer_config_free(ShimmerConfig *cfg)
         g_hash_table_unref(cfg->priv->replacements);
         g_hash_table_unref(cfg->priv->ignore_unknown);
         shimmer_free_secret(cfg->priv->source, cfg->priv->source_len);
+        g_free(cfg->priv->inline_error);
         g_free(cfg->priv);
     }
     g_free(cfg);

@@ -436,6 +436,9 @@ char *shimmer_config_to_json(const ShimmerConfig *cfg);
  * text goes. Returns NULL if the config has errors. */
 char *shimmer_config_to_ovpn(const ShimmerConfig *cfg);
 
+/* Why shimmer_config_to_ovpn() would return NULL, or NULL if it would not. */
+const char *shimmer_config_inline_error(const ShimmerConfig *cfg);
+
 void shimmer_config_free(ShimmerConfig *cfg);
 
 const char *shimmer_cipher_name(ShimmerCipher c);

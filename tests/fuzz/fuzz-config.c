@@ -7,6 +7,8 @@
  */
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
@@ -45,6 +47,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* What --inline writes must parse again without a loader. */
         ShimmerConfig *again =
             shimmer_config_parse("inline.ovpn", NULL, ovpn, strlen(ovpn), NULL, NULL);
+        if (shimmer_config_has_errors(again)) {
+            GString *d = g_string_new(NULL);
+            shimmer_config_format_diagnostics(again, d);
+            fprintf(stderr, "--inline output does not parse again:\n%s\n%s", d->str, ovpn);
+            abort();
+        }
         shimmer_config_free(again);
         g_free(ovpn);
     }
