@@ -315,8 +315,10 @@ static void send_control(ShimmerEngine *e, KeyState *ks, guint opcode, bool has_
         return;
     }
     gsize wrapped = 0;
+    /* The wrap's time field only orders packets for the peer's replay
+     * check: the engine's own clock serves, so no wall clock is read here. */
     ShimmerCtlwrapError err = shimmer_ctlwrap_wrap(e->wrap, e->scratch2, plain_len,
-                                                   (guint32)(g_get_real_time() / US), e->scratch,
+                                                   (guint32)(1 + now / US), e->scratch,
                                                    sizeof(e->scratch), &wrapped);
     shimmer_wipe(e->scratch2, plain_len);
     if (err != SHIMMER_CTLWRAP_OK) {
