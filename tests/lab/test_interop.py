@@ -347,3 +347,43 @@ def test_client_certificate_is_not_a_server(lab, client_cmd):
     cli = lab.start_client(text, client_cmd, wait=False)
     time.sleep(3)
     assert not re.search(client_cmd.ready, cli.read_log(whole=True))
+
+
+GARBAGE_SENDER = r"""
+import os, random, socket, struct, sys
+src, sport, dst, dport = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+rnd = random.Random(7)
+# A raw socket: the client's UDP socket is connected to the server's
+# address and port, so the garbage must appear to come from there.
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)
+def send(payload):
+    hdr = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0)  # checksum 0: none
+    s.sendto(hdr + payload, (dst, 0))
+opcodes = [3, 4, 5, 6, 7, 8, 9, 10, 11, 0, 1, 2, 31]
+for i in range(600):
+    n = rnd.choice([0, 1, 2, 5, 9, 13, 14, 22, 25, 26, 40, 100, 1000, 1400])
+    body = bytes(rnd.getrandbits(8) for _ in range(n))
+    op = rnd.choice(opcodes)
+    send(bytes([(op << 3) | rnd.randrange(8)]) + body)
+print("sent", flush=True)
+"""
+
+
+def test_garbage_from_the_server_address_is_dropped(lab, client_cmd):
+    # Datagrams with the server's address and port but garbage content: every
+    # opcode, truncated and oversized. The session must carry on unharmed.
+    srv, cli = start(lab, client_cmd, {"wrap": "tls-crypt"})
+    assert lab.ping_from_client(srv.tunnel_v4, count=1).ok
+    ss = lab.run_in_client("ss -Hnuap", check=False).stdout
+    # The client's UDP socket: the first address:port on the line naming its pid.
+    m = None
+    for line in ss.splitlines():
+        if "pid=%d," % cli.pid in line:
+            m = re.search(r"\S*:(\d+)\s", line)
+            break
+    assert m, ss
+    lab.run_in_server(["/usr/bin/python3", "-c", GARBAGE_SENDER, lab.server_ip4, str(srv.port),
+                       lab.client_ip4, m.group(1)], timeout=30)
+    ping = lab.ping_from_client(srv.tunnel_v4, count=5)
+    assert ping.ok and ping.received == 5, ping.output
+    assert cli.alive()
