@@ -466,6 +466,8 @@ static bool get_u16_string(const guint8 **p, const guint8 *end, char **out)
  * bytes consumed, 0 if incomplete, -1 if malformed. */
 static gssize parse_server_key_method(ShimmerEngine *e, KeyState *ks)
 {
+    if (ks->app_in->len == 0)
+        return 0;
     const guint8 *p = ks->app_in->data, *end = p + ks->app_in->len;
     if (end - p < 5 + 64)
         return 0;
@@ -750,7 +752,7 @@ static void read_app_data(ShimmerEngine *e, KeyState *ks, gint64 now)
         }
     }
     /* NUL-terminated control messages. */
-    for (;;) {
+    while (ks->app_in->len > 0) {
         guint8 *nul = memchr(ks->app_in->data, 0, ks->app_in->len);
         if (nul == NULL) {
             if (ks->app_in->len > 65536)
