@@ -584,10 +584,9 @@ static bool apply_push(ShimmerEngine *e, gint64 now)
     e->peer_id = p->peer_id >= 0 ? (guint32)p->peer_id : SHIMMER_DATACHAN_PEER_ID_NONE;
     e->use_data_v2 = p->peer_id >= 0;
     e->comp = p->comp != SHIMMER_COMP_NONE ? p->comp : e->cfg->comp;
-    if (p->auth_token != NULL && !e->cfg->auth_nocache) {
-        shimmer_str_free_secret(e->auth_token);
-        e->auth_token = g_strdup(p->auth_token);
-    } else if (p->auth_token != NULL) {
+    /* The token replaces the password on renegotiation; auth-nocache only
+     * concerns the password the user typed, not the server's token. */
+    if (p->auth_token != NULL) {
         shimmer_str_free_secret(e->auth_token);
         e->auth_token = g_strdup(p->auth_token);
     }
@@ -610,11 +609,25 @@ static void handle_push_reply(ShimmerEngine *e, KeyState *ks, const char *body, 
 {
     if (e->state == SHIMMER_STATE_CONNECTED)
         return; /* a repeated reply to a repeated PUSH_REQUEST */
-    if (e->push_text->len > 0)
-        g_string_append_c(e->push_text, ',');
-    g_string_append(e->push_text, body);
-    /* push-continuation 2: more follows. */
-    if (strstr(body, "push-continuation 2") != NULL)
+    /* Merge the parts of a continued reply; push-continuation itself only
+     * says whether more follows (2) or this is the last part (1). */
+    bool more = false;
+    g_auto(GStrv) items = g_strsplit(body, ",", -1);
+    for (guint i = 0; items[i] != NULL; i++) {
+        g_autofree char *item = g_strstrip(g_strdup(items[i]));
+        if (g_str_has_prefix(item, "push-continuation")) {
+            more = strcmp(item, "push-continuation 2") == 0;
+            continue;
+        }
+        if (item[0] == '\0')
+            continue;
+        if (e->push_text->len > 0)
+            g_string_append_c(e->push_text, ',');
+        g_string_append(e->push_text, item);
+    }
+    for (guint i = 0; items[i] != NULL; i++)
+        shimmer_wipe(items[i], strlen(items[i])); /* may hold an auth-token */
+    if (more)
         return;
     if (!apply_push(e, now)) {
         g_string_truncate(e->push_text, 0);
@@ -1231,9 +1244,11 @@ gint64 shimmer_engine_next_deadline(ShimmerEngine *e)
     if (e->state == SHIMMER_STATE_CONNECTING && e->transport_ready && !e->have_remote_sid)
         d = MIN(d, e->connect_deadline);
     if (e->state == SHIMMER_STATE_DISCONNECTING) {
+        /* Only the exit timers run now (handle_timeout serves nothing else). */
         d = MIN(d, e->exit_at);
         if (e->exit_pings_left)
             d = MIN(d, e->next_exit_ping);
+        return d;
     }
     for (int i = 0; i < N_KEY_STATES; i++) {
         KeyState *ks = &e->ks[i];

@@ -39,7 +39,14 @@ static gboolean clamp_tcp(guint8 *tcp, gsize len, guint mss)
             if (cur <= mss)
                 return FALSE;
             guint16 csum = (guint16)((tcp[16] << 8) | tcp[17]);
-            csum = csum_update(csum, cur, (guint16)mss);
+            /* Options need not be aligned: at an odd offset the value's two
+             * bytes sit in two checksum words, which the one's complement
+             * sum sees as the byte-swapped value (RFC 1071). */
+            if ((i + 2) & 1)
+                csum = csum_update(csum, GUINT16_SWAP_LE_BE(cur),
+                                   GUINT16_SWAP_LE_BE((guint16)mss));
+            else
+                csum = csum_update(csum, cur, (guint16)mss);
             tcp[i + 2] = (guint8)(mss >> 8);
             tcp[i + 3] = (guint8)mss;
             tcp[16] = (guint8)(csum >> 8);
