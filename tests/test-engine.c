@@ -483,6 +483,8 @@ static void ts_on_push_request(TestServer *s, TsKey *k)
 /* The client's key-method record, then NUL-terminated messages. */
 static void ts_handle_app(TestServer *s, TsKey *k)
 {
+    if (k->app_in->len == 0)
+        return; /* (and no arithmetic on an empty array's NULL data) */
     if (!k->km_received) {
         const guint8 *p = k->app_in->data, *end = p + k->app_in->len;
         if (end - p < 5 + 48 + 64)
