@@ -284,7 +284,10 @@ def test_failover_after_server_poll_timeout(lab, client_cmd):
                                                      "remote %s %d" % (lab.server_ip4, srv.port)]},
                         add=["server-poll-timeout 2", "connect-retry 1"])
     cli = lab.start_client(text, client_cmd, timeout=25)
-    assert cli.connect_time >= 1.5
+    if client_cmd.name == "shimmerd":
+        # Shimmer waits server-poll-timeout on the silent remote (OpenVPN may
+        # give up sooner on the ICMP host-unreachable of the failed ARP).
+        assert cli.connect_time >= 1.5
     assert lab.ping_from_client(srv.tunnel_v4, count=1).ok
 
 
