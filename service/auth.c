@@ -1,0 +1,400 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Authorization: who may do what to which object. See auth.h.
+ *
+ * polkit is asked over its D-Bus API (org.freedesktop.PolicyKit1.Authority)
+ * directly rather than through libpolkit-gobject: libpolkit always talks to
+ * the system bus, while tests must point us at a polkitd stand-in on a
+ * private bus. The subject is the caller's unique bus name, which polkit
+ * resolves to a uid, pid and login session itself (no pid-reuse races).
+ */
+#define G_LOG_DOMAIN "shimmerd"
+
+#include "auth.h"
+
+#define POLKIT_NAME  "org.freedesktop.PolicyKit1"
+#define POLKIT_PATH  "/org/freedesktop/PolicyKit1/Authority"
+#define POLKIT_IFACE "org.freedesktop.PolicyKit1.Authority"
+/* CheckAuthorizationFlags.AllowUserInteraction */
+#define POLKIT_ALLOW_USER_INTERACTION 1u
+
+/* A caller's uid is remembered while its bus name lives. The cap only
+ * matters if NameOwnerChanged were missed: unique names are never reused, so
+ * a stale entry is a leak, not a wrong answer. */
+#define UID_CACHE_MAX 4096
+
+typedef struct {
+    ShimmerAuthKind kind;
+    const char *own;
+    const char *any;
+} ActionEntry;
+
+/* The one table: what each kind of request needs. A kind missing here is
+ * denied. IMPORT creates an object the caller will own, so there is no
+ * "any" variant. */
+static const ActionEntry actions[] = {
+    {SHIMMER_AUTH_IMPORT, "org.shimmervpn.profile.import", "org.shimmervpn.profile.import"},
+    {SHIMMER_AUTH_PROFILE, "org.shimmervpn.profile.manage-own",
+     "org.shimmervpn.profile.manage-any"},
+    {SHIMMER_AUTH_SESSION, "org.shimmervpn.session.control-own",
+     "org.shimmervpn.session.control-any"},
+};
+
+struct ShimmerAuth {
+    GDBusConnection *bus;
+    GDBusConnection *polkit_bus; /* NULL: polkit cannot be reached */
+    GHashTable *uids;            /* unique bus name -> GUINT_TO_POINTER(uid) */
+    guint name_owner_sub;
+    guint64 next_check;      /* makes cancellation ids unique */
+    gboolean polkit_failing; /* warned once; reset by the next answer */
+};
+
+/* ShimmerAuth lives in a GRcBox: outstanding checks and the NameOwnerChanged
+ * subscription hold references, so shimmer_auth_free() may come while they
+ * are still under way. */
+static void auth_clear(gpointer data)
+{
+    ShimmerAuth *auth = data;
+    g_hash_table_destroy(auth->uids);
+    g_clear_object(&auth->polkit_bus);
+    g_clear_object(&auth->bus);
+}
+
+static ShimmerAuth *auth_ref(ShimmerAuth *auth)
+{
+    return g_rc_box_acquire(auth);
+}
+
+static void auth_unref(gpointer auth)
+{
+    g_rc_box_release_full(auth, auth_clear);
+}
+
+/* ---------- caller uids ---------- */
+
+static void uid_cache_put(ShimmerAuth *auth, const char *sender, guint uid)
+{
+    /* Only unique names: a well-known name can change hands. */
+    if (sender[0] != ':')
+        return;
+    if (g_hash_table_size(auth->uids) >= UID_CACHE_MAX)
+        g_hash_table_remove_all(auth->uids);
+    g_hash_table_insert(auth->uids, g_strdup(sender), GUINT_TO_POINTER(uid));
+}
+
+static gboolean uid_cache_get(ShimmerAuth *auth, const char *sender, guint *uid)
+{
+    gpointer value;
+    if (!g_hash_table_lookup_extended(auth->uids, sender, NULL, &value))
+        return FALSE;
+    *uid = GPOINTER_TO_UINT(value);
+    return TRUE;
+}
+
+static void on_name_owner_changed(GDBusConnection *connection, const char *sender_name,
+                                  const char *object_path, const char *interface_name,
+                                  const char *signal_name, GVariant *parameters, gpointer user)
+{
+    ShimmerAuth *auth = user;
+    const char *name, *old_owner, *new_owner;
+    if (!g_variant_is_of_type(parameters, G_VARIANT_TYPE("(sss)")))
+        return;
+    g_variant_get(parameters, "(&s&s&s)", &name, &old_owner, &new_owner);
+    if (name[0] == ':' && new_owner[0] == '\0')
+        g_hash_table_remove(auth->uids, name);
+}
+
+static GVariant *uid_lookup_args(const char *sender)
+{
+    return g_variant_new("(s)", sender);
+}
+
+gboolean shimmer_auth_get_uid(ShimmerAuth *auth, const char *sender, guint *uid, GError **error)
+{
+    g_return_val_if_fail(auth != NULL, FALSE);
+    g_return_val_if_fail(sender != NULL, FALSE);
+    g_return_val_if_fail(uid != NULL, FALSE);
+
+    if (uid_cache_get(auth, sender, uid))
+        return TRUE;
+    g_autoptr(GVariant) reply = g_dbus_connection_call_sync(
+        auth->bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+        "GetConnectionUnixUser", uid_lookup_args(sender), G_VARIANT_TYPE("(u)"),
+        G_DBUS_CALL_FLAGS_NONE, -1, NULL, error);
+    if (reply == NULL) {
+        if (error != NULL && *error != NULL)
+            g_dbus_error_strip_remote_error(*error);
+        g_prefix_error(error, "cannot tell the uid of %s: ", sender);
+        return FALSE;
+    }
+    g_variant_get(reply, "(u)", uid);
+    uid_cache_put(auth, sender, *uid);
+    return TRUE;
+}
+
+gboolean shimmer_auth_is_owner_or_root(ShimmerAuth *auth, const char *sender, guint owner_uid)
+{
+    g_autoptr(GError) error = NULL;
+    guint uid;
+    g_return_val_if_fail(auth != NULL, FALSE);
+    if (sender == NULL)
+        return FALSE;
+    if (!shimmer_auth_get_uid(auth, sender, &uid, &error)) {
+        g_debug("%s", error->message);
+        return FALSE;
+    }
+    return uid == 0 || uid == owner_uid;
+}
+
+/* ---------- construction ---------- */
+
+ShimmerAuth *shimmer_auth_new(GDBusConnection *bus, GDBusConnection *polkit_bus)
+{
+    g_return_val_if_fail(G_IS_DBUS_CONNECTION(bus), NULL);
+    g_return_val_if_fail(polkit_bus == NULL || G_IS_DBUS_CONNECTION(polkit_bus), NULL);
+
+    ShimmerAuth *auth = g_rc_box_new0(ShimmerAuth);
+    auth->bus = g_object_ref(bus);
+    auth->uids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    if (polkit_bus != NULL) {
+        auth->polkit_bus = g_object_ref(polkit_bus);
+    } else {
+        /* Quick when shimmerd serves on the system bus: the shared
+         * connection is already open. */
+        g_autoptr(GError) error = NULL;
+        auth->polkit_bus = g_bus_get_sync(G_BUS_TYPE_SYSTEM, NULL, &error);
+        if (auth->polkit_bus == NULL)
+            g_warning("polkit cannot be reached (%s): only root will be allowed anything",
+                      error->message);
+    }
+    auth->name_owner_sub = g_dbus_connection_signal_subscribe(
+        bus, "org.freedesktop.DBus", "org.freedesktop.DBus", "NameOwnerChanged",
+        "/org/freedesktop/DBus", NULL, G_DBUS_SIGNAL_FLAGS_NONE, on_name_owner_changed,
+        auth_ref(auth), auth_unref);
+    return auth;
+}
+
+void shimmer_auth_free(ShimmerAuth *auth)
+{
+    if (auth == NULL)
+        return;
+    /* Drops the subscription's reference once GDBus is done with it. */
+    g_dbus_connection_signal_unsubscribe(auth->bus, auth->name_owner_sub);
+    auth->name_owner_sub = 0;
+    auth_unref(auth);
+}
+
+/* ---------- checks ---------- */
+
+typedef struct {
+    ShimmerAuth *auth; /* a reference */
+    char *sender;
+    ShimmerAuthKind kind;
+    guint owner_uid;
+    guint uid;
+    gboolean interactive;
+    const char *action;
+    char *cancel_id;
+} Check;
+
+static void check_free(gpointer data)
+{
+    Check *check = data;
+    auth_unref(check->auth);
+    g_free(check->sender);
+    g_free(check->cancel_id);
+    g_free(check);
+}
+
+static const char *action_for(ShimmerAuthKind kind, guint uid, guint owner_uid)
+{
+    for (gsize i = 0; i < G_N_ELEMENTS(actions); i++) {
+        if (actions[i].kind != kind)
+            continue;
+        if (kind == SHIMMER_AUTH_IMPORT || uid == owner_uid)
+            return actions[i].own;
+        return actions[i].any;
+    }
+    return NULL;
+}
+
+static void deny(GTask *task, const char *why)
+{
+    Check *check = g_task_get_task_data(task);
+    g_autofree char *who = check->uid == G_MAXUINT
+                               ? g_strdup(check->sender)
+                               : g_strdup_printf("uid %u (%s)", check->uid, check->sender);
+    g_autofree char *what =
+        check->action != NULL ? g_strdup_printf(" for %s", check->action) : g_strdup("");
+    g_autofree char *because = why != NULL ? g_strdup_printf(": %s", why) : g_strdup("");
+    g_message("denied %s%s%s", who, what, because);
+    g_task_return_new_error(task, SHIMMER_DBUS_ERROR, SHIMMER_DBUS_ERROR_NOT_AUTHORIZED,
+                            "not authorized%s%s", what, because);
+}
+
+static void send_cancel(Check *check)
+{
+    /* polkit drops the pending check and its authentication dialog. An old
+     * polkit or a stand-in may not know the method: nothing to do then. */
+    g_dbus_connection_call(check->auth->polkit_bus, POLKIT_NAME, POLKIT_PATH, POLKIT_IFACE,
+                           "CancelCheckAuthorization", g_variant_new("(s)", check->cancel_id), NULL,
+                           G_DBUS_CALL_FLAGS_NO_AUTO_START, -1, NULL, NULL, NULL);
+}
+
+static void on_polkit_reply(GObject *source, GAsyncResult *result, gpointer user)
+{
+    g_autoptr(GTask) task = user;
+    Check *check = g_task_get_task_data(task);
+    ShimmerAuth *auth = check->auth;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GVariant) reply =
+        g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), result, &error);
+
+    if (reply == NULL) {
+        if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
+            send_cancel(check);
+            g_task_return_error(task, g_steal_pointer(&error));
+            return;
+        }
+        g_dbus_error_strip_remote_error(error);
+        if (!auth->polkit_failing)
+            g_warning("polkit did not answer for %s (%s): denying everyone but root until it does",
+                      check->action, error->message);
+        else
+            g_debug("polkit did not answer for %s (%s)", check->action, error->message);
+        auth->polkit_failing = TRUE;
+        deny(task, "the authorization service is not available");
+        return;
+    }
+    if (auth->polkit_failing)
+        g_message("polkit answers again");
+    auth->polkit_failing = FALSE;
+
+    gboolean authorized, challenge;
+    g_autoptr(GVariant) details = NULL;
+    g_variant_get(reply, "((bb@a{ss}))", &authorized, &challenge, &details);
+    if (authorized) {
+        g_debug("allowed %s to uid %u (%s)", check->action, check->uid, check->sender);
+        g_task_return_boolean(task, TRUE);
+        return;
+    }
+    const char *dismissed = NULL;
+    if (g_variant_lookup(details, "polkit.dismissed", "&s", &dismissed) && dismissed[0] != '\0')
+        deny(task, "the authentication request was dismissed");
+    else if (challenge && !check->interactive)
+        deny(task, "authentication is required; call with interactive authorization allowed");
+    else
+        deny(task, NULL);
+}
+
+/* Takes over TASK's reference. */
+static void check_with_uid(GTask *task)
+{
+    Check *check = g_task_get_task_data(task);
+    ShimmerAuth *auth = check->auth;
+
+    /* Even root gets nothing the table does not name. */
+    check->action = action_for(check->kind, check->uid, check->owner_uid);
+    if (check->action == NULL) {
+        deny(task, "unknown request");
+        g_object_unref(task);
+        return;
+    }
+    if (check->uid == 0) {
+        g_debug("allowed %s to root (%s)", check->action, check->sender);
+        g_task_return_boolean(task, TRUE);
+        g_object_unref(task);
+        return;
+    }
+    if (auth->polkit_bus == NULL) {
+        deny(task, "the authorization service is not available");
+        g_object_unref(task);
+        return;
+    }
+    if (g_task_return_error_if_cancelled(task)) {
+        g_object_unref(task);
+        return;
+    }
+
+    GVariantBuilder subject;
+    g_variant_builder_init(&subject, G_VARIANT_TYPE("a{sv}"));
+    g_variant_builder_add(&subject, "{sv}", "name", g_variant_new_string(check->sender));
+    check->cancel_id = g_strdup_printf("shimmerd-%" G_GUINT64_FORMAT, ++auth->next_check);
+    GVariant *args =
+        g_variant_new("((sa{sv})sa{ss}us)", "system-bus-name", &subject, check->action, NULL,
+                      check->interactive ? POLKIT_ALLOW_USER_INTERACTION : 0u, check->cancel_id);
+    /* Someone may be typing a password: no timeout then, as libpolkit. */
+    g_dbus_connection_call(auth->polkit_bus, POLKIT_NAME, POLKIT_PATH, POLKIT_IFACE,
+                           "CheckAuthorization", args, G_VARIANT_TYPE("((bba{ss}))"),
+                           G_DBUS_CALL_FLAGS_NONE, check->interactive ? G_MAXINT : -1,
+                           g_task_get_cancellable(task), on_polkit_reply, task);
+}
+
+static void on_uid_reply(GObject *source, GAsyncResult *result, gpointer user)
+{
+    GTask *task = user;
+    Check *check = g_task_get_task_data(task);
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GVariant) reply =
+        g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), result, &error);
+
+    if (reply == NULL) {
+        if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
+            g_task_return_error(task, g_steal_pointer(&error));
+        } else {
+            g_dbus_error_strip_remote_error(error);
+            g_autofree char *why =
+                g_strdup_printf("cannot tell who the caller is: %s", error->message);
+            deny(task, why);
+        }
+        g_object_unref(task);
+        return;
+    }
+    g_variant_get(reply, "(u)", &check->uid);
+    uid_cache_put(check->auth, check->sender, check->uid);
+    check_with_uid(task);
+}
+
+void shimmer_auth_check(ShimmerAuth *auth, GDBusMethodInvocation *invocation, ShimmerAuthKind kind,
+                        guint owner_uid, GCancellable *cancellable, GAsyncReadyCallback callback,
+                        gpointer user_data)
+{
+    g_return_if_fail(auth != NULL);
+    g_return_if_fail(G_IS_DBUS_METHOD_INVOCATION(invocation));
+
+    GTask *task = g_task_new(NULL, cancellable, callback, user_data);
+    g_task_set_source_tag(task, shimmer_auth_check);
+    Check *check = g_new0(Check, 1);
+    check->auth = auth_ref(auth);
+    check->kind = kind;
+    check->owner_uid = owner_uid;
+    check->uid = G_MAXUINT;
+    GDBusMessage *message = g_dbus_method_invocation_get_message(invocation);
+    check->interactive = (g_dbus_message_get_flags(message) &
+                          G_DBUS_MESSAGE_FLAGS_ALLOW_INTERACTIVE_AUTHORIZATION) != 0;
+    const char *sender = g_dbus_method_invocation_get_sender(invocation);
+    check->sender = g_strdup(sender != NULL ? sender : "(no sender)");
+    g_task_set_task_data(task, check, check_free);
+
+    if (sender == NULL) {
+        /* A peer-to-peer connection: nobody we could ask polkit about. */
+        deny(task, "the caller has no bus name");
+        g_object_unref(task);
+        return;
+    }
+    if (uid_cache_get(auth, sender, &check->uid)) {
+        check_with_uid(task);
+        return;
+    }
+    g_dbus_connection_call(auth->bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                           "org.freedesktop.DBus", "GetConnectionUnixUser", uid_lookup_args(sender),
+                           G_VARIANT_TYPE("(u)"), G_DBUS_CALL_FLAGS_NONE, -1, cancellable,
+                           on_uid_reply, task);
+}
+
+gboolean shimmer_auth_check_finish(ShimmerAuth *auth, GAsyncResult *result, GError **error)
+{
+    g_return_val_if_fail(g_task_is_valid(result, NULL), FALSE);
+    g_return_val_if_fail(g_task_get_source_tag(G_TASK(result)) == shimmer_auth_check, FALSE);
+    return g_task_propagate_boolean(G_TASK(result), error);
+}
