@@ -50,9 +50,25 @@ struct ShimmerClient {
     gboolean tun_configured;
     ShimmerNetcfg *net;
 
+    /* What the tunnel applied, for display (NULL-terminated char* arrays). */
+    GPtrArray *addresses;
+    GPtrArray *routes;
+    GPtrArray *dns_servers;
+    GPtrArray *dns_domains;
+    /* DNS applied to this link (to be reverted before the tun goes). */
+    gboolean dns_applied;
+    int dns_ifindex;
+    char *dns_ifname;
+
+    /* Credentials given up front (secrets: wiped when freed). */
+    char *username;
+    char *password;
+
     GSource *timer;
     gboolean stopping;
     gboolean finished;
+
+    char *tun_name;
 
     /* Batches for the data path: no allocation per packet. */
     guint8 rx[BATCH][PKT_SIZE];
@@ -490,6 +506,169 @@ static gboolean add_route_outside(ShimmerClient *c, const char *net, guint bits,
     return shimmer_netcfg_route_add(c->net, mask, cur.ifindex, cur.gateway, 0, error);
 }
 
+static void clear_applied(ShimmerClient *c)
+{
+    g_ptr_array_set_size(c->addresses, 0);
+    g_ptr_array_set_size(c->routes, 0);
+    g_ptr_array_set_size(c->dns_servers, 0);
+    g_ptr_array_set_size(c->dns_domains, 0);
+}
+
+static void add_unique(GPtrArray *list, const char *text)
+{
+    for (guint i = 0; i < list->len; i++)
+        if (g_ascii_strcasecmp(g_ptr_array_index(list, i), text) == 0)
+            return;
+    g_ptr_array_add(list, g_strdup(text));
+}
+
+/* Domains come from the server: only plain DNS names go further (they end
+ * up in the resolver's configuration and in D-Bus properties). */
+static gboolean is_domain_name(const char *d)
+{
+    gsize len = strlen(d);
+    if (len == 0 || len > 253)
+        return FALSE;
+    for (const char *c = d; *c; c++)
+        if (!g_ascii_isalnum(*c) && *c != '-' && *c != '_' && *c != '.')
+            return FALSE;
+    return TRUE;
+}
+
+static void add_domain(ShimmerClient *c, const char *prefix, const char *domain)
+{
+    if (!is_domain_name(domain)) {
+        g_autofree char *shown = g_strescape(domain, NULL);
+        clog_(c, SHIMMER_LOG_WARNING, "DNS domain \"%.64s\" is not a domain name, skipped", shown);
+        return;
+    }
+    g_autofree char *d = g_strconcat(prefix, domain, NULL);
+    add_unique(c->dns_domains, d);
+}
+
+/* A `dns server` address may carry a port ("1.2.3.4:53", "[::1]:53"):
+ * the resolver APIs take the bare address. NULL if it is not an address. */
+static char *dns_address(const char *text)
+{
+    g_autoptr(GInetAddress) a = g_inet_address_new_from_string(text);
+    if (a != NULL)
+        return g_strdup(text);
+    g_autofree char *bare = NULL;
+    if (text[0] == '[') {
+        const char *close = strchr(text, ']');
+        if (close != NULL)
+            bare = g_strndup(text + 1, (gsize)(close - text - 1));
+    } else {
+        const char *colon = strchr(text, ':');
+        if (colon != NULL && strchr(colon + 1, ':') == NULL)
+            bare = g_strndup(text, (gsize)(colon - text));
+    }
+    if (bare == NULL)
+        return NULL;
+    g_autoptr(GInetAddress) b = g_inet_address_new_from_string(bare);
+    return b != NULL ? g_steal_pointer(&bare) : NULL;
+}
+
+/* DNS servers and domains from the pushed options over the configured
+ * ones. `dns server` entries win over dhcp-option DNS/DNS6, as in OpenVPN
+ * 2.6; pushed entries of a kind replace configured ones of that kind. */
+static void collect_dns(ShimmerClient *c, const ShimmerConfig *p)
+{
+    const ShimmerConfig *sources[2] = {p, c->cfg};
+    const ShimmerConfig *dns_src = NULL;
+    for (int s = 0; s < 2 && dns_src == NULL; s++)
+        if (sources[s]->dns_servers->len > 0)
+            dns_src = sources[s];
+    if (dns_src != NULL) {
+        for (guint i = 0; i < dns_src->dns_servers->len; i++) {
+            ShimmerDnsServer *srv = g_ptr_array_index(dns_src->dns_servers, i);
+            for (guint j = 0; j < srv->addresses->len; j++) {
+                const char *text = g_ptr_array_index(srv->addresses, j);
+                g_autofree char *addr = dns_address(text);
+                if (addr == NULL)
+                    clog_(c, SHIMMER_LOG_WARNING, "dns server %d: %s is not an address, skipped",
+                          srv->priority, text);
+                else
+                    add_unique(c->dns_servers, addr);
+            }
+            for (guint j = 0; srv->resolve_domains && j < srv->resolve_domains->len; j++)
+                add_domain(c, "~", g_ptr_array_index(srv->resolve_domains, j));
+        }
+    } else {
+        const ShimmerConfig *opt_src = p->dhcp_options->len > 0 ? p : c->cfg;
+        for (guint i = 0; i < opt_src->dhcp_options->len; i++) {
+            ShimmerDhcpOption *o = g_ptr_array_index(opt_src->dhcp_options, i);
+            if (o->value == NULL)
+                continue;
+            if (g_ascii_strcasecmp(o->type, "DNS") == 0 ||
+                g_ascii_strcasecmp(o->type, "DNS6") == 0) {
+                g_autofree char *addr = dns_address(o->value);
+                if (addr == NULL)
+                    clog_(c, SHIMMER_LOG_WARNING, "dhcp-option %s %s: not an address, skipped",
+                          o->type, o->value);
+                else
+                    add_unique(c->dns_servers, addr);
+            }
+        }
+    }
+    const ShimmerConfig *search_src = p->dns_search_domains->len > 0 ? p : c->cfg;
+    for (guint i = 0; i < search_src->dns_search_domains->len; i++)
+        add_domain(c, "", g_ptr_array_index(search_src->dns_search_domains, i));
+    const ShimmerConfig *dom_src = p->dhcp_options->len > 0 ? p : c->cfg;
+    for (guint i = 0; i < dom_src->dhcp_options->len; i++) {
+        ShimmerDhcpOption *o = g_ptr_array_index(dom_src->dhcp_options, i);
+        if (o->value != NULL && (g_ascii_strcasecmp(o->type, "DOMAIN") == 0 ||
+                                 g_ascii_strcasecmp(o->type, "DOMAIN-SEARCH") == 0))
+            add_domain(c, "", o->value);
+    }
+}
+
+static void apply_dns(ShimmerClient *c, int ifindex, const char *dev, gboolean default_route)
+{
+    const ShimmerConfig *p = shimmer_engine_get_pushed(c->engine);
+    collect_dns(c, p);
+    if (c->dns_servers->len == 0 && c->dns_domains->len == 0)
+        return;
+    if (shimmer_dns_get_backend(c->opts.dns) == SHIMMER_DNS_BACKEND_NONE) {
+        clog_(c, SHIMMER_LOG_WARNING,
+              "the server sent DNS settings, but neither systemd-resolved nor resolvconf is "
+              "available: DNS is left unchanged");
+        g_ptr_array_set_size(c->dns_servers, 0);
+        g_ptr_array_set_size(c->dns_domains, 0);
+        return;
+    }
+    g_autoptr(GError) error = NULL;
+    if (!shimmer_dns_apply(c->opts.dns, ifindex, dev, shimmer_client_get_dns_servers(c),
+                           shimmer_client_get_dns_domains(c), default_route, &error)) {
+        clog_(c, SHIMMER_LOG_WARNING, "cannot configure DNS on %s: %s", dev, error->message);
+        g_ptr_array_set_size(c->dns_servers, 0);
+        g_ptr_array_set_size(c->dns_domains, 0);
+        return;
+    }
+    c->dns_applied = TRUE;
+    c->dns_ifindex = ifindex;
+    g_free(c->dns_ifname);
+    c->dns_ifname = g_strdup(dev);
+    for (guint i = 0; i < c->dns_servers->len; i++)
+        clog_(c, SHIMMER_LOG_INFO, "DNS server %s on %s (%s)",
+              (char *)g_ptr_array_index(c->dns_servers, i), dev,
+              shimmer_dns_backend_name(shimmer_dns_get_backend(c->opts.dns)));
+    for (guint i = 0; i < c->dns_domains->len; i++)
+        clog_(c, SHIMMER_LOG_INFO, "DNS domain %s on %s",
+              (char *)g_ptr_array_index(c->dns_domains, i), dev);
+}
+
+static void revert_dns(ShimmerClient *c)
+{
+    if (!c->dns_applied)
+        return;
+    c->dns_applied = FALSE;
+    g_autoptr(GError) error = NULL;
+    if (!shimmer_dns_revert(c->opts.dns, c->dns_ifindex, c->dns_ifname, &error))
+        clog_(c, SHIMMER_LOG_WARNING, "reverting DNS on %s: %s", c->dns_ifname, error->message);
+    g_clear_pointer(&c->dns_ifname, g_free);
+}
+
 static gboolean configure_tun(ShimmerClient *c, GError **error)
 {
     const ShimmerConfig *p = shimmer_engine_get_pushed(c->engine);
@@ -510,6 +689,8 @@ static gboolean configure_tun(ShimmerClient *c, GError **error)
     if (c->opts.no_netcfg)
         return TRUE;
     /* A reconnect may bring a different address: start from a clean slate. */
+    revert_dns(c);
+    clear_applied(c);
     if (c->net != NULL) {
         shimmer_netcfg_rollback(c->net, NULL);
         g_clear_pointer(&c->net, shimmer_netcfg_free);
@@ -528,11 +709,13 @@ static gboolean configure_tun(ShimmerClient *c, GError **error)
     const char *local = p->ifconfig_local ? p->ifconfig_local : cfg->ifconfig_local;
     const char *remote = p->ifconfig_local ? p->ifconfig_remote : cfg->ifconfig_remote;
     if (local != NULL) {
+        guint bits = topo == SHIMMER_TOPOLOGY_SUBNET ? netmask_bits(remote) : 32;
         gboolean ok = topo == SHIMMER_TOPOLOGY_SUBNET
-                          ? add_addr(c, ifindex, local, netmask_bits(remote), NULL, error)
+                          ? add_addr(c, ifindex, local, bits, NULL, error)
                           : add_addr(c, ifindex, local, 32, remote, error);
         if (!ok)
             return FALSE;
+        g_ptr_array_add(c->addresses, g_strdup_printf("%s/%u", local, bits));
         clog_(c, SHIMMER_LOG_INFO, "%s: %s %s %s, mtu %u", dev, local,
               topo == SHIMMER_TOPOLOGY_SUBNET ? "netmask" : "peer", remote, mtu);
     }
@@ -543,6 +726,7 @@ static gboolean configure_tun(ShimmerClient *c, GError **error)
         guint bits = parts[1] ? (guint)atoi(parts[1]) : 64;
         if (!add_addr(c, ifindex, parts[0], bits, NULL, error))
             return FALSE;
+        g_ptr_array_add(c->addresses, g_strdup_printf("%s/%u", parts[0], bits));
         clog_(c, SHIMMER_LOG_INFO, "%s: %s", dev, local6);
     }
 
@@ -560,6 +744,8 @@ static gboolean configure_tun(ShimmerClient *c, GError **error)
             if (!shimmer_netcfg_redirect_def1(c->net, G_SOCKET_FAMILY_IPV4, ifindex, NULL, 0, pin4,
                                               error))
                 return FALSE;
+            g_ptr_array_add(c->routes, g_strdup("0.0.0.0/1"));
+            g_ptr_array_add(c->routes, g_strdup("128.0.0.0/1"));
             clog_(c, SHIMMER_LOG_INFO, "redirect-gateway: IPv4 default through %s", dev);
         }
         if (redirect & SHIMMER_REDIRECT_IPV6) {
@@ -568,6 +754,8 @@ static gboolean configure_tun(ShimmerClient *c, GError **error)
             if (!shimmer_netcfg_redirect_def1(c->net, G_SOCKET_FAMILY_IPV6, ifindex, NULL, 0, pin6,
                                               error))
                 return FALSE;
+            g_ptr_array_add(c->routes, g_strdup("::/1"));
+            g_ptr_array_add(c->routes, g_strdup("8000::/1"));
             clog_(c, SHIMMER_LOG_INFO, "redirect-gateway: IPv6 default through %s", dev);
         }
     }
@@ -592,6 +780,10 @@ static gboolean configure_tun(ShimmerClient *c, GError **error)
                                r->metric >= 0 ? (guint)r->metric : 0, error);
             if (!ok)
                 return FALSE;
+            /* Only routes into the tunnel are listed; net_gateway ones
+             * lead around it. */
+            if (r->gateway == NULL || strcmp(r->gateway, "net_gateway") != 0)
+                g_ptr_array_add(c->routes, g_strdup_printf("%s/%u", r->network, bits));
             clog_(c, SHIMMER_LOG_INFO, "route %s/%u via %s", r->network, bits,
                   r->gateway && strcmp(r->gateway, "net_gateway") == 0 ? "net_gateway" : dev);
         }
@@ -602,14 +794,19 @@ static gboolean configure_tun(ShimmerClient *c, GError **error)
             if (!add_route(c, ifindex, parts[0], bits, r->metric >= 0 ? (guint)r->metric : 0,
                            error))
                 return FALSE;
+            g_ptr_array_add(c->routes, g_strdup_printf("%s/%u", parts[0], bits));
             clog_(c, SHIMMER_LOG_INFO, "route %s via %s", r->prefix, dev);
         }
     }
-    for (guint i = 0; i < p->dhcp_options->len; i++) {
-        ShimmerDhcpOption *o = g_ptr_array_index(p->dhcp_options, i);
-        clog_(c, SHIMMER_LOG_INFO, "pushed %s %s (not applied: DNS setup comes with the "
-                                   "shimmerd service)",
-              o->type, o->value ? o->value : "");
+    if (c->opts.dns != NULL) {
+        apply_dns(c, ifindex, dev, (redirect & SHIMMER_REDIRECT_ENABLED) != 0);
+    } else {
+        for (guint i = 0; i < p->dhcp_options->len; i++) {
+            ShimmerDhcpOption *o = g_ptr_array_index(p->dhcp_options, i);
+            clog_(c, SHIMMER_LOG_INFO, "pushed %s %s (not applied: DNS setup comes with the "
+                                       "shimmerd service)",
+                  o->type, o->value ? o->value : "");
+        }
     }
     c->tun_configured = TRUE;
     return TRUE;
@@ -617,6 +814,9 @@ static gboolean configure_tun(ShimmerClient *c, GError **error)
 
 static void teardown_tun(ShimmerClient *c)
 {
+    /* DNS first: the link must still exist for the resolver to forget it. */
+    revert_dns(c);
+    clear_applied(c);
     if (c->net != NULL) {
         g_autoptr(GError) error = NULL;
         if (!shimmer_netcfg_rollback(c->net, &error))
@@ -727,16 +927,31 @@ ShimmerClient *shimmer_client_new(const ShimmerConfig *cfg, const ShimmerClientO
     ShimmerClient *c = g_new0(ShimmerClient, 1);
     c->cfg = cfg;
     c->sock = -1;
-    if (options)
+    if (options) {
         c->opts = *options;
+        /* Copied below; the caller's pointers are not kept. */
+        c->opts.username = c->opts.password = NULL;
+        c->opts.tun_name = NULL;
+        c->tun_name = g_strdup(options->tun_name);
+        c->opts.tun_name = c->tun_name;
+    }
     if (callbacks)
         c->cb = *callbacks;
     ShimmerEngineHooks hooks = {.log = engine_log, .user = c};
     c->engine = shimmer_engine_new(cfg, &hooks, error);
     if (c->engine == NULL) {
+        g_free(c->tun_name);
         g_free(c);
         return NULL;
     }
+    if (options != NULL) {
+        c->username = g_strdup(options->username);
+        c->password = g_strdup(options->password);
+    }
+    c->addresses = g_ptr_array_new_null_terminated(4, g_free, TRUE);
+    c->routes = g_ptr_array_new_null_terminated(4, g_free, TRUE);
+    c->dns_servers = g_ptr_array_new_null_terminated(2, g_free, TRUE);
+    c->dns_domains = g_ptr_array_new_null_terminated(2, g_free, TRUE);
     c->tcp_out = g_byte_array_new();
     c->timer = g_source_new(&timer_funcs, sizeof(GSource));
     g_source_set_callback(c->timer, on_timer, c, NULL);
@@ -747,8 +962,52 @@ ShimmerClient *shimmer_client_new(const ShimmerConfig *cfg, const ShimmerClientO
 
 void shimmer_client_start(ShimmerClient *c)
 {
-    shimmer_engine_start(c->engine, g_get_monotonic_time());
+    if (c->password != NULL && c->cfg->auth_user_pass != SHIMMER_AUTH_USER_PASS_NONE) {
+        /* Given up front: the engine starts connecting without asking. */
+        shimmer_engine_set_credentials(c->engine, c->username, c->password, g_get_monotonic_time());
+    } else {
+        shimmer_engine_start(c->engine, g_get_monotonic_time());
+    }
+    g_clear_pointer(&c->username, g_free);
+    g_clear_pointer(&c->password, shimmer_str_free_secret);
     pump(c);
+}
+
+void shimmer_client_restart(ShimmerClient *c, const char *why)
+{
+    if (c->finished || c->stopping)
+        return;
+    ShimmerState st = shimmer_engine_get_state(c->engine);
+    if (st == SHIMMER_STATE_IDLE || st == SHIMMER_STATE_RECONNECTING)
+        return; /* nothing is connected yet, or a new attempt is already due */
+    clog_(c, SHIMMER_LOG_INFO, "restart: %s", why);
+    transport_failed(c, why);
+}
+
+static const char *const *applied(GPtrArray *list)
+{
+    static const char *const empty[] = {NULL};
+    return list->len > 0 ? (const char *const *)list->pdata : empty;
+}
+
+const char *const *shimmer_client_get_addresses(ShimmerClient *c)
+{
+    return applied(c->addresses);
+}
+
+const char *const *shimmer_client_get_routes(ShimmerClient *c)
+{
+    return applied(c->routes);
+}
+
+const char *const *shimmer_client_get_dns_servers(ShimmerClient *c)
+{
+    return applied(c->dns_servers);
+}
+
+const char *const *shimmer_client_get_dns_domains(ShimmerClient *c)
+{
+    return applied(c->dns_domains);
 }
 
 void shimmer_client_stop(ShimmerClient *c)
@@ -764,6 +1023,19 @@ void shimmer_client_set_credentials(ShimmerClient *c, const char *username, cons
 {
     shimmer_engine_set_credentials(c->engine, username, password, g_get_monotonic_time());
     pump(c);
+}
+
+void shimmer_client_config_set_key_passphrase(ShimmerConfig *cfg, const char *passphrase)
+{
+    ShimmerBlob *b = &cfg->askpass_file;
+    if (b->data != NULL)
+        shimmer_free_secret(b->data, b->len);
+    b->len = strlen(passphrase);
+    b->data = (guint8 *)shimmer_memdup0(passphrase, b->len);
+    b->present = TRUE;
+    b->is_inline = TRUE;
+    b->secret = TRUE;
+    cfg->askpass = TRUE;
 }
 
 void shimmer_client_set_key_passphrase(ShimmerClient *c, const char *passphrase)
@@ -799,6 +1071,14 @@ void shimmer_client_free(ShimmerClient *c)
     g_clear_object(&c->remote);
     g_free(c->remote_text);
     g_byte_array_unref(c->tcp_out);
+    g_ptr_array_unref(c->addresses);
+    g_ptr_array_unref(c->routes);
+    g_ptr_array_unref(c->dns_servers);
+    g_ptr_array_unref(c->dns_domains);
+    g_free(c->dns_ifname);
+    g_free(c->tun_name);
+    g_free(c->username);
+    shimmer_str_free_secret(c->password);
     shimmer_engine_free(c->engine);
     shimmer_wipe(c->rx, sizeof(c->rx));
     shimmer_wipe(c->tx, sizeof(c->tx));

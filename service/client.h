@@ -4,6 +4,7 @@
 #include <glib.h>
 
 #include "config.h"
+#include "dns.h"
 #include "engine.h"
 
 G_BEGIN_DECLS
@@ -39,7 +40,26 @@ typedef struct {
     gboolean no_netcfg;
     /* Name or pattern of the tun ("tun%d" when NULL and the config says "tun"). */
     const char *tun_name;
+    /* Where DNS settings go (pushed dhcp-option DNS/DNS6/DOMAIN/DOMAIN-SEARCH
+     * and `dns` options). NULL: DNS is not configured and the pushed options
+     * are only logged. Not owned; must outlive the client. Unused with
+     * no_netcfg. */
+    ShimmerDns *dns;
+    /* Credentials given before the start (copied by shimmer_client_new(),
+     * which does not keep these pointers): the user name and password used
+     * when the profile asks for them (auth-user-pass without stored
+     * credentials). NULL: not given; the need_credentials callback asks.
+     * A private key's passphrase goes into the configuration instead:
+     * shimmer_client_config_set_key_passphrase(). */
+    const char *username;
+    const char *password;
 } ShimmerClientOptions;
+
+/* The engine reads the private key when the client is created, so its
+ * passphrase must be in CFG by then: this puts PASSPHRASE there as if an
+ * askpass file had held it (a secret: wiped when CFG is freed). Call
+ * before shimmer_client_new(). */
+void shimmer_client_config_set_key_passphrase(ShimmerConfig *cfg, const char *passphrase);
 
 /* CFG must outlive the client. */
 ShimmerClient *shimmer_client_new(const ShimmerConfig *cfg, const ShimmerClientOptions *options,
@@ -51,6 +71,8 @@ void shimmer_client_start(ShimmerClient *c);
 /* Sends the exit notification, tears the tunnel down, then calls finished. */
 void shimmer_client_stop(ShimmerClient *c);
 void shimmer_client_set_credentials(ShimmerClient *c, const char *username, const char *password);
+/* Only for engines that read the key after creation; see
+ * shimmer_client_config_set_key_passphrase(). */
 void shimmer_client_set_key_passphrase(ShimmerClient *c, const char *passphrase);
 
 ShimmerEngine *shimmer_client_get_engine(ShimmerClient *c);
@@ -58,5 +80,22 @@ ShimmerEngine *shimmer_client_get_engine(ShimmerClient *c);
 const char *shimmer_client_get_tun_name(ShimmerClient *c);
 /* The address of the remote in use, as text, else NULL. */
 const char *shimmer_client_get_remote_address(ShimmerClient *c);
+
+/* Drops the connection and connects again, as after a transport failure
+ * (new TLS session; the engine picks the next remote after its usual
+ * connect-retry pause). WHY is logged. Does nothing once finished. */
+void shimmer_client_restart(ShimmerClient *c, const char *why);
+
+/* What the running tunnel applied, NULL-terminated, empty (never NULL)
+ * when the tunnel is not configured. Valid until the next state change.
+ * Addresses as "10.8.0.2/24" and "fd00::1000/64" ("local/32" for a
+ * point-to-point IPv4 address); routes as "10.9.0.0/16", "0.0.0.0/1",
+ * "::/1"; DNS servers as address strings; DNS domains as search domains,
+ * "~" before routing-only domains. DNS lists are empty unless the DNS
+ * settings were applied. */
+const char *const *shimmer_client_get_addresses(ShimmerClient *c);
+const char *const *shimmer_client_get_routes(ShimmerClient *c);
+const char *const *shimmer_client_get_dns_servers(ShimmerClient *c);
+const char *const *shimmer_client_get_dns_domains(ShimmerClient *c);
 
 G_END_DECLS

@@ -1,12 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * shimmerd. Today: `shimmerd --config FILE` runs one client in the
- * foreground, as `openvpn --config FILE` does.
+ * shimmerd, two ways:
  *
- * Exit codes: 0 stopped by a signal or the server; 1 the session failed
- * (authentication refused, certificate rejected, ...); 2 usage or a
- * configuration that is refused.
+ * - `shimmerd --system` (or `--bus-address ADDR`): the D-Bus service
+ *   org.shimmervpn (daemon.h; the API is in dbus/README.md). Exit codes: 0
+ *   stopped by SIGTERM/SIGINT (every session disconnected and its routes
+ *   and DNS reverted first); 1 the bus or the bus name is lost or cannot be
+ *   had; 2 usage.
+ * - `shimmerd --config FILE`: runs one client in the foreground, as
+ *   `openvpn --config FILE` does. Exit codes: 0 stopped by a signal or the
+ *   server; 1 the session failed (authentication refused, certificate
+ *   rejected, ...); 2 usage or a configuration that is refused.
  */
+#define G_LOG_DOMAIN "shimmerd"
+
 #include "shimmer-build-config.h"
 
 #include <glib-unix.h>
@@ -20,6 +27,7 @@
 
 #include "client.h"
 #include "config.h"
+#include "daemon.h"
 #include "secure.h"
 
 typedef struct {
@@ -187,6 +195,19 @@ static int run_config(const char *file, gboolean verbose)
         return 2;
     }
 
+    /* Before the client: the engine reads the key when it is created. */
+    if (cfg->askpass && !cfg->askpass_file.present && cfg->key_encrypted) {
+        g_autofree char *pass = prompt(_("Private key passphrase: "), FALSE);
+        if (pass == NULL) {
+            fprintf(stderr, "%s: error: the private key is encrypted and there is no terminal "
+                            "to ask for its passphrase\n",
+                    file);
+            return 1;
+        }
+        shimmer_client_config_set_key_passphrase(cfg, pass);
+        shimmer_wipe(pass, strlen(pass));
+    }
+
     Daemon d = {.cfg = cfg, .verbose = verbose};
     d.loop = g_main_loop_new(NULL, FALSE);
     ShimmerClientCallbacks cb = {
@@ -202,19 +223,6 @@ static int run_config(const char *file, gboolean verbose)
         g_main_loop_unref(d.loop);
         return 1;
     }
-    if (cfg->askpass && !cfg->askpass_file.present && cfg->key_encrypted) {
-        g_autofree char *pass = prompt(_("Private key passphrase: "), FALSE);
-        if (pass == NULL) {
-            fprintf(stderr, "%s: error: the private key is encrypted and there is no terminal "
-                            "to ask for its passphrase\n",
-                    file);
-            shimmer_client_free(d.client);
-            g_main_loop_unref(d.loop);
-            return 1;
-        }
-        shimmer_client_set_key_passphrase(d.client, pass);
-        shimmer_wipe(pass, strlen(pass));
-    }
     guint s1 = g_unix_signal_add(SIGINT, on_signal, &d);
     guint s2 = g_unix_signal_add(SIGTERM, on_signal, &d);
     shimmer_client_start(d.client);
@@ -226,6 +234,125 @@ static int run_config(const char *file, gboolean verbose)
     return d.exit_code;
 }
 
+/* ---------- the D-Bus service ---------- */
+
+typedef struct {
+    GMainLoop *loop;
+    ShimmerDaemon *daemon;
+    int exit_code;
+} Service;
+
+static gboolean log_verbose;
+
+/* Log lines of the service: to the journal when stderr is connected to it
+ * (structured fields kept), else one line each on stderr. Debug lines only
+ * with --verbose. */
+static GLogWriterOutput log_writer(GLogLevelFlags level, const GLogField *fields, gsize n_fields,
+                                   gpointer user)
+{
+    if ((level & G_LOG_LEVEL_DEBUG) && !log_verbose)
+        return G_LOG_WRITER_HANDLED;
+    if (g_log_writer_is_journald(fileno(stderr)) &&
+        g_log_writer_journald(level, fields, n_fields, user) == G_LOG_WRITER_HANDLED)
+        return G_LOG_WRITER_HANDLED;
+    const char *message = NULL, *shimmer_level = NULL;
+    for (gsize i = 0; i < n_fields; i++) {
+        if (strcmp(fields[i].key, "MESSAGE") == 0)
+            message = fields[i].value;
+        else if (strcmp(fields[i].key, "SHIMMER_LEVEL") == 0)
+            shimmer_level = fields[i].value;
+    }
+    if (message == NULL)
+        return G_LOG_WRITER_UNHANDLED;
+    const char *prefix = "";
+    if (shimmer_level != NULL && strcmp(shimmer_level, "error") == 0)
+        prefix = "error: ";
+    else if (level & (G_LOG_FLAG_FATAL | G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL))
+        prefix = "critical: ";
+    else if (level & G_LOG_LEVEL_WARNING)
+        prefix = "warning: ";
+    else if (level & G_LOG_LEVEL_DEBUG)
+        prefix = "debug: ";
+    log_line(prefix, message);
+    return G_LOG_WRITER_HANDLED;
+}
+
+static void on_service_done(gpointer user, int exit_code)
+{
+    Service *svc = user;
+    svc->exit_code = exit_code;
+    g_main_loop_quit(svc->loop);
+}
+
+static gboolean on_service_signal(gpointer user)
+{
+    Service *svc = user;
+    g_message("signal received: stopping");
+    /* A second signal tears the sessions down without waiting. */
+    shimmer_daemon_shutdown(svc->daemon);
+    return G_SOURCE_CONTINUE;
+}
+
+static GDBusConnection *open_bus(const char *address, const char *what, GError **error)
+{
+    if (address == NULL)
+        return g_bus_get_sync(G_BUS_TYPE_SYSTEM, NULL, error);
+    GDBusConnectionFlags flags = G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
+                                 G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION;
+    GDBusConnection *bus =
+        g_dbus_connection_new_for_address_sync(address, flags, NULL, NULL, error);
+    if (bus == NULL)
+        g_prefix_error(error, "%s %s: ", what, address);
+    return bus;
+}
+
+static int run_service(const char *bus_address, const char *polkit_address,
+                       const char *resolved_address, const char *resolvconf, const char *state_dir,
+                       gboolean verbose)
+{
+    log_verbose = verbose;
+    g_log_set_writer_func(log_writer, NULL, NULL);
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GDBusConnection) bus = open_bus(bus_address, "bus", &error);
+    g_autoptr(GDBusConnection) polkit_bus = NULL;
+    g_autoptr(GDBusConnection) resolved_bus = NULL;
+    if (bus != NULL && polkit_address != NULL)
+        polkit_bus = open_bus(polkit_address, "polkit bus", &error);
+    if (error == NULL && resolved_address != NULL)
+        resolved_bus = open_bus(resolved_address, "resolved bus", &error);
+    if (error != NULL) {
+        fprintf(stderr, "shimmerd: cannot connect to the bus: %s\n", error->message);
+        return 1;
+    }
+    Service svc = {0};
+    svc.loop = g_main_loop_new(NULL, FALSE);
+    ShimmerDaemonOptions opts = {
+        .bus = bus,
+        .polkit_bus = polkit_bus,
+        .resolved_bus = resolved_bus,
+        .resolvconf = resolvconf,
+        .state_dir = state_dir,
+        .verbose = verbose,
+    };
+    svc.daemon = shimmer_daemon_new(&opts, on_service_done, &svc, &error);
+    if (svc.daemon == NULL || !shimmer_daemon_start(svc.daemon, &error)) {
+        fprintf(stderr, "shimmerd: %s\n", error->message);
+        g_clear_pointer(&svc.daemon, shimmer_daemon_free);
+        g_main_loop_unref(svc.loop);
+        return 1;
+    }
+    guint s1 = g_unix_signal_add(SIGINT, on_service_signal, &svc);
+    guint s2 = g_unix_signal_add(SIGTERM, on_service_signal, &svc);
+    g_main_loop_run(svc.loop);
+    g_source_remove(s1);
+    g_source_remove(s2);
+    shimmer_daemon_free(svc.daemon);
+    /* Let the bus see the name released before we go. */
+    g_dbus_connection_flush_sync(bus, NULL, NULL);
+    g_main_loop_unref(svc.loop);
+    return svc.exit_code;
+}
+
 int main(int argc, char **argv)
 {
     setlocale(LC_ALL, "");
@@ -234,8 +361,22 @@ int main(int argc, char **argv)
     textdomain(GETTEXT_PACKAGE);
 
     g_autofree char *config = NULL;
-    gboolean verbose = FALSE, version = FALSE;
+    g_autofree char *bus_address = NULL, *polkit_address = NULL, *resolved_address = NULL;
+    g_autofree char *state_dir = NULL, *resolvconf = NULL;
+    gboolean verbose = FALSE, version = FALSE, system_bus = FALSE;
     GOptionEntry entries[] = {
+        {"system", 0, 0, G_OPTION_ARG_NONE, &system_bus,
+         N_("Serve org.shimmervpn on the system bus"), NULL},
+        {"bus-address", 0, 0, G_OPTION_ARG_STRING, &bus_address,
+         N_("Serve on the bus at this address instead (tests)"), "ADDR"},
+        {"state-dir", 0, 0, G_OPTION_ARG_FILENAME, &state_dir,
+         N_("Where profiles are stored (default /var/lib/shimmer)"), "DIR"},
+        {"polkit-bus-address", 0, 0, G_OPTION_ARG_STRING, &polkit_address,
+         N_("Where the polkit authority is (default: the bus served on)"), "ADDR"},
+        {"resolved-bus-address", 0, 0, G_OPTION_ARG_STRING, &resolved_address,
+         N_("Where systemd-resolved is looked for (default: the bus served on)"), "ADDR"},
+        {"resolvconf", 0, 0, G_OPTION_ARG_FILENAME, &resolvconf,
+         N_("The resolvconf program (default: found in PATH)"), "PROGRAM"},
         {"config", 'c', 0, G_OPTION_ARG_FILENAME, &config,
          N_("Run one client from an OpenVPN configuration file, in the foreground"), "FILE"},
         {"verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, N_("Log protocol details"), NULL},
@@ -254,10 +395,23 @@ int main(int argc, char **argv)
         printf("shimmerd %s\n", PACKAGE_VERSION);
         return 0;
     }
-    if (config == NULL) {
-        fprintf(stderr, "%s", _("shimmerd: give --config FILE (the D-Bus service is not built "
-                                "yet)\n"));
+    gboolean service = system_bus || bus_address != NULL;
+    if (config != NULL && service) {
+        fprintf(stderr, "%s", _("shimmerd: --config runs one client without D-Bus; it does not "
+                                "go with --system or --bus-address\n"));
         return 2;
     }
-    return run_config(config, verbose);
+    if (system_bus && bus_address != NULL) {
+        fprintf(stderr, "%s", _("shimmerd: give --system or --bus-address, not both\n"));
+        return 2;
+    }
+    if (config != NULL)
+        return run_config(config, verbose);
+    if (!service) {
+        fprintf(stderr, "%s", _("shimmerd: give --system (the D-Bus service), --bus-address "
+                                "ADDR, or --config FILE (one client in the foreground)\n"));
+        return 2;
+    }
+    return run_service(bus_address, polkit_address, resolved_address, resolvconf, state_dir,
+                       verbose);
 }

@@ -643,7 +643,8 @@ class Lab:
         rx_before = 0
         if through_tunnel:
             dev = self.route_dev(addr)
-            if not dev or not dev.startswith("tun"):
+            # tunN from `shimmerd --config` / OpenVPN, shimN from shimmerd's sessions
+            if not dev or not dev.startswith(("tun", "shim")):
                 return PingResult(ok=False, transmitted=0, received=0,
                                   output="%s is routed via %s, not a tunnel" % (addr, dev))
             rx_before = self._rx_packets(dev)
