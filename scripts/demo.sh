@@ -1,12 +1,14 @@
 #!/bin/sh
-# The main job: a real tunnel from Shimmer's client to an OpenVPN 2.6 server,
-# on one machine, needing no outside server. Installs what is missing,
-# builds, then runs tests/lab/demo.py: two network namespaces joined by a
-# veth pair (nothing outside them is touched), Debian's OpenVPN 2.6 server in
-# one, `shimmerd --config` in the other, a ping through the tunnel, the
-# tunnel's addresses and routes, a clean stop. Needs root.
+# The main job: a real tunnel from Shimmer to an OpenVPN 2.6 server, on one
+# machine, needing no outside server. Installs what is missing, builds, then
+# runs tests/lab/demo.py: two network namespaces joined by a veth pair
+# (nothing outside them is touched), Debian's OpenVPN 2.6 server in one,
+# shimmerd as a system service on a private system bus in the other, and
+# shimmerctl import / connect --wait / status / disconnect with a ping through
+# the tunnel in between. Needs root.
 #
 #   sudo ./scripts/demo.sh [--proto tcp] [--wrap tls-auth|tls-crypt|tls-crypt-v2|none]
+#                          [--foreground]   (shimmerd --config instead of the service)
 set -eu
 cd "$(dirname "$0")/.."
 

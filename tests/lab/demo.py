@@ -1,10 +1,14 @@
 #!/usr/bin/python3
-"""The README's main job: a real tunnel from Shimmer to OpenVPN 2.6.
+"""The README's main job: a real tunnel from Shimmer to OpenVPN 2.6, driven
+through the D-Bus service as a user would.
 
 Builds a lab of two network namespaces (nothing outside them is touched),
-starts Debian's OpenVPN 2.6 server in one, runs `shimmerd --config` in the
-other, pings through the tunnel, shows the tunnel's addresses and routes,
-stops the client and checks that everything it set up is gone.
+starts Debian's OpenVPN 2.6 server in one; in the other runs shimmerd as a
+system service on a private system bus (a dbus-daemon with the project's own
+bus policy, data/org.shimmervpn.conf), then: `shimmerctl import`,
+`shimmerctl connect --wait`, a ping through the tunnel, `shimmerctl status`,
+`shimmerctl disconnect`, and checks that the tun device and its routes are
+gone. `--foreground` runs `shimmerd --config` instead of the service.
 """
 import argparse
 import os
@@ -12,14 +16,120 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import lab as labmod  # noqa: E402
 
+SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path={socket}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="root"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_destination="org.freedesktop.DBus"/>
+    <allow send_requested_reply="true"/>
+    <allow receive_requested_reply="true"/>
+  </policy>
+  <include>{policy}</include>
+</busconfig>
+"""
+
 
 def say(text):
     print("\n== " + text, flush=True)
+
+
+def run(cmd, **kw):
+    print("$ " + " ".join(os.path.basename(c) if i == 0 else c for i, c in enumerate(cmd)),
+          flush=True)
+    r = subprocess.run(cmd, text=True, **kw)
+    return r
+
+
+def main_service(lab, args, srv, profile, ctl):
+    tmp = tempfile.mkdtemp(prefix="shimmer-demo-")
+    conf = os.path.join(tmp, "bus.conf")
+    with open(conf, "w") as f:
+        f.write(BUS_CONFIG.format(socket=os.path.join(tmp, "bus.sock"),
+                                  policy=os.path.join(SRC, "data", "org.shimmervpn.conf")))
+    bus = subprocess.run(["dbus-daemon", "--config-file=" + conf, "--fork", "--print-address=1",
+                          "--print-pid=1"], capture_output=True, text=True, timeout=10, check=True)
+    address, bus_pid = bus.stdout.split()[0], int(bus.stdout.split()[1])
+    daemon = None
+    ok = False
+    try:
+        say("shimmerd --system on a private system bus, in namespace %s" % lab.cli_ns)
+        state_dir = os.path.join(tmp, "state")
+        daemon = lab.spawn_in_client([args.shimmerd, "--bus-address", address,
+                                      "--state-dir", state_dir], name="shimmerd")
+        env = dict(os.environ, SHIMMER_BUS_ADDRESS=address)
+        labmod.wait_for(lambda: subprocess.run([ctl, "list"], env=env, capture_output=True)
+                        .returncode == 0, 10, what="shimmerd on the bus")
+        print("shimmerd (pid %d) owns org.shimmervpn" % daemon.pid)
+
+        say("import and connect")
+        r = run([ctl, "import", profile, "--name", "demo"], env=env)
+        assert r.returncode == 0
+        start = time.monotonic()
+        r = run([ctl, "connect", "demo", "--wait"], env=env)
+        if r.returncode != 0:
+            print("connect failed (exit %d)" % r.returncode)
+            return False
+        print("connected in %.0f ms" % ((time.monotonic() - start) * 1000))
+
+        say("ping %s through the tunnel" % srv.tunnel_v4)
+        ping = lab.ping_from_client(srv.tunnel_v4, count=3, through_tunnel=True)
+        print(ping.output.strip())
+        ok = ping.ok
+
+        say("shimmerctl status")
+        run([ctl, "status", "demo"], env=env)
+
+        say("disconnect")
+        r = run([ctl, "disconnect", "demo"], env=env)
+        links = lab.run_in_client("ip -o link", check=False).stdout
+        routes = lab.run_in_client("ip route", check=False).stdout
+        clean = not re.search(r"\bshim\d+", links) and "10.99.0.0" not in routes
+        print("tun device and routes %s" % ("removed" if clean else "LEFT BEHIND"))
+        ok = ok and r.returncode == 0 and clean
+    finally:
+        if daemon is not None:
+            daemon.signal(signal.SIGTERM)
+            rc = daemon.wait_exit()
+            print("shimmerd stopped (exit %s)" % rc)
+        try:
+            os.kill(bus_pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        subprocess.run(["rm", "-rf", tmp])
+    return ok
+
+
+def main_foreground(lab, args, srv, profile):
+    cmd = labmod.shimmerd_command(args.shimmerd)
+    say("shimmerd --config %s   (in namespace %s)" % (os.path.basename(profile), lab.cli_ns))
+    cli = lab.start_client(open(profile).read(), cmd)
+    print(cli.read_log(whole=True).rstrip())
+    print("connected in %.0f ms" % (cli.connect_time * 1000))
+    say("ping %s through the tunnel" % srv.tunnel_v4)
+    ping = lab.ping_from_client(srv.tunnel_v4, count=3)
+    print(ping.output.rstrip())
+    say("stopping shimmerd (SIGTERM)")
+    cli.signal(signal.SIGTERM)
+    rc = cli.wait_exit()
+    links = lab.run_in_client("ip -o link", check=False).stdout
+    clean = "tun0" not in links
+    print("exit status %s; tun0 and its routes %s" % (rc, "removed" if clean else "LEFT BEHIND"))
+    return ping.ok and rc == 0 and clean
 
 
 def main():
@@ -28,49 +138,29 @@ def main():
     ap.add_argument("--proto", default="udp", choices=["udp", "tcp"])
     ap.add_argument("--wrap", default="tls-crypt",
                     choices=["none", "tls-auth", "tls-crypt", "tls-crypt-v2"])
+    ap.add_argument("--foreground", action="store_true",
+                    help="run shimmerd --config instead of the D-Bus service")
     args = ap.parse_args()
 
     reason = labmod.preflight()
     if reason:
         print("demo: cannot run: " + reason, file=sys.stderr)
         return 2
-    cmd = labmod.shimmerd_command(args.shimmerd)
+    ctl = os.path.join(os.path.dirname(args.shimmerd), "shimmerctl")
     with labmod.Lab() as lab:
         say("OpenVPN 2.6 server in namespace %s (%s, %s)" % (lab.srv_ns, args.proto, args.wrap))
         srv = lab.start_openvpn_server({"proto": args.proto, "wrap": args.wrap,
                                         "push_routes": ["10.99.0.0/16"]})
-        profile = lab.write_client_config({"inline": True}, name="demo")
+        profile = lab.write_client_config({}, name="demo")
         print("server ready; client profile: %s" % profile)
-        ctl = os.path.join(os.path.dirname(args.shimmerd), "shimmerctl")
-        if os.path.exists(ctl):
-            say("shimmerctl check %s" % os.path.basename(profile))
-            check = subprocess.run([ctl, "check", profile], capture_output=True, text=True)
-            print((check.stderr.strip() + "\n") if check.stderr.strip() else "", end="")
-            print("usable (exit %d)" % check.returncode)
-
-        say("shimmerd --config %s   (in namespace %s)" % (os.path.basename(profile), lab.cli_ns))
-        cli = lab.start_client(open(profile).read(), cmd)
-        print(cli.read_log(whole=True).rstrip())
-        print("connected in %.0f ms" % (cli.connect_time * 1000))
-
-        say("ping %s through the tunnel" % srv.tunnel_v4)
-        ping = lab.run_in_client("ping -c 3 -i 0.2 %s" % srv.tunnel_v4, check=False)
-        print(ping.stdout.rstrip())
-        ok = ping.returncode == 0
-
-        say("the tunnel as the client namespace sees it")
-        print(lab.run_in_client("ip -brief address show dev tun0", check=False).stdout.rstrip())
-        print(lab.run_in_client("ip route show dev tun0", check=False).stdout.rstrip())
-
-        say("stopping shimmerd (SIGTERM)")
-        cli.signal(signal.SIGTERM)
-        rc = cli.wait_exit()
-        print("\n".join(cli.read_log(whole=True).splitlines()[-2:]))
-        links = lab.run_in_client("ip -o link", check=False).stdout
-        routes = lab.run_in_client("ip route", check=False).stdout
-        clean = "tun0" not in links and not re.search(r"10\.99\.0\.0", routes)
-        print("exit status %s; tun0 and its routes %s" % (rc, "removed" if clean else "LEFT BEHIND"))
-        ok = ok and rc == 0 and clean
+        say("shimmerctl check %s" % os.path.basename(profile))
+        check = subprocess.run([ctl, "check", profile], capture_output=True, text=True)
+        print((check.stderr.strip() + "\n") if check.stderr.strip() else "", end="")
+        print("usable (exit %d)" % check.returncode)
+        if args.foreground:
+            ok = main_foreground(lab, args, srv, profile)
+        else:
+            ok = main_service(lab, args, srv, profile, ctl)
     say("lab removed. %s" % ("Tunnel worked." if ok else "FAILED"))
     return 0 if ok else 1
 
