@@ -111,6 +111,26 @@ static char **remotes_of(const ShimmerConfig *cfg)
     return g_strv_builder_end(b);
 }
 
+static const char *wrap_of(const ShimmerConfig *cfg)
+{
+    static const char *const names[] = {"none", "tls-auth", "tls-crypt", "tls-crypt-v2"};
+    return (guint)cfg->wrap < G_N_ELEMENTS(names) ? names[cfg->wrap] : "none";
+}
+
+/* The parser's warnings, one "NAME:LINE: warning: ..." line each. */
+static char **warnings_of(const ShimmerConfig *cfg)
+{
+    g_autoptr(GString) all = g_string_new(NULL);
+    shimmer_config_format_diagnostics(cfg, all);
+    g_autoptr(GStrvBuilder) b = g_strv_builder_new();
+    g_auto(GStrv) lines = g_strsplit(all->str, "\n", -1);
+    for (guint i = 0; lines[i] != NULL; i++) {
+        if (lines[i][0] != '\0')
+            g_strv_builder_add(b, lines[i]);
+    }
+    return g_strv_builder_end(b);
+}
+
 static const char *credentials_of(const ShimmerConfig *cfg)
 {
     switch (cfg->auth_user_pass) {
@@ -416,6 +436,9 @@ ShimmerProfile *shimmer_profile_new(ShimmerDaemon *d, const char *id, const char
     p->object = shimmer_dbus_object_skeleton_new(p->path);
     p->iface = shimmer_dbus_profile1_skeleton_new();
     g_auto(GStrv) remotes = remotes_of(p->cfg);
+    g_auto(GStrv) warnings = warnings_of(p->cfg);
+    g_object_set(p->iface, "wrap", wrap_of(p->cfg), "warnings", warnings, "last-used",
+                 (guint64)0, NULL);
     g_object_set(p->iface, "id", p->id, "name", p->name, "owner", p->owner, "persistent",
                  p->persistent, "created", p->created, "remotes", remotes, "credentials",
                  credentials_of(p->cfg), "static-challenge",
@@ -490,6 +513,8 @@ ShimmerSession *shimmer_profile_get_session(ShimmerProfile *p)
 void shimmer_profile_set_session(ShimmerProfile *p, ShimmerSession *session)
 {
     p->session = session;
+    if (session != NULL)
+        shimmer_dbus_profile1_set_last_used(p->iface, (guint64)(g_get_real_time() / G_USEC_PER_SEC));
     shimmer_dbus_profile1_set_active_session(p->iface,
                                              session ? shimmer_session_get_path(session) : "/");
 }

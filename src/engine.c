@@ -1366,7 +1366,9 @@ void shimmer_engine_stop(ShimmerEngine *e, gint64 now)
         return;
     gint n = e->cfg->explicit_exit_notify;
     if (e->state != SHIMMER_STATE_CONNECTED || e->is_tcp || n <= 0) {
-        if (e->state == SHIMMER_STATE_CONNECTED && e->cc_exit) {
+        /* Nothing to wait for, but observers still see the way down. */
+        set_state(e, SHIMMER_STATE_DISCONNECTING, NULL);
+        if (e->cc_exit && e->ks[0].status == KS_ACTIVE) {
             send_control_message(e, &e->ks[0], "EXIT");
             flush_control(e, &e->ks[0], now);
         }

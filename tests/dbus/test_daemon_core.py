@@ -289,6 +289,12 @@ def test_tunnel_lifecycle(env):
     assert prop(c, path, P1, "Name") == "lab"
     assert prop(c, path, P1, "Remotes") == ["%s:%d/udp" % (env.lab.server_ip4,
                                                            env.lab.servers[-1].port)]
+    # The summary a tray applet shows: the wrap, the parser's warnings
+    # (the lab profile has 'nobind' and 'verb'), never used yet.
+    assert prop(c, path, P1, "Wrap") == env.lab.servers[-1].spec["wrap"]
+    warnings = prop(c, path, P1, "Warnings")
+    assert any(":6: warning: 'nobind' ignored" in w for w in warnings), warnings
+    assert prop(c, path, P1, "LastUsed") == 0
     # No key material over D-Bus, neither in the configuration nor in the tree.
     key_body = [l for l in text.split("<key>")[1].splitlines() if l and "-----" not in l][0]
     json_text = call(c, path, P1, "GetConfiguration", None, "(s)").unpack()[0]
