@@ -391,3 +391,64 @@ def test_bound_to_caller(env):
     pump(1.0)
     assert prop(c, session, S1, "State") == "connected"
     call(c, session, S1, "Disconnect")
+
+
+def test_session_dns_through_resolved(tmp_path):
+    """A session applies the pushed DNS through systemd-resolved's D-Bus API
+    (the stand-in in resolved_mock.py: resolved is not running here) on its
+    tun, and reverts it when the session ends."""
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(reason)
+    bus = Bus(str(tmp_path))
+    mock = None
+    try:
+        with labmod.Lab() as lab:
+            lab.start_openvpn_server({"extra": [
+                'push "dhcp-option DNS 10.99.0.53"',
+                'push "dhcp-option DOMAIN corp.shimmer.test"']})
+            # In the client namespace: the stand-in checks that the link exists.
+            mock = lab.spawn_in_client(["/usr/bin/python3", os.path.join(HERE, "resolved_mock.py"),
+                                        "--address", bus.address, "--lifetime", "120"],
+                                       name="resolved-mock")
+            mock.wait_log(r"READY", 10)
+            e = Env(lab, bus, str(tmp_path / "state"))
+            e.daemon = lab.spawn_in_client(
+                [SHIMMERD, "--bus-address", bus.address, "--state-dir", e.state_dir,
+                 "--resolved-bus-address", bus.address], name="shimmerd")
+            e.conn = connect(bus.address)
+            wait_until(lambda: e.daemon.alive() and e.conn.call_sync(
+                "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                "NameHasOwner", GLib.Variant("(s)", (BUS_NAME,)), None, Gio.DBusCallFlags.NONE,
+                5000, None).unpack()[0], 15, "shimmerd on the bus")
+            assert prop(e.conn, ROOT, M1, "DnsBackend") == "resolved"
+            path, _ = import_lab_profile(e)
+            session = call(e.conn, path, P1, "Connect", GLib.Variant("(a{sv})", ({},)),
+                           "(o)").unpack()[0]
+            wait_until(lambda: prop(e.conn, session, S1, "State") == "connected", 20,
+                       "the session to connect")
+            assert prop(e.conn, session, S1, "DnsServers") == ["10.99.0.53"]
+            ifname = prop(e.conn, session, S1, "Interface")
+            ifindex = int(lab.run_in_client(["cat", "/sys/class/net/%s/ifindex" % ifname])
+                          .stdout.strip())
+            calls = e.conn.call_sync("org.freedesktop.resolve1", "/org/freedesktop/resolve1",
+                                     "org.shimmervpn.test.ResolvedMock", "GetCalls", None,
+                                     GLib.VariantType("(a(sv))"), Gio.DBusCallFlags.NONE,
+                                     5000, None).unpack()[0]
+            names = [c[0] for c in calls]
+            assert "SetLinkDNS" in names and "SetLinkDomains" in names, calls
+            dns_call = [c for c in calls if c[0] == "SetLinkDNS"][0][1]
+            assert dns_call[0] == ifindex and list(dns_call[1][0][1]) == [10, 99, 0, 53], dns_call
+            dom_call = [c for c in calls if c[0] == "SetLinkDomains"][0][1]
+            assert ("corp.shimmer.test", False) in [tuple(d) for d in dom_call[1]], dom_call
+            call(e.conn, session, S1, "Disconnect")
+            wait_until(lambda: "RevertLink" in [c[0] for c in e.conn.call_sync(
+                "org.freedesktop.resolve1", "/org/freedesktop/resolve1",
+                "org.shimmervpn.test.ResolvedMock", "GetCalls", None,
+                GLib.VariantType("(a(sv))"), Gio.DBusCallFlags.NONE, 5000,
+                None).unpack()[0]], 10, "RevertLink")
+            e.daemon.stop()
+    finally:
+        if mock is not None:
+            mock.stop()
+        bus.stop()
