@@ -38,6 +38,9 @@ struct ShimmerSession {
     gboolean want_password;
     gboolean want_username;
     gboolean want_otp;
+    gboolean want_response;  /* a dynamic challenge */
+    char *challenge;         /* its text */
+    gboolean challenge_echo;
     /* Credentials given to Connect, kept while the client waits for the
      * key's passphrase (secrets: wiped). */
     char *username;
@@ -207,6 +210,19 @@ static void request_credentials(ShimmerSession *s)
 static void on_client_need_credentials(gpointer user, const char *what)
 {
     ShimmerSession *s = user;
+    if (what != NULL && g_str_has_prefix(what, "challenge:") && strlen(what) >= 12) {
+        /* The server's dynamic challenge: "challenge:E:TEXT". */
+        s->want_response = TRUE;
+        s->challenge_echo = what[10] == '1';
+        g_free(s->challenge);
+        s->challenge = g_strdup(what + 12);
+        const char *fields[] = {"response", NULL};
+        set_state(s, "connecting", "waiting for the answer to the server's challenge");
+        session_logf(s, SHIMMER_LOG_INFO, "the server asks: %s", s->challenge);
+        shimmer_dbus_session1_emit_credentials_requested(s->iface, fields, s->challenge,
+                                                         s->challenge_echo);
+        return;
+    }
     s->want_username = what != NULL && strstr(what, "username") != NULL;
     s->want_password = TRUE;
     s->want_otp = s->cfg->static_challenge != NULL;
@@ -227,7 +243,7 @@ static void on_client_finished(gpointer user, gboolean failed, const char *reaso
     if (s->finished)
         return;
     s->finished = TRUE;
-    s->want_passphrase = s->want_password = s->want_username = s->want_otp = FALSE;
+    s->want_passphrase = s->want_password = s->want_username = s->want_otp = s->want_response = FALSE;
     g_clear_pointer(&s->username, g_free);
     g_clear_pointer(&s->password, shimmer_str_free_secret);
     update_counters(s);
@@ -380,6 +396,18 @@ static void provide_authorized(ShimmerDaemon *d, GDBusMethodInvocation *invocati
     g_autoptr(GError) error = NULL;
     if (s->finished) {
         shimmer_daemon_return_new(invocation, SHIMMER_DBUS_ERROR_FAILED, "the session has ended");
+        return;
+    }
+    if (s->want_response) {
+        const char *response = require(c->creds, "response", &error);
+        if (error != NULL) {
+            shimmer_daemon_return_error(invocation, error);
+            return;
+        }
+        s->want_response = FALSE;
+        shimmer_dbus_session1_complete_provide_credentials(s->iface, invocation);
+        set_state(s, "connecting", NULL);
+        shimmer_client_set_credentials(s->client, NULL, response);
         return;
     }
     if (!s->want_passphrase && !s->want_password) {
@@ -632,6 +660,7 @@ void shimmer_session_unref(ShimmerSession *s)
     shimmer_profile_unref(s->profile);
     g_free(s->stop_reason);
     g_free(s->username);
+    g_free(s->challenge);
     shimmer_str_free_secret(s->password);
     g_free(s->profile_name);
     g_free(s->path);

@@ -108,6 +108,21 @@ static char *prompt(const char *label, gboolean echo)
 static void on_need_credentials(gpointer user, const char *what)
 {
     Daemon *d = user;
+    if (what != NULL && g_str_has_prefix(what, "challenge:") && strlen(what) >= 12) {
+        /* The server's dynamic challenge: "challenge:E:TEXT". */
+        g_autofree char *label = g_strdup_printf("%s ", what + 12);
+        char *response = prompt(label, what[10] == '1');
+        if (response == NULL) {
+            log_line("error: ", _("the server asks a challenge but there is no terminal to "
+                                  "answer it on"));
+            d->exit_code = 1;
+            g_main_loop_quit(d->loop);
+            return;
+        }
+        shimmer_client_set_credentials(d->client, NULL, response);
+        shimmer_str_free_secret(response);
+        return;
+    }
     g_autofree char *username = NULL;
     if (d->cfg->username == NULL) {
         username = prompt(_("Username: "), TRUE);

@@ -97,6 +97,10 @@ struct ShimmerEngine {
     char *key_passphrase;
     char *username, *password;
     char *auth_token;
+    /* A dynamic challenge (CRV1) waiting for the user's response. */
+    bool crv1_pending;
+    char *crv1_state_id;
+    char *crv1_username;
 
     guint8 own_sid[8];
     guint8 remote_sid[8];
@@ -652,6 +656,27 @@ static void handle_control_message(ShimmerEngine *e, KeyState *ks, const char *m
         if (*body == ',')
             body++;
         handle_push_reply(e, ks, body, now);
+    } else if (g_str_has_prefix(msg, "AUTH_FAILED,CRV1:")) {
+        /* A dynamic challenge: CRV1:flags:state_id:base64(username):text.
+         * The answer goes back on a new connection as the password
+         * "CRV1::state_id::response". */
+        g_auto(GStrv) f = g_strsplit(msg + strlen("AUTH_FAILED,CRV1:"), ":", 4);
+        if (g_strv_length(f) < 4) {
+            fail(e, "authentication failed: malformed challenge from the server");
+            return;
+        }
+        gsize ulen = 0;
+        g_autofree guint8 *user = g_base64_decode(f[2], &ulen);
+        g_free(e->crv1_state_id);
+        g_free(e->crv1_username);
+        e->crv1_state_id = g_strdup(f[1]);
+        e->crv1_username = g_strndup((const char *)user, ulen);
+        e->crv1_pending = true;
+        bool echo = strchr(f[0], 'E') != NULL;
+        elog(e, SHIMMER_LOG_INFO, "the server asks a challenge: %s", f[3]);
+        restart_session(e, "waiting for the answer to the server's challenge", false, now);
+        g_autofree char *what = g_strdup_printf("challenge:%d:%s", echo ? 1 : 0, f[3]);
+        push_event(e, SHIMMER_EVENT_NEED_CREDENTIALS, e->conn_index, what);
     } else if (g_str_has_prefix(msg, "AUTH_FAILED")) {
         const char *reason = msg[11] == ',' ? msg + 12 : "";
         g_autofree char *text =
@@ -898,6 +923,19 @@ void shimmer_engine_start(ShimmerEngine *e, gint64 now)
 void shimmer_engine_set_credentials(ShimmerEngine *e, const char *username, const char *password,
                                     gint64 now)
 {
+    if (e->crv1_pending) {
+        /* PASSWORD is the response to the dynamic challenge. */
+        e->crv1_pending = false;
+        g_free(e->username);
+        e->username = g_strdup(e->crv1_username);
+        shimmer_str_free_secret(e->password);
+        e->password = g_strdup_printf("CRV1::%s::%s", e->crv1_state_id, password ? password : "");
+        shimmer_str_free_secret(e->auth_token);
+        e->auth_token = NULL;
+        if (e->state == SHIMMER_STATE_RECONNECTING)
+            begin_connect(e, now);
+        return;
+    }
     if (username != NULL) {
         g_free(e->username);
         e->username = g_strdup(username);
@@ -1239,7 +1277,7 @@ static void send_data_plain(ShimmerEngine *e, const guint8 *plain, gsize len, gi
 gint64 shimmer_engine_next_deadline(ShimmerEngine *e)
 {
     gint64 d = G_MAXINT64;
-    if (e->state == SHIMMER_STATE_RECONNECTING && e->retry_at)
+    if (e->state == SHIMMER_STATE_RECONNECTING && e->retry_at && !e->crv1_pending)
         d = MIN(d, e->retry_at);
     if (e->state == SHIMMER_STATE_CONNECTING && e->transport_ready && !e->have_remote_sid)
         d = MIN(d, e->connect_deadline);
@@ -1280,6 +1318,8 @@ gint64 shimmer_engine_next_deadline(ShimmerEngine *e)
 void shimmer_engine_handle_timeout(ShimmerEngine *e, gint64 now)
 {
     const ShimmerConfig *cfg = e->cfg;
+    if (e->state == SHIMMER_STATE_RECONNECTING && e->crv1_pending)
+        return; /* nothing happens until the user answers the challenge */
     if (e->state == SHIMMER_STATE_RECONNECTING && e->retry_at && now >= e->retry_at) {
         begin_connect(e, now);
         return;
@@ -1769,6 +1809,8 @@ void shimmer_engine_free(ShimmerEngine *e)
     g_free(e->username);
     shimmer_str_free_secret(e->password);
     shimmer_str_free_secret(e->auth_token);
+    g_free(e->crv1_state_id);
+    g_free(e->crv1_username);
     while (!g_queue_is_empty(e->out))
         g_bytes_unref(g_queue_pop_head(e->out));
     g_queue_free(e->out);

@@ -67,7 +67,10 @@ typedef enum {
     /* The tunnel's configuration arrived: configure the tun from
      * shimmer_engine_get_pushed(). Emitted again after a reconnect. */
     SHIMMER_EVENT_TUN_CONFIG,
-    /* A user name and password are needed: call shimmer_engine_set_credentials(). */
+    /* A user name and password are needed: call shimmer_engine_set_credentials().
+     * The message says what: "password", "username and password", or, for a
+     * server's dynamic challenge, "challenge:E:TEXT" (E 1 if the answer may
+     * be echoed); the answer then goes as the password argument. */
     SHIMMER_EVENT_NEED_CREDENTIALS,
     /* The server refused the credentials; message holds its reason. */
     SHIMMER_EVENT_AUTH_FAILED,

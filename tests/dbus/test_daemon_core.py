@@ -452,3 +452,55 @@ def test_session_dns_through_resolved(tmp_path):
         if mock is not None:
             mock.stop()
         bus.stop()
+
+
+CRV1_SCRIPT = """#!/bin/sh
+# A server that asks a dynamic challenge (CRV1) before it lets alice in.
+user=$(head -1 "$1"); pass=$(sed -n 2p "$1")
+if [ "$user" = alice ] && [ "$pass" = "CRV1::st-42::314159" ]; then exit 0; fi
+if [ "$user" = alice ] && [ "$pass" = "secret" ] && [ -n "$auth_failed_reason_file" ]; then
+    printf 'CRV1:R,E:st-42:YWxpY2U=:Enter the code shown on your token' > "$auth_failed_reason_file"
+fi
+exit 1
+"""
+
+
+def test_dynamic_challenge_over_dbus(tmp_path):
+    """The server answers the password with a dynamic challenge (CRV1): the
+    session asks for a "response" with the server's text through
+    CredentialsRequested, and the answer given with ProvideCredentials
+    gets it connected."""
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(reason)
+    script = tmp_path / "crv1.sh"
+    script.write_text(CRV1_SCRIPT)
+    script.chmod(0o755)
+    bus = Bus(str(tmp_path))
+    try:
+        with labmod.Lab() as lab:
+            lab.start_openvpn_server({"extra": ["script-security 2",
+                                                "auth-user-pass-verify %s via-file" % script]})
+            e = Env(lab, bus, str(tmp_path / "state"))
+            e.start_daemon()
+            text = lab.client_config({"inline": True, "auth_user_pass": ("alice", "secret")})
+            path = call(e.conn, ROOT, M1, "ImportProfile",
+                        GLib.Variant("(ssa{sv})", ("crv1", text, {})), "(o)").unpack()[0]
+            asked = []
+            e.conn.signal_subscribe(BUS_NAME, S1, "CredentialsRequested", None, None,
+                                    Gio.DBusSignalFlags.NONE,
+                                    lambda *a: asked.append((a[2], a[5].unpack())))
+            session = call(e.conn, path, P1, "Connect", GLib.Variant("(a{sv})", ({},)),
+                           "(o)").unpack()[0]
+            got = wait_until(lambda: [a for a in asked if a[0] == session], 20,
+                             "CredentialsRequested")
+            fields, prompt, echo = got[0][1]
+            assert fields == ["response"]
+            assert prompt == "Enter the code shown on your token" and echo is True
+            call(e.conn, session, S1, "ProvideCredentials",
+                 GLib.Variant("(a{ss})", ({"response": "314159"},)))
+            wait_until(lambda: prop(e.conn, session, S1, "State") == "connected", 20,
+                       "the session to connect after the challenge")
+            e.daemon.stop()
+    finally:
+        bus.stop()
