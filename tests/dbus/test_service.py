@@ -671,12 +671,18 @@ def test_rename(h):
 def test_import_reads_files_as_the_user(h):
     # A profile naming a key USER_A cannot read: shimmerctl refuses it
     # locally (the daemon never opens a user's files).
-    text = h.profile_text().replace(os.path.join(h.userdir, "client.key"),
-                                    labmod.fixture("client.key"))
+    # (A root-only copy: a fresh clone's fixtures may be world-readable.)
+    secret_dir = tempfile.mkdtemp(prefix="shimmer-root-only-")
+    os.chmod(secret_dir, 0o700)
+    root_only_key = os.path.join(secret_dir, "client.key")
+    shutil.copyfile(labmod.fixture("client.key"), root_only_key)
+    os.chmod(root_only_key, 0o600)
+    text = h.profile_text().replace(os.path.join(h.userdir, "client.key"), root_only_key)
     path = h.write_profile("unreadable", text)
     r = h.ctl("import", path)
     assert r.returncode == 1, r.stdout + r.stderr
     assert "client.key" in r.stderr
+    shutil.rmtree(secret_dir, ignore_errors=True)
     assert "unreadable" not in json.dumps(h.ctl_json("list"))
     # A refused configuration: the daemon's InvalidConfig or a local error,
     # never a profile.
