@@ -55,3 +55,18 @@ for target in _build/fuzz/tests/fuzz-*; do
 done
 
 step "all tests passed in both builds; fuzzing clean"
+# One plain closing line over both builds' meson test logs.
+/usr/bin/python3 - _build/werror/meson-logs/testlog.json _build/asan/meson-logs/testlog.json <<'PY'
+import json, sys
+passed = failed = skipped = 0
+for path in sys.argv[1:]:
+    for line in open(path):
+        r = json.loads(line).get("result")
+        if r in ("OK", "EXPECTEDFAIL"):
+            passed += 1
+        elif r == "SKIP":
+            skipped += 1
+        else:
+            failed += 1
+print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
+PY
