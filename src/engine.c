@@ -404,8 +404,10 @@ static char *options_string(ShimmerEngine *e)
 static char *peer_info(ShimmerEngine *e)
 {
     GString *s = g_string_new(NULL);
-    g_string_append_printf(s, "IV_VER=2.6.14\nIV_PLAT=linux\nIV_GUI_VER=Shimmer_%s\n",
-                           "0.1.0");
+    /* Honest: our own version, not OpenVPN's. What we can do is said by
+     * IV_PROTO and IV_CIPHERS, which is what a 2.6 server reads. */
+    g_string_append_printf(s, "IV_VER=shimmer-%s\nIV_PLAT=linux\nIV_GUI_VER=Shimmer_%s\n",
+                           "0.1.0", "0.1.0");
     g_string_append_printf(s, "IV_PROTO=%d\n",
                            IV_PROTO_DATA_V2 | IV_PROTO_REQUEST_PUSH | IV_PROTO_TLS_KEY_EXPORT |
                                IV_PROTO_CC_EXIT_NOTIFY);
