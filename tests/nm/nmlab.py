@@ -165,6 +165,13 @@ def sanitizer_preload(name_file):
     libs = [w for w in out.split() if os.path.isabs(w) and
             os.path.basename(w).startswith(("libasan.so", "libubsan.so"))]
     if not libs:
+        # clang links the sanitizer runtime into executables only: a plugin
+        # built that way has its __asan_/__ubsan_ symbols undefined and cannot
+        # be loaded into nmcli at all. Say so (a non-empty answer) so that
+        # callers skip instead of failing.
+        syms = _run(["nm", "-D", "--undefined-only", plugin], check=False).stdout
+        if "__asan_" in syms or "__ubsan_" in syms:
+            return {"SHIMMER_SANITIZER_RUNTIME": "static (clang): cannot be preloaded"}
         return {}
     # nmcli's own allocations are not the plugin's to answer for.
     return {"LD_PRELOAD": " ".join(libs), "ASAN_OPTIONS": "detect_leaks=0"}
