@@ -35,7 +35,8 @@ CC=clang meson setup _build/fuzz -Dfuzzing=true -Db_sanitize=address,undefined \
     -Db_lundef=false --buildtype=debugoptimized >/dev/null
 meson compile -C _build/fuzz
 for target in _build/fuzz/tests/fuzz-*; do
-    [ -x "$target" ] || continue
+    # (the glob also matches the *.p object directories)
+    [ -f "$target" ] && [ -x "$target" ] || continue
     name=$(basename "$target")
     seeds=tests/fuzz/seeds/${name#fuzz-}
     work=$(mktemp -d)
