@@ -426,14 +426,8 @@ static void provide_authorized(ShimmerDaemon *d, GDBusMethodInvocation *invocati
         return;
     }
     char *combined = NULL;
-    if (otp != NULL) {
-        /* The static-challenge format OpenVPN servers expect. */
-        g_autofree char *p64 = g_base64_encode((const guchar *)password, strlen(password));
-        g_autofree char *r64 = g_base64_encode((const guchar *)otp, strlen(otp));
-        combined = g_strdup_printf("SCRV1:%s:%s", p64, r64);
-        shimmer_wipe(p64, strlen(p64));
-        shimmer_wipe(r64, strlen(r64));
-    }
+    if (otp != NULL)
+        combined = shimmer_engine_static_challenge_password(password, otp);
     const char *secret = combined ? combined : password;
     if (pass != NULL) {
         /* The client can be made only now; with it go the user name and

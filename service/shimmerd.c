@@ -147,14 +147,9 @@ static void on_need_credentials(gpointer user, const char *what)
     if (d->cfg->static_challenge != NULL) {
         char *response = prompt(label, d->cfg->static_challenge_echo);
         if (response != NULL) {
-            /* The static-challenge format OpenVPN servers expect. */
-            g_autofree char *p64 = g_base64_encode((const guchar *)password, strlen(password));
-            g_autofree char *r64 = g_base64_encode((const guchar *)response, strlen(response));
-            char *combined = g_strdup_printf("SCRV1:%s:%s", p64, r64);
+            char *combined = shimmer_engine_static_challenge_password(password, response);
             shimmer_str_free_secret(password);
             shimmer_str_free_secret(response);
-            shimmer_wipe(p64, strlen(p64));
-            shimmer_wipe(r64, strlen(r64));
             password = combined;
         }
     }

@@ -22,19 +22,6 @@
 
 #define US 1000000LL
 
-/* Opcodes (PROTOCOL.md). */
-enum {
-    OP_SOFT_RESET_V1 = 3,
-    OP_CONTROL_V1 = 4,
-    OP_ACK_V1 = 5,
-    OP_DATA_V1 = 6,
-    OP_HARD_RESET_CLIENT_V2 = 7,
-    OP_HARD_RESET_SERVER_V2 = 8,
-    OP_DATA_V2 = 9,
-    OP_HARD_RESET_CLIENT_V3 = 10,
-    OP_CONTROL_WKC_V1 = 11,
-};
-
 /* IV_PROTO bits we implement and so advertise. */
 enum {
     IV_PROTO_DATA_V2 = 1 << 1,
@@ -302,9 +289,9 @@ static void send_control(ShimmerEngine *e, KeyState *ks, guint opcode, bool has_
     pkt.opcode = (guint8)opcode;
     pkt.key_id = ks->key_id;
     memcpy(pkt.session_id, e->own_sid, 8);
-    gsize max_acks = opcode == OP_ACK_V1 ? SHIMMER_PACKET_MAX_ACKS : SHIMMER_PACKET_MAX_ACKS_CONTROL;
+    gsize max_acks = opcode == SHIMMER_OP_ACK_V1 ? SHIMMER_PACKET_MAX_ACKS : SHIMMER_PACKET_MAX_ACKS_CONTROL;
     /* A reset from us is the first packet: it acks nothing. */
-    if (opcode != OP_HARD_RESET_CLIENT_V2 && opcode != OP_HARD_RESET_CLIENT_V3)
+    if (opcode != SHIMMER_OP_HARD_RESET_CLIENT_V2 && opcode != SHIMMER_OP_HARD_RESET_CLIENT_V3)
         pkt.n_acks = (guint)shimmer_reliable_take_acks(ks->rel, pkt.acks, max_acks);
     if (pkt.n_acks > 0)
         memcpy(pkt.remote_session_id, e->remote_sid, 8);
@@ -339,7 +326,7 @@ static void flush_control(ShimmerEngine *e, KeyState *ks, gint64 now)
     if (ks->status == KS_NONE || !e->transport_ready)
         return;
     if (ks->tls_out->len > 0) {
-        gsize n = shimmer_reliable_queue(ks->rel, OP_CONTROL_V1, ks->tls_out->data,
+        gsize n = shimmer_reliable_queue(ks->rel, SHIMMER_OP_CONTROL_V1, ks->tls_out->data,
                                          ks->tls_out->len);
         if (n > 0) {
             shimmer_wipe(ks->tls_out->data, n);
@@ -351,7 +338,7 @@ static void flush_control(ShimmerEngine *e, KeyState *ks, gint64 now)
         send_control(e, ks, msg.kind, true, msg.pid, msg.payload, msg.len, now);
     }
     while (shimmer_reliable_has_pending_acks(ks->rel))
-        send_control(e, ks, OP_ACK_V1, false, 0, NULL, 0, now);
+        send_control(e, ks, SHIMMER_OP_ACK_V1, false, 0, NULL, 0, now);
 }
 
 /* ---------- TLS application messages ---------- */
@@ -948,6 +935,16 @@ void shimmer_engine_set_credentials(ShimmerEngine *e, const char *username, cons
         begin_connect(e, now);
 }
 
+char *shimmer_engine_static_challenge_password(const char *password, const char *response)
+{
+    g_autofree char *p64 = g_base64_encode((const guchar *)password, strlen(password));
+    g_autofree char *r64 = g_base64_encode((const guchar *)response, strlen(response));
+    char *combined = g_strdup_printf("SCRV1:%s:%s", p64, r64);
+    shimmer_wipe(p64, strlen(p64));
+    shimmer_wipe(r64, strlen(r64));
+    return combined;
+}
+
 void shimmer_engine_set_key_passphrase(ShimmerEngine *e, const char *passphrase)
 {
     shimmer_str_free_secret(e->key_passphrase);
@@ -1000,8 +997,8 @@ void shimmer_engine_transport_up(ShimmerEngine *e, gboolean is_tcp, gint64 now)
         return;
     }
     e->next_key_id = 1;
-    guint op = cfg->wrap == SHIMMER_WRAP_TLS_CRYPT_V2 ? OP_HARD_RESET_CLIENT_V3
-                                                       : OP_HARD_RESET_CLIENT_V2;
+    guint op = cfg->wrap == SHIMMER_WRAP_TLS_CRYPT_V2 ? SHIMMER_OP_HARD_RESET_CLIENT_V3
+                                                       : SHIMMER_OP_HARD_RESET_CLIENT_V2;
     guint32 pid;
     shimmer_reliable_queue_message(ks->rel, (guint8)op, NULL, 0, &pid, NULL);
     e->last_recv = now;
@@ -1027,7 +1024,7 @@ static KeyState *start_renegotiation(ShimmerEngine *e, guint8 key_id, gint64 now
     }
     e->next_key_id = key_id == 7 ? 1 : key_id + 1;
     guint32 pid;
-    shimmer_reliable_queue_message(ks->rel, OP_SOFT_RESET_V1, NULL, 0, &pid, NULL);
+    shimmer_reliable_queue_message(ks->rel, SHIMMER_OP_SOFT_RESET_V1, NULL, 0, &pid, NULL);
     ks->status = KS_TLS;
     elog(e, SHIMMER_LOG_INFO, "renegotiating: key %u", key_id);
     return ks;
@@ -1094,7 +1091,7 @@ static void recv_control(ShimmerEngine *e, const guint8 *pkt, gsize len, gint64 
     elog(e, SHIMMER_LOG_DEBUG, "control in: %s key %u pid %u acks %u len %zu",
          shimmer_packet_opcode_name(cp.opcode), cp.key_id, cp.has_msg_pid ? cp.msg_pid : 0,
          cp.n_acks, cp.payload_len);
-    if (cp.opcode == OP_HARD_RESET_SERVER_V2) {
+    if (cp.opcode == SHIMMER_OP_HARD_RESET_SERVER_V2) {
         if (cp.key_id != 0 || e->ks[0].status == KS_NONE) {
             e->stats.dropped_malformed++;
             return;
@@ -1107,7 +1104,7 @@ static void recv_control(ShimmerEngine *e, const guint8 *pkt, gsize len, gint64 
                 parse_tlv_resend_wkc(cp.payload, cp.payload_len))
                 e->wkc_resend_requested = true;
         }
-    } else if (cp.opcode == OP_SOFT_RESET_V1 && ks == NULL && e->state == SHIMMER_STATE_CONNECTED) {
+    } else if (cp.opcode == SHIMMER_OP_SOFT_RESET_V1 && ks == NULL && e->state == SHIMMER_STATE_CONNECTED) {
         /* The server starts a renegotiation on a new key id. */
         ks = start_renegotiation(e, (guint8)cp.key_id, now);
         if (ks == NULL)
@@ -1123,14 +1120,14 @@ static void recv_control(ShimmerEngine *e, const guint8 *pkt, gsize len, gint64 
         shimmer_reliable_ack_received(ks->rel, cp.acks[i]);
     if (cp.has_msg_pid) {
         ShimmerReliableRx rx = shimmer_reliable_incoming(ks->rel, cp.msg_pid, cp.payload,
-                                                         cp.opcode == OP_CONTROL_V1 ? cp.payload_len
+                                                         cp.opcode == SHIMMER_OP_CONTROL_V1 ? cp.payload_len
                                                                                     : 0);
-        if (rx == SHIMMER_RELIABLE_RX_NEW && cp.opcode == OP_HARD_RESET_SERVER_V2) {
+        if (rx == SHIMMER_RELIABLE_RX_NEW && cp.opcode == SHIMMER_OP_HARD_RESET_SERVER_V2) {
             set_state(e, SHIMMER_STATE_AUTHENTICATING, NULL);
             if (e->wkc_resend_requested) {
                 /* The server kept no state: send WKc again with our ack. */
                 guint32 pid;
-                shimmer_reliable_queue_message(ks->rel, OP_CONTROL_WKC_V1, NULL, 0, &pid, NULL);
+                shimmer_reliable_queue_message(ks->rel, SHIMMER_OP_CONTROL_WKC_V1, NULL, 0, &pid, NULL);
             }
             ks->status = KS_TLS;
         }
@@ -1145,7 +1142,7 @@ static ShimmerRecvResult recv_data(ShimmerEngine *e, const guint8 *pkt, gsize le
                                    guint8 *out, gsize cap, gsize *out_len)
 {
     guint key_id = pkt[0] & 7;
-    bool v2 = (pkt[0] >> 3) == OP_DATA_V2;
+    bool v2 = (pkt[0] >> 3) == SHIMMER_OP_DATA_V2;
     KeyState *ks = ks_by_id(e, key_id);
     if (ks == NULL || ks->dec == NULL || (ks->expires && now > ks->expires)) {
         e->stats.dropped_no_key++;
@@ -1207,10 +1204,10 @@ ShimmerRecvResult shimmer_engine_recv(ShimmerEngine *e, const guint8 *pkt, gsize
         return SHIMMER_RECV_NONE;
     }
     guint op = pkt[0] >> 3;
-    if (op == OP_DATA_V1 || op == OP_DATA_V2)
+    if (op == SHIMMER_OP_DATA_V1 || op == SHIMMER_OP_DATA_V2)
         return recv_data(e, pkt, len, now, tun_out, tun_cap, tun_len);
-    if (op == OP_HARD_RESET_SERVER_V2 || op == OP_CONTROL_V1 || op == OP_ACK_V1 ||
-        op == OP_SOFT_RESET_V1) {
+    if (op == SHIMMER_OP_HARD_RESET_SERVER_V2 || op == SHIMMER_OP_CONTROL_V1 || op == SHIMMER_OP_ACK_V1 ||
+        op == SHIMMER_OP_SOFT_RESET_V1) {
         recv_control(e, pkt, len, now);
         return SHIMMER_RECV_NONE;
     }

@@ -109,6 +109,11 @@ ShimmerEngine *shimmer_engine_new(const ShimmerConfig *cfg, const ShimmerEngineH
 void shimmer_engine_free(ShimmerEngine *e);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(ShimmerEngine, shimmer_engine_free)
 
+/* The password a server with static-challenge expects: the password and
+ * the user's RESPONSE to the challenge in OpenVPN's "SCRV1:b64:b64" form.
+ * A secret: free with shimmer_str_free_secret(). */
+char *shimmer_engine_static_challenge_password(const char *password, const char *response);
+
 /* Private-key passphrase (askpass); call before start. */
 void shimmer_engine_set_key_passphrase(ShimmerEngine *e, const char *passphrase);
 
