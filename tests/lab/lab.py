@@ -510,6 +510,22 @@ class Lab:
         self._closed = False
         self._seq = 0
 
+    @classmethod
+    def servers_only(cls, srv_ns, server_ip4, directory):
+        """A Lab that runs OpenVPN servers in the existing namespace SRV_NS
+        (reached at SERVER_IP4), made and removed by someone else, e.g.
+        tests/nm/nmlab.py. Files go to DIRECTORY (not removed here); close()
+        stops the servers and touches no namespace. Client-side helpers
+        (ping_from_client, ...) do not apply."""
+        lab = cls()
+        lab.srv_ns, lab.cli_ns = srv_ns, None
+        lab.server_ip4 = server_ip4
+        lab.dir = directory
+        lab.keep = True
+        with _LIVE_LOCK:
+            _LIVE.add(lab)
+        return lab
+
     # -- lifecycle
 
     def __enter__(self):

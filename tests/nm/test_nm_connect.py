@@ -1,0 +1,340 @@
+# SPDX-License-Identifier: MIT
+"""The service plugin end to end: a real NetworkManager (tests/nm/nmlab.py)
+brings Shimmer connections up and down through nm-shimmer-service and a real
+shimmerd, against real OpenVPN 2.6 servers in the lab's peer namespace.
+
+  - `nmcli connection import type shimmer` then `nmcli connection up`: the
+    tunnel comes up on a shimN device that NetworkManager configured (the
+    address, the pushed route, MTU), a ping to the server's tunnel address
+    goes through it, shimmerd holds the transient profile;
+    `nmcli connection down`: the device, the route and the profile are gone;
+  - a password profile comes up with `nmcli connection up NAME passwd-file F`;
+  - a wrong password fails the activation with NetworkManager's login
+    failure, and the server's refusal is in the log;
+  - `nmcli --ask connection up` asks for the password through the auth
+    dialog (nm-shimmer-auth-dialog --external-ui-mode) on a terminal;
+  - the machine's default routes are the same before and after.
+
+Every VPN connection here has ipv4/ipv6 never-default yes and the servers
+push no redirect-gateway (LAB.md); the base connection has no default route
+either, so `nmcli connection up` names its device (`ifname`). Pings are sent only after `ip route get`
+shows the tunnel device, so that nothing leaves by the machine's uplink.
+Needs root; skips with the reason otherwise.
+Environment: SHIMMER_NM_NAME_FILE, SHIMMERD, SHIMMER_TEST_SRCDIR.
+"""
+
+import ctypes
+import ipaddress
+import os
+import pty
+import re
+import select
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lab"))
+
+import lab as labmod  # noqa: E402
+import nmlab  # noqa: E402
+
+USER = "nm-user"
+PASSWORD = "nm-Passw0rd-e2e"
+
+
+def _pdeathsig():
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+
+
+def _wait(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.0f s waiting for %s" % (timeout, what))
+        time.sleep(0.1)
+
+
+def _ip(*args):
+    return subprocess.run(["ip"] + list(args), capture_output=True, text=True,
+                          timeout=10).stdout
+
+
+def _default_routes():
+    return (_ip("-4", "route", "show", "default"), _ip("-6", "route", "show", "default"))
+
+
+def _shim_links():
+    out = _ip("-o", "link", "show", "type", "tun")
+    return set(re.findall(r"^\d+: (shim\d+)[:@]", out, re.M))
+
+
+class World:
+    """The NM lab, OpenVPN servers in its peer namespace, shimmerd on its bus."""
+
+    def __init__(self, nm):
+        self.nm = nm
+        self.dir = nm.tmpdir()
+        self.srv = labmod.Lab.servers_only(nm.peer_ns, nm.peer_addr, self.dir)
+        third = int(nm.peer_addr.split(".")[2])
+        used = nmlab._used_ipv4_networks()
+        self.net4 = {}
+        self.servers = {}
+        for i, (name, opts) in enumerate((
+                ("cert", {"wrap": "tls-crypt"}),
+                ("pw", {"wrap": "tls-auth", "auth_user_pass": (USER, PASSWORD)}))):
+            net4 = ipaddress.ip_network("10.%d.%d.0/24" % (214 + i, third))
+            route = ipaddress.ip_network("10.%d.%d.0/24" % (216 + i, third))
+            for n in (net4, route):
+                if any(n.overlaps(u) for u in used if u.prefixlen > 0):
+                    raise nmlab.NMLabError("%s is in use on this machine" % n)
+            spec = dict(opts, bind="ipv4", tunnel_v4=str(net4),
+                        tunnel_v6="fd5e:%x:%x::/64" % (300 + i, third),
+                        push_routes=[str(route)],
+                        extra=['push "dhcp-option DNS %s"' % (net4.network_address + 53),
+                               'push "dhcp-option DOMAIN %s.shimmer.test"' % name])
+            s = self.srv.start_openvpn_server(spec, name=name)
+            s.pushed_route = str(route)
+            s.dns = str(net4.network_address + 53)
+            self.servers[name] = s
+        self.state = os.path.join(self.dir, "shimmerd-state")
+        log = open(os.path.join(self.dir, "shimmerd.log"), "wb")
+        self.shimmerd = subprocess.Popen(
+            [os.environ["SHIMMERD"], "--bus-address", nm.bus_address, "--state-dir", self.state,
+             "--resolved-bus-address", nm.bus_address, "--verbose"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, preexec_fn=_pdeathsig)
+        log.close()
+        _wait(lambda: "org.shimmervpn" in self.bus_names(), 15, "shimmerd on the lab's bus")
+
+    def bus_names(self):
+        res = subprocess.run(["dbus-send", "--system", "--print-reply",
+                              "--dest=org.freedesktop.DBus", "/org/freedesktop/DBus",
+                              "org.freedesktop.DBus.ListNames"],
+                             capture_output=True, text=True, timeout=10, env=self.nm.env())
+        return res.stdout
+
+    def shimmer_profiles(self):
+        res = subprocess.run(["dbus-send", "--system", "--print-reply", "--dest=org.shimmervpn",
+                              "/org/shimmervpn", "org.shimmervpn.Manager1.ListProfiles"],
+                             capture_output=True, text=True, timeout=10, env=self.nm.env())
+        assert res.returncode == 0, res.stderr
+        return re.findall(r'object path "([^"]+)"', res.stdout)
+
+    def shimmerd_log(self):
+        with open(os.path.join(self.dir, "shimmerd.log"), errors="replace") as f:
+            return f.read()
+
+    def profile(self, server, name, auth=None):
+        """Writes NAME.ovpn for SERVER and imports it with nmcli."""
+        opts = {"inline": True, "remote": self.nm.peer_addr, "verb": 3}
+        if auth is not None:
+            opts["auth_user_pass"] = False
+        text = self.srv.client_config(opts, server=self.servers[server])
+        if auth == "username":
+            text += "<auth-user-pass>\n%s\n</auth-user-pass>\n" % USER
+        path = os.path.join(self.dir, name + ".ovpn")
+        with open(path, "w") as f:
+            f.write(text)
+        self.nm.nmcli("connection", "import", "type", "shimmer", "file", path)
+        # LAB.md: never the machine's default route.
+        self.nm.nmcli("connection", "modify", name, "ipv4.never-default", "yes",
+                      "ipv6.never-default", "yes")
+        return name
+
+    def close(self):
+        if self.shimmerd.poll() is None:
+            self.shimmerd.send_signal(signal.SIGTERM)
+            try:
+                self.shimmerd.wait(15)
+            except subprocess.TimeoutExpired:
+                self.shimmerd.kill()
+        self.srv.close()
+
+
+@pytest.fixture(scope="module")
+def world():
+    reason = nmlab.preflight() or labmod.preflight()
+    if reason:
+        pytest.skip(reason)
+    name_file = os.environ.get("SHIMMER_NM_NAME_FILE")
+    if not name_file or not os.path.exists(name_file):
+        pytest.skip("SHIMMER_NM_NAME_FILE does not name the plugin's .name file")
+    if not os.access(os.environ.get("SHIMMERD", ""), os.X_OK):
+        pytest.skip("SHIMMERD does not name the built shimmerd")
+    if nmlab.sanitizer_preload(name_file):
+        pytest.skip("the plugin is built with sanitizers; nmcli cannot load it (see "
+                    "test_nm_e2e.py)")
+    previous = signal.signal(signal.SIGTERM, lambda *a: sys.exit("SIGTERM"))
+    before = _default_routes()
+    try:
+        with nmlab.NMLab(name_file) as nm:
+            w = World(nm)
+            try:
+                yield w
+            finally:
+                w.close()
+                print("\n---- NetworkManager log (tail) ----\n" + nm.log_tail(80))
+                print("\n---- shimmerd log (tail) ----\n" +
+                      "".join(w.shimmerd_log().splitlines(True)[-40:]))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert _default_routes() == before, "the machine's default routes changed"
+
+
+def _up(world, name, *extra, check=True):
+    # The base device is named: its connection has no default route (it is
+    # never-default), so NetworkManager would find no "source connection".
+    return world.nm.nmcli("--wait", "60", "connection", "up", name, "ifname", world.nm.veth,
+                          *extra, check=check, timeout=90)
+
+
+def _tunnel_device(world, server):
+    """The shimN device holding an address of SERVER's tunnel network."""
+    net = ipaddress.ip_network(server.tunnel_net4)
+    for line in _ip("-o", "-4", "addr", "show").splitlines():
+        m = re.match(r"\d+: (\S+)\s+inet (\S+)", line)
+        if m and ipaddress.ip_interface(m.group(2)).ip in net:
+            return m.group(1), ipaddress.ip_interface(m.group(2))
+    return None
+
+
+def _ping_through(dev, addr):
+    route = _ip("route", "get", addr)
+    assert " dev %s " % dev in route + " ", \
+        "%s is not routed through %s (%s): not pinging" % (addr, dev, route.strip())
+    rx = int(open("/sys/class/net/%s/statistics/rx_packets" % dev).read())
+    res = subprocess.run(["ping", "-c", "3", "-i", "0.2", "-W", "2", addr],
+                         capture_output=True, text=True, timeout=20)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert int(open("/sys/class/net/%s/statistics/rx_packets" % dev).read()) >= rx + 3
+
+
+def _down_and_gone(world, name, dev):
+    world.nm.nmcli("connection", "down", name, timeout=60)
+    _wait(lambda: dev not in _shim_links(), 20, "%s to disappear" % dev)
+    _wait(lambda: not world.shimmer_profiles(), 20, "shimmerd to drop the transient profile")
+
+
+def test_up_ping_down(world):
+    srv = world.servers["cert"]
+    name = world.profile("cert", "shimmer-cert")
+    res = _up(world, name)
+    assert "successfully activated" in res.stdout, res.stdout
+    state = world.nm.nmcli("-g", "GENERAL.STATE", "connection", "show", name).stdout.strip()
+    assert state == "activated"
+
+    found = _tunnel_device(world, srv)
+    assert found, "no device has an address of %s:\n%s" % (srv.tunnel_net4, _ip("addr"))
+    dev, iface = found
+    assert dev.startswith("shim"), dev
+    assert iface.network.prefixlen == 24
+    # NetworkManager reports the same address and the pushed DNS and domain.
+    show = world.nm.nmcli("-t", "-f", "IP4", "connection", "show", name).stdout
+    assert str(iface) in show, show
+    assert srv.dns in show, show
+    assert "cert.shimmer.test" in show, show
+    # NetworkManager installed the pushed route through the tunnel.
+    assert "dev %s" % dev in _ip("route", "show", srv.pushed_route), _ip("route")
+    # shimmerd runs the tunnel from a transient profile it did not configure.
+    assert len(world.shimmer_profiles()) == 1
+    _ping_through(dev, srv.tunnel_v4)
+
+    _down_and_gone(world, name, dev)
+    assert srv.pushed_route not in _ip("route", "show"), _ip("route")
+    state = world.nm.nmcli("-g", "GENERAL.STATE", "connection", "show", name, check=False)
+    assert "activated" not in state.stdout
+
+
+def test_password_from_passwd_file(world):
+    srv = world.servers["pw"]
+    name = world.profile("pw", "shimmer-pw", auth="username")
+    data = world.nm.nmcli("-g", "vpn.data", "connection", "show", name).stdout
+    assert "username = %s" % USER in data, data
+    pwfile = os.path.join(world.dir, "passwd-good")
+    with open(pwfile, "w") as f:
+        f.write("vpn.secrets.password:%s\n" % PASSWORD)
+    res = _up(world, name, "passwd-file", pwfile)
+    assert "successfully activated" in res.stdout, res.stdout
+    dev, _ = _tunnel_device(world, srv)
+    _ping_through(dev, srv.tunnel_v4)
+    # The password is not kept in NetworkManager's profile (agent-owned).
+    with open(world.nm.profile_path(name)) as f:
+        assert PASSWORD not in f.read()
+    _down_and_gone(world, name, dev)
+
+
+def test_wrong_password_fails_with_reason(world):
+    name = "shimmer-pw"
+    if "shimmer-pw" not in world.nm.nmcli("-g", "NAME", "connection", "show").stdout:
+        world.profile("pw", name, auth="username")
+    pwfile = os.path.join(world.dir, "passwd-bad")
+    with open(pwfile, "w") as f:
+        f.write("vpn.secrets.password:not-the-password\n")
+    before_log = len(world.nm.nm_log())
+    res = _up(world, name, "passwd-file", pwfile, check=False)
+    out = res.stdout + res.stderr
+    assert res.returncode != 0, out
+    # NetworkManager's words for a login failure (not "the VPN service
+    # stopped unexpectedly", which is what a plugin crash gives).
+    assert re.search(r"(?i)invalid secrets|login", out), out
+    log = world.nm.nm_log()[before_log:]
+    assert "authentication failed" in log, log[-3000:]
+    assert not _tunnel_device(world, world.servers["pw"])
+    _wait(lambda: not world.shimmer_profiles(), 20, "shimmerd to drop the transient profile")
+
+
+def test_ask_for_password_on_a_terminal(world):
+    srv = world.servers["pw"]
+    name = "shimmer-pw"
+    if name not in world.nm.nmcli("-g", "NAME", "connection", "show").stdout:
+        world.profile("pw", name, auth="username")
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: nmcli on a terminal
+        env = world.nm.env()
+        os.execvpe("nmcli", ["nmcli", "--ask", "--wait", "60", "connection", "up", name,
+                             "ifname", world.nm.veth], env)
+    out = b""
+    answered = False
+    deadline = time.monotonic() + 90
+    status = None
+    try:
+        while time.monotonic() < deadline:
+            r, _, _ = select.select([fd], [], [], 0.5)
+            if r:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    break
+                out += chunk
+                if not answered and re.search(rb"(?i)password[^\n]*:\s*$", out):
+                    os.write(fd, PASSWORD.encode() + b"\n")
+                    answered = True
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+        else:
+            os.kill(pid, signal.SIGKILL)
+    finally:
+        if status is None:
+            _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    text = out.decode(errors="replace")
+    print("nmcli --ask said:\n" + text)
+    assert answered, "nmcli did not ask for the password:\n" + text
+    # The description comes from nm-shimmer-auth-dialog (its external UI).
+    assert "To connect to the VPN" in text and "enter: password" in text, text
+    assert PASSWORD not in text, "the password was echoed"
+    assert os.waitstatus_to_exitcode(status) == 0, text
+    found = _tunnel_device(world, srv)
+    assert found, text
+    _ping_through(found[0], srv.tunnel_v4)
+    _down_and_gone(world, name, found[0])
