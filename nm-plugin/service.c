@@ -710,9 +710,32 @@ static void shimmer_nm_plugin_class_init(ShimmerNmPluginClass *klass)
 
 /* ---------- main ---------- */
 
+static guint quit_timer;
+
+static gboolean quit_now(gpointer user)
+{
+    quit_timer = 0;
+    g_main_loop_quit(main_loop);
+    return G_SOURCE_REMOVE;
+}
+
+/* libnm asks to quit as soon as the plugin is stopped. The process leaving
+ * the bus at once can reach NetworkManager before the "stopped" state and
+ * the failure reason that came with it ("the VPN service stopped
+ * unexpectedly" instead of the real reason): leave a moment later. */
 static void on_quit(NMVpnServicePlugin *plugin, gpointer user)
 {
-    g_main_loop_quit(main_loop);
+    if (quit_timer == 0)
+        quit_timer = g_timeout_add_seconds(2, quit_now, NULL);
+}
+
+/* A new activation in that moment keeps the process. */
+static void on_plugin_state(NMVpnServicePlugin *plugin, guint state, gpointer user)
+{
+    if (state == NM_VPN_SERVICE_STATE_STARTING && quit_timer != 0) {
+        g_source_remove(quit_timer);
+        quit_timer = 0;
+    }
 }
 
 static gboolean on_signal(gpointer user)
@@ -779,6 +802,7 @@ int main(int argc, char **argv)
     main_loop = g_main_loop_new(NULL, FALSE);
     if (!persist)
         g_signal_connect(plugin, "quit", G_CALLBACK(on_quit), NULL);
+    g_signal_connect(plugin, "state-changed", G_CALLBACK(on_plugin_state), NULL);
     guint sig_term = g_unix_signal_add(SIGTERM, on_signal, plugin);
     guint sig_int = g_unix_signal_add(SIGINT, on_signal, plugin);
     g_main_loop_run(main_loop);

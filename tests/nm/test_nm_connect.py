@@ -45,6 +45,18 @@ import nmlab  # noqa: E402
 
 USER = "nm-user"
 PASSWORD = "nm-Passw0rd-e2e"
+CHALLENGE_ANSWER = "271828"
+
+# A server that asks a dynamic challenge (CRV1) after the right password and
+# lets the user in with the answer ("CRV1::STATE::ANSWER" as the password).
+CRV1_SCRIPT = """#!/bin/sh
+user=$(head -1 "$1"); pass=$(sed -n 2p "$1")
+if [ "$user" = %(user)s ] && [ "$pass" = "CRV1::st-7::%(answer)s" ]; then exit 0; fi
+if [ "$user" = %(user)s ] && [ "$pass" = "%(password)s" ] && [ -n "$auth_failed_reason_file" ]; then
+    printf 'CRV1:R,E:st-7:bm0tdXNlcg==:Enter the code shown on your token' > "$auth_failed_reason_file"
+fi
+exit 1
+""" % {"user": USER, "password": PASSWORD, "answer": CHALLENGE_ANSWER}
 
 
 def _pdeathsig():
@@ -87,11 +99,17 @@ class World:
         used = nmlab._used_ipv4_networks()
         self.net4 = {}
         self.servers = {}
+        crv1 = os.path.join(self.dir, "crv1.sh")
+        with open(crv1, "w") as f:
+            f.write(CRV1_SCRIPT)
+        os.chmod(crv1, 0o755)
         for i, (name, opts) in enumerate((
                 ("cert", {"wrap": "tls-crypt"}),
-                ("pw", {"wrap": "tls-auth", "auth_user_pass": (USER, PASSWORD)}))):
+                ("pw", {"wrap": "tls-auth", "auth_user_pass": (USER, PASSWORD)}),
+                ("crv1", {"extra": ["script-security 2",
+                                    "auth-user-pass-verify %s via-file" % crv1]}))):
             net4 = ipaddress.ip_network("10.%d.%d.0/24" % (214 + i, third))
-            route = ipaddress.ip_network("10.%d.%d.0/24" % (216 + i, third))
+            route = ipaddress.ip_network("10.%d.%d.0/24" % (218 + i, third))
             for n in (net4, route):
                 if any(n.overlaps(u) for u in used if u.prefixlen > 0):
                     raise nmlab.NMLabError("%s is in use on this machine" % n)
@@ -99,7 +117,8 @@ class World:
                         tunnel_v6="fd5e:%x:%x::/64" % (300 + i, third),
                         push_routes=[str(route)],
                         extra=['push "dhcp-option DNS %s"' % (net4.network_address + 53),
-                               'push "dhcp-option DOMAIN %s.shimmer.test"' % name])
+                               'push "dhcp-option DOMAIN %s.shimmer.test"' % name]
+                        + list(opts.get("extra", ())))
             s = self.srv.start_openvpn_server(spec, name=name)
             s.pushed_route = str(route)
             s.dns = str(net4.network_address + 53)
@@ -290,19 +309,16 @@ def test_wrong_password_fails_with_reason(world):
     _wait(lambda: not world.shimmer_profiles(), 20, "shimmerd to drop the transient profile")
 
 
-def test_ask_for_password_on_a_terminal(world):
-    srv = world.servers["pw"]
-    name = "shimmer-pw"
-    if name not in world.nm.nmcli("-g", "NAME", "connection", "show").stdout:
-        world.profile("pw", name, auth="username")
+def _nmcli_on_terminal(world, args, answers, timeout=90):
+    """Runs nmcli ARGS on a pseudo-terminal, answering each prompt matching
+    a regular expression of ANSWERS (a list of (regex, text), in order).
+    Returns (exit code, what nmcli printed, how many prompts it answered)."""
     pid, fd = pty.fork()
     if pid == 0:  # the child: nmcli on a terminal
-        env = world.nm.env()
-        os.execvpe("nmcli", ["nmcli", "--ask", "--wait", "60", "connection", "up", name,
-                             "ifname", world.nm.veth], env)
+        os.execvpe("nmcli", ["nmcli"] + list(args), world.nm.env())
     out = b""
-    answered = False
-    deadline = time.monotonic() + 90
+    answered = 0
+    deadline = time.monotonic() + timeout
     status = None
     try:
         while time.monotonic() < deadline:
@@ -315,26 +331,98 @@ def test_ask_for_password_on_a_terminal(world):
                 if not chunk:
                     break
                 out += chunk
-                if not answered and re.search(rb"(?i)password[^\n]*:\s*$", out):
-                    os.write(fd, PASSWORD.encode() + b"\n")
-                    answered = True
+                if answered < len(answers) and re.search(answers[answered][0], out):
+                    os.write(fd, answers[answered][1].encode() + b"\n")
+                    out += b"\n<answered>\n"
+                    answered += 1
             done, status = os.waitpid(pid, os.WNOHANG)
             if done:
                 break
         else:
             os.kill(pid, signal.SIGKILL)
     finally:
-        if status is None:
+        if not status:
             _, status = os.waitpid(pid, 0)
         os.close(fd)
-    text = out.decode(errors="replace")
+    return os.waitstatus_to_exitcode(status), out.decode(errors="replace"), answered
+
+
+def test_ask_for_password_on_a_terminal(world):
+    srv = world.servers["pw"]
+    name = "shimmer-pw"
+    if name not in world.nm.nmcli("-g", "NAME", "connection", "show").stdout:
+        world.profile("pw", name, auth="username")
+    code, text, answered = _nmcli_on_terminal(
+        world, ["--ask", "--wait", "60", "connection", "up", name, "ifname", world.nm.veth],
+        [(rb"(?i)password[^\n]*:\s*$", PASSWORD)])
     print("nmcli --ask said:\n" + text)
-    assert answered, "nmcli did not ask for the password:\n" + text
+    assert answered == 1, "nmcli did not ask for the password:\n" + text
     # The description comes from nm-shimmer-auth-dialog (its external UI).
     assert "To connect to the VPN" in text and "enter: password" in text, text
     assert PASSWORD not in text, "the password was echoed"
-    assert os.waitstatus_to_exitcode(status) == 0, text
+    assert code == 0, text
     found = _tunnel_device(world, srv)
     assert found, text
     _ping_through(found[0], srv.tunnel_v4)
     _down_and_gone(world, name, found[0])
+
+
+def test_dynamic_challenge_through_networkmanager(world):
+    """The server answers the password with a CRV1 challenge: the plugin asks
+    NetworkManager (SecretsRequired), nmcli runs the auth dialog with the
+    hints and shows the server's text, and the answer gets the tunnel up."""
+    srv = world.servers["crv1"]
+    name = world.profile("crv1", "shimmer-crv1", auth="username")
+    code, text, answered = _nmcli_on_terminal(
+        world, ["--ask", "--wait", "60", "connection", "up", name, "ifname", world.nm.veth],
+        [(rb"(?i)password[^\n]*:\s*$", PASSWORD),
+         (rb"Enter the code shown on your token[^\n]*\n?[^\n]*:\s*$", CHALLENGE_ANSWER)])
+    print("nmcli --ask said:\n" + text)
+    assert answered == 2, "nmcli did not ask for the challenge:\n" + text
+    assert code == 0, text
+    found = _tunnel_device(world, srv)
+    assert found, text
+    _ping_through(found[0], srv.tunnel_v4)
+    _down_and_gone(world, name, found[0])
+
+
+def _session_state(world, path):
+    res = subprocess.run(["dbus-send", "--system", "--print-reply", "--dest=org.shimmervpn", path,
+                          "org.freedesktop.DBus.Properties.Get",
+                          "string:org.shimmervpn.Session1", "string:State"],
+                         capture_output=True, text=True, timeout=10, env=world.nm.env())
+    m = re.search(r'string "([^"]*)"', res.stdout)
+    return m.group(1) if m else None
+
+
+def test_reconnect_inside_shimmerd_keeps_the_connection(world):
+    """shimmerd reconnects (Session1.Restart, as after a ping-restart): the
+    NetworkManager connection stays activated on the same device and the
+    tunnel carries traffic again."""
+    srv = world.servers["cert"]
+    name = "shimmer-cert"
+    if name not in world.nm.nmcli("-g", "NAME", "connection", "show").stdout:
+        world.profile("cert", name)
+    _up(world, name)
+    dev, iface = _tunnel_device(world, srv)
+    res = subprocess.run(["dbus-send", "--system", "--print-reply", "--dest=org.shimmervpn",
+                          "/org/shimmervpn", "org.shimmervpn.Manager1.ListSessions"],
+                         capture_output=True, text=True, timeout=10, env=world.nm.env())
+    # Ended sessions linger a few seconds: the one that runs.
+    sessions = [p for p in re.findall(r'object path "([^"]+)"', res.stdout)
+                if _session_state(world, p) == "connected"]
+    assert len(sessions) == 1, res.stdout + res.stderr
+    before = world.nm.nm_log()
+    res = subprocess.run(["dbus-send", "--system", "--print-reply", "--dest=org.shimmervpn",
+                          sessions[0], "org.shimmervpn.Session1.Restart"],
+                         capture_output=True, text=True, timeout=10, env=world.nm.env())
+    assert res.returncode == 0, res.stderr
+    _wait(lambda: "session reconnecting" in world.nm.nm_log()[len(before):], 20,
+          "the plugin to hear of the reconnect")
+    _wait(lambda: "session connected" in world.nm.nm_log()[len(before):], 30,
+          "the session to connect again")
+    state = world.nm.nmcli("-g", "GENERAL.STATE", "connection", "show", name).stdout.strip()
+    assert state == "activated", world.nm.log_tail(40)
+    assert _tunnel_device(world, srv) == (dev, iface)
+    _ping_through(dev, srv.tunnel_v4)
+    _down_and_gone(world, name, dev)
