@@ -23,6 +23,7 @@ Needs root; skips with the reason otherwise.
 Environment: SHIMMER_NM_NAME_FILE, SHIMMERD, SHIMMER_TEST_SRCDIR.
 """
 
+import base64
 import ctypes
 import ipaddress
 import os
@@ -57,6 +58,16 @@ if [ "$user" = %(user)s ] && [ "$pass" = "%(password)s" ] && [ -n "$auth_failed_
 fi
 exit 1
 """ % {"user": USER, "password": PASSWORD, "answer": CHALLENGE_ANSWER}
+
+# A server that wants the password and a one-time code as a static-challenge
+# response: "SCRV1:base64(password):base64(code)".
+OTP = "123456"
+SCRV1_SCRIPT = """#!/bin/sh
+user=$(head -1 "$1"); pass=$(sed -n 2p "$1")
+[ "$user" = %(user)s ] && [ "$pass" = "SCRV1:%(b64pw)s:%(b64otp)s" ] && exit 0
+exit 1
+""" % {"user": USER, "b64pw": base64.b64encode(PASSWORD.encode()).decode(),
+       "b64otp": base64.b64encode(OTP.encode()).decode()}
 
 
 def _pdeathsig():
@@ -103,11 +114,17 @@ class World:
         with open(crv1, "w") as f:
             f.write(CRV1_SCRIPT)
         os.chmod(crv1, 0o755)
+        scrv1 = os.path.join(self.dir, "scrv1.sh")
+        with open(scrv1, "w") as f:
+            f.write(SCRV1_SCRIPT)
+        os.chmod(scrv1, 0o755)
         for i, (name, opts) in enumerate((
                 ("cert", {"wrap": "tls-crypt"}),
                 ("pw", {"wrap": "tls-auth", "auth_user_pass": (USER, PASSWORD)}),
                 ("crv1", {"extra": ["script-security 2",
-                                    "auth-user-pass-verify %s via-file" % crv1]}))):
+                                    "auth-user-pass-verify %s via-file" % crv1]}),
+                ("otp", {"extra": ["script-security 2",
+                                   "auth-user-pass-verify %s via-file" % scrv1]}))):
             net4 = ipaddress.ip_network("10.%d.%d.0/24" % (214 + i, third))
             route = ipaddress.ip_network("10.%d.%d.0/24" % (218 + i, third))
             for n in (net4, route):
@@ -150,14 +167,17 @@ class World:
         with open(os.path.join(self.dir, "shimmerd.log"), errors="replace") as f:
             return f.read()
 
-    def profile(self, server, name, auth=None):
-        """Writes NAME.ovpn for SERVER and imports it with nmcli."""
-        opts = {"inline": True, "remote": self.nm.peer_addr, "verb": 3}
+    def profile(self, server, name, auth=None, extra=(), **options):
+        """Writes NAME.ovpn for SERVER (lab client options OPTIONS, EXTRA
+        directives) and imports it with nmcli. AUTH "username": an
+        auth-user-pass block with the user name only."""
+        opts = dict({"inline": True, "remote": self.nm.peer_addr, "verb": 3}, **options)
         if auth is not None:
             opts["auth_user_pass"] = False
         text = self.srv.client_config(opts, server=self.servers[server])
         if auth == "username":
             text += "<auth-user-pass>\n%s\n</auth-user-pass>\n" % USER
+        text += "".join(line + "\n" for line in extra)
         path = os.path.join(self.dir, name + ".ovpn")
         with open(path, "w") as f:
             f.write(text)
@@ -264,6 +284,12 @@ def test_up_ping_down(world):
     # shimmerd runs the tunnel from a transient profile it did not configure.
     assert len(world.shimmer_profiles()) == 1
     _ping_through(dev, srv.tunnel_v4)
+    # IPv6 inside the tunnel (server-ipv6): NetworkManager set the address.
+    show6 = world.nm.nmcli("-t", "-f", "IP6", "connection", "show", name).stdout
+    net6 = ipaddress.ip_network(srv.tunnel_net6)
+    addrs6 = [ipaddress.ip_interface(a) for a in re.findall(r"IP6\.ADDRESS\[\d+\]:(\S+)", show6)]
+    assert any(a.ip in net6 and a.network.prefixlen == 64 for a in addrs6), show6
+    _ping_through(dev, srv.tunnel_v6)
 
     _down_and_gone(world, name, dev)
     assert srv.pushed_route not in _ip("route", "show"), _ip("route")
@@ -426,3 +452,49 @@ def test_reconnect_inside_shimmerd_keeps_the_connection(world):
     assert _tunnel_device(world, srv) == (dev, iface)
     _ping_through(dev, srv.tunnel_v4)
     _down_and_gone(world, name, dev)
+
+
+def test_key_passphrase_from_passwd_file(world):
+    """An encrypted private key: NetworkManager asks for cert-pass (here from
+    a passwd-file) and the plugin hands it to shimmerd."""
+    srv = world.servers["cert"]
+    name = world.profile("cert", "shimmer-enc", key="client-enc.key")
+    with open(labmod.fixture("client-enc.pass")) as f:
+        passphrase = f.read().strip()
+    bad = os.path.join(world.dir, "passwd-enc-none")
+    with open(bad, "w") as f:
+        f.write("vpn.secrets.password:unused\n")
+    # Without the passphrase the activation fails (nothing to ask with).
+    res = _up(world, name, "passwd-file", bad, check=False)
+    assert res.returncode != 0, res.stdout
+    good = os.path.join(world.dir, "passwd-enc")
+    with open(good, "w") as f:
+        f.write("vpn.secrets.cert-pass:%s\n" % passphrase)
+    res = _up(world, name, "passwd-file", good)
+    assert "successfully activated" in res.stdout, res.stdout
+    dev, _ = _tunnel_device(world, srv)
+    _ping_through(dev, srv.tunnel_v4)
+    with open(world.nm.profile_path(name)) as f:
+        assert passphrase not in f.read()
+    _down_and_gone(world, name, dev)
+
+
+def test_static_challenge_from_passwd_file(world):
+    """static-challenge: NetworkManager asks for the password and the OTP
+    (vpn.secrets.otp), and the server gets them in the SCRV1 form."""
+    srv = world.servers["otp"]
+    name = world.profile("otp", "shimmer-otp", auth="username",
+                         extra=['static-challenge "Enter your one-time code" 1'])
+    pwfile = os.path.join(world.dir, "passwd-otp")
+    with open(pwfile, "w") as f:
+        f.write("vpn.secrets.password:%s\nvpn.secrets.otp:%s\n" % (PASSWORD, OTP))
+    res = _up(world, name, "passwd-file", pwfile)
+    assert "successfully activated" in res.stdout, res.stdout
+    dev, _ = _tunnel_device(world, srv)
+    _ping_through(dev, srv.tunnel_v4)
+    _down_and_gone(world, name, dev)
+    # A wrong code is a login failure.
+    with open(pwfile, "w") as f:
+        f.write("vpn.secrets.password:%s\nvpn.secrets.otp:999999\n" % PASSWORD)
+    res = _up(world, name, "passwd-file", pwfile, check=False)
+    assert res.returncode != 0 and re.search(r"(?i)invalid secrets|login", res.stdout + res.stderr)
