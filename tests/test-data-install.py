@@ -236,6 +236,32 @@ def _why_not_bus_policy():
     return None
 
 
+def test_networkmanager_plugin_is_installed(installed):
+    """The NetworkManager plugin (built when libnm is found): the .name file
+    where NetworkManager and nmcli read it, and every program and library it
+    names installed, the programs executable; its bus policy beside
+    shimmerd's."""
+    env, destdir = installed
+    name_file = _under(destdir, os.path.join(env["SHIMMER_PREFIX"], "lib", "NetworkManager",
+                                             "VPN", "nm-shimmer-service.name"))
+    if not os.path.exists(os.path.dirname(name_file)):
+        pytest.skip("the NetworkManager plugin was not built (no libnm)")
+    import configparser
+    kf = configparser.ConfigParser(interpolation=None)
+    kf.read_string(_read(name_file))
+    assert kf["VPN Connection"]["service"] == "org.freedesktop.NetworkManager.shimmer"
+    paths = {"program": kf["VPN Connection"]["program"], "plugin": kf["libnm"]["plugin"],
+             "auth-dialog": kf["GNOME"]["auth-dialog"]}
+    for what, path in paths.items():
+        assert os.path.isabs(path), (what, path)
+        assert os.path.isfile(_under(destdir, path)), "%s %s is not installed" % (what, path)
+    for what in ("program", "auth-dialog"):
+        assert os.access(_under(destdir, paths[what]), os.X_OK), what
+    assert kf["GNOME"]["supports-external-ui-mode"] == "true"
+    assert os.path.isfile(_under(destdir, os.path.join(env["SHIMMER_DATADIR"], "dbus-1",
+                                                       "system.d", "nm-shimmer-service.conf")))
+
+
 def test_bus_policy_in_a_real_dbus_daemon():
     why = _why_not_bus_policy()
     if why:
