@@ -498,3 +498,23 @@ def test_static_challenge_from_passwd_file(world):
         f.write("vpn.secrets.password:%s\nvpn.secrets.otp:999999\n" % PASSWORD)
     res = _up(world, name, "passwd-file", pwfile, check=False)
     assert res.returncode != 0 and re.search(r"(?i)invalid secrets|login", res.stdout + res.stderr)
+
+
+def test_unreachable_server_fails_the_activation(world):
+    """Nothing listens on the profile's port: shimmerd gives up after
+    connect-retry-max, the activation fails and NetworkManager's log says
+    why; no tun device and no profile is left behind."""
+    name = world.profile("cert", "shimmer-nowhere", port=9,
+                         extra=["connect-retry-max 1", "connect-retry 1",
+                                "server-poll-timeout 3"])
+    before = len(world.nm.nm_log())
+    start = time.monotonic()
+    res = _up(world, name, check=False)
+    assert res.returncode != 0, res.stdout
+    assert time.monotonic() - start < 45, "the failure took too long"
+    log = world.nm.nm_log()[before:]
+    # NetworkManager itself says "Unknown reason" for a plain connect
+    # failure; the plugin's line in its log has shimmerd's reason.
+    assert "the tunnel failed: gave up after connect-retry-max" in log, log[-3000:]
+    assert not _shim_links(), _ip("link")
+    _wait(lambda: not world.shimmer_profiles(), 20, "shimmerd to drop the transient profile")
