@@ -5,7 +5,6 @@
  */
 #include "client.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <gio/gio.h>
 #include <glib-unix.h>
@@ -13,9 +12,9 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
-#include <stdlib.h>
 #include <unistd.h>
 
+#include "ipconfig.h"
 #include "mss.h"
 #include "netcfg.h"
 #include "packet.h"
@@ -49,6 +48,9 @@ struct ShimmerClient {
     GSource *tun_source;
     gboolean tun_configured;
     ShimmerNetcfg *net;
+    /* What the tunnel asks for (set at every tunnel configuration, kept
+     * until the next one), applied or not. */
+    ShimmerIpConfig *ip;
 
     /* What the tunnel applied, for display (NULL-terminated char* arrays). */
     GPtrArray *addresses;
@@ -67,6 +69,9 @@ struct ShimmerClient {
     GSource *timer;
     gboolean stopping;
     gboolean finished;
+    /* The server refused the credentials (AUTH_FAILED, not a challenge). */
+    gboolean auth_failed;
+    ShimmerClientFailure failure;
 
     char *tun_name;
 
@@ -455,20 +460,6 @@ static void open_transport(ShimmerClient *c, guint index)
 
 /* ---------- tun configuration ---------- */
 
-static guint netmask_bits(const char *mask)
-{
-    struct in_addr a;
-    if (inet_pton(AF_INET, mask, &a) != 1)
-        return 32;
-    guint32 m = g_ntohl(a.s_addr);
-    guint bits = 0;
-    while (m & 0x80000000u) {
-        bits++;
-        m <<= 1;
-    }
-    return bits;
-}
-
 static gboolean add_addr(ShimmerClient *c, int ifindex, const char *local, guint bits,
                          const char *peer, GError **error)
 {
@@ -514,141 +505,47 @@ static void clear_applied(ShimmerClient *c)
     g_ptr_array_set_size(c->dns_domains, 0);
 }
 
-static void add_unique(GPtrArray *list, const char *text)
+static void copy_strings(GPtrArray *to, GPtrArray *from)
 {
-    for (guint i = 0; i < list->len; i++)
-        if (g_ascii_strcasecmp(g_ptr_array_index(list, i), text) == 0)
-            return;
-    g_ptr_array_add(list, g_strdup(text));
+    g_ptr_array_set_size(to, 0);
+    for (guint i = 0; i < from->len; i++)
+        g_ptr_array_add(to, g_strdup(g_ptr_array_index(from, i)));
 }
 
-/* Domains come from the server: only plain DNS names go further (they end
- * up in the resolver's configuration and in D-Bus properties). */
-static gboolean is_domain_name(const char *d)
+static void apply_dns(ShimmerClient *c, int ifindex, const char *dev)
 {
-    gsize len = strlen(d);
-    if (len == 0 || len > 253)
-        return FALSE;
-    for (const char *c = d; *c; c++)
-        if (!g_ascii_isalnum(*c) && *c != '-' && *c != '_' && *c != '.')
-            return FALSE;
-    return TRUE;
-}
-
-static void add_domain(ShimmerClient *c, const char *prefix, const char *domain)
-{
-    if (!is_domain_name(domain)) {
-        g_autofree char *shown = g_strescape(domain, NULL);
-        clog_(c, SHIMMER_LOG_WARNING, "DNS domain \"%.64s\" is not a domain name, skipped", shown);
+    const ShimmerIpConfig *ip = c->ip;
+    if (c->opts.dns == NULL) {
+        const ShimmerConfig *p = shimmer_engine_get_pushed(c->engine);
+        for (guint i = 0; i < p->dhcp_options->len; i++) {
+            ShimmerDhcpOption *o = g_ptr_array_index(p->dhcp_options, i);
+            clog_(c, SHIMMER_LOG_INFO,
+                  "pushed %s %s (not applied: DNS setup comes with the "
+                  "shimmerd service)",
+                  o->type, o->value ? o->value : "");
+        }
         return;
     }
-    g_autofree char *d = g_strconcat(prefix, domain, NULL);
-    add_unique(c->dns_domains, d);
-}
-
-/* A `dns server` address may carry a port ("1.2.3.4:53", "[::1]:53"):
- * the resolver APIs take the bare address. NULL if it is not an address. */
-static char *dns_address(const char *text)
-{
-    g_autoptr(GInetAddress) a = g_inet_address_new_from_string(text);
-    if (a != NULL)
-        return g_strdup(text);
-    g_autofree char *bare = NULL;
-    if (text[0] == '[') {
-        const char *close = strchr(text, ']');
-        if (close != NULL)
-            bare = g_strndup(text + 1, (gsize)(close - text - 1));
-    } else {
-        const char *colon = strchr(text, ':');
-        if (colon != NULL && strchr(colon + 1, ':') == NULL)
-            bare = g_strndup(text, (gsize)(colon - text));
-    }
-    if (bare == NULL)
-        return NULL;
-    g_autoptr(GInetAddress) b = g_inet_address_new_from_string(bare);
-    return b != NULL ? g_steal_pointer(&bare) : NULL;
-}
-
-/* DNS servers and domains from the pushed options over the configured
- * ones. `dns server` entries win over dhcp-option DNS/DNS6, as in OpenVPN
- * 2.6; pushed entries of a kind replace configured ones of that kind. */
-static void collect_dns(ShimmerClient *c, const ShimmerConfig *p)
-{
-    const ShimmerConfig *sources[2] = {p, c->cfg};
-    const ShimmerConfig *dns_src = NULL;
-    for (int s = 0; s < 2 && dns_src == NULL; s++)
-        if (sources[s]->dns_servers->len > 0)
-            dns_src = sources[s];
-    if (dns_src != NULL) {
-        for (guint i = 0; i < dns_src->dns_servers->len; i++) {
-            ShimmerDnsServer *srv = g_ptr_array_index(dns_src->dns_servers, i);
-            for (guint j = 0; j < srv->addresses->len; j++) {
-                const char *text = g_ptr_array_index(srv->addresses, j);
-                g_autofree char *addr = dns_address(text);
-                if (addr == NULL)
-                    clog_(c, SHIMMER_LOG_WARNING, "dns server %d: %s is not an address, skipped",
-                          srv->priority, text);
-                else
-                    add_unique(c->dns_servers, addr);
-            }
-            for (guint j = 0; srv->resolve_domains && j < srv->resolve_domains->len; j++)
-                add_domain(c, "~", g_ptr_array_index(srv->resolve_domains, j));
-        }
-    } else {
-        const ShimmerConfig *opt_src = p->dhcp_options->len > 0 ? p : c->cfg;
-        for (guint i = 0; i < opt_src->dhcp_options->len; i++) {
-            ShimmerDhcpOption *o = g_ptr_array_index(opt_src->dhcp_options, i);
-            if (o->value == NULL)
-                continue;
-            if (g_ascii_strcasecmp(o->type, "DNS") == 0 ||
-                g_ascii_strcasecmp(o->type, "DNS6") == 0) {
-                g_autofree char *addr = dns_address(o->value);
-                if (addr == NULL)
-                    clog_(c, SHIMMER_LOG_WARNING, "dhcp-option %s %s: not an address, skipped",
-                          o->type, o->value);
-                else
-                    add_unique(c->dns_servers, addr);
-            }
-        }
-    }
-    const ShimmerConfig *search_src = p->dns_search_domains->len > 0 ? p : c->cfg;
-    for (guint i = 0; i < search_src->dns_search_domains->len; i++)
-        add_domain(c, "", g_ptr_array_index(search_src->dns_search_domains, i));
-    const ShimmerConfig *dom_src = p->dhcp_options->len > 0 ? p : c->cfg;
-    for (guint i = 0; i < dom_src->dhcp_options->len; i++) {
-        ShimmerDhcpOption *o = g_ptr_array_index(dom_src->dhcp_options, i);
-        if (o->value != NULL && (g_ascii_strcasecmp(o->type, "DOMAIN") == 0 ||
-                                 g_ascii_strcasecmp(o->type, "DOMAIN-SEARCH") == 0))
-            add_domain(c, "", o->value);
-    }
-}
-
-static void apply_dns(ShimmerClient *c, int ifindex, const char *dev, gboolean default_route)
-{
-    const ShimmerConfig *p = shimmer_engine_get_pushed(c->engine);
-    collect_dns(c, p);
-    if (c->dns_servers->len == 0 && c->dns_domains->len == 0)
+    if (ip->dns_servers->len == 0 && ip->dns_domains->len == 0)
         return;
     if (shimmer_dns_get_backend(c->opts.dns) == SHIMMER_DNS_BACKEND_NONE) {
         clog_(c, SHIMMER_LOG_WARNING,
               "the server sent DNS settings, but neither systemd-resolved nor resolvconf is "
               "available: DNS is left unchanged");
-        g_ptr_array_set_size(c->dns_servers, 0);
-        g_ptr_array_set_size(c->dns_domains, 0);
         return;
     }
     g_autoptr(GError) error = NULL;
-    if (!shimmer_dns_apply(c->opts.dns, ifindex, dev, shimmer_client_get_dns_servers(c),
-                           shimmer_client_get_dns_domains(c), default_route, &error)) {
+    if (!shimmer_dns_apply(c->opts.dns, ifindex, dev, (const char *const *)ip->dns_servers->pdata,
+                           (const char *const *)ip->dns_domains->pdata, ip->redirect, &error)) {
         clog_(c, SHIMMER_LOG_WARNING, "cannot configure DNS on %s: %s", dev, error->message);
-        g_ptr_array_set_size(c->dns_servers, 0);
-        g_ptr_array_set_size(c->dns_domains, 0);
         return;
     }
     c->dns_applied = TRUE;
     c->dns_ifindex = ifindex;
     g_free(c->dns_ifname);
     c->dns_ifname = g_strdup(dev);
+    copy_strings(c->dns_servers, ip->dns_servers);
+    copy_strings(c->dns_domains, ip->dns_domains);
     for (guint i = 0; i < c->dns_servers->len; i++)
         clog_(c, SHIMMER_LOG_INFO, "DNS server %s on %s (%s)",
               (char *)g_ptr_array_index(c->dns_servers, i), dev,
@@ -669,9 +566,77 @@ static void revert_dns(ShimmerClient *c)
     g_clear_pointer(&c->dns_ifname, g_free);
 }
 
+/* Sets what c->ip says on the tun: addresses, redirect-gateway, routes,
+ * DNS, in that order, and lists what was applied. */
+static gboolean apply_ip_config(ShimmerClient *c, int ifindex, const char *dev, GError **error)
+{
+    const ShimmerIpConfig *ip = c->ip;
+    if (ip->ipv4_address != NULL) {
+        if (!add_addr(c, ifindex, ip->ipv4_address, ip->ipv4_prefix, ip->ipv4_peer, error))
+            return FALSE;
+        g_ptr_array_add(c->addresses, g_strdup_printf("%s/%u", ip->ipv4_address, ip->ipv4_prefix));
+        if (ip->ipv4_peer != NULL)
+            clog_(c, SHIMMER_LOG_INFO, "%s: %s peer %s, mtu %u", dev, ip->ipv4_address,
+                  ip->ipv4_peer, ip->mtu);
+        else
+            clog_(c, SHIMMER_LOG_INFO, "%s: %s/%u, mtu %u", dev, ip->ipv4_address, ip->ipv4_prefix,
+                  ip->mtu);
+    }
+    if (ip->ipv6_address != NULL) {
+        if (!add_addr(c, ifindex, ip->ipv6_address, ip->ipv6_prefix, NULL, error))
+            return FALSE;
+        g_ptr_array_add(c->addresses, g_strdup_printf("%s/%u", ip->ipv6_address, ip->ipv6_prefix));
+        clog_(c, SHIMMER_LOG_INFO, "%s: %s/%u", dev, ip->ipv6_address, ip->ipv6_prefix);
+    }
+
+    if (ip->redirect) {
+        /* Always the def1 way: two /1 routes override the default route
+         * without deleting it, and a host route keeps the server reachable
+         * outside the tunnel. */
+        GInetAddress *server =
+            c->remote && ip->pin_server
+                ? g_inet_socket_address_get_address(G_INET_SOCKET_ADDRESS(c->remote))
+                : NULL;
+        if (ip->ipv4_default) {
+            GInetAddress *pin4 =
+                server && g_inet_address_get_family(server) == G_SOCKET_FAMILY_IPV4 ? server : NULL;
+            if (!shimmer_netcfg_redirect_def1(c->net, G_SOCKET_FAMILY_IPV4, ifindex, NULL, 0, pin4,
+                                              error))
+                return FALSE;
+            g_ptr_array_add(c->routes, g_strdup("0.0.0.0/1"));
+            g_ptr_array_add(c->routes, g_strdup("128.0.0.0/1"));
+            clog_(c, SHIMMER_LOG_INFO, "redirect-gateway: IPv4 default through %s", dev);
+        }
+        if (ip->ipv6_default) {
+            GInetAddress *pin6 =
+                server && g_inet_address_get_family(server) == G_SOCKET_FAMILY_IPV6 ? server : NULL;
+            if (!shimmer_netcfg_redirect_def1(c->net, G_SOCKET_FAMILY_IPV6, ifindex, NULL, 0, pin6,
+                                              error))
+                return FALSE;
+            g_ptr_array_add(c->routes, g_strdup("::/1"));
+            g_ptr_array_add(c->routes, g_strdup("8000::/1"));
+            clog_(c, SHIMMER_LOG_INFO, "redirect-gateway: IPv6 default through %s", dev);
+        }
+    }
+    for (guint i = 0; i < ip->routes->len; i++) {
+        ShimmerIpRoute *r = g_ptr_array_index(ip->routes, i);
+        gboolean ok = r->outside ? add_route_outside(c, r->network, r->prefix, error)
+                                 : add_route(c, ifindex, r->network, r->prefix, r->metric, error);
+        if (!ok)
+            return FALSE;
+        /* Only routes into the tunnel are listed; net_gateway ones lead
+         * around it. */
+        if (!r->outside)
+            g_ptr_array_add(c->routes, g_strdup_printf("%s/%u", r->network, r->prefix));
+        clog_(c, SHIMMER_LOG_INFO, "route %s/%u via %s", r->network, r->prefix,
+              r->outside ? "net_gateway" : dev);
+    }
+    apply_dns(c, ifindex, dev);
+    return TRUE;
+}
+
 static gboolean configure_tun(ShimmerClient *c, GError **error)
 {
-    const ShimmerConfig *p = shimmer_engine_get_pushed(c->engine);
     const ShimmerConfig *cfg = c->cfg;
     if (c->tun == NULL) {
         const char *name = c->opts.tun_name;
@@ -686,8 +651,13 @@ static gboolean configure_tun(ShimmerClient *c, GError **error)
         g_source_attach(c->tun_source, NULL);
         clog_(c, SHIMMER_LOG_INFO, "tun device %s", shimmer_tun_get_name(c->tun));
     }
-    if (c->opts.no_netcfg)
-        return TRUE;
+    /* What the tunnel asks for, decided once: applied below, or shown to
+     * the one who configures the network instead. */
+    g_clear_pointer(&c->ip, shimmer_ip_config_free);
+    c->ip = shimmer_ip_config_new(cfg, shimmer_engine_get_pushed(c->engine));
+    for (guint i = 0; i < c->ip->warnings->len; i++)
+        clog_(c, SHIMMER_LOG_WARNING, "%s", (char *)g_ptr_array_index(c->ip->warnings, i));
+
     /* A reconnect may bring a different address: start from a clean slate. */
     revert_dns(c);
     clear_applied(c);
@@ -700,113 +670,16 @@ static gboolean configure_tun(ShimmerClient *c, GError **error)
         return FALSE;
     int ifindex = shimmer_tun_get_ifindex(c->tun);
     const char *dev = shimmer_tun_get_name(c->tun);
-    guint mtu = p->tun_mtu ? p->tun_mtu : (cfg->tun_mtu ? cfg->tun_mtu : 1500);
-    if (!shimmer_netcfg_link_set_mtu(c->net, ifindex, mtu, error) ||
+    if (!shimmer_netcfg_link_set_mtu(c->net, ifindex, c->ip->mtu, error) ||
         !shimmer_netcfg_link_set_up(c->net, ifindex, TRUE, error))
         return FALSE;
-
-    ShimmerTopology topo = p->topology ? p->topology : cfg->topology;
-    const char *local = p->ifconfig_local ? p->ifconfig_local : cfg->ifconfig_local;
-    const char *remote = p->ifconfig_local ? p->ifconfig_remote : cfg->ifconfig_remote;
-    if (local != NULL) {
-        guint bits = topo == SHIMMER_TOPOLOGY_SUBNET ? netmask_bits(remote) : 32;
-        gboolean ok = topo == SHIMMER_TOPOLOGY_SUBNET
-                          ? add_addr(c, ifindex, local, bits, NULL, error)
-                          : add_addr(c, ifindex, local, 32, remote, error);
-        if (!ok)
-            return FALSE;
-        g_ptr_array_add(c->addresses, g_strdup_printf("%s/%u", local, bits));
-        clog_(c, SHIMMER_LOG_INFO, "%s: %s %s %s, mtu %u", dev, local,
-              topo == SHIMMER_TOPOLOGY_SUBNET ? "netmask" : "peer", remote, mtu);
-    }
-    const char *local6 = p->ifconfig_ipv6_local ? p->ifconfig_ipv6_local
-                                                : cfg->ifconfig_ipv6_local;
-    if (local6 != NULL) {
-        g_auto(GStrv) parts = g_strsplit(local6, "/", 2);
-        guint bits = parts[1] ? (guint)atoi(parts[1]) : 64;
-        if (!add_addr(c, ifindex, parts[0], bits, NULL, error))
-            return FALSE;
-        g_ptr_array_add(c->addresses, g_strdup_printf("%s/%u", parts[0], bits));
-        clog_(c, SHIMMER_LOG_INFO, "%s: %s", dev, local6);
-    }
-
-    guint redirect = p->redirect_gateway ? p->redirect_gateway : cfg->redirect_gateway;
-    GInetAddress *server =
-        c->remote ? g_inet_socket_address_get_address(G_INET_SOCKET_ADDRESS(c->remote)) : NULL;
-    if (redirect & SHIMMER_REDIRECT_ENABLED) {
-        /* Always the def1 way: two /1 routes override the default route
-         * without deleting it, and a host route keeps the server reachable
-         * outside the tunnel. */
-        GInetAddress *pin = (redirect & SHIMMER_REDIRECT_LOCAL) ? NULL : server;
-        if (!(redirect & SHIMMER_REDIRECT_NOT_IPV4)) {
-            GInetAddress *pin4 =
-                pin && g_inet_address_get_family(pin) == G_SOCKET_FAMILY_IPV4 ? pin : NULL;
-            if (!shimmer_netcfg_redirect_def1(c->net, G_SOCKET_FAMILY_IPV4, ifindex, NULL, 0, pin4,
-                                              error))
-                return FALSE;
-            g_ptr_array_add(c->routes, g_strdup("0.0.0.0/1"));
-            g_ptr_array_add(c->routes, g_strdup("128.0.0.0/1"));
-            clog_(c, SHIMMER_LOG_INFO, "redirect-gateway: IPv4 default through %s", dev);
-        }
-        if (redirect & SHIMMER_REDIRECT_IPV6) {
-            GInetAddress *pin6 =
-                pin && g_inet_address_get_family(pin) == G_SOCKET_FAMILY_IPV6 ? pin : NULL;
-            if (!shimmer_netcfg_redirect_def1(c->net, G_SOCKET_FAMILY_IPV6, ifindex, NULL, 0, pin6,
-                                              error))
-                return FALSE;
-            g_ptr_array_add(c->routes, g_strdup("::/1"));
-            g_ptr_array_add(c->routes, g_strdup("8000::/1"));
-            clog_(c, SHIMMER_LOG_INFO, "redirect-gateway: IPv6 default through %s", dev);
-        }
-    }
-    /* Routes: configured ones, then pushed ones (route-nopull already
-     * emptied the pushed list in the engine). */
-    const ShimmerConfig *sources[2] = {cfg, p};
-    for (int s = 0; s < 2; s++) {
-        for (guint i = 0; i < sources[s]->routes->len; i++) {
-            ShimmerRoute *r = g_ptr_array_index(sources[s]->routes, i);
-            struct in_addr a;
-            if (inet_pton(AF_INET, r->network, &a) != 1) {
-                clog_(c, SHIMMER_LOG_WARNING, "route %s: only address routes are supported so far",
-                      r->network);
-                continue;
-            }
-            guint bits = r->netmask ? netmask_bits(r->netmask) : 32;
-            gboolean ok;
-            if (r->gateway != NULL && strcmp(r->gateway, "net_gateway") == 0)
-                ok = add_route_outside(c, r->network, bits, error);
-            else
-                ok = add_route(c, ifindex, r->network, bits,
-                               r->metric >= 0 ? (guint)r->metric : 0, error);
-            if (!ok)
-                return FALSE;
-            /* Only routes into the tunnel are listed; net_gateway ones
-             * lead around it. */
-            if (r->gateway == NULL || strcmp(r->gateway, "net_gateway") != 0)
-                g_ptr_array_add(c->routes, g_strdup_printf("%s/%u", r->network, bits));
-            clog_(c, SHIMMER_LOG_INFO, "route %s/%u via %s", r->network, bits,
-                  r->gateway && strcmp(r->gateway, "net_gateway") == 0 ? "net_gateway" : dev);
-        }
-        for (guint i = 0; i < sources[s]->routes6->len; i++) {
-            ShimmerRoute6 *r = g_ptr_array_index(sources[s]->routes6, i);
-            g_auto(GStrv) parts = g_strsplit(r->prefix, "/", 2);
-            guint bits = parts[1] ? (guint)atoi(parts[1]) : 128;
-            if (!add_route(c, ifindex, parts[0], bits, r->metric >= 0 ? (guint)r->metric : 0,
-                           error))
-                return FALSE;
-            g_ptr_array_add(c->routes, g_strdup_printf("%s/%u", parts[0], bits));
-            clog_(c, SHIMMER_LOG_INFO, "route %s via %s", r->prefix, dev);
-        }
-    }
-    if (c->opts.dns != NULL) {
-        apply_dns(c, ifindex, dev, (redirect & SHIMMER_REDIRECT_ENABLED) != 0);
-    } else {
-        for (guint i = 0; i < p->dhcp_options->len; i++) {
-            ShimmerDhcpOption *o = g_ptr_array_index(p->dhcp_options, i);
-            clog_(c, SHIMMER_LOG_INFO, "pushed %s %s (not applied: DNS setup comes with the "
-                                       "shimmerd service)",
-                  o->type, o->value ? o->value : "");
-        }
+    if (c->opts.no_netcfg) {
+        clog_(c, SHIMMER_LOG_INFO,
+              "%s: mtu %u, up; addresses, routes and DNS are left to the "
+              "caller",
+              dev, c->ip->mtu);
+    } else if (!apply_ip_config(c, ifindex, dev, error)) {
+        return FALSE;
     }
     c->tun_configured = TRUE;
     return TRUE;
@@ -849,15 +722,16 @@ static gboolean on_timer(gpointer user)
     return G_SOURCE_CONTINUE;
 }
 
-static void finish(ShimmerClient *c, gboolean failed, const char *reason)
+static void finish(ShimmerClient *c, ShimmerClientFailure failure, const char *reason)
 {
     if (c->finished)
         return;
     c->finished = TRUE;
+    c->failure = failure;
     close_transport(c);
     teardown_tun(c);
     if (c->cb.finished)
-        c->cb.finished(c->cb.user, failed, reason);
+        c->cb.finished(c->cb.user, failure != SHIMMER_CLIENT_FAILURE_NONE, reason);
 }
 
 static void pump(ShimmerClient *c)
@@ -889,7 +763,7 @@ static void pump(ShimmerClient *c)
                     clog_(c, SHIMMER_LOG_ERROR, "cannot configure the tunnel: %s",
                           error->message);
                     shimmer_event_clear(&ev);
-                    finish(c, TRUE, "cannot configure the tunnel");
+                    finish(c, SHIMMER_CLIENT_FAILURE_NETWORK_CONFIG, "cannot configure the tunnel");
                     return;
                 }
                 break;
@@ -899,16 +773,21 @@ static void pump(ShimmerClient *c)
                     c->cb.need_credentials(c->cb.user, ev.message);
                 break;
             case SHIMMER_EVENT_AUTH_FAILED:
+                c->auth_failed = TRUE;
+                break;
             case SHIMMER_EVENT_INFO:
                 break;
             case SHIMMER_EVENT_EXIT: {
-                gboolean failed = shimmer_engine_get_state(c->engine) == SHIMMER_STATE_FAILED;
+                ShimmerClientFailure failure = SHIMMER_CLIENT_FAILURE_NONE;
+                if (shimmer_engine_get_state(c->engine) == SHIMMER_STATE_FAILED)
+                    failure = c->auth_failed ? SHIMMER_CLIENT_FAILURE_AUTH
+                                             : SHIMMER_CLIENT_FAILURE_CONNECT;
                 g_autofree char *reason = g_strdup(ev.message);
                 shimmer_event_clear(&ev);
                 /* Flush what the engine queued last (the exit notification). */
                 while ((len = shimmer_engine_pop_packet(c->engine, buf, sizeof(buf))) > 0)
                     send_packet(c, buf, len);
-                finish(c, failed, reason);
+                finish(c, failure, reason);
                 return;
             }
             }
@@ -1058,6 +937,23 @@ const char *shimmer_client_get_remote_address(ShimmerClient *c)
     return c->remote_text;
 }
 
+GVariant *shimmer_client_get_network_config(ShimmerClient *c)
+{
+    if (c->ip == NULL)
+        return g_variant_ref_sink(g_variant_new("a{sv}", NULL));
+    g_autofree char *server = NULL;
+    if (c->remote != NULL)
+        server = g_inet_address_to_string(
+            g_inet_socket_address_get_address(G_INET_SOCKET_ADDRESS(c->remote)));
+    return g_variant_ref_sink(
+        shimmer_ip_config_to_variant(c->ip, shimmer_client_get_tun_name(c), server));
+}
+
+ShimmerClientFailure shimmer_client_get_failure(ShimmerClient *c)
+{
+    return c->failure;
+}
+
 void shimmer_client_free(ShimmerClient *c)
 {
     if (c == NULL)
@@ -1076,6 +972,7 @@ void shimmer_client_free(ShimmerClient *c)
     g_ptr_array_unref(c->dns_servers);
     g_ptr_array_unref(c->dns_domains);
     g_free(c->dns_ifname);
+    shimmer_ip_config_free(c->ip);
     g_free(c->tun_name);
     g_free(c->username);
     shimmer_str_free_secret(c->password);

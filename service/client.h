@@ -13,14 +13,23 @@ G_BEGIN_DECLS
  * One client session run over real sockets and a tun device: the glue
  * between the engine (no I/O) and the OS. It resolves and connects to the
  * remotes the engine asks for, moves packets between the socket, the engine
- * and the tun, sets the tun's addresses and routes from the pushed
- * configuration and removes them again when the session ends.
+ * and the tun, sets the tun's addresses, routes and DNS from the profile
+ * and the pushed configuration (ipconfig.h decides what) and removes them
+ * again when the session ends.
  *
  * It runs on the thread-default GMainContext; `shimmerd --config` and the
  * D-Bus service both drive it.
  */
 
 typedef struct ShimmerClient ShimmerClient;
+
+/* Why a session failed (shimmer_client_get_failure()). */
+typedef enum {
+    SHIMMER_CLIENT_FAILURE_NONE,           /* it did not (yet) */
+    SHIMMER_CLIENT_FAILURE_CONNECT,        /* anything not below */
+    SHIMMER_CLIENT_FAILURE_AUTH,           /* the server refused the credentials */
+    SHIMMER_CLIENT_FAILURE_NETWORK_CONFIG, /* the tun device or its configuration */
+} ShimmerClientFailure;
 
 typedef struct {
     /* A state change, with a reason (may be NULL). */
@@ -35,8 +44,9 @@ typedef struct {
 } ShimmerClientCallbacks;
 
 typedef struct {
-    /* Do not configure addresses and routes (someone else does, e.g.
-     * NetworkManager); the tun is still created. */
+    /* Do not configure addresses, routes and DNS (someone else does, e.g.
+     * NetworkManager, from shimmer_client_get_network_config()); the tun
+     * is still created, gets its MTU and is brought up. */
     gboolean no_netcfg;
     /* Name or pattern of the tun ("tun%d" when NULL and the config says "tun"). */
     const char *tun_name;
@@ -80,6 +90,17 @@ ShimmerEngine *shimmer_client_get_engine(ShimmerClient *c);
 const char *shimmer_client_get_tun_name(ShimmerClient *c);
 /* The address of the remote in use, as text, else NULL. */
 const char *shimmer_client_get_remote_address(ShimmerClient *c);
+
+/* The tunnel's network configuration from the profile and the push, as
+ * Session1.NetworkConfig (a{sv}), whether or not it was applied (see
+ * no_netcfg): computed when the tunnel is configured, before the state
+ * becomes CONNECTED, and kept until the next time. An empty a{sv} before
+ * the first time. A new reference. */
+GVariant *shimmer_client_get_network_config(ShimmerClient *c);
+
+/* Why the session failed, once the finished callback said it did; NONE
+ * before and for sessions that ended normally. */
+ShimmerClientFailure shimmer_client_get_failure(ShimmerClient *c);
 
 /* Drops the connection and connects again, as after a transport failure
  * (new TLS session; the engine picks the next remote after its usual

@@ -305,12 +305,14 @@ typedef struct {
     char *name;
     char *text; /* secret */
     gboolean persistent;
+    char *bound_to; /* the caller's unique name with bound-to-caller, else NULL */
 } ImportCall;
 
 static void import_call_free(gpointer data)
 {
     ImportCall *c = data;
     g_free(c->name);
+    g_free(c->bound_to);
     shimmer_str_free_secret(c->text);
     g_free(c);
 }
@@ -360,8 +362,11 @@ static void import_authorized(ShimmerDaemon *d, GDBusMethodInvocation *invocatio
         return;
     }
     add_profile(d, p);
-    g_message("profile %s \"%s\" imported by uid %u%s", shimmer_profile_get_id(p), c->name,
-              caller_uid, c->persistent ? "" : " (not persistent)");
+    if (c->bound_to != NULL)
+        shimmer_profile_bind_to_caller(p, c->bound_to);
+    g_message("profile %s \"%s\" imported by uid %u%s%s%s", shimmer_profile_get_id(p), c->name,
+              caller_uid, c->persistent ? "" : " (not persistent)",
+              c->bound_to ? ", bound to " : "", c->bound_to ? c->bound_to : "");
     shimmer_dbus_manager1_complete_import_profile(d->iface, invocation,
                                                   shimmer_profile_get_path(p));
 }
@@ -373,6 +378,7 @@ static gboolean handle_import_profile(ShimmerDBusManager1 *iface, GDBusMethodInv
     ShimmerDaemon *d = user;
     g_autoptr(GError) error = NULL;
     gboolean persistent = TRUE;
+    gboolean bound = FALSE;
     if (!shimmer_profile_validate_name(name, "name", &error) ||
         !validate_text(config_text, &error)) {
         shimmer_daemon_return_error(invocation, error);
@@ -384,26 +390,37 @@ static gboolean handle_import_profile(ShimmerDBusManager1 *iface, GDBusMethodInv
     g_variant_iter_init(&it, options);
     while (g_variant_iter_next(&it, "{&sv}", &key, &value)) {
         g_autoptr(GVariant) v = value;
-        if (strcmp(key, "persistent") == 0) {
-            if (!g_variant_is_of_type(v, G_VARIANT_TYPE_BOOLEAN)) {
-                shimmer_daemon_return_new(invocation, SHIMMER_DBUS_ERROR_INVALID_ARGS,
-                                          "options: \"persistent\" must be a boolean (b), not %s",
-                                          g_variant_get_type_string(v));
-                return G_DBUS_METHOD_INVOCATION_HANDLED;
-            }
-            persistent = g_variant_get_boolean(v);
-        } else {
+        gboolean *target = strcmp(key, "persistent") == 0        ? &persistent
+                           : strcmp(key, "bound-to-caller") == 0 ? &bound
+                                                                 : NULL;
+        if (target == NULL) {
             g_autofree char *shown = g_strescape(key, NULL);
             shimmer_daemon_return_new(invocation, SHIMMER_DBUS_ERROR_INVALID_ARGS,
-                                      "options: unknown option \"%.64s\" (known: persistent)",
+                                      "options: unknown option \"%.64s\" (known: persistent, "
+                                      "bound-to-caller)",
                                       shown);
             return G_DBUS_METHOD_INVOCATION_HANDLED;
         }
+        if (!g_variant_is_of_type(v, G_VARIANT_TYPE_BOOLEAN)) {
+            shimmer_daemon_return_new(invocation, SHIMMER_DBUS_ERROR_INVALID_ARGS,
+                                      "options: \"%s\" must be a boolean (b), not %s", key,
+                                      g_variant_get_type_string(v));
+            return G_DBUS_METHOD_INVOCATION_HANDLED;
+        }
+        *target = g_variant_get_boolean(v);
+    }
+    if (bound && persistent) {
+        /* A stored profile would outlive its caller at the next start. */
+        shimmer_daemon_return_new(invocation, SHIMMER_DBUS_ERROR_INVALID_ARGS,
+                                  "options: \"bound-to-caller\" needs \"persistent\" false");
+        return G_DBUS_METHOD_INVOCATION_HANDLED;
     }
     ImportCall *c = g_new0(ImportCall, 1);
     c->name = g_strdup(name);
     c->text = g_strdup(config_text);
     c->persistent = persistent;
+    if (bound)
+        c->bound_to = g_strdup(g_dbus_method_invocation_get_sender(invocation));
     shimmer_daemon_authorize(d, invocation, SHIMMER_AUTH_IMPORT, 0, import_authorized, c,
                              import_call_free);
     return G_DBUS_METHOD_INVOCATION_HANDLED;

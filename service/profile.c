@@ -38,6 +38,9 @@ struct ShimmerProfile {
     ShimmerDBusProfile1 *iface;
     ShimmerSession *session; /* not a reference: the session clears it */
     gboolean removed;
+    /* Bound to a bus name (ImportProfile's "bound-to-caller"): removed
+     * when it leaves the bus. */
+    guint caller_watch;
 };
 
 /* ---------- checks and parsing ---------- */
@@ -150,6 +153,7 @@ static const char *credentials_of(const ShimmerConfig *cfg)
 typedef struct {
     ShimmerProfile *p;
     gboolean bound;
+    gboolean configure_network;
     char *username;
     char *password;       /* secret */
     char *key_passphrase; /* secret */
@@ -171,6 +175,7 @@ static ProfileCall *profile_call_new(ShimmerProfile *p)
 {
     ProfileCall *c = g_new0(ProfileCall, 1);
     c->p = shimmer_profile_ref(p);
+    c->configure_network = TRUE;
     return c;
 }
 
@@ -205,6 +210,7 @@ static void connect_authorized(ShimmerDaemon *d, GDBusMethodInvocation *invocati
     ShimmerSessionOptions opts = {
         .bound_to_caller = c->bound,
         .caller = g_dbus_method_invocation_get_sender(invocation),
+        .no_netcfg = !c->configure_network,
         .username = c->username,
         .password = c->password,
         .key_passphrase = c->key_passphrase,
@@ -217,10 +223,23 @@ static void connect_authorized(ShimmerDaemon *d, GDBusMethodInvocation *invocati
     }
     shimmer_daemon_add_session(d, s);
     shimmer_profile_set_session(p, s);
-    g_message("session %s of profile %s \"%s\" started by uid %u%s", shimmer_session_get_id(s),
-              p->id, p->name, caller_uid, c->bound ? " (bound to the caller)" : "");
+    g_message("session %s of profile %s \"%s\" started by uid %u%s%s", shimmer_session_get_id(s),
+              p->id, p->name, caller_uid, c->bound ? " (bound to the caller)" : "",
+              c->configure_network ? "" : " (the caller configures the network)");
     shimmer_dbus_profile1_complete_connect(p->iface, invocation, shimmer_session_get_path(s));
     shimmer_session_start(s);
+}
+
+static gboolean take_bool_option(GVariant *v, const char *key, gboolean *out, GError **error)
+{
+    if (!g_variant_is_of_type(v, G_VARIANT_TYPE_BOOLEAN)) {
+        g_set_error(error, SHIMMER_DBUS_ERROR, SHIMMER_DBUS_ERROR_INVALID_ARGS,
+                    "options: \"%s\" must be a boolean (b), not %s", key,
+                    g_variant_get_type_string(v));
+        return FALSE;
+    }
+    *out = g_variant_get_boolean(v);
+    return TRUE;
 }
 
 /* A string option holding a secret or a name: type and size checked. */
@@ -258,12 +277,9 @@ static gboolean handle_connect(ShimmerDBusProfile1 *iface, GDBusMethodInvocation
     while (error == NULL && g_variant_iter_next(&it, "{&sv}", &key, &value)) {
         g_autoptr(GVariant) v = value;
         if (strcmp(key, "bound-to-caller") == 0) {
-            if (!g_variant_is_of_type(v, G_VARIANT_TYPE_BOOLEAN))
-                g_set_error(&error, SHIMMER_DBUS_ERROR, SHIMMER_DBUS_ERROR_INVALID_ARGS,
-                            "options: \"bound-to-caller\" must be a boolean (b), not %s",
-                            g_variant_get_type_string(v));
-            else
-                c->bound = g_variant_get_boolean(v);
+            take_bool_option(v, key, &c->bound, &error);
+        } else if (strcmp(key, "configure-network") == 0) {
+            take_bool_option(v, key, &c->configure_network, &error);
         } else if (strcmp(key, "username") == 0) {
             take_string_option(v, key, &c->username, &error);
         } else if (strcmp(key, "password") == 0) {
@@ -273,8 +289,8 @@ static gboolean handle_connect(ShimmerDBusProfile1 *iface, GDBusMethodInvocation
         } else {
             g_autofree char *shown = g_strescape(key, NULL);
             g_set_error(&error, SHIMMER_DBUS_ERROR, SHIMMER_DBUS_ERROR_INVALID_ARGS,
-                        "options: unknown option \"%.64s\" (known: bound-to-caller, username, "
-                        "password, key-passphrase)",
+                        "options: unknown option \"%.64s\" (known: bound-to-caller, "
+                        "configure-network, username, password, key-passphrase)",
                         shown);
         }
     }
@@ -288,6 +304,37 @@ static gboolean handle_connect(ShimmerDBusProfile1 *iface, GDBusMethodInvocation
     return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
+static void unwatch_caller(ShimmerProfile *p)
+{
+    if (p->caller_watch) {
+        g_bus_unwatch_name(p->caller_watch);
+        p->caller_watch = 0;
+    }
+}
+
+/* Profile1.Remove, and a bound profile's caller leaving: the stored file
+ * goes first (a failure keeps everything as it was), a running session is
+ * disconnected, the object is unexported. INVOCATION, if any, is
+ * completed before the object goes. WHO says why, for the log. */
+static gboolean remove_profile(ShimmerProfile *p, GDBusMethodInvocation *invocation,
+                               const char *who, GError **error)
+{
+    if (!shimmer_profile_delete_file(p, error))
+        return FALSE;
+    /* The daemon's table drops its reference below. */
+    shimmer_profile_ref(p);
+    unwatch_caller(p);
+    if (p->session != NULL)
+        shimmer_session_stop(p->session, "the profile was removed");
+    g_message("profile %s \"%s\" removed %s", p->id, p->name, who);
+    shimmer_profile_mark_removed(p);
+    if (invocation != NULL)
+        shimmer_dbus_profile1_complete_remove(p->iface, invocation);
+    shimmer_daemon_remove_profile(p->d, p);
+    shimmer_profile_unref(p);
+    return TRUE;
+}
+
 static void remove_authorized(ShimmerDaemon *d, GDBusMethodInvocation *invocation, guint caller_uid,
                               gpointer data)
 {
@@ -296,16 +343,9 @@ static void remove_authorized(ShimmerDaemon *d, GDBusMethodInvocation *invocatio
     if (!check_present(p, invocation))
         return;
     g_autoptr(GError) error = NULL;
-    if (!shimmer_profile_delete_file(p, &error)) {
+    g_autofree char *who = g_strdup_printf("by uid %u", caller_uid);
+    if (!remove_profile(p, invocation, who, &error))
         shimmer_daemon_return_error(invocation, error);
-        return;
-    }
-    if (p->session != NULL)
-        shimmer_session_stop(p->session, "the profile was removed");
-    g_message("profile %s \"%s\" removed by uid %u", p->id, p->name, caller_uid);
-    shimmer_profile_mark_removed(p);
-    shimmer_dbus_profile1_complete_remove(p->iface, invocation);
-    shimmer_daemon_remove_profile(d, p);
 }
 
 static gboolean handle_remove(ShimmerDBusProfile1 *iface, GDBusMethodInvocation *invocation,
@@ -462,6 +502,7 @@ void shimmer_profile_unref(ShimmerProfile *p)
 {
     if (p == NULL || --p->ref > 0)
         return;
+    unwatch_caller(p);
     g_signal_handlers_disconnect_by_data(p->iface, p);
     g_object_unref(p->iface);
     g_object_unref(p->object);
@@ -522,6 +563,28 @@ void shimmer_profile_set_session(ShimmerProfile *p, ShimmerSession *session)
 void shimmer_profile_mark_removed(ShimmerProfile *p)
 {
     p->removed = TRUE;
+}
+
+static void on_caller_vanished(GDBusConnection *bus, const char *name, gpointer user)
+{
+    ShimmerProfile *p = user;
+    if (p->removed)
+        return;
+    g_autofree char *who = g_strdup_printf("(the client that imported it, %s, left the bus)", name);
+    g_autoptr(GError) error = NULL;
+    /* Not persistent, so there is no file that could fail to go. */
+    if (!remove_profile(p, NULL, who, &error))
+        g_warning("profile %s: %s", p->id, error->message);
+}
+
+void shimmer_profile_bind_to_caller(ShimmerProfile *p, const char *caller)
+{
+    g_return_if_fail(!p->persistent && p->caller_watch == 0);
+    /* If the name is gone already, the watch says so at once (from the
+     * main loop) and the profile goes. */
+    p->caller_watch = g_bus_watch_name_on_connection(shimmer_daemon_get_bus(p->d), caller,
+                                                     G_BUS_NAME_WATCHER_FLAGS_NONE, NULL,
+                                                     on_caller_vanished, p, NULL);
 }
 
 /* ---------- the stored file ---------- */

@@ -84,4 +84,9 @@ void shimmer_profile_set_session(ShimmerProfile *p, ShimmerSession *session);
 /* The profile was removed: methods called later get NotFound. */
 void shimmer_profile_mark_removed(ShimmerProfile *p);
 
+/* Removes the (not persistent) profile, as Profile1.Remove does, when the
+ * bus name CALLER (a unique name) leaves the bus; a session of it is
+ * disconnected. Call once, after the profile was added to the daemon. */
+void shimmer_profile_bind_to_caller(ShimmerProfile *p, const char *caller);
+
 G_END_DECLS

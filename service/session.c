@@ -21,6 +21,7 @@ struct ShimmerSession {
     char *path;
     char *profile_name; /* as it was at the start, for log lines */
     guint owner;
+    gboolean configure_network;
     ShimmerConfig *cfg; /* this session's own parse of the profile */
     ShimmerClient *client;
     ShimmerDBusObjectSkeleton *object;
@@ -140,8 +141,9 @@ static void update_network(ShimmerSession *s)
     const char *remote = shimmer_client_get_remote_address(c);
     const char *cipher = shimmer_engine_get_cipher(e);
     const char *tls = shimmer_engine_get_tls_version(e);
-    g_object_set(s->iface, "interface", tun ? tun : "", "remote-address", remote ? remote : "",
-                 "addresses", shimmer_client_get_addresses(c), "routes",
+    g_autoptr(GVariant) netconf = shimmer_client_get_network_config(c);
+    g_object_set(s->iface, "network-config", netconf, "interface", tun ? tun : "", "remote-address",
+                 remote ? remote : "", "addresses", shimmer_client_get_addresses(c), "routes",
                  shimmer_client_get_routes(c), "dns-servers", shimmer_client_get_dns_servers(c),
                  "dns-domains", shimmer_client_get_dns_domains(c), "cipher", cipher ? cipher : "",
                  "tls-version", tls ? tls : "", NULL);
@@ -237,6 +239,23 @@ static gboolean on_linger_over(gpointer user)
     return G_SOURCE_REMOVE;
 }
 
+/* FailureKind of a session that ended, FAILED or not. */
+static const char *failure_kind(ShimmerSession *s, gboolean failed)
+{
+    if (!failed)
+        return "";
+    switch (s->client ? shimmer_client_get_failure(s->client) : SHIMMER_CLIENT_FAILURE_CONNECT) {
+    case SHIMMER_CLIENT_FAILURE_AUTH:
+        return "auth-failed";
+    case SHIMMER_CLIENT_FAILURE_NETWORK_CONFIG:
+        return "network-config";
+    case SHIMMER_CLIENT_FAILURE_CONNECT:
+    case SHIMMER_CLIENT_FAILURE_NONE:
+    default:
+        return "connect-failed";
+    }
+}
+
 static void on_client_finished(gpointer user, gboolean failed, const char *reason)
 {
     ShimmerSession *s = user;
@@ -259,6 +278,8 @@ static void on_client_finished(gpointer user, gboolean failed, const char *reaso
     if (why == NULL)
         why = failed ? "the session failed" : "disconnected";
     clear_network(s);
+    /* With the state: the same PropertiesChanged carries both. */
+    g_object_set(s->iface, "failure-kind", failure_kind(s, failed), NULL);
     set_state(s, failed ? "failed" : "disconnected", why);
     session_logf(s, failed ? SHIMMER_LOG_ERROR : SHIMMER_LOG_INFO, "%s: %s",
                  failed ? "failed" : "disconnected", why);
@@ -281,6 +302,7 @@ static gboolean create_client(ShimmerSession *s, const char *username, const cha
                               GError **error)
 {
     ShimmerClientOptions opts = {
+        .no_netcfg = !s->configure_network,
         .tun_name = SHIMMER_DAEMON_TUN_PATTERN,
         .dns = shimmer_daemon_get_dns(s->d),
         .username = username,
@@ -527,6 +549,7 @@ ShimmerSession *shimmer_session_new(ShimmerDaemon *d, ShimmerProfile *profile, g
     s->path = g_strdup_printf("%s/%s", SHIMMER_DAEMON_SESSION_PATH, s->id);
     s->profile_name = g_strdup(pname);
     s->owner = owner;
+    s->configure_network = !options->no_netcfg;
     s->cfg = g_steal_pointer(&cfg);
     s->object = shimmer_dbus_object_skeleton_new(s->path);
     s->iface = shimmer_dbus_session1_skeleton_new();
@@ -534,7 +557,9 @@ ShimmerSession *shimmer_session_new(ShimmerDaemon *d, ShimmerProfile *profile, g
                  shimmer_profile_get_path(profile), "owner", owner, "bound-to-caller",
                  options->bound_to_caller, "interface", "", "remote-address", "", "addresses",
                  no_strings, "routes", no_strings, "dns-servers", no_strings, "dns-domains",
-                 no_strings, "cipher", "", "tls-version", "", NULL);
+                 no_strings, "cipher", "", "tls-version", "", "configure-network",
+                 s->configure_network, "network-config", g_variant_new("a{sv}", NULL),
+                 "failure-kind", "", NULL);
     g_signal_connect(s->iface, "handle-disconnect", G_CALLBACK(handle_disconnect), s);
     g_signal_connect(s->iface, "handle-restart", G_CALLBACK(handle_restart), s);
     g_signal_connect(s->iface, "handle-provide-credentials", G_CALLBACK(handle_provide_credentials),

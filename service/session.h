@@ -13,9 +13,10 @@ G_BEGIN_DECLS
  *
  * The session parses its own copy of the profile's text, so the profile
  * may be removed or renamed while it runs. Its properties follow the
- * client: State/StateReason at every change; Interface, addresses, routes,
- * DNS, cipher and TLS version when the tunnel comes up; the counters once a
- * second while they change. Log lines go to the daemon's log (with the
+ * client: State/StateReason at every change (FailureKind with "failed");
+ * Interface, NetworkConfig, addresses, routes, DNS, cipher and TLS version
+ * when the tunnel comes up, before State says "connected"; the counters
+ * once a second while they change. Log lines go to the daemon's log (with the
  * session id, profile name and owner uid as structured fields) and, as Log
  * signals, only to the bus names of the owner's uid that called the daemon
  * (see shimmer_daemon_dup_names_of_uid()). After the session ended, the
@@ -31,6 +32,9 @@ typedef struct {
     /* End the session when the bus name CALLER leaves the bus. */
     gboolean bound_to_caller;
     const char *caller;
+    /* Set no addresses, routes or DNS: the caller does, from
+     * NetworkConfig (Connect's "configure-network" false, NetworkManager). */
+    gboolean no_netcfg;
     /* Credentials given to Connect (copied; may be NULL). */
     const char *username;
     const char *password;

@@ -1954,6 +1954,13 @@ static void status_print_human(Status *st, SessionView *v)
         print_field(_("Reason:"), reason);
     print_field(_("Interface:"), or_dash(shimmer_dbus_session1_get_interface(s)));
     print_field(_("Server:"), or_dash(shimmer_dbus_session1_get_remote_address(s)));
+    /* Then the lists below stay empty: the client applies NetworkConfig.
+     * (A daemon without the property configures the network itself.) */
+    g_autoptr(GVariant) configure =
+        g_dbus_proxy_get_cached_property(G_DBUS_PROXY(s), "ConfigureNetwork");
+    if (configure != NULL && g_variant_is_of_type(configure, G_VARIANT_TYPE_BOOLEAN) &&
+        !g_variant_get_boolean(configure))
+        print_field(_("Network:"), _("configured by the client (NetworkManager)"));
     print_field(_("Addresses:"), addresses);
     print_field(_("Routes:"), routes);
     print_field(_("DNS servers:"), dns);

@@ -9,7 +9,11 @@ the counters and Log signals, disconnect, see the tun gone and the session
 object removed, restart the daemon and find the profile again; a corrupt
 stored file is set aside; malformed calls get org.shimmervpn.Error.* and the
 daemon keeps running; a session bound to its caller ends when the caller
-leaves the bus; a stale shimN tun device is removed at start.
+leaves the bus, and so does a transient profile imported bound to its
+caller; a stale shimN tun device is removed at start. What NetworkManager's
+plugin relies on: Connect with "configure-network" false (the tun is up,
+nothing else is configured, NetworkConfig says what to configure) and
+FailureKind.
 
     SHIMMERD=build/service/shimmerd /usr/bin/python3 -m pytest -q tests/dbus/test_daemon_core.py
 
@@ -57,6 +61,18 @@ def _find_shimmerd():
 
 
 SHIMMERD = _find_shimmerd()
+
+
+def _find_shimmerctl():
+    path = os.environ.get("SHIMMERCTL")
+    if path:
+        return path if os.access(path, os.X_OK) else None
+    near = os.path.join(os.path.dirname(SHIMMERD), "shimmerctl") if SHIMMERD else None
+    return near if near and os.access(near, os.X_OK) else None
+
+
+# Optional: the checks of its output are skipped without it.
+SHIMMERCTL = _find_shimmerctl()
 
 
 def _skip_reason():
@@ -132,10 +148,15 @@ def call(conn, path, iface, method, args=None, reply=None):
 
 def call_error(conn, path, iface, method, args=None):
     """The D-Bus error name the call ends with (it must fail)."""
+    return call_error_full(conn, path, iface, method, args)[0]
+
+
+def call_error_full(conn, path, iface, method, args=None):
+    """(error name, message) the call ends with (it must fail)."""
     try:
         call(conn, path, iface, method, args)
     except GLib.Error as e:
-        return Gio.DBusError.get_remote_error(e) or e.message
+        return Gio.DBusError.get_remote_error(e) or e.message, e.message
     raise AssertionError("%s.%s succeeded" % (iface, method))
 
 
@@ -501,6 +522,376 @@ def test_dynamic_challenge_over_dbus(tmp_path):
                  GLib.Variant("(a{ss})", ({"response": "314159"},)))
             wait_until(lambda: prop(e.conn, session, S1, "State") == "connected", 20,
                        "the session to connect after the challenge")
+            e.daemon.stop()
+    finally:
+        bus.stop()
+
+
+# ---- what NetworkManager's plugin (nm-shimmer-service) relies on
+
+def B(value):
+    return GLib.Variant("b", value)
+
+
+def managed_objects(conn):
+    return call(conn, ROOT, "org.freedesktop.DBus.ObjectManager", "GetManagedObjects", None,
+                "(a{oa{sa{sv}}})").unpack()[0]
+
+
+def test_import_bound_to_caller(env):
+    c = env.conn
+    text = env.lab.client_config({"inline": True})
+    err = "org.shimmervpn.Error.InvalidArgs"
+
+    def imp_error(opts):
+        return call_error_full(c, ROOT, M1, "ImportProfile",
+                               GLib.Variant("(ssa{sv})", ("bound", text, opts)))
+
+    # Only transient profiles can be bound: a stored one would come back
+    # at the next start without its caller.
+    for opts in ({"bound-to-caller": B(True)},
+                 {"bound-to-caller": B(True), "persistent": B(True)}):
+        name, msg = imp_error(opts)
+        assert name == err and '"bound-to-caller"' in msg and "persistent" in msg, msg
+    name, msg = imp_error({"bound-to-caller": GLib.Variant("s", "yes"), "persistent": B(False)})
+    assert name == err and '"bound-to-caller" must be a boolean' in msg, msg
+    name, msg = imp_error({"nope": B(True)})
+    assert name == err and 'unknown option "nope"' in msg, msg
+    assert "known: persistent, bound-to-caller" in msg, msg
+    assert os.listdir(env.state_dir) == []
+
+    other = connect(env.bus.address)
+    path = call(other, ROOT, M1, "ImportProfile",
+                GLib.Variant("(ssa{sv})", ("nm-transient", text,
+                                           {"persistent": B(False), "bound-to-caller": B(True)})),
+                "(o)").unpack()[0]
+    assert prop(c, path, P1, "Persistent") is False
+    assert os.listdir(env.state_dir) == []
+    session = call(other, path, P1, "Connect", GLib.Variant("(a{sv})", ({},)), "(o)").unpack()[0]
+    wait_until(lambda: prop(c, session, S1, "State") == "connected", 20, "connected")
+    iface = prop(c, session, S1, "Interface")
+    # The session is not bound itself: the profile's removal ends it.
+    assert prop(c, session, S1, "BoundToCaller") is False
+    pump(0.3)
+    assert path in managed_objects(c)
+    other.close_sync(None)
+    wait_until(lambda: path not in managed_objects(c), 10,
+               "the bound profile to be removed with its caller")
+    assert path not in call(c, ROOT, M1, "ListProfiles", None, "(ao)").unpack()[0]
+    wait_until(lambda: prop(c, session, S1, "State") == "disconnected", 10,
+               "its session to end")
+    assert prop(c, session, S1, "StateReason") == "the profile was removed"
+    assert prop(c, session, S1, "FailureKind") == ""
+    assert iface not in env.tun_links()
+    assert "left the bus" in env.daemon.read_log()
+
+    # Without the option a transient profile outlives its caller.
+    third = connect(env.bus.address)
+    kept = call(third, ROOT, M1, "ImportProfile",
+                GLib.Variant("(ssa{sv})", ("nm-transient", text, {"persistent": B(False)})),
+                "(o)").unpack()[0]
+    third.close_sync(None)
+    pump(1.0)
+    assert kept in managed_objects(c)
+
+
+def ip_json(lab, *args):
+    import json
+    out = lab.run_in_client(["ip", "-j"] + list(args)).stdout
+    return json.loads(out) if out.strip() else []
+
+
+def tun_state(lab, iface):
+    """(flags, mtu, global addresses, routes through it) in the client namespace."""
+    link = ip_json(lab, "link", "show", "dev", iface)[0]
+    addrs = [a["local"] for a in ip_json(lab, "addr", "show", "dev", iface)[0].get("addr_info", [])
+             if a.get("scope") == "global"]
+    routes = [r["dst"] for fam in ("-4", "-6")
+              for r in ip_json(lab, fam, "route", "show", "table", "all", "dev", iface)
+              if r.get("type", "unicast") == "unicast" and not r["dst"].startswith("fe80:")]
+    return link["flags"], link["mtu"], addrs, routes
+
+
+# The server of the configure-network tests: routes with and without a
+# metric, one around the tunnel, the default route for both families, DNS,
+# an MTU (a 2.6 server pushes its tun-mtu to clients that send IV_MTU).
+NM_SERVER = {
+    "push_routes": ["10.99.0.0/16", "fd5e:99::/64"],
+    "redirect_gateway": "def1 ipv6",
+    "extra": ["tun-mtu 1400",
+              'push "route 10.98.0.0 255.255.255.0 vpn_gateway 77"',
+              'push "route-ipv6 fd5e:98::/64 default 55"',
+              'push "route 10.97.0.0 255.255.0.0 net_gateway"',
+              'push "dhcp-option DNS 10.99.0.53"',
+              'push "dhcp-option DNS6 fd5e:99::53"',
+              'push "dhcp-option DOMAIN corp.shimmer.test"'],
+}
+
+
+def connect_watching(e, path, options):
+    """Connect, recording the session's PropertiesChanged; returns
+    (session path, list of changed dicts in order)."""
+    changes = []
+
+    def on_changed(conn, sender, obj, iface, signal, params):
+        if params.unpack()[0] == S1:
+            changes.append((obj, params.unpack()[1]))
+    sub = e.conn.signal_subscribe(BUS_NAME, "org.freedesktop.DBus.Properties",
+                                  "PropertiesChanged", None, None, Gio.DBusSignalFlags.NONE,
+                                  on_changed)
+    session = call(e.conn, path, P1, "Connect", GLib.Variant("(a{sv})", (options,)),
+                   "(o)").unpack()[0]
+    wait_until(lambda: prop(e.conn, session, S1, "State") == "connected", 20, "connected")
+    pump(0.2)
+    e.conn.signal_unsubscribe(sub)
+    return session, [ch for obj, ch in changes if obj == session]
+
+
+def ctl_status(e, what):
+    """`shimmerctl status WHAT` in the C locale, or None without shimmerctl."""
+    if SHIMMERCTL is None:
+        return None
+    r = subprocess.run([SHIMMERCTL, "--bus-address", e.bus.address, "status", what],
+                       capture_output=True, text=True, timeout=30,
+                       env=dict(os.environ, LC_ALL="C", LANGUAGE=""))
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout
+
+
+def assert_config_before_connected(changes):
+    """NetworkConfig arrived with or before the State that says connected."""
+    seen = {}
+    for ch in changes:
+        seen.update(ch)
+        if ch.get("State") == "connected":
+            assert seen.get("NetworkConfig"), "connected before NetworkConfig: %r" % changes
+            return
+    raise AssertionError("no PropertiesChanged with State connected: %r" % changes)
+
+
+def test_connect_without_network_configuration(tmp_path):
+    """Connect with "configure-network" false, as NetworkManager's plugin
+    does: the tun exists, is up with the MTU, and has no address, route or
+    DNS; NetworkConfig tells what the server pushed and the profile says."""
+    import ipaddress
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(reason)
+    bus = Bus(str(tmp_path))
+    try:
+        with labmod.Lab() as lab:
+            lab.start_openvpn_server(NM_SERVER)
+            e = Env(lab, bus, str(tmp_path / "state"))
+            e.start_daemon()
+            c = e.conn
+            text = lab.client_config({"inline": True})
+            path = call(c, ROOT, M1, "ImportProfile",
+                        GLib.Variant("(ssa{sv})", ("nm", text, {"persistent": B(False)})),
+                        "(o)").unpack()[0]
+            assert call_error(c, path, P1, "Connect", GLib.Variant(
+                "(a{sv})", ({"configure-network": GLib.Variant("s", "no")},))) == \
+                "org.shimmervpn.Error.InvalidArgs"
+            _, msg = call_error_full(c, path, P1, "Connect",
+                                     GLib.Variant("(a{sv})", ({"nope": B(False)},)))
+            assert "known: bound-to-caller, configure-network," in msg, msg
+            session, changes = connect_watching(e, path, {"configure-network": B(False)})
+            assert_config_before_connected(changes)
+            assert prop(c, session, S1, "ConfigureNetwork") is False
+            assert prop(c, session, S1, "FailureKind") == ""
+            for name in ("Addresses", "Routes", "DnsServers", "DnsDomains"):
+                assert prop(c, session, S1, name) == [], name
+            iface = prop(c, session, S1, "Interface")
+            assert re.fullmatch(r"shim\d+", iface), iface
+
+            nc = prop(c, session, S1, "NetworkConfig")
+            assert nc["interface"] == iface
+            assert nc["mtu"] == 1400
+            assert nc["remote"] == lab.server_ip4
+            assert ipaddress.ip_address(nc["ipv4-address"]) in ipaddress.ip_network(
+                lab.tunnel_net4), nc
+            assert nc["ipv4-address"] != lab.tunnel_server4
+            assert nc["ipv4-prefix"] == 24 and "ipv4-peer" not in nc, nc
+            assert nc["ipv4-gateway"] == lab.tunnel_server4, nc
+            assert ipaddress.ip_address(nc["ipv6-address"]) in ipaddress.ip_network(
+                lab.tunnel_net6), nc
+            assert nc["ipv6-prefix"] == 64, nc
+            assert nc["ipv6-gateway"] == lab.tunnel_server6, nc
+            # Configured then pushed, in order; net_gateway leads around the tunnel.
+            assert nc["ipv4-routes"] == [("10.99.0.0", 16, 0), ("10.98.0.0", 24, 77)], nc
+            assert nc["ipv6-routes"] == [("fd5e:99::", 64, 0), ("fd5e:98::", 64, 55)], nc
+            assert nc["ipv4-default-route"] is True and nc["ipv6-default-route"] is True, nc
+            assert nc["dns-servers"] == ["10.99.0.53", "fd5e:99::53"], nc
+            assert nc["dns-search"] == ["corp.shimmer.test"], nc
+            assert nc["dns-routing-domains"] == [], nc
+
+            # The kernel's view: up, the MTU, nothing else of the tunnel's.
+            flags, mtu, addrs, routes = tun_state(lab, iface)
+            assert "UP" in flags and mtu == 1400, (flags, mtu)
+            assert addrs == [] and routes == [], (addrs, routes)
+            all_routes = lab.run_in_client(["ip", "route", "show", "table", "all"]).stdout
+            all_routes += lab.run_in_client(["ip", "-6", "route", "show", "table", "all"]).stdout
+            # (The kernel's own link-local fe80::/64 on the tun is not ours.)
+            for absent in ("0.0.0.0/1", "128.0.0.0/1", "10.97.0.0", "10.99.0.0", "8000::/1",
+                           lab.server_ip4 + " via"):
+                assert absent not in all_routes, (absent, all_routes)
+            log = e.daemon.read_log()
+            assert "left to the caller" in log, log
+            status = ctl_status(e, session)
+            if status is not None:
+                assert re.search(r"^Network: +configured by the client", status, re.M), status
+
+            call(c, session, S1, "Disconnect")
+            wait_until(lambda: prop(c, session, S1, "State") == "disconnected", 10,
+                       "disconnected")
+            assert iface not in e.tun_links()
+
+            # Routing-only domains come from the profile's `dns` options
+            # (the server pushes only what the client announced it supports).
+            text = lab.client_config({"inline": True, "extra": [
+                "dns server 1 address 10.99.0.54",
+                "dns server 1 resolve-domains internal.shimmer.test"]})
+            path = call(c, ROOT, M1, "ImportProfile",
+                        GLib.Variant("(ssa{sv})", ("nm-dns", text, {"persistent": B(False)})),
+                        "(o)").unpack()[0]
+            session, _ = connect_watching(e, path, {"configure-network": B(False)})
+            nc = prop(c, session, S1, "NetworkConfig")
+            # `dns server` wins over the pushed dhcp-option DNS; the pushed
+            # DOMAIN stays a search domain.
+            assert nc["dns-servers"] == ["10.99.0.54"], nc
+            assert nc["dns-routing-domains"] == ["internal.shimmer.test"], nc
+            assert nc["dns-search"] == ["corp.shimmer.test"], nc
+            assert prop(c, session, S1, "DnsDomains") == []
+            call(c, session, S1, "Disconnect")
+            wait_until(lambda: prop(c, session, S1, "State") == "disconnected", 10,
+                       "disconnected")
+            e.daemon.stop()
+    finally:
+        bus.stop()
+
+
+def test_network_config_when_shimmerd_configures(env):
+    """The default: shimmerd configures the network, and NetworkConfig says
+    the same as Addresses and Routes."""
+    c = env.conn
+    path, _ = import_lab_profile(env)
+    session = call(c, path, P1, "Connect", GLib.Variant("(a{sv})", ({},)), "(o)").unpack()[0]
+    # Empty before the tunnel first came up (read at once: the tunnel takes
+    # longer than this round trip).
+    nc = prop(c, session, S1, "NetworkConfig")
+    state = prop(c, session, S1, "State")
+    assert state == "connected" or nc == {}, (state, nc)
+    wait_until(lambda: prop(c, session, S1, "State") == "connected", 20, "connected")
+    assert prop(c, session, S1, "ConfigureNetwork") is True
+    assert prop(c, session, S1, "FailureKind") == ""
+    nc = prop(c, session, S1, "NetworkConfig")
+    iface = prop(c, session, S1, "Interface")
+    assert nc["interface"] == iface and nc["mtu"] == 1500
+    assert nc["ipv4-gateway"] == env.lab.tunnel_server4
+    v4 = "%s/%d" % (nc["ipv4-address"], nc["ipv4-prefix"])
+    v6 = "%s/%d" % (nc["ipv6-address"], nc["ipv6-prefix"])
+    assert prop(c, session, S1, "Addresses") == [v4, v6]
+    assert nc["ipv4-routes"] == [("10.99.0.0", 16, 0)] and nc["ipv6-routes"] == []
+    assert prop(c, session, S1, "Routes") == ["10.99.0.0/16"]
+    assert nc["ipv4-default-route"] is False and nc["dns-servers"] == []
+    flags, mtu, addrs, routes = tun_state(env.lab, iface)
+    assert nc["ipv4-address"] in addrs and nc["ipv6-address"] in addrs, addrs
+    assert "10.99.0.0/16" in routes, routes
+    status = ctl_status(env, session)
+    if status is not None:
+        assert "Interface:" in status and "Network:" not in status, status
+    call(c, session, S1, "Disconnect")
+    wait_until(lambda: prop(c, session, S1, "State") == "disconnected", 10, "disconnected")
+    assert prop(c, session, S1, "FailureKind") == ""
+
+
+def test_failure_kind(tmp_path):
+    """FailureKind says why a session failed: the server refused the
+    password, the server could not be reached, the tunnel could not be
+    configured; "" otherwise."""
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(reason)
+    bus = Bus(str(tmp_path))
+    try:
+        with labmod.Lab() as lab:
+            srv = lab.start_openvpn_server({"auth_user_pass": ("alice", "secret")})
+            e = Env(lab, bus, str(tmp_path / "state"))
+            e.start_daemon()
+            c = e.conn
+
+            def run(name, options):
+                text = lab.client_config(dict({"inline": True}, **options))
+                path = call(c, ROOT, M1, "ImportProfile",
+                            GLib.Variant("(ssa{sv})", (name, text, {"persistent": B(False)})),
+                            "(o)").unpack()[0]
+                session = call(c, path, P1, "Connect", GLib.Variant("(a{sv})", ({},)),
+                               "(o)").unpack()[0]
+                wait_until(lambda: prop(c, session, S1, "State") in ("connected", "failed"), 20,
+                           "%s: connected or failed" % name)
+                return session
+
+            session = run("wrong-password", {"auth_user_pass": ("alice", "wrong")})
+            assert prop(c, session, S1, "State") == "failed"
+            assert "authentication failed" in prop(c, session, S1, "StateReason")
+            assert prop(c, session, S1, "FailureKind") == "auth-failed"
+            # Never connected: nothing to configure.
+            assert prop(c, session, S1, "NetworkConfig") == {}
+
+            unused = srv.port + 50
+            session = run("unreachable", {"port": unused,
+                                          "extra": ["connect-retry 1", "connect-retry-max 1"]})
+            assert prop(c, session, S1, "State") == "failed"
+            assert prop(c, session, S1, "FailureKind") == "connect-failed"
+
+            # The lab's own link route exists already: adding the profile's
+            # route into the tunnel fails, and with it the tunnel.
+            veth_net = lab.client_ip4.rsplit(".", 1)[0] + ".0"
+            session = run("bad-route", {"extra": ["route %s 255.255.255.0" % veth_net]})
+            assert prop(c, session, S1, "State") == "failed"
+            assert prop(c, session, S1, "FailureKind") == "network-config"
+            assert not [t for t in e.tun_links() if t.startswith("shim")]
+
+            session = run("right-password", {})
+            assert prop(c, session, S1, "State") == "connected"
+            assert prop(c, session, S1, "FailureKind") == ""
+            call(c, session, S1, "Disconnect")
+            wait_until(lambda: prop(c, session, S1, "State") == "disconnected", 10,
+                       "disconnected")
+            assert prop(c, session, S1, "FailureKind") == ""
+            e.daemon.stop()
+    finally:
+        bus.stop()
+
+
+def test_network_config_net30(tmp_path):
+    """topology net30, IPv4 only: a point-to-point address; its peer is the
+    gateway, and nothing of IPv6 is announced."""
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(reason)
+    bus = Bus(str(tmp_path))
+    try:
+        with labmod.Lab() as lab:
+            lab.start_openvpn_server({"topology": "net30", "ipv6": False,
+                                      "push_routes": ["10.99.0.0/16"]})
+            e = Env(lab, bus, str(tmp_path / "state"))
+            e.start_daemon()
+            path, _ = import_lab_profile(e, "net30")
+            session, _ = connect_watching(e, path, {"configure-network": B(False)})
+            nc = prop(e.conn, session, S1, "NetworkConfig")
+            assert nc["ipv4-prefix"] == 32, nc
+            peer = nc["ipv4-peer"]
+            assert nc["ipv4-gateway"] == peer and peer != nc["ipv4-address"], nc
+            assert peer.rsplit(".", 1)[0] == lab.tunnel_server4.rsplit(".", 1)[0], nc
+            assert not [k for k in nc if k.startswith("ipv6-") and k not in (
+                "ipv6-routes", "ipv6-default-route")], nc
+            assert nc["ipv6-routes"] == [] and nc["ipv6-default-route"] is False, nc
+            # A net30 server pushes a route to its own tunnel address too.
+            assert sorted(nc["ipv4-routes"]) == sorted(
+                [("10.99.0.0", 16, 0), (lab.tunnel_server4, 32, 0)]), nc
+            call(e.conn, session, S1, "Disconnect")
+            wait_until(lambda: prop(e.conn, session, S1, "State") == "disconnected", 10,
+                       "disconnected")
             e.daemon.stop()
     finally:
         bus.stop()
