@@ -192,7 +192,8 @@ static void add_route(ShimmerIpConfig *ip, gboolean ipv6, const char *network, g
     g_ptr_array_add(ip->routes, r);
 }
 
-static void collect_routes(ShimmerIpConfig *ip, const ShimmerConfig *src)
+/* DEFAULT_METRIC: route-metric (-1 unset) for routes that give none. */
+static void collect_routes(ShimmerIpConfig *ip, const ShimmerConfig *src, gint default_metric)
 {
     for (guint i = 0; i < src->routes->len; i++) {
         ShimmerRoute *r = g_ptr_array_index(src->routes, i);
@@ -201,13 +202,14 @@ static void collect_routes(ShimmerIpConfig *ip, const ShimmerConfig *src)
             continue;
         }
         gboolean outside = r->gateway != NULL && strcmp(r->gateway, "net_gateway") == 0;
-        add_route(ip, FALSE, r->network, r->netmask ? netmask_bits(r->netmask) : 32, r->metric,
-                  outside);
+        add_route(ip, FALSE, r->network, r->netmask ? netmask_bits(r->netmask) : 32,
+                  r->metric >= 0 ? r->metric : default_metric, outside);
     }
     for (guint i = 0; i < src->routes6->len; i++) {
         ShimmerRoute6 *r = g_ptr_array_index(src->routes6, i);
         g_auto(GStrv) parts = g_strsplit(r->prefix, "/", 2);
-        add_route(ip, TRUE, parts[0], parts[1] ? (guint)atoi(parts[1]) : 128, r->metric, FALSE);
+        add_route(ip, TRUE, parts[0], parts[1] ? (guint)atoi(parts[1]) : 128,
+                  r->metric >= 0 ? r->metric : default_metric, FALSE);
     }
 }
 
@@ -254,8 +256,10 @@ ShimmerIpConfig *shimmer_ip_config_new(const ShimmerConfig *cfg, const ShimmerCo
         ip->pin_server = !(redirect & SHIMMER_REDIRECT_LOCAL);
     }
 
-    collect_routes(ip, cfg);
-    collect_routes(ip, p);
+    /* route-metric: the pushed one wins, as with the other options. */
+    gint metric = p->route_metric >= 0 ? p->route_metric : cfg->route_metric;
+    collect_routes(ip, cfg, metric);
+    collect_routes(ip, p, metric);
     collect_dns(ip, cfg, p);
     return ip;
 }

@@ -24,6 +24,9 @@ import tempfile
 
 import pytest
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lab"))
+import privbus  # noqa: E402
+
 ENV_NAMES = ["MESON", "SHIMMER_BUILDDIR", "SHIMMER_SRCDIR", "SHIMMER_PREFIX",
              "SHIMMER_DATADIR", "SHIMMER_SBINDIR", "SHIMMER_UNITDIR"]
 PYTHON = "/usr/bin/python3"   # the one with python3-dbus
@@ -170,31 +173,6 @@ def test_activation_file(installed):
 
 # ------------------------------------------------ the bus policy at work
 
-BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path={socket}</listen>
-  <auth>EXTERNAL</auth>
-  <!-- As Debian's system bus: nobody owns names or calls methods unless a
-       service's policy lets them. -->
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-  </policy>
-  <include>{policy}</include>
-</busconfig>
-"""
-
 # Run as nobody: what the bus lets an ordinary user do with org.shimmervpn.
 CALLER = r"""
 import sys
@@ -272,17 +250,10 @@ def test_bus_policy_in_a_real_dbus_daemon():
     daemon = None
     try:
         os.chmod(tmp, 0o755)   # nobody must reach the socket
-        socket = os.path.join(tmp, "bus")
-        config = os.path.join(tmp, "bus.conf")
-        with open(config, "w") as f:
-            f.write(BUS_CONFIG.format(socket=socket, policy=policy))
-        daemon = subprocess.Popen(["dbus-daemon", "--config-file=" + config, "--nofork",
-                                   "--print-address=1"],
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True)
-        line = daemon.stdout.readline().strip()
-        assert line, "dbus-daemon did not start: " + daemon.stderr.read()
-        address = "unix:path=" + socket
+        # As Debian's system bus: nobody owns names or calls methods unless
+        # a service's policy lets them.
+        daemon = privbus.PrivateBus(tmp, policy="system", includes=[policy])
+        address = daemon.address
 
         # root owns the name (and keeps it while the caller probes).
         owner = subprocess.Popen(
@@ -312,14 +283,7 @@ def test_bus_policy_in_a_real_dbus_daemon():
             assert seen[iface] == "org.freedesktop.DBus.Error.AccessDenied", (iface, seen[iface])
     finally:
         if daemon is not None:
-            daemon.terminate()
-            try:
-                daemon.wait(5)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
-                daemon.wait(5)
-            daemon.stdout.close()
-            daemon.stderr.close()
+            daemon.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -24,7 +24,6 @@ import glob
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, "tests", "lab"))
 
 import lab as labmod  # noqa: E402
+import privbus  # noqa: E402
 
 try:
     from gi.repository import Gio, GLib
@@ -92,46 +92,11 @@ def _skip_reason():
 
 pytestmark = pytest.mark.skipif(_skip_reason() is not None, reason=_skip_reason() or "")
 
-BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path={socket}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <allow own="*"/>
-    <allow send_destination="*"/>
-    <allow send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-  </policy>
-</busconfig>
-"""
-
-
-class Bus:
-    """A private dbus-daemon, stopped by its pid."""
+class Bus(privbus.PrivateBus):
+    """A private dbus-daemon with an open policy (tests/lab/privbus.py)."""
 
     def __init__(self, tmp):
-        self.dir = tmp
-        conf = os.path.join(tmp, "bus.conf")
-        with open(conf, "w") as f:
-            f.write(BUS_CONFIG.format(socket=os.path.join(tmp, "bus.sock")))
-        r = subprocess.run(["dbus-daemon", "--config-file=" + conf, "--fork", "--print-address=1",
-                            "--print-pid=1"], capture_output=True, text=True, timeout=10, check=True)
-        lines = r.stdout.split()
-        self.address, self.pid = lines[0], int(lines[1])
-
-    def stop(self):
-        try:
-            os.kill(self.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+        super().__init__(tmp, policy="open")
 
 
 def connect(address):
@@ -633,7 +598,7 @@ def connect_watching(e, path, options):
     (session path, list of changed dicts in order)."""
     changes = []
 
-    def on_changed(conn, sender, obj, iface, signal, params):
+    def on_changed(conn, sender, obj, iface, member, params):
         if params.unpack()[0] == S1:
             changes.append((obj, params.unpack()[1]))
     sub = e.conn.signal_subscribe(BUS_NAME, "org.freedesktop.DBus.Properties",

@@ -34,6 +34,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, "tests", "lab"))
 
 import lab as labmod  # noqa: E402
+import privbus  # noqa: E402
 
 
 
@@ -118,92 +119,33 @@ def wait_for(predicate, timeout, what, interval=0.05):
 
 # ------------------------------------------------------------ the private bus
 
-BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path={socket}</listen>
-  <auth>EXTERNAL</auth>
-  <!-- As the system bus: everyone may connect, nobody owns names or calls
-       methods unless a service's policy punches a hole. -->
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus"
-           send_interface="org.freedesktop.DBus.Introspectable"/>
-    <allow send_destination="org.freedesktop.DBus"
-           send_interface="org.freedesktop.DBus.Properties"/>
-    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"
-          send_member="UpdateActivationEnvironment"/>
-  </policy>
-  <!-- The polkitd stand-in runs as root; only root (shimmerd, the test)
-       talks to it. -->
-  <policy user="root">
+# The polkitd stand-in runs as root; only root (shimmerd, the test) talks to
+# it. The rest is a system-bus-like policy with the project's own
+# data/org.shimmervpn.conf included (tests/lab/privbus.py).
+POLKIT_POLICY = """  <policy user="root">
     <allow own="org.freedesktop.PolicyKit1"/>
     <allow send_destination="org.freedesktop.PolicyKit1"/>
   </policy>
-{service_policy}
-</busconfig>
 """
-
-# Used only while data/org.shimmervpn.conf does not exist yet.
-FALLBACK_POLICY = """  <policy user="root">
-    <allow own="org.shimmervpn"/>
-    <allow send_destination="org.shimmervpn"/>
-  </policy>
-  <policy context="default">
-    <allow send_destination="org.shimmervpn"/>
-  </policy>"""
 
 DATA_POLICY = os.path.join(REPO, "data", "org.shimmervpn.conf")
 
 
-class PrivateBus:
-    """dbus-daemon with BUS_CONFIG in a directory everyone can reach."""
+class PrivateBus(privbus.PrivateBus):
+    """The private bus in a directory everyone can reach."""
 
     def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="shimmer-dbus-")
-        os.chmod(self.dir, 0o755)
-        self.socket = os.path.join(self.dir, "bus")
-        self.uses_data_policy = os.path.exists(DATA_POLICY)
-        policy = ('  <include>%s</include>' % DATA_POLICY if self.uses_data_policy
-                  else FALLBACK_POLICY)
-        self.config = os.path.join(self.dir, "bus.conf")
-        with open(self.config, "w") as f:
-            f.write(BUS_CONFIG.format(socket=self.socket, service_policy=policy))
-        self.log = open(os.path.join(self.dir, "dbus-daemon.log"), "w")
-        self.proc = subprocess.Popen(
-            ["dbus-daemon", "--config-file=" + self.config, "--nofork", "--print-address=1"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.log, text=True,
-            preexec_fn=_pdeathsig)
-        line = self.proc.stdout.readline().strip()
-        if not line:
-            self.close()
-            raise RuntimeError("dbus-daemon did not start: %s" % self.read_log())
-        self.address = "unix:path=" + self.socket
-
-    def read_log(self):
-        with open(os.path.join(self.dir, "dbus-daemon.log")) as f:
-            return f.read()
+        directory = tempfile.mkdtemp(prefix="shimmer-dbus-")
+        os.chmod(directory, 0o755)
+        try:
+            super().__init__(directory, policy="system", includes=[DATA_POLICY],
+                             extra=POLKIT_POLICY)
+        except BaseException:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
 
     def close(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.log.close()
+        self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -942,8 +884,6 @@ def test_polkit_denies_by_default(h):
 
 
 def test_bus_policy_only_root_owns_the_name(h):
-    if not h.bus.uses_data_policy:
-        pytest.skip("data/org.shimmervpn.conf does not exist yet")
     r = subprocess.run(as_uid(USER_B, [
         PYTHON, "-c",
         "import dbus, sys; b = dbus.bus.BusConnection(sys.argv[1]); "

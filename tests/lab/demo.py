@@ -22,27 +22,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import lab as labmod  # noqa: E402
+import privbus  # noqa: E402
 
 SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path={socket}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="root"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_destination="org.freedesktop.DBus"/>
-    <allow send_requested_reply="true"/>
-    <allow receive_requested_reply="true"/>
-  </policy>
-  <include>{policy}</include>
-</busconfig>
-"""
-
 
 def say(text):
     print("\n== " + text, flush=True)
@@ -57,13 +39,9 @@ def run(cmd, **kw):
 
 def main_service(lab, args, srv, profile, ctl):
     tmp = tempfile.mkdtemp(prefix="shimmer-demo-")
-    conf = os.path.join(tmp, "bus.conf")
-    with open(conf, "w") as f:
-        f.write(BUS_CONFIG.format(socket=os.path.join(tmp, "bus.sock"),
-                                  policy=os.path.join(SRC, "data", "org.shimmervpn.conf")))
-    bus = subprocess.run(["dbus-daemon", "--config-file=" + conf, "--fork", "--print-address=1",
-                          "--print-pid=1"], capture_output=True, text=True, timeout=10, check=True)
-    address, bus_pid = bus.stdout.split()[0], int(bus.stdout.split()[1])
+    bus = privbus.PrivateBus(tmp, policy="system",
+                             includes=[os.path.join(SRC, "data", "org.shimmervpn.conf")])
+    address = bus.address
     daemon = None
     ok = False
     try:
@@ -106,10 +84,7 @@ def main_service(lab, args, srv, profile, ctl):
             daemon.signal(signal.SIGTERM)
             rc = daemon.wait_exit()
             print("shimmerd stopped (exit %s)" % rc)
-        try:
-            os.kill(bus_pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+        bus.stop()
         subprocess.run(["rm", "-rf", tmp])
     return ok
 

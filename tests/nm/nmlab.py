@@ -5,7 +5,7 @@
         lab.nmcli("connection", "import", "type", "shimmer", "file", path)
 
 What it sets up (see /work/shared/LAB.md, "Real NetworkManager end to end"):
-  - a private system bus (dbus-daemon --config-file, its own socket): the
+  - a private system bus (tests/lab/privbus.py, its own socket): the
     machine's bus, if any, is not used and another NetworkManager on it is
     not disturbed; nmcli and NetworkManager are pointed at it with
     DBUS_SYSTEM_BUS_ADDRESS;
@@ -38,25 +38,16 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import sys
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "lab"))
+import privbus  # noqa: E402
 
 UDEVD = "/lib/systemd/systemd-udevd"
 TOOLS = ["NetworkManager", "nmcli", "dbus-daemon", "ip", "unshare", "udevadm"]
 
-BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path={socket}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="root"/>
-    <allow own="*"/>
-    <allow send_destination="*"/>
-    <allow receive_sender="*"/>
-  </policy>
-</busconfig>
-"""
 
 NM_CONFIG = """[main]
 plugins=keyfile
@@ -117,7 +108,7 @@ def _child_setup():
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def _wait_for(predicate, timeout, what):
+def wait_for(predicate, timeout, what):
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -190,6 +181,7 @@ class NMLab:
         self.peer_ns = "shimmer-nm-%d" % tag
         self.base = "shimmer-nm-base-%d" % tag
         self.dir = None
+        self.bus = None
         self.bus_address = None
         self.local_addr = None
         self.peer_addr = None
@@ -238,20 +230,15 @@ class NMLab:
         return proc
 
     def _start_bus(self):
-        socket = os.path.join(self.dir, "system_bus_socket")
-        conf = os.path.join(self.dir, "bus.conf")
-        with open(conf, "w") as f:
-            f.write(BUS_CONFIG.format(socket=socket))
-        self._spawn("dbus-daemon", ["dbus-daemon", "--config-file=" + conf, "--nofork"])
-        _wait_for(lambda: os.path.exists(socket), 10, "the private bus")
-        self.bus_address = "unix:path=" + socket
+        self.bus = privbus.PrivateBus(self.dir, policy="open")
+        self.bus_address = self.bus.address
 
     def _start_udevd(self):
         if _run(["udevadm", "control", "--ping"], check=False, timeout=5).returncode == 0:
             return
         self._run_udev_made = not os.path.exists("/run/udev")
         self._spawn("udevd", [UDEVD])
-        _wait_for(lambda: _run(["udevadm", "control", "--ping"], check=False,
+        wait_for(lambda: _run(["udevadm", "control", "--ping"], check=False,
                                timeout=5).returncode == 0, 10, "systemd-udevd")
 
     def _make_veth(self):
@@ -291,13 +278,13 @@ class NMLab:
                                                                        self.log_tail()))
             res = self.nmcli("-t", "-f", "RUNNING", "general", check=False, timeout=5)
             return res.returncode == 0 and res.stdout.strip() == "running"
-        _wait_for(running, 30, "NetworkManager")
+        wait_for(running, 30, "NetworkManager")
 
     def _make_base(self):
         def managed():
             res = self.nmcli("device", "set", self.veth, "managed", "yes", check=False)
             return res.returncode == 0
-        _wait_for(managed, 15, "NetworkManager to see %s" % self.veth)
+        wait_for(managed, 15, "NetworkManager to see %s" % self.veth)
         self.nmcli("connection", "add", "type", "ethernet", "ifname", self.veth,
                    "con-name", self.base, "connection.autoconnect", "no",
                    "ipv4.method", "manual", "ipv4.addresses", "%s/24" % self.local_addr,
@@ -346,6 +333,9 @@ class NMLab:
                     proc.kill()
                     proc.wait(timeout=5)
         self._procs = []
+        if self.bus is not None:
+            self.bus.stop()
+            self.bus = None
         if self._veth_made:
             _run(["ip", "link", "del", self.veth], check=False)
             self._veth_made = False

@@ -3,8 +3,9 @@
 org.freedesktop.NetworkManager.shimmer and the per-connection names under it
 and call them; another user may do neither.
 
-The bus is a private dbus-daemon whose configuration allows everything and
-then includes the policy file, as the system bus includes system.d/. Needs
+The bus is a private dbus-daemon (tests/lab/privbus.py) whose configuration
+allows everything and then includes the policy file, as the system bus
+includes system.d/. Needs
 root (to act as another user with setpriv); skips otherwise.
 Environment: SHIMMER_NM_BUS_POLICY (the file).
 """
@@ -12,29 +13,19 @@ Environment: SHIMMER_NM_BUS_POLICY (the file).
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 
 import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "lab"))
+import privbus  # noqa: E402
 
 POLICY = os.environ.get("SHIMMER_NM_BUS_POLICY", os.path.join(
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
     "nm-plugin", "nm-shimmer-service.conf"))
 
-BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path={socket}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <allow own="*"/>
-    <allow send_destination="*"/>
-    <allow receive_sender="*"/>
-  </policy>
-  <include>{policy}</include>
-</busconfig>
-"""
 
 NAMES = ["org.freedesktop.NetworkManager.shimmer",
          "org.freedesktop.NetworkManager.shimmer.Connection_7"]
@@ -49,15 +40,13 @@ def bus():
             pytest.skip("%s is not installed" % tool)
     tmp = tempfile.mkdtemp(prefix="shimmer-nm-policy-")
     os.chmod(tmp, 0o755)
-    conf = os.path.join(tmp, "bus.conf")
-    with open(conf, "w") as f:
-        f.write(BUS_CONFIG.format(socket=os.path.join(tmp, "bus.sock"), policy=POLICY))
-    res = subprocess.run(["dbus-daemon", "--config-file=" + conf, "--fork", "--print-address=1",
-                          "--print-pid=1"], capture_output=True, text=True, timeout=10)
-    assert res.returncode == 0, "dbus-daemon refused the policy:\n" + res.stderr
-    address, pid = res.stdout.split()[:2]
-    yield address
-    os.kill(int(pid), 15)
+    try:
+        bus = privbus.PrivateBus(tmp, policy="open", includes=[POLICY])
+    except RuntimeError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise AssertionError("dbus-daemon refused the policy: %s" % e)
+    yield bus.address
+    bus.stop()
     shutil.rmtree(tmp, ignore_errors=True)
 
 

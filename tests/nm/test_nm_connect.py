@@ -24,7 +24,6 @@ Environment: SHIMMER_NM_NAME_FILE, SHIMMERD, SHIMMER_TEST_SRCDIR.
 """
 
 import base64
-import ctypes
 import ipaddress
 import os
 import pty
@@ -68,21 +67,6 @@ user=$(head -1 "$1"); pass=$(sed -n 2p "$1")
 exit 1
 """ % {"user": USER, "b64pw": base64.b64encode(PASSWORD.encode()).decode(),
        "b64otp": base64.b64encode(OTP.encode()).decode()}
-
-
-def _pdeathsig():
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
-
-
-def _wait(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out after %.0f s waiting for %s" % (timeout, what))
-        time.sleep(0.1)
 
 
 def _ip(*args):
@@ -145,23 +129,30 @@ class World:
         self.shimmerd = subprocess.Popen(
             [os.environ["SHIMMERD"], "--bus-address", nm.bus_address, "--state-dir", self.state,
              "--resolved-bus-address", nm.bus_address, "--verbose"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, preexec_fn=_pdeathsig)
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, preexec_fn=labmod._child_setup)
         log.close()
-        _wait(lambda: "org.shimmervpn" in self.bus_names(), 15, "shimmerd on the lab's bus")
+        nmlab.wait_for(lambda: "org.shimmervpn" in self.bus_names(), 15, "shimmerd on the lab's bus")
 
-    def bus_names(self):
-        res = subprocess.run(["dbus-send", "--system", "--print-reply",
-                              "--dest=org.freedesktop.DBus", "/org/freedesktop/DBus",
-                              "org.freedesktop.DBus.ListNames"],
-                             capture_output=True, text=True, timeout=10, env=self.nm.env())
-        return res.stdout
-
-    def shimmer_profiles(self):
-        res = subprocess.run(["dbus-send", "--system", "--print-reply", "--dest=org.shimmervpn",
-                              "/org/shimmervpn", "org.shimmervpn.Manager1.ListProfiles"],
+    def call(self, dest, path, method, *args):
+        """dbus-send on the lab's bus; the reply as text."""
+        res = subprocess.run(["dbus-send", "--system", "--print-reply", "--dest=" + dest, path,
+                              method] + list(args),
                              capture_output=True, text=True, timeout=10, env=self.nm.env())
         assert res.returncode == 0, res.stderr
-        return re.findall(r'object path "([^"]+)"', res.stdout)
+        return res.stdout
+
+    def bus_names(self):
+        return self.call("org.freedesktop.DBus", "/org/freedesktop/DBus",
+                         "org.freedesktop.DBus.ListNames")
+
+    def shimmer_objects(self, method):
+        """The object paths Manager1.METHOD (ListProfiles, ListSessions) gives."""
+        return re.findall(r'object path "([^"]+)"',
+                          self.call("org.shimmervpn", "/org/shimmervpn",
+                                    "org.shimmervpn.Manager1." + method))
+
+    def shimmer_profiles(self):
+        return self.shimmer_objects("ListProfiles")
 
     def shimmerd_log(self):
         with open(os.path.join(self.dir, "shimmerd.log"), errors="replace") as f:
@@ -257,8 +248,8 @@ def _ping_through(dev, addr):
 
 def _down_and_gone(world, name, dev):
     world.nm.nmcli("connection", "down", name, timeout=60)
-    _wait(lambda: dev not in _shim_links(), 20, "%s to disappear" % dev)
-    _wait(lambda: not world.shimmer_profiles(), 20, "shimmerd to drop the transient profile")
+    nmlab.wait_for(lambda: dev not in _shim_links(), 20, "%s to disappear" % dev)
+    nmlab.wait_for(lambda: not world.shimmer_profiles(), 20, "shimmerd to drop the transient profile")
 
 
 def test_up_ping_down(world):
@@ -332,7 +323,7 @@ def test_wrong_password_fails_with_reason(world):
     log = world.nm.nm_log()[before_log:]
     assert "authentication failed" in log, log[-3000:]
     assert not _tunnel_device(world, world.servers["pw"])
-    _wait(lambda: not world.shimmer_profiles(), 20, "shimmerd to drop the transient profile")
+    nmlab.wait_for(lambda: not world.shimmer_profiles(), 20, "shimmerd to drop the transient profile")
 
 
 def _nmcli_on_terminal(world, args, answers, timeout=90):
@@ -413,11 +404,9 @@ def test_dynamic_challenge_through_networkmanager(world):
 
 
 def _session_state(world, path):
-    res = subprocess.run(["dbus-send", "--system", "--print-reply", "--dest=org.shimmervpn", path,
-                          "org.freedesktop.DBus.Properties.Get",
-                          "string:org.shimmervpn.Session1", "string:State"],
-                         capture_output=True, text=True, timeout=10, env=world.nm.env())
-    m = re.search(r'string "([^"]*)"', res.stdout)
+    reply = world.call("org.shimmervpn", path, "org.freedesktop.DBus.Properties.Get",
+                       "string:org.shimmervpn.Session1", "string:State")
+    m = re.search(r'string "([^"]*)"', reply)
     return m.group(1) if m else None
 
 
@@ -431,21 +420,15 @@ def test_reconnect_inside_shimmerd_keeps_the_connection(world):
         world.profile("cert", name)
     _up(world, name)
     dev, iface = _tunnel_device(world, srv)
-    res = subprocess.run(["dbus-send", "--system", "--print-reply", "--dest=org.shimmervpn",
-                          "/org/shimmervpn", "org.shimmervpn.Manager1.ListSessions"],
-                         capture_output=True, text=True, timeout=10, env=world.nm.env())
     # Ended sessions linger a few seconds: the one that runs.
-    sessions = [p for p in re.findall(r'object path "([^"]+)"', res.stdout)
+    sessions = [p for p in world.shimmer_objects("ListSessions")
                 if _session_state(world, p) == "connected"]
-    assert len(sessions) == 1, res.stdout + res.stderr
+    assert len(sessions) == 1, sessions
     before = world.nm.nm_log()
-    res = subprocess.run(["dbus-send", "--system", "--print-reply", "--dest=org.shimmervpn",
-                          sessions[0], "org.shimmervpn.Session1.Restart"],
-                         capture_output=True, text=True, timeout=10, env=world.nm.env())
-    assert res.returncode == 0, res.stderr
-    _wait(lambda: "session reconnecting" in world.nm.nm_log()[len(before):], 20,
+    world.call("org.shimmervpn", sessions[0], "org.shimmervpn.Session1.Restart")
+    nmlab.wait_for(lambda: "session reconnecting" in world.nm.nm_log()[len(before):], 20,
           "the plugin to hear of the reconnect")
-    _wait(lambda: "session connected" in world.nm.nm_log()[len(before):], 30,
+    nmlab.wait_for(lambda: "session connected" in world.nm.nm_log()[len(before):], 30,
           "the session to connect again")
     state = world.nm.nmcli("-g", "GENERAL.STATE", "connection", "show", name).stdout.strip()
     assert state == "activated", world.nm.log_tail(40)
@@ -517,4 +500,4 @@ def test_unreachable_server_fails_the_activation(world):
     # failure; the plugin's line in its log has shimmerd's reason.
     assert "the tunnel failed: gave up after connect-retry-max" in log, log[-3000:]
     assert not _shim_links(), _ip("link")
-    _wait(lambda: not world.shimmer_profiles(), 20, "shimmerd to drop the transient profile")
+    nmlab.wait_for(lambda: not world.shimmer_profiles(), 20, "shimmerd to drop the transient profile")
