@@ -20,6 +20,7 @@ FailureKind.
 Needs root; skips with the reason otherwise. Every process is stopped by
 pid, the bus too, and the lab removes its namespaces.
 """
+import contextlib
 import glob
 import os
 import re
@@ -183,6 +184,29 @@ class Env:
         out = self.lab.run_in_client(["ip", "-o", "link", "show", "type", "tun"],
                                      check=False).stdout
         return re.findall(r"^\d+: (\S+?)[:@]", out, re.M)
+
+
+@contextlib.contextmanager
+def lab_env(tmp_path, server_options=None):
+    """A lab with an OpenVPN server (SERVER_OPTIONS, see lab.SERVER_DEFAULTS),
+    a private bus and shimmerd serving on it: yields the Env. Skips with the
+    reason where the lab cannot run; stops everything at the end."""
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(reason)
+    bus = Bus(str(tmp_path))
+    try:
+        with labmod.Lab() as lab:
+            lab.start_openvpn_server(server_options)
+            e = Env(lab, bus, str(tmp_path / "state"))
+            e.start_daemon()
+            try:
+                yield e
+            finally:
+                if e.daemon is not None:
+                    e.daemon.stop()
+    finally:
+        bus.stop()
 
 
 @pytest.fixture
@@ -639,99 +663,90 @@ def test_connect_without_network_configuration(tmp_path):
     does: the tun exists, is up with the MTU, and has no address, route or
     DNS; NetworkConfig tells what the server pushed and the profile says."""
     import ipaddress
-    reason = _skip_reason()
-    if reason:
-        pytest.skip(reason)
-    bus = Bus(str(tmp_path))
-    try:
-        with labmod.Lab() as lab:
-            lab.start_openvpn_server(NM_SERVER)
-            e = Env(lab, bus, str(tmp_path / "state"))
-            e.start_daemon()
-            c = e.conn
-            text = lab.client_config({"inline": True})
-            path = call(c, ROOT, M1, "ImportProfile",
-                        GLib.Variant("(ssa{sv})", ("nm", text, {"persistent": B(False)})),
-                        "(o)").unpack()[0]
-            assert call_error(c, path, P1, "Connect", GLib.Variant(
-                "(a{sv})", ({"configure-network": GLib.Variant("s", "no")},))) == \
-                "org.shimmervpn.Error.InvalidArgs"
-            _, msg = call_error_full(c, path, P1, "Connect",
-                                     GLib.Variant("(a{sv})", ({"nope": B(False)},)))
-            assert "known: bound-to-caller, configure-network," in msg, msg
-            session, changes = connect_watching(e, path, {"configure-network": B(False)})
-            assert_config_before_connected(changes)
-            assert prop(c, session, S1, "ConfigureNetwork") is False
-            assert prop(c, session, S1, "FailureKind") == ""
-            for name in ("Addresses", "Routes", "DnsServers", "DnsDomains"):
-                assert prop(c, session, S1, name) == [], name
-            iface = prop(c, session, S1, "Interface")
-            assert re.fullmatch(r"shim\d+", iface), iface
+    with lab_env(tmp_path, NM_SERVER) as e:
+        lab = e.lab
+        c = e.conn
+        text = lab.client_config({"inline": True})
+        path = call(c, ROOT, M1, "ImportProfile",
+                    GLib.Variant("(ssa{sv})", ("nm", text, {"persistent": B(False)})),
+                    "(o)").unpack()[0]
+        assert call_error(c, path, P1, "Connect", GLib.Variant(
+            "(a{sv})", ({"configure-network": GLib.Variant("s", "no")},))) == \
+            "org.shimmervpn.Error.InvalidArgs"
+        _, msg = call_error_full(c, path, P1, "Connect",
+                                 GLib.Variant("(a{sv})", ({"nope": B(False)},)))
+        assert "known: bound-to-caller, configure-network," in msg, msg
+        session, changes = connect_watching(e, path, {"configure-network": B(False)})
+        assert_config_before_connected(changes)
+        assert prop(c, session, S1, "ConfigureNetwork") is False
+        assert prop(c, session, S1, "FailureKind") == ""
+        for name in ("Addresses", "Routes", "DnsServers", "DnsDomains"):
+            assert prop(c, session, S1, name) == [], name
+        iface = prop(c, session, S1, "Interface")
+        assert re.fullmatch(r"shim\d+", iface), iface
 
-            nc = prop(c, session, S1, "NetworkConfig")
-            assert nc["interface"] == iface
-            assert nc["mtu"] == 1400
-            assert nc["remote"] == lab.server_ip4
-            assert ipaddress.ip_address(nc["ipv4-address"]) in ipaddress.ip_network(
-                lab.tunnel_net4), nc
-            assert nc["ipv4-address"] != lab.tunnel_server4
-            assert nc["ipv4-prefix"] == 24 and "ipv4-peer" not in nc, nc
-            assert nc["ipv4-gateway"] == lab.tunnel_server4, nc
-            assert ipaddress.ip_address(nc["ipv6-address"]) in ipaddress.ip_network(
-                lab.tunnel_net6), nc
-            assert nc["ipv6-prefix"] == 64, nc
-            assert nc["ipv6-gateway"] == lab.tunnel_server6, nc
-            # Configured then pushed, in order; net_gateway leads around the tunnel.
-            assert nc["ipv4-routes"] == [("10.99.0.0", 16, 0), ("10.98.0.0", 24, 77)], nc
-            assert nc["ipv6-routes"] == [("fd5e:99::", 64, 0), ("fd5e:98::", 64, 55)], nc
-            assert nc["ipv4-default-route"] is True and nc["ipv6-default-route"] is True, nc
-            assert nc["dns-servers"] == ["10.99.0.53", "fd5e:99::53"], nc
-            assert nc["dns-search"] == ["corp.shimmer.test"], nc
-            assert nc["dns-routing-domains"] == [], nc
+        nc = prop(c, session, S1, "NetworkConfig")
+        assert nc["interface"] == iface
+        assert nc["mtu"] == 1400
+        assert nc["remote"] == lab.server_ip4
+        assert ipaddress.ip_address(nc["ipv4-address"]) in ipaddress.ip_network(
+            lab.tunnel_net4), nc
+        assert nc["ipv4-address"] != lab.tunnel_server4
+        assert nc["ipv4-prefix"] == 24 and "ipv4-peer" not in nc, nc
+        assert nc["ipv4-gateway"] == lab.tunnel_server4, nc
+        assert ipaddress.ip_address(nc["ipv6-address"]) in ipaddress.ip_network(
+            lab.tunnel_net6), nc
+        assert nc["ipv6-prefix"] == 64, nc
+        assert nc["ipv6-gateway"] == lab.tunnel_server6, nc
+        # Configured then pushed, in order; net_gateway leads around the tunnel.
+        assert nc["ipv4-routes"] == [("10.99.0.0", 16, 0), ("10.98.0.0", 24, 77)], nc
+        assert nc["ipv6-routes"] == [("fd5e:99::", 64, 0), ("fd5e:98::", 64, 55)], nc
+        assert nc["ipv4-default-route"] is True and nc["ipv6-default-route"] is True, nc
+        assert nc["dns-servers"] == ["10.99.0.53", "fd5e:99::53"], nc
+        assert nc["dns-search"] == ["corp.shimmer.test"], nc
+        assert nc["dns-routing-domains"] == [], nc
 
-            # The kernel's view: up, the MTU, nothing else of the tunnel's.
-            flags, mtu, addrs, routes = tun_state(lab, iface)
-            assert "UP" in flags and mtu == 1400, (flags, mtu)
-            assert addrs == [] and routes == [], (addrs, routes)
-            all_routes = lab.run_in_client(["ip", "route", "show", "table", "all"]).stdout
-            all_routes += lab.run_in_client(["ip", "-6", "route", "show", "table", "all"]).stdout
-            # (The kernel's own link-local fe80::/64 on the tun is not ours.)
-            for absent in ("0.0.0.0/1", "128.0.0.0/1", "10.97.0.0", "10.99.0.0", "8000::/1",
-                           lab.server_ip4 + " via"):
-                assert absent not in all_routes, (absent, all_routes)
-            log = e.daemon.read_log()
-            assert "left to the caller" in log, log
-            status = ctl_status(e, session)
-            if status is not None:
-                assert re.search(r"^Network: +configured by the client", status, re.M), status
+        # The kernel's view: up, the MTU, nothing else of the tunnel's.
+        flags, mtu, addrs, routes = tun_state(lab, iface)
+        assert "UP" in flags and mtu == 1400, (flags, mtu)
+        assert addrs == [] and routes == [], (addrs, routes)
+        all_routes = lab.run_in_client(["ip", "route", "show", "table", "all"]).stdout
+        all_routes += lab.run_in_client(["ip", "-6", "route", "show", "table", "all"]).stdout
+        # (The kernel's own link-local fe80::/64 on the tun is not ours.)
+        for absent in ("0.0.0.0/1", "128.0.0.0/1", "10.97.0.0", "10.99.0.0", "8000::/1",
+                       lab.server_ip4 + " via"):
+            assert absent not in all_routes, (absent, all_routes)
+        log = e.daemon.read_log()
+        assert "left to the caller" in log, log
+        status = ctl_status(e, session)
+        if status is not None:
+            assert re.search(r"^Network: +configured by the client", status, re.M), status
 
-            call(c, session, S1, "Disconnect")
-            wait_until(lambda: prop(c, session, S1, "State") == "disconnected", 10,
-                       "disconnected")
-            assert iface not in e.tun_links()
+        call(c, session, S1, "Disconnect")
+        wait_until(lambda: prop(c, session, S1, "State") == "disconnected", 10,
+                   "disconnected")
+        assert iface not in e.tun_links()
 
-            # Routing-only domains come from the profile's `dns` options
-            # (the server pushes only what the client announced it supports).
-            text = lab.client_config({"inline": True, "extra": [
-                "dns server 1 address 10.99.0.54",
-                "dns server 1 resolve-domains internal.shimmer.test"]})
-            path = call(c, ROOT, M1, "ImportProfile",
-                        GLib.Variant("(ssa{sv})", ("nm-dns", text, {"persistent": B(False)})),
-                        "(o)").unpack()[0]
-            session, _ = connect_watching(e, path, {"configure-network": B(False)})
-            nc = prop(c, session, S1, "NetworkConfig")
-            # `dns server` wins over the pushed dhcp-option DNS; the pushed
-            # DOMAIN stays a search domain.
-            assert nc["dns-servers"] == ["10.99.0.54"], nc
-            assert nc["dns-routing-domains"] == ["internal.shimmer.test"], nc
-            assert nc["dns-search"] == ["corp.shimmer.test"], nc
-            assert prop(c, session, S1, "DnsDomains") == []
-            call(c, session, S1, "Disconnect")
-            wait_until(lambda: prop(c, session, S1, "State") == "disconnected", 10,
-                       "disconnected")
-            e.daemon.stop()
-    finally:
-        bus.stop()
+        # Routing-only domains come from the profile's `dns` options
+        # (the server pushes only what the client announced it supports).
+        text = lab.client_config({"inline": True, "extra": [
+            "dns server 1 address 10.99.0.54",
+            "dns server 1 resolve-domains internal.shimmer.test"]})
+        path = call(c, ROOT, M1, "ImportProfile",
+                    GLib.Variant("(ssa{sv})", ("nm-dns", text, {"persistent": B(False)})),
+                    "(o)").unpack()[0]
+        session, _ = connect_watching(e, path, {"configure-network": B(False)})
+        nc = prop(c, session, S1, "NetworkConfig")
+        # `dns server` wins over the pushed dhcp-option DNS; the pushed
+        # DOMAIN stays a search domain.
+        assert nc["dns-servers"] == ["10.99.0.54"], nc
+        assert nc["dns-routing-domains"] == ["internal.shimmer.test"], nc
+        assert nc["dns-search"] == ["corp.shimmer.test"], nc
+        assert prop(c, session, S1, "DnsDomains") == []
+        call(c, session, S1, "Disconnect")
+        wait_until(lambda: prop(c, session, S1, "State") == "disconnected", 10,
+                   "disconnected")
+        e.daemon.stop()
 
 
 def test_network_config_when_shimmerd_configures(env):
@@ -773,90 +788,73 @@ def test_failure_kind(tmp_path):
     """FailureKind says why a session failed: the server refused the
     password, the server could not be reached, the tunnel could not be
     configured; "" otherwise."""
-    reason = _skip_reason()
-    if reason:
-        pytest.skip(reason)
-    bus = Bus(str(tmp_path))
-    try:
-        with labmod.Lab() as lab:
-            srv = lab.start_openvpn_server({"auth_user_pass": ("alice", "secret")})
-            e = Env(lab, bus, str(tmp_path / "state"))
-            e.start_daemon()
-            c = e.conn
+    with lab_env(tmp_path, {"auth_user_pass": ("alice", "secret")}) as e:
+        lab = e.lab
+        srv = lab.servers[-1]
+        c = e.conn
 
-            def run(name, options):
-                text = lab.client_config(dict({"inline": True}, **options))
-                path = call(c, ROOT, M1, "ImportProfile",
-                            GLib.Variant("(ssa{sv})", (name, text, {"persistent": B(False)})),
-                            "(o)").unpack()[0]
-                session = call(c, path, P1, "Connect", GLib.Variant("(a{sv})", ({},)),
-                               "(o)").unpack()[0]
-                wait_until(lambda: prop(c, session, S1, "State") in ("connected", "failed"), 20,
-                           "%s: connected or failed" % name)
-                return session
+        def run(name, options):
+            text = lab.client_config(dict({"inline": True}, **options))
+            path = call(c, ROOT, M1, "ImportProfile",
+                        GLib.Variant("(ssa{sv})", (name, text, {"persistent": B(False)})),
+                        "(o)").unpack()[0]
+            session = call(c, path, P1, "Connect", GLib.Variant("(a{sv})", ({},)),
+                           "(o)").unpack()[0]
+            wait_until(lambda: prop(c, session, S1, "State") in ("connected", "failed"), 20,
+                       "%s: connected or failed" % name)
+            return session
 
-            session = run("wrong-password", {"auth_user_pass": ("alice", "wrong")})
-            assert prop(c, session, S1, "State") == "failed"
-            assert "authentication failed" in prop(c, session, S1, "StateReason")
-            assert prop(c, session, S1, "FailureKind") == "auth-failed"
-            # Never connected: nothing to configure.
-            assert prop(c, session, S1, "NetworkConfig") == {}
+        session = run("wrong-password", {"auth_user_pass": ("alice", "wrong")})
+        assert prop(c, session, S1, "State") == "failed"
+        assert "authentication failed" in prop(c, session, S1, "StateReason")
+        assert prop(c, session, S1, "FailureKind") == "auth-failed"
+        # Never connected: nothing to configure.
+        assert prop(c, session, S1, "NetworkConfig") == {}
 
-            unused = srv.port + 50
-            session = run("unreachable", {"port": unused,
-                                          "extra": ["connect-retry 1", "connect-retry-max 1"]})
-            assert prop(c, session, S1, "State") == "failed"
-            assert prop(c, session, S1, "FailureKind") == "connect-failed"
+        unused = srv.port + 50
+        session = run("unreachable", {"port": unused,
+                                      "extra": ["connect-retry 1", "connect-retry-max 1"]})
+        assert prop(c, session, S1, "State") == "failed"
+        assert prop(c, session, S1, "FailureKind") == "connect-failed"
 
-            # The lab's own link route exists already: adding the profile's
-            # route into the tunnel fails, and with it the tunnel.
-            veth_net = lab.client_ip4.rsplit(".", 1)[0] + ".0"
-            session = run("bad-route", {"extra": ["route %s 255.255.255.0" % veth_net]})
-            assert prop(c, session, S1, "State") == "failed"
-            assert prop(c, session, S1, "FailureKind") == "network-config"
-            assert not [t for t in e.tun_links() if t.startswith("shim")]
+        # The lab's own link route exists already: adding the profile's
+        # route into the tunnel fails, and with it the tunnel.
+        veth_net = lab.client_ip4.rsplit(".", 1)[0] + ".0"
+        session = run("bad-route", {"extra": ["route %s 255.255.255.0" % veth_net]})
+        assert prop(c, session, S1, "State") == "failed"
+        assert prop(c, session, S1, "FailureKind") == "network-config"
+        assert not [t for t in e.tun_links() if t.startswith("shim")]
 
-            session = run("right-password", {})
-            assert prop(c, session, S1, "State") == "connected"
-            assert prop(c, session, S1, "FailureKind") == ""
-            call(c, session, S1, "Disconnect")
-            wait_until(lambda: prop(c, session, S1, "State") == "disconnected", 10,
-                       "disconnected")
-            assert prop(c, session, S1, "FailureKind") == ""
-            e.daemon.stop()
-    finally:
-        bus.stop()
+        session = run("right-password", {})
+        assert prop(c, session, S1, "State") == "connected"
+        assert prop(c, session, S1, "FailureKind") == ""
+        call(c, session, S1, "Disconnect")
+        wait_until(lambda: prop(c, session, S1, "State") == "disconnected", 10,
+                   "disconnected")
+        assert prop(c, session, S1, "FailureKind") == ""
+        e.daemon.stop()
 
 
 def test_network_config_net30(tmp_path):
     """topology net30, IPv4 only: a point-to-point address; its peer is the
     gateway, and nothing of IPv6 is announced."""
-    reason = _skip_reason()
-    if reason:
-        pytest.skip(reason)
-    bus = Bus(str(tmp_path))
-    try:
-        with labmod.Lab() as lab:
-            lab.start_openvpn_server({"topology": "net30", "ipv6": False,
-                                      "push_routes": ["10.99.0.0/16"]})
-            e = Env(lab, bus, str(tmp_path / "state"))
-            e.start_daemon()
-            path, _ = import_lab_profile(e, "net30")
-            session, _ = connect_watching(e, path, {"configure-network": B(False)})
-            nc = prop(e.conn, session, S1, "NetworkConfig")
-            assert nc["ipv4-prefix"] == 32, nc
-            peer = nc["ipv4-peer"]
-            assert nc["ipv4-gateway"] == peer and peer != nc["ipv4-address"], nc
-            assert peer.rsplit(".", 1)[0] == lab.tunnel_server4.rsplit(".", 1)[0], nc
-            assert not [k for k in nc if k.startswith("ipv6-") and k not in (
-                "ipv6-routes", "ipv6-default-route")], nc
-            assert nc["ipv6-routes"] == [] and nc["ipv6-default-route"] is False, nc
-            # A net30 server pushes a route to its own tunnel address too.
-            assert sorted(nc["ipv4-routes"]) == sorted(
-                [("10.99.0.0", 16, 0), (lab.tunnel_server4, 32, 0)]), nc
-            call(e.conn, session, S1, "Disconnect")
-            wait_until(lambda: prop(e.conn, session, S1, "State") == "disconnected", 10,
-                       "disconnected")
-            e.daemon.stop()
-    finally:
-        bus.stop()
+    with lab_env(tmp_path, {"topology": "net30", "ipv6": False,
+                            "push_routes": ["10.99.0.0/16"]}) as e:
+        lab = e.lab
+        path, _ = import_lab_profile(e, "net30")
+        session, _ = connect_watching(e, path, {"configure-network": B(False)})
+        nc = prop(e.conn, session, S1, "NetworkConfig")
+        assert nc["ipv4-prefix"] == 32, nc
+        peer = nc["ipv4-peer"]
+        assert nc["ipv4-gateway"] == peer and peer != nc["ipv4-address"], nc
+        assert peer.rsplit(".", 1)[0] == lab.tunnel_server4.rsplit(".", 1)[0], nc
+        assert not [k for k in nc if k.startswith("ipv6-") and k not in (
+            "ipv6-routes", "ipv6-default-route")], nc
+        assert nc["ipv6-routes"] == [] and nc["ipv6-default-route"] is False, nc
+        # A net30 server pushes a route to its own tunnel address too.
+        assert sorted(nc["ipv4-routes"]) == sorted(
+            [("10.99.0.0", 16, 0), (lab.tunnel_server4, 32, 0)]), nc
+        call(e.conn, session, S1, "Disconnect")
+        wait_until(lambda: prop(e.conn, session, S1, "State") == "disconnected", 10,
+                   "disconnected")
+        e.daemon.stop()

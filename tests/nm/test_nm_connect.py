@@ -246,6 +246,27 @@ def _ping_through(dev, addr):
     assert int(open("/sys/class/net/%s/statistics/rx_packets" % dev).read()) >= rx + 3
 
 
+def _passwd_file(world, name, **secrets):
+    """A passwd-file for `nmcli connection up ... passwd-file`: one
+    vpn.secrets.KEY:VALUE line per secret (KEY with "_" for "-")."""
+    path = os.path.join(world.dir, name)
+    with open(path, "w") as f:
+        for key, value in secrets.items():
+            f.write("vpn.secrets.%s:%s\n" % (key.replace("_", "-"), value))
+    return path
+
+
+def _up_and_ping(world, name, srv, *extra):
+    """Activates NAME (nmcli's EXTRA arguments) and pings SRV's tunnel
+    address through the device NetworkManager configured: that device."""
+    res = _up(world, name, *extra)
+    assert "successfully activated" in res.stdout, res.stdout
+    found = _tunnel_device(world, srv)
+    assert found, "no device has an address of %s:\n%s" % (srv.tunnel_net4, _ip("addr"))
+    _ping_through(found[0], srv.tunnel_v4)
+    return found[0]
+
+
 def _down_and_gone(world, name, dev):
     world.nm.nmcli("connection", "down", name, timeout=60)
     nmlab.wait_for(lambda: dev not in _shim_links(), 20, "%s to disappear" % dev)
@@ -293,13 +314,8 @@ def test_password_from_passwd_file(world):
     name = world.profile("pw", "shimmer-pw", auth="username")
     data = world.nm.nmcli("-g", "vpn.data", "connection", "show", name).stdout
     assert "username = %s" % USER in data, data
-    pwfile = os.path.join(world.dir, "passwd-good")
-    with open(pwfile, "w") as f:
-        f.write("vpn.secrets.password:%s\n" % PASSWORD)
-    res = _up(world, name, "passwd-file", pwfile)
-    assert "successfully activated" in res.stdout, res.stdout
-    dev, _ = _tunnel_device(world, srv)
-    _ping_through(dev, srv.tunnel_v4)
+    pwfile = _passwd_file(world, "passwd-good", password=PASSWORD)
+    dev = _up_and_ping(world, name, srv, "passwd-file", pwfile)
     # The password is not kept in NetworkManager's profile (agent-owned).
     with open(world.nm.profile_path(name)) as f:
         assert PASSWORD not in f.read()
@@ -310,9 +326,7 @@ def test_wrong_password_fails_with_reason(world):
     name = "shimmer-pw"
     if "shimmer-pw" not in world.nm.nmcli("-g", "NAME", "connection", "show").stdout:
         world.profile("pw", name, auth="username")
-    pwfile = os.path.join(world.dir, "passwd-bad")
-    with open(pwfile, "w") as f:
-        f.write("vpn.secrets.password:not-the-password\n")
+    pwfile = _passwd_file(world, "passwd-bad", password="not-the-password")
     before_log = len(world.nm.nm_log())
     res = _up(world, name, "passwd-file", pwfile, check=False)
     out = res.stdout + res.stderr
@@ -444,19 +458,12 @@ def test_key_passphrase_from_passwd_file(world):
     name = world.profile("cert", "shimmer-enc", key="client-enc.key")
     with open(labmod.fixture("client-enc.pass")) as f:
         passphrase = f.read().strip()
-    bad = os.path.join(world.dir, "passwd-enc-none")
-    with open(bad, "w") as f:
-        f.write("vpn.secrets.password:unused\n")
+    bad = _passwd_file(world, "passwd-enc-none", password="unused")
     # Without the passphrase the activation fails (nothing to ask with).
     res = _up(world, name, "passwd-file", bad, check=False)
     assert res.returncode != 0, res.stdout
-    good = os.path.join(world.dir, "passwd-enc")
-    with open(good, "w") as f:
-        f.write("vpn.secrets.cert-pass:%s\n" % passphrase)
-    res = _up(world, name, "passwd-file", good)
-    assert "successfully activated" in res.stdout, res.stdout
-    dev, _ = _tunnel_device(world, srv)
-    _ping_through(dev, srv.tunnel_v4)
+    good = _passwd_file(world, "passwd-enc", cert_pass=passphrase)
+    dev = _up_and_ping(world, name, srv, "passwd-file", good)
     with open(world.nm.profile_path(name)) as f:
         assert passphrase not in f.read()
     _down_and_gone(world, name, dev)
@@ -468,17 +475,11 @@ def test_static_challenge_from_passwd_file(world):
     srv = world.servers["otp"]
     name = world.profile("otp", "shimmer-otp", auth="username",
                          extra=['static-challenge "Enter your one-time code" 1'])
-    pwfile = os.path.join(world.dir, "passwd-otp")
-    with open(pwfile, "w") as f:
-        f.write("vpn.secrets.password:%s\nvpn.secrets.otp:%s\n" % (PASSWORD, OTP))
-    res = _up(world, name, "passwd-file", pwfile)
-    assert "successfully activated" in res.stdout, res.stdout
-    dev, _ = _tunnel_device(world, srv)
-    _ping_through(dev, srv.tunnel_v4)
+    pwfile = _passwd_file(world, "passwd-otp", password=PASSWORD, otp=OTP)
+    dev = _up_and_ping(world, name, srv, "passwd-file", pwfile)
     _down_and_gone(world, name, dev)
     # A wrong code is a login failure.
-    with open(pwfile, "w") as f:
-        f.write("vpn.secrets.password:%s\nvpn.secrets.otp:999999\n" % PASSWORD)
+    pwfile = _passwd_file(world, "passwd-otp-bad", password=PASSWORD, otp="999999")
     res = _up(world, name, "passwd-file", pwfile, check=False)
     assert res.returncode != 0 and re.search(r"(?i)invalid secrets|login", res.stdout + res.stderr)
 
