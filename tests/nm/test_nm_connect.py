@@ -94,6 +94,9 @@ class World:
         used = nmlab._used_ipv4_networks()
         self.net4 = {}
         self.servers = {}
+        # Per-client settings of the "cert" server (read at every connect).
+        self.ccd = os.path.join(self.dir, "ccd")
+        os.mkdir(self.ccd)
         crv1 = os.path.join(self.dir, "crv1.sh")
         with open(crv1, "w") as f:
             f.write(CRV1_SCRIPT)
@@ -103,7 +106,8 @@ class World:
             f.write(SCRV1_SCRIPT)
         os.chmod(scrv1, 0o755)
         for i, (name, opts) in enumerate((
-                ("cert", {"wrap": "tls-crypt"}),
+                ("cert", {"wrap": "tls-crypt",
+                          "extra": ["client-config-dir %s" % self.ccd]}),
                 ("pw", {"wrap": "tls-auth", "auth_user_pass": (USER, PASSWORD)}),
                 ("crv1", {"extra": ["script-security 2",
                                     "auth-user-pass-verify %s via-file" % crv1]}),
@@ -425,28 +429,41 @@ def _session_state(world, path):
 
 
 def test_reconnect_inside_shimmerd_keeps_the_connection(world):
-    """shimmerd reconnects (Session1.Restart, as after a ping-restart): the
-    NetworkManager connection stays activated on the same device and the
-    tunnel carries traffic again."""
+    """shimmerd reconnects (Session1.Restart, as after a ping-restart) and the
+    server now assigns another address: the NetworkManager connection stays
+    activated on the same device, the plugin reports the new configuration
+    and NetworkManager moves the device to the new address."""
     srv = world.servers["cert"]
     name = "shimmer-cert"
     if name not in world.nm.nmcli("-g", "NAME", "connection", "show").stdout:
         world.profile("cert", name)
-    _up(world, name)
-    dev, iface = _tunnel_device(world, srv)
-    # Ended sessions linger a few seconds: the one that runs.
-    sessions = [p for p in world.shimmer_objects("ListSessions")
-                if _session_state(world, p) == "connected"]
-    assert len(sessions) == 1, sessions
-    before = world.nm.nm_log()
-    world.call("org.shimmervpn", sessions[0], "org.shimmervpn.Session1.Restart")
-    nmlab.wait_for(lambda: "session reconnecting" in world.nm.nm_log()[len(before):], 20,
-          "the plugin to hear of the reconnect")
-    nmlab.wait_for(lambda: "session connected" in world.nm.nm_log()[len(before):], 30,
-          "the session to connect again")
+    dev = _up_and_ping(world, name, srv)
+    old = _tunnel_device(world, srv)[1]
+    new = ipaddress.ip_interface("%s/24" % (ipaddress.ip_network(srv.tunnel_net4)
+                                           .network_address + 77))
+    assert new != old
+    ccd = os.path.join(world.ccd, "client.shimmer.test")
+    try:
+        with open(ccd, "w") as f:
+            f.write("ifconfig-push %s %s\n" % (new.ip, new.netmask))
+        # Ended sessions linger a few seconds: the one that runs.
+        sessions = [p for p in world.shimmer_objects("ListSessions")
+                    if _session_state(world, p) == "connected"]
+        assert len(sessions) == 1, sessions
+        before = len(world.nm.nm_log())
+        world.call("org.shimmervpn", sessions[0], "org.shimmervpn.Session1.Restart")
+        nmlab.wait_for(lambda: "session reconnecting" in world.nm.nm_log()[before:], 20,
+                       "the plugin to hear of the reconnect")
+        nmlab.wait_for(lambda: "updating the tunnel's configuration" in
+                       world.nm.nm_log()[before:], 30, "the plugin to report the new address")
+        nmlab.wait_for(lambda: _tunnel_device(world, srv) == (dev, new), 20,
+                       "NetworkManager to move %s to %s" % (dev, new))
+    finally:
+        os.unlink(ccd)
     state = world.nm.nmcli("-g", "GENERAL.STATE", "connection", "show", name).stdout.strip()
     assert state == "activated", world.nm.log_tail(40)
-    assert _tunnel_device(world, srv) == (dev, iface)
+    show = world.nm.nmcli("-t", "-f", "IP4", "connection", "show", name).stdout
+    assert str(new) in show and str(old) not in show, show
     _ping_through(dev, srv.tunnel_v4)
     _down_and_gone(world, name, dev)
 
