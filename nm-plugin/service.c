@@ -315,11 +315,12 @@ static void report_config(ShimmerNmPlugin *self)
     g_autofree char *digest = g_variant_print(cfg, FALSE);
     if (self->reported && g_strcmp0(digest, self->config_digest) == 0)
         return;
-    g_autoptr(GVariant) ip4 = g_variant_ref_sink(ip4_config(cfg));
-    g_autoptr(GVariant) ip6 = NULL;
-    GVariant *v6 = ip6_config(cfg);
-    if (v6 != NULL)
-        ip6 = g_variant_ref_sink(v6);
+    g_autoptr(GVariant) ip4 = ip4_config(cfg);
+    g_autoptr(GVariant) ip6 = ip6_config(cfg);
+    if (ip4 != NULL)
+        g_variant_ref_sink(ip4);
+    if (ip6 != NULL)
+        g_variant_ref_sink(ip6);
     if (ip4 == NULL && ip6 == NULL) {
         fail(self, NM_VPN_PLUGIN_FAILURE_BAD_IP_CONFIG,
              "the server assigned the tunnel no IPv4 or IPv6 address (ifconfig)");
@@ -538,13 +539,15 @@ static gboolean do_connect(ShimmerNmPlugin *self, NMConnection *connection, GErr
         SHIMMERD_NAME, SHIMMERD_PATH, NULL, &local);
     g_autofree char *name = profile_name(connection);
     g_autofree char *ppath = NULL;
-    GVariantBuilder opts;
-    g_variant_builder_init(&opts, G_VARIANT_TYPE_VARDICT);
-    g_variant_builder_add(&opts, "{sv}", "persistent", g_variant_new_boolean(FALSE));
-    g_variant_builder_add(&opts, "{sv}", "bound-to-caller", g_variant_new_boolean(TRUE));
-    gboolean ok = manager != NULL &&
-                  shimmer_dbus_manager1_call_import_profile_sync(
-                      manager, name, text, g_variant_builder_end(&opts), &ppath, NULL, &local);
+    gboolean ok = FALSE;
+    if (manager != NULL) {
+        GVariantBuilder opts;
+        g_variant_builder_init(&opts, G_VARIANT_TYPE_VARDICT);
+        g_variant_builder_add(&opts, "{sv}", "persistent", g_variant_new_boolean(FALSE));
+        g_variant_builder_add(&opts, "{sv}", "bound-to-caller", g_variant_new_boolean(TRUE));
+        ok = shimmer_dbus_manager1_call_import_profile_sync(
+            manager, name, text, g_variant_builder_end(&opts), &ppath, NULL, &local);
+    }
     shimmer_str_free_secret(g_steal_pointer(&text));
     if (!ok) {
         g_set_error(error, NM_VPN_PLUGIN_ERROR, NM_VPN_PLUGIN_ERROR_LAUNCH_FAILED,
