@@ -29,6 +29,7 @@ struct _ShimmerDatachanKey {
      * every call. */
     union {
         struct gcm_aes128_ctx aes128;
+        struct gcm_aes192_ctx aes192;
         struct gcm_aes256_ctx aes256;
         struct chacha_poly1305_ctx chacha;
         gnutls_aead_cipher_hd_t gnutls;
@@ -45,6 +46,8 @@ gsize shimmer_datachan_cipher_key_len(ShimmerDatachanCipher cipher)
     switch (cipher) {
     case SHIMMER_DATACHAN_AES_128_GCM:
         return 16;
+    case SHIMMER_DATACHAN_AES_192_GCM:
+        return 24;
     case SHIMMER_DATACHAN_AES_256_GCM:
     case SHIMMER_DATACHAN_CHACHA20_POLY1305:
         return 32;
@@ -57,6 +60,8 @@ const char *shimmer_datachan_cipher_name(ShimmerDatachanCipher cipher)
     switch (cipher) {
     case SHIMMER_DATACHAN_AES_128_GCM:
         return "AES-128-GCM";
+    case SHIMMER_DATACHAN_AES_192_GCM:
+        return "AES-192-GCM";
     case SHIMMER_DATACHAN_AES_256_GCM:
         return "AES-256-GCM";
     case SHIMMER_DATACHAN_CHACHA20_POLY1305:
@@ -69,6 +74,7 @@ gboolean shimmer_datachan_cipher_from_name(const char *name, ShimmerDatachanCiph
 {
     static const ShimmerDatachanCipher all[] = {
         SHIMMER_DATACHAN_AES_128_GCM,
+        SHIMMER_DATACHAN_AES_192_GCM,
         SHIMMER_DATACHAN_AES_256_GCM,
         SHIMMER_DATACHAN_CHACHA20_POLY1305,
     };
@@ -124,6 +130,8 @@ static gnutls_cipher_algorithm_t gnutls_algorithm(ShimmerDatachanCipher cipher)
     switch (cipher) {
     case SHIMMER_DATACHAN_AES_128_GCM:
         return GNUTLS_CIPHER_AES_128_GCM;
+    case SHIMMER_DATACHAN_AES_192_GCM:
+        return GNUTLS_CIPHER_AES_192_GCM;
     case SHIMMER_DATACHAN_AES_256_GCM:
         return GNUTLS_CIPHER_AES_256_GCM;
     case SHIMMER_DATACHAN_CHACHA20_POLY1305:
@@ -189,6 +197,9 @@ shimmer_datachan_key_new(ShimmerDatachanCipher cipher, ShimmerDatachanBackend ba
     switch (cipher) {
     case SHIMMER_DATACHAN_AES_128_GCM:
         gcm_aes128_set_key(&k->ctx.aes128, key);
+        break;
+    case SHIMMER_DATACHAN_AES_192_GCM:
+        gcm_aes192_set_key(&k->ctx.aes192, key);
         break;
     case SHIMMER_DATACHAN_AES_256_GCM:
         gcm_aes256_set_key(&k->ctx.aes256, key);
@@ -284,6 +295,12 @@ static ShimmerDatachanResult aead_seal(ShimmerDatachanKey *k, const guint8 *nonc
         gcm_aes128_encrypt(&k->ctx.aes128, len, out, in);
         gcm_aes128_digest(&k->ctx.aes128, SHIMMER_DATACHAN_TAG_LEN, tag);
         break;
+    case SHIMMER_DATACHAN_AES_192_GCM:
+        gcm_aes192_set_iv(&k->ctx.aes192, SHIMMER_DATACHAN_NONCE_LEN, nonce);
+        gcm_aes192_update(&k->ctx.aes192, aad_len, aad);
+        gcm_aes192_encrypt(&k->ctx.aes192, len, out, in);
+        gcm_aes192_digest(&k->ctx.aes192, SHIMMER_DATACHAN_TAG_LEN, tag);
+        break;
     case SHIMMER_DATACHAN_AES_256_GCM:
         gcm_aes256_set_iv(&k->ctx.aes256, SHIMMER_DATACHAN_NONCE_LEN, nonce);
         gcm_aes256_update(&k->ctx.aes256, aad_len, aad);
@@ -334,6 +351,12 @@ static ShimmerDatachanResult aead_open(ShimmerDatachanKey *k, const guint8 *nonc
             gcm_aes128_update(&k->ctx.aes128, aad_len, aad);
             gcm_aes128_decrypt(&k->ctx.aes128, len, out, in);
             gcm_aes128_digest(&k->ctx.aes128, sizeof(got), got);
+            break;
+        case SHIMMER_DATACHAN_AES_192_GCM:
+            gcm_aes192_set_iv(&k->ctx.aes192, SHIMMER_DATACHAN_NONCE_LEN, nonce);
+            gcm_aes192_update(&k->ctx.aes192, aad_len, aad);
+            gcm_aes192_decrypt(&k->ctx.aes192, len, out, in);
+            gcm_aes192_digest(&k->ctx.aes192, sizeof(got), got);
             break;
         case SHIMMER_DATACHAN_AES_256_GCM:
             gcm_aes256_set_iv(&k->ctx.aes256, SHIMMER_DATACHAN_NONCE_LEN, nonce);

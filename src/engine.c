@@ -401,8 +401,6 @@ static char *peer_info(ShimmerEngine *e)
     g_string_append(s, "IV_NCP=2\nIV_CIPHERS=");
     for (guint i = 0; i < e->cfg->data_ciphers->len; i++) {
         ShimmerCipher c = g_array_index(e->cfg->data_ciphers, ShimmerCipher, i);
-        if (c == SHIMMER_CIPHER_AES_192_GCM)
-            continue; /* not implemented in the data channel */
         g_string_append_printf(s, "%s%s", i ? ":" : "", shimmer_cipher_name(c));
     }
     g_string_append(s, "\nIV_MTU=1600\n");

@@ -14,6 +14,7 @@
 
 static const ShimmerDatachanCipher all_ciphers[] = {
     SHIMMER_DATACHAN_AES_128_GCM,
+    SHIMMER_DATACHAN_AES_192_GCM,
     SHIMMER_DATACHAN_AES_256_GCM,
     SHIMMER_DATACHAN_CHACHA20_POLY1305,
 };
@@ -121,7 +122,9 @@ static void test_names(void)
     g_assert_cmpint(c, ==, SHIMMER_DATACHAN_CHACHA20_POLY1305);
     g_assert_false(shimmer_datachan_cipher_from_name("BF-CBC", &c));
     g_assert_false(shimmer_datachan_cipher_from_name("AES-256-CBC", &c));
-    g_assert_false(shimmer_datachan_cipher_from_name("AES-192-GCM", &c));
+    g_assert_true(shimmer_datachan_cipher_from_name("AES-192-GCM", &c));
+    g_assert_cmpint(c, ==, SHIMMER_DATACHAN_AES_192_GCM);
+    g_assert_false(shimmer_datachan_cipher_from_name("AES-192-CBC", &c));
     g_assert_false(shimmer_datachan_cipher_from_name("", &c));
     g_assert_false(shimmer_datachan_cipher_from_name(NULL, &c));
     g_assert_cmpstr(shimmer_datachan_backend_name(SHIMMER_DATACHAN_BACKEND_NETTLE), ==, "nettle");
@@ -225,6 +228,19 @@ static const Vector vectors[] = {
      "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa"
      "8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662",
      "76fc6ece0f4e1768cddf8853bb2d551b"},
+    /* Test case 10: the same with AES-192. */
+    {"gcm-spec-10", SHIMMER_DATACHAN_AES_192_GCM,
+     "feffe9928665731c6d6a8f9467308308feffe9928665731c", "cafebabefacedbaddecaf888",
+     "feedfacedeadbeeffeedfacedeadbeefabaddad2",
+     "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72"
+     "1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39",
+     "3980ca0b3c00e841eb06fac4872a2757859e1ceaa6efd984628593b40ca1e19c"
+     "7d773d00c144c525ac619d18c84a3f4718e2448b2fe324d9ccda2710",
+     "2519498e80f1478f37ba55bd6d27618c"},
+    /* Test case 8: AES-192, zero key, one zero block, no AAD. */
+    {"gcm-spec-8", SHIMMER_DATACHAN_AES_192_GCM, "000000000000000000000000000000000000000000000000",
+     "000000000000000000000000", "", "00000000000000000000000000000000",
+     "98e7247c07f0fe411c267e4384b0f600", "2ff58d80033927ab8ef4d4587514f0fb"},
     /* Test case 2: AES-128, zero key, one zero block, no AAD. */
     {"gcm-spec-2", SHIMMER_DATACHAN_AES_128_GCM, "00000000000000000000000000000000",
      "000000000000000000000000", "", "00000000000000000000000000000000",
@@ -319,7 +335,11 @@ static void test_raw_vectors(void)
  * AAD is the packet header). */
 static void test_nonce_layout(void)
 {
-    const Vector *vec = &vectors[3];
+    const Vector *vec = NULL;
+    for (gsize i = 0; i < G_N_ELEMENTS(vectors); i++)
+        if (strcmp(vectors[i].name, "rfc8439-2.8.2") == 0)
+            vec = &vectors[i];
+    g_assert_nonnull(vec);
 
     for (gsize b = 0; b < G_N_ELEMENTS(all_backends); b++) {
         for (int v2 = 0; v2 <= 1; v2++) {
@@ -354,6 +374,7 @@ static void ref_seal_gnutls(ShimmerDatachanCipher cipher, const guint8 *key, con
 {
     gnutls_cipher_algorithm_t algo =
         cipher == SHIMMER_DATACHAN_AES_128_GCM   ? GNUTLS_CIPHER_AES_128_GCM
+        : cipher == SHIMMER_DATACHAN_AES_192_GCM ? GNUTLS_CIPHER_AES_192_GCM
         : cipher == SHIMMER_DATACHAN_AES_256_GCM ? GNUTLS_CIPHER_AES_256_GCM
                                                  : GNUTLS_CIPHER_CHACHA20_POLY1305;
     gnutls_datum_t k = {(unsigned char *)key, (unsigned)shimmer_datachan_cipher_key_len(cipher)};
@@ -383,6 +404,13 @@ static void ref_seal_nettle(ShimmerDatachanCipher cipher, const guint8 *key, con
         gcm_aes128_update(&c, aad_len, aad);
         gcm_aes128_encrypt(&c, len, ct, plain);
         gcm_aes128_digest(&c, 16, tag);
+    } else if (cipher == SHIMMER_DATACHAN_AES_192_GCM) {
+        struct gcm_aes192_ctx c;
+        gcm_aes192_set_key(&c, key);
+        gcm_aes192_set_iv(&c, 12, nonce);
+        gcm_aes192_update(&c, aad_len, aad);
+        gcm_aes192_encrypt(&c, len, ct, plain);
+        gcm_aes192_digest(&c, 16, tag);
     } else if (cipher == SHIMMER_DATACHAN_AES_256_GCM) {
         struct gcm_aes256_ctx c;
         gcm_aes256_set_key(&c, key);

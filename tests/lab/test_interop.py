@@ -33,11 +33,12 @@ def start(lab, client_cmd, server_opts, client_opts=None):
     return srv, cli
 
 
-@pytest.mark.parametrize("cipher", ["AES-128-GCM", "AES-256-GCM", "CHACHA20-POLY1305"])
+@pytest.mark.parametrize("cipher", ["AES-128-GCM", "AES-192-GCM", "AES-256-GCM",
+                                    "CHACHA20-POLY1305"])
 def test_single_server_cipher(lab, client_cmd, cipher):
-    # The client offers all three; the server allows only one.
+    # The client offers all four; the server allows only one.
     srv, cli = start(lab, client_cmd, {"wrap": "tls-crypt", "cipher": cipher},
-                     {"cipher": "AES-256-GCM:AES-128-GCM:CHACHA20-POLY1305"})
+                     {"cipher": "AES-256-GCM:AES-128-GCM:AES-192-GCM:CHACHA20-POLY1305"})
     assert lab.ping_from_client(srv.tunnel_v4, count=3).ok
     srv.wait_log(r"Data Channel: cipher '%s'" % cipher, 5)
 
