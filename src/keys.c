@@ -670,50 +670,51 @@ static void set_not_found_error(GError **error, const char *what, const char *ma
         set_error(error, "not %s: no \"-----BEGIN %s-----\" line", what, marker);
 }
 
-gboolean shimmer_keys_check_certs(const void *data, gsize len, gboolean require_one, guint *n_certs,
-                                  GError **error)
-{
-    g_return_val_if_fail(data != NULL || len == 0, FALSE);
-    g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
+/* What shimmer_keys_check_certs() and shimmer_keys_check_crl() look for: a
+ * file of PEM blocks, the wanted ones each decoded by GnuTLS, others skipped
+ * (a CA file may also carry CRLs or, in a combined file, the key: OpenVPN
+ * reads such files). */
+typedef struct {
+    const char *item;      /* in messages: "certificate 2 (line 13) ..." */
+    const char *input;     /* for check_input_size() */
+    const char *not_found; /* "not a PEM certificate: ..." */
+    const char *marker;    /* the BEGIN label named when none is found */
+    gboolean (*wanted)(const PemBlock *blk);
+    /* A block that must not be skipped: sets ERROR, returns TRUE. May be NULL. */
+    gboolean (*refused)(const PemBlock *blk, GError **error);
+    /* GnuTLS's result for importing the block. */
+    int (*decode)(const gnutls_datum_t *d);
+} PemObjectKind;
 
+/* Checks every block of KIND in DATA; the number found goes to COUNT. */
+static gboolean check_pem_objects(const void *data, gsize len, const PemObjectKind *kind,
+                                  guint *count, GError **error)
+{
     LineReader r;
     PemBlock blk;
     PemResult res;
-    guint count = 0;
     g_autofree char *other = NULL;
 
-    if (!check_input_size(len, "certificate data", error))
+    *count = 0;
+    if (!check_input_size(len, kind->input, error))
         return FALSE;
 
     line_reader_init(&r, data, len, 1);
     while ((res = pem_next(&r, &blk, error)) == PEM_FOUND) {
-        /* A CA file may also carry CRLs or, in a combined file, the key:
-         * OpenVPN reads such files, so other blocks are skipped, not refused. */
-        if (!is_cert_label(&blk)) {
-            if (pem_label_is(&blk, "TRUSTED CERTIFICATE")) {
-                /* Skipping it would silently drop a CA the user relies on. */
-                set_error(error,
-                          "the certificate at line %u is in OpenSSL's TRUSTED CERTIFICATE "
-                          "format, which is not supported",
-                          blk.begin_line);
+        if (!kind->wanted(&blk)) {
+            if (kind->refused != NULL && kind->refused(&blk, error))
                 return FALSE;
-            }
             if (other == NULL)
                 other = pem_describe(&blk);
             continue;
         }
-
-        g_auto(gnutls_x509_crt_t) crt = NULL;
         gnutls_datum_t d = pem_datum(&blk);
-        int rc;
-
-        count++;
-        g_autofree char *what = g_strdup_printf("certificate %u (line %u)", count, blk.begin_line);
+        (*count)++;
+        g_autofree char *what =
+            g_strdup_printf("%s %u (line %u)", kind->item, *count, blk.begin_line);
         if (!base64_check(blk.body, blk.body_len, blk.begin_line + 1, what, error))
             return FALSE;
-        rc = gnutls_x509_crt_init(&crt);
-        if (rc >= 0)
-            rc = gnutls_x509_crt_import(crt, &d, GNUTLS_X509_FMT_PEM);
+        int rc = kind->decode(&d);
         if (rc < 0) {
             set_error(error, "%s does not decode: %s", what, gnutls_strerror(rc));
             return FALSE;
@@ -721,11 +722,57 @@ gboolean shimmer_keys_check_certs(const void *data, gsize len, gboolean require_
     }
     if (res == PEM_ERROR)
         return FALSE;
-
-    if (count == 0) {
-        set_not_found_error(error, "a PEM certificate", "CERTIFICATE", other, data, len);
+    if (*count == 0) {
+        set_not_found_error(error, kind->not_found, kind->marker, other, data, len);
         return FALSE;
     }
+    return TRUE;
+}
+
+static gboolean refuse_trusted_cert(const PemBlock *blk, GError **error)
+{
+    if (!pem_label_is(blk, "TRUSTED CERTIFICATE"))
+        return FALSE;
+    /* Skipping it would silently drop a CA the user relies on. */
+    set_error(error,
+              "the certificate at line %u is in OpenSSL's TRUSTED CERTIFICATE format, which is "
+              "not supported",
+              blk->begin_line);
+    return TRUE;
+}
+
+static int decode_cert(const gnutls_datum_t *d)
+{
+    g_auto(gnutls_x509_crt_t) crt = NULL;
+    int rc = gnutls_x509_crt_init(&crt);
+    return rc < 0 ? rc : gnutls_x509_crt_import(crt, d, GNUTLS_X509_FMT_PEM);
+}
+
+static gboolean is_crl_label(const PemBlock *blk)
+{
+    return pem_label_is(blk, "X509 CRL");
+}
+
+static int decode_crl(const gnutls_datum_t *d)
+{
+    g_auto(gnutls_x509_crl_t) crl = NULL;
+    int rc = gnutls_x509_crl_init(&crl);
+    return rc < 0 ? rc : gnutls_x509_crl_import(crl, d, GNUTLS_X509_FMT_PEM);
+}
+
+gboolean shimmer_keys_check_certs(const void *data, gsize len, gboolean require_one, guint *n_certs,
+                                  GError **error)
+{
+    g_return_val_if_fail(data != NULL || len == 0, FALSE);
+    g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
+
+    static const PemObjectKind certs = {
+        "certificate", "certificate data", "a PEM certificate", "CERTIFICATE",
+        is_cert_label, refuse_trusted_cert, decode_cert,
+    };
+    guint count;
+    if (!check_pem_objects(data, len, &certs, &count, error))
+        return FALSE;
     if (require_one && count != 1) {
         set_error(error, "expected exactly one certificate, found %u", count);
         return FALSE;
@@ -740,47 +787,11 @@ gboolean shimmer_keys_check_crl(const void *data, gsize len, GError **error)
     g_return_val_if_fail(data != NULL || len == 0, FALSE);
     g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
 
-    LineReader r;
-    PemBlock blk;
-    PemResult res;
-    guint count = 0;
-    g_autofree char *other = NULL;
-
-    if (!check_input_size(len, "CRL data", error))
-        return FALSE;
-
-    line_reader_init(&r, data, len, 1);
-    while ((res = pem_next(&r, &blk, error)) == PEM_FOUND) {
-        if (!pem_label_is(&blk, "X509 CRL")) {
-            if (other == NULL)
-                other = pem_describe(&blk);
-            continue;
-        }
-
-        g_auto(gnutls_x509_crl_t) crl = NULL;
-        gnutls_datum_t d = pem_datum(&blk);
-        int rc;
-
-        count++;
-        g_autofree char *what = g_strdup_printf("CRL %u (line %u)", count, blk.begin_line);
-        if (!base64_check(blk.body, blk.body_len, blk.begin_line + 1, what, error))
-            return FALSE;
-        rc = gnutls_x509_crl_init(&crl);
-        if (rc >= 0)
-            rc = gnutls_x509_crl_import(crl, &d, GNUTLS_X509_FMT_PEM);
-        if (rc < 0) {
-            set_error(error, "%s does not decode: %s", what, gnutls_strerror(rc));
-            return FALSE;
-        }
-    }
-    if (res == PEM_ERROR)
-        return FALSE;
-
-    if (count == 0) {
-        set_not_found_error(error, "a PEM CRL", "X509 CRL", other, data, len);
-        return FALSE;
-    }
-    return TRUE;
+    static const PemObjectKind crls = {
+        "CRL", "CRL data", "a PEM CRL", "X509 CRL", is_crl_label, NULL, decode_crl,
+    };
+    guint count;
+    return check_pem_objects(data, len, &crls, &count, error);
 }
 
 /* ---- Private keys ------------------------------------------------------------ */
