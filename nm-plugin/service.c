@@ -51,11 +51,11 @@ typedef struct {
     guint shimmerd_watch;
     char *last_state;
     gboolean interactive;
-    gboolean reported;     /* IP configuration reported at least once */
-    gboolean stopping;     /* Disconnect was asked: the session's end is expected */
+    gboolean reported;          /* IP configuration reported at least once */
+    gboolean stopping;          /* Disconnect was asked: the session's end is expected */
     gboolean pending_challenge; /* SecretsRequired sent, NewSecrets awaited */
-    char *config_digest;   /* the last NetworkConfig reported, to skip repeats */
-    int failure;           /* the reason fail() gave, -1 if none */
+    char *config_digest;        /* the last NetworkConfig reported, to skip repeats */
+    int failure;                /* the reason fail() gave, -1 if none */
 } ShimmerNmPlugin;
 
 typedef struct {
@@ -64,7 +64,8 @@ typedef struct {
 
 static GType shimmer_nm_plugin_get_type(void);
 G_DEFINE_TYPE(ShimmerNmPlugin, shimmer_nm_plugin, NM_TYPE_VPN_SERVICE_PLUGIN)
-#define SHIMMER_NM_PLUGIN(o) (G_TYPE_CHECK_INSTANCE_CAST((o), shimmer_nm_plugin_get_type(), ShimmerNmPlugin))
+#define SHIMMER_NM_PLUGIN(o)                                                                       \
+    (G_TYPE_CHECK_INSTANCE_CAST((o), shimmer_nm_plugin_get_type(), ShimmerNmPlugin))
 
 static gboolean debug;
 static GMainLoop *main_loop;
@@ -130,7 +131,8 @@ static void repeat_failure(ShimmerNmPlugin *self)
 {
     if (self->failure < 0 || self->failure == NM_VPN_PLUGIN_FAILURE_CONNECT_FAILED)
         return;
-    g_autoptr(GDBusConnection) bus = nm_vpn_service_plugin_get_connection(NM_VPN_SERVICE_PLUGIN(self));
+    g_autoptr(GDBusConnection) bus =
+        nm_vpn_service_plugin_get_connection(NM_VPN_SERVICE_PLUGIN(self));
     if (bus != NULL)
         g_dbus_connection_emit_signal(bus, NULL, NM_VPN_DBUS_PLUGIN_PATH,
                                       NM_VPN_DBUS_PLUGIN_INTERFACE, "Failure",
@@ -194,7 +196,8 @@ static GVariant *ip4_config(GVariant *cfg)
                 any_dns = TRUE;
             }
     if (any_dns)
-        g_variant_builder_add(&b, "{sv}", NM_VPN_PLUGIN_IP4_CONFIG_DNS, g_variant_builder_end(&dns));
+        g_variant_builder_add(&b, "{sv}", NM_VPN_PLUGIN_IP4_CONFIG_DNS,
+                              g_variant_builder_end(&dns));
     else
         g_variant_builder_clear(&dns);
 
@@ -209,8 +212,8 @@ static GVariant *ip4_config(GVariant *cfg)
             g_variant_builder_add(&dom, "s", search[i]);
     if (g_variant_lookup(cfg, "dns-routing-domains", "^a&s", &routing))
         for (guint i = 0; routing[i] != NULL; i++, any_dom = TRUE)
-            g_variant_builder_add_value(&dom,
-                                        g_variant_new_take_string(g_strconcat("~", routing[i], NULL)));
+            g_variant_builder_add_value(
+                &dom, g_variant_new_take_string(g_strconcat("~", routing[i], NULL)));
     if (any_dom)
         g_variant_builder_add(&b, "{sv}", NM_VPN_PLUGIN_IP4_CONFIG_DOMAINS,
                               g_variant_builder_end(&dom));
@@ -233,7 +236,8 @@ static GVariant *ip4_config(GVariant *cfg)
         }
         g_variant_iter_free(it);
     }
-    g_variant_builder_add(&b, "{sv}", NM_VPN_PLUGIN_IP4_CONFIG_ROUTES, g_variant_builder_end(&routes));
+    g_variant_builder_add(&b, "{sv}", NM_VPN_PLUGIN_IP4_CONFIG_ROUTES,
+                          g_variant_builder_end(&routes));
 
     gboolean def = FALSE;
     g_variant_lookup(cfg, "ipv4-default-route", "b", &def);
@@ -272,7 +276,8 @@ static GVariant *ip6_config(GVariant *cfg)
             }
         }
     if (any_dns)
-        g_variant_builder_add(&b, "{sv}", NM_VPN_PLUGIN_IP6_CONFIG_DNS, g_variant_builder_end(&dns));
+        g_variant_builder_add(&b, "{sv}", NM_VPN_PLUGIN_IP6_CONFIG_DNS,
+                              g_variant_builder_end(&dns));
     else
         g_variant_builder_clear(&dns);
 
@@ -293,7 +298,8 @@ static GVariant *ip6_config(GVariant *cfg)
         }
         g_variant_iter_free(it);
     }
-    g_variant_builder_add(&b, "{sv}", NM_VPN_PLUGIN_IP6_CONFIG_ROUTES, g_variant_builder_end(&routes));
+    g_variant_builder_add(&b, "{sv}", NM_VPN_PLUGIN_IP6_CONFIG_ROUTES,
+                          g_variant_builder_end(&routes));
 
     gboolean def = FALSE;
     g_variant_lookup(cfg, "ipv6-default-route", "b", &def);
@@ -339,11 +345,14 @@ static void report_config(ShimmerNmPlugin *self)
     guint32 a4;
     GVariant *a6;
     if (parse4(remote, &a4))
-        g_variant_builder_add(&b, "{sv}", NM_VPN_PLUGIN_CONFIG_EXT_GATEWAY, g_variant_new_uint32(a4));
+        g_variant_builder_add(&b, "{sv}", NM_VPN_PLUGIN_CONFIG_EXT_GATEWAY,
+                              g_variant_new_uint32(a4));
     else if ((a6 = addr6_variant(remote)) != NULL)
         g_variant_builder_add(&b, "{sv}", NM_VPN_PLUGIN_CONFIG_EXT_GATEWAY, a6);
-    g_variant_builder_add(&b, "{sv}", NM_VPN_PLUGIN_CONFIG_HAS_IP4, g_variant_new_boolean(ip4 != NULL));
-    g_variant_builder_add(&b, "{sv}", NM_VPN_PLUGIN_CONFIG_HAS_IP6, g_variant_new_boolean(ip6 != NULL));
+    g_variant_builder_add(&b, "{sv}", NM_VPN_PLUGIN_CONFIG_HAS_IP4,
+                          g_variant_new_boolean(ip4 != NULL));
+    g_variant_builder_add(&b, "{sv}", NM_VPN_PLUGIN_CONFIG_HAS_IP6,
+                          g_variant_new_boolean(ip6 != NULL));
     /* shimmerd reconnects by itself (server restarts, ping-restart). */
     g_variant_builder_add(&b, "{sv}", NM_VPN_PLUGIN_CAN_PERSIST, g_variant_new_boolean(TRUE));
 
@@ -535,7 +544,8 @@ static gboolean do_connect(ShimmerNmPlugin *self, NMConnection *connection, GErr
         return FALSE;
     }
     g_autoptr(ShimmerDBusManager1) manager = shimmer_dbus_manager1_proxy_new_sync(
-        self->bus, G_DBUS_PROXY_FLAGS_DO_NOT_LOAD_PROPERTIES | G_DBUS_PROXY_FLAGS_DO_NOT_CONNECT_SIGNALS,
+        self->bus,
+        G_DBUS_PROXY_FLAGS_DO_NOT_LOAD_PROPERTIES | G_DBUS_PROXY_FLAGS_DO_NOT_CONNECT_SIGNALS,
         SHIMMERD_NAME, SHIMMERD_PATH, NULL, &local);
     g_autofree char *name = profile_name(connection);
     g_autofree char *ppath = NULL;
@@ -555,7 +565,8 @@ static gboolean do_connect(ShimmerNmPlugin *self, NMConnection *connection, GErr
         return FALSE;
     }
     self->profile = shimmer_dbus_profile1_proxy_new_sync(
-        self->bus, G_DBUS_PROXY_FLAGS_DO_NOT_LOAD_PROPERTIES | G_DBUS_PROXY_FLAGS_DO_NOT_CONNECT_SIGNALS,
+        self->bus,
+        G_DBUS_PROXY_FLAGS_DO_NOT_LOAD_PROPERTIES | G_DBUS_PROXY_FLAGS_DO_NOT_CONNECT_SIGNALS,
         SHIMMERD_NAME, ppath, NULL, &local);
     if (self->profile == NULL) {
         g_set_error(error, NM_VPN_PLUGIN_ERROR, NM_VPN_PLUGIN_ERROR_LAUNCH_FAILED,
@@ -657,8 +668,8 @@ static gboolean real_new_secrets(NMVpnServicePlugin *plugin, NMConnection *conne
             g_variant_builder_add(&b, "{ss}", "key-passphrase", pass);
     }
     g_autoptr(GError) local = NULL;
-    if (!shimmer_dbus_session1_call_provide_credentials_sync(self->session, g_variant_builder_end(&b),
-                                                             NULL, &local)) {
+    if (!shimmer_dbus_session1_call_provide_credentials_sync(
+            self->session, g_variant_builder_end(&b), NULL, &local)) {
         g_set_error(error, NM_VPN_PLUGIN_ERROR, NM_VPN_PLUGIN_ERROR_BAD_ARGUMENTS,
                     "shimmerd did not take the answer: %s", remote_message(local));
         return FALSE;
@@ -764,8 +775,9 @@ int main(int argc, char **argv)
     GOptionEntry entries[] = {
         {"persist", 0, 0, G_OPTION_ARG_NONE, &persist, N_("Do not quit when the VPN disconnects"),
          NULL},
-        {"debug", 0, 0, G_OPTION_ARG_NONE, &debug, N_("Log more, and stay when NetworkManager "
-                                                      "leaves the bus"),
+        {"debug", 0, 0, G_OPTION_ARG_NONE, &debug,
+         N_("Log more, and stay when NetworkManager "
+            "leaves the bus"),
          NULL},
         {"bus-name", 0, 0, G_OPTION_ARG_STRING, &bus_name, N_("D-Bus name to use"), N_("NAME")},
         {NULL},
@@ -790,9 +802,9 @@ int main(int argc, char **argv)
         g_printerr("nm-shimmer-service: the system bus: %s\n", error->message);
         return 1;
     }
-    ShimmerNmPlugin *plugin = g_initable_new(
-        shimmer_nm_plugin_get_type(), NULL, &error, NM_VPN_SERVICE_PLUGIN_DBUS_SERVICE_NAME,
-        bus_name, NM_VPN_SERVICE_PLUGIN_DBUS_WATCH_PEER, !debug, NULL);
+    ShimmerNmPlugin *plugin = g_initable_new(shimmer_nm_plugin_get_type(), NULL, &error,
+                                             NM_VPN_SERVICE_PLUGIN_DBUS_SERVICE_NAME, bus_name,
+                                             NM_VPN_SERVICE_PLUGIN_DBUS_WATCH_PEER, !debug, NULL);
     if (plugin == NULL) {
         g_printerr("nm-shimmer-service: %s\n", error->message);
         return 1;

@@ -767,7 +767,7 @@ gboolean shimmer_keys_check_certs(const void *data, gsize len, gboolean require_
     g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
 
     static const PemObjectKind certs = {
-        "certificate", "certificate data", "a PEM certificate", "CERTIFICATE",
+        "certificate", "certificate data",  "a PEM certificate", "CERTIFICATE",
         is_cert_label, refuse_trusted_cert, decode_cert,
     };
     guint count;
