@@ -21,7 +21,7 @@
 #include "secure.h"
 #include "tun.h"
 
-#define BATCH 32
+#define BATCH    32
 #define PKT_SIZE 2048
 #define HEADROOM 64
 
@@ -310,8 +310,8 @@ static gboolean on_tun_readable(gint fd, GIOCondition cond, gpointer user)
         if (r <= 0)
             break;
         shimmer_mss_clamp(in, (gsize)r, mss4, mss6);
-        gsize len = shimmer_engine_encrypt(c->engine, in, (gsize)r, c->tx[n], sizeof(c->tx[n]),
-                                           now);
+        gsize len =
+            shimmer_engine_encrypt(c->engine, in, (gsize)r, c->tx[n], sizeof(c->tx[n]), now);
         if (len == 0) {
             n--;
             continue;
@@ -381,8 +381,8 @@ static void start_socket(ShimmerClient *c, GInetAddress *addr, guint16 port, gbo
         c->splitter = shimmer_tcp_splitter_new(SHIMMER_TCP_MAX_PACKET);
         c->tcp_connecting = TRUE;
         c->sock_out_source = g_unix_fd_source_new(c->sock, G_IO_OUT);
-        g_source_set_callback(c->sock_out_source,
-                              (GSourceFunc)(void (*)(void))on_writable, c, NULL);
+        g_source_set_callback(c->sock_out_source, (GSourceFunc)(void (*)(void))on_writable, c,
+                              NULL);
         g_source_attach(c->sock_out_source, NULL);
         clog_(c, SHIMMER_LOG_INFO, "connecting to %s over TCP", c->remote_text);
         return;
@@ -472,8 +472,8 @@ static gboolean add_addr(ShimmerClient *c, int ifindex, const char *local, guint
     return shimmer_netcfg_addr_add(c->net, ifindex, l, bits, p, error);
 }
 
-static gboolean add_route(ShimmerClient *c, int ifindex, const char *net, guint bits,
-                          guint metric, GError **error)
+static gboolean add_route(ShimmerClient *c, int ifindex, const char *net, guint bits, guint metric,
+                          GError **error)
 {
     g_autofree char *text = g_strdup_printf("%s/%u", net, bits);
     g_autoptr(GInetAddressMask) mask = g_inet_address_mask_new_from_string(text, error);
@@ -646,8 +646,7 @@ static gboolean configure_tun(ShimmerClient *c, GError **error)
         if (c->tun == NULL)
             return FALSE;
         c->tun_source = g_unix_fd_source_new(shimmer_tun_get_fd(c->tun), G_IO_IN);
-        g_source_set_callback(c->tun_source, (GSourceFunc)(void (*)(void))on_tun_readable, c,
-                              NULL);
+        g_source_set_callback(c->tun_source, (GSourceFunc)(void (*)(void))on_tun_readable, c, NULL);
         g_source_attach(c->tun_source, NULL);
         clog_(c, SHIMMER_LOG_INFO, "tun device %s", shimmer_tun_get_name(c->tun));
     }
@@ -666,6 +665,8 @@ static gboolean configure_tun(ShimmerClient *c, GError **error)
         g_clear_pointer(&c->net, shimmer_netcfg_free);
     }
     c->net = shimmer_netcfg_new(error);
+    if (c->net != NULL && c->opts.route_protocol != 0)
+        shimmer_netcfg_set_route_protocol(c->net, c->opts.route_protocol);
     if (c->net == NULL)
         return FALSE;
     int ifindex = shimmer_tun_get_ifindex(c->tun);
@@ -760,8 +761,7 @@ static void pump(ShimmerClient *c)
             case SHIMMER_EVENT_TUN_CONFIG: {
                 g_autoptr(GError) error = NULL;
                 if (!configure_tun(c, &error)) {
-                    clog_(c, SHIMMER_LOG_ERROR, "cannot configure the tunnel: %s",
-                          error->message);
+                    clog_(c, SHIMMER_LOG_ERROR, "cannot configure the tunnel: %s", error->message);
                     shimmer_event_clear(&ev);
                     finish(c, SHIMMER_CLIENT_FAILURE_NETWORK_CONFIG, "cannot configure the tunnel");
                     return;

@@ -48,6 +48,9 @@ typedef struct {
      * NetworkManager, from shimmer_client_get_network_config()); the tun
      * is still created, gets its MTU and is brought up. */
     gboolean no_netcfg;
+    /* rtm_protocol of the routes the client adds; 0: RTPROT_STATIC. The
+     * daemon uses SHIMMER_NETCFG_RTPROT_SHIMMERD (netcfg.h). */
+    guint8 route_protocol;
     /* Name or pattern of the tun ("tun%d" when NULL and the config says "tun"). */
     const char *tun_name;
     /* Where DNS settings go (pushed dhcp-option DNS/DNS6/DOMAIN/DOMAIN-SEARCH

@@ -18,6 +18,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "netcfg.h"
 #include "profile.h"
 #include "secure.h"
 #include "session.h"
@@ -541,6 +542,20 @@ static void cleanup_stale_tuns(void)
     if_freenameindex(ifs);
 }
 
+/* Routes of our protocol left by a run that could not roll back (killed,
+ * crashed): a pinned route to a server, net_gateway routes. Routes through
+ * its tun devices went with the devices. */
+static void cleanup_stale_routes(void)
+{
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GPtrArray) removed = g_ptr_array_new_with_free_func(g_free);
+    if (!shimmer_netcfg_remove_stale_routes(SHIMMER_NETCFG_RTPROT_SHIMMERD, removed, &error))
+        g_warning("removing routes a previous run left: %s", error->message);
+    for (guint i = 0; i < removed->len; i++)
+        g_message("removed the stale %s (left by a previous run)",
+                  (char *)g_ptr_array_index(removed, i));
+}
+
 static void load_profiles(ShimmerDaemon *d)
 {
     g_autoptr(GError) error = NULL;
@@ -601,6 +616,7 @@ static void on_name_acquired(GDBusConnection *bus, const char *name, gpointer us
      * start changes nothing. Method calls queued behind this callback see
      * the profiles. */
     cleanup_stale_tuns();
+    cleanup_stale_routes();
     shimmer_dns_cleanup_stale(d->dns);
     load_profiles(d);
     g_message("serving %s on the bus", name);

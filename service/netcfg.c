@@ -31,6 +31,9 @@ typedef struct {
 struct _ShimmerNetcfg {
     struct nl_sock *sk;
     GPtrArray *undo; /* of UndoEntry, oldest first */
+    /* rtm_protocol of the routes this object adds (RTPROT_STATIC unless
+     * set). */
+    guint8 route_protocol;
     /* What the kernel said about the request in flight (on_nl_error). */
     int kernel_errno;
     char *kernel_msg;
@@ -90,7 +93,13 @@ ShimmerNetcfg *shimmer_netcfg_new(GError **error)
     ShimmerNetcfg *nc = g_new0(ShimmerNetcfg, 1);
     nc->sk = sk;
     nc->undo = g_ptr_array_new_with_free_func(undo_entry_free);
+    nc->route_protocol = RTPROT_STATIC;
     return nc;
+}
+
+void shimmer_netcfg_set_route_protocol(ShimmerNetcfg *nc, guint8 protocol)
+{
+    nc->route_protocol = protocol;
 }
 
 void shimmer_netcfg_free(ShimmerNetcfg *nc)
@@ -188,6 +197,8 @@ static int nc_request(ShimmerNetcfg *nc, int type, int flags, GBytes *payload,
     }
     nl_cb_err(cb, NL_CB_CUSTOM, on_nl_error, nc);
     nl_cb_set(cb, NL_CB_ACK, NL_CB_CUSTOM, on_ack, &acked);
+    /* A dump ends with NLMSG_DONE instead. */
+    nl_cb_set(cb, NL_CB_FINISH, NL_CB_CUSTOM, on_ack, &acked);
     if (on_reply != NULL)
         nl_cb_set(cb, NL_CB_VALID, NL_CB_CUSTOM, on_reply, reply_arg);
     /* One receive call returns after one datagram; a query's answer and
@@ -344,14 +355,14 @@ static GBytes *addr_payload(int ifindex, GInetAddress *local, guint prefix_len, 
 /* The payload shared by adding and removing a route. NULL only when out of
  * memory. */
 static GBytes *route_payload(GInetAddressMask *dest, int ifindex, GInetAddress *gateway,
-                             guint32 metric)
+                             guint32 metric, guint8 protocol)
 {
     GInetAddress *dst = g_inet_address_mask_get_address(dest);
     struct rtmsg rtm = {
         .rtm_family = (guint8)family_of(dst),
         .rtm_dst_len = (guint8)g_inet_address_mask_get_length(dest),
         .rtm_table = RT_TABLE_MAIN,
-        .rtm_protocol = RTPROT_STATIC,
+        .rtm_protocol = protocol,
         /* A route without a next hop ends on the link itself. */
         .rtm_scope = gateway != NULL ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK,
         .rtm_type = RTN_UNICAST,
@@ -590,7 +601,7 @@ gboolean shimmer_netcfg_route_add(ShimmerNetcfg *nc, GInetAddressMask *dest, int
 
     if (!check_route(dest, ifindex, gateway, error))
         return FALSE;
-    payload = route_payload(dest, ifindex, gateway, metric);
+    payload = route_payload(dest, ifindex, gateway, metric, nc->route_protocol);
     if (payload == NULL)
         return no_memory(error);
     what = describe_route(dest, ifindex, gateway, metric);
@@ -614,7 +625,7 @@ gboolean shimmer_netcfg_route_remove(ShimmerNetcfg *nc, GInetAddressMask *dest, 
 
     if (!check_route(dest, ifindex, gateway, error))
         return FALSE;
-    payload = route_payload(dest, ifindex, gateway, metric);
+    payload = route_payload(dest, ifindex, gateway, metric, RTPROT_UNSPEC);
     if (payload == NULL)
         return no_memory(error);
     what = describe_route(dest, ifindex, gateway, metric);
@@ -709,6 +720,93 @@ gboolean shimmer_netcfg_route_lookup(ShimmerNetcfg *nc, GInetAddress *dest, Shim
         shimmer_netcfg_route_clear(out);
         g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e),
                     "cannot look up the route to %s: %s", d, reason);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/* ---- routes left behind ------------------------------------------------------ */
+
+typedef struct {
+    guint8 protocol;
+    GPtrArray *found; /* GBytes: each route's message body, as dumped */
+    GPtrArray *what;  /* char*: "10.213.1.1/32 via 10.213.1.254 dev eth0" */
+} DumpCtx;
+
+static char *describe_dumped(const struct rtmsg *rtm, struct nlattr **tb)
+{
+    int family = rtm->rtm_family;
+    g_autoptr(GInetAddress) dst = inet_from_attr(tb[RTA_DST], family);
+    g_autoptr(GInetAddress) gw = inet_from_attr(tb[RTA_GATEWAY], family);
+    g_autofree char *d =
+        dst ? g_inet_address_to_string(dst) : g_strdup(family == AF_INET6 ? "::" : "0.0.0.0");
+    g_autofree char *g = gw ? g_inet_address_to_string(gw) : NULL;
+    g_autofree char *dev = tb[RTA_OIF] ? ifname_of((int)nla_get_u32(tb[RTA_OIF])) : NULL;
+    return g_strdup_printf("route %s/%u%s%s%s%s", d, rtm->rtm_dst_len, g ? " via " : "", g ? g : "",
+                           dev ? " dev " : "", dev ? dev : "");
+}
+
+static int on_dump_route(struct nl_msg *msg, void *arg)
+{
+    DumpCtx *ctx = arg;
+    struct nlmsghdr *h = nlmsg_hdr(msg);
+    struct nlattr *tb[RTA_MAX + 1];
+
+    if (h->nlmsg_type != RTM_NEWROUTE)
+        return NL_SKIP;
+    const struct rtmsg *rtm = nlmsg_data(h);
+    if (rtm->rtm_protocol != ctx->protocol)
+        return NL_SKIP;
+    if (nlmsg_parse(h, sizeof(struct rtmsg), tb, RTA_MAX, NULL) < 0)
+        return NL_SKIP;
+    g_ptr_array_add(ctx->found, g_bytes_new(nlmsg_data(h), (gsize)nlmsg_datalen(h)));
+    g_ptr_array_add(ctx->what, describe_dumped(rtm, tb));
+    return NL_OK;
+}
+
+gboolean shimmer_netcfg_remove_stale_routes(guint8 protocol, GPtrArray *removed, GError **error)
+{
+    g_return_val_if_fail(protocol > RTPROT_STATIC, FALSE);
+    struct rtmsg rtm = {.rtm_family = AF_UNSPEC};
+    g_autoptr(GBytes) query = g_bytes_new(&rtm, sizeof(rtm));
+    g_autoptr(GPtrArray) found = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+    g_autoptr(GPtrArray) what = g_ptr_array_new_with_free_func(g_free);
+    DumpCtx ctx = {.protocol = protocol, .found = found, .what = what};
+    g_autofree char *reason = NULL;
+
+    /* The dump on a socket of its own, so that nothing it leaves unread
+     * meets the removals. */
+    {
+        g_autoptr(ShimmerNetcfg) dump = shimmer_netcfg_new(error);
+        if (dump == NULL)
+            return FALSE;
+        int e = nc_request(dump, RTM_GETROUTE, NLM_F_DUMP, query, on_dump_route, &ctx, &reason);
+        if (e != 0) {
+            g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e), "cannot list the routes: %s",
+                        reason);
+            return FALSE;
+        }
+    }
+    if (found->len == 0)
+        return TRUE;
+    g_autoptr(ShimmerNetcfg) nc = shimmer_netcfg_new(error);
+    if (nc == NULL)
+        return FALSE;
+    GError *first = NULL;
+    for (guint i = 0; i < found->len; i++) {
+        int err = 0;
+        g_autoptr(GError) local = NULL;
+        /* Sent back as it came, as `ip route flush` does. */
+        if (nc_change(nc, RTM_DELROUTE, 0, found->pdata[i], "remove", what->pdata[i], &err,
+                      &local)) {
+            if (removed != NULL)
+                g_ptr_array_add(removed, g_strdup(what->pdata[i]));
+        } else if (!is_gone(err) && first == NULL) {
+            first = g_steal_pointer(&local);
+        }
+    }
+    if (first != NULL) {
+        g_propagate_error(error, first);
         return FALSE;
     }
     return TRUE;

@@ -142,6 +142,24 @@ gboolean shimmer_netcfg_redirect_def1(ShimmerNetcfg *nc, GSocketFamily family, i
                                       GInetAddress *gateway, guint32 metric, GInetAddress *server,
                                       GError **error);
 
+/* The rtm_protocol of the routes shimmerd's sessions add ("proto 115" in
+ * `ip route`), so that routes a crashed daemon left behind can be told from
+ * everyone else's: routes through a tun device go with the device, but a
+ * pinned route to the server and net_gateway routes lead through the
+ * machine's own interfaces. `shimmerd --config` keeps RTPROT_STATIC: the
+ * daemon's start-up must not take a foreground client's routes. */
+#define SHIMMER_NETCFG_RTPROT_SHIMMERD 115
+
+/* The protocol of the routes NC adds from now on (RTPROT_STATIC at first).
+ * Removing a route (shimmer_netcfg_route_remove) matches any protocol. */
+void shimmer_netcfg_set_route_protocol(ShimmerNetcfg *nc, guint8 protocol);
+
+/* Removes every route of PROTOCOL (above RTPROT_STATIC), in every table and
+ * family: what a previous run that could not roll back left behind. The
+ * routes removed are appended to REMOVED (nullable) as text. One already
+ * gone meanwhile counts as removed; FALSE with the first other failure. */
+gboolean shimmer_netcfg_remove_stale_routes(guint8 protocol, GPtrArray *removed, GError **error);
+
 /* How many changes the undo list holds. */
 guint shimmer_netcfg_get_n_undo(ShimmerNetcfg *nc);
 

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "client.h"
+#include "netcfg.h"
 #include "profile.h"
 #include "secure.h"
 
@@ -39,8 +40,8 @@ struct ShimmerSession {
     gboolean want_password;
     gboolean want_username;
     gboolean want_otp;
-    gboolean want_response;  /* a dynamic challenge */
-    char *challenge;         /* its text */
+    gboolean want_response; /* a dynamic challenge */
+    char *challenge;        /* its text */
     gboolean challenge_echo;
     /* Credentials given to Connect, kept while the client waits for the
      * key's passphrase (secrets: wiped). */
@@ -262,7 +263,8 @@ static void on_client_finished(gpointer user, gboolean failed, const char *reaso
     if (s->finished)
         return;
     s->finished = TRUE;
-    s->want_passphrase = s->want_password = s->want_username = s->want_otp = s->want_response = FALSE;
+    s->want_passphrase = s->want_password = s->want_username = s->want_otp = s->want_response =
+        FALSE;
     g_clear_pointer(&s->username, g_free);
     g_clear_pointer(&s->password, shimmer_str_free_secret);
     update_counters(s);
@@ -304,6 +306,7 @@ static gboolean create_client(ShimmerSession *s, const char *username, const cha
     ShimmerClientOptions opts = {
         .no_netcfg = !s->configure_network,
         .tun_name = SHIMMER_DAEMON_TUN_PATTERN,
+        .route_protocol = SHIMMER_NETCFG_RTPROT_SHIMMERD,
         .dns = shimmer_daemon_get_dns(s->d),
         .username = username,
         .password = password,

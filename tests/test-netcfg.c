@@ -875,6 +875,60 @@ static int skip(const char *reason)
 
 /* Whether this process may create network namespaces, tried in a child so
  * that the answer does not move the test itself anywhere. */
+/* Routes of shimmerd's protocol that a run left behind (its netcfg freed
+ * without a rollback, as when the process is killed) are found and removed
+ * at the next start; everyone else's routes stay, and undo entries of the
+ * protocol remove exactly what they added. */
+static void test_stale_routes(Fixture *f, gconstpointer data)
+{
+    g_autoptr(GError) error = NULL;
+    g_autoptr(ShimmerNetcfg) world = new_netcfg();
+    g_autoptr(ShimmerTun) tun = open_tun("shrt%d");
+    int t = shimmer_tun_get_ifindex(tun);
+
+    link_up(world, t);
+    add_addr(world, t, "10.213.7.2", 24, NULL);
+    add_addr(world, t, "fd5e:7::2", 64, NULL);
+    /* Someone else's route (RTPROT_STATIC). */
+    add_route(world, "10.231.0.0/16", t, NULL, 0);
+
+    ShimmerNetcfg *crashed = new_netcfg();
+    shimmer_netcfg_set_route_protocol(crashed, SHIMMER_NETCFG_RTPROT_SHIMMERD);
+    add_route(crashed, "10.230.0.0/16", t, "10.213.7.1", 0);
+    add_route(crashed, "fd5e:230::/48", t, NULL, 0);
+    /* Gone without rolling back. */
+    shimmer_netcfg_free(crashed);
+    g_assert_true(route_exists(f, "10.230.0.0/16", t, "10.213.7.1", -1));
+    g_assert_true(route_exists(f, "fd5e:230::/48", t, NULL, -1));
+
+    g_autoptr(GPtrArray) removed = g_ptr_array_new_with_free_func(g_free);
+    g_assert_true(
+        shimmer_netcfg_remove_stale_routes(SHIMMER_NETCFG_RTPROT_SHIMMERD, removed, &error));
+    g_assert_no_error(error);
+    g_assert_cmpuint(removed->len, ==, 2);
+    g_assert_cmpstr(g_ptr_array_index(removed, 0), ==,
+                    "route 10.230.0.0/16 via 10.213.7.1 dev shrt0");
+    g_assert_cmpstr(g_ptr_array_index(removed, 1), ==, "route fd5e:230::/48 dev shrt0");
+    g_assert_false(route_exists(f, "10.230.0.0/16", t, "10.213.7.1", -1));
+    g_assert_false(route_exists(f, "fd5e:230::/48", t, NULL, -1));
+    g_assert_true(route_exists(f, "10.231.0.0/16", t, NULL, -1));
+
+    /* Nothing left: nothing to do. */
+    g_ptr_array_set_size(removed, 0);
+    g_assert_true(
+        shimmer_netcfg_remove_stale_routes(SHIMMER_NETCFG_RTPROT_SHIMMERD, removed, &error));
+    g_assert_cmpuint(removed->len, ==, 0);
+
+    /* A living session's undo list removes its own route of the protocol. */
+    g_autoptr(ShimmerNetcfg) live = new_netcfg();
+    shimmer_netcfg_set_route_protocol(live, SHIMMER_NETCFG_RTPROT_SHIMMERD);
+    add_route(live, "10.232.0.0/16", t, NULL, 0);
+    g_assert_true(route_exists(f, "10.232.0.0/16", t, NULL, -1));
+    g_assert_true(shimmer_netcfg_rollback(live, &error));
+    g_assert_no_error(error);
+    g_assert_false(route_exists(f, "10.232.0.0/16", t, NULL, -1));
+}
+
 static gboolean can_unshare_net(void)
 {
     int status;
@@ -908,6 +962,7 @@ int main(int argc, char **argv)
     ADD("/netcfg/route", test_route);
     ADD("/netcfg/redirect-def1", test_def1);
     ADD("/netcfg/rollback-after-close", test_rollback_after_close);
+    ADD("/netcfg/stale-routes", test_stale_routes);
 #undef ADD
     return g_test_run();
 }

@@ -25,6 +25,7 @@ import glob
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -858,3 +859,31 @@ def test_network_config_net30(tmp_path):
         wait_until(lambda: prop(e.conn, session, S1, "State") == "disconnected", 10,
                    "disconnected")
         e.daemon.stop()
+
+
+def test_stale_routes_removed_after_a_crash(tmp_path):
+    """A session with redirect-gateway pins a route to the server through the
+    client's own interface. shimmerd killed with SIGKILL cannot remove it
+    (the tun and the routes through it go with the process); the next
+    shimmerd removes it at start and says so, and leaves other routes be."""
+    with lab_env(tmp_path, {"redirect_gateway": True}) as e:
+        lab = e.lab
+        server = lab.server_ip4
+
+        def server_routes():
+            return lab.run_in_client(["ip", "-4", "route", "show", server]).stdout.strip()
+        path, _ = import_lab_profile(e)
+        session = call(e.conn, path, P1, "Connect", GLib.Variant("(a{sv})", ({},)),
+                       "(o)").unpack()[0]
+        wait_until(lambda: prop(e.conn, session, S1, "State") == "connected", 20, "connected")
+        pinned = server_routes()
+        assert "proto 115" in pinned, pinned
+        # Someone else's route of the same kind must survive the clean-up.
+        lab.run_in_client(["ip", "route", "add", "10.233.0.0/16", "dev", "lab-cli"])
+        e.daemon.signal(signal.SIGKILL)
+        e.daemon.wait_exit(10)
+        assert "proto 115" in server_routes(), "the pinned route went with the process"
+        e.start_daemon()
+        wait_until(lambda: "proto 115" not in server_routes(), 15, "the stale route to go")
+        assert "removed the stale route %s/32" % server in e.daemon.read_log()
+        assert "10.233.0.0/16" in lab.run_in_client(["ip", "route", "show"]).stdout
