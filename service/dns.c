@@ -34,6 +34,10 @@ typedef struct {
     int ifindex;
     char *ifname;
     ShimmerDnsBackend backend;
+    /* What was applied, to apply it again when resolved comes back. */
+    GVariant *servers; /* a(iay) */
+    char **domains;
+    gboolean default_route;
 } DnsLink;
 
 struct ShimmerDns {
@@ -42,6 +46,10 @@ struct ShimmerDns {
     ShimmerDnsBackend backend;
     char **record_dirs;
     GPtrArray *links; /* of DnsLink, oldest first */
+    /* Following org.freedesktop.resolve1 (backend resolved): a resolved
+     * that restarts has forgotten every link's settings. */
+    guint resolved_watch;
+    gboolean resolved_gone;
 };
 
 static void dns_link_free(gpointer p)
@@ -49,6 +57,8 @@ static void dns_link_free(gpointer p)
     DnsLink *l = p;
 
     g_free(l->ifname);
+    g_clear_pointer(&l->servers, g_variant_unref);
+    g_strfreev(l->domains);
     g_free(l);
 }
 
@@ -413,6 +423,43 @@ static gboolean resolvconf_revert(ShimmerDns *dns, const char *ifname, GError **
 
 /* ---------- the API ---------- */
 
+static void on_resolved_vanished(GDBusConnection *bus, const char *name, gpointer user)
+{
+    ShimmerDns *dns = user;
+    guint n = 0;
+
+    dns->resolved_gone = TRUE;
+    for (guint i = 0; i < dns->links->len; i++)
+        n += ((DnsLink *)g_ptr_array_index(dns->links, i))->backend == SHIMMER_DNS_BACKEND_RESOLVED;
+    if (n > 0)
+        g_warning("systemd-resolved left the bus: the DNS settings of %u tunnel(s) are applied "
+                  "again when it is back",
+                  n);
+}
+
+/* resolved is back (restarted): it knows nothing of our links. */
+static void on_resolved_appeared(GDBusConnection *bus, const char *name, const char *owner,
+                                 gpointer user)
+{
+    ShimmerDns *dns = user;
+
+    if (!dns->resolved_gone)
+        return; /* the first sighting, at start */
+    dns->resolved_gone = FALSE;
+    for (guint i = 0; i < dns->links->len; i++) {
+        DnsLink *l = g_ptr_array_index(dns->links, i);
+        g_autoptr(GError) error = NULL;
+
+        if (l->backend != SHIMMER_DNS_BACKEND_RESOLVED)
+            continue;
+        if (resolved_apply(dns, l->ifindex, l->ifname, l->servers, (const char *const *)l->domains,
+                           l->default_route, &error))
+            g_message("systemd-resolved is back: DNS settings of %s applied again", l->ifname);
+        else
+            g_warning("%s", error->message);
+    }
+}
+
 ShimmerDns *shimmer_dns_new(GDBusConnection *bus, const char *resolvconf)
 {
     ShimmerDns *dns = g_new0(ShimmerDns, 1);
@@ -436,9 +483,13 @@ ShimmerDns *shimmer_dns_new(GDBusConnection *bus, const char *resolvconf)
      * not the end of the daemon. GDBus has done it already; make sure. */
     g_type_class_unref(g_type_class_ref(G_TYPE_SOCKET));
 
-    if (dns->bus != NULL && resolved_is_present(dns->bus))
+    if (dns->bus != NULL && resolved_is_present(dns->bus)) {
         dns->backend = SHIMMER_DNS_BACKEND_RESOLVED;
-    else if (dns->resolvconf != NULL)
+        /* Callbacks come on the thread-default main context of now. */
+        dns->resolved_watch =
+            g_bus_watch_name_on_connection(dns->bus, RESOLVED_NAME, G_BUS_NAME_WATCHER_FLAGS_NONE,
+                                           on_resolved_appeared, on_resolved_vanished, dns, NULL);
+    } else if (dns->resolvconf != NULL)
         dns->backend = SHIMMER_DNS_BACKEND_RESOLVCONF;
     else
         dns->backend = SHIMMER_DNS_BACKEND_NONE;
@@ -451,6 +502,8 @@ void shimmer_dns_free(ShimmerDns *dns)
         return;
     /* Undoing is shimmer_dns_revert_all()'s job: freeing never touches
      * the system, so a test or an error path can drop the object freely. */
+    if (dns->resolved_watch != 0)
+        g_bus_unwatch_name(dns->resolved_watch);
     g_ptr_array_unref(dns->links);
     g_strfreev(dns->record_dirs);
     g_free(dns->resolvconf);
@@ -583,13 +636,17 @@ gboolean shimmer_dns_apply(ShimmerDns *dns, int ifindex, const char *ifname,
     if (!ok)
         return FALSE;
     if (old == NULL) {
-        DnsLink *l = g_new0(DnsLink, 1);
-
-        l->ifindex = ifindex;
-        l->ifname = g_strdup(ifname);
-        l->backend = dns->backend;
-        g_ptr_array_add(dns->links, l);
+        old = g_new0(DnsLink, 1);
+        old->ifindex = ifindex;
+        old->ifname = g_strdup(ifname);
+        old->backend = dns->backend;
+        g_ptr_array_add(dns->links, old);
     }
+    g_clear_pointer(&old->servers, g_variant_unref);
+    g_strfreev(old->domains);
+    old->servers = g_variant_ref(parsed);
+    old->domains = g_strdupv((char **)domains);
+    old->default_route = default_route;
     g_debug("DNS for %s through %s: %" G_GSIZE_FORMAT " server(s), %u domain(s)%s", ifname,
             shimmer_dns_backend_name(dns->backend), g_variant_n_children(parsed),
             domains ? g_strv_length((char **)domains) : 0, default_route ? ", all queries" : "");

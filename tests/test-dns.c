@@ -816,6 +816,50 @@ static void test_cleanup_stale_without_resolvconf(Fixture *f, gconstpointer data
 }
 
 /* With resolved as the backend, an earlier run's resolvconf records still go. */
+/* resolved restarts: the new one knows no link, and the settings of every
+ * link still applied are sent to it again (shimmerd's main loop runs the
+ * name watch; here the test iterates the main context). */
+static void test_resolved_comes_back(Fixture *f, gconstpointer data)
+{
+    g_autoptr(ShimmerDns) dns = resolved_dns(f);
+    g_autoptr(GError) error = NULL;
+    const char *servers[] = {"10.8.0.1", NULL};
+    const char *domains[] = {"corp.example", "~internal.example", NULL};
+
+    g_assert_true(shimmer_dns_apply(dns, f->lo, "lo", servers, domains, FALSE, &error));
+    g_assert_no_error(error);
+    while (g_main_context_iteration(NULL, FALSE))
+        ;
+    mock_vanish(f);
+    g_test_expect_message(TEST_DOMAIN, G_LOG_LEVEL_WARNING,
+                          "systemd-resolved left the bus: the DNS settings of 1 tunnel(s) *");
+    for (int i = 0; i < 100; i++) {
+        g_main_context_iteration(NULL, FALSE);
+        g_usleep(10 * 1000);
+    }
+    g_test_assert_expected_messages();
+    mock_start(f);
+    assert_no_links(f);
+    gint64 deadline = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
+    for (;;) {
+        g_autoptr(GVariant) ret = mock_call(f, "GetLinks", NULL, "(a{iv})");
+        g_autoptr(GVariant) links = g_variant_get_child_value(ret, 0);
+        if (g_variant_n_children(links) > 0 || g_get_monotonic_time() > deadline)
+            break;
+        g_main_context_iteration(NULL, FALSE);
+        g_usleep(10 * 1000);
+    }
+    assert_links(f,
+                 "{%d: <([(2, [byte 10, 8, 0, 1])],"
+                 " [('corp.example', false), ('internal.example', true)], false)>}",
+                 f->lo);
+
+    /* And it is still undone at the end. */
+    mock_reset(f);
+    shimmer_dns_revert_all(dns);
+    assert_calls(f, "[('RevertLink', <(%d,)>)]", f->lo);
+}
+
 static void test_resolved_cleanup_stale(Fixture *f, gconstpointer data)
 {
     g_autoptr(ShimmerDns) dns = resolved_dns(f);
@@ -909,6 +953,7 @@ int main(int argc, char **argv)
     ADD("/dns/resolved/bad-input", test_bad_input);
     ADD("/dns/resolved/refuses", test_resolved_refuses);
     ADD("/dns/resolved/vanishes", test_resolved_vanishes);
+    ADD("/dns/resolved/comes-back", test_resolved_comes_back);
     ADD("/dns/resolved/cleanup-stale", test_resolved_cleanup_stale);
     ADD("/dns/resolvconf/apply-revert", test_resolvconf);
     ADD("/dns/resolvconf/revert-all", test_resolvconf_revert_all);
