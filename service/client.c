@@ -51,6 +51,9 @@ struct ShimmerClient {
     /* What the tunnel asks for (set at every tunnel configuration, kept
      * until the next one), applied or not. */
     ShimmerIpConfig *ip;
+    /* Looking up the host names of host-name routes (cancelled with the
+     * tunnel configuration they belong to). */
+    GCancellable *host_cancel;
 
     /* What the tunnel applied, for display (NULL-terminated char* arrays). */
     GPtrArray *addresses;
@@ -635,6 +638,131 @@ static gboolean apply_ip_config(ShimmerClient *c, int ifindex, const char *dev, 
     return TRUE;
 }
 
+/* ---------- host-name routes ---------- */
+
+typedef struct {
+    ShimmerClient *c; /* valid unless the lookup was cancelled */
+    char *host;
+    guint prefix;
+    guint metric;
+    gboolean outside;
+} HostLookup;
+
+static void host_lookup_free(HostLookup *h)
+{
+    g_free(h->host);
+    g_free(h);
+}
+
+/* ADDR's network of PREFIX bits, as text (the kernel wants no host bits). */
+static char *network_of(GInetAddress *addr, guint prefix)
+{
+    guint8 b[4];
+    memcpy(b, g_inet_address_to_bytes(addr), 4);
+    guint32 v = ((guint32)b[0] << 24) | ((guint32)b[1] << 16) | ((guint32)b[2] << 8) | b[3];
+    v &= prefix == 0 ? 0 : 0xffffffffu << (32 - MIN(prefix, 32u));
+    return g_strdup_printf("%u.%u.%u.%u", v >> 24, (v >> 16) & 0xff, (v >> 8) & 0xff, v & 0xff);
+}
+
+/* Adds the route for each IPv4 address of a host (applied when this client
+ * configures the network; always added to NetworkConfig). */
+static void add_host_routes(ShimmerClient *c, const HostLookup *h, GList *addresses)
+{
+    const char *dev = shimmer_tun_get_name(c->tun);
+    int ifindex = shimmer_tun_get_ifindex(c->tun);
+    guint added = 0;
+    for (GList *l = addresses; l != NULL; l = l->next) {
+        GInetAddress *a = l->data;
+        if (g_inet_address_get_family(a) != G_SOCKET_FAMILY_IPV4)
+            continue;
+        g_autofree char *net = network_of(a, h->prefix);
+        gboolean dup = FALSE;
+        for (guint i = 0; i < c->ip->routes->len && !dup; i++) {
+            ShimmerIpRoute *r = g_ptr_array_index(c->ip->routes, i);
+            dup = strcmp(r->network, net) == 0 && r->prefix == h->prefix;
+        }
+        if (dup)
+            continue;
+        if (!c->opts.no_netcfg) {
+            g_autoptr(GError) error = NULL;
+            gboolean ok = h->outside ? add_route_outside(c, net, h->prefix, &error)
+                                     : add_route(c, ifindex, net, h->prefix, h->metric, &error);
+            if (!ok) {
+                clog_(c, SHIMMER_LOG_WARNING, "route %s (%s): %s", h->host, net, error->message);
+                continue;
+            }
+            if (!h->outside)
+                g_ptr_array_add(c->routes, g_strdup_printf("%s/%u", net, h->prefix));
+        }
+        shimmer_ip_config_add_route(c->ip, net, h->prefix, h->metric, h->outside);
+        clog_(c, SHIMMER_LOG_INFO, "route %s: %s/%u via %s", h->host, net, h->prefix,
+              h->outside ? "net_gateway" : dev);
+        added++;
+    }
+    if (added == 0)
+        clog_(c, SHIMMER_LOG_WARNING, "route %s: no IPv4 address to route", h->host);
+    else if (c->cb.network_changed)
+        c->cb.network_changed(c->cb.user);
+}
+
+static void on_host_resolved(GObject *src, GAsyncResult *res, gpointer user)
+{
+    HostLookup *h = user;
+    g_autoptr(GError) error = NULL;
+    GList *addresses = g_resolver_lookup_by_name_finish(G_RESOLVER(src), res, &error);
+    if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
+        host_lookup_free(h); /* the client may be gone */
+        return;
+    }
+    ShimmerClient *c = h->c;
+    if (addresses == NULL)
+        clog_(c, SHIMMER_LOG_WARNING, "route %s: cannot look the name up: %s", h->host,
+              error->message);
+    else
+        add_host_routes(c, h, addresses);
+    g_resolver_free_addresses(addresses);
+    host_lookup_free(h);
+}
+
+static void cancel_host_lookups(ShimmerClient *c)
+{
+    if (c->host_cancel != NULL) {
+        g_cancellable_cancel(c->host_cancel);
+        g_clear_object(&c->host_cancel);
+    }
+}
+
+/* Starts the lookups of the plan's host-name routes; `remote_host` is the
+ * server's address, at once. */
+static void start_host_routes(ShimmerClient *c)
+{
+    if (c->ip->host_routes->len == 0)
+        return;
+    c->host_cancel = g_cancellable_new();
+    g_autoptr(GResolver) resolver = g_resolver_get_default();
+    for (guint i = 0; i < c->ip->host_routes->len; i++) {
+        const ShimmerIpHostRoute *r = g_ptr_array_index(c->ip->host_routes, i);
+        HostLookup *h = g_new0(HostLookup, 1);
+        h->c = c;
+        h->host = g_strdup(r->host);
+        h->prefix = r->prefix;
+        h->metric = r->metric;
+        h->outside = r->outside;
+        if (strcmp(r->host, "remote_host") == 0) {
+            GInetAddress *server =
+                c->remote ? g_inet_socket_address_get_address(G_INET_SOCKET_ADDRESS(c->remote))
+                          : NULL;
+            GList one = {.data = server};
+            if (server != NULL)
+                add_host_routes(c, h, &one);
+            host_lookup_free(h);
+            continue;
+        }
+        clog_(c, SHIMMER_LOG_INFO, "route %s: looking the name up", r->host);
+        g_resolver_lookup_by_name_async(resolver, r->host, c->host_cancel, on_host_resolved, h);
+    }
+}
+
 static gboolean configure_tun(ShimmerClient *c, GError **error)
 {
     const ShimmerConfig *cfg = c->cfg;
@@ -652,6 +780,7 @@ static gboolean configure_tun(ShimmerClient *c, GError **error)
     }
     /* What the tunnel asks for, decided once: applied below, or shown to
      * the one who configures the network instead. */
+    cancel_host_lookups(c);
     g_clear_pointer(&c->ip, shimmer_ip_config_free);
     c->ip = shimmer_ip_config_new(cfg, shimmer_engine_get_pushed(c->engine));
     for (guint i = 0; i < c->ip->warnings->len; i++)
@@ -683,11 +812,13 @@ static gboolean configure_tun(ShimmerClient *c, GError **error)
         return FALSE;
     }
     c->tun_configured = TRUE;
+    start_host_routes(c);
     return TRUE;
 }
 
 static void teardown_tun(ShimmerClient *c)
 {
+    cancel_host_lookups(c);
     /* DNS first: the link must still exist for the resolver to forget it. */
     revert_dns(c);
     clear_applied(c);

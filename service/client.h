@@ -40,6 +40,10 @@ typedef struct {
     void (*need_credentials)(gpointer user, const char *what);
     /* The session is over; FAILED tells how it ended. */
     void (*finished)(gpointer user, gboolean failed, const char *reason);
+    /* The tunnel's network configuration grew after it came up (a host-name
+     * route was looked up): the routes and shimmer_client_get_network_config()
+     * changed. May be NULL. */
+    void (*network_changed)(gpointer user);
     gpointer user;
 } ShimmerClientCallbacks;
 

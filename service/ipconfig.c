@@ -27,6 +27,7 @@ void shimmer_ip_config_free(ShimmerIpConfig *ip)
     g_free(ip->ipv6_address);
     g_free(ip->ipv6_gateway);
     g_ptr_array_unref(ip->routes);
+    g_ptr_array_unref(ip->host_routes);
     g_ptr_array_unref(ip->dns_servers);
     g_ptr_array_unref(ip->dns_domains);
     g_ptr_array_unref(ip->warnings);
@@ -192,16 +193,44 @@ static void add_route(ShimmerIpConfig *ip, gboolean ipv6, const char *network, g
     g_ptr_array_add(ip->routes, r);
 }
 
-/* DEFAULT_METRIC: route-metric (-1 unset) for routes that give none. */
-static void collect_routes(ShimmerIpConfig *ip, const ShimmerConfig *src, gint default_metric)
+void shimmer_ip_config_add_route(ShimmerIpConfig *ip, const char *network, guint prefix,
+                                 guint metric, gboolean outside)
+{
+    add_route(ip, strchr(network, ':') != NULL, network, prefix, (gint)metric, outside);
+}
+
+static void host_route_free(gpointer p)
+{
+    ShimmerIpHostRoute *r = p;
+    g_free(r->host);
+    g_free(r);
+}
+
+/* DEFAULT_METRIC: route-metric (-1 unset) for routes that give none.
+ * PUSHED: SRC is the server's push. */
+static void collect_routes(ShimmerIpConfig *ip, const ShimmerConfig *src, gint default_metric,
+                           gboolean pushed)
 {
     for (guint i = 0; i < src->routes->len; i++) {
         ShimmerRoute *r = g_ptr_array_index(src->routes, i);
+        gboolean outside = r->gateway != NULL && strcmp(r->gateway, "net_gateway") == 0;
         if (!is_ipv4(r->network)) {
-            warn(ip, "route %s: only address routes are supported so far", r->network);
+            if (strcmp(r->network, "vpn_gateway") == 0 || strcmp(r->network, "net_gateway") == 0) {
+                warn(ip, "route %s: not supported as a destination, skipped", r->network);
+            } else if (pushed && strcmp(r->network, "remote_host") != 0) {
+                g_autofree char *shown = g_strescape(r->network, NULL);
+                warn(ip, "route \"%.64s\" from the server is a host name: not looked up, skipped",
+                     shown);
+            } else {
+                ShimmerIpHostRoute *h = g_new0(ShimmerIpHostRoute, 1);
+                h->host = g_strdup(r->network);
+                h->prefix = r->netmask ? netmask_bits(r->netmask) : 32;
+                h->metric = (guint)MAX(r->metric >= 0 ? r->metric : default_metric, 0);
+                h->outside = outside;
+                g_ptr_array_add(ip->host_routes, h);
+            }
             continue;
         }
-        gboolean outside = r->gateway != NULL && strcmp(r->gateway, "net_gateway") == 0;
         add_route(ip, FALSE, r->network, r->netmask ? netmask_bits(r->netmask) : 32,
                   r->metric >= 0 ? r->metric : default_metric, outside);
     }
@@ -217,6 +246,7 @@ ShimmerIpConfig *shimmer_ip_config_new(const ShimmerConfig *cfg, const ShimmerCo
 {
     ShimmerIpConfig *ip = g_new0(ShimmerIpConfig, 1);
     ip->routes = g_ptr_array_new_with_free_func(route_free);
+    ip->host_routes = g_ptr_array_new_with_free_func(host_route_free);
     ip->dns_servers = g_ptr_array_new_null_terminated(2, g_free, TRUE);
     ip->dns_domains = g_ptr_array_new_null_terminated(2, g_free, TRUE);
     ip->warnings = g_ptr_array_new_with_free_func(g_free);
@@ -258,8 +288,8 @@ ShimmerIpConfig *shimmer_ip_config_new(const ShimmerConfig *cfg, const ShimmerCo
 
     /* route-metric: the pushed one wins, as with the other options. */
     gint metric = p->route_metric >= 0 ? p->route_metric : cfg->route_metric;
-    collect_routes(ip, cfg, metric);
-    collect_routes(ip, p, metric);
+    collect_routes(ip, cfg, metric, FALSE);
+    collect_routes(ip, p, metric, TRUE);
     collect_dns(ip, cfg, p);
     return ip;
 }

@@ -31,6 +31,13 @@ typedef struct {
 } ShimmerIpRoute;
 
 typedef struct {
+    char *host;
+    guint prefix;
+    guint metric;
+    gboolean outside; /* net_gateway */
+} ShimmerIpHostRoute;
+
+typedef struct {
     guint mtu;
     /* NULL when not configured. With topology subnet IPV4_PREFIX is the
      * netmask's length and there is no peer; with net30 and p2p the prefix
@@ -54,6 +61,13 @@ typedef struct {
     gboolean pin_server;
 
     GPtrArray *routes; /* ShimmerIpRoute*, configured ones first, IPv4 before IPv6 */
+    /* Routes of the profile to a host name (`route intranet.example.com`),
+     * ShimmerIpHostRoute*: resolved by the client when the tunnel is up
+     * (IPv4 addresses; each gets the route), then added to ROUTES. Pushed
+     * host names are left out with a warning (a server could otherwise make
+     * the client look up names of its choosing). `remote_host` is the
+     * server's address. */
+    GPtrArray *host_routes;
     /* Both NULL-terminated: server addresses (no port), and domains with
      * "~" before routing-only ones (dns ... resolve-domains). */
     GPtrArray *dns_servers;
@@ -66,6 +80,10 @@ typedef struct {
  * ask for. Never fails: what cannot be used is left out with a warning. */
 ShimmerIpConfig *shimmer_ip_config_new(const ShimmerConfig *cfg, const ShimmerConfig *pushed);
 void shimmer_ip_config_free(ShimmerIpConfig *ip);
+
+/* Adds a resolved route to IP->routes (a host route's addresses). */
+void shimmer_ip_config_add_route(ShimmerIpConfig *ip, const char *network, guint prefix,
+                                 guint metric, gboolean outside);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(ShimmerIpConfig, shimmer_ip_config_free)
 
 /* The a{sv} of Session1.NetworkConfig (see dbus/org.shimmervpn.Session1.xml),

@@ -180,6 +180,14 @@ static void on_client_state(gpointer user, ShimmerState state, const char *reaso
         set_state(s, name, reason);
 }
 
+/* A host-name route was looked up after the tunnel came up. */
+static void on_client_network_changed(gpointer user)
+{
+    ShimmerSession *s = user;
+    if (!s->finished && s->client != NULL)
+        update_network(s);
+}
+
 static void on_client_log(gpointer user, ShimmerLogLevel level, const char *message)
 {
     session_log(user, level, message);
@@ -316,6 +324,7 @@ static gboolean create_client(ShimmerSession *s, const char *username, const cha
         .log = on_client_log,
         .need_credentials = on_client_need_credentials,
         .finished = on_client_finished,
+        .network_changed = on_client_network_changed,
         .user = s,
     };
     g_autoptr(GError) cerr = NULL;

@@ -64,8 +64,8 @@ static void test_typical_subnet(void)
     g_assert_cmpstr(g_ptr_array_index(ip->dns_servers, 0), ==, "10.8.0.1");
     g_assert_cmpstr(g_ptr_array_index(ip->dns_domains, 0), ==, "corp.example");
 
-    g_autoptr(GVariant) v = g_variant_ref_sink(shimmer_ip_config_to_variant(ip, "shim0",
-                                                                            "192.0.2.1"));
+    g_autoptr(GVariant) v =
+        g_variant_ref_sink(shimmer_ip_config_to_variant(ip, "shim0", "192.0.2.1"));
     const char *s;
     guint32 u;
     gboolean b;
@@ -88,8 +88,7 @@ static void test_typical_subnet(void)
 static void test_net30_peer(void)
 {
     g_autoptr(ShimmerConfig) cfg = profile("client\ndev tun\n");
-    g_autoptr(ShimmerConfig) p =
-        push("topology net30,ifconfig 10.8.0.6 10.8.0.5,route 10.8.0.1");
+    g_autoptr(ShimmerConfig) p = push("topology net30,ifconfig 10.8.0.6 10.8.0.5,route 10.8.0.1");
     g_autoptr(ShimmerIpConfig) ip = shimmer_ip_config_new(cfg, p);
     g_assert_cmpstr(ip->ipv4_address, ==, "10.8.0.6");
     g_assert_cmpuint(ip->ipv4_prefix, ==, 32);
@@ -116,8 +115,7 @@ static void test_route_metric(void)
     g_assert_cmpuint(route(ip, "fd01::")->metric, ==, 50);
     g_assert_cmpuint(route(ip, "10.3.0.0")->metric, ==, 50);
     /* Configured routes come before pushed ones. */
-    g_assert_cmpstr(((ShimmerIpRoute *)g_ptr_array_index(ip->routes, 0))->network, ==,
-                    "10.1.0.0");
+    g_assert_cmpstr(((ShimmerIpRoute *)g_ptr_array_index(ip->routes, 0))->network, ==, "10.1.0.0");
 
     g_autoptr(ShimmerConfig) p2 = push("ifconfig 10.8.0.2 255.255.255.0,route-metric 9,"
                                        "route 10.3.0.0 255.255.0.0");
@@ -152,6 +150,40 @@ static void test_net_gateway_route(void)
     g_assert_false(g_variant_lookup(v, "interface", "&s", &s));
 }
 
+/* Host-name routes of the profile are left for the client to look up;
+ * pushed ones are not looked up (the server would choose what the client
+ * asks DNS), except remote_host, which names the server itself. */
+static void test_host_routes(void)
+{
+    g_autoptr(ShimmerConfig) cfg = profile("client\ndev tun\nroute-metric 5\n"
+                                           "route intranet.example.com 255.255.255.0\n"
+                                           "route remote_host 255.255.255.255 net_gateway\n");
+    g_autoptr(ShimmerConfig) p = push("ifconfig 10.8.0.2 255.255.255.0,"
+                                      "route tracker.example.net 255.255.255.255");
+    g_autoptr(ShimmerIpConfig) ip = shimmer_ip_config_new(cfg, p);
+    g_assert_cmpuint(ip->host_routes->len, ==, 2);
+    const ShimmerIpHostRoute *h = g_ptr_array_index(ip->host_routes, 0);
+    g_assert_cmpstr(h->host, ==, "intranet.example.com");
+    g_assert_cmpuint(h->prefix, ==, 24);
+    g_assert_cmpuint(h->metric, ==, 5);
+    g_assert_false(h->outside);
+    h = g_ptr_array_index(ip->host_routes, 1);
+    g_assert_cmpstr(h->host, ==, "remote_host");
+    g_assert_true(h->outside);
+    g_assert_cmpuint(ip->routes->len, ==, 0);
+    gboolean warned = FALSE;
+    for (guint i = 0; i < ip->warnings->len; i++)
+        warned |= strstr(g_ptr_array_index(ip->warnings, i), "tracker.example.net") != NULL;
+    g_assert_true(warned);
+
+    /* A looked-up address becomes an ordinary route (and NetworkConfig's). */
+    shimmer_ip_config_add_route(ip, "192.0.2.0", 24, 5, FALSE);
+    g_assert_cmpuint(route(ip, "192.0.2.0")->prefix, ==, 24);
+    g_autoptr(GVariant) v = g_variant_ref_sink(shimmer_ip_config_to_variant(ip, NULL, NULL));
+    g_autoptr(GVariant) r4 = g_variant_lookup_value(v, "ipv4-routes", G_VARIANT_TYPE("a(suu)"));
+    g_assert_cmpuint(g_variant_n_children(r4), ==, 1);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -159,5 +191,6 @@ int main(int argc, char **argv)
     g_test_add_func("/ipconfig/net30-peer", test_net30_peer);
     g_test_add_func("/ipconfig/route-metric", test_route_metric);
     g_test_add_func("/ipconfig/net-gateway-route", test_net_gateway_route);
+    g_test_add_func("/ipconfig/host-routes", test_host_routes);
     return g_test_run();
 }

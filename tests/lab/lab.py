@@ -582,6 +582,13 @@ class Lab:
             _ip("netns", "del", ns, check=False)
             if self._created_ns and self._created_ns[0] == ns:
                 self._created_ns.pop(0)
+        if getattr(self, "_etc_netns", None):
+            shutil.rmtree(self._etc_netns, ignore_errors=True)
+            self._etc_netns = None
+            try:
+                os.rmdir("/etc/netns")  # only when nothing else is in it
+            except OSError:
+                pass
         if self.dir and not self.keep:
             shutil.rmtree(self.dir, ignore_errors=True)
         self._closed = True
@@ -631,6 +638,19 @@ class Lab:
 
     def spawn_in_server(self, cmd, name=None, env=None, cwd=None):
         return self._spawn(self.srv_ns, cmd, name, env, cwd)
+
+    def set_client_hosts(self, names):
+        """Host names the client namespace resolves ({name: address}):
+        `ip netns exec` binds /etc/netns/<client ns>/hosts over /etc/hosts
+        for what it starts, so this takes effect for clients started from
+        now on. The file and its directory are removed on close."""
+        d = os.path.join("/etc/netns", self.cli_ns)
+        os.makedirs(d, exist_ok=True)
+        self._etc_netns = d
+        with open(os.path.join(d, "hosts"), "w") as f:
+            f.write("127.0.0.1 localhost\n")
+            for name, addr in names.items():
+                f.write("%s %s\n" % (addr, name))
 
     def route_dev(self, addr):
         """The device the client namespace routes ADDR through, or None."""

@@ -391,3 +391,21 @@ def test_garbage_from_the_server_address_is_dropped(lab, client_cmd):
     ping = lab.ping_from_client(srv.tunnel_v4, count=5)
     assert ping.ok and ping.received == 5, ping.output
     assert cli.alive()
+
+
+def test_route_to_a_host_name(lab, client_cmd):
+    """`route NAME` in the profile: the client looks NAME up (here from the
+    client namespace's hosts file) once the tunnel is up and routes its
+    address through the tunnel; the ping only counts when it leaves by the
+    tun device."""
+    target = "10.215.%d.7" % lab.n
+    lab.set_client_hosts({"intranet.shimmer.test": target})
+    srv = lab.start_openvpn_server({"wrap": "tls-crypt"})
+    lab.run_in_server(["ip", "addr", "add", target + "/32", "dev", "lo"])
+    lab.start_client(lab.client_config(
+        {"extra": ["route intranet.shimmer.test 255.255.255.255"]}), client_cmd)
+    assert lab.ping_from_client(srv.tunnel_v4, count=2).ok
+    lab.wait_for(lambda: (lab.route_dev(target) or "").startswith(("tun", "shim")), 10,
+                 what="the route to intranet.shimmer.test")
+    res = lab.ping_from_client(target, count=3, through_tunnel=True)
+    assert res.ok, res.output
