@@ -25,7 +25,6 @@ Environment: NM_SHIMMER_SERVICE (the built plugin), SHIMMERD.
 import ipaddress
 import os
 import shutil
-import signal
 import socket
 import struct
 import sys
