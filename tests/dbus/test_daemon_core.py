@@ -29,7 +29,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 
 import pytest
 
@@ -132,27 +131,8 @@ def prop(conn, path, iface, name):
                 GLib.Variant("(ss)", (iface, name)), "(v)").unpack()[0]
 
 
-def pump(seconds=0.0):
-    ctx = GLib.MainContext.default()
-    end = time.monotonic() + seconds
-    while True:
-        while ctx.pending():
-            ctx.iteration(False)
-        if time.monotonic() >= end:
-            return
-        time.sleep(0.02)
-
-
-def wait_until(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while True:
-        pump()
-        v = predicate()
-        if v:
-            return v
-        if time.monotonic() >= deadline:
-            raise TimeoutError("timed out after %.1fs waiting for %s" % (timeout, what))
-        time.sleep(0.05)
+pump = privbus.pump
+wait_until = privbus.wait_until
 
 
 class Env:

@@ -21,6 +21,7 @@ import os
 import select
 import signal
 import subprocess
+import time
 
 _HEAD = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
@@ -124,3 +125,33 @@ class PrivateBus:
                 self.proc.kill()
                 self.proc.wait(5)
         self.proc.stdout.close()
+
+
+# ---- for tests that are D-Bus clients with GLib (python3-gi) ----
+
+def pump(seconds=0.0):
+    """Dispatches what the default GLib main context has pending (signal
+    subscriptions, name watches), for SECONDS at least."""
+    from gi.repository import GLib
+    ctx = GLib.MainContext.default()
+    end = time.monotonic() + seconds
+    while True:
+        while ctx.pending():
+            ctx.iteration(False)
+        if time.monotonic() >= end:
+            return
+        time.sleep(0.02)
+
+
+def wait_until(predicate, timeout, what):
+    """pump() until PREDICATE() is true (returned); TimeoutError after
+    TIMEOUT seconds, naming WHAT."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pump()
+        v = predicate()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise TimeoutError("timed out after %.1fs waiting for %s" % (timeout, what))
+        time.sleep(0.05)

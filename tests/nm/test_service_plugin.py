@@ -29,7 +29,6 @@ import socket
 import struct
 import sys
 import tempfile
-import time
 import uuid
 
 import pytest
@@ -76,29 +75,6 @@ def _read(name):
         return f.read()
 
 
-def _pump(seconds=0.0):
-    ctx = GLib.MainContext.default()
-    end = time.monotonic() + seconds
-    while True:
-        while ctx.pending():
-            ctx.iteration(False)
-        if time.monotonic() >= end:
-            return
-        time.sleep(0.02)
-
-
-def _wait(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while True:
-        _pump()
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out after %.0f s waiting for %s" % (timeout, what))
-        time.sleep(0.05)
-
-
 def _u32(addr):
     """An IPv4 address as NetworkManager's VPN API carries it (network order)."""
     return struct.unpack("=I", socket.inet_aton(addr))[0]
@@ -121,7 +97,7 @@ class World:
         self.conn = Gio.DBusConnection.new_for_address_sync(
             self.bus.address, Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT
             | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION, None, None)
-        _wait(lambda: self.has_owner("org.shimmervpn"), 15, "shimmerd on the bus")
+        privbus.wait_until(lambda: self.has_owner("org.shimmervpn"), 15, "shimmerd on the bus")
         self.plugin = None
         self.signals = []
 
@@ -136,7 +112,7 @@ class World:
                "G_DEBUG": "fatal-criticals", "G_MESSAGES_DEBUG": ""}
         self.plugin = self.lab.spawn_in_client([PLUGIN, "--bus-name", BUS_NAME],
                                                name=self.lab._unique("plugin"), env=env)
-        _wait(lambda: self.has_owner(BUS_NAME), 15, "the plugin on the bus")
+        privbus.wait_until(lambda: self.has_owner(BUS_NAME), 15, "the plugin on the bus")
         self.signals = []
         self.conn.signal_subscribe(None, IFACE, None, PATH, None, Gio.DBusSignalFlags.NONE,
                                    lambda c, sender, p, i, member, params:
@@ -222,7 +198,7 @@ def test_connect_reports_the_configuration_and_disconnects(world):
     w = world
     w.start_plugin()
     w.call("Connect", connection(w))
-    _wait(lambda: STARTED in [s[0] for s in w.seen("StateChanged")], 30, "STARTED")
+    privbus.wait_until(lambda: STARTED in [s[0] for s in w.seen("StateChanged")], 30, "STARTED")
 
     config = w.seen("Config")[-1][0]
     tundev = config["tundev"]
@@ -249,9 +225,9 @@ def test_connect_reports_the_configuration_and_disconnects(world):
     assert len(w.shimmer_profiles()) == 1
 
     w.call("Disconnect", None)
-    _wait(lambda: STOPPED in [s[0] for s in w.seen("StateChanged")], 20, "STOPPED")
-    _wait(lambda: not w.shimmer_profiles(), 20, "the transient profile to go")
-    _wait(lambda: tundev not in w.tun_links(), 20, "the tun to go")
+    privbus.wait_until(lambda: STOPPED in [s[0] for s in w.seen("StateChanged")], 20, "STOPPED")
+    privbus.wait_until(lambda: not w.shimmer_profiles(), 20, "the transient profile to go")
+    privbus.wait_until(lambda: tundev not in w.tun_links(), 20, "the tun to go")
     assert not w.seen("Failure"), w.signals
     # Stopped and nobody to serve: it leaves by itself, cleanly.
     assert w.plugin.wait_exit(15) == 0, w.plugin_log()[-2000:]
@@ -261,7 +237,7 @@ def test_wrong_password_is_a_login_failure(world):
     w = world
     w.start_plugin()
     w.call("Connect", connection(w, password="not-the-password"))
-    _wait(lambda: STOPPED in [s[0] for s in w.seen("StateChanged")], 30, "STOPPED")
+    privbus.wait_until(lambda: STOPPED in [s[0] for s in w.seen("StateChanged")], 30, "STOPPED")
     failures = [f[0] for f in w.seen("Failure")]
     # libnm adds a connect-failed of its own; NetworkManager keeps the last.
     assert failures and failures[-1] == LOGIN_FAILED, failures
@@ -270,7 +246,7 @@ def test_wrong_password_is_a_login_failure(world):
     last_failure = max(i for i, (m, a) in enumerate(w.signals) if m == "Failure")
     assert last_failure < stopped_at, w.signals
     assert "authentication failed" in w.plugin_log()
-    _wait(lambda: not w.shimmer_profiles(), 20, "the transient profile to go")
+    privbus.wait_until(lambda: not w.shimmer_profiles(), 20, "the transient profile to go")
     assert w.plugin.wait_exit(15) == 0
 
 
