@@ -77,15 +77,9 @@ SHIMMERCTL = _find_shimmerctl()
 
 
 def _skip_reason():
-    if os.geteuid() != 0:
-        return "needs root (network namespaces)"
-    reason = labmod.preflight()
+    reason = privbus.lab_skip_reason()
     if reason:
         return reason
-    if shutil.which("dbus-daemon") is None:
-        return "dbus-daemon is not installed"
-    if Gio is None:
-        return "python3-gi is needed (run with /usr/bin/python3)"
     if SHIMMERD is None:
         return "shimmerd not built (set $SHIMMERD)"
     return None

@@ -19,6 +19,7 @@ Two default policies:
 import ctypes
 import os
 import select
+import shutil
 import signal
 import subprocess
 import time
@@ -128,6 +129,23 @@ class PrivateBus:
 
 
 # ---- for tests that are D-Bus clients with GLib (python3-gi) ----
+
+def lab_skip_reason():
+    """Why a test with the network lab (tests/lab/lab.py), a private bus and
+    a GLib D-Bus client cannot run here, or None."""
+    if os.geteuid() != 0:
+        return "needs root (network namespaces, tun)"
+    import lab
+    reason = lab.preflight()
+    if reason:
+        return reason
+    if shutil.which("dbus-daemon") is None:
+        return "dbus-daemon is not installed"
+    try:
+        from gi.repository import Gio  # noqa: F401
+    except ImportError:
+        return "python3-gi is needed (run with /usr/bin/python3)"
+    return None
 
 def pump(seconds=0.0):
     """Dispatches what the default GLib main context has pending (signal

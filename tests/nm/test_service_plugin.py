@@ -56,15 +56,9 @@ USER, PASSWORD = "alice", "s3cret-plugin"
 
 
 def _skip_reason():
-    if os.geteuid() != 0:
-        return "needs root (network namespaces, tun)"
-    reason = labmod.preflight()
+    reason = privbus.lab_skip_reason()
     if reason:
         return reason
-    if shutil.which("dbus-daemon") is None:
-        return "dbus-daemon is not installed"
-    if Gio is None:
-        return "python3-gi is needed (run with /usr/bin/python3)"
     if not os.access(PLUGIN, os.X_OK) or not os.access(SHIMMERD, os.X_OK):
         return "NM_SHIMMER_SERVICE and SHIMMERD must name the built programs"
     return None
