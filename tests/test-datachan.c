@@ -9,6 +9,7 @@
 #include <gnutls/gnutls.h>
 #include <nettle/chacha-poly1305.h>
 #include <nettle/gcm.h>
+#include <nettle/nettle-meta.h>
 
 #define BUF 4096
 
@@ -392,40 +393,25 @@ static void ref_seal_gnutls(ShimmerDatachanCipher cipher, const guint8 *key, con
     memcpy(tag, buf + len, 16);
 }
 
-/* Seals with Nettle's functions directly. */
+/* Seals with Nettle through its generic AEAD descriptors (nettle-meta.h),
+ * not the typed functions the data channel calls. */
 static void ref_seal_nettle(ShimmerDatachanCipher cipher, const guint8 *key, const guint8 *nonce,
                             const guint8 *aad, gsize aad_len, const guint8 *plain, gsize len,
                             guint8 *ct, guint8 *tag)
 {
-    if (cipher == SHIMMER_DATACHAN_AES_128_GCM) {
-        struct gcm_aes128_ctx c;
-        gcm_aes128_set_key(&c, key);
-        gcm_aes128_set_iv(&c, 12, nonce);
-        gcm_aes128_update(&c, aad_len, aad);
-        gcm_aes128_encrypt(&c, len, ct, plain);
-        gcm_aes128_digest(&c, 16, tag);
-    } else if (cipher == SHIMMER_DATACHAN_AES_192_GCM) {
-        struct gcm_aes192_ctx c;
-        gcm_aes192_set_key(&c, key);
-        gcm_aes192_set_iv(&c, 12, nonce);
-        gcm_aes192_update(&c, aad_len, aad);
-        gcm_aes192_encrypt(&c, len, ct, plain);
-        gcm_aes192_digest(&c, 16, tag);
-    } else if (cipher == SHIMMER_DATACHAN_AES_256_GCM) {
-        struct gcm_aes256_ctx c;
-        gcm_aes256_set_key(&c, key);
-        gcm_aes256_set_iv(&c, 12, nonce);
-        gcm_aes256_update(&c, aad_len, aad);
-        gcm_aes256_encrypt(&c, len, ct, plain);
-        gcm_aes256_digest(&c, 16, tag);
-    } else {
-        struct chacha_poly1305_ctx c;
-        chacha_poly1305_set_key(&c, key);
-        chacha_poly1305_set_nonce(&c, nonce);
-        chacha_poly1305_update(&c, aad_len, aad);
-        chacha_poly1305_encrypt(&c, len, ct, plain);
-        chacha_poly1305_digest(&c, 16, tag);
-    }
+    const struct nettle_aead *a = cipher == SHIMMER_DATACHAN_AES_128_GCM   ? &nettle_gcm_aes128
+                                  : cipher == SHIMMER_DATACHAN_AES_192_GCM ? &nettle_gcm_aes192
+                                  : cipher == SHIMMER_DATACHAN_AES_256_GCM ? &nettle_gcm_aes256
+                                                                           : &nettle_chacha_poly1305;
+    g_autofree void *c = g_malloc0(a->context_size);
+
+    g_assert_cmpuint(a->key_size, ==, shimmer_datachan_cipher_key_len(cipher));
+    g_assert_cmpuint(a->nonce_size, ==, 12);
+    a->set_encrypt_key(c, key);
+    a->set_nonce(c, nonce);
+    a->update(c, aad_len, aad);
+    a->encrypt(c, len, ct, plain);
+    a->digest(c, 16, tag);
 }
 
 /* Builds the expected packet from the wire facts alone, with the library the
