@@ -395,6 +395,12 @@ static void on_session_state(ShimmerNmPlugin *self)
     }
 }
 
+static gboolean session_state_once(gpointer user)
+{
+    on_session_state(user);
+    return G_SOURCE_REMOVE;
+}
+
 static void on_session_notify(GObject *obj, GParamSpec *pspec, gpointer user)
 {
     on_session_state(user);
@@ -599,8 +605,7 @@ static gboolean do_connect(ShimmerNmPlugin *self, NMConnection *connection, GErr
               spath);
     /* What happened before the proxy was there: from the next main-loop
      * turn, once NetworkManager has heard that Connect succeeded. */
-    g_idle_add_full(G_PRIORITY_DEFAULT, (GSourceFunc)(void (*)(void))on_session_state,
-                    g_object_ref(self), g_object_unref);
+    g_idle_add_full(G_PRIORITY_DEFAULT, session_state_once, g_object_ref(self), g_object_unref);
     return TRUE;
 }
 

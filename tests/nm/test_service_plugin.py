@@ -29,6 +29,7 @@ import socket
 import struct
 import sys
 import tempfile
+import time
 import uuid
 
 import pytest
@@ -67,6 +68,13 @@ def _skip_reason():
 def _read(name):
     with open(labmod.fixture(name)) as f:
         return f.read()
+
+
+def _cpu_seconds(pid):
+    """User + system CPU time the process PID has used."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _u32(addr):
@@ -217,6 +225,11 @@ def test_connect_reports_the_configuration_and_disconnects(world):
     assert "inet " not in link and "global" not in link, link
     assert ",UP" in w.lab.run_in_client(["ip", "-o", "link", "show", tundev]).stdout
     assert len(w.shimmer_profiles()) == 1
+
+    # Idle while the tunnel is up: no busy loop in the plugin.
+    before = _cpu_seconds(w.plugin.pid)
+    time.sleep(1.0)
+    assert _cpu_seconds(w.plugin.pid) - before < 0.2, "the plugin keeps the CPU busy"
 
     w.call("Disconnect", None)
     privbus.wait_until(lambda: STOPPED in [s[0] for s in w.seen("StateChanged")], 20, "STOPPED")
