@@ -348,36 +348,6 @@ static GVariant *get_property(Ctl *ctl, const char *path, const char *iface, con
 
 /* ---------------------------------------------------------------- output */
 
-static void json_string(GString *out, const char *s)
-{
-    g_string_append_c(out, '"');
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        switch (*p) {
-        case '"':
-            g_string_append(out, "\\\"");
-            break;
-        case '\\':
-            g_string_append(out, "\\\\");
-            break;
-        case '\n':
-            g_string_append(out, "\\n");
-            break;
-        case '\r':
-            g_string_append(out, "\\r");
-            break;
-        case '\t':
-            g_string_append(out, "\\t");
-            break;
-        default:
-            if (*p < 0x20 || *p == 0x7f)
-                g_string_append_printf(out, "\\u%04x", *p);
-            else
-                g_string_append_c(out, (char)*p);
-        }
-    }
-    g_string_append_c(out, '"');
-}
-
 static void json_variant(GString *out, GVariant *v)
 {
     switch (g_variant_classify(v)) {
@@ -420,7 +390,7 @@ static void json_variant(GString *out, GVariant *v)
     case G_VARIANT_CLASS_STRING:
     case G_VARIANT_CLASS_OBJECT_PATH:
     case G_VARIANT_CLASS_SIGNATURE:
-        json_string(out, g_variant_get_string(v, NULL));
+        shimmer_json_append_string(out, g_variant_get_string(v, NULL));
         break;
     case G_VARIANT_CLASS_VARIANT: {
         g_autoptr(GVariant) inner = g_variant_get_variant(v);
@@ -447,10 +417,10 @@ static void json_variant(GString *out, GVariant *v)
                 g_autoptr(GVariant) key = g_variant_get_child_value(child, 0);
                 g_autoptr(GVariant) val = g_variant_get_child_value(child, 1);
                 if (g_variant_is_of_type(key, G_VARIANT_TYPE_STRING)) {
-                    json_string(out, g_variant_get_string(key, NULL));
+                    shimmer_json_append_string(out, g_variant_get_string(key, NULL));
                 } else {
                     g_autofree char *k = g_variant_print(key, FALSE);
-                    json_string(out, k);
+                    shimmer_json_append_string(out, k);
                 }
                 g_string_append_c(out, ':');
                 json_variant(out, val);
@@ -487,7 +457,7 @@ static int compare_strings(gconstpointer a, gconstpointer b)
 static void json_open_object(GString *out, GDBusProxy *proxy)
 {
     g_string_append(out, "{\"Path\":");
-    json_string(out, g_dbus_proxy_get_object_path(proxy));
+    shimmer_json_append_string(out, g_dbus_proxy_get_object_path(proxy));
     g_auto(GStrv) names = g_dbus_proxy_get_cached_property_names(proxy);
     if (names == NULL)
         return;
@@ -497,7 +467,7 @@ static void json_open_object(GString *out, GDBusProxy *proxy)
         if (v == NULL)
             continue;
         g_string_append_c(out, ',');
-        json_string(out, *n);
+        shimmer_json_append_string(out, *n);
         g_string_append_c(out, ':');
         json_variant(out, v);
     }
@@ -1216,7 +1186,7 @@ static int cmd_list(Ctl *ctl, int argc, char **argv)
                 session_state_of(ctl, shimmer_dbus_profile1_get_active_session(p));
             g_string_append(out, ",\"SessionState\":");
             if (state)
-                json_string(out, state);
+                shimmer_json_append_string(out, state);
             else
                 g_string_append(out, "null");
             g_string_append_c(out, '}');
@@ -1304,7 +1274,7 @@ static int cmd_show(Ctl *ctl, int argc, char **argv)
         json_open_object(out, G_DBUS_PROXY(p));
         g_string_append(out, ",\"SessionState\":");
         if (state)
-            json_string(out, state);
+            shimmer_json_append_string(out, state);
         else
             g_string_append(out, "null");
         /* The daemon's configuration is JSON already. */
@@ -1891,7 +1861,7 @@ static void status_print_json(Status *st, SessionView *v, GString *out)
 {
     json_open_object(out, G_DBUS_PROXY(v->proxy));
     g_string_append(out, ",\"ProfileName\":");
-    json_string(out, v->profile_name);
+    shimmer_json_append_string(out, v->profile_name);
     static const char *const rate_names[N_COUNTERS] = {"RateIn", "RateOut", "PacketRateIn",
                                                        "PacketRateOut"};
     for (int i = 0; i < N_COUNTERS; i++) {

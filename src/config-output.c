@@ -26,34 +26,39 @@ static void json_indent(Json *j)
         g_string_append(j->s, "  ");
 }
 
-static void json_string(Json *j, const char *v)
+void shimmer_json_append_string(GString *out, const char *s)
 {
-    g_string_append_c(j->s, '"');
-    for (const unsigned char *c = (const unsigned char *)v; *c; c++) {
+    g_string_append_c(out, '"');
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
         switch (*c) {
         case '"':
-            g_string_append(j->s, "\\\"");
+            g_string_append(out, "\\\"");
             break;
         case '\\':
-            g_string_append(j->s, "\\\\");
+            g_string_append(out, "\\\\");
             break;
         case '\n':
-            g_string_append(j->s, "\\n");
+            g_string_append(out, "\\n");
             break;
         case '\r':
-            g_string_append(j->s, "\\r");
+            g_string_append(out, "\\r");
             break;
         case '\t':
-            g_string_append(j->s, "\\t");
+            g_string_append(out, "\\t");
             break;
         default:
-            if (*c < 0x20)
-                g_string_append_printf(j->s, "\\u%04x", *c);
+            if (*c < 0x20 || *c == 0x7f)
+                g_string_append_printf(out, "\\u%04x", *c);
             else
-                g_string_append_c(j->s, (char)*c);
+                g_string_append_c(out, (char)*c);
         }
     }
-    g_string_append_c(j->s, '"');
+    g_string_append_c(out, '"');
+}
+
+static void json_string(Json *j, const char *v)
+{
+    shimmer_json_append_string(j->s, v);
 }
 
 static void json_key(Json *j, const char *key)
@@ -321,8 +326,8 @@ static void json_client(Json *j, const ShimmerConfig *cfg)
 
     if (cfg->auth_user_pass != SHIMMER_AUTH_USER_PASS_NONE) {
         json_open(j, "auth-user-pass", '{');
-        json_str(j, "mode", cfg->auth_user_pass == SHIMMER_AUTH_USER_PASS_PROMPT ? "prompt"
-                                                                                 : "stored");
+        json_str(j, "mode",
+                 cfg->auth_user_pass == SHIMMER_AUTH_USER_PASS_PROMPT ? "prompt" : "stored");
         if (cfg->auth_user_pass_file.present) {
             json_str(j, "source", cfg->auth_user_pass_file.is_inline ? "inline" : "file");
             if (!cfg->auth_user_pass_file.is_inline)
@@ -469,8 +474,7 @@ static void json_common(Json *j, const ShimmerConfig *cfg, bool push)
         if (cfg->peer_fingerprints->len > 0) {
             json_open(j, "peer-fingerprints", '[');
             for (guint i = 0; i < cfg->peer_fingerprints->len; i++) {
-                const guint8 *fp =
-                    (const guint8 *)cfg->peer_fingerprints->data + (gsize)i * 32;
+                const guint8 *fp = (const guint8 *)cfg->peer_fingerprints->data + (gsize)i * 32;
                 GString *hex = g_string_new(NULL);
                 for (guint k = 0; k < 32; k++)
                     g_string_append_printf(hex, "%s%02X", k ? ":" : "", fp[k]);
@@ -560,9 +564,10 @@ char *shimmer_config_to_json(const ShimmerConfig *cfg)
         json_str(&j, "kind", "push-reply");
         json_pushed(&j, cfg);
     } else {
-        json_str(&j, "role", cfg->role == SHIMMER_ROLE_SERVER   ? "server"
-                             : cfg->role == SHIMMER_ROLE_CLIENT ? "client"
-                                                                : "unknown");
+        json_str(&j, "role",
+                 cfg->role == SHIMMER_ROLE_SERVER   ? "server"
+                 : cfg->role == SHIMMER_ROLE_CLIENT ? "client"
+                                                    : "unknown");
         json_opt_true(&j, "pull", cfg->pull);
         json_connections(&j, cfg);
     }

@@ -57,12 +57,12 @@ typedef enum {
 typedef struct {
     bool present;
     bool is_inline;
-    char *path;      /* as written in the configuration; NULL when inline */
-    char *resolved;  /* the path handed to the loader; NULL when inline */
-    guint8 *data;    /* the bytes (NUL terminated for convenience) */
+    char *path;     /* as written in the configuration; NULL when inline */
+    char *resolved; /* the path handed to the loader; NULL when inline */
+    guint8 *data;   /* the bytes (NUL terminated for convenience) */
     gsize len;
-    bool secret;     /* wiped on free, never printed */
-    guint line;      /* where it was given */
+    bool secret; /* wiped on free, never printed */
+    guint line;  /* where it was given */
 } ShimmerBlob;
 
 /* One server to try, after merging <connection> block or top-level defaults. */
@@ -143,10 +143,10 @@ typedef enum {
 
 /* comp-lzo / compress: only framing is ever supported; never compression. */
 typedef enum {
-    SHIMMER_COMP_NONE,        /* no compression framing */
-    SHIMMER_COMP_LZO_NO,      /* comp-lzo no: one 0xFA byte per packet */
-    SHIMMER_COMP_STUB,        /* compress / compress stub: 0xFB-style stub */
-    SHIMMER_COMP_STUB_V2,     /* compress stub-v2 */
+    SHIMMER_COMP_NONE,    /* no compression framing */
+    SHIMMER_COMP_LZO_NO,  /* comp-lzo no: one 0xFA byte per packet */
+    SHIMMER_COMP_STUB,    /* compress / compress stub: 0xFB-style stub */
+    SHIMMER_COMP_STUB_V2, /* compress stub-v2 */
 } ShimmerCompFraming;
 
 typedef enum {
@@ -171,15 +171,15 @@ typedef struct {
  * one of the keywords; GATEWAY may be an address or a keyword. Kept as text
  * where OpenVPN itself resolves at connect time. */
 typedef struct {
-    char *network;  /* address, host name, "vpn_gateway", "net_gateway", "remote_host" */
-    char *netmask;  /* NULL = 255.255.255.255 */
-    char *gateway;  /* NULL = the VPN gateway */
-    gint metric;    /* -1 = default */
+    char *network; /* address, host name, "vpn_gateway", "net_gateway", "remote_host" */
+    char *netmask; /* NULL = 255.255.255.255 */
+    char *gateway; /* NULL = the VPN gateway */
+    gint metric;   /* -1 = default */
 } ShimmerRoute;
 
 typedef struct {
-    char *prefix;   /* "2001:db8::/32" */
-    char *gateway;  /* NULL = the VPN gateway */
+    char *prefix;  /* "2001:db8::/32" */
+    char *gateway; /* NULL = the VPN gateway */
     gint metric;
 } ShimmerRoute6;
 
@@ -197,8 +197,8 @@ enum {
 };
 
 typedef struct {
-    char *type;   /* DNS, DNS6, DOMAIN, DOMAIN-SEARCH, ADAPTER_DOMAIN_SUFFIX, WINS, NTP, ... */
-    char *value;  /* NULL for DISABLE-NBT */
+    char *type;  /* DNS, DNS6, DOMAIN, DOMAIN-SEARCH, ADAPTER_DOMAIN_SUFFIX, WINS, NTP, ... */
+    char *value; /* NULL for DISABLE-NBT */
 } ShimmerDhcpOption;
 
 typedef enum {
@@ -242,41 +242,41 @@ typedef enum {
 } ShimmerContext;
 
 typedef struct ShimmerConfig {
-    char *filename; /* for diagnostics */
+    char *filename;         /* for diagnostics */
     GPtrArray *diagnostics; /* ShimmerDiagnostic* */
 
     /* Role */
     ShimmerRole role;
-    bool client;      /* the `client` helper directive */
+    bool client; /* the `client` helper directive */
     bool tls_client;
     bool tls_server;
     bool pull;
     bool mode_server;
 
     /* Device */
-    char *dev;        /* "tun" or "tunN" */
-    char *dev_type;   /* "tun" or NULL */
+    char *dev;      /* "tun" or "tunN" */
+    char *dev_type; /* "tun" or NULL */
     ShimmerTopology topology;
-    guint tun_mtu;    /* 0 = default 1500 */
-    gint mssfix;      /* -1 unset, 0 disabled */
-    bool mssfix_mtu;  /* mssfix N mtu */
+    guint tun_mtu;   /* 0 = default 1500 */
+    gint mssfix;     /* -1 unset, 0 disabled */
+    bool mssfix_mtu; /* mssfix N mtu */
     bool mssfix_fixed;
-    gint mark;        /* -1 unset */
+    gint mark; /* -1 unset */
 
     /* Connections */
-    GPtrArray *connections;    /* ShimmerConnection* (top-level remotes or blocks) */
+    GPtrArray *connections; /* ShimmerConnection* (top-level remotes or blocks) */
     bool has_connection_blocks;
     ShimmerTransport transport;
     ShimmerFamily family;
-    guint16 rport;             /* port / rport; default 1194 */
-    gint lport;                /* -1 unset, 0 = any */
+    guint16 rport; /* port / rport; default 1194 */
+    gint lport;    /* -1 unset, 0 = any */
     bool remote_random;
     bool remote_random_hostname;
-    guint connect_retry;       /* seconds, default 1 (UDP) / 5 */
+    guint connect_retry;           /* seconds, default 1 (UDP) / 5 */
     guint connect_retry_max_delay; /* seconds, default 300 */
-    gint connect_retry_max;    /* 0 = unlimited */
-    guint connect_timeout;     /* default 120 */
-    gint resolv_retry;         /* seconds; -1 infinite */
+    gint connect_retry_max;        /* 0 = unlimited */
+    guint connect_timeout;         /* default 120 */
+    gint resolv_retry;             /* seconds; -1 infinite */
 
     /* TLS identity and verification */
     ShimmerBlob ca;
@@ -286,7 +286,7 @@ typedef struct ShimmerConfig {
     ShimmerBlob extra_certs;
     ShimmerBlob crl_verify;
     bool key_encrypted;
-    bool askpass;          /* a passphrase for the private key is needed */
+    bool askpass;             /* a passphrase for the private key is needed */
     ShimmerBlob askpass_file; /* secret: the passphrase */
     ShimmerTlsVersion tls_version_min;
     bool tls_version_min_or_highest;
@@ -305,14 +305,14 @@ typedef struct ShimmerConfig {
     ShimmerBlob tls_auth;
     ShimmerBlob tls_crypt;
     ShimmerBlob tls_crypt_v2;
-    gint key_direction;    /* -1 none, 0, 1 */
+    gint key_direction; /* -1 none, 0, 1 */
     bool tls_crypt_v2_is_server_key;
-    guint8 static_key[SHIMMER_STATIC_KEY_LEN];   /* tls-auth or tls-crypt */
+    guint8 static_key[SHIMMER_STATIC_KEY_LEN]; /* tls-auth or tls-crypt */
     ShimmerTlsCryptV2ClientKey *tls_crypt_v2_client;
     guint8 tls_crypt_v2_server[SHIMMER_TLS_CRYPT_V2_SERVER_KEY_LEN];
 
     /* Data channel */
-    ShimmerDigest auth;   /* tls-auth HMAC and legacy data channel */
+    ShimmerDigest auth; /* tls-auth HMAC and legacy data channel */
     bool auth_set;
     char *cipher;         /* `cipher` as written (a fallback in 2.6) */
     GArray *data_ciphers; /* ShimmerCipher; default AES-256-GCM:AES-128-GCM:CHACHA20-POLY1305 */
@@ -324,41 +324,41 @@ typedef struct ShimmerConfig {
     /* Credentials */
     ShimmerAuthUserPassMode auth_user_pass;
     ShimmerBlob auth_user_pass_file;
-    char *username;       /* from the file, if any */
-    char *password;       /* secret */
+    char *username; /* from the file, if any */
+    char *password; /* secret */
     ShimmerAuthRetry auth_retry;
     bool auth_nocache;
     char *static_challenge;
     bool static_challenge_echo;
 
     /* Timers */
-    gint64 reneg_sec;     /* -1 unset (3600), 0 disabled */
-    gint64 reneg_sec_min; /* -1 unset */
-    gint64 reneg_bytes;   /* -1 unset */
-    gint64 reneg_pkts;    /* -1 unset */
-    gint hand_window;     /* -1 unset (60) */
-    gint tran_window;     /* -1 unset (3600) */
+    gint64 reneg_sec;        /* -1 unset (3600), 0 disabled */
+    gint64 reneg_sec_min;    /* -1 unset */
+    gint64 reneg_bytes;      /* -1 unset */
+    gint64 reneg_pkts;       /* -1 unset */
+    gint hand_window;        /* -1 unset (60) */
+    gint tran_window;        /* -1 unset (3600) */
     gint keepalive_interval; /* -1 unset */
     gint keepalive_timeout;
-    gint ping;            /* -1 unset */
-    gint ping_restart;    /* -1 unset */
-    gint ping_exit;       /* -1 unset */
+    gint ping;                 /* -1 unset */
+    gint ping_restart;         /* -1 unset */
+    gint ping_exit;            /* -1 unset */
     gint explicit_exit_notify; /* -1 unset */
 
     /* Routes, addresses, DNS */
-    GPtrArray *routes;     /* ShimmerRoute* */
-    GPtrArray *routes6;    /* ShimmerRoute6* */
-    char *route_gateway;   /* address or "dhcp" */
-    gint route_metric;     /* -1 unset */
+    GPtrArray *routes;   /* ShimmerRoute* */
+    GPtrArray *routes6;  /* ShimmerRoute6* */
+    char *route_gateway; /* address or "dhcp" */
+    gint route_metric;   /* -1 unset */
     bool route_nopull;
-    GPtrArray *pull_filters; /* ShimmerPullFilter* */
-    guint redirect_gateway; /* SHIMMER_REDIRECT_* */
-    GPtrArray *dhcp_options; /* ShimmerDhcpOption* */
+    GPtrArray *pull_filters;       /* ShimmerPullFilter* */
+    guint redirect_gateway;        /* SHIMMER_REDIRECT_* */
+    GPtrArray *dhcp_options;       /* ShimmerDhcpOption* */
     GPtrArray *dns_search_domains; /* char* */
-    GPtrArray *dns_servers;  /* ShimmerDnsServer* sorted by priority */
+    GPtrArray *dns_servers;        /* ShimmerDnsServer* sorted by priority */
     char *ifconfig_local;
-    char *ifconfig_remote;   /* remote address or netmask, by topology */
-    char *ifconfig_ipv6_local;  /* addr/bits */
+    char *ifconfig_remote;     /* remote address or netmask, by topology */
+    char *ifconfig_ipv6_local; /* addr/bits */
     char *ifconfig_ipv6_remote;
     bool block_ipv6;
 
@@ -370,26 +370,26 @@ typedef struct ShimmerConfig {
     char *ifconfig_pool_start;
     char *ifconfig_pool_end;
     char *ifconfig_pool_netmask;
-    GPtrArray *push;        /* char*: the option text to push */
+    GPtrArray *push; /* char*: the option text to push */
     bool client_to_client;
     bool duplicate_cn;
-    gint max_clients;       /* -1 unset */
+    gint max_clients; /* -1 unset */
     bool username_as_common_name;
     bool dh_none;
     ShimmerBlob dh;
 
     /* Pushed-only items (PUSH_REPLY) */
-    gint peer_id;            /* -1 unset */
-    char *auth_token;        /* secret */
+    gint peer_id;     /* -1 unset */
+    char *auth_token; /* secret */
     char *auth_token_user;
     bool protocol_flag_cc_exit;
     bool protocol_flag_tls_ekm;
     bool protocol_flag_dyn_tls_crypt;
     bool key_derivation_tls_ekm;
-    gint push_continuation;  /* 0 none, 1 last, 2 more follow */
+    gint push_continuation; /* 0 none, 1 last, 2 more follow */
 
     /* What was accepted but ignored, for display. */
-    GPtrArray *ignored;      /* char*: directive names */
+    GPtrArray *ignored; /* char*: directive names */
 
     struct ShimmerConfigPrivate *priv;
 } ShimmerConfig;
@@ -427,6 +427,11 @@ gboolean shimmer_config_has_errors(const ShimmerConfig *cfg);
 
 /* Appends the diagnostics as "FILE:LINE: error: ..." lines. */
 void shimmer_config_format_diagnostics(const ShimmerConfig *cfg, GString *out);
+
+/* Appends S as a JSON string literal (quotes, escapes for '"', '\\' and
+ * control characters, DEL as \u007f) to OUT. Shared by the JSON output
+ * below and shimmerctl's. */
+void shimmer_json_append_string(GString *out, const char *s);
 
 /* The normalized configuration as JSON, secrets redacted. */
 char *shimmer_config_to_json(const ShimmerConfig *cfg);
