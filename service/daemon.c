@@ -451,18 +451,48 @@ static gboolean handle_check_config(ShimmerDBusManager1 *iface, GDBusMethodInvoc
     return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
+/* The object paths of TABLE's values that CALLER_UID may see (its own; all
+ * for root), sorted, NULL-terminated. */
+static GPtrArray *visible_paths(GHashTable *table, guint caller_uid, guint (*owner_of)(gpointer),
+                                const char *(*path_of)(gpointer))
+{
+    GPtrArray *paths = g_ptr_array_new();
+    GHashTableIter it;
+    gpointer value;
+    g_hash_table_iter_init(&it, table);
+    while (g_hash_table_iter_next(&it, NULL, &value))
+        if (caller_uid == 0 || owner_of(value) == caller_uid)
+            g_ptr_array_add(paths, (gpointer)path_of(value));
+    g_ptr_array_sort(paths, compare_strings);
+    g_ptr_array_add(paths, NULL);
+    return paths;
+}
+
+static guint profile_owner(gpointer p)
+{
+    return shimmer_profile_get_owner(p);
+}
+
+static const char *profile_path(gpointer p)
+{
+    return shimmer_profile_get_path(p);
+}
+
+static guint session_owner(gpointer s)
+{
+    return shimmer_session_get_owner(s);
+}
+
+static const char *session_path(gpointer s)
+{
+    return shimmer_session_get_path(s);
+}
+
 static void list_profiles_authorized(ShimmerDaemon *d, GDBusMethodInvocation *invocation,
                                      guint caller_uid, gpointer data)
 {
-    g_autoptr(GPtrArray) paths = g_ptr_array_new();
-    GHashTableIter it;
-    gpointer value;
-    g_hash_table_iter_init(&it, d->profiles);
-    while (g_hash_table_iter_next(&it, NULL, &value))
-        if (caller_uid == 0 || shimmer_profile_get_owner(value) == caller_uid)
-            g_ptr_array_add(paths, (gpointer)shimmer_profile_get_path(value));
-    g_ptr_array_sort(paths, compare_strings);
-    g_ptr_array_add(paths, NULL);
+    g_autoptr(GPtrArray) paths =
+        visible_paths(d->profiles, caller_uid, profile_owner, profile_path);
     shimmer_dbus_manager1_complete_list_profiles(d->iface, invocation,
                                                  (const char *const *)paths->pdata);
 }
@@ -478,15 +508,8 @@ static gboolean handle_list_profiles(ShimmerDBusManager1 *iface, GDBusMethodInvo
 static void list_sessions_authorized(ShimmerDaemon *d, GDBusMethodInvocation *invocation,
                                      guint caller_uid, gpointer data)
 {
-    g_autoptr(GPtrArray) paths = g_ptr_array_new();
-    GHashTableIter it;
-    gpointer value;
-    g_hash_table_iter_init(&it, d->sessions);
-    while (g_hash_table_iter_next(&it, NULL, &value))
-        if (caller_uid == 0 || shimmer_session_get_owner(value) == caller_uid)
-            g_ptr_array_add(paths, (gpointer)shimmer_session_get_path(value));
-    g_ptr_array_sort(paths, compare_strings);
-    g_ptr_array_add(paths, NULL);
+    g_autoptr(GPtrArray) paths =
+        visible_paths(d->sessions, caller_uid, session_owner, session_path);
     shimmer_dbus_manager1_complete_list_sessions(d->iface, invocation,
                                                  (const char *const *)paths->pdata);
 }
