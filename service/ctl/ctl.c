@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "output.h"
 
 static gboolean error_is(const char *remote, const char *const *names)
 {
@@ -72,13 +73,19 @@ int ctl_fail(const char *what, GError *error)
 {
     int code = exit_code_for(error);
     g_dbus_error_strip_remote_error(error);
+    /* The daemon's message may be several lines (the diagnostics of a
+     * refused profile) and quote what the profile says. */
+    g_autofree char *what_shown = ctl_escape(what);
+    g_autofree char *text = NULL;
     if (code == EXIT_NOT_AUTHORIZED)
-        fprintf(stderr, _("shimmerctl: %s: not authorized: %s\n"), what, error->message);
+        text =
+            g_strdup_printf(_("shimmerctl: %s: not authorized: %s\n"), what_shown, error->message);
     else if (code == EXIT_UNREACHABLE)
-        fprintf(stderr, _("shimmerctl: %s: the daemon cannot be reached: %s\n"), what,
-                error->message);
+        text = g_strdup_printf(_("shimmerctl: %s: the daemon cannot be reached: %s\n"), what_shown,
+                               error->message);
     else
-        fprintf(stderr, "shimmerctl: %s: %s\n", what, error->message);
+        text = g_strdup_printf("shimmerctl: %s: %s\n", what_shown, error->message);
+    ctl_print_lines(stderr, text);
     return code;
 }
 
@@ -104,7 +111,7 @@ int ctl_open_full(Ctl *ctl, gboolean require_daemon)
         ctl->bus = g_bus_get_sync(G_BUS_TYPE_SYSTEM, NULL, &error);
     }
     if (ctl->bus == NULL) {
-        fprintf(stderr, _("shimmerctl: cannot connect to the bus: %s\n"), error->message);
+        ctl_print(stderr, _("shimmerctl: cannot connect to the bus: %s\n"), error->message);
         return EXIT_UNREACHABLE;
     }
     g_dbus_connection_set_exit_on_close(ctl->bus, FALSE);
@@ -116,8 +123,8 @@ int ctl_open_full(Ctl *ctl, gboolean require_daemon)
     if (owner == NULL && !require_daemon)
         return EXIT_UNREACHABLE;
     if (owner == NULL) {
-        fprintf(stderr, _("shimmerctl: the Shimmer daemon (%s) is not running on this bus\n"),
-                BUS_NAME);
+        ctl_print(stderr, _("shimmerctl: the Shimmer daemon (%s) is not running on this bus\n"),
+                  BUS_NAME);
         return EXIT_UNREACHABLE;
     }
     return EXIT_OK;
@@ -206,7 +213,7 @@ ShimmerDBusProfile1 *ctl_find_profile(Ctl *ctl, const char *spec, gboolean quiet
     g_autoptr(GError) error = NULL;
     if (spec[0] == '/') {
         if (!g_variant_is_object_path(spec)) {
-            fprintf(stderr, _("shimmerctl: '%s' is not an object path\n"), spec);
+            ctl_print(stderr, _("shimmerctl: '%s' is not an object path\n"), spec);
             *code = EXIT_USAGE;
             return NULL;
         }
@@ -244,7 +251,7 @@ ShimmerDBusProfile1 *ctl_find_profile(Ctl *ctl, const char *spec, gboolean quiet
                     _("shimmerctl: several profiles are called '%s'; give an object path:\n"),
                     spec);
             for (guint i = 0; i < match->len; i++)
-                fprintf(stderr, "  %s\n", g_dbus_proxy_get_object_path(match->pdata[i]));
+                ctl_print(stderr, "  %s\n", g_dbus_proxy_get_object_path(match->pdata[i]));
             *code = EXIT_REFUSED;
             return NULL;
         }
@@ -252,7 +259,7 @@ ShimmerDBusProfile1 *ctl_find_profile(Ctl *ctl, const char *spec, gboolean quiet
             return g_object_ref(match->pdata[0]);
     }
     if (!quiet_missing)
-        fprintf(stderr, _("shimmerctl: no profile '%s' (see 'shimmerctl list')\n"), spec);
+        ctl_print(stderr, _("shimmerctl: no profile '%s' (see 'shimmerctl list')\n"), spec);
     *code = EXIT_REFUSED;
     return NULL;
 }
@@ -269,7 +276,7 @@ ShimmerDBusSession1 *ctl_find_session(Ctl *ctl, const char *spec, int *code)
     g_autofree char *path = NULL;
     if (g_str_has_prefix(spec, SESSION_PREFIX)) {
         if (!g_variant_is_object_path(spec)) {
-            fprintf(stderr, _("shimmerctl: '%s' is not an object path\n"), spec);
+            ctl_print(stderr, _("shimmerctl: '%s' is not an object path\n"), spec);
             *code = EXIT_USAGE;
             return NULL;
         }
@@ -281,7 +288,7 @@ ShimmerDBusSession1 *ctl_find_session(Ctl *ctl, const char *spec, int *code)
         if (profile) {
             const char *active = shimmer_dbus_profile1_get_active_session(profile);
             if (active == NULL || strcmp(active, "/") == 0) {
-                fprintf(stderr, _("shimmerctl: profile '%s' has no session\n"), spec);
+                ctl_print(stderr, _("shimmerctl: profile '%s' has no session\n"), spec);
                 *code = EXIT_REFUSED;
                 return NULL;
             }
@@ -297,8 +304,8 @@ ShimmerDBusSession1 *ctl_find_session(Ctl *ctl, const char *spec, int *code)
             }
         }
         if (path == NULL) {
-            fprintf(stderr, _("shimmerctl: no profile or session '%s' (see 'shimmerctl list')\n"),
-                    spec);
+            ctl_print(stderr, _("shimmerctl: no profile or session '%s' (see 'shimmerctl list')\n"),
+                      spec);
             *code = EXIT_REFUSED;
             return NULL;
         }

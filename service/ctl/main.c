@@ -14,57 +14,58 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "output.h"
 
 int ctl_usage(FILE *out)
 {
-    fprintf(out, "%s",
-            _("Usage: shimmerctl [--bus-address ADDRESS] COMMAND [ARGS]\n"
-              "\n"
-              "Commands:\n"
-              "  check [--json|--inline] FILE     check an OpenVPN configuration file\n"
-              "  import FILE [--name NAME] [--transient]\n"
-              "                                   import a profile (files it names are read\n"
-              "                                   as you and inlined)\n"
-              "  list [--json]                    list your profiles (everyone's for root)\n"
-              "  show NAME|ID|PATH [--json]       a profile's properties and configuration\n"
-              "  rename NAME|ID|PATH NEW-NAME     rename a profile\n"
-              "  remove NAME|ID|PATH              remove a profile (disconnecting it first)\n"
-              "  connect NAME|ID|PATH [--wait] [--timeout SECONDS] [--username USER]\n"
-              "          [--verbose]              start a session; with --wait follow it,\n"
-              "                                   ask for credentials and return once it is\n"
-              "                                   connected (0) or has failed (1)\n"
-              "  disconnect NAME|ID|SESSION       end a profile's session and wait for it\n"
-              "  status [NAME|SESSION] [--json] [--watch]\n"
-              "                                   state, addresses, counters and rates of\n"
-              "                                   sessions; --watch follows them live\n"
-              "  monitor                          print every event of the daemon (state\n"
-              "                                   changes, logs, credential requests) until\n"
-              "                                   interrupted\n"
-              "\n"
-              "check prints FILE:LINE diagnostics on standard error and exits 0 when\n"
-              "the file is usable, 1 when it is refused. --json prints the normalized\n"
-              "configuration (secrets redacted); --inline prints an equivalent\n"
-              "self-contained .ovpn with every referenced file inlined.\n"
-              "\n"
-              "The daemon is reached on the system bus, or on the bus given by\n"
-              "--bus-address or the SHIMMER_BUS_ADDRESS environment variable.\n"
-              "Credentials asked for by `connect` are read from the terminal without\n"
-              "echo, or one per line from standard input when it is not a terminal.\n"
-              "\n"
-              "Exit status:\n"
-              "  0  success (check: the configuration is usable)\n"
-              "  1  the operation failed or was refused (check: the configuration is\n"
-              "     refused; connect --wait: the session failed)\n"
-              "  2  usage error\n"
-              "  3  the daemon or the bus cannot be reached\n"
-              "  4  not authorized\n"));
+    ctl_print_lines(
+        out, _("Usage: shimmerctl [--bus-address ADDRESS] COMMAND [ARGS]\n"
+               "\n"
+               "Commands:\n"
+               "  check [--json|--inline] FILE     check an OpenVPN configuration file\n"
+               "  import FILE [--name NAME] [--transient]\n"
+               "                                   import a profile (files it names are read\n"
+               "                                   as you and inlined)\n"
+               "  list [--json]                    list your profiles (everyone's for root)\n"
+               "  show NAME|ID|PATH [--json]       a profile's properties and configuration\n"
+               "  rename NAME|ID|PATH NEW-NAME     rename a profile\n"
+               "  remove NAME|ID|PATH              remove a profile (disconnecting it first)\n"
+               "  connect NAME|ID|PATH [--wait] [--timeout SECONDS] [--username USER]\n"
+               "          [--verbose]              start a session; with --wait follow it,\n"
+               "                                   ask for credentials and return once it is\n"
+               "                                   connected (0) or has failed (1)\n"
+               "  disconnect NAME|ID|SESSION       end a profile's session and wait for it\n"
+               "  status [NAME|SESSION] [--json] [--watch]\n"
+               "                                   state, addresses, counters and rates of\n"
+               "                                   sessions; --watch follows them live\n"
+               "  monitor                          print every event of the daemon (state\n"
+               "                                   changes, logs, credential requests) until\n"
+               "                                   interrupted\n"
+               "\n"
+               "check prints FILE:LINE diagnostics on standard error and exits 0 when\n"
+               "the file is usable, 1 when it is refused. --json prints the normalized\n"
+               "configuration (secrets redacted); --inline prints an equivalent\n"
+               "self-contained .ovpn with every referenced file inlined.\n"
+               "\n"
+               "The daemon is reached on the system bus, or on the bus given by\n"
+               "--bus-address or the SHIMMER_BUS_ADDRESS environment variable.\n"
+               "Credentials asked for by `connect` are read from the terminal without\n"
+               "echo, or one per line from standard input when it is not a terminal.\n"
+               "\n"
+               "Exit status:\n"
+               "  0  success (check: the configuration is usable)\n"
+               "  1  the operation failed or was refused (check: the configuration is\n"
+               "     refused; connect --wait: the session failed)\n"
+               "  2  usage error\n"
+               "  3  the daemon or the bus cannot be reached\n"
+               "  4  not authorized\n"));
     return out == stdout ? EXIT_OK : EXIT_USAGE;
 }
 
 static int usage_error(const char *synopsis)
 {
-    fprintf(stderr, _("Usage: shimmerctl %s\n"), synopsis);
-    fprintf(stderr, "%s", _("Try 'shimmerctl --help' for more information.\n"));
+    ctl_print(stderr, _("Usage: shimmerctl %s\n"), synopsis);
+    ctl_print(stderr, "%s", _("Try 'shimmerctl --help' for more information.\n"));
     return EXIT_USAGE;
 }
 
@@ -77,7 +78,7 @@ int ctl_parse_options(Ctl *ctl, const char *synopsis, int argc, char **argv, con
         const char *arg = argv[i];
         if (only_pos || arg[0] != '-' || arg[1] == '\0') {
             if (n_pos >= max_pos) {
-                fprintf(stderr, _("shimmerctl: unexpected argument '%s'\n"), arg);
+                ctl_print(stderr, _("shimmerctl: unexpected argument '%s'\n"), arg);
                 return usage_error(synopsis);
             }
             pos[n_pos++] = arg;
@@ -88,7 +89,7 @@ int ctl_parse_options(Ctl *ctl, const char *synopsis, int argc, char **argv, con
             continue;
         }
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-            printf(_("Usage: shimmerctl %s\n"), synopsis);
+            ctl_print(stdout, _("Usage: shimmerctl %s\n"), synopsis);
             return EXIT_OK;
         }
         const char *eq = strchr(arg, '=');
@@ -104,13 +105,13 @@ int ctl_parse_options(Ctl *ctl, const char *synopsis, int argc, char **argv, con
             }
         }
         if (value == NULL && flag == NULL) {
-            fprintf(stderr, _("shimmerctl: unknown option '%s'\n"), arg);
+            ctl_print(stderr, _("shimmerctl: unknown option '%s'\n"), arg);
             return usage_error(synopsis);
         }
         if (flag) {
             if (eq) {
-                fprintf(stderr, _("shimmerctl: option '%.*s' takes no value\n"), (int)name_len,
-                        arg);
+                ctl_print(stderr, _("shimmerctl: option '%.*s' takes no value\n"), (int)name_len,
+                          arg);
                 return usage_error(synopsis);
             }
             *flag = TRUE;
@@ -119,7 +120,7 @@ int ctl_parse_options(Ctl *ctl, const char *synopsis, int argc, char **argv, con
         } else if (i + 1 < argc) {
             *value = argv[++i];
         } else {
-            fprintf(stderr, _("shimmerctl: option '%s' needs a value\n"), arg);
+            ctl_print(stderr, _("shimmerctl: option '%s' needs a value\n"), arg);
             return usage_error(synopsis);
         }
     }
@@ -159,7 +160,7 @@ int main(int argc, char **argv)
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
             return ctl_usage(stdout);
         if (strcmp(argv[i], "--version") == 0) {
-            printf("shimmerctl %s\n", PACKAGE_VERSION);
+            ctl_print(stdout, "shimmerctl %s\n", PACKAGE_VERSION);
             return EXIT_OK;
         }
         if (g_str_has_prefix(argv[i], "--bus-address=")) {
@@ -167,7 +168,7 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[i], "--bus-address") == 0 && i + 1 < argc) {
             ctl.address = argv[++i];
         } else {
-            fprintf(stderr, _("shimmerctl: unknown option '%s'\n"), argv[i]);
+            ctl_print(stderr, _("shimmerctl: unknown option '%s'\n"), argv[i]);
             return ctl_usage(stderr);
         }
     }
@@ -185,6 +186,6 @@ int main(int argc, char **argv)
             return code;
         }
     }
-    fprintf(stderr, _("shimmerctl: unknown command '%s'\n"), command);
+    ctl_print(stderr, _("shimmerctl: unknown command '%s'\n"), command);
     return ctl_usage(stderr);
 }

@@ -31,7 +31,7 @@ static void monitor_print(const char *label, const char *text)
     /* %f is microseconds: milliseconds are enough to read. */
     if (strlen(ts) > 12)
         ts[12] = '\0';
-    printf("%s %s: %s\n", ts, label, text);
+    ctl_print(stdout, "%s %s: %s\n", ts, label, text);
     fflush(stdout);
 }
 

@@ -4,6 +4,7 @@
 
 #include <glib/gi18n.h>
 #include <pwd.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -304,9 +305,84 @@ void ctl_json_pretty(GString *out, const char *json)
     g_string_append_c(out, '\n');
 }
 
+/* Characters a terminal or a renderer acts on rather than shows, beyond
+ * the C0 and C1 controls: they reorder or break what is around them. */
+static gboolean is_bidi_or_separator(gunichar u)
+{
+    return u == 0x061c || u == 0x200e || u == 0x200f || (u >= 0x2028 && u <= 0x202e) ||
+           (u >= 0x2066 && u <= 0x2069);
+}
+
+void ctl_escape_append(GString *out, const char *text, gssize len, gboolean keep_newlines)
+{
+    const char *p = text;
+    const char *end = text + (len < 0 ? strlen(text) : (gsize)len);
+    while (p < end) {
+        guchar c = (guchar)*p;
+        if (c < 0x80) {
+            if (c == '\n' && keep_newlines)
+                g_string_append_c(out, '\n');
+            else if (c == '\n')
+                g_string_append(out, "\\n");
+            else if (c == '\r')
+                g_string_append(out, "\\r");
+            else if (c == '\t')
+                g_string_append(out, "\\t");
+            else if (c < 0x20 || c == 0x7f)
+                g_string_append_printf(out, "\\x%02x", c);
+            else
+                g_string_append_c(out, (char)c);
+            p++;
+            continue;
+        }
+        gunichar u = g_utf8_get_char_validated(p, end - p);
+        if (u == (gunichar)-1 || u == (gunichar)-2) {
+            /* Not UTF-8 (or cut short): the byte, shown. */
+            g_string_append_printf(out, "\\x%02x", c);
+            p++;
+            continue;
+        }
+        const char *next = g_utf8_next_char(p);
+        if (u <= 0x9f || is_bidi_or_separator(u))
+            g_string_append_printf(out, "\\u%04x", u);
+        else
+            g_string_append_len(out, p, next - p);
+        p = next;
+    }
+}
+
+char *ctl_escape(const char *text)
+{
+    GString *out = g_string_sized_new(strlen(text) + 1);
+    ctl_escape_append(out, text, -1, FALSE);
+    return g_string_free(out, FALSE);
+}
+
+void ctl_print(FILE *stream, const char *format, ...)
+{
+    va_list ap;
+    va_start(ap, format);
+    g_autofree char *text = g_strdup_vprintf(format, ap);
+    va_end(ap);
+    gsize len = strlen(text);
+    gboolean newline = len > 0 && text[len - 1] == '\n';
+    g_autoptr(GString) out = g_string_sized_new(len + 1);
+    ctl_escape_append(out, text, (gssize)(newline ? len - 1 : len), FALSE);
+    if (newline)
+        g_string_append_c(out, '\n');
+    fputs(out->str, stream);
+}
+
+void ctl_print_lines(FILE *stream, const char *text)
+{
+    g_autoptr(GString) out = g_string_sized_new(strlen(text) + 1);
+    ctl_escape_append(out, text, -1, TRUE);
+    fputs(out->str, stream);
+}
+
 void ctl_print_field(const char *label, const char *value)
 {
     /* Labels are translated, so pad by characters, not bytes. */
     glong width = g_utf8_strlen(label, -1);
-    printf("%s%*s %s\n", label, (int)(width < 16 ? 16 - width : 0), "", value);
+    ctl_print(stdout, "%s%*s %s\n", label, (int)(width < 16 ? 16 - width : 0), "", value);
 }

@@ -34,24 +34,24 @@ int ctl_cmd_check(int argc, char **argv)
         else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
             return ctl_usage(stdout);
         else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-            fprintf(stderr, _("shimmerctl check: unknown option '%s'\n"), argv[i]);
+            ctl_print(stderr, _("shimmerctl check: unknown option '%s'\n"), argv[i]);
             return EXIT_USAGE;
         } else if (file == NULL)
             file = argv[i];
         else {
-            fprintf(stderr, "%s", _("shimmerctl check: give one file\n"));
+            ctl_print(stderr, "%s", _("shimmerctl check: give one file\n"));
             return EXIT_USAGE;
         }
     }
     if (file == NULL || (json && inline_out)) {
-        fprintf(stderr, "%s", _("Usage: shimmerctl check [--json|--inline] FILE\n"));
+        ctl_print(stderr, "%s", _("Usage: shimmerctl check [--json|--inline] FILE\n"));
         return EXIT_USAGE;
     }
 
     g_autoptr(GError) error = NULL;
     g_autoptr(GBytes) bytes = NULL;
     if (!shimmer_config_file_loader(file, &bytes, &error, NULL)) {
-        fprintf(stderr, _("%s: error: cannot read the file: %s\n"), file, error->message);
+        ctl_print(stderr, _("%s: error: cannot read the file: %s\n"), file, error->message);
         return EXIT_REFUSED;
     }
     gsize len;
@@ -61,7 +61,7 @@ int ctl_cmd_check(int argc, char **argv)
 
     g_autoptr(GString) diags = g_string_new(NULL);
     shimmer_config_format_diagnostics(cfg, diags);
-    fputs(diags->str, stderr);
+    ctl_print_lines(stderr, diags->str);
     if (shimmer_config_has_errors(cfg))
         return EXIT_REFUSED;
 
@@ -72,8 +72,8 @@ int ctl_cmd_check(int argc, char **argv)
         char *out = shimmer_config_to_ovpn(cfg);
         if (out == NULL) {
             const char *why = shimmer_config_inline_error(cfg);
-            fprintf(stderr, _("%s: error: cannot make it self-contained: %s\n"), file,
-                    why ? why : _("unknown reason"));
+            ctl_print(stderr, _("%s: error: cannot make it self-contained: %s\n"), file,
+                      why ? why : _("unknown reason"));
             return EXIT_REFUSED;
         }
         fputs(out, stdout);
@@ -115,7 +115,7 @@ int ctl_cmd_import(Ctl *ctl, int argc, char **argv)
     g_autoptr(GError) error = NULL;
     g_autoptr(GBytes) bytes = NULL;
     if (!shimmer_config_file_loader(file, &bytes, &error, NULL)) {
-        fprintf(stderr, _("%s: error: cannot read the file: %s\n"), file, error->message);
+        ctl_print(stderr, _("%s: error: cannot read the file: %s\n"), file, error->message);
         return EXIT_REFUSED;
     }
     gsize len;
@@ -124,26 +124,26 @@ int ctl_cmd_import(Ctl *ctl, int argc, char **argv)
         shimmer_config_parse(file, NULL, text ? text : "", len, shimmer_config_file_loader, NULL);
     g_autoptr(GString) diags = g_string_new(NULL);
     shimmer_config_format_diagnostics(cfg, diags);
-    fputs(diags->str, stderr);
+    ctl_print_lines(stderr, diags->str);
     if (shimmer_config_has_errors(cfg)) {
-        fprintf(stderr, _("shimmerctl: %s is refused; nothing was imported\n"), file);
+        ctl_print(stderr, _("shimmerctl: %s is refused; nothing was imported\n"), file);
         return EXIT_REFUSED;
     }
     char *inlined = shimmer_config_to_ovpn(cfg);
     if (inlined == NULL) {
         const char *why = shimmer_config_inline_error(cfg);
-        fprintf(stderr, _("shimmerctl: %s cannot be made self-contained: %s\n"), file,
-                why ? why : _("unknown reason"));
+        ctl_print(stderr, _("shimmerctl: %s cannot be made self-contained: %s\n"), file,
+                  why ? why : _("unknown reason"));
         return EXIT_REFUSED;
     }
     if (!g_utf8_validate(inlined, -1, NULL)) {
-        fprintf(stderr, _("shimmerctl: %s is not valid UTF-8 text\n"), file);
+        ctl_print(stderr, _("shimmerctl: %s is not valid UTF-8 text\n"), file);
         shimmer_str_free_secret(inlined);
         return EXIT_REFUSED;
     }
     g_autofree char *profile = name ? g_strdup(name) : default_profile_name(file);
     if (!g_utf8_validate(profile, -1, NULL)) {
-        fprintf(stderr, "%s", _("shimmerctl: the profile name must be UTF-8 text\n"));
+        ctl_print(stderr, "%s", _("shimmerctl: the profile name must be UTF-8 text\n"));
         shimmer_str_free_secret(inlined);
         return EXIT_USAGE;
     }
@@ -168,7 +168,7 @@ int ctl_cmd_import(Ctl *ctl, int argc, char **argv)
     }
     const char *path;
     g_variant_get(reply, "(&o)", &path);
-    printf(_("Imported profile '%s' (%s)\n"), profile, path);
+    ctl_print(stdout, _("Imported profile '%s' (%s)\n"), profile, path);
     return EXIT_OK;
 }
 
@@ -221,7 +221,7 @@ int ctl_cmd_list(Ctl *ctl, int argc, char **argv)
     }
 
     if (profiles->len == 0) {
-        printf("%s", _("No profiles. Import one with 'shimmerctl import FILE'.\n"));
+        ctl_print(stdout, "%s", _("No profiles. Import one with 'shimmerctl import FILE'.\n"));
         return EXIT_OK;
     }
     /* Columns: NAME ID OWNER CREDENTIALS SESSION REMOTES */
@@ -241,17 +241,25 @@ int ctl_cmd_list(Ctl *ctl, int argc, char **argv)
         row[5] = ctl_format_strv(shimmer_dbus_profile1_get_remotes(p));
         g_ptr_array_add(rows, row);
     }
+    /* Columns as wide as their cells will show, escapes included. */
     glong width[5] = {0};
     for (guint i = 0; i < rows->len; i++) {
         char **row = rows->pdata[i];
+        for (int c = 0; c < 6; c++) {
+            char *shown = ctl_escape(row[c]);
+            g_free(row[c]);
+            row[c] = shown;
+        }
         for (int c = 0; c < 5; c++)
             width[c] = MAX(width[c], g_utf8_strlen(row[c], -1));
     }
     for (guint i = 0; i < rows->len; i++) {
         char **row = rows->pdata[i];
+        g_autoptr(GString) line = g_string_new(NULL);
         for (int c = 0; c < 5; c++)
-            printf("%s%*s  ", row[c], (int)(width[c] - g_utf8_strlen(row[c], -1)), "");
-        printf("%s\n", row[5]);
+            g_string_append_printf(line, "%s%*s  ", row[c],
+                                   (int)(width[c] - g_utf8_strlen(row[c], -1)), "");
+        ctl_print(stdout, "%s%s\n", line->str, row[5]);
     }
     return fflush(stdout) == 0 ? EXIT_OK : EXIT_REFUSED;
 }
@@ -328,10 +336,10 @@ int ctl_cmd_show(Ctl *ctl, int argc, char **argv)
     if (challenge && *challenge)
         ctl_print_field(_("Challenge:"), challenge);
     ctl_print_field(_("Session:"), session ? session : _("none"));
-    printf("%s\n", _("Configuration (secrets redacted):"));
+    ctl_print(stdout, "%s\n", _("Configuration (secrets redacted):"));
     g_autoptr(GString) pretty = g_string_new(NULL);
     ctl_json_pretty(pretty, config);
-    fputs(pretty->str, stdout);
+    ctl_print_lines(stdout, pretty->str);
     return fflush(stdout) == 0 ? EXIT_OK : EXIT_REFUSED;
 }
 
@@ -343,7 +351,7 @@ int ctl_cmd_rename(Ctl *ctl, int argc, char **argv)
     if (r >= 0)
         return r;
     if (!g_utf8_validate(pos[1], -1, NULL)) {
-        fprintf(stderr, "%s", _("shimmerctl: the profile name must be UTF-8 text\n"));
+        ctl_print(stderr, "%s", _("shimmerctl: the profile name must be UTF-8 text\n"));
         return EXIT_USAGE;
     }
     if ((r = ctl_open(ctl)) != EXIT_OK)
@@ -360,7 +368,7 @@ int ctl_cmd_rename(Ctl *ctl, int argc, char **argv)
         g_autofree char *what = g_strdup_printf(_("cannot rename %s"), pos[0]);
         return ctl_fail(what, error);
     }
-    printf(_("Renamed profile '%s' to '%s'\n"), pos[0], pos[1]);
+    ctl_print(stdout, _("Renamed profile '%s' to '%s'\n"), pos[0], pos[1]);
     return EXIT_OK;
 }
 
@@ -384,6 +392,6 @@ int ctl_cmd_remove(Ctl *ctl, int argc, char **argv)
         g_autofree char *what = g_strdup_printf(_("cannot remove %s"), pos[0]);
         return ctl_fail(what, error);
     }
-    printf(_("Removed profile '%s'\n"), pos[0]);
+    ctl_print(stdout, _("Removed profile '%s'\n"), pos[0]);
     return EXIT_OK;
 }

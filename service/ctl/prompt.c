@@ -10,6 +10,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "output.h"
 #include "prompt.h"
 #include "secure.h"
 
@@ -35,7 +36,7 @@ char *ctl_prompt_line(const char *label, gboolean echo)
     struct termios old, quiet;
     gboolean restore = FALSE;
     if (tty) {
-        fputs(label, stderr);
+        ctl_print(stderr, "%s", label);
         fflush(stderr);
         if (!echo && tcgetattr(STDIN_FILENO, &old) == 0) {
             quiet = old;
@@ -77,7 +78,7 @@ char *ctl_prompt_line(const char *label, gboolean echo)
     buf[len] = '\0';
     char *out = NULL;
     if (too_long)
-        fprintf(stderr, "%s", _("shimmerctl: the answer is too long (at most 1023 bytes)\n"));
+        ctl_print(stderr, "%s", _("shimmerctl: the answer is too long (at most 1023 bytes)\n"));
     else if (ok && !prompt_interrupted)
         out = g_strdup(buf);
     shimmer_wipe(buf, sizeof(buf));

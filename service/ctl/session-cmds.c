@@ -70,22 +70,22 @@ static void connecting_check_state(Connecting *c)
     const char *reason = prop_string(c->props, "StateReason");
     if (strcmp(state, "connected") == 0) {
         g_autofree char *addresses = prop_format(c->props, "Addresses");
-        printf(_("Connected: %s on %s, addresses %s, server %s (%s, %s)\n"), c->profile_name,
-               ctl_or_dash(prop_string(c->props, "Interface")), addresses,
-               ctl_or_dash(prop_string(c->props, "RemoteAddress")),
-               ctl_or_dash(prop_string(c->props, "Cipher")),
-               ctl_or_dash(prop_string(c->props, "TlsVersion")));
+        ctl_print(stdout, _("Connected: %s on %s, addresses %s, server %s (%s, %s)\n"),
+                  c->profile_name, ctl_or_dash(prop_string(c->props, "Interface")), addresses,
+                  ctl_or_dash(prop_string(c->props, "RemoteAddress")),
+                  ctl_or_dash(prop_string(c->props, "Cipher")),
+                  ctl_or_dash(prop_string(c->props, "TlsVersion")));
         connecting_finish(c, EXIT_OK);
     } else if (ctl_state_is_final(state)) {
         if (strcmp(state, "failed") == 0)
-            fprintf(stderr, _("Connection failed: %s\n"),
-                    reason && *reason ? reason : _("no reason given"));
+            ctl_print(stderr, _("Connection failed: %s\n"),
+                      reason && *reason ? reason : _("no reason given"));
         else
-            fprintf(stderr, _("Disconnected before the tunnel came up: %s\n"),
-                    reason && *reason ? reason : _("no reason given"));
+            ctl_print(stderr, _("Disconnected before the tunnel came up: %s\n"),
+                      reason && *reason ? reason : _("no reason given"));
         connecting_finish(c, EXIT_REFUSED);
     } else {
-        printf("  %s\n", ctl_state_label(state));
+        ctl_print(stdout, "  %s\n", ctl_state_label(state));
     }
     fflush(stdout);
 }
@@ -113,7 +113,7 @@ static void connecting_credentials(Connecting *c, GVariant *params)
     for (const char **f = fields; *f; f++)
         has_challenge |= strcmp(*f, "otp") == 0 || strcmp(*f, "response") == 0;
     if (*prompt_text && !has_challenge)
-        fprintf(stderr, "%s\n", prompt_text);
+        ctl_print(stderr, "%s\n", prompt_text);
 
     GVariantBuilder b;
     g_variant_builder_init(&b, G_VARIANT_TYPE("a{ss}"));
@@ -152,11 +152,11 @@ static void connecting_credentials(Connecting *c, GVariant *params)
     if (!complete) {
         g_variant_builder_clear(&b);
         if (ctl_prompt_interrupted())
-            fprintf(stderr, "%s", _("Interrupted; disconnecting.\n"));
+            ctl_print(stderr, "%s", _("Interrupted; disconnecting.\n"));
         else
-            fprintf(stderr, "%s",
-                    _("shimmerctl: the server asks for credentials but none were given; "
-                      "disconnecting\n"));
+            ctl_print(stderr, "%s",
+                      _("shimmerctl: the server asks for credentials but none were given; "
+                        "disconnecting\n"));
         connecting_disconnect(c);
         connecting_finish(c, EXIT_REFUSED);
         return;
@@ -184,8 +184,8 @@ static void connecting_signal(Follow *f, const char *path, const char *iface, co
         g_variant_get_child(params, 0, "&o", &gone);
         if (strcmp(gone, c->session) == 0) {
             const char *reason = prop_string(c->props, "StateReason");
-            fprintf(stderr, _("The session ended: %s\n"),
-                    reason && *reason ? reason : _("no reason given"));
+            ctl_print(stderr, _("The session ended: %s\n"),
+                      reason && *reason ? reason : _("no reason given"));
             connecting_finish(c, EXIT_REFUSED);
         }
         return;
@@ -210,11 +210,11 @@ static void connecting_signal(Follow *f, const char *path, const char *iface, co
         const char *message;
         g_variant_get(params, "(u&s)", &level, &message);
         if (level == 0)
-            fprintf(stderr, _("  error: %s\n"), message);
+            ctl_print(stderr, _("  error: %s\n"), message);
         else if (level == 1)
-            fprintf(stderr, _("  warning: %s\n"), message);
+            ctl_print(stderr, _("  warning: %s\n"), message);
         else if (c->verbose)
-            fprintf(stderr, "  %s\n", message);
+            ctl_print(stderr, "  %s\n", message);
     }
 }
 
@@ -251,10 +251,10 @@ static gboolean connect_options(ShimmerDBusProfile1 *p, const char *username, GV
         g_variant_builder_add(opts, "{sv}", "username", g_variant_new_string(user));
         g_variant_builder_add(opts, "{sv}", "password", g_variant_new_string(password));
     } else {
-        fprintf(stderr, "%s",
-                ctl_prompt_interrupted()
-                    ? _("Interrupted.\n")
-                    : _("shimmerctl: this profile needs a user name and a password\n"));
+        ctl_print(stderr, "%s",
+                  ctl_prompt_interrupted()
+                      ? _("Interrupted.\n")
+                      : _("shimmerctl: this profile needs a user name and a password\n"));
         g_variant_builder_clear(opts);
     }
     shimmer_str_free_secret(user);
@@ -281,11 +281,11 @@ static int connecting_follow(Connecting *c, const char *timeout)
     if (c->done)
         return c->code;
     if (c->follow.daemon_gone) {
-        fprintf(stderr, "%s", _("shimmerctl: the daemon left the bus\n"));
+        ctl_print(stderr, "%s", _("shimmerctl: the daemon left the bus\n"));
         return EXIT_UNREACHABLE;
     }
     if (c->follow.interrupted) {
-        fprintf(stderr, "%s", _("Interrupted; disconnecting.\n"));
+        ctl_print(stderr, "%s", _("Interrupted; disconnecting.\n"));
         connecting_disconnect(c);
         return EXIT_REFUSED;
     }
@@ -314,7 +314,7 @@ int ctl_cmd_connect(Ctl *ctl, int argc, char **argv)
     if (r >= 0)
         return r;
     if (timeout && !g_ascii_string_to_unsigned(timeout, 10, 1, 86400, NULL, NULL)) {
-        fprintf(stderr, _("shimmerctl: --timeout wants seconds (1-86400), not '%s'\n"), timeout);
+        ctl_print(stderr, _("shimmerctl: --timeout wants seconds (1-86400), not '%s'\n"), timeout);
         return EXIT_USAGE;
     }
     if ((r = ctl_open(ctl)) != EXIT_OK)
@@ -346,11 +346,11 @@ int ctl_cmd_connect(Ctl *ctl, int argc, char **argv)
     } else {
         g_variant_get(reply, "(o)", &c.session);
         if (wait) {
-            printf(_("Connecting %s (session %s)\n"), c.profile_name, c.session);
+            ctl_print(stdout, _("Connecting %s (session %s)\n"), c.profile_name, c.session);
             fflush(stdout);
             code = connecting_follow(&c, timeout);
         } else {
-            printf(_("Connecting %s: session %s\n"), c.profile_name, c.session);
+            ctl_print(stdout, _("Connecting %s: session %s\n"), c.profile_name, c.session);
         }
     }
     if (c.follow.loop)
@@ -419,8 +419,8 @@ int ctl_cmd_disconnect(Ctl *ctl, int argc, char **argv)
         return code;
     const char *path = g_dbus_proxy_get_object_path(G_DBUS_PROXY(s));
     if (ctl_state_is_final(shimmer_dbus_session1_get_state(s))) {
-        printf(_("Session %s has already ended (%s)\n"), path,
-               ctl_state_label(shimmer_dbus_session1_get_state(s)));
+        ctl_print(stdout, _("Session %s has already ended (%s)\n"), path,
+                  ctl_state_label(shimmer_dbus_session1_get_state(s)));
         return EXIT_OK;
     }
 
@@ -443,17 +443,17 @@ int ctl_cmd_disconnect(Ctl *ctl, int argc, char **argv)
             g_main_loop_run(f.loop);
         if (e.ended) {
             if (g_strcmp0(e.state, "failed") == 0 && e.reason && *e.reason)
-                printf(_("Disconnected %s (%s)\n"), pos[0], e.reason);
+                ctl_print(stdout, _("Disconnected %s (%s)\n"), pos[0], e.reason);
             else
-                printf(_("Disconnected %s\n"), pos[0]);
+                ctl_print(stdout, _("Disconnected %s\n"), pos[0]);
         } else if (f.daemon_gone) {
-            fprintf(stderr, "%s", _("shimmerctl: the daemon left the bus\n"));
+            ctl_print(stderr, "%s", _("shimmerctl: the daemon left the bus\n"));
             code = EXIT_UNREACHABLE;
         } else if (f.interrupted) {
             code = EXIT_REFUSED;
         } else {
-            fprintf(stderr, _("shimmerctl: the session is still %s after %d seconds\n"),
-                    ctl_state_label(e.state), DISCONNECT_TIMEOUT_S);
+            ctl_print(stderr, _("shimmerctl: the session is still %s after %d seconds\n"),
+                      ctl_state_label(e.state), DISCONNECT_TIMEOUT_S);
             code = EXIT_REFUSED;
         }
     }

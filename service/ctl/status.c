@@ -171,11 +171,11 @@ static void status_print_update(Status *st, SessionView *v, GVariant *changed)
     if (state) {
         const char *reason = shimmer_dbus_session1_get_state_reason(v->proxy);
         if (reason && *reason)
-            printf(_("%s %s: %s (%s)\n"), ts, v->profile_name,
-                   ctl_state_label(shimmer_dbus_session1_get_state(v->proxy)), reason);
+            ctl_print(stdout, _("%s %s: %s (%s)\n"), ts, v->profile_name,
+                      ctl_state_label(shimmer_dbus_session1_get_state(v->proxy)), reason);
         else
-            printf(_("%s %s: %s\n"), ts, v->profile_name,
-                   ctl_state_label(shimmer_dbus_session1_get_state(v->proxy)));
+            ctl_print(stdout, _("%s %s: %s\n"), ts, v->profile_name,
+                      ctl_state_label(shimmer_dbus_session1_get_state(v->proxy)));
     }
     guint64 c[N_COUNTERS];
     session_counters(v->proxy, c);
@@ -183,8 +183,8 @@ static void status_print_update(Status *st, SessionView *v, GVariant *changed)
     g_autofree char *out_size = g_format_size_full(c[C_BYTES_OUT], G_FORMAT_SIZE_IEC_UNITS);
     g_autofree char *in_rate = ctl_format_rate(v->have_rates ? v->rate[C_BYTES_IN] : -1);
     g_autofree char *out_rate = ctl_format_rate(v->have_rates ? v->rate[C_BYTES_OUT] : -1);
-    printf(_("%s %s: in %s (%s), out %s (%s)\n"), ts, v->profile_name, in_size, in_rate, out_size,
-           out_rate);
+    ctl_print(stdout, _("%s %s: in %s (%s), out %s (%s)\n"), ts, v->profile_name, in_size, in_rate,
+              out_size, out_rate);
     fflush(stdout);
 }
 
@@ -264,7 +264,7 @@ static void status_signal(Follow *f, const char *path, const char *iface, const 
         if (strcmp(g_dbus_proxy_get_object_path(G_DBUS_PROXY(v->proxy)), gone) == 0) {
             v->gone = TRUE;
             if (st->watch && !st->json)
-                printf(_("%s: the session is gone\n"), v->profile_name);
+                ctl_print(stdout, _("%s: the session is gone\n"), v->profile_name);
         }
         all_gone &= v->gone;
     }
@@ -282,8 +282,8 @@ static gboolean status_collect(Status *st, const char *spec, int *code)
         if (s == NULL)
             return FALSE;
         if (!ctl_proxy_has_properties(s)) {
-            fprintf(stderr, _("shimmerctl: no session at %s\n"),
-                    g_dbus_proxy_get_object_path(G_DBUS_PROXY(s)));
+            ctl_print(stderr, _("shimmerctl: no session at %s\n"),
+                      g_dbus_proxy_get_object_path(G_DBUS_PROXY(s)));
             g_object_unref(s);
             *code = EXIT_REFUSED;
             return FALSE;
@@ -365,11 +365,11 @@ static void status_print(Status *st, gboolean one)
             fputs(out->str, stdout);
         }
     } else if (st->views->len == 0) {
-        printf("%s", _("No sessions.\n"));
+        ctl_print(stdout, "%s", _("No sessions.\n"));
     } else {
         for (guint i = 0; i < st->views->len; i++) {
             if (i > 0)
-                printf("\n");
+                ctl_print(stdout, "\n");
             status_print_human(st, st->views->pdata[i]);
         }
     }
@@ -407,7 +407,7 @@ int ctl_cmd_status(Ctl *ctl, int argc, char **argv)
     if (!watch && any_connected) {
         status_sample_rates(&st);
         if (st.follow.daemon_gone) {
-            fprintf(stderr, "%s", _("shimmerctl: the daemon left the bus\n"));
+            ctl_print(stderr, "%s", _("shimmerctl: the daemon left the bus\n"));
             code = EXIT_UNREACHABLE;
             goto out;
         }
@@ -417,7 +417,7 @@ int ctl_cmd_status(Ctl *ctl, int argc, char **argv)
         ctl_follow_set_timeout(&st.follow, 0);
         g_main_loop_run(st.follow.loop);
         if (st.follow.daemon_gone) {
-            fprintf(stderr, "%s", _("shimmerctl: the daemon left the bus\n"));
+            ctl_print(stderr, "%s", _("shimmerctl: the daemon left the bus\n"));
             code = EXIT_UNREACHABLE;
         }
     }
