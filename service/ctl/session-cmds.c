@@ -235,11 +235,17 @@ static void connecting_got_all(GObject *source, GAsyncResult *result, gpointer u
 
 /* The options of Connect: a profile that says "prompt" needs a user name
  * and a password, asked for now and handed over with Connect; --username
- * goes along otherwise. FALSE (and why printed) when they were not given. */
-static gboolean connect_options(ShimmerDBusProfile1 *p, const char *username, GVariantBuilder *opts)
+ * goes along otherwise. FALSE (and why printed) when they were not given.
+ * With a static challenge and WAIT, nothing is asked now: a password given
+ * to Connect would go without the challenge's answer, which Connect cannot
+ * take, so the session asks for all three together instead. */
+static gboolean connect_options(ShimmerDBusProfile1 *p, const char *username, gboolean wait,
+                                GVariantBuilder *opts)
 {
     g_variant_builder_init(opts, G_VARIANT_TYPE_VARDICT);
-    if (g_strcmp0(shimmer_dbus_profile1_get_credentials(p), "prompt") != 0) {
+    const char *challenge = shimmer_dbus_profile1_get_static_challenge(p);
+    if (g_strcmp0(shimmer_dbus_profile1_get_credentials(p), "prompt") != 0 ||
+        (wait && challenge && *challenge)) {
         if (username)
             g_variant_builder_add(opts, "{sv}", "username", g_variant_new_string(username));
         return TRUE;
@@ -324,7 +330,7 @@ int ctl_cmd_connect(Ctl *ctl, int argc, char **argv)
     if (p == NULL)
         return code;
     GVariantBuilder opts;
-    if (!connect_options(p, username, &opts))
+    if (!connect_options(p, username, wait, &opts))
         return EXIT_REFUSED;
 
     Connecting c = {.ctl = ctl, .username = username, .verbose = verbose};

@@ -231,10 +231,13 @@ def test_json_output_escapes_c1_and_bidi_controls(h):
 
 # A server that lets nobody in and says why with terminal controls: ESC
 # [31m, U+009B and U+202E (as octal UTF-8 for printf). The password "crv1"
-# gets a dynamic challenge (CRV1) whose text holds them instead.
+# gets a dynamic challenge (CRV1) whose text holds them instead. What kind
+# of password came is noted in hostile-auth.seen beside the script.
 HOSTILE_SH = r"\033[31mdenied\302\2332J\342\200\256reason"
 AUTH_SCRIPT = """#!/bin/sh
 pass=$(sed -n 2p "$1")
+case "$pass" in SCRV1:*) kind=scrv1 ;; CRV1:*) kind=crv1 ;; *) kind=plain ;; esac
+echo "$kind" >> "$(dirname "$0")/hostile-auth.seen"
 if [ -n "$auth_failed_reason_file" ]; then
     if [ "$pass" = crv1 ]; then
         printf 'CRV1:R,E:st-9:YWxpY2U=:code \\033[31mhere\\302\\233\\342\\200\\256' \\
