@@ -7,7 +7,14 @@ its prompts and reads secrets with echo off, against a real shimmerd on a
 private bus (the fixtures of test_service.py) and OpenVPN 2.6 servers:
   - a static challenge's text is shown escaped as the prompt, and with
     --wait the session asks for the user name, password and answer together
-    (a password given to Connect would go without the answer).
+    (a password given to Connect would go without the answer);
+  - SIGTERM during a prompt, before the main loop and inside it, ends the
+    prompt with the terminal's echo back on (it used to kill shimmerctl
+    with echo off, or to be restarted and ignored);
+  - Ctrl-Z gives the terminal back with echo on while shimmerctl is
+    stopped, and the prompt asks again once it is resumed; under a small
+    job-control parent that makes the pty the controlling terminal, so the
+    keys go through the line discipline as a person's would.
 
     SHIMMERD=... SHIMMERCTL=... python3 -m pytest -q tests/dbus/test_ctl_prompt.py
 
@@ -15,6 +22,7 @@ Needs root; skips with the reason otherwise.
 """
 import os
 import select
+import signal
 import subprocess
 import termios
 import time
@@ -128,3 +136,178 @@ def test_static_challenge_prompt_on_a_terminal_is_escaped(h, hostile_server):  #
         t.close()
         h.remove_profile("prompted")
 
+
+# ------------------------------------------------------------------ signals
+
+def _wait_exit(t, timeout=10):
+    """shimmerctl's exit status once it has ended by itself within TIMEOUT;
+    fails (and kills it) otherwise."""
+    try:
+        return t.proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        t.proc.kill()
+        t.proc.wait(5)
+        raise AssertionError("shimmerctl still waits %ds after the signal; stderr %r"
+                             % (timeout, t.err))
+
+
+@_needs_lab()
+def test_sigterm_during_the_password_prompt_gives_echo_back(h):
+    # The profile asks for the password before Connect, outside the main loop.
+    h.import_profile("termed")
+    t = Pty(h, ["connect", "termed", "--wait"])
+    try:
+        assert t.read_until(b"Username: "), t.err
+        t.answer(ts.USERNAME, secret=False)
+        assert t.read_until(b"Password: "), t.err
+        ts.wait_for(lambda: not t.echo_on(), 10, "the password prompt to turn echo off")
+        t.proc.send_signal(signal.SIGTERM)
+        code = _wait_exit(t)
+        assert t.echo_on(), "shimmerctl left the terminal without echo"
+        assert code == 1, (code, t.err)
+        t.finish()
+        assert b"Interrupted" in t.err, t.err
+    finally:
+        t.close()
+        h.remove_profile("termed")
+
+
+@_needs_lab()
+def test_sigterm_during_a_prompt_in_the_main_loop_disconnects(h):
+    # The key's passphrase is asked when the session requests it, from
+    # inside the main loop, whose SIGTERM handler restarts a read().
+    profile = h.import_profile("termloop", key="client-enc.key")
+    t = Pty(h, ["connect", "termloop", "--wait"])
+    try:
+        assert t.read_until(b"Username: "), t.err
+        t.answer(ts.USERNAME, secret=False)
+        assert t.read_until(b"Password: "), t.err
+        t.answer(ts.PASSWORD)
+        assert t.read_until(b"passphrase: "), t.err
+        ts.wait_for(lambda: not t.echo_on(), 10, "the passphrase prompt to turn echo off")
+        t.proc.send_signal(signal.SIGTERM)
+        code = _wait_exit(t)
+        assert t.echo_on(), "shimmerctl left the terminal without echo"
+        assert code == 1, (code, t.err)
+        t.finish()
+        assert b"disconnecting" in t.err, t.err
+        ts.wait_for(lambda: h.session_of(profile) is None, 15, "the session to end")
+    finally:
+        t.close()
+        h.remove_profile("termloop")
+
+
+# A job-control parent, as a shell is: the pty becomes its controlling
+# terminal, shimmerctl (argv[2:]) runs in a process group of its own in the
+# foreground, with its output on our standard error; every stop and exit
+# is reported on our standard output, and a line on standard input
+# resumes a stopped shimmerctl in the foreground.
+JOBCTL = r"""
+import fcntl, os, signal, sys, termios
+tty = int(sys.argv[1])
+fcntl.ioctl(tty, termios.TIOCSCTTY, 0)
+signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+pid = os.fork()
+if pid == 0:
+    os.setpgid(0, 0)
+    for s in (signal.SIGTTOU, signal.SIGPIPE, signal.SIGINT):
+        signal.signal(s, signal.SIG_DFL)
+    os.dup2(tty, 0)
+    os.dup2(2, 1)
+    os.execvp(sys.argv[2], sys.argv[2:])
+try:
+    os.setpgid(pid, pid)
+except OSError:
+    pass
+os.tcsetpgrp(tty, pid)
+def say(what):
+    os.write(1, (what + "\n").encode())
+say("started %d" % pid)
+while True:
+    _, status = os.waitpid(pid, os.WUNTRACED)
+    if os.WIFSTOPPED(status):
+        os.tcsetpgrp(tty, os.getpgrp())
+        say("stopped")
+        sys.stdin.readline()
+        os.tcsetpgrp(tty, pid)
+        os.killpg(pid, signal.SIGCONT)
+    else:
+        say("exited %d" % os.waitstatus_to_exitcode(status))
+        break
+"""
+
+
+class JobPty(Pty):
+    """Pty, with shimmerctl in the foreground of a terminal it controls."""
+
+    def __init__(self, h, args, uid=USER_A):
+        self.master, self.slave = os.openpty()
+        argv = ts.as_uid(uid, [SHIMMERCTL, "--bus-address", h.bus.address] + list(args))
+        self.proc = subprocess.Popen([ts.PYTHON, "-c", JOBCTL, str(self.slave)] + argv,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, pass_fds=(self.slave,),
+                                     start_new_session=True, preexec_fn=ts._pdeathsig,
+                                     env=dict(os.environ, LC_ALL="C"))
+        self.err = b""
+        self.events = b""
+        self.child = None
+        started = self.event()
+        assert started.startswith("started "), started
+        self.child = int(started.split()[1])
+
+    def close(self):
+        # shimmerctl runs in a process group of its own: stop it by its pid.
+        if self.child is not None:
+            try:
+                os.kill(self.child, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        super().close()
+
+    def event(self, timeout=10):
+        """The job's next event: "started PID", "stopped", "exited CODE"."""
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.events:
+            left = deadline - time.monotonic()
+            ready, _, _ = select.select([self.proc.stdout], [], [], max(left, 0))
+            assert ready, "no job event in %ds; stderr %r" % (timeout, self.err)
+            chunk = os.read(self.proc.stdout.fileno(), 4096)
+            assert chunk, "the job-control parent ended; stderr %r" % self.err
+            self.events += chunk
+        line, self.events = self.events.split(b"\n", 1)
+        return line.decode()
+
+    def resume(self):
+        self.proc.stdin.write(b"cont\n")
+        self.proc.stdin.flush()
+
+
+@_needs_lab()
+def test_ctrl_z_during_the_password_prompt_gives_the_terminal_back(h):
+    h.import_profile("stopped")
+    t = JobPty(h, ["connect", "stopped", "--wait"])
+    try:
+        assert t.read_until(b"Username: "), t.err
+        t.answer(ts.USERNAME, secret=False)
+        assert t.read_until(b"Password: "), t.err
+        ts.wait_for(lambda: not t.echo_on(), 10, "the password prompt to turn echo off")
+        os.write(t.master, b"\x1a")   # Ctrl-Z, through the line discipline
+        assert t.event() == "stopped"
+        assert t.echo_on(), "shimmerctl is stopped with the terminal's echo off"
+        t.resume()
+        # Asked again, with echo off again, and the answer is taken.
+        assert t.read_until(b"Password: ", count=2), t.err
+        t.answer(ts.PASSWORD)
+        event = t.event(timeout=40)
+        while not event.startswith("exited"):
+            event = t.event(timeout=40)
+        t._read_err(0.5)
+        assert event == "exited 0", (event, t.err)
+        assert b"Connected" in t.err, t.err
+        assert t.echo_on()
+        r = h.ctl("disconnect", "stopped")
+        assert r.returncode == 0, r.stderr
+        h.wait_tunnel_gone()
+    finally:
+        t.close()
+        h.remove_profile("stopped")
