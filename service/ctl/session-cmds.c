@@ -94,9 +94,12 @@ static void connecting_disconnect(Connecting *c)
 {
     if (c->session == NULL)
         return;
-    g_autoptr(GVariant) reply =
+    /* Best effort: the session may have ended already. */
+    GVariant *reply =
         g_dbus_connection_call_sync(c->ctl->bus, BUS_NAME, c->session, IFACE_SESSION, "Disconnect",
                                     NULL, NULL, G_DBUS_CALL_FLAGS_NONE, 10000, NULL, NULL);
+    if (reply != NULL)
+        g_variant_unref(reply);
 }
 
 /* Answers CredentialsRequested: asks for each field and sends them back. */
