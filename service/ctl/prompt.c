@@ -87,7 +87,9 @@ static void prompt_show(Prompt *p)
         quiet.c_lflag |= ECHONL;
         p->quiet = tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) == 0;
     }
-    ctl_print(stderr, "%s", p->label);
+    /* On one line, even a label that ends with a line break. */
+    g_autofree char *shown = ctl_escape(p->label);
+    fputs(shown, stderr);
     fflush(stderr);
 }
 
