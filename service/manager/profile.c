@@ -10,6 +10,7 @@
 
 #include "errors.h"
 #include "secure.h"
+#include "textsafe.h"
 
 struct ShimmerProfile {
     gint ref;
@@ -32,14 +33,6 @@ struct ShimmerProfile {
 };
 
 /* ---------- checks and parsing ---------- */
-
-/* Characters that change the direction text is shown in: a name holding
- * one can read as another name (U+202E turns "gpj.exe" around). */
-static gboolean is_bidi_control(gunichar c)
-{
-    return (c >= 0x202A && c <= 0x202E) || (c >= 0x2066 && c <= 0x2069) || c == 0x200E ||
-           c == 0x200F || c == 0x061C;
-}
 
 gboolean shimmer_profile_validate_name(const char *name, const char *field, GError **error)
 {
@@ -68,7 +61,7 @@ gboolean shimmer_profile_validate_name(const char *name, const char *field, GErr
                         field);
             return FALSE;
         }
-        if (is_bidi_control(u)) {
+        if (shimmer_text_is_bidi_control(u)) {
             g_set_error(error, SHIMMER_SERVICE_ERROR, SHIMMER_SERVICE_ERROR_INVALID_ARGS,
                         "%s: bidirectional-text controls (U+%04X) are not allowed", field, u);
             return FALSE;

@@ -45,10 +45,24 @@ struct ShimmerSession {
     char *challenge;        /* its text */
     gboolean challenge_echo;
     /* Credentials given to Connect, kept while the key's passphrase is
-     * asked for (secrets: wiped). */
+     * asked for, or (with a static challenge) until the engine asks and
+     * the answer to go with the password comes (secrets: wiped). */
     char *username;
     char *password;
 };
+
+/* A static challenge's answer goes with the password, never a password
+ * alone (the server would take it as a wrong one). */
+static gboolean needs_answer(ShimmerSession *s)
+{
+    return s->cfg->static_challenge != NULL;
+}
+
+static void forget_given(ShimmerSession *s)
+{
+    g_clear_pointer(&s->username, g_free);
+    g_clear_pointer(&s->password, shimmer_str_free_secret);
+}
 
 static const char *const no_strings[] = {NULL};
 
@@ -207,8 +221,9 @@ static void request_credentials(ShimmerSession *s)
         g_ptr_array_add(fields, (gpointer) "key-passphrase");
     g_ptr_array_add(fields, NULL);
     g_autofree char *list = g_strjoinv(", ", (char **)fields->pdata);
-    const char *why =
-        s->want_password ? "waiting for credentials" : "waiting for the private key's passphrase";
+    const char *why = s->want_password || s->want_otp || s->want_username
+                          ? "waiting for credentials"
+                          : "waiting for the private key's passphrase";
     set_state(s, "connecting", why);
     notify(s, SHIMMER_SESSION_CHANGED_STATE);
     session_logf(s, SHIMMER_LOG_INFO, "%s (%s)", why, list);
@@ -241,9 +256,11 @@ static void on_tunnel_need_credentials(gpointer user, const char *what)
             s->listener.credentials_requested(s->listener.user, s, &req);
         return;
     }
-    s->want_username = what != NULL && strstr(what, "username") != NULL;
-    s->want_password = TRUE;
-    s->want_otp = s->cfg->static_challenge != NULL;
+    s->want_username =
+        what != NULL && strstr(what, "username") != NULL && s->username == NULL;
+    /* A password given to Connect waits here for the challenge's answer. */
+    s->want_password = s->password == NULL;
+    s->want_otp = needs_answer(s);
     request_credentials(s);
 }
 
@@ -270,8 +287,7 @@ static void on_tunnel_finished(gpointer user, gboolean failed, const char *reaso
         return;
     s->finished = TRUE;
     clear_wants(s);
-    g_clear_pointer(&s->username, g_free);
-    g_clear_pointer(&s->password, shimmer_str_free_secret);
+    forget_given(s);
     update_counters(s);
     if (s->stats_timer) {
         g_source_remove(s->stats_timer);
@@ -339,10 +355,13 @@ static gboolean provide_passphrase(ShimmerSession *s, const char *pass, const ch
                                    const char *secret, GError **error)
 {
     shimmer_tunnel_config_set_key_passphrase(s->cfg, pass);
-    gboolean ok = create_tunnel(s, username ? username : s->username,
-                                secret ? secret : s->password, error);
-    g_clear_pointer(&s->username, g_free);
-    g_clear_pointer(&s->password, shimmer_str_free_secret);
+    const char *u = username ? username : s->username;
+    /* Without the challenge's answer, a password given to Connect is kept
+     * for when the engine asks (then only the answer is asked for). */
+    const char *pw = secret ? secret : needs_answer(s) ? NULL : s->password;
+    gboolean ok = create_tunnel(s, u, pw, error);
+    if (pw != NULL || !ok)
+        forget_given(s);
     if (!ok) {
         /* Most likely the wrong passphrase: the session ends with the
          * reason, and the caller hears it too. */
@@ -373,7 +392,7 @@ gboolean shimmer_session_provide_credentials(ShimmerSession *s, GHashTable *cred
         shimmer_tunnel_set_credentials(s->tunnel, NULL, response);
         return TRUE;
     }
-    if (!s->want_passphrase && !s->want_password) {
+    if (!s->want_passphrase && !s->want_password && !s->want_otp) {
         g_set_error_literal(error, SHIMMER_SERVICE_ERROR, SHIMMER_SERVICE_ERROR_INVALID_ARGS,
                             "credentials: nothing was requested");
         return FALSE;
@@ -382,7 +401,9 @@ gboolean shimmer_session_provide_credentials(ShimmerSession *s, GHashTable *cred
     const char *username = g_hash_table_lookup(creds, "username");
     if (s->want_username)
         require(creds, "username", &missing);
-    const char *password = s->want_password ? require(creds, "password", &missing) : NULL;
+    const char *password = s->want_password ? require(creds, "password", &missing)
+                           : s->want_otp    ? s->password
+                                            : NULL;
     const char *otp = s->want_otp ? require(creds, "otp", &missing) : NULL;
     const char *pass = s->want_passphrase ? require(creds, "key-passphrase", &missing) : NULL;
     if (missing != NULL) {
@@ -398,7 +419,8 @@ gboolean shimmer_session_provide_credentials(ShimmerSession *s, GHashTable *cred
         clear_wants(s);
         set_state(s, "connecting", NULL);
         notify(s, SHIMMER_SESSION_CHANGED_STATE);
-        shimmer_tunnel_set_credentials(s->tunnel, username, secret);
+        shimmer_tunnel_set_credentials(s->tunnel, username ? username : s->username, secret);
+        forget_given(s);
     }
     shimmer_str_free_secret(combined);
     return ok;
@@ -411,7 +433,7 @@ gboolean shimmer_session_restart(ShimmerSession *s, const char *why, GError **er
                             "the session has ended; connect the profile again");
         return FALSE;
     }
-    if (s->tunnel == NULL || s->want_password) {
+    if (s->tunnel == NULL || s->want_password || s->want_otp) {
         g_set_error_literal(error, SHIMMER_SERVICE_ERROR, SHIMMER_SERVICE_ERROR_FAILED,
                             "the session waits for credentials (ProvideCredentials)");
         return FALSE;
@@ -471,9 +493,17 @@ ShimmerSession *shimmer_session_new(ShimmerProfile *profile, const char *id, gui
     }
     /* The tun pattern is needed when the tunnel is made, maybe later. */
     s->opts.tun_pattern = g_intern_string(options->tun_pattern);
-    if (!s->want_passphrase && !create_tunnel(s, options->username, options->password, error)) {
-        shimmer_session_unref(s);
-        return NULL;
+    if (!s->want_passphrase) {
+        if (needs_answer(s) && options->password != NULL) {
+            /* Kept for when the engine asks: then the answer is asked for. */
+            s->username = g_strdup(options->username);
+            s->password = g_strdup(options->password);
+        }
+        const char *pw = needs_answer(s) ? NULL : options->password;
+        if (!create_tunnel(s, options->username, pw, error)) {
+            shimmer_session_unref(s);
+            return NULL;
+        }
     }
     return s;
 }

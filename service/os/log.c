@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "textsafe.h"
+
 static gboolean log_verbose;
 
 void shimmer_log_line(const char *prefix, const char *message)
@@ -13,7 +15,11 @@ void shimmer_log_line(const char *prefix, const char *message)
     /* %f gives microseconds; milliseconds are enough to read. */
     if (strlen(ts) > 24)
         memmove(ts + 23, ts + 26, strlen(ts + 26) + 1);
-    fprintf(stderr, "%s %s%s\n", ts, prefix, message);
+    /* Messages quote servers and profiles: their controls are shown, not
+     * obeyed by the terminal. */
+    g_autoptr(GString) safe = g_string_sized_new(strlen(message) + 1);
+    shimmer_text_append_escaped(safe, message, -1, FALSE);
+    fprintf(stderr, "%s %s%s\n", ts, prefix, safe->str);
 }
 
 static GLogWriterOutput log_writer(GLogLevelFlags level, const GLogField *fields, gsize n_fields,
