@@ -398,3 +398,96 @@ def test_readme_one_liners_run(h):
     finally:
         for p in h.call_ok(ROOT, M1, "ListProfiles", uid=USER_A)[0]:
             h.call(p, P1, "Remove", uid=USER_A)
+
+
+# ------------------------------------------------------- bash completion
+
+def complete(words, uid=USER_A, env=None, line=None):
+    """Runs the completion function on WORDS (the last one being completed)
+    in a fresh bash as UID; returns (COMPREPLY, seconds it took)."""
+    script = r'''
+source "$1"; shift
+COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+COMP_LINE=${COMP_LINE_OVERRIDE:-"${COMP_WORDS[*]}"}; COMP_POINT=${#COMP_LINE}
+_shimmerctl
+printf '%s\n' "${COMPREPLY[@]}"
+'''
+    e = dict(os.environ, LC_ALL="C.UTF-8")
+    e.pop("SHIMMER_BUS_ADDRESS", None)
+    e.update(env or {})
+    if line is not None:
+        e["COMP_LINE_OVERRIDE"] = line
+    t0 = time.monotonic()
+    r = subprocess.run(as_uid(uid, ["bash", "--norc", "--noprofile", "-c", script, "bash",
+                                    COMPLETION] + list(words)),
+                       capture_output=True, text=True, timeout=30, env=e,
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    return [w for w in r.stdout.split("\n") if w], time.monotonic() - t0
+
+
+def unquote(word):
+    """What bash makes of a completion as it is inserted."""
+    r = subprocess.run(["bash", "--norc", "--noprofile", "-c", 'printf "%s" ' + word],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def test_bash_completion_from_the_daemon(h):
+    addr = h.bus.address
+    names = ["office", "office two", 'it\'s "home"', "café"]
+    for name in names:
+        path = h.write_profile("c%d" % names.index(name), h.profile_text())
+        r = h.ctl("import", path, "--name", name)
+        assert r.returncode == 0, r.stdout + r.stderr
+    try:
+        # Commands and options need no daemon.
+        got, _ = complete([SHIMMERCTL, "dis"])
+        assert got == ["disconnect"]
+        got, _ = complete([SHIMMERCTL, "--bus-address", addr, "connect", "x", "--w"])
+        assert got == ["--wait"]
+
+        # Profile names, from the daemon on the bus named on the line, as
+        # the user (each sees their own), quoted for the shell.
+        got, took = complete([SHIMMERCTL, "--bus-address", addr, "connect", ""])
+        assert sorted(unquote(w) for w in got) == sorted(names), got
+        assert took < 3, took
+        got, _ = complete([SHIMMERCTL, "--bus-address", addr, "show", "off"])
+        assert sorted(unquote(w) for w in got) == ["office", "office two"], got
+        assert "office\\ two" in got, got
+        got, _ = complete([SHIMMERCTL, "--bus-address", addr, "remove", "it"])
+        assert [unquote(w) for w in got] == ['it\'s "home"'], got
+        got, _ = complete([SHIMMERCTL, "--bus-address", addr, "connect", ""], uid=USER_B)
+        assert got == [], got
+        # The bus from the environment, and --bus-address=ADDR, which bash
+        # cuts into pieces at '=' and ':' in COMP_WORDS.
+        got, _ = complete([SHIMMERCTL, "rename", "caf"], env={"SHIMMER_BUS_ADDRESS": addr})
+        assert [unquote(w) for w in got] == ["café"], got
+        pieces = re.split(r"([=:])", "--bus-address=" + addr)
+        got, _ = complete([SHIMMERCTL] + pieces + ["show", "o"],
+                          line=" ".join([SHIMMERCTL, "--bus-address=" + addr, "show", "o"]))
+        assert sorted(unquote(w) for w in got) == ["office", "office two"], got
+        # Only the profile's own argument: not the new name of rename.
+        got, _ = complete([SHIMMERCTL, "--bus-address", addr, "rename", "office", ""])
+        assert got == [], got
+
+        # disconnect and status: the profiles that have a session.
+        got, _ = complete([SHIMMERCTL, "--bus-address", addr, "disconnect", ""])
+        assert got == [], got
+        r = h.ctl("connect", "office two", "--wait", input="%s\n%s\n" % (USERNAME, PASSWORD),
+                  timeout=40)
+        assert r.returncode == 0, r.stdout + r.stderr
+        for command in ("disconnect", "status"):
+            got, _ = complete([SHIMMERCTL, "--bus-address", addr, command, ""])
+            assert got == ["office\\ two"], got
+        r = h.ctl("disconnect", "office two")
+        assert r.returncode == 0, r.stdout + r.stderr
+
+        # No daemon, or no bus: nothing, quietly, quickly.
+        got, took = complete([SHIMMERCTL, "--bus-address", "unix:path=/nonexistent/bus",
+                              "connect", ""])
+        assert got == [] and took < 3, (got, took)
+    finally:
+        for name in names:
+            h.remove_profile(name)
