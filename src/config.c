@@ -13,7 +13,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "config-private.h"
 #include "lexer.h"
@@ -2739,28 +2741,60 @@ void shimmer_config_format_diagnostics(const ShimmerConfig *cfg, GString *out)
 gboolean shimmer_config_file_loader(const char *path, GBytes **contents, GError **error,
                                     gpointer user_data)
 {
-    char *data = NULL;
-    gsize len = 0;
+    /* Non-blocking only for the open: a FIFO without a writer must not hang
+     * it. The size is checked while reading, whatever the file type: stat's
+     * size means nothing for /dev/zero, a FIFO or a /proc file. */
+    int fd = open(path, O_RDONLY | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+        int e = errno;
+        g_set_error_literal(error, G_FILE_ERROR, g_file_error_from_errno(e), g_strerror(e));
+        return FALSE;
+    }
     struct stat st;
-    if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > SHIMMER_CONFIG_MAX_FILE) {
+    if (fstat(fd, &st) != 0 || S_ISDIR(st.st_mode)) {
+        close(fd);
+        g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_ISDIR, "is a directory");
+        return FALSE;
+    }
+    if (S_ISREG(st.st_mode) && st.st_size > SHIMMER_CONFIG_MAX_FILE) {
+        close(fd);
         g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_FAILED, "larger than %d bytes",
                     SHIMMER_CONFIG_MAX_FILE);
         return FALSE;
     }
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-        g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_ISDIR, "is a directory");
+    int flags = fcntl(fd, F_GETFL);
+    if (flags >= 0)
+        (void)fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+    /* One byte more than allowed tells "too large" from "exactly the limit". */
+    gsize cap = SHIMMER_CONFIG_MAX_FILE + 1;
+    guint8 *buf = g_malloc(cap);
+    gsize len = 0;
+    while (len < cap) {
+        ssize_t n = read(fd, buf + len, cap - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int e = errno;
+            close(fd);
+            shimmer_free_secret(buf, len);
+            g_set_error_literal(error, G_FILE_ERROR, g_file_error_from_errno(e), g_strerror(e));
+            return FALSE;
+        }
+        if (n == 0)
+            break;
+        len += (gsize)n;
+    }
+    close(fd);
+    if (len > SHIMMER_CONFIG_MAX_FILE) {
+        /* The caller never sees these bytes, which may hold a key. */
+        shimmer_free_secret(buf, len);
+        g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_FAILED, "larger than %d bytes",
+                    SHIMMER_CONFIG_MAX_FILE);
         return FALSE;
     }
-    g_autoptr(GError) local = NULL;
-    if (!g_file_get_contents(path, &data, &len, &local)) {
-        /* GLib's message repeats the path; keep only the reason. */
-        g_set_error_literal(error, local->domain, local->code,
-                            local->code == G_FILE_ERROR_NOENT ? "No such file or directory"
-                            : local->code == G_FILE_ERROR_ACCES ? "Permission denied"
-                                                                : local->message);
-        return FALSE;
-    }
-    *contents = g_bytes_new_take(data, len);
+    /* A copy of the right size; realloc could leave the bytes behind. */
+    *contents = g_bytes_new(buf, len);
+    shimmer_free_secret(buf, len);
     return TRUE;
 }
 

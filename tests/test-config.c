@@ -5,6 +5,8 @@
  * and what the typed result holds.
  */
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "config.h"
 
@@ -125,6 +127,58 @@ static void test_missing_file(void)
     g_assert_true(shimmer_config_has_errors(cfg));
     assert_diag(cfg, ":4: error: 'ca': cannot read 'nope.crt': No such file or directory");
     recorder_free(r);
+}
+
+/* /dev/zero has no size to stat: the loader must stop reading at the limit
+ * and say so, whatever the file type. */
+static void test_loader_bounded(void)
+{
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GBytes) bytes = NULL;
+    gint64 start = g_get_monotonic_time();
+    g_assert_false(shimmer_config_file_loader("/dev/zero", &bytes, &error, NULL));
+    g_assert_nonnull(strstr(error->message, "larger than"));
+    g_assert_null(bytes);
+    /* Reading 1 MiB takes milliseconds; a gigabyte would not. */
+    g_assert_cmpint(g_get_monotonic_time() - start, <, 5 * G_USEC_PER_SEC);
+    g_clear_error(&error);
+
+    g_assert_false(shimmer_config_file_loader("/", &bytes, &error, NULL));
+    g_assert_nonnull(strstr(error->message, "directory"));
+    g_clear_error(&error);
+
+    /* Exactly the limit is fine; one byte more is not. */
+    g_autofree char *dir = g_dir_make_tmp("shimmer-loader-XXXXXX", NULL);
+    g_autofree char *path = g_build_filename(dir, "f", NULL);
+    g_autofree char *big = g_malloc0(SHIMMER_CONFIG_MAX_FILE + 1);
+    g_assert_true(g_file_set_contents(path, big, SHIMMER_CONFIG_MAX_FILE, NULL));
+    g_assert_true(shimmer_config_file_loader(path, &bytes, &error, NULL));
+    g_assert_cmpuint(g_bytes_get_size(bytes), ==, SHIMMER_CONFIG_MAX_FILE);
+    g_clear_pointer(&bytes, g_bytes_unref);
+    g_assert_true(g_file_set_contents(path, big, SHIMMER_CONFIG_MAX_FILE + 1, NULL));
+    g_assert_false(shimmer_config_file_loader(path, &bytes, &error, NULL));
+    g_clear_error(&error);
+
+    /* A pipe, as from a shell's process substitution (/dev/fd/63), is read
+     * to its end. */
+    g_assert_cmpint(unlink(path), ==, 0);
+    g_assert_cmpint(rmdir(dir), ==, 0);
+    GPid pid;
+    gint out_fd = -1;
+    char *argv[] = {(char *)"/bin/sh", (char *)"-c", (char *)"printf abc", NULL};
+    g_assert_true(g_spawn_async_with_pipes(NULL, argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, &pid,
+                                           NULL, &out_fd, NULL, NULL));
+    g_autofree char *fd_path = g_strdup_printf("/proc/self/fd/%d", out_fd);
+    g_assert_true(shimmer_config_file_loader(fd_path, &bytes, &error, NULL));
+    g_assert_cmpmem(g_bytes_get_data(bytes, NULL), g_bytes_get_size(bytes), "abc", 3);
+    close(out_fd);
+    g_spawn_close_pid(pid);
+
+    /* Through the parser: the error names the directive and the file. */
+    const char *text = BASE "ca /dev/zero\n";
+    g_autoptr(ShimmerConfig) cfg = shimmer_config_parse("x.ovpn", NULL, text, strlen(text),
+                                                        shimmer_config_file_loader, NULL);
+    assert_diag(cfg, "x.ovpn:4: error: 'ca': cannot read '/dev/zero': larger than 1048576 bytes");
 }
 
 static void test_defaults(void)
@@ -475,6 +529,7 @@ int main(int argc, char **argv)
     g_test_add_func("/config/explicit-base-dir", test_explicit_base_dir);
     g_test_add_func("/config/no-loader", test_no_loader);
     g_test_add_func("/config/missing-file", test_missing_file);
+    g_test_add_func("/config/loader-bounded", test_loader_bounded);
     g_test_add_func("/config/defaults", test_defaults);
     g_test_add_func("/config/global-proto-port", test_global_proto_port_apply_to_remotes);
     g_test_add_func("/config/connection-blocks", test_connection_blocks);
