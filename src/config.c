@@ -31,8 +31,8 @@ enum {
 };
 
 enum {
-    F_MULTI = 1 << 0,   /* may repeat (remote, route, push, ...) */
-    F_IGNORED = 1 << 1, /* accepted, warned about, ignored */
+    F_MULTI = 1 << 0,       /* may repeat (remote, route, push, ...) */
+    F_IGNORED = 1 << 1,     /* accepted, warned about, ignored */
     F_SECRET_ARGS = 1 << 2, /* never quote the arguments */
 };
 
@@ -49,8 +49,8 @@ typedef struct {
 /* A <connection> block or top-level remote before defaults are merged. */
 typedef struct {
     char *host;
-    gint port;          /* -1 unset */
-    gint transport;     /* -1 unset */
+    gint port;      /* -1 unset */
+    gint transport; /* -1 unset */
     ShimmerFamily family;
     bool family_set;
     gint connect_timeout; /* -1 unset */
@@ -58,7 +58,7 @@ typedef struct {
     gint tun_mtu;
     gint mssfix;
     guint line;
-    guint remotes;      /* how many `remote` lines a block had */
+    guint remotes; /* how many `remote` lines a block had */
 } ConnDraft;
 
 struct Parser {
@@ -67,11 +67,11 @@ struct Parser {
     ShimmerLoader loader;
     gpointer loader_data;
     char *base_dir;
-    GPtrArray *items;        /* top-level ShimmerItem* */
-    GHashTable *blocks;      /* block name -> ShimmerItem* (not connection) */
-    GHashTable *block_used;  /* block name -> line of the directive using it */
-    GPtrArray *drafts;       /* ConnDraft* */
-    ConnDraft *cur;          /* the block being parsed, in CTX_CONN */
+    GPtrArray *items;       /* top-level ShimmerItem* */
+    GHashTable *blocks;     /* block name -> ShimmerItem* (not connection) */
+    GHashTable *block_used; /* block name -> line of the directive using it */
+    GPtrArray *drafts;      /* ConnDraft* */
+    ConnDraft *cur;         /* the block being parsed, in CTX_CONN */
     guint role_line;
     const char *role_directive;
     gint port_line, rport_line, lport_line;
@@ -81,7 +81,7 @@ struct Parser {
     gint key_direction_line;
     gint cipher_line;
     gint fallback_line;
-    GHashTable *values;      /* directive (or alias) -> "line\targs" for repeats */
+    GHashTable *values; /* directive (or alias) -> "line\targs" for repeats */
 };
 
 static void conn_draft_free(gpointer data)
@@ -142,8 +142,8 @@ static bool arg_uint(Parser *p, const ShimmerItem *it, guint idx, guint64 min, g
 {
     guint64 v;
     if (!parse_uint(it->argv[idx], max, &v) || v < min) {
-        perr(p, it->line, "'%s': '%s' is not a number from %" G_GUINT64_FORMAT
-                          " to %" G_GUINT64_FORMAT,
+        perr(p, it->line,
+             "'%s': '%s' is not a number from %" G_GUINT64_FORMAT " to %" G_GUINT64_FORMAT,
              it->argv[0], it->argv[idx], min, max);
         return false;
     }
@@ -268,8 +268,8 @@ static bool lookup_aead(const char *s, ShimmerCipher *out)
 /* Non-AEAD ciphers OpenVPN knows: accepted as names, never negotiated. */
 static bool is_legacy_cipher(const char *s)
 {
-    static const char *const prefixes[] = {"AES-", "BF-", "CAMELLIA-", "DES-", "DES", "SEED-",
-                                           "CAST", "ARIA-", "RC2-", "IDEA-", "SM4-"};
+    static const char *const prefixes[] = {"AES-", "BF-",   "CAMELLIA-", "DES-",  "DES", "SEED-",
+                                           "CAST", "ARIA-", "RC2-",      "IDEA-", "SM4-"};
     for (gsize i = 0; i < G_N_ELEMENTS(prefixes); i++) {
         if (g_ascii_strncasecmp(s, prefixes[i], strlen(prefixes[i])) == 0)
             return true;
@@ -351,8 +351,8 @@ static bool check_repeat(Parser *p, const ShimmerItem *it, const char *key)
     g_autofree char *args = join_args(it);
     const char *prev = g_hash_table_lookup(p->values, key);
     if (prev == NULL) {
-        g_hash_table_insert(p->values, g_strdup(key), g_strdup_printf("%u\t%s\t%s", it->line,
-                                                                      it->argv[0], args));
+        g_hash_table_insert(p->values, g_strdup(key),
+                            g_strdup_printf("%u\t%s\t%s", it->line, it->argv[0], args));
         return true;
     }
     guint prev_line = (guint)strtoul(prev, NULL, 10);
@@ -421,8 +421,9 @@ static bool load_blob(Parser *p, const ShimmerItem *it, const char *arg, Shimmer
         blob->len = block->body_len;
     } else {
         if (block != NULL) {
-            perr(p, it->line, "'%s' is given both as the file '%s' and inline at line %u: "
-                              "give it once",
+            perr(p, it->line,
+                 "'%s' is given both as the file '%s' and inline at line %u: "
+                 "give it once",
                  name, arg, block->line);
             g_hash_table_insert(p->block_used, g_strdup(name), GUINT_TO_POINTER(it->line));
             return false;
@@ -489,8 +490,8 @@ static void record_inline(Parser *p, const ShimmerItem *it, const ShimmerBlob *b
         if (strcmp(g_strstrip(lines[i]), closing) == 0) {
             g_free(p->cfg->priv->inline_error);
             p->cfg->priv->inline_error =
-                g_strdup_printf("line %u: '%s' holds the line %s and cannot be inlined",
-                                it->line, blob->path, closing);
+                g_strdup_printf("line %u: '%s' holds the line %s and cannot be inlined", it->line,
+                                blob->path, closing);
         }
         shimmer_wipe(lines[i], strlen(lines[i]));
     }
@@ -566,8 +567,9 @@ static void h_proto(Parser *p, const ShimmerItem *it)
     ShimmerFamily f;
     bool server_side = false;
     if (!parse_proto(it->argv[1], &t, &f, &server_side)) {
-        perr(p, it->line, "'proto': unknown protocol '%s' (udp, udp4, udp6, tcp, tcp-client, "
-                          "tcp4-client, tcp6-client)",
+        perr(p, it->line,
+             "'proto': unknown protocol '%s' (udp, udp4, udp6, tcp, tcp-client, "
+             "tcp4-client, tcp6-client)",
              it->argv[1]);
         return;
     }
@@ -812,8 +814,9 @@ static void h_crl_verify(Parser *p, const ShimmerItem *it)
 {
     if (it->argc > 2) {
         if (strcmp(it->argv[2], "dir") == 0)
-            perr(p, it->line, "'crl-verify %s dir': a CRL directory is not supported; "
-                              "give a CRL file",
+            perr(p, it->line,
+                 "'crl-verify %s dir': a CRL directory is not supported; "
+                 "give a CRL file",
                  it->argv[1]);
         else
             perr(p, it->line, "'crl-verify': unexpected argument '%s'", it->argv[2]);
@@ -877,8 +880,7 @@ static void h_string(Parser *p, const ShimmerItem *it)
     else if (strcmp(n, "data-ciphers-fallback") == 0) {
         slot = &p->cfg->data_ciphers_fallback;
         p->fallback_line = (gint)it->line;
-    }
-    else if (strcmp(n, "route-gateway") == 0)
+    } else if (strcmp(n, "route-gateway") == 0)
         slot = &p->cfg->route_gateway;
     g_assert(slot != NULL);
     g_free(*slot);
@@ -906,8 +908,9 @@ static void h_verify_x509_name(Parser *p, const ShimmerItem *it)
         else if (strcmp(it->argv[2], "name-prefix") == 0)
             type = SHIMMER_X509_NAME_PREFIX;
         else {
-            perr(p, it->line, "'verify-x509-name': unknown type '%s' (subject, name, "
-                              "name-prefix)",
+            perr(p, it->line,
+                 "'verify-x509-name': unknown type '%s' (subject, name, "
+                 "name-prefix)",
                  it->argv[2]);
             return;
         }
@@ -997,8 +1000,9 @@ static void h_tls_auth(Parser *p, const ShimmerItem *it)
     }
     if (dir >= 0) {
         if (p->cfg->key_direction >= 0 && p->cfg->key_direction != dir) {
-            perr(p, it->line, "'tls-auth': direction %d conflicts with 'key-direction %d' at "
-                              "line %d",
+            perr(p, it->line,
+                 "'tls-auth': direction %d conflicts with 'key-direction %d' at "
+                 "line %d",
                  dir, p->cfg->key_direction, p->key_direction_line);
             return;
         }
@@ -1059,8 +1063,8 @@ static void h_tls_crypt_v2(Parser *p, const ShimmerItem *it)
         set_role(p, SHIMMER_ROLE_SERVER, it);
     } else {
         p->cfg->tls_crypt_v2_client = g_new0(ShimmerTlsCryptV2ClientKey, 1);
-        if (!shimmer_keys_parse_tls_crypt_v2_client(b->data, b->len,
-                                                    p->cfg->tls_crypt_v2_client, &error)) {
+        if (!shimmer_keys_parse_tls_crypt_v2_client(b->data, b->len, p->cfg->tls_crypt_v2_client,
+                                                    &error)) {
             perr(p, it->line, "'tls-crypt-v2': %s", error->message);
             return;
         }
@@ -1078,8 +1082,9 @@ static void h_auth(Parser *p, const ShimmerItem *it)
         return;
     }
     if (!lookup_digest(it->argv[1], &p->cfg->auth)) {
-        perr(p, it->line, "'auth': unsupported digest '%s' (SHA1, SHA224, SHA256, SHA384, "
-                          "SHA512)",
+        perr(p, it->line,
+             "'auth': unsupported digest '%s' (SHA1, SHA224, SHA256, SHA384, "
+             "SHA512)",
              it->argv[1]);
         return;
     }
@@ -1092,8 +1097,9 @@ static void h_cipher(Parser *p, const ShimmerItem *it)
     const char *name = it->argv[1];
     p->cipher_line = (gint)it->line;
     if (g_ascii_strcasecmp(name, "none") == 0) {
-        perr(p, it->line, "'cipher none' is not supported: the data channel is always "
-                          "encrypted");
+        perr(p, it->line,
+             "'cipher none' is not supported: the data channel is always "
+             "encrypted");
         return;
     }
     if (!lookup_aead(name, &c) && !is_legacy_cipher(name)) {
@@ -1133,8 +1139,9 @@ static void h_data_ciphers(Parser *p, const ShimmerItem *it)
         }
     }
     if (list->len == 0) {
-        perr(p, it->line, "'%s': the list holds no AEAD cipher (AES-128-GCM, AES-256-GCM, "
-                          "CHACHA20-POLY1305); Shimmer only negotiates AEAD ciphers",
+        perr(p, it->line,
+             "'%s': the list holds no AEAD cipher (AES-128-GCM, AES-256-GCM, "
+             "CHACHA20-POLY1305); Shimmer only negotiates AEAD ciphers",
              it->argv[0]);
         return;
     }
@@ -1154,8 +1161,9 @@ static void h_comp_lzo(Parser *p, const ShimmerItem *it)
         p->cfg->comp = SHIMMER_COMP_LZO_NO;
         return;
     }
-    perr(p, it->line, "'comp-lzo%s%s': compression is not supported (it leaks plaintext, see "
-                      "VORACLE); use 'comp-lzo no' if the server needs the framing",
+    perr(p, it->line,
+         "'comp-lzo%s%s': compression is not supported (it leaks plaintext, see "
+         "VORACLE); use 'comp-lzo no' if the server needs the framing",
          it->argc > 1 ? " " : "", it->argc > 1 ? it->argv[1] : "");
 }
 
@@ -1177,8 +1185,9 @@ static void h_compress(Parser *p, const ShimmerItem *it)
             p->cfg->comp = SHIMMER_COMP_STUB;
             return;
         }
-        perr(p, it->line, "'compress %s': compression is not supported (it leaks plaintext, see "
-                          "VORACLE); use 'compress' alone if the server needs the framing",
+        perr(p, it->line,
+             "'compress %s': compression is not supported (it leaks plaintext, see "
+             "VORACLE); use 'compress' alone if the server needs the framing",
              it->argv[1]);
         return;
     }
@@ -1339,8 +1348,9 @@ static void h_keepalive(Parser *p, const ShimmerItem *it)
     if (!arg_uint(p, it, 1, 1, 86400, &a) || !arg_uint(p, it, 2, 1, 86400 * 2, &b))
         return;
     if (b < a * 2)
-        pwarn(p, it->line, "'keepalive %s %s': the timeout should be at least twice the "
-                           "interval",
+        pwarn(p, it->line,
+              "'keepalive %s %s': the timeout should be at least twice the "
+              "interval",
               it->argv[1], it->argv[2]);
     p->keepalive_line = (gint)it->line;
     p->cfg->keepalive_interval = (gint)a;
@@ -1395,8 +1405,9 @@ static void h_route(Parser *p, const ShimmerItem *it)
 {
     const char *net = it->argv[1];
     if (!route_keyword(net) && !is_hostname(net)) {
-        perr(p, it->line, "'route': '%s' is not an address, host name, vpn_gateway, "
-                          "net_gateway or remote_host",
+        perr(p, it->line,
+             "'route': '%s' is not an address, host name, vpn_gateway, "
+             "net_gateway or remote_host",
              net);
         return;
     }
@@ -1407,8 +1418,9 @@ static void h_route(Parser *p, const ShimmerItem *it)
     }
     const char *gw = it->argc > 3 && strcmp(it->argv[3], "default") != 0 ? it->argv[3] : NULL;
     if (gw != NULL && !is_ipv4(gw) && !route_keyword(gw)) {
-        perr(p, it->line, "'route': gateway '%s' is not an IPv4 address, vpn_gateway, "
-                          "net_gateway or remote_host",
+        perr(p, it->line,
+             "'route': gateway '%s' is not an IPv4 address, vpn_gateway, "
+             "net_gateway or remote_host",
              gw);
         return;
     }
@@ -1503,9 +1515,18 @@ static void h_redirect_gateway(Parser *p, const ShimmerItem *it)
 
 static void h_dhcp_option(Parser *p, const ShimmerItem *it)
 {
-    static const char *const with_value[] = {"DNS",  "DNS6", "DOMAIN", "DOMAIN-SEARCH",
-                                             "ADAPTER_DOMAIN_SUFFIX", "WINS", "NBDD", "NTP",
-                                             "NBT",  "NBS", "PROXY_HTTP", "PROXY_HTTPS",
+    static const char *const with_value[] = {"DNS",
+                                             "DNS6",
+                                             "DOMAIN",
+                                             "DOMAIN-SEARCH",
+                                             "ADAPTER_DOMAIN_SUFFIX",
+                                             "WINS",
+                                             "NBDD",
+                                             "NTP",
+                                             "NBT",
+                                             "NBS",
+                                             "PROXY_HTTP",
+                                             "PROXY_HTTPS",
                                              "PROXY_AUTO_CONFIG_URL"};
     const char *type = it->argv[1];
     if (g_ascii_strcasecmp(type, "DISABLE-NBT") == 0) {
@@ -1683,8 +1704,9 @@ static void h_dns(Parser *p, const ShimmerItem *it)
                 s->port = (guint16)port;
         }
     } else {
-        perr(p, it->line, "'dns server': unknown keyword '%s' (address, resolve-domains, "
-                          "dnssec, transport, sni, port)",
+        perr(p, it->line,
+             "'dns server': unknown keyword '%s' (address, resolve-domains, "
+             "dnssec, transport, sni, port)",
              kw);
     }
 }
@@ -1705,8 +1727,9 @@ static void h_ifconfig(Parser *p, const ShimmerItem *it)
 static void h_ifconfig_ipv6(Parser *p, const ShimmerItem *it)
 {
     if (!is_ipv6_prefix(it->argv[1], true) || !is_ipv6(it->argv[2])) {
-        perr(p, it->line, "'ifconfig-ipv6': '%s %s' is not an IPv6 address/bits and an IPv6 "
-                          "address",
+        perr(p, it->line,
+             "'ifconfig-ipv6': '%s %s' is not an IPv6 address/bits and an IPv6 "
+             "address",
              it->argv[1], it->argv[2]);
         return;
     }
@@ -1780,8 +1803,8 @@ static void h_ifconfig_pool(Parser *p, const ShimmerItem *it)
 static void h_push(Parser *p, const ShimmerItem *it)
 {
     /* What is pushed must itself be something a client accepts from a push. */
-    g_autoptr(ShimmerConfig) check = shimmer_config_parse_push(it->argv[1], strlen(it->argv[1]),
-                                                               NULL);
+    g_autoptr(ShimmerConfig) check =
+        shimmer_config_parse_push(it->argv[1], strlen(it->argv[1]), NULL);
     for (guint i = 0; i < check->diagnostics->len; i++) {
         ShimmerDiagnostic *d = g_ptr_array_index(check->diagnostics, i);
         if (d->severity == SHIMMER_SEVERITY_ERROR)
@@ -1888,8 +1911,9 @@ static void h_ignore_unknown(Parser *p, const ShimmerItem *it)
 
 static void h_secret(Parser *p, const ShimmerItem *it)
 {
-    perr(p, it->line, "'secret': static-key mode is not supported (it has no forward secrecy "
-                      "and OpenVPN 2.7 removes it); use TLS with tls-crypt");
+    perr(p, it->line,
+         "'secret': static-key mode is not supported (it has no forward secrecy "
+         "and OpenVPN 2.7 removes it); use TLS with tls-crypt");
 }
 
 static void h_fragment(Parser *p, const ShimmerItem *it)
@@ -1900,20 +1924,21 @@ static void h_fragment(Parser *p, const ShimmerItem *it)
 static void h_unsupported_verify(Parser *p, const ShimmerItem *it)
 {
     /* Never silently drop something that restricts whom we trust. */
-    perr(p, it->line, "'%s' is not supported, and ignoring it would weaken the checks of the "
-                      "peer; use remote-cert-tls, verify-x509-name or peer-fingerprint",
+    perr(p, it->line,
+         "'%s' is not supported, and ignoring it would weaken the checks of the "
+         "peer; use remote-cert-tls, verify-x509-name or peer-fingerprint",
          it->argv[0]);
 }
 
 static void h_connection_marker(Parser *p, const ShimmerItem *it);
 
-#define ANY (CTX_FILE)
-#define FC (CTX_FILE | CTX_CONN)
-#define FP (CTX_FILE | CTX_PUSH)
-#define FCP (CTX_FILE | CTX_CONN | CTX_PUSH)
-#define C SHIMMER_ROLE_CLIENT
-#define S SHIMMER_ROLE_SERVER
-#define U SHIMMER_ROLE_UNSET
+#define ANY   (CTX_FILE)
+#define FC    (CTX_FILE | CTX_CONN)
+#define FP    (CTX_FILE | CTX_PUSH)
+#define FCP   (CTX_FILE | CTX_CONN | CTX_PUSH)
+#define C     SHIMMER_ROLE_CLIENT
+#define S     SHIMMER_ROLE_SERVER
+#define U     SHIMMER_ROLE_UNSET
 #define NOMAX SHIMMER_LEXER_MAX_ARGS
 
 static const Directive directives[] = {
@@ -2117,17 +2142,15 @@ static void parse_connection_block(Parser *p, const ShimmerItem *block)
     g_autoptr(GPtrArray) items =
         shimmer_lex(block->body, block->body_len, block->line + 1, &err_line, &error);
     if (items == NULL) {
-        perr(p, err_line, "%s (in the <connection> block at line %u)", error->message,
-             block->line);
+        perr(p, err_line, "%s (in the <connection> block at line %u)", error->message, block->line);
         return;
     }
     set_role(p, SHIMMER_ROLE_CLIENT,
-             &(ShimmerItem){.argv = (char *[]){(char *)"<connection>", NULL},
-                            .argc = 1,
-                            .line = block->line});
+             &(ShimmerItem){
+                 .argv = (char *[]){(char *)"<connection>", NULL}, .argc = 1, .line = block->line});
     ConnDraft *d = g_new0(ConnDraft, 1);
-    d->port = d->transport = d->connect_timeout = d->explicit_exit_notify = d->tun_mtu =
-        d->mssfix = -1;
+    d->port = d->transport = d->connect_timeout = d->explicit_exit_notify = d->tun_mtu = d->mssfix =
+        -1;
     d->line = block->line;
     g_ptr_array_add(p->drafts, d);
     p->cfg->has_connection_blocks = true;
@@ -2138,8 +2161,7 @@ static void parse_connection_block(Parser *p, const ShimmerItem *block)
     for (guint i = 0; i < items->len; i++) {
         ShimmerItem *it = g_ptr_array_index(items, i);
         if (it->kind == SHIMMER_ITEM_BLOCK) {
-            perr(p, it->line, "<%s> is not allowed inside a <connection> block",
-                 it->block_name);
+            perr(p, it->line, "<%s> is not allowed inside a <connection> block", it->block_name);
             continue;
         }
         apply_item(p, it);
@@ -2229,8 +2251,9 @@ static void collect_ignore_unknown(Parser *p)
             continue;
         for (guint a = 1; a < it->argc; a++) {
             if (lookup(it->argv[a]) != NULL && !(lookup(it->argv[a])->flags & F_IGNORED))
-                pwarn(p, it->line, "'ignore-unknown-option %s': Shimmer knows '%s' and applies "
-                                   "it",
+                pwarn(p, it->line,
+                      "'ignore-unknown-option %s': Shimmer knows '%s' and applies "
+                      "it",
                       it->argv[a], it->argv[a]);
             g_hash_table_add(p->cfg->priv->ignore_unknown, g_strdup(it->argv[a]));
         }
@@ -2239,11 +2262,21 @@ static void collect_ignore_unknown(Parser *p)
 
 static void collect_blocks(Parser *p)
 {
-    static const char *const known[] = {"ca",          "cert",        "key",
-                                        "extra-certs", "pkcs12",      "tls-auth",
-                                        "tls-crypt",   "tls-crypt-v2", "crl-verify",
-                                        "secret",      "auth-user-pass", "dh",
-                                        "peer-fingerprint", "askpass", NULL};
+    static const char *const known[] = {"ca",
+                                        "cert",
+                                        "key",
+                                        "extra-certs",
+                                        "pkcs12",
+                                        "tls-auth",
+                                        "tls-crypt",
+                                        "tls-crypt-v2",
+                                        "crl-verify",
+                                        "secret",
+                                        "auth-user-pass",
+                                        "dh",
+                                        "peer-fingerprint",
+                                        "askpass",
+                                        NULL};
     for (guint i = 0; i < p->items->len; i++) {
         ShimmerItem *it = g_ptr_array_index(p->items, i);
         if (it->kind != SHIMMER_ITEM_BLOCK || strcmp(it->block_name, "connection") == 0)
@@ -2259,8 +2292,8 @@ static void collect_blocks(Parser *p)
         }
         ShimmerItem *prev = g_hash_table_lookup(p->blocks, it->block_name);
         if (prev != NULL) {
-            perr(p, it->line, "<%s> is given twice (lines %u and %u)", it->block_name,
-                 prev->line, it->line);
+            perr(p, it->line, "<%s> is given twice (lines %u and %u)", it->block_name, prev->line,
+                 it->line);
             continue;
         }
         g_hash_table_insert(p->blocks, g_strdup(it->block_name), it);
@@ -2287,8 +2320,7 @@ static void apply_unreferenced_blocks(Parser *p)
                              .argv = argv,
                              .argc = 1};
         apply_item(p, &synth);
-        g_hash_table_insert(p->block_used, g_strdup(it->block_name),
-                            GUINT_TO_POINTER(it->line));
+        g_hash_table_insert(p->block_used, g_strdup(it->block_name), GUINT_TO_POINTER(it->line));
     }
 }
 
@@ -2304,10 +2336,10 @@ static void finish_connections(Parser *p)
         c->port = d->port > 0 ? (guint16)d->port : cfg->rport;
         c->transport = d->transport >= 0 ? (ShimmerTransport)d->transport : cfg->transport;
         c->family = d->family_set ? d->family : cfg->family;
-        c->connect_timeout = d->connect_timeout > 0 ? (guint)d->connect_timeout
-                                                    : cfg->connect_timeout;
-        c->explicit_exit_notify = d->explicit_exit_notify >= 0 ? d->explicit_exit_notify
-                                                               : cfg->explicit_exit_notify;
+        c->connect_timeout =
+            d->connect_timeout > 0 ? (guint)d->connect_timeout : cfg->connect_timeout;
+        c->explicit_exit_notify =
+            d->explicit_exit_notify >= 0 ? d->explicit_exit_notify : cfg->explicit_exit_notify;
         c->tun_mtu = d->tun_mtu > 0 ? (guint)d->tun_mtu : cfg->tun_mtu;
         c->mssfix = d->mssfix >= 0 ? d->mssfix : cfg->mssfix;
         c->line = d->line;
@@ -2387,8 +2419,7 @@ static void finish(Parser *p)
                 g_array_append_val(cfg->data_ciphers, c);
             else if (!found)
                 pwarn(p, (guint)p->cipher_line,
-                      "'cipher %s' is not in data-ciphers and will not be negotiated",
-                      cfg->cipher);
+                      "'cipher %s' is not in data-ciphers and will not be negotiated", cfg->cipher);
         } else if (p->ctx != SHIMMER_CONTEXT_PUSH) {
             pwarn(p, (guint)p->cipher_line,
                   "'cipher %s' is not an AEAD cipher: only AEAD ciphers (%s) will be "
@@ -2415,43 +2446,50 @@ static void finish(Parser *p)
         for (guint i = 0; i < p->drafts->len; i++) {
             ConnDraft *d = g_ptr_array_index(p->drafts, i);
             if (d->remotes == 0 && d->host != NULL) {
-                perr(p, d->line, "'remote' at top level cannot be mixed with <connection> "
-                                 "blocks: move it into a block");
+                perr(p, d->line,
+                     "'remote' at top level cannot be mixed with <connection> "
+                     "blocks: move it into a block");
                 break;
             }
         }
     }
 
     if (cfg->role == SHIMMER_ROLE_UNSET) {
-        perr(p, 0, "neither a client nor a server configuration: add 'client' (with 'remote') "
-                   "or 'server'");
+        perr(p, 0,
+             "neither a client nor a server configuration: add 'client' (with 'remote') "
+             "or 'server'");
         return;
     }
     if (cfg->role == SHIMMER_ROLE_CLIENT) {
         if (!cfg->tls_client)
-            perr(p, 0, "a client configuration needs 'client' or 'tls-client' (static-key "
-                       "mode is not supported)");
+            perr(p, 0,
+                 "a client configuration needs 'client' or 'tls-client' (static-key "
+                 "mode is not supported)");
         finish_connections(p);
         if (cfg->connections->len == 0)
             perr(p, 0, "no 'remote': the configuration does not say which server to connect to");
         if (!cfg->ca.present && cfg->peer_fingerprints->len == 0 && !cfg->pkcs12.present)
             perr(p, 0, "no 'ca' and no 'peer-fingerprint': the server could not be verified");
         if (cfg->tls_crypt_v2.present && cfg->tls_crypt_v2_is_server_key)
-            perr(p, cfg->tls_crypt_v2.line, "'tls-crypt-v2': a client needs a client key, this "
-                                            "is a server key");
+            perr(p, cfg->tls_crypt_v2.line,
+                 "'tls-crypt-v2': a client needs a client key, this "
+                 "is a server key");
         if (!cfg->cert.present && !cfg->pkcs12.present &&
             cfg->auth_user_pass == SHIMMER_AUTH_USER_PASS_NONE)
-            pwarn(p, 0, "no client certificate and no 'auth-user-pass': the server must "
-                        "accept clients without credentials");
+            pwarn(p, 0,
+                  "no client certificate and no 'auth-user-pass': the server must "
+                  "accept clients without credentials");
         if (cfg->remote_cert_tls == SHIMMER_CERT_TLS_UNSET &&
             cfg->verify_x509_type == SHIMMER_X509_NAME_UNSET && cfg->peer_fingerprints->len == 0)
-            pwarn(p, 0, "no 'remote-cert-tls server', 'verify-x509-name' or "
-                        "'peer-fingerprint': any certificate from this CA is accepted as the "
-                        "server");
+            pwarn(p, 0,
+                  "no 'remote-cert-tls server', 'verify-x509-name' or "
+                  "'peer-fingerprint': any certificate from this CA is accepted as the "
+                  "server");
     } else {
         if (!cfg->mode_server && !cfg->tls_server)
-            perr(p, 0, "a server configuration needs 'server' or 'mode server' with "
-                       "'tls-server'");
+            perr(p, 0,
+                 "a server configuration needs 'server' or 'mode server' with "
+                 "'tls-server'");
         if (!cfg->ca.present && cfg->peer_fingerprints->len == 0)
             perr(p, 0, "a server needs 'ca' (or 'peer-fingerprint')");
         if (!cfg->cert.present && !cfg->pkcs12.present)
@@ -2559,8 +2597,7 @@ static void set_default_ciphers(ShimmerConfig *cfg)
 {
     if (cfg->data_ciphers_set || cfg->data_ciphers->len > 0)
         return;
-    static const ShimmerCipher defaults[] = {SHIMMER_CIPHER_AES_256_GCM,
-                                             SHIMMER_CIPHER_AES_128_GCM,
+    static const ShimmerCipher defaults[] = {SHIMMER_CIPHER_AES_256_GCM, SHIMMER_CIPHER_AES_128_GCM,
                                              SHIMMER_CIPHER_CHACHA20_POLY1305};
     g_array_append_vals(cfg->data_ciphers, defaults, G_N_ELEMENTS(defaults));
 }
@@ -2594,8 +2631,7 @@ ShimmerConfig *shimmer_config_parse(const char *filename, const char *base_dir, 
     parser_init(&p, cfg, SHIMMER_CONTEXT_FILE);
     p.loader = loader;
     p.loader_data = loader_data;
-    p.base_dir = base_dir ? g_strdup(base_dir)
-                          : (filename ? g_path_get_dirname(filename) : NULL);
+    p.base_dir = base_dir ? g_strdup(base_dir) : (filename ? g_path_get_dirname(filename) : NULL);
     cfg->priv->source = shimmer_memdup0(text, len);
     cfg->priv->source_len = len;
 
@@ -2631,8 +2667,7 @@ static bool filter_matches(const char *filter, const char *option)
     return g_str_has_prefix(option, filter);
 }
 
-ShimmerConfig *shimmer_config_parse_push(const char *text, gsize len,
-                                         const GPtrArray *pull_filters)
+ShimmerConfig *shimmer_config_parse_push(const char *text, gsize len, const GPtrArray *pull_filters)
 {
     ShimmerConfig *cfg = config_new("PUSH_REPLY");
     Parser p;
@@ -2731,8 +2766,7 @@ void shimmer_config_format_diagnostics(const ShimmerConfig *cfg, GString *out)
         ShimmerDiagnostic *d = g_ptr_array_index(sorted, i);
         const char *sev = d->severity == SHIMMER_SEVERITY_ERROR ? "error" : "warning";
         if (d->line > 0)
-            g_string_append_printf(out, "%s:%u: %s: %s\n", cfg->filename, d->line, sev,
-                                   d->message);
+            g_string_append_printf(out, "%s:%u: %s: %s\n", cfg->filename, d->line, sev, d->message);
         else
             g_string_append_printf(out, "%s: %s: %s\n", cfg->filename, sev, d->message);
     }
@@ -2807,10 +2841,18 @@ void shimmer_config_free(ShimmerConfig *cfg)
     g_free(cfg->dev);
     g_free(cfg->dev_type);
     g_ptr_array_unref(cfg->connections);
-    ShimmerBlob *blobs[] = {&cfg->ca,        &cfg->cert,      &cfg->key,
-                            &cfg->pkcs12,    &cfg->extra_certs, &cfg->crl_verify,
-                            &cfg->askpass_file, &cfg->tls_auth, &cfg->tls_crypt,
-                            &cfg->tls_crypt_v2, &cfg->auth_user_pass_file, &cfg->dh};
+    ShimmerBlob *blobs[] = {&cfg->ca,
+                            &cfg->cert,
+                            &cfg->key,
+                            &cfg->pkcs12,
+                            &cfg->extra_certs,
+                            &cfg->crl_verify,
+                            &cfg->askpass_file,
+                            &cfg->tls_auth,
+                            &cfg->tls_crypt,
+                            &cfg->tls_crypt_v2,
+                            &cfg->auth_user_pass_file,
+                            &cfg->dh};
     for (gsize i = 0; i < G_N_ELEMENTS(blobs); i++)
         blob_clear(blobs[i]);
     g_free(cfg->tls_cipher);

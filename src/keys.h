@@ -35,7 +35,7 @@ G_BEGIN_DECLS
  * keys, only blank and '#' lines may surround the block, and the base64 must
  * be strictly valid (alphabet, padding, length). */
 #define SHIMMER_TLS_CRYPT_V2_SERVER_KEY_LEN 128
-#define SHIMMER_TLS_CRYPT_V2_MAX_WKC_LEN 1024
+#define SHIMMER_TLS_CRYPT_V2_MAX_WKC_LEN    1024
 /* The smallest WKc: tag(32) + encrypted Kc(256) + length(2). */
 #define SHIMMER_TLS_CRYPT_V2_MIN_WKC_LEN (32 + 256 + 2)
 
@@ -45,17 +45,15 @@ typedef struct {
     gsize wkc_len;
 } ShimmerTlsCryptV2ClientKey;
 
-gboolean shimmer_keys_parse_static(const void *data, gsize len,
-                                   guint8 out[SHIMMER_STATIC_KEY_LEN],
+gboolean shimmer_keys_parse_static(const void *data, gsize len, guint8 out[SHIMMER_STATIC_KEY_LEN],
                                    GError **error);
 
 gboolean shimmer_keys_parse_tls_crypt_v2_client(const void *data, gsize len,
-                                                ShimmerTlsCryptV2ClientKey *out,
-                                                GError **error);
+                                                ShimmerTlsCryptV2ClientKey *out, GError **error);
 
-gboolean shimmer_keys_parse_tls_crypt_v2_server(
-    const void *data, gsize len, guint8 out[SHIMMER_TLS_CRYPT_V2_SERVER_KEY_LEN],
-    GError **error);
+gboolean shimmer_keys_parse_tls_crypt_v2_server(const void *data, gsize len,
+                                                guint8 out[SHIMMER_TLS_CRYPT_V2_SERVER_KEY_LEN],
+                                                GError **error);
 
 /* Like shimmer_keys_parse_tls_crypt_v2_client / _server but only tells which
  * of the two PEM labels DATA carries: 1 client, 2 server, 0 neither. Only the
@@ -71,8 +69,8 @@ int shimmer_keys_tls_crypt_v2_kind(const void *data, gsize len);
  * OpenVPN does, but must still be complete; OpenSSL's "TRUSTED CERTIFICATE"
  * blocks are refused rather than skipped, since skipping would silently drop
  * a CA. */
-gboolean shimmer_keys_check_certs(const void *data, gsize len, gboolean require_one,
-                                  guint *n_certs, GError **error);
+gboolean shimmer_keys_check_certs(const void *data, gsize len, gboolean require_one, guint *n_certs,
+                                  GError **error);
 
 /* A PEM private key (PKCS#1, PKCS#8, SEC1 EC, encrypted PKCS#8). Sets
  * *ENCRYPTED when the key needs a passphrase: such a key is accepted here and
@@ -84,9 +82,8 @@ gboolean shimmer_keys_check_certs(const void *data, gsize len, gboolean require_
  * encrypted key's outer structure is still checked. PASSPHRASE is ignored for
  * a plain key. ENCRYPTED may be NULL; it is set once the key block is found,
  * so it is also valid when the passphrase is wrong. */
-gboolean shimmer_keys_check_private_key(const void *data, gsize len,
-                                        const char *passphrase, gboolean *encrypted,
-                                        GError **error);
+gboolean shimmer_keys_check_private_key(const void *data, gsize len, const char *passphrase,
+                                        gboolean *encrypted, GError **error);
 
 /* One or more PEM CRLs. Blocks of other kinds are skipped. */
 gboolean shimmer_keys_check_crl(const void *data, gsize len, GError **error);
@@ -96,8 +93,7 @@ gboolean shimmer_keys_check_crl(const void *data, gsize len, GError **error);
  * (passphrase comes later). Base64 may be wrapped and indented but must be
  * strictly valid. Without the passphrase neither the MAC nor the inside of an
  * encrypted bag can be checked, so damage there shows up only later. */
-gboolean shimmer_keys_check_pkcs12(const void *data, gsize len, gboolean is_base64,
-                                   GError **error);
+gboolean shimmer_keys_check_pkcs12(const void *data, gsize len, gboolean is_base64, GError **error);
 
 /* The SHA-256 of DATA as 64 lowercase hex digits (for reporting certificates,
  * never used on secrets). Caller frees. */

@@ -23,8 +23,7 @@ typedef struct {
 } Recorder;
 
 /* Serves tests/data files under any directory name, remembering each path. */
-static gboolean recording_loader(const char *path, GBytes **contents, GError **error,
-                                 gpointer user)
+static gboolean recording_loader(const char *path, GBytes **contents, GError **error, gpointer user)
 {
     Recorder *r = user;
     g_ptr_array_add(r->asked, g_strdup(path));
@@ -35,8 +34,8 @@ static gboolean recording_loader(const char *path, GBytes **contents, GError **e
 
 static ShimmerConfig *parse_with(Recorder *r, const char *text)
 {
-    return shimmer_config_parse("/profiles/test.ovpn", NULL, text, strlen(text),
-                                recording_loader, r);
+    return shimmer_config_parse("/profiles/test.ovpn", NULL, text, strlen(text), recording_loader,
+                                r);
 }
 
 static Recorder *recorder_new(void)
@@ -76,9 +75,9 @@ static void assert_clean(const ShimmerConfig *cfg)
     }
 }
 
-#define BASE                                                                                   \
-    "client\n"                                                                                 \
-    "remote vpn.example.net 1194\n"                                                            \
+#define BASE                                                                                       \
+    "client\n"                                                                                     \
+    "remote vpn.example.net 1194\n"                                                                \
     "remote-cert-tls server\n"
 
 static void test_relative_paths(void)
@@ -104,8 +103,8 @@ static void test_explicit_base_dir(void)
 {
     Recorder *r = recorder_new();
     const char *text = BASE "ca ca.crt\n";
-    g_autoptr(ShimmerConfig) cfg = shimmer_config_parse("x.ovpn", "/elsewhere", text,
-                                                        strlen(text), recording_loader, r);
+    g_autoptr(ShimmerConfig) cfg =
+        shimmer_config_parse("x.ovpn", "/elsewhere", text, strlen(text), recording_loader, r);
     assert_clean(cfg);
     g_assert_cmpstr(g_ptr_array_index(r->asked, 0), ==, "/elsewhere/ca.crt");
     recorder_free(r);
@@ -114,8 +113,8 @@ static void test_explicit_base_dir(void)
 static void test_no_loader(void)
 {
     const char *text = BASE "ca ca.crt\n";
-    g_autoptr(ShimmerConfig) cfg = shimmer_config_parse("x.ovpn", NULL, text, strlen(text),
-                                                        NULL, NULL);
+    g_autoptr(ShimmerConfig) cfg =
+        shimmer_config_parse("x.ovpn", NULL, text, strlen(text), NULL, NULL);
     g_assert_true(shimmer_config_has_errors(cfg));
     assert_diag(cfg, "x.ovpn:4: error: 'ca ca.crt': this profile must be self-contained");
 }
@@ -176,8 +175,8 @@ static void test_loader_bounded(void)
 
     /* Through the parser: the error names the directive and the file. */
     const char *text = BASE "ca /dev/zero\n";
-    g_autoptr(ShimmerConfig) cfg = shimmer_config_parse("x.ovpn", NULL, text, strlen(text),
-                                                        shimmer_config_file_loader, NULL);
+    g_autoptr(ShimmerConfig) cfg =
+        shimmer_config_parse("x.ovpn", NULL, text, strlen(text), shimmer_config_file_loader, NULL);
     assert_diag(cfg, "x.ovpn:4: error: 'ca': cannot read '/dev/zero': larger than 1048576 bytes");
 }
 
@@ -348,7 +347,8 @@ static void test_data_ciphers_list(void)
 {
     Recorder *r = recorder_new();
     g_autoptr(ShimmerConfig) cfg = parse_with(
-        r, BASE "ca ca.crt\ndata-ciphers CHACHA20-POLY1305:aes-128-gcm:?SOMETHING-NEW:AES-128-GCM\n");
+        r,
+        BASE "ca ca.crt\ndata-ciphers CHACHA20-POLY1305:aes-128-gcm:?SOMETHING-NEW:AES-128-GCM\n");
     assert_clean(cfg);
     g_assert_cmpuint(cfg->data_ciphers->len, ==, 2);
     g_assert_cmpint(g_array_index(cfg->data_ciphers, ShimmerCipher, 0), ==,
@@ -361,9 +361,10 @@ static void test_data_ciphers_list(void)
 static void test_keys_loaded(void)
 {
     Recorder *r = recorder_new();
-    g_autoptr(ShimmerConfig) cfg = parse_with(r, BASE "ca ca.crt\ncert client.crt\n"
-                                                      "key client-enc.key\naskpass client-enc.pass\n"
-                                                      "tls-auth ta.key 1\nauth SHA256\n");
+    g_autoptr(ShimmerConfig) cfg =
+        parse_with(r, BASE "ca ca.crt\ncert client.crt\n"
+                           "key client-enc.key\naskpass client-enc.pass\n"
+                           "tls-auth ta.key 1\nauth SHA256\n");
     assert_clean(cfg);
     g_assert_true(cfg->key_encrypted);
     g_assert_cmpint(cfg->wrap, ==, SHIMMER_WRAP_TLS_AUTH);
@@ -508,8 +509,8 @@ static void test_server(void)
 static void test_lexer_error_has_line(void)
 {
     const char *text = "client\nremote \"unterminated\n";
-    g_autoptr(ShimmerConfig) cfg = shimmer_config_parse("q.ovpn", NULL, text, strlen(text),
-                                                        NULL, NULL);
+    g_autoptr(ShimmerConfig) cfg =
+        shimmer_config_parse("q.ovpn", NULL, text, strlen(text), NULL, NULL);
     g_assert_true(shimmer_config_has_errors(cfg));
     assert_diag(cfg, "q.ovpn:2: error: ");
 }
@@ -517,8 +518,8 @@ static void test_lexer_error_has_line(void)
 static void test_role_unset(void)
 {
     const char *text = "dev tun\n";
-    g_autoptr(ShimmerConfig) cfg = shimmer_config_parse("r.ovpn", NULL, text, strlen(text),
-                                                        NULL, NULL);
+    g_autoptr(ShimmerConfig) cfg =
+        shimmer_config_parse("r.ovpn", NULL, text, strlen(text), NULL, NULL);
     assert_diag(cfg, "r.ovpn: error: neither a client nor a server configuration");
 }
 
