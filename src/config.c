@@ -2347,11 +2347,10 @@ static void finish_connections(Parser *p)
     }
 }
 
-static void finish(Parser *p)
+/* tls-auth, tls-crypt and tls-crypt-v2 exclude each other. */
+static void finish_wrapping(Parser *p)
 {
     ShimmerConfig *cfg = p->cfg;
-
-    /* Explicit conflicts between directives. */
     gint wraps[3] = {p->tls_auth_line, p->tls_crypt_line, p->tls_crypt_v2_line};
     const char *wrap_names[3] = {"tls-auth", "tls-crypt", "tls-crypt-v2"};
     for (int i = 0; i < 3; i++) {
@@ -2372,8 +2371,12 @@ static void finish(Parser *p)
     if (cfg->key_direction >= 0 && !cfg->tls_auth.present)
         pwarn(p, (guint)p->key_direction_line,
               "'key-direction' only applies to tls-auth and is ignored here");
+}
 
-    /* `port` sets both ports; a second directive for either must agree. */
+/* `port` sets both ports; a second directive for either must agree. */
+static void finish_ports(Parser *p)
+{
+    ShimmerConfig *cfg = p->cfg;
     if (p->port_line > 0 && p->rport_line > 0 && p->port_value != p->rport_value) {
         perr(p, (guint)MAX(p->port_line, p->rport_line),
              "'port %d' (line %d) and 'rport %d' (line %d) disagree about the server's port",
@@ -2387,6 +2390,10 @@ static void finish(Parser *p)
     }
     if (p->port_line > 0 && p->rport_line > 0 && p->rport_line > p->port_line)
         cfg->rport = (guint16)p->rport_value;
+}
+
+static void finish_timers(Parser *p)
+{
     if (p->keepalive_line > 0 && (p->ping_line > 0 || p->ping_restart_line > 0)) {
         gint other = p->ping_line > 0 ? p->ping_line : p->ping_restart_line;
         perr(p, (guint)MAX(p->keepalive_line, other),
@@ -2394,6 +2401,12 @@ static void finish(Parser *p)
              "one",
              p->keepalive_line, other);
     }
+}
+
+/* Our own certificate and key: one source, complete. */
+static void finish_identity(Parser *p)
+{
+    ShimmerConfig *cfg = p->cfg;
     if (cfg->pkcs12.present && (cfg->cert.present || cfg->key.present)) {
         perr(p, cfg->cert.present ? cfg->cert.line : cfg->key.line,
              "'pkcs12' (line %u) already holds the certificate and key: drop 'cert' and 'key'",
@@ -2407,8 +2420,12 @@ static void finish(Parser *p)
     }
     if (cfg->askpass && !cfg->key_encrypted && !cfg->pkcs12.present && cfg->key.present)
         pwarn(p, 0, "'askpass' given but the private key is not encrypted");
+}
 
-    /* Ciphers: `cipher` is only a fallback for peers without negotiation. */
+/* `cipher` and data-ciphers-fallback are only for peers without negotiation. */
+static void finish_ciphers(Parser *p)
+{
+    ShimmerConfig *cfg = p->cfg;
     if (cfg->cipher != NULL) {
         ShimmerCipher c;
         if (lookup_aead(cfg->cipher, &c)) {
@@ -2430,7 +2447,6 @@ static void finish(Parser *p)
     if (cfg->data_ciphers_fallback != NULL) {
         ShimmerCipher c;
         if (!lookup_aead(cfg->data_ciphers_fallback, &c)) {
-            /* Like a CBC `cipher`: only for peers that cannot negotiate. */
             pwarn(p, (guint)p->fallback_line,
                   "'data-ciphers-fallback %s' is not an AEAD cipher: a server that cannot "
                   "negotiate AEAD ciphers will not be reachable",
@@ -2438,10 +2454,18 @@ static void finish(Parser *p)
             g_clear_pointer(&cfg->data_ciphers_fallback, g_free);
         }
     }
+}
 
+static void finish_device(Parser *p)
+{
+    ShimmerConfig *cfg = p->cfg;
     if (cfg->dev != NULL && !g_str_has_prefix(cfg->dev, "tun") && cfg->dev_type == NULL)
         perr(p, 0, "'dev %s': the device type is unknown; add 'dev-type tun'", cfg->dev);
+}
 
+static void finish_client(Parser *p)
+{
+    ShimmerConfig *cfg = p->cfg;
     if (cfg->has_connection_blocks) {
         for (guint i = 0; i < p->drafts->len; i++) {
             ConnDraft *d = g_ptr_array_index(p->drafts, i);
@@ -2453,53 +2477,72 @@ static void finish(Parser *p)
             }
         }
     }
+    if (!cfg->tls_client)
+        perr(p, 0,
+             "a client configuration needs 'client' or 'tls-client' (static-key "
+             "mode is not supported)");
+    finish_connections(p);
+    if (cfg->connections->len == 0)
+        perr(p, 0, "no 'remote': the configuration does not say which server to connect to");
+    if (!cfg->ca.present && cfg->peer_fingerprints->len == 0 && !cfg->pkcs12.present)
+        perr(p, 0, "no 'ca' and no 'peer-fingerprint': the server could not be verified");
+    if (cfg->tls_crypt_v2.present && cfg->tls_crypt_v2_is_server_key)
+        perr(p, cfg->tls_crypt_v2.line,
+             "'tls-crypt-v2': a client needs a client key, this "
+             "is a server key");
+    if (!cfg->cert.present && !cfg->pkcs12.present &&
+        cfg->auth_user_pass == SHIMMER_AUTH_USER_PASS_NONE)
+        pwarn(p, 0,
+              "no client certificate and no 'auth-user-pass': the server must "
+              "accept clients without credentials");
+    if (cfg->remote_cert_tls == SHIMMER_CERT_TLS_UNSET &&
+        cfg->verify_x509_type == SHIMMER_X509_NAME_UNSET && cfg->peer_fingerprints->len == 0)
+        pwarn(p, 0,
+              "no 'remote-cert-tls server', 'verify-x509-name' or "
+              "'peer-fingerprint': any certificate from this CA is accepted as the "
+              "server");
+}
 
-    if (cfg->role == SHIMMER_ROLE_UNSET) {
+static void finish_server(Parser *p)
+{
+    ShimmerConfig *cfg = p->cfg;
+    if (!cfg->mode_server && !cfg->tls_server)
+        perr(p, 0,
+             "a server configuration needs 'server' or 'mode server' with "
+             "'tls-server'");
+    if (!cfg->ca.present && cfg->peer_fingerprints->len == 0)
+        perr(p, 0, "a server needs 'ca' (or 'peer-fingerprint')");
+    if (!cfg->cert.present && !cfg->pkcs12.present)
+        perr(p, 0, "a server needs 'cert' and 'key'");
+    if (cfg->tls_crypt_v2.present && !cfg->tls_crypt_v2_is_server_key)
+        perr(p, cfg->tls_crypt_v2.line, "'tls-crypt-v2': a server needs the server key");
+    if (!cfg->dh_none && !cfg->dh.present)
+        pwarn(p, 0, "no 'dh': Shimmer uses ECDHE ('dh none')");
+    if (cfg->lport < 0)
+        cfg->lport = p->port_line > 0 ? p->port_value : cfg->rport;
+}
+
+/* Whole-file checks, once every directive is in. */
+static void finish(Parser *p)
+{
+    finish_wrapping(p);
+    finish_ports(p);
+    finish_timers(p);
+    finish_identity(p);
+    finish_ciphers(p);
+    finish_device(p);
+    switch (p->cfg->role) {
+    case SHIMMER_ROLE_UNSET:
         perr(p, 0,
              "neither a client nor a server configuration: add 'client' (with 'remote') "
              "or 'server'");
-        return;
-    }
-    if (cfg->role == SHIMMER_ROLE_CLIENT) {
-        if (!cfg->tls_client)
-            perr(p, 0,
-                 "a client configuration needs 'client' or 'tls-client' (static-key "
-                 "mode is not supported)");
-        finish_connections(p);
-        if (cfg->connections->len == 0)
-            perr(p, 0, "no 'remote': the configuration does not say which server to connect to");
-        if (!cfg->ca.present && cfg->peer_fingerprints->len == 0 && !cfg->pkcs12.present)
-            perr(p, 0, "no 'ca' and no 'peer-fingerprint': the server could not be verified");
-        if (cfg->tls_crypt_v2.present && cfg->tls_crypt_v2_is_server_key)
-            perr(p, cfg->tls_crypt_v2.line,
-                 "'tls-crypt-v2': a client needs a client key, this "
-                 "is a server key");
-        if (!cfg->cert.present && !cfg->pkcs12.present &&
-            cfg->auth_user_pass == SHIMMER_AUTH_USER_PASS_NONE)
-            pwarn(p, 0,
-                  "no client certificate and no 'auth-user-pass': the server must "
-                  "accept clients without credentials");
-        if (cfg->remote_cert_tls == SHIMMER_CERT_TLS_UNSET &&
-            cfg->verify_x509_type == SHIMMER_X509_NAME_UNSET && cfg->peer_fingerprints->len == 0)
-            pwarn(p, 0,
-                  "no 'remote-cert-tls server', 'verify-x509-name' or "
-                  "'peer-fingerprint': any certificate from this CA is accepted as the "
-                  "server");
-    } else {
-        if (!cfg->mode_server && !cfg->tls_server)
-            perr(p, 0,
-                 "a server configuration needs 'server' or 'mode server' with "
-                 "'tls-server'");
-        if (!cfg->ca.present && cfg->peer_fingerprints->len == 0)
-            perr(p, 0, "a server needs 'ca' (or 'peer-fingerprint')");
-        if (!cfg->cert.present && !cfg->pkcs12.present)
-            perr(p, 0, "a server needs 'cert' and 'key'");
-        if (cfg->tls_crypt_v2.present && !cfg->tls_crypt_v2_is_server_key)
-            perr(p, cfg->tls_crypt_v2.line, "'tls-crypt-v2': a server needs the server key");
-        if (!cfg->dh_none && !cfg->dh.present)
-            pwarn(p, 0, "no 'dh': Shimmer uses ECDHE ('dh none')");
-        if (cfg->lport < 0)
-            cfg->lport = p->port_line > 0 ? p->port_value : cfg->rport;
+        break;
+    case SHIMMER_ROLE_CLIENT:
+        finish_client(p);
+        break;
+    case SHIMMER_ROLE_SERVER:
+        finish_server(p);
+        break;
     }
 }
 
