@@ -17,72 +17,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "config-parser.h"
 #include "config-private.h"
 #include "lexer.h"
 #include "secure.h"
-
-typedef struct Parser Parser;
-typedef void (*Handler)(Parser *p, const ShimmerItem *it);
-
-enum {
-    CTX_FILE = 1 << SHIMMER_CONTEXT_FILE,
-    CTX_CONN = 1 << SHIMMER_CONTEXT_CONNECTION,
-    CTX_PUSH = 1 << SHIMMER_CONTEXT_PUSH,
-};
-
-enum {
-    F_MULTI = 1 << 0,       /* may repeat (remote, route, push, ...) */
-    F_IGNORED = 1 << 1,     /* accepted, warned about, ignored */
-    F_SECRET_ARGS = 1 << 2, /* never quote the arguments */
-};
-
-typedef struct {
-    const char *name;
-    guint min_args, max_args;
-    guint contexts;
-    ShimmerRole role; /* the role the directive implies; UNSET = either */
-    guint flags;
-    Handler handler;
-    const char *note; /* for ignored directives: why */
-} Directive;
-
-/* A <connection> block or top-level remote before defaults are merged. */
-typedef struct {
-    char *host;
-    gint port;      /* -1 unset */
-    gint transport; /* -1 unset */
-    ShimmerFamily family;
-    bool family_set;
-    gint connect_timeout; /* -1 unset */
-    gint explicit_exit_notify;
-    gint tun_mtu;
-    gint mssfix;
-    guint line;
-    guint remotes; /* how many `remote` lines a block had */
-} ConnDraft;
-
-struct Parser {
-    ShimmerConfig *cfg;
-    ShimmerContext ctx;
-    ShimmerLoader loader;
-    gpointer loader_data;
-    char *base_dir;
-    GPtrArray *items;       /* top-level ShimmerItem* */
-    GHashTable *blocks;     /* block name -> ShimmerItem* (not connection) */
-    GHashTable *block_used; /* block name -> line of the directive using it */
-    GPtrArray *drafts;      /* ConnDraft* */
-    ConnDraft *cur;         /* the block being parsed, in CTX_CONN */
-    guint role_line;
-    const char *role_directive;
-    gint port_line, rport_line, lport_line;
-    gint port_value, rport_value;
-    gint keepalive_line, ping_line, ping_restart_line;
-    gint tls_auth_line, tls_crypt_line, tls_crypt_v2_line;
-    gint key_direction_line;
-    gint cipher_line;
-    gint fallback_line;
-    GHashTable *values; /* directive (or alias) -> "line\targs" for repeats */
-};
 
 static void conn_draft_free(gpointer data)
 {
@@ -102,7 +40,7 @@ static void diag_add(ShimmerConfig *cfg, ShimmerSeverity sev, guint line, char *
     g_ptr_array_add(cfg->diagnostics, d);
 }
 
-static void G_GNUC_PRINTF(3, 4) perr(Parser *p, guint line, const char *fmt, ...)
+void G_GNUC_PRINTF(3, 4) cfg_error(Parser *p, guint line, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -110,7 +48,7 @@ static void G_GNUC_PRINTF(3, 4) perr(Parser *p, guint line, const char *fmt, ...
     va_end(ap);
 }
 
-static void G_GNUC_PRINTF(3, 4) pwarn(Parser *p, guint line, const char *fmt, ...)
+void G_GNUC_PRINTF(3, 4) cfg_warn(Parser *p, guint line, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -120,7 +58,7 @@ static void G_GNUC_PRINTF(3, 4) pwarn(Parser *p, guint line, const char *fmt, ..
 
 /* ---------- small parsers ---------- */
 
-static bool parse_uint(const char *s, guint64 max, guint64 *out)
+bool cfg_parse_uint(const char *s, guint64 max, guint64 *out)
 {
     if (s == NULL || !g_ascii_isdigit(s[0]))
         return false;
@@ -137,33 +75,33 @@ static bool parse_uint(const char *s, guint64 max, guint64 *out)
 }
 
 /* An unsigned number argument, with an error naming the directive. */
-static bool arg_uint(Parser *p, const ShimmerItem *it, guint idx, guint64 min, guint64 max,
-                     gint64 *out)
+bool cfg_arg_uint(Parser *p, const ShimmerItem *it, guint idx, guint64 min, guint64 max,
+                  gint64 *out)
 {
     guint64 v;
-    if (!parse_uint(it->argv[idx], max, &v) || v < min) {
-        perr(p, it->line,
-             "'%s': '%s' is not a number from %" G_GUINT64_FORMAT " to %" G_GUINT64_FORMAT,
-             it->argv[0], it->argv[idx], min, max);
+    if (!cfg_parse_uint(it->argv[idx], max, &v) || v < min) {
+        cfg_error(p, it->line,
+                  "'%s': '%s' is not a number from %" G_GUINT64_FORMAT " to %" G_GUINT64_FORMAT,
+                  it->argv[0], it->argv[idx], min, max);
         return false;
     }
     *out = (gint64)v;
     return true;
 }
 
-static bool is_ipv4(const char *s)
+bool cfg_is_ipv4(const char *s)
 {
     struct in_addr a;
     return s != NULL && inet_pton(AF_INET, s, &a) == 1;
 }
 
-static bool is_ipv6(const char *s)
+bool cfg_is_ipv6(const char *s)
 {
     struct in6_addr a;
     return s != NULL && inet_pton(AF_INET6, s, &a) == 1;
 }
 
-static bool is_netmask(const char *s)
+bool cfg_is_netmask(const char *s)
 {
     struct in_addr a;
     if (s == NULL || inet_pton(AF_INET, s, &a) != 1)
@@ -174,24 +112,24 @@ static bool is_netmask(const char *s)
 }
 
 /* "2001:db8::1/64" with the bits optional when BITS_OPTIONAL. */
-static bool is_ipv6_prefix(const char *s, bool bits_optional)
+bool cfg_is_ipv6_prefix(const char *s, bool bits_optional)
 {
     if (s == NULL)
         return false;
     const char *slash = strchr(s, '/');
     if (slash == NULL)
-        return bits_optional && is_ipv6(s);
+        return bits_optional && cfg_is_ipv6(s);
     g_autofree char *addr = g_strndup(s, (gsize)(slash - s));
     guint64 bits;
-    return is_ipv6(addr) && parse_uint(slash + 1, 128, &bits);
+    return cfg_is_ipv6(addr) && cfg_parse_uint(slash + 1, 128, &bits);
 }
 
 /* A host name as DNS allows, or an address. */
-static bool is_hostname(const char *s)
+bool cfg_is_hostname(const char *s)
 {
     if (s == NULL || s[0] == '\0' || strlen(s) > 253)
         return false;
-    if (is_ipv4(s) || is_ipv6(s))
+    if (cfg_is_ipv4(s) || cfg_is_ipv6(s))
         return true;
     for (const char *c = s; *c; c++) {
         if (!(g_ascii_isalnum(*c) || *c == '-' || *c == '.' || *c == '_'))
@@ -200,7 +138,7 @@ static bool is_hostname(const char *s)
     return s[0] != '-' && s[0] != '.';
 }
 
-static bool parse_proto(const char *s, ShimmerTransport *t, ShimmerFamily *f, bool *server_side)
+bool cfg_parse_proto(const char *s, ShimmerTransport *t, ShimmerFamily *f, bool *server_side)
 {
     static const struct {
         const char *name;
@@ -319,7 +257,7 @@ static const char *role_name(ShimmerRole r)
     return r == SHIMMER_ROLE_SERVER ? "server" : "client";
 }
 
-static void set_role(Parser *p, ShimmerRole role, const ShimmerItem *it)
+void cfg_set_role(Parser *p, ShimmerRole role, const ShimmerItem *it)
 {
     if (role == SHIMMER_ROLE_UNSET || p->ctx == SHIMMER_CONTEXT_PUSH)
         return;
@@ -330,11 +268,11 @@ static void set_role(Parser *p, ShimmerRole role, const ShimmerItem *it)
         return;
     }
     if (p->cfg->role != role) {
-        perr(p, it->line,
-             "'%s' is a %s directive, but '%s' at line %u made this a %s configuration: "
-             "client and server directives cannot be mixed",
-             it->argv[0], role_name(role), p->role_directive, p->role_line,
-             role_name(p->cfg->role));
+        cfg_error(p, it->line,
+                  "'%s' is a %s directive, but '%s' at line %u made this a %s configuration: "
+                  "client and server directives cannot be mixed",
+                  it->argv[0], role_name(role), p->role_directive, p->role_line,
+                  role_name(p->cfg->role));
     }
 }
 
@@ -361,24 +299,24 @@ static bool check_repeat(Parser *p, const ShimmerItem *it, const char *key)
     gsize name_len = (gsize)(prev_args - 1 - prev_name);
     if (strcmp(prev_args, args) == 0 && strncmp(prev_name, it->argv[0], name_len) == 0 &&
         it->argv[0][name_len] == '\0') {
-        pwarn(p, it->line, "'%s' repeats line %u", it->argv[0], prev_line);
+        cfg_warn(p, it->line, "'%s' repeats line %u", it->argv[0], prev_line);
         return false;
     }
-    perr(p, it->line, "'%s' conflicts with '%.*s' at line %u: give it once", it->argv[0],
-         (int)name_len, prev_name, prev_line);
+    cfg_error(p, it->line, "'%s' conflicts with '%.*s' at line %u: give it once", it->argv[0],
+              (int)name_len, prev_name, prev_line);
     return false;
 }
 
 /* ---------- files and blocks ---------- */
 
-static char *resolve_path(Parser *p, const char *path)
+char *cfg_resolve_path(Parser *p, const char *path)
 {
     if (g_path_is_absolute(path) || p->base_dir == NULL)
         return g_strdup(path);
     return g_build_filename(p->base_dir, path, NULL);
 }
 
-static void blob_clear(ShimmerBlob *b)
+void cfg_blob_clear(ShimmerBlob *b)
 {
     g_free(b->path);
     g_free(b->resolved);
@@ -391,7 +329,7 @@ static void blob_clear(ShimmerBlob *b)
 }
 
 /* Records what --inline output puts in place of a file reference. */
-static void set_inline_replacement(Parser *p, guint line, char *text)
+void cfg_set_inline_replacement(Parser *p, guint line, char *text)
 {
     g_hash_table_insert(p->cfg->priv->replacements, GUINT_TO_POINTER(line), text);
 }
@@ -399,12 +337,12 @@ static void set_inline_replacement(Parser *p, guint line, char *text)
 /* Fills BLOB from the directive's file argument ARG (or the inline block with
  * the directive's name when ARG is NULL or "[inline]"). Returns false after
  * an error. */
-static bool load_blob(Parser *p, const ShimmerItem *it, const char *arg, ShimmerBlob *blob,
-                      bool secret)
+bool cfg_load_blob(Parser *p, const ShimmerItem *it, const char *arg, ShimmerBlob *blob,
+                   bool secret)
 {
     const char *name = it->argv[0];
     if (blob->present) {
-        perr(p, it->line, "'%s' is given twice (lines %u and %u)", name, blob->line, it->line);
+        cfg_error(p, it->line, "'%s' is given twice (lines %u and %u)", name, blob->line, it->line);
         return false;
     }
     bool want_inline = arg == NULL || g_ascii_strcasecmp(arg, "[inline]") == 0;
@@ -412,7 +350,7 @@ static bool load_blob(Parser *p, const ShimmerItem *it, const char *arg, Shimmer
 
     if (want_inline) {
         if (block == NULL) {
-            perr(p, it->line, "'%s [inline]' but the file has no <%s> block", name, name);
+            cfg_error(p, it->line, "'%s [inline]' but the file has no <%s> block", name, name);
             return false;
         }
         g_hash_table_insert(p->block_used, g_strdup(name), GUINT_TO_POINTER(it->line));
@@ -421,35 +359,35 @@ static bool load_blob(Parser *p, const ShimmerItem *it, const char *arg, Shimmer
         blob->len = block->body_len;
     } else {
         if (block != NULL) {
-            perr(p, it->line,
-                 "'%s' is given both as the file '%s' and inline at line %u: "
-                 "give it once",
-                 name, arg, block->line);
+            cfg_error(p, it->line,
+                      "'%s' is given both as the file '%s' and inline at line %u: "
+                      "give it once",
+                      name, arg, block->line);
             g_hash_table_insert(p->block_used, g_strdup(name), GUINT_TO_POINTER(it->line));
             return false;
         }
         if (p->ctx == SHIMMER_CONTEXT_PUSH) {
-            perr(p, it->line, "'%s': a pushed option cannot name a file", name);
+            cfg_error(p, it->line, "'%s': a pushed option cannot name a file", name);
             return false;
         }
         if (p->loader == NULL) {
-            perr(p, it->line, "'%s %s': this profile must be self-contained (inline the file)",
-                 name, arg);
+            cfg_error(p, it->line, "'%s %s': this profile must be self-contained (inline the file)",
+                      name, arg);
             return false;
         }
-        g_autofree char *resolved = resolve_path(p, arg);
+        g_autofree char *resolved = cfg_resolve_path(p, arg);
         g_autoptr(GError) error = NULL;
         g_autoptr(GBytes) bytes = NULL;
         if (!p->loader(resolved, &bytes, &error, p->loader_data)) {
-            perr(p, it->line, "'%s': cannot read '%s': %s", name, arg,
-                 error ? error->message : "unknown error");
+            cfg_error(p, it->line, "'%s': cannot read '%s': %s", name, arg,
+                      error ? error->message : "unknown error");
             return false;
         }
         gsize len;
         const guint8 *data = g_bytes_get_data(bytes, &len);
         if (len > SHIMMER_CONFIG_MAX_FILE) {
-            perr(p, it->line, "'%s': '%s' is larger than %d bytes", name, arg,
-                 SHIMMER_CONFIG_MAX_FILE);
+            cfg_error(p, it->line, "'%s': '%s' is larger than %d bytes", name, arg,
+                      SHIMMER_CONFIG_MAX_FILE);
             return false;
         }
         blob->path = g_strdup(arg);
@@ -478,8 +416,8 @@ static char *inline_block_text(const char *name, const guint8 *data, gsize len)
     return g_string_free(s, FALSE);
 }
 
-static void record_inline(Parser *p, const ShimmerItem *it, const ShimmerBlob *blob,
-                          const char *prefix_lines)
+void cfg_record_inline(Parser *p, const ShimmerItem *it, const ShimmerBlob *blob,
+                       const char *prefix_lines)
 {
     if (blob->is_inline)
         return;
@@ -496,8 +434,8 @@ static void record_inline(Parser *p, const ShimmerItem *it, const ShimmerBlob *b
         shimmer_wipe(lines[i], strlen(lines[i]));
     }
     g_autofree char *block = inline_block_text(it->argv[0], blob->data, blob->len);
-    set_inline_replacement(p, it->line,
-                           g_strdup_printf("%s%s", prefix_lines ? prefix_lines : "", block));
+    cfg_set_inline_replacement(p, it->line,
+                               g_strdup_printf("%s%s", prefix_lines ? prefix_lines : "", block));
 }
 
 /* ---------- handlers: role, device, transport ---------- */
@@ -527,10 +465,10 @@ static void h_tls_server(Parser *p, const ShimmerItem *it)
 static void h_mode(Parser *p, const ShimmerItem *it)
 {
     if (strcmp(it->argv[1], "server") == 0) {
-        set_role(p, SHIMMER_ROLE_SERVER, it);
+        cfg_set_role(p, SHIMMER_ROLE_SERVER, it);
         p->cfg->mode_server = true;
     } else if (strcmp(it->argv[1], "p2p") != 0) {
-        perr(p, it->line, "'mode': '%s' is not 'server' or 'p2p'", it->argv[1]);
+        cfg_error(p, it->line, "'mode': '%s' is not 'server' or 'p2p'", it->argv[1]);
     }
 }
 
@@ -538,15 +476,16 @@ static void h_dev(Parser *p, const ShimmerItem *it)
 {
     const char *d = it->argv[1];
     if (g_str_has_prefix(d, "tap")) {
-        perr(p, it->line, "'dev %s': TAP (layer 2) devices are not supported; use 'dev tun'", d);
+        cfg_error(p, it->line, "'dev %s': TAP (layer 2) devices are not supported; use 'dev tun'",
+                  d);
         return;
     }
     if (strcmp(d, "null") == 0) {
-        perr(p, it->line, "'dev null' is not supported: Shimmer needs a tun device");
+        cfg_error(p, it->line, "'dev null' is not supported: Shimmer needs a tun device");
         return;
     }
     if (strlen(d) >= 16 || strchr(d, '/') != NULL) {
-        perr(p, it->line, "'dev': '%s' is not a valid interface name", d);
+        cfg_error(p, it->line, "'dev': '%s' is not a valid interface name", d);
         return;
     }
     p->cfg->dev = g_strdup(d);
@@ -555,7 +494,7 @@ static void h_dev(Parser *p, const ShimmerItem *it)
 static void h_dev_type(Parser *p, const ShimmerItem *it)
 {
     if (strcmp(it->argv[1], "tun") != 0) {
-        perr(p, it->line, "'dev-type %s': only tun is supported (TAP is not)", it->argv[1]);
+        cfg_error(p, it->line, "'dev-type %s': only tun is supported (TAP is not)", it->argv[1]);
         return;
     }
     p->cfg->dev_type = g_strdup("tun");
@@ -566,15 +505,15 @@ static void h_proto(Parser *p, const ShimmerItem *it)
     ShimmerTransport t;
     ShimmerFamily f;
     bool server_side = false;
-    if (!parse_proto(it->argv[1], &t, &f, &server_side)) {
-        perr(p, it->line,
-             "'proto': unknown protocol '%s' (udp, udp4, udp6, tcp, tcp-client, "
-             "tcp4-client, tcp6-client)",
-             it->argv[1]);
+    if (!cfg_parse_proto(it->argv[1], &t, &f, &server_side)) {
+        cfg_error(p, it->line,
+                  "'proto': unknown protocol '%s' (udp, udp4, udp6, tcp, tcp-client, "
+                  "tcp4-client, tcp6-client)",
+                  it->argv[1]);
         return;
     }
     if (server_side)
-        set_role(p, SHIMMER_ROLE_SERVER, it);
+        cfg_set_role(p, SHIMMER_ROLE_SERVER, it);
     if (p->cur != NULL) {
         p->cur->transport = (gint)t;
         p->cur->family = f;
@@ -585,10 +524,10 @@ static void h_proto(Parser *p, const ShimmerItem *it)
     p->cfg->family = f;
 }
 
-static bool parse_port(Parser *p, const ShimmerItem *it, guint idx, gint *out)
+bool cfg_arg_port(Parser *p, const ShimmerItem *it, guint idx, gint *out)
 {
     gint64 v;
-    if (!arg_uint(p, it, idx, 1, 65535, &v))
+    if (!cfg_arg_uint(p, it, idx, 1, 65535, &v))
         return false;
     *out = (gint)v;
     return true;
@@ -596,15 +535,15 @@ static bool parse_port(Parser *p, const ShimmerItem *it, guint idx, gint *out)
 
 static void h_remote(Parser *p, const ShimmerItem *it)
 {
-    if (!is_hostname(it->argv[1])) {
-        perr(p, it->line, "'remote': '%s' is not a host name or address", it->argv[1]);
+    if (!cfg_is_hostname(it->argv[1])) {
+        cfg_error(p, it->line, "'remote': '%s' is not a host name or address", it->argv[1]);
         return;
     }
     ConnDraft *d;
     if (p->cur != NULL) {
         d = p->cur;
         if (++d->remotes > 1) {
-            perr(p, it->line, "'remote': a <connection> block holds exactly one remote");
+            cfg_error(p, it->line, "'remote': a <connection> block holds exactly one remote");
             return;
         }
     } else {
@@ -615,14 +554,14 @@ static void h_remote(Parser *p, const ShimmerItem *it)
         g_ptr_array_add(p->drafts, d);
     }
     d->host = g_strdup(it->argv[1]);
-    if (it->argc > 2 && !parse_port(p, it, 2, &d->port))
+    if (it->argc > 2 && !cfg_arg_port(p, it, 2, &d->port))
         return;
     if (it->argc > 3) {
         ShimmerTransport t;
         ShimmerFamily f;
         bool server_side;
-        if (!parse_proto(it->argv[3], &t, &f, &server_side) || server_side) {
-            perr(p, it->line, "'remote': unknown protocol '%s'", it->argv[3]);
+        if (!cfg_parse_proto(it->argv[3], &t, &f, &server_side) || server_side) {
+            cfg_error(p, it->line, "'remote': unknown protocol '%s'", it->argv[3]);
             return;
         }
         d->transport = (gint)t;
@@ -634,7 +573,7 @@ static void h_remote(Parser *p, const ShimmerItem *it)
 static void h_port(Parser *p, const ShimmerItem *it)
 {
     gint port;
-    if (!parse_port(p, it, 1, &port))
+    if (!cfg_arg_port(p, it, 1, &port))
         return;
     const char *name = it->argv[0];
     if (p->cur != NULL && strcmp(name, "lport") != 0) {
@@ -656,7 +595,7 @@ static void h_port(Parser *p, const ShimmerItem *it)
 static void h_lport(Parser *p, const ShimmerItem *it)
 {
     gint64 v;
-    if (!arg_uint(p, it, 1, 0, 65535, &v))
+    if (!cfg_arg_uint(p, it, 1, 0, 65535, &v))
         return;
     p->lport_line = (gint)it->line;
     p->cfg->lport = (gint)v;
@@ -675,11 +614,11 @@ static void h_remote_random_hostname(Parser *p, const ShimmerItem *it)
 static void h_connect_retry(Parser *p, const ShimmerItem *it)
 {
     gint64 v;
-    if (!arg_uint(p, it, 1, 0, 86400, &v))
+    if (!cfg_arg_uint(p, it, 1, 0, 86400, &v))
         return;
     p->cfg->connect_retry = (guint)v;
     if (it->argc > 2) {
-        if (!arg_uint(p, it, 2, 1, 86400, &v))
+        if (!cfg_arg_uint(p, it, 2, 1, 86400, &v))
             return;
         p->cfg->connect_retry_max_delay = (guint)v;
     }
@@ -688,14 +627,14 @@ static void h_connect_retry(Parser *p, const ShimmerItem *it)
 static void h_connect_retry_max(Parser *p, const ShimmerItem *it)
 {
     gint64 v;
-    if (arg_uint(p, it, 1, 0, G_MAXINT32, &v))
+    if (cfg_arg_uint(p, it, 1, 0, G_MAXINT32, &v))
         p->cfg->connect_retry_max = (gint)v;
 }
 
 static void h_connect_timeout(Parser *p, const ShimmerItem *it)
 {
     gint64 v;
-    if (!arg_uint(p, it, 1, 1, 86400, &v))
+    if (!cfg_arg_uint(p, it, 1, 1, 86400, &v))
         return;
     if (p->cur != NULL)
         p->cur->connect_timeout = (gint)v;
@@ -708,7 +647,7 @@ static void h_resolv_retry(Parser *p, const ShimmerItem *it)
     gint64 v;
     if (strcmp(it->argv[1], "infinite") == 0)
         p->cfg->resolv_retry = -1;
-    else if (arg_uint(p, it, 1, 0, G_MAXINT32, &v))
+    else if (cfg_arg_uint(p, it, 1, 0, G_MAXINT32, &v))
         p->cfg->resolv_retry = (gint)v;
 }
 
@@ -717,68 +656,68 @@ static void h_resolv_retry(Parser *p, const ShimmerItem *it)
 static void h_ca(Parser *p, const ShimmerItem *it)
 {
     ShimmerBlob *b = &p->cfg->ca;
-    if (!load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, false))
+    if (!cfg_load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, false))
         return;
     g_autoptr(GError) error = NULL;
     guint n;
     if (!shimmer_keys_check_certs(b->data, b->len, FALSE, &n, &error)) {
-        perr(p, it->line, "'ca': %s", error->message);
+        cfg_error(p, it->line, "'ca': %s", error->message);
         return;
     }
-    record_inline(p, it, b, NULL);
+    cfg_record_inline(p, it, b, NULL);
 }
 
 static void h_extra_certs(Parser *p, const ShimmerItem *it)
 {
     ShimmerBlob *b = &p->cfg->extra_certs;
-    if (!load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, false))
+    if (!cfg_load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, false))
         return;
     g_autoptr(GError) error = NULL;
     guint n;
     if (!shimmer_keys_check_certs(b->data, b->len, FALSE, &n, &error)) {
-        perr(p, it->line, "'extra-certs': %s", error->message);
+        cfg_error(p, it->line, "'extra-certs': %s", error->message);
         return;
     }
-    record_inline(p, it, b, NULL);
+    cfg_record_inline(p, it, b, NULL);
 }
 
 static void h_cert(Parser *p, const ShimmerItem *it)
 {
     ShimmerBlob *b = &p->cfg->cert;
-    if (!load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, false))
+    if (!cfg_load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, false))
         return;
     g_autoptr(GError) error = NULL;
     guint n;
     if (!shimmer_keys_check_certs(b->data, b->len, TRUE, &n, &error)) {
-        perr(p, it->line, "'cert': %s", error->message);
+        cfg_error(p, it->line, "'cert': %s", error->message);
         return;
     }
-    record_inline(p, it, b, NULL);
+    cfg_record_inline(p, it, b, NULL);
 }
 
 static void h_key(Parser *p, const ShimmerItem *it)
 {
     ShimmerBlob *b = &p->cfg->key;
-    if (!load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, true))
+    if (!cfg_load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, true))
         return;
     g_autoptr(GError) error = NULL;
     gboolean encrypted = FALSE;
     if (!shimmer_keys_check_private_key(b->data, b->len, NULL, &encrypted, &error)) {
-        perr(p, it->line, "'key': %s", error->message);
+        cfg_error(p, it->line, "'key': %s", error->message);
         return;
     }
     p->cfg->key_encrypted = encrypted;
-    record_inline(p, it, b, NULL);
+    cfg_record_inline(p, it, b, NULL);
 }
 
 static void h_pkcs12(Parser *p, const ShimmerItem *it)
 {
     ShimmerBlob *b = &p->cfg->pkcs12;
-    if (!load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, true))
+    if (!cfg_load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, true))
         return;
     g_autoptr(GError) error = NULL;
     if (!shimmer_keys_check_pkcs12(b->data, b->len, b->is_inline, &error)) {
-        perr(p, it->line, "'pkcs12': %s", error->message);
+        cfg_error(p, it->line, "'pkcs12': %s", error->message);
         return;
     }
     if (b->is_inline) {
@@ -806,7 +745,7 @@ static void h_pkcs12(Parser *p, const ShimmerItem *it)
         }
         g_string_append(s, "</pkcs12>");
         shimmer_wipe(b64, strlen(b64));
-        set_inline_replacement(p, it->line, g_string_free(s, FALSE));
+        cfg_set_inline_replacement(p, it->line, g_string_free(s, FALSE));
     }
 }
 
@@ -814,23 +753,23 @@ static void h_crl_verify(Parser *p, const ShimmerItem *it)
 {
     if (it->argc > 2) {
         if (strcmp(it->argv[2], "dir") == 0)
-            perr(p, it->line,
-                 "'crl-verify %s dir': a CRL directory is not supported; "
-                 "give a CRL file",
-                 it->argv[1]);
+            cfg_error(p, it->line,
+                      "'crl-verify %s dir': a CRL directory is not supported; "
+                      "give a CRL file",
+                      it->argv[1]);
         else
-            perr(p, it->line, "'crl-verify': unexpected argument '%s'", it->argv[2]);
+            cfg_error(p, it->line, "'crl-verify': unexpected argument '%s'", it->argv[2]);
         return;
     }
     ShimmerBlob *b = &p->cfg->crl_verify;
-    if (!load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, false))
+    if (!cfg_load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, false))
         return;
     g_autoptr(GError) error = NULL;
     if (!shimmer_keys_check_crl(b->data, b->len, &error)) {
-        perr(p, it->line, "'crl-verify': %s", error->message);
+        cfg_error(p, it->line, "'crl-verify': %s", error->message);
         return;
     }
-    record_inline(p, it, b, NULL);
+    cfg_record_inline(p, it, b, NULL);
 }
 
 static void h_askpass(Parser *p, const ShimmerItem *it)
@@ -839,21 +778,21 @@ static void h_askpass(Parser *p, const ShimmerItem *it)
     if (it->argc < 2 && g_hash_table_lookup(p->blocks, "askpass") == NULL)
         return; /* prompt the user */
     ShimmerBlob *b = &p->cfg->askpass_file;
-    if (!load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, true))
+    if (!cfg_load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, true))
         return;
-    record_inline(p, it, b, NULL);
+    cfg_record_inline(p, it, b, NULL);
 }
 
 static void h_tls_version_min(Parser *p, const ShimmerItem *it)
 {
     if (!lookup_tls_version(it->argv[1], &p->cfg->tls_version_min)) {
-        perr(p, it->line, "'tls-version-min': unknown version '%s' (1.0, 1.1, 1.2, 1.3)",
-             it->argv[1]);
+        cfg_error(p, it->line, "'tls-version-min': unknown version '%s' (1.0, 1.1, 1.2, 1.3)",
+                  it->argv[1]);
         return;
     }
     if (it->argc > 2) {
         if (strcmp(it->argv[2], "or-highest") != 0) {
-            perr(p, it->line, "'tls-version-min': unexpected argument '%s'", it->argv[2]);
+            cfg_error(p, it->line, "'tls-version-min': unexpected argument '%s'", it->argv[2]);
             return;
         }
         p->cfg->tls_version_min_or_highest = true;
@@ -863,8 +802,8 @@ static void h_tls_version_min(Parser *p, const ShimmerItem *it)
 static void h_tls_version_max(Parser *p, const ShimmerItem *it)
 {
     if (!lookup_tls_version(it->argv[1], &p->cfg->tls_version_max))
-        perr(p, it->line, "'tls-version-max': unknown version '%s' (1.0, 1.1, 1.2, 1.3)",
-             it->argv[1]);
+        cfg_error(p, it->line, "'tls-version-max': unknown version '%s' (1.0, 1.1, 1.2, 1.3)",
+                  it->argv[1]);
 }
 
 static void h_string(Parser *p, const ShimmerItem *it)
@@ -894,7 +833,7 @@ static void h_remote_cert_tls(Parser *p, const ShimmerItem *it)
     else if (strcmp(it->argv[1], "client") == 0)
         p->cfg->remote_cert_tls = SHIMMER_CERT_TLS_CLIENT;
     else
-        perr(p, it->line, "'remote-cert-tls': '%s' is not 'server' or 'client'", it->argv[1]);
+        cfg_error(p, it->line, "'remote-cert-tls': '%s' is not 'server' or 'client'", it->argv[1]);
 }
 
 static void h_verify_x509_name(Parser *p, const ShimmerItem *it)
@@ -908,15 +847,15 @@ static void h_verify_x509_name(Parser *p, const ShimmerItem *it)
         else if (strcmp(it->argv[2], "name-prefix") == 0)
             type = SHIMMER_X509_NAME_PREFIX;
         else {
-            perr(p, it->line,
-                 "'verify-x509-name': unknown type '%s' (subject, name, "
-                 "name-prefix)",
-                 it->argv[2]);
+            cfg_error(p, it->line,
+                      "'verify-x509-name': unknown type '%s' (subject, name, "
+                      "name-prefix)",
+                      it->argv[2]);
             return;
         }
     }
     if (it->argv[1][0] == '\0') {
-        perr(p, it->line, "'verify-x509-name': the name is empty");
+        cfg_error(p, it->line, "'verify-x509-name': the name is empty");
         return;
     }
     p->cfg->verify_x509_type = type;
@@ -928,7 +867,7 @@ static void add_fingerprint(Parser *p, guint line, const char *text)
     guint8 fp[32];
     g_autoptr(GError) error = NULL;
     if (!shimmer_keys_parse_fingerprint(text, fp, &error)) {
-        perr(p, line, "'peer-fingerprint': %s", error->message);
+        cfg_error(p, line, "'peer-fingerprint': %s", error->message);
         return;
     }
     g_array_append_vals(p->cfg->peer_fingerprints, fp, 1);
@@ -942,7 +881,8 @@ static void h_peer_fingerprint(Parser *p, const ShimmerItem *it)
     }
     ShimmerItem *block = g_hash_table_lookup(p->blocks, "peer-fingerprint");
     if (block == NULL) {
-        perr(p, it->line, "'peer-fingerprint' needs a fingerprint or a <peer-fingerprint> block");
+        cfg_error(p, it->line,
+                  "'peer-fingerprint' needs a fingerprint or a <peer-fingerprint> block");
         return;
     }
     g_hash_table_insert(p->block_used, g_strdup("peer-fingerprint"), GUINT_TO_POINTER(it->line));
@@ -956,7 +896,7 @@ static void h_peer_fingerprint(Parser *p, const ShimmerItem *it)
         n++;
     }
     if (n == 0)
-        perr(p, block->line, "'peer-fingerprint': the block holds no fingerprint");
+        cfg_error(p, block->line, "'peer-fingerprint': the block holds no fingerprint");
 }
 
 static void h_verify_client_cert(Parser *p, const ShimmerItem *it)
@@ -969,7 +909,7 @@ static void h_verify_client_cert(Parser *p, const ShimmerItem *it)
     else if (strcmp(v, "require") == 0)
         p->cfg->verify_client_cert = SHIMMER_VERIFY_CLIENT_CERT_REQUIRE;
     else
-        perr(p, it->line, "'verify-client-cert': '%s' is not none, optional or require", v);
+        cfg_error(p, it->line, "'verify-client-cert': '%s' is not none, optional or require", v);
 }
 
 /* ---------- handlers: control channel wrapping ---------- */
@@ -980,7 +920,7 @@ static bool parse_direction(Parser *p, const ShimmerItem *it, const char *s, gin
         *out = s[0] - '0';
         return true;
     }
-    perr(p, it->line, "'%s': key direction '%s' is not 0 or 1", it->argv[0], s);
+    cfg_error(p, it->line, "'%s': key direction '%s' is not 0 or 1", it->argv[0], s);
     return false;
 }
 
@@ -991,25 +931,25 @@ static void h_tls_auth(Parser *p, const ShimmerItem *it)
     gint dir = -1;
     if (it->argc > 2 && !parse_direction(p, it, it->argv[2], &dir))
         return;
-    if (!load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, true))
+    if (!cfg_load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, true))
         return;
     g_autoptr(GError) error = NULL;
     if (!shimmer_keys_parse_static(b->data, b->len, p->cfg->static_key, &error)) {
-        perr(p, it->line, "'tls-auth': %s", error->message);
+        cfg_error(p, it->line, "'tls-auth': %s", error->message);
         return;
     }
     if (dir >= 0) {
         if (p->cfg->key_direction >= 0 && p->cfg->key_direction != dir) {
-            perr(p, it->line,
-                 "'tls-auth': direction %d conflicts with 'key-direction %d' at "
-                 "line %d",
-                 dir, p->cfg->key_direction, p->key_direction_line);
+            cfg_error(p, it->line,
+                      "'tls-auth': direction %d conflicts with 'key-direction %d' at "
+                      "line %d",
+                      dir, p->cfg->key_direction, p->key_direction_line);
             return;
         }
         p->cfg->key_direction = dir;
     }
     g_autofree char *prefix = dir >= 0 ? g_strdup_printf("key-direction %d\n", dir) : NULL;
-    record_inline(p, it, b, prefix);
+    cfg_record_inline(p, it, b, prefix);
 }
 
 static void h_key_direction(Parser *p, const ShimmerItem *it)
@@ -1018,8 +958,9 @@ static void h_key_direction(Parser *p, const ShimmerItem *it)
     if (!parse_direction(p, it, it->argv[1], &dir))
         return;
     if (p->cfg->key_direction >= 0 && p->cfg->key_direction != dir) {
-        perr(p, it->line, "'key-direction %d' conflicts with the direction %d given at line %d",
-             dir, p->cfg->key_direction, p->tls_auth_line);
+        cfg_error(p, it->line,
+                  "'key-direction %d' conflicts with the direction %d given at line %d", dir,
+                  p->cfg->key_direction, p->tls_auth_line);
         return;
     }
     p->key_direction_line = (gint)it->line;
@@ -1030,14 +971,14 @@ static void h_tls_crypt(Parser *p, const ShimmerItem *it)
 {
     p->tls_crypt_line = (gint)it->line;
     ShimmerBlob *b = &p->cfg->tls_crypt;
-    if (!load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, true))
+    if (!cfg_load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, true))
         return;
     g_autoptr(GError) error = NULL;
     if (!shimmer_keys_parse_static(b->data, b->len, p->cfg->static_key, &error)) {
-        perr(p, it->line, "'tls-crypt': %s", error->message);
+        cfg_error(p, it->line, "'tls-crypt': %s", error->message);
         return;
     }
-    record_inline(p, it, b, NULL);
+    cfg_record_inline(p, it, b, NULL);
 }
 
 static void h_tls_crypt_v2(Parser *p, const ShimmerItem *it)
@@ -1045,32 +986,32 @@ static void h_tls_crypt_v2(Parser *p, const ShimmerItem *it)
     p->tls_crypt_v2_line = (gint)it->line;
     if (it->argc > 2 && strcmp(it->argv[2], "force-cookie") != 0 &&
         strcmp(it->argv[2], "allow-noncookie") != 0) {
-        perr(p, it->line, "'tls-crypt-v2': unexpected argument '%s'", it->argv[2]);
+        cfg_error(p, it->line, "'tls-crypt-v2': unexpected argument '%s'", it->argv[2]);
         return;
     }
     ShimmerBlob *b = &p->cfg->tls_crypt_v2;
-    if (!load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, true))
+    if (!cfg_load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, true))
         return;
     g_autoptr(GError) error = NULL;
     int kind = shimmer_keys_tls_crypt_v2_kind(b->data, b->len);
     if (kind == 2) {
         if (!shimmer_keys_parse_tls_crypt_v2_server(b->data, b->len, p->cfg->tls_crypt_v2_server,
                                                     &error)) {
-            perr(p, it->line, "'tls-crypt-v2': %s", error->message);
+            cfg_error(p, it->line, "'tls-crypt-v2': %s", error->message);
             return;
         }
         p->cfg->tls_crypt_v2_is_server_key = true;
-        set_role(p, SHIMMER_ROLE_SERVER, it);
+        cfg_set_role(p, SHIMMER_ROLE_SERVER, it);
     } else {
         p->cfg->tls_crypt_v2_client = g_new0(ShimmerTlsCryptV2ClientKey, 1);
         if (!shimmer_keys_parse_tls_crypt_v2_client(b->data, b->len, p->cfg->tls_crypt_v2_client,
                                                     &error)) {
-            perr(p, it->line, "'tls-crypt-v2': %s", error->message);
+            cfg_error(p, it->line, "'tls-crypt-v2': %s", error->message);
             return;
         }
-        set_role(p, SHIMMER_ROLE_CLIENT, it);
+        cfg_set_role(p, SHIMMER_ROLE_CLIENT, it);
     }
-    record_inline(p, it, b, NULL);
+    cfg_record_inline(p, it, b, NULL);
 }
 
 /* ---------- handlers: data channel ---------- */
@@ -1078,14 +1019,15 @@ static void h_tls_crypt_v2(Parser *p, const ShimmerItem *it)
 static void h_auth(Parser *p, const ShimmerItem *it)
 {
     if (g_ascii_strcasecmp(it->argv[1], "none") == 0) {
-        perr(p, it->line, "'auth none' is not supported: control packets must be authenticated");
+        cfg_error(p, it->line,
+                  "'auth none' is not supported: control packets must be authenticated");
         return;
     }
     if (!lookup_digest(it->argv[1], &p->cfg->auth)) {
-        perr(p, it->line,
-             "'auth': unsupported digest '%s' (SHA1, SHA224, SHA256, SHA384, "
-             "SHA512)",
-             it->argv[1]);
+        cfg_error(p, it->line,
+                  "'auth': unsupported digest '%s' (SHA1, SHA224, SHA256, SHA384, "
+                  "SHA512)",
+                  it->argv[1]);
         return;
     }
     p->cfg->auth_set = true;
@@ -1097,13 +1039,13 @@ static void h_cipher(Parser *p, const ShimmerItem *it)
     const char *name = it->argv[1];
     p->cipher_line = (gint)it->line;
     if (g_ascii_strcasecmp(name, "none") == 0) {
-        perr(p, it->line,
-             "'cipher none' is not supported: the data channel is always "
-             "encrypted");
+        cfg_error(p, it->line,
+                  "'cipher none' is not supported: the data channel is always "
+                  "encrypted");
         return;
     }
     if (!lookup_aead(name, &c) && !is_legacy_cipher(name)) {
-        perr(p, it->line, "'cipher': unknown cipher '%s'", name);
+        cfg_error(p, it->line, "'cipher': unknown cipher '%s'", name);
         return;
     }
     p->cfg->cipher = g_strdup(name);
@@ -1131,18 +1073,18 @@ static void h_data_ciphers(Parser *p, const ShimmerItem *it)
                 g_array_append_val(list, c);
         } else if (is_legacy_cipher(n)) {
             legacy++;
-            pwarn(p, it->line, "'%s': '%s' is not an AEAD cipher and will not be negotiated",
-                  it->argv[0], n);
+            cfg_warn(p, it->line, "'%s': '%s' is not an AEAD cipher and will not be negotiated",
+                     it->argv[0], n);
         } else if (!optional) {
-            perr(p, it->line, "'%s': unknown cipher '%s'", it->argv[0], n);
+            cfg_error(p, it->line, "'%s': unknown cipher '%s'", it->argv[0], n);
             return;
         }
     }
     if (list->len == 0) {
-        perr(p, it->line,
-             "'%s': the list holds no AEAD cipher (AES-128-GCM, AES-256-GCM, "
-             "CHACHA20-POLY1305); Shimmer only negotiates AEAD ciphers",
-             it->argv[0]);
+        cfg_error(p, it->line,
+                  "'%s': the list holds no AEAD cipher (AES-128-GCM, AES-256-GCM, "
+                  "CHACHA20-POLY1305); Shimmer only negotiates AEAD ciphers",
+                  it->argv[0]);
         return;
     }
     p->cfg->data_ciphers_set = true;
@@ -1157,14 +1099,14 @@ static void h_comp_lzo(Parser *p, const ShimmerItem *it)
     }
     if (p->ctx == SHIMMER_CONTEXT_PUSH) {
         /* A server that pushes compression gets framing only. */
-        pwarn(p, it->line, "'comp-lzo %s' pushed: framing only, Shimmer never compresses", mode);
+        cfg_warn(p, it->line, "'comp-lzo %s' pushed: framing only, Shimmer never compresses", mode);
         p->cfg->comp = SHIMMER_COMP_LZO_NO;
         return;
     }
-    perr(p, it->line,
-         "'comp-lzo%s%s': compression is not supported (it leaks plaintext, see "
-         "VORACLE); use 'comp-lzo no' if the server needs the framing",
-         it->argc > 1 ? " " : "", it->argc > 1 ? it->argv[1] : "");
+    cfg_error(p, it->line,
+              "'comp-lzo%s%s': compression is not supported (it leaks plaintext, see "
+              "VORACLE); use 'comp-lzo no' if the server needs the framing",
+              it->argc > 1 ? " " : "", it->argc > 1 ? it->argv[1] : "");
 }
 
 static void h_compress(Parser *p, const ShimmerItem *it)
@@ -1180,18 +1122,18 @@ static void h_compress(Parser *p, const ShimmerItem *it)
     if (strcmp(it->argv[1], "lzo") == 0 || strcmp(it->argv[1], "lz4") == 0 ||
         strcmp(it->argv[1], "lz4-v2") == 0) {
         if (p->ctx == SHIMMER_CONTEXT_PUSH) {
-            pwarn(p, it->line, "'compress %s' pushed: framing only, Shimmer never compresses",
-                  it->argv[1]);
+            cfg_warn(p, it->line, "'compress %s' pushed: framing only, Shimmer never compresses",
+                     it->argv[1]);
             p->cfg->comp = SHIMMER_COMP_STUB;
             return;
         }
-        perr(p, it->line,
-             "'compress %s': compression is not supported (it leaks plaintext, see "
-             "VORACLE); use 'compress' alone if the server needs the framing",
-             it->argv[1]);
+        cfg_error(p, it->line,
+                  "'compress %s': compression is not supported (it leaks plaintext, see "
+                  "VORACLE); use 'compress' alone if the server needs the framing",
+                  it->argv[1]);
         return;
     }
-    perr(p, it->line, "'compress': unknown algorithm '%s'", it->argv[1]);
+    cfg_error(p, it->line, "'compress': unknown algorithm '%s'", it->argv[1]);
 }
 
 static void h_allow_compression(Parser *p, const ShimmerItem *it)
@@ -1202,10 +1144,10 @@ static void h_allow_compression(Parser *p, const ShimmerItem *it)
     else if (strcmp(v, "asym") == 0)
         p->cfg->allow_compression = SHIMMER_ALLOW_COMP_ASYM;
     else if (strcmp(v, "yes") == 0) {
-        pwarn(p, it->line, "'allow-compression yes': Shimmer never compresses; treated as asym");
+        cfg_warn(p, it->line, "'allow-compression yes': Shimmer never compresses; treated as asym");
         p->cfg->allow_compression = SHIMMER_ALLOW_COMP_YES;
     } else
-        perr(p, it->line, "'allow-compression': '%s' is not no, asym or yes", v);
+        cfg_error(p, it->line, "'allow-compression': '%s' is not no, asym or yes", v);
 }
 
 /* ---------- handlers: credentials ---------- */
@@ -1219,13 +1161,13 @@ static void h_auth_user_pass(Parser *p, const ShimmerItem *it)
         return;
     }
     ShimmerBlob *b = &cfg->auth_user_pass_file;
-    if (!load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, true))
+    if (!cfg_load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, true))
         return;
     /* Line 1 the user name, line 2 the password (if absent, prompt for it). */
     g_auto(GStrv) lines = g_strsplit((const char *)b->data, "\n", 3);
     if (lines[0] == NULL || g_strstrip(lines[0])[0] == '\0') {
-        perr(p, it->line, "'auth-user-pass': the first line of %s must hold the user name",
-             b->is_inline ? "the <auth-user-pass> block" : b->path);
+        cfg_error(p, it->line, "'auth-user-pass': the first line of %s must hold the user name",
+                  b->is_inline ? "the <auth-user-pass> block" : b->path);
     } else {
         cfg->username = g_strdup(lines[0]);
         if (lines[1] != NULL) {
@@ -1240,7 +1182,7 @@ static void h_auth_user_pass(Parser *p, const ShimmerItem *it)
     }
     for (guint i = 0; lines[i] != NULL; i++)
         shimmer_wipe(lines[i], strlen(lines[i]));
-    record_inline(p, it, b, NULL);
+    cfg_record_inline(p, it, b, NULL);
 }
 
 static void h_auth_retry(Parser *p, const ShimmerItem *it)
@@ -1253,7 +1195,7 @@ static void h_auth_retry(Parser *p, const ShimmerItem *it)
     else if (strcmp(v, "interact") == 0)
         p->cfg->auth_retry = SHIMMER_AUTH_RETRY_INTERACT;
     else
-        perr(p, it->line, "'auth-retry': '%s' is not none, nointeract or interact", v);
+        cfg_error(p, it->line, "'auth-retry': '%s' is not none, nointeract or interact", v);
 }
 
 static void h_auth_nocache(Parser *p, const ShimmerItem *it)
@@ -1264,7 +1206,7 @@ static void h_auth_nocache(Parser *p, const ShimmerItem *it)
 static void h_static_challenge(Parser *p, const ShimmerItem *it)
 {
     if (strcmp(it->argv[2], "0") != 0 && strcmp(it->argv[2], "1") != 0) {
-        perr(p, it->line, "'static-challenge': the echo flag '%s' is not 0 or 1", it->argv[2]);
+        cfg_error(p, it->line, "'static-challenge': the echo flag '%s' is not 0 or 1", it->argv[2]);
         return;
     }
     p->cfg->static_challenge = g_strdup(it->argv[1]);
@@ -1276,12 +1218,12 @@ static void h_static_challenge(Parser *p, const ShimmerItem *it)
 static void h_reneg_sec(Parser *p, const ShimmerItem *it)
 {
     gint64 v;
-    if (!arg_uint(p, it, 1, 0, G_MAXINT32, &v))
+    if (!cfg_arg_uint(p, it, 1, 0, G_MAXINT32, &v))
         return;
     p->cfg->reneg_sec = v;
     if (it->argc > 2) {
         gint64 m;
-        if (!arg_uint(p, it, 2, 0, (guint64)v, &m))
+        if (!cfg_arg_uint(p, it, 2, 0, (guint64)v, &m))
             return;
         p->cfg->reneg_sec_min = m;
     }
@@ -1307,7 +1249,7 @@ static void h_int(Parser *p, const ShimmerItem *it)
     } else if (strcmp(n, "route-metric") == 0) {
         max = 65535;
     }
-    if (!arg_uint(p, it, 1, min, max, &v))
+    if (!cfg_arg_uint(p, it, 1, min, max, &v))
         return;
     if (strcmp(n, "reneg-bytes") == 0)
         cfg->reneg_bytes = v;
@@ -1345,13 +1287,13 @@ static void h_int(Parser *p, const ShimmerItem *it)
 static void h_keepalive(Parser *p, const ShimmerItem *it)
 {
     gint64 a, b;
-    if (!arg_uint(p, it, 1, 1, 86400, &a) || !arg_uint(p, it, 2, 1, 86400 * 2, &b))
+    if (!cfg_arg_uint(p, it, 1, 1, 86400, &a) || !cfg_arg_uint(p, it, 2, 1, 86400 * 2, &b))
         return;
     if (b < a * 2)
-        pwarn(p, it->line,
-              "'keepalive %s %s': the timeout should be at least twice the "
-              "interval",
-              it->argv[1], it->argv[2]);
+        cfg_warn(p, it->line,
+                 "'keepalive %s %s': the timeout should be at least twice the "
+                 "interval",
+                 it->argv[1], it->argv[2]);
     p->keepalive_line = (gint)it->line;
     p->cfg->keepalive_interval = (gint)a;
     p->cfg->keepalive_timeout = (gint)b;
@@ -1360,7 +1302,7 @@ static void h_keepalive(Parser *p, const ShimmerItem *it)
 static void h_explicit_exit_notify(Parser *p, const ShimmerItem *it)
 {
     gint64 v = 1;
-    if (it->argc > 1 && !arg_uint(p, it, 1, 0, 3600, &v))
+    if (it->argc > 1 && !cfg_arg_uint(p, it, 1, 0, 3600, &v))
         return;
     if (p->cur != NULL)
         p->cur->explicit_exit_notify = (gint)v;
@@ -1371,10 +1313,10 @@ static void h_explicit_exit_notify(Parser *p, const ShimmerItem *it)
 static void h_mssfix(Parser *p, const ShimmerItem *it)
 {
     gint64 v = 1492;
-    if (it->argc > 1 && !arg_uint(p, it, 1, 0, 65535, &v))
+    if (it->argc > 1 && !cfg_arg_uint(p, it, 1, 0, 65535, &v))
         return;
     if (v != 0 && v < 100) {
-        perr(p, it->line, "'mssfix %s' is too small", it->argv[1]);
+        cfg_error(p, it->line, "'mssfix %s' is too small", it->argv[1]);
         return;
     }
     if (it->argc > 2) {
@@ -1383,7 +1325,8 @@ static void h_mssfix(Parser *p, const ShimmerItem *it)
         else if (strcmp(it->argv[2], "fixed") == 0)
             p->cfg->mssfix_fixed = true;
         else {
-            perr(p, it->line, "'mssfix': unexpected argument '%s' (mtu or fixed)", it->argv[2]);
+            cfg_error(p, it->line, "'mssfix': unexpected argument '%s' (mtu or fixed)",
+                      it->argv[2]);
             return;
         }
     }
@@ -1404,29 +1347,29 @@ static bool route_keyword(const char *s)
 static void h_route(Parser *p, const ShimmerItem *it)
 {
     const char *net = it->argv[1];
-    if (!route_keyword(net) && !is_hostname(net)) {
-        perr(p, it->line,
-             "'route': '%s' is not an address, host name, vpn_gateway, "
-             "net_gateway or remote_host",
-             net);
+    if (!route_keyword(net) && !cfg_is_hostname(net)) {
+        cfg_error(p, it->line,
+                  "'route': '%s' is not an address, host name, vpn_gateway, "
+                  "net_gateway or remote_host",
+                  net);
         return;
     }
     const char *mask = it->argc > 2 && strcmp(it->argv[2], "default") != 0 ? it->argv[2] : NULL;
-    if (mask != NULL && !is_netmask(mask)) {
-        perr(p, it->line, "'route': '%s' is not a netmask", mask);
+    if (mask != NULL && !cfg_is_netmask(mask)) {
+        cfg_error(p, it->line, "'route': '%s' is not a netmask", mask);
         return;
     }
     const char *gw = it->argc > 3 && strcmp(it->argv[3], "default") != 0 ? it->argv[3] : NULL;
-    if (gw != NULL && !is_ipv4(gw) && !route_keyword(gw)) {
-        perr(p, it->line,
-             "'route': gateway '%s' is not an IPv4 address, vpn_gateway, "
-             "net_gateway or remote_host",
-             gw);
+    if (gw != NULL && !cfg_is_ipv4(gw) && !route_keyword(gw)) {
+        cfg_error(p, it->line,
+                  "'route': gateway '%s' is not an IPv4 address, vpn_gateway, "
+                  "net_gateway or remote_host",
+                  gw);
         return;
     }
     gint64 metric = -1;
     if (it->argc > 4 && strcmp(it->argv[4], "default") != 0 &&
-        !arg_uint(p, it, 4, 0, G_MAXINT32, &metric))
+        !cfg_arg_uint(p, it, 4, 0, G_MAXINT32, &metric))
         return;
     ShimmerRoute *r = g_new0(ShimmerRoute, 1);
     r->network = g_strdup(net);
@@ -1438,18 +1381,18 @@ static void h_route(Parser *p, const ShimmerItem *it)
 
 static void h_route_ipv6(Parser *p, const ShimmerItem *it)
 {
-    if (!is_ipv6_prefix(it->argv[1], true)) {
-        perr(p, it->line, "'route-ipv6': '%s' is not an IPv6 prefix", it->argv[1]);
+    if (!cfg_is_ipv6_prefix(it->argv[1], true)) {
+        cfg_error(p, it->line, "'route-ipv6': '%s' is not an IPv6 prefix", it->argv[1]);
         return;
     }
     const char *gw = it->argc > 2 && strcmp(it->argv[2], "default") != 0 ? it->argv[2] : NULL;
-    if (gw != NULL && !is_ipv6(gw)) {
-        perr(p, it->line, "'route-ipv6': gateway '%s' is not an IPv6 address", gw);
+    if (gw != NULL && !cfg_is_ipv6(gw)) {
+        cfg_error(p, it->line, "'route-ipv6': gateway '%s' is not an IPv6 address", gw);
         return;
     }
     gint64 metric = -1;
     if (it->argc > 3 && strcmp(it->argv[3], "default") != 0 &&
-        !arg_uint(p, it, 3, 0, G_MAXINT32, &metric))
+        !cfg_arg_uint(p, it, 3, 0, G_MAXINT32, &metric))
         return;
     ShimmerRoute6 *r = g_new0(ShimmerRoute6, 1);
     r->prefix = g_strdup(it->argv[1]);
@@ -1473,7 +1416,7 @@ static void h_pull_filter(Parser *p, const ShimmerItem *it)
     else if (strcmp(it->argv[1], "reject") == 0)
         a = SHIMMER_PULL_FILTER_REJECT;
     else {
-        perr(p, it->line, "'pull-filter': '%s' is not accept, ignore or reject", it->argv[1]);
+        cfg_error(p, it->line, "'pull-filter': '%s' is not accept, ignore or reject", it->argv[1]);
         return;
     }
     ShimmerPullFilter *f = g_new0(ShimmerPullFilter, 1);
@@ -1505,7 +1448,7 @@ static void h_redirect_gateway(Parser *p, const ShimmerItem *it)
                 break;
         }
         if (j == G_N_ELEMENTS(flags)) {
-            perr(p, it->line, "'%s': unknown flag '%s'", it->argv[0], it->argv[i]);
+            cfg_error(p, it->line, "'%s': unknown flag '%s'", it->argv[0], it->argv[i]);
             return;
         }
         v |= flags[j].flag;
@@ -1531,7 +1474,7 @@ static void h_dhcp_option(Parser *p, const ShimmerItem *it)
     const char *type = it->argv[1];
     if (g_ascii_strcasecmp(type, "DISABLE-NBT") == 0) {
         if (it->argc > 2) {
-            perr(p, it->line, "'dhcp-option DISABLE-NBT' takes no value");
+            cfg_error(p, it->line, "'dhcp-option DISABLE-NBT' takes no value");
             return;
         }
     } else {
@@ -1541,24 +1484,24 @@ static void h_dhcp_option(Parser *p, const ShimmerItem *it)
                 break;
         }
         if (i == G_N_ELEMENTS(with_value)) {
-            perr(p, it->line, "'dhcp-option': unknown option '%s'", type);
+            cfg_error(p, it->line, "'dhcp-option': unknown option '%s'", type);
             return;
         }
         if (it->argc < 3) {
-            perr(p, it->line, "'dhcp-option %s' needs a value", type);
+            cfg_error(p, it->line, "'dhcp-option %s' needs a value", type);
             return;
         }
         if (it->argc > 3) {
-            perr(p, it->line, "'dhcp-option %s': too many arguments", type);
+            cfg_error(p, it->line, "'dhcp-option %s': too many arguments", type);
             return;
         }
-        if (g_ascii_strcasecmp(type, "DNS") == 0 && !is_ipv4(it->argv[2]) &&
-            !is_ipv6(it->argv[2])) {
-            perr(p, it->line, "'dhcp-option DNS': '%s' is not an address", it->argv[2]);
+        if (g_ascii_strcasecmp(type, "DNS") == 0 && !cfg_is_ipv4(it->argv[2]) &&
+            !cfg_is_ipv6(it->argv[2])) {
+            cfg_error(p, it->line, "'dhcp-option DNS': '%s' is not an address", it->argv[2]);
             return;
         }
-        if (g_ascii_strcasecmp(type, "DNS6") == 0 && !is_ipv6(it->argv[2])) {
-            perr(p, it->line, "'dhcp-option DNS6': '%s' is not an IPv6 address", it->argv[2]);
+        if (g_ascii_strcasecmp(type, "DNS6") == 0 && !cfg_is_ipv6(it->argv[2])) {
+            cfg_error(p, it->line, "'dhcp-option DNS6': '%s' is not an IPv6 address", it->argv[2]);
             return;
         }
     }
@@ -1599,7 +1542,7 @@ static ShimmerDnsServer *dns_server_get(Parser *p, gint prio)
 /* An address with an optional port: "1.2.3.4", "1.2.3.4:53", "[::1]:53", "::1". */
 static bool is_dns_address(const char *s)
 {
-    if (is_ipv4(s) || is_ipv6(s))
+    if (cfg_is_ipv4(s) || cfg_is_ipv6(s))
         return true;
     guint64 port;
     if (s[0] == '[') {
@@ -1607,25 +1550,25 @@ static bool is_dns_address(const char *s)
         if (close == NULL || close[1] != ':')
             return false;
         g_autofree char *a = g_strndup(s + 1, (gsize)(close - s - 1));
-        return is_ipv6(a) && parse_uint(close + 2, 65535, &port) && port > 0;
+        return cfg_is_ipv6(a) && cfg_parse_uint(close + 2, 65535, &port) && port > 0;
     }
     const char *colon = strrchr(s, ':');
     if (colon == NULL)
         return false;
     g_autofree char *a = g_strndup(s, (gsize)(colon - s));
-    return is_ipv4(a) && parse_uint(colon + 1, 65535, &port) && port > 0;
+    return cfg_is_ipv4(a) && cfg_parse_uint(colon + 1, 65535, &port) && port > 0;
 }
 
 static void h_dns(Parser *p, const ShimmerItem *it)
 {
     if (strcmp(it->argv[1], "search-domains") == 0) {
         if (it->argc < 3) {
-            perr(p, it->line, "'dns search-domains' needs at least one domain");
+            cfg_error(p, it->line, "'dns search-domains' needs at least one domain");
             return;
         }
         for (guint i = 2; i < it->argc; i++) {
-            if (!is_hostname(it->argv[i])) {
-                perr(p, it->line, "'dns search-domains': '%s' is not a domain", it->argv[i]);
+            if (!cfg_is_hostname(it->argv[i])) {
+                cfg_error(p, it->line, "'dns search-domains': '%s' is not a domain", it->argv[i]);
                 return;
             }
         }
@@ -1634,35 +1577,36 @@ static void h_dns(Parser *p, const ShimmerItem *it)
         return;
     }
     if (strcmp(it->argv[1], "server") != 0) {
-        perr(p, it->line, "'dns': unknown keyword '%s' (search-domains or server)", it->argv[1]);
+        cfg_error(p, it->line, "'dns': unknown keyword '%s' (search-domains or server)",
+                  it->argv[1]);
         return;
     }
     if (it->argc < 5) {
-        perr(p, it->line, "'dns server' needs a priority, a keyword and a value");
+        cfg_error(p, it->line, "'dns server' needs a priority, a keyword and a value");
         return;
     }
     guint64 prio_abs;
     const char *ps = it->argv[2];
     bool neg = ps[0] == '-';
-    if (!parse_uint(neg ? ps + 1 : ps, 128, &prio_abs)) {
-        perr(p, it->line, "'dns server': priority '%s' is not a number from -128 to 127", ps);
+    if (!cfg_parse_uint(neg ? ps + 1 : ps, 128, &prio_abs)) {
+        cfg_error(p, it->line, "'dns server': priority '%s' is not a number from -128 to 127", ps);
         return;
     }
     gint prio = neg ? -(gint)prio_abs : (gint)prio_abs;
     if (prio > 127) {
-        perr(p, it->line, "'dns server': priority '%s' is not a number from -128 to 127", ps);
+        cfg_error(p, it->line, "'dns server': priority '%s' is not a number from -128 to 127", ps);
         return;
     }
     const char *kw = it->argv[3];
     ShimmerDnsServer *s = dns_server_get(p, prio);
     if (strcmp(kw, "address") == 0) {
         if (it->argc - 4 > 8) {
-            perr(p, it->line, "'dns server address': at most 8 addresses");
+            cfg_error(p, it->line, "'dns server address': at most 8 addresses");
             return;
         }
         for (guint i = 4; i < it->argc; i++) {
             if (!is_dns_address(it->argv[i])) {
-                perr(p, it->line, "'dns server address': '%s' is not an address", it->argv[i]);
+                cfg_error(p, it->line, "'dns server address': '%s' is not an address", it->argv[i]);
                 return;
             }
             g_ptr_array_add(s->addresses, g_strdup(it->argv[i]));
@@ -1673,7 +1617,7 @@ static void h_dns(Parser *p, const ShimmerItem *it)
     } else if (strcmp(kw, "dnssec") == 0 || strcmp(kw, "transport") == 0 ||
                strcmp(kw, "sni") == 0 || strcmp(kw, "port") == 0) {
         if (it->argc != 5) {
-            perr(p, it->line, "'dns server %s' takes one value", kw);
+            cfg_error(p, it->line, "'dns server %s' takes one value", kw);
             return;
         }
         const char *v = it->argv[4];
@@ -1685,7 +1629,7 @@ static void h_dns(Parser *p, const ShimmerItem *it)
             else if (strcmp(v, "optional") == 0)
                 s->dnssec = SHIMMER_DNSSEC_OPTIONAL;
             else
-                perr(p, it->line, "'dns server dnssec': '%s' is not yes, no or optional", v);
+                cfg_error(p, it->line, "'dns server dnssec': '%s' is not yes, no or optional", v);
         } else if (strcmp(kw, "transport") == 0) {
             if (strcmp(v, "plain") == 0)
                 s->transport = SHIMMER_DNS_TRANSPORT_PLAIN;
@@ -1694,28 +1638,28 @@ static void h_dns(Parser *p, const ShimmerItem *it)
             else if (strcmp(v, "DoT") == 0)
                 s->transport = SHIMMER_DNS_TRANSPORT_DOT;
             else
-                perr(p, it->line, "'dns server transport': '%s' is not plain, DoH or DoT", v);
+                cfg_error(p, it->line, "'dns server transport': '%s' is not plain, DoH or DoT", v);
         } else if (strcmp(kw, "sni") == 0) {
             g_free(s->sni);
             s->sni = g_strdup(v);
         } else {
             gint64 port;
-            if (arg_uint(p, it, 4, 1, 65535, &port))
+            if (cfg_arg_uint(p, it, 4, 1, 65535, &port))
                 s->port = (guint16)port;
         }
     } else {
-        perr(p, it->line,
-             "'dns server': unknown keyword '%s' (address, resolve-domains, "
-             "dnssec, transport, sni, port)",
-             kw);
+        cfg_error(p, it->line,
+                  "'dns server': unknown keyword '%s' (address, resolve-domains, "
+                  "dnssec, transport, sni, port)",
+                  kw);
     }
 }
 
 static void h_ifconfig(Parser *p, const ShimmerItem *it)
 {
-    if (!is_ipv4(it->argv[1]) || !is_ipv4(it->argv[2])) {
-        perr(p, it->line, "'ifconfig': '%s %s' are not two IPv4 addresses", it->argv[1],
-             it->argv[2]);
+    if (!cfg_is_ipv4(it->argv[1]) || !cfg_is_ipv4(it->argv[2])) {
+        cfg_error(p, it->line, "'ifconfig': '%s %s' are not two IPv4 addresses", it->argv[1],
+                  it->argv[2]);
         return;
     }
     g_free(p->cfg->ifconfig_local);
@@ -1726,11 +1670,11 @@ static void h_ifconfig(Parser *p, const ShimmerItem *it)
 
 static void h_ifconfig_ipv6(Parser *p, const ShimmerItem *it)
 {
-    if (!is_ipv6_prefix(it->argv[1], true) || !is_ipv6(it->argv[2])) {
-        perr(p, it->line,
-             "'ifconfig-ipv6': '%s %s' is not an IPv6 address/bits and an IPv6 "
-             "address",
-             it->argv[1], it->argv[2]);
+    if (!cfg_is_ipv6_prefix(it->argv[1], true) || !cfg_is_ipv6(it->argv[2])) {
+        cfg_error(p, it->line,
+                  "'ifconfig-ipv6': '%s %s' is not an IPv6 address/bits and an IPv6 "
+                  "address",
+                  it->argv[1], it->argv[2]);
         return;
     }
     g_free(p->cfg->ifconfig_ipv6_local);
@@ -1749,7 +1693,7 @@ static void h_topology(Parser *p, const ShimmerItem *it)
     else if (strcmp(v, "subnet") == 0)
         p->cfg->topology = SHIMMER_TOPOLOGY_SUBNET;
     else
-        perr(p, it->line, "'topology': '%s' is not net30, p2p or subnet", v);
+        cfg_error(p, it->line, "'topology': '%s' is not net30, p2p or subnet", v);
 }
 
 static void h_block_ipv6(Parser *p, const ShimmerItem *it)
@@ -1761,14 +1705,14 @@ static void h_block_ipv6(Parser *p, const ShimmerItem *it)
 
 static void h_server(Parser *p, const ShimmerItem *it)
 {
-    if (!is_ipv4(it->argv[1]) || !is_netmask(it->argv[2])) {
-        perr(p, it->line, "'server': '%s %s' is not a network and a netmask", it->argv[1],
-             it->argv[2]);
+    if (!cfg_is_ipv4(it->argv[1]) || !cfg_is_netmask(it->argv[2])) {
+        cfg_error(p, it->line, "'server': '%s %s' is not a network and a netmask", it->argv[1],
+                  it->argv[2]);
         return;
     }
     if (it->argc > 3) {
         if (strcmp(it->argv[3], "nopool") != 0) {
-            perr(p, it->line, "'server': unexpected argument '%s'", it->argv[3]);
+            cfg_error(p, it->line, "'server': unexpected argument '%s'", it->argv[3]);
             return;
         }
         p->cfg->server_nopool = true;
@@ -1781,8 +1725,8 @@ static void h_server(Parser *p, const ShimmerItem *it)
 
 static void h_server_ipv6(Parser *p, const ShimmerItem *it)
 {
-    if (!is_ipv6_prefix(it->argv[1], false)) {
-        perr(p, it->line, "'server-ipv6': '%s' is not an IPv6 prefix with /bits", it->argv[1]);
+    if (!cfg_is_ipv6_prefix(it->argv[1], false)) {
+        cfg_error(p, it->line, "'server-ipv6': '%s' is not an IPv6 prefix with /bits", it->argv[1]);
         return;
     }
     p->cfg->server_ipv6 = g_strdup(it->argv[1]);
@@ -1790,9 +1734,9 @@ static void h_server_ipv6(Parser *p, const ShimmerItem *it)
 
 static void h_ifconfig_pool(Parser *p, const ShimmerItem *it)
 {
-    if (!is_ipv4(it->argv[1]) || !is_ipv4(it->argv[2]) ||
-        (it->argc > 3 && !is_netmask(it->argv[3]))) {
-        perr(p, it->line, "'ifconfig-pool': expected START END [NETMASK] addresses");
+    if (!cfg_is_ipv4(it->argv[1]) || !cfg_is_ipv4(it->argv[2]) ||
+        (it->argc > 3 && !cfg_is_netmask(it->argv[3]))) {
+        cfg_error(p, it->line, "'ifconfig-pool': expected START END [NETMASK] addresses");
         return;
     }
     p->cfg->ifconfig_pool_start = g_strdup(it->argv[1]);
@@ -1808,9 +1752,9 @@ static void h_push(Parser *p, const ShimmerItem *it)
     for (guint i = 0; i < check->diagnostics->len; i++) {
         ShimmerDiagnostic *d = g_ptr_array_index(check->diagnostics, i);
         if (d->severity == SHIMMER_SEVERITY_ERROR)
-            perr(p, it->line, "'push \"%s\"': %s", it->argv[1], d->message);
+            cfg_error(p, it->line, "'push \"%s\"': %s", it->argv[1], d->message);
         else
-            pwarn(p, it->line, "'push \"%s\"': %s", it->argv[1], d->message);
+            cfg_warn(p, it->line, "'push \"%s\"': %s", it->argv[1], d->message);
     }
     g_ptr_array_add(p->cfg->push, g_strdup(it->argv[1]));
 }
@@ -1835,20 +1779,20 @@ static void h_dh(Parser *p, const ShimmerItem *it)
         return;
     }
     if (it->argc < 2 && g_hash_table_lookup(p->blocks, "dh") == NULL) {
-        perr(p, it->line, "'dh' needs 'none' or a file");
+        cfg_error(p, it->line, "'dh' needs 'none' or a file");
         return;
     }
-    if (!load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, &p->cfg->dh, false))
+    if (!cfg_load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, &p->cfg->dh, false))
         return;
     if (g_strstr_len((const char *)p->cfg->dh.data, (gssize)p->cfg->dh.len,
                      "-----BEGIN DH PARAMETERS-----") == NULL &&
         g_strstr_len((const char *)p->cfg->dh.data, (gssize)p->cfg->dh.len,
                      "-----BEGIN X9.42 DH PARAMETERS-----") == NULL) {
-        perr(p, it->line, "'dh': not PEM DH parameters");
+        cfg_error(p, it->line, "'dh': not PEM DH parameters");
         return;
     }
-    pwarn(p, it->line, "'dh': the parameters are not used: Shimmer uses ECDHE only ('dh none')");
-    record_inline(p, it, &p->cfg->dh, NULL);
+    cfg_warn(p, it->line, "'dh': the parameters are not used: Shimmer uses ECDHE only ('dh none')");
+    cfg_record_inline(p, it, &p->cfg->dh, NULL);
 }
 
 /* ---------- handlers: pushed-only ---------- */
@@ -1877,7 +1821,7 @@ static void h_protocol_flags(Parser *p, const ShimmerItem *it)
         else if (strcmp(f, "dyn-tls-crypt") == 0)
             p->cfg->protocol_flag_dyn_tls_crypt = true;
         else
-            pwarn(p, it->line, "'protocol-flags': unknown flag '%s' ignored", f);
+            cfg_warn(p, it->line, "'protocol-flags': unknown flag '%s' ignored", f);
     }
 }
 
@@ -1886,7 +1830,7 @@ static void h_key_derivation(Parser *p, const ShimmerItem *it)
     if (strcmp(it->argv[1], "tls-ekm") == 0)
         p->cfg->key_derivation_tls_ekm = true;
     else
-        perr(p, it->line, "'key-derivation': unknown method '%s'", it->argv[1]);
+        cfg_error(p, it->line, "'key-derivation': unknown method '%s'", it->argv[1]);
 }
 
 static void h_push_continuation(Parser *p, const ShimmerItem *it)
@@ -1894,7 +1838,7 @@ static void h_push_continuation(Parser *p, const ShimmerItem *it)
     if (strcmp(it->argv[1], "1") == 0 || strcmp(it->argv[1], "2") == 0)
         p->cfg->push_continuation = it->argv[1][0] - '0';
     else
-        perr(p, it->line, "'push-continuation': '%s' is not 1 or 2", it->argv[1]);
+        cfg_error(p, it->line, "'push-continuation': '%s' is not 1 or 2", it->argv[1]);
 }
 
 /* ---------- handlers: ignored, refused, meta ---------- */
@@ -1911,23 +1855,23 @@ static void h_ignore_unknown(Parser *p, const ShimmerItem *it)
 
 static void h_secret(Parser *p, const ShimmerItem *it)
 {
-    perr(p, it->line,
-         "'secret': static-key mode is not supported (it has no forward secrecy "
-         "and OpenVPN 2.7 removes it); use TLS with tls-crypt");
+    cfg_error(p, it->line,
+              "'secret': static-key mode is not supported (it has no forward secrecy "
+              "and OpenVPN 2.7 removes it); use TLS with tls-crypt");
 }
 
 static void h_fragment(Parser *p, const ShimmerItem *it)
 {
-    perr(p, it->line, "'fragment' is not supported; lower 'tun-mtu' or use 'mssfix' instead");
+    cfg_error(p, it->line, "'fragment' is not supported; lower 'tun-mtu' or use 'mssfix' instead");
 }
 
 static void h_unsupported_verify(Parser *p, const ShimmerItem *it)
 {
     /* Never silently drop something that restricts whom we trust. */
-    perr(p, it->line,
-         "'%s' is not supported, and ignoring it would weaken the checks of the "
-         "peer; use remote-cert-tls, verify-x509-name or peer-fingerprint",
-         it->argv[0]);
+    cfg_error(p, it->line,
+              "'%s' is not supported, and ignoring it would weaken the checks of the "
+              "peer; use remote-cert-tls, verify-x509-name or peer-fingerprint",
+              it->argv[0]);
 }
 
 static void h_connection_marker(Parser *p, const ShimmerItem *it);
@@ -2142,12 +2086,14 @@ static void parse_connection_block(Parser *p, const ShimmerItem *block)
     g_autoptr(GPtrArray) items =
         shimmer_lex(block->body, block->body_len, block->line + 1, &err_line, &error);
     if (items == NULL) {
-        perr(p, err_line, "%s (in the <connection> block at line %u)", error->message, block->line);
+        cfg_error(p, err_line, "%s (in the <connection> block at line %u)", error->message,
+                  block->line);
         return;
     }
-    set_role(p, SHIMMER_ROLE_CLIENT,
-             &(ShimmerItem){
-                 .argv = (char *[]){(char *)"<connection>", NULL}, .argc = 1, .line = block->line});
+    cfg_set_role(p, SHIMMER_ROLE_CLIENT,
+                 &(ShimmerItem){.argv = (char *[]){(char *)"<connection>", NULL},
+                                .argc = 1,
+                                .line = block->line});
     ConnDraft *d = g_new0(ConnDraft, 1);
     d->port = d->transport = d->connect_timeout = d->explicit_exit_notify = d->tun_mtu = d->mssfix =
         -1;
@@ -2161,7 +2107,8 @@ static void parse_connection_block(Parser *p, const ShimmerItem *block)
     for (guint i = 0; i < items->len; i++) {
         ShimmerItem *it = g_ptr_array_index(items, i);
         if (it->kind == SHIMMER_ITEM_BLOCK) {
-            perr(p, it->line, "<%s> is not allowed inside a <connection> block", it->block_name);
+            cfg_error(p, it->line, "<%s> is not allowed inside a <connection> block",
+                      it->block_name);
             continue;
         }
         apply_item(p, it);
@@ -2169,7 +2116,7 @@ static void parse_connection_block(Parser *p, const ShimmerItem *block)
     p->cur = NULL;
     p->ctx = saved;
     if (d->remotes == 0)
-        perr(p, block->line, "<connection> block without a 'remote'");
+        cfg_error(p, block->line, "<connection> block without a 'remote'");
 }
 
 static void apply_item(Parser *p, const ShimmerItem *it)
@@ -2180,47 +2127,47 @@ static void apply_item(Parser *p, const ShimmerItem *it)
 
     if (d == NULL || name[0] == '<') {
         if (p->ctx == SHIMMER_CONTEXT_PUSH) {
-            pwarn(p, it->line, "'%s' is not an option a server may push: ignored", name);
+            cfg_warn(p, it->line, "'%s' is not an option a server may push: ignored", name);
             return;
         }
         if (g_hash_table_contains(p->cfg->priv->ignore_unknown, name)) {
-            pwarn(p, it->line, "'%s': unknown option ignored (ignore-unknown-option)", name);
+            cfg_warn(p, it->line, "'%s': unknown option ignored (ignore-unknown-option)", name);
             g_ptr_array_add(p->cfg->ignored, g_strdup(name));
             return;
         }
-        perr(p, it->line, "unknown directive '%s'", name);
+        cfg_error(p, it->line, "unknown directive '%s'", name);
         return;
     }
     if (!(d->contexts & (1u << p->ctx))) {
         if (p->ctx == SHIMMER_CONTEXT_PUSH)
-            pwarn(p, it->line, "'%s' is not an option a server may push: ignored", name);
+            cfg_warn(p, it->line, "'%s' is not an option a server may push: ignored", name);
         else if (p->ctx == SHIMMER_CONTEXT_CONNECTION)
-            perr(p, it->line, "'%s' is not allowed inside a <connection> block", name);
+            cfg_error(p, it->line, "'%s' is not allowed inside a <connection> block", name);
         else
-            perr(p, it->line, "'%s' is only valid in a PUSH_REPLY", name);
+            cfg_error(p, it->line, "'%s' is only valid in a PUSH_REPLY", name);
         return;
     }
     if (nargs < d->min_args) {
-        perr(p, it->line, "'%s' needs %u argument%s, got %u", name, d->min_args,
-             d->min_args == 1 ? "" : "s", nargs);
+        cfg_error(p, it->line, "'%s' needs %u argument%s, got %u", name, d->min_args,
+                  d->min_args == 1 ? "" : "s", nargs);
         return;
     }
     if (nargs > d->max_args) {
         if (d->flags & F_SECRET_ARGS)
-            perr(p, it->line, "'%s' takes at most %u argument%s, got %u", name, d->max_args,
-                 d->max_args == 1 ? "" : "s", nargs);
+            cfg_error(p, it->line, "'%s' takes at most %u argument%s, got %u", name, d->max_args,
+                      d->max_args == 1 ? "" : "s", nargs);
         else
-            perr(p, it->line, "'%s' takes at most %u argument%s, got %u (extra: '%s')", name,
-                 d->max_args, d->max_args == 1 ? "" : "s", nargs, it->argv[d->max_args + 1]);
+            cfg_error(p, it->line, "'%s' takes at most %u argument%s, got %u (extra: '%s')", name,
+                      d->max_args, d->max_args == 1 ? "" : "s", nargs, it->argv[d->max_args + 1]);
         return;
     }
-    set_role(p, d->role, it);
+    cfg_set_role(p, d->role, it);
     if (d->flags & F_IGNORED) {
         /* A server pushes these routinely (tun-ipv6, register-dns...): only a
          * configuration file's author needs to hear about them. */
         if (p->ctx != SHIMMER_CONTEXT_PUSH)
-            pwarn(p, it->line, "'%s' ignored%s%s", name, d->note ? ": " : "",
-                  d->note ? d->note : "");
+            cfg_warn(p, it->line, "'%s' ignored%s%s", name, d->note ? ": " : "",
+                     d->note ? d->note : "");
         d->handler(p, it);
         return;
     }
@@ -2251,10 +2198,10 @@ static void collect_ignore_unknown(Parser *p)
             continue;
         for (guint a = 1; a < it->argc; a++) {
             if (lookup(it->argv[a]) != NULL && !(lookup(it->argv[a])->flags & F_IGNORED))
-                pwarn(p, it->line,
-                      "'ignore-unknown-option %s': Shimmer knows '%s' and applies "
-                      "it",
-                      it->argv[a], it->argv[a]);
+                cfg_warn(p, it->line,
+                         "'ignore-unknown-option %s': Shimmer knows '%s' and applies "
+                         "it",
+                         it->argv[a], it->argv[a]);
             g_hash_table_add(p->cfg->priv->ignore_unknown, g_strdup(it->argv[a]));
         }
     }
@@ -2283,17 +2230,17 @@ static void collect_blocks(Parser *p)
             continue;
         if (!directive_in_list(it->block_name, known)) {
             if (g_hash_table_contains(p->cfg->priv->ignore_unknown, it->block_name)) {
-                pwarn(p, it->line, "<%s>: unknown block ignored (ignore-unknown-option)",
-                      it->block_name);
+                cfg_warn(p, it->line, "<%s>: unknown block ignored (ignore-unknown-option)",
+                         it->block_name);
                 continue;
             }
-            perr(p, it->line, "unknown inline block <%s>", it->block_name);
+            cfg_error(p, it->line, "unknown inline block <%s>", it->block_name);
             continue;
         }
         ShimmerItem *prev = g_hash_table_lookup(p->blocks, it->block_name);
         if (prev != NULL) {
-            perr(p, it->line, "<%s> is given twice (lines %u and %u)", it->block_name, prev->line,
-                 it->line);
+            cfg_error(p, it->line, "<%s> is given twice (lines %u and %u)", it->block_name,
+                      prev->line, it->line);
             continue;
         }
         g_hash_table_insert(p->blocks, g_strdup(it->block_name), it);
@@ -2356,9 +2303,9 @@ static void finish_wrapping(Parser *p)
     for (int i = 0; i < 3; i++) {
         for (int j = i + 1; j < 3; j++) {
             if (wraps[i] > 0 && wraps[j] > 0)
-                perr(p, (guint)MAX(wraps[i], wraps[j]),
-                     "'%s' (line %d) and '%s' (line %d) cannot be combined: choose one",
-                     wrap_names[i], wraps[i], wrap_names[j], wraps[j]);
+                cfg_error(p, (guint)MAX(wraps[i], wraps[j]),
+                          "'%s' (line %d) and '%s' (line %d) cannot be combined: choose one",
+                          wrap_names[i], wraps[i], wrap_names[j], wraps[j]);
         }
     }
     if (cfg->tls_auth.present)
@@ -2369,8 +2316,8 @@ static void finish_wrapping(Parser *p)
         cfg->wrap = SHIMMER_WRAP_TLS_CRYPT_V2;
 
     if (cfg->key_direction >= 0 && !cfg->tls_auth.present)
-        pwarn(p, (guint)p->key_direction_line,
-              "'key-direction' only applies to tls-auth and is ignored here");
+        cfg_warn(p, (guint)p->key_direction_line,
+                 "'key-direction' only applies to tls-auth and is ignored here");
 }
 
 /* `port` sets both ports; a second directive for either must agree. */
@@ -2378,15 +2325,15 @@ static void finish_ports(Parser *p)
 {
     ShimmerConfig *cfg = p->cfg;
     if (p->port_line > 0 && p->rport_line > 0 && p->port_value != p->rport_value) {
-        perr(p, (guint)MAX(p->port_line, p->rport_line),
-             "'port %d' (line %d) and 'rport %d' (line %d) disagree about the server's port",
-             p->port_value, p->port_line, p->rport_value, p->rport_line);
+        cfg_error(p, (guint)MAX(p->port_line, p->rport_line),
+                  "'port %d' (line %d) and 'rport %d' (line %d) disagree about the server's port",
+                  p->port_value, p->port_line, p->rport_value, p->rport_line);
     }
     if (p->port_line > 0 && p->lport_line > 0 && cfg->role == SHIMMER_ROLE_SERVER &&
         p->port_value != cfg->lport) {
-        perr(p, (guint)MAX(p->port_line, p->lport_line),
-             "'port %d' (line %d) and 'lport %d' (line %d) disagree about the local port",
-             p->port_value, p->port_line, cfg->lport, p->lport_line);
+        cfg_error(p, (guint)MAX(p->port_line, p->lport_line),
+                  "'port %d' (line %d) and 'lport %d' (line %d) disagree about the local port",
+                  p->port_value, p->port_line, cfg->lport, p->lport_line);
     }
     if (p->port_line > 0 && p->rport_line > 0 && p->rport_line > p->port_line)
         cfg->rport = (guint16)p->rport_value;
@@ -2396,10 +2343,10 @@ static void finish_timers(Parser *p)
 {
     if (p->keepalive_line > 0 && (p->ping_line > 0 || p->ping_restart_line > 0)) {
         gint other = p->ping_line > 0 ? p->ping_line : p->ping_restart_line;
-        perr(p, (guint)MAX(p->keepalive_line, other),
-             "'keepalive' (line %d) sets ping and ping-restart, which line %d also sets: give "
-             "one",
-             p->keepalive_line, other);
+        cfg_error(p, (guint)MAX(p->keepalive_line, other),
+                  "'keepalive' (line %d) sets ping and ping-restart, which line %d also sets: give "
+                  "one",
+                  p->keepalive_line, other);
     }
 }
 
@@ -2408,18 +2355,18 @@ static void finish_identity(Parser *p)
 {
     ShimmerConfig *cfg = p->cfg;
     if (cfg->pkcs12.present && (cfg->cert.present || cfg->key.present)) {
-        perr(p, cfg->cert.present ? cfg->cert.line : cfg->key.line,
-             "'pkcs12' (line %u) already holds the certificate and key: drop 'cert' and 'key'",
-             cfg->pkcs12.line);
+        cfg_error(p, cfg->cert.present ? cfg->cert.line : cfg->key.line,
+                  "'pkcs12' (line %u) already holds the certificate and key: drop 'cert' and 'key'",
+                  cfg->pkcs12.line);
     }
     if (cfg->cert.present != cfg->key.present && !cfg->pkcs12.present) {
         if (cfg->cert.present)
-            perr(p, cfg->cert.line, "'cert' is given without 'key'");
+            cfg_error(p, cfg->cert.line, "'cert' is given without 'key'");
         else
-            perr(p, cfg->key.line, "'key' is given without 'cert'");
+            cfg_error(p, cfg->key.line, "'key' is given without 'cert'");
     }
     if (cfg->askpass && !cfg->key_encrypted && !cfg->pkcs12.present && cfg->key.present)
-        pwarn(p, 0, "'askpass' given but the private key is not encrypted");
+        cfg_warn(p, 0, "'askpass' given but the private key is not encrypted");
 }
 
 /* `cipher` and data-ciphers-fallback are only for peers without negotiation. */
@@ -2435,22 +2382,23 @@ static void finish_ciphers(Parser *p)
             if (!found && !cfg->data_ciphers_set)
                 g_array_append_val(cfg->data_ciphers, c);
             else if (!found)
-                pwarn(p, (guint)p->cipher_line,
-                      "'cipher %s' is not in data-ciphers and will not be negotiated", cfg->cipher);
+                cfg_warn(p, (guint)p->cipher_line,
+                         "'cipher %s' is not in data-ciphers and will not be negotiated",
+                         cfg->cipher);
         } else if (p->ctx != SHIMMER_CONTEXT_PUSH) {
-            pwarn(p, (guint)p->cipher_line,
-                  "'cipher %s' is not an AEAD cipher: only AEAD ciphers (%s) will be "
-                  "negotiated",
-                  cfg->cipher, "AES-256-GCM, AES-128-GCM, CHACHA20-POLY1305");
+            cfg_warn(p, (guint)p->cipher_line,
+                     "'cipher %s' is not an AEAD cipher: only AEAD ciphers (%s) will be "
+                     "negotiated",
+                     cfg->cipher, "AES-256-GCM, AES-128-GCM, CHACHA20-POLY1305");
         }
     }
     if (cfg->data_ciphers_fallback != NULL) {
         ShimmerCipher c;
         if (!lookup_aead(cfg->data_ciphers_fallback, &c)) {
-            pwarn(p, (guint)p->fallback_line,
-                  "'data-ciphers-fallback %s' is not an AEAD cipher: a server that cannot "
-                  "negotiate AEAD ciphers will not be reachable",
-                  cfg->data_ciphers_fallback);
+            cfg_warn(p, (guint)p->fallback_line,
+                     "'data-ciphers-fallback %s' is not an AEAD cipher: a server that cannot "
+                     "negotiate AEAD ciphers will not be reachable",
+                     cfg->data_ciphers_fallback);
             g_clear_pointer(&cfg->data_ciphers_fallback, g_free);
         }
     }
@@ -2460,7 +2408,7 @@ static void finish_device(Parser *p)
 {
     ShimmerConfig *cfg = p->cfg;
     if (cfg->dev != NULL && !g_str_has_prefix(cfg->dev, "tun") && cfg->dev_type == NULL)
-        perr(p, 0, "'dev %s': the device type is unknown; add 'dev-type tun'", cfg->dev);
+        cfg_error(p, 0, "'dev %s': the device type is unknown; add 'dev-type tun'", cfg->dev);
 }
 
 static void finish_client(Parser *p)
@@ -2470,54 +2418,54 @@ static void finish_client(Parser *p)
         for (guint i = 0; i < p->drafts->len; i++) {
             ConnDraft *d = g_ptr_array_index(p->drafts, i);
             if (d->remotes == 0 && d->host != NULL) {
-                perr(p, d->line,
-                     "'remote' at top level cannot be mixed with <connection> "
-                     "blocks: move it into a block");
+                cfg_error(p, d->line,
+                          "'remote' at top level cannot be mixed with <connection> "
+                          "blocks: move it into a block");
                 break;
             }
         }
     }
     if (!cfg->tls_client)
-        perr(p, 0,
-             "a client configuration needs 'client' or 'tls-client' (static-key "
-             "mode is not supported)");
+        cfg_error(p, 0,
+                  "a client configuration needs 'client' or 'tls-client' (static-key "
+                  "mode is not supported)");
     finish_connections(p);
     if (cfg->connections->len == 0)
-        perr(p, 0, "no 'remote': the configuration does not say which server to connect to");
+        cfg_error(p, 0, "no 'remote': the configuration does not say which server to connect to");
     if (!cfg->ca.present && cfg->peer_fingerprints->len == 0 && !cfg->pkcs12.present)
-        perr(p, 0, "no 'ca' and no 'peer-fingerprint': the server could not be verified");
+        cfg_error(p, 0, "no 'ca' and no 'peer-fingerprint': the server could not be verified");
     if (cfg->tls_crypt_v2.present && cfg->tls_crypt_v2_is_server_key)
-        perr(p, cfg->tls_crypt_v2.line,
-             "'tls-crypt-v2': a client needs a client key, this "
-             "is a server key");
+        cfg_error(p, cfg->tls_crypt_v2.line,
+                  "'tls-crypt-v2': a client needs a client key, this "
+                  "is a server key");
     if (!cfg->cert.present && !cfg->pkcs12.present &&
         cfg->auth_user_pass == SHIMMER_AUTH_USER_PASS_NONE)
-        pwarn(p, 0,
-              "no client certificate and no 'auth-user-pass': the server must "
-              "accept clients without credentials");
+        cfg_warn(p, 0,
+                 "no client certificate and no 'auth-user-pass': the server must "
+                 "accept clients without credentials");
     if (cfg->remote_cert_tls == SHIMMER_CERT_TLS_UNSET &&
         cfg->verify_x509_type == SHIMMER_X509_NAME_UNSET && cfg->peer_fingerprints->len == 0)
-        pwarn(p, 0,
-              "no 'remote-cert-tls server', 'verify-x509-name' or "
-              "'peer-fingerprint': any certificate from this CA is accepted as the "
-              "server");
+        cfg_warn(p, 0,
+                 "no 'remote-cert-tls server', 'verify-x509-name' or "
+                 "'peer-fingerprint': any certificate from this CA is accepted as the "
+                 "server");
 }
 
 static void finish_server(Parser *p)
 {
     ShimmerConfig *cfg = p->cfg;
     if (!cfg->mode_server && !cfg->tls_server)
-        perr(p, 0,
-             "a server configuration needs 'server' or 'mode server' with "
-             "'tls-server'");
+        cfg_error(p, 0,
+                  "a server configuration needs 'server' or 'mode server' with "
+                  "'tls-server'");
     if (!cfg->ca.present && cfg->peer_fingerprints->len == 0)
-        perr(p, 0, "a server needs 'ca' (or 'peer-fingerprint')");
+        cfg_error(p, 0, "a server needs 'ca' (or 'peer-fingerprint')");
     if (!cfg->cert.present && !cfg->pkcs12.present)
-        perr(p, 0, "a server needs 'cert' and 'key'");
+        cfg_error(p, 0, "a server needs 'cert' and 'key'");
     if (cfg->tls_crypt_v2.present && !cfg->tls_crypt_v2_is_server_key)
-        perr(p, cfg->tls_crypt_v2.line, "'tls-crypt-v2': a server needs the server key");
+        cfg_error(p, cfg->tls_crypt_v2.line, "'tls-crypt-v2': a server needs the server key");
     if (!cfg->dh_none && !cfg->dh.present)
-        pwarn(p, 0, "no 'dh': Shimmer uses ECDHE ('dh none')");
+        cfg_warn(p, 0, "no 'dh': Shimmer uses ECDHE ('dh none')");
     if (cfg->lport < 0)
         cfg->lport = p->port_line > 0 ? p->port_value : cfg->rport;
 }
@@ -2533,9 +2481,9 @@ static void finish(Parser *p)
     finish_device(p);
     switch (p->cfg->role) {
     case SHIMMER_ROLE_UNSET:
-        perr(p, 0,
-             "neither a client nor a server configuration: add 'client' (with 'remote') "
-             "or 'server'");
+        cfg_error(p, 0,
+                  "neither a client nor a server configuration: add 'client' (with 'remote') "
+                  "or 'server'");
         break;
     case SHIMMER_ROLE_CLIENT:
         finish_client(p);
@@ -2682,7 +2630,7 @@ ShimmerConfig *shimmer_config_parse(const char *filename, const char *base_dir, 
     guint err_line = 0;
     p.items = shimmer_lex(text, len, 1, &err_line, &error);
     if (p.items == NULL) {
-        perr(&p, err_line, "%s", error->message);
+        cfg_error(&p, err_line, "%s", error->message);
         parser_clear(&p);
         return cfg;
     }
@@ -2718,7 +2666,7 @@ ShimmerConfig *shimmer_config_parse_push(const char *text, gsize len, const GPtr
 
     g_autofree char *copy = g_strndup(text, len);
     if (strlen(copy) != len) {
-        perr(&p, 0, "the push message holds a NUL byte");
+        cfg_error(&p, 0, "the push message holds a NUL byte");
         parser_clear(&p);
         return cfg;
     }
@@ -2736,7 +2684,7 @@ ShimmerConfig *shimmer_config_parse_push(const char *text, gsize len, const GPtr
                     continue;
                 if (pf->action == SHIMMER_PULL_FILTER_REJECT) {
                     g_auto(GStrv) words = g_strsplit(opt, " ", 2);
-                    perr(&p, num, "pushed option '%s' rejected by pull-filter", words[0]);
+                    cfg_error(&p, num, "pushed option '%s' rejected by pull-filter", words[0]);
                     drop = true;
                 } else if (pf->action == SHIMMER_PULL_FILTER_IGNORE) {
                     drop = true;
@@ -2749,7 +2697,7 @@ ShimmerConfig *shimmer_config_parse_push(const char *text, gsize len, const GPtr
         g_autoptr(GError) error = NULL;
         g_auto(GStrv) argv = shimmer_lex_line(opt, strlen(opt), &error);
         if (argv == NULL) {
-            perr(&p, num, "pushed option %u: %s", num, error->message);
+            cfg_error(&p, num, "pushed option %u: %s", num, error->message);
             continue;
         }
         if (argv[0] == NULL)
@@ -2764,8 +2712,8 @@ ShimmerConfig *shimmer_config_parse_push(const char *text, gsize len, const GPtr
     if (cfg->cipher != NULL) {
         ShimmerCipher c;
         if (!lookup_aead(cfg->cipher, &c))
-            perr(&p, 0, "the server pushed the cipher '%s', which is not an AEAD cipher",
-                 cfg->cipher);
+            cfg_error(&p, 0, "the server pushed the cipher '%s', which is not an AEAD cipher",
+                      cfg->cipher);
     }
     parser_clear(&p);
     return cfg;
@@ -2897,7 +2845,7 @@ void shimmer_config_free(ShimmerConfig *cfg)
                             &cfg->auth_user_pass_file,
                             &cfg->dh};
     for (gsize i = 0; i < G_N_ELEMENTS(blobs); i++)
-        blob_clear(blobs[i]);
+        cfg_blob_clear(blobs[i]);
     g_free(cfg->tls_cipher);
     g_free(cfg->tls_ciphersuites);
     g_free(cfg->tls_groups);

@@ -239,6 +239,7 @@ typedef enum {
     SHIMMER_CONTEXT_FILE,
     SHIMMER_CONTEXT_CONNECTION,
     SHIMMER_CONTEXT_PUSH,
+    SHIMMER_CONTEXT_CCD, /* a client-config-dir file on a server */
 } ShimmerContext;
 
 typedef struct ShimmerConfig {

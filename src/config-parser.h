@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The parser's internals, shared by the files that hold its handlers
+ * (config.c, config-proxy.c, config-server.c). Not installed, not for the
+ * engine: it sees only the typed ShimmerConfig.
+ */
+
+#include <stdbool.h>
+
+#include "config.h"
+#include "lexer.h"
+
+typedef struct Parser Parser;
+typedef void (*Handler)(Parser *p, const ShimmerItem *it);
+
+/* Where a directive may appear (ShimmerContext as bits). */
+enum {
+    CTX_FILE = 1 << SHIMMER_CONTEXT_FILE,
+    CTX_CONN = 1 << SHIMMER_CONTEXT_CONNECTION,
+    CTX_PUSH = 1 << SHIMMER_CONTEXT_PUSH,
+    CTX_CCD = 1 << SHIMMER_CONTEXT_CCD,
+};
+
+enum {
+    F_MULTI = 1 << 0,       /* may repeat (remote, route, push, ...) */
+    F_IGNORED = 1 << 1,     /* accepted, warned about, ignored */
+    F_SECRET_ARGS = 1 << 2, /* never quote the arguments */
+    F_REFUSED = 1 << 3,     /* always an error; the note says why */
+};
+
+typedef struct {
+    const char *name;
+    guint min_args, max_args;
+    guint contexts;
+    ShimmerRole role; /* the role the directive implies; UNSET = either */
+    guint flags;
+    Handler handler;  /* NULL for F_REFUSED */
+    const char *note; /* ignored or refused: why */
+} Directive;
+
+/* A <connection> block or top-level remote before defaults are merged. */
+typedef struct {
+    char *host;
+    gint port;      /* -1 unset */
+    gint transport; /* -1 unset */
+    ShimmerFamily family;
+    bool family_set;
+    gint connect_timeout; /* -1 unset */
+    gint explicit_exit_notify;
+    gint tun_mtu;
+    gint mssfix;
+    guint line;
+    guint remotes; /* how many `remote` lines a block had */
+} ConnDraft;
+
+struct Parser {
+    ShimmerConfig *cfg;
+    ShimmerContext ctx;
+    ShimmerLoader loader;
+    gpointer loader_data;
+    char *base_dir;
+    GPtrArray *items;       /* top-level ShimmerItem* */
+    GHashTable *blocks;     /* block name -> ShimmerItem* (not connection) */
+    GHashTable *block_used; /* block name -> line of the directive using it */
+    GPtrArray *drafts;      /* ConnDraft* */
+    ConnDraft *cur;         /* the block being parsed, in CTX_CONN */
+    guint role_line;
+    const char *role_directive;
+    gint port_line, rport_line, lport_line;
+    gint port_value, rport_value;
+    gint keepalive_line, ping_line, ping_restart_line;
+    gint tls_auth_line, tls_crypt_line, tls_crypt_v2_line;
+    gint key_direction_line;
+    gint cipher_line;
+    gint fallback_line;
+    GHashTable *values; /* directive (or alias) -> "line\targs" for repeats */
+};
+
+/* Diagnostics at LINE (0: the whole file). */
+void G_GNUC_PRINTF(3, 4) cfg_error(Parser *p, guint line, const char *fmt, ...);
+void G_GNUC_PRINTF(3, 4) cfg_warn(Parser *p, guint line, const char *fmt, ...);
+
+/* Argument checks; the cfg_arg_* ones report their own error naming the
+ * directive and the argument. */
+bool cfg_parse_uint(const char *s, guint64 max, guint64 *out);
+bool cfg_arg_uint(Parser *p, const ShimmerItem *it, guint idx, guint64 min, guint64 max,
+                  gint64 *out);
+bool cfg_arg_port(Parser *p, const ShimmerItem *it, guint idx, gint *out);
+bool cfg_is_ipv4(const char *s);
+bool cfg_is_ipv6(const char *s);
+bool cfg_is_netmask(const char *s);
+bool cfg_is_ipv6_prefix(const char *s, bool bits_optional);
+bool cfg_is_hostname(const char *s);
+bool cfg_parse_proto(const char *s, ShimmerTransport *t, ShimmerFamily *f, bool *server_side);
+
+void cfg_set_role(Parser *p, ShimmerRole role, const ShimmerItem *it);
+
+/* Files and inline blocks. */
+char *cfg_resolve_path(Parser *p, const char *path);
+void cfg_blob_clear(ShimmerBlob *b);
+void cfg_set_inline_replacement(Parser *p, guint line, char *text);
+bool cfg_load_blob(Parser *p, const ShimmerItem *it, const char *arg, ShimmerBlob *blob,
+                   bool secret);
+void cfg_record_inline(Parser *p, const ShimmerItem *it, const ShimmerBlob *blob,
+                       const char *prefix_lines);
