@@ -514,7 +514,8 @@ static void json_control_channel(Json *j, const ShimmerConfig *cfg)
 
 static void json_data_channel(Json *j, const ShimmerConfig *cfg, bool push)
 {
-    static const char *const comp[] = {NULL, "lzo-no", "stub", "stub-v2"};
+    static const char *const framing[] = {NULL, "lzo", "swap", "v2"};
+    static const char *const alg[] = {NULL, "lzo", "lz4"};
     static const char *const allow[] = {NULL, "no", "asym", "yes"};
     json_open(j, "data-channel", '{');
     if (!push || cfg->data_ciphers_set) {
@@ -526,7 +527,13 @@ static void json_data_channel(Json *j, const ShimmerConfig *cfg, bool push)
     }
     json_opt_str(j, "cipher", cfg->cipher);
     json_opt_str(j, "fallback", cfg->data_ciphers_fallback);
-    json_opt_str(j, "compression-framing", comp[cfg->comp]);
+    if (cfg->comp != SHIMMER_COMP_NONE || cfg->comp_migrate) {
+        json_open(j, "compression", '{');
+        json_opt_str(j, "framing", framing[cfg->comp]);
+        json_opt_str(j, "decompress", alg[cfg->comp_alg]);
+        json_opt_true(j, "migrate", cfg->comp_migrate);
+        json_close(j, '}');
+    }
     json_opt_str(j, "allow-compression", allow[cfg->allow_compression]);
     json_close(j, '}');
 }

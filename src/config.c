@@ -1090,63 +1090,75 @@ static void h_data_ciphers(Parser *p, const ShimmerItem *it)
     p->cfg->data_ciphers_set = true;
 }
 
+static void set_compression(Parser *p, const ShimmerItem *it, ShimmerCompFraming framing,
+                            ShimmerCompAlgorithm alg)
+{
+    p->cfg->comp = framing;
+    p->cfg->comp_alg = alg;
+    p->cfg->comp_line = it->line;
+    if (alg == SHIMMER_COMP_ALG_NONE || p->ctx == SHIMMER_CONTEXT_PUSH)
+        return;
+    g_autofree char *args = g_strjoinv(" ", it->argv);
+    cfg_warn(p, it->line,
+             "'%s': the server may compress what it sends; Shimmer decompresses it (as OpenVPN "
+             "2.6 does) but never compresses its own packets. Compression lets an attacker who "
+             "can inject traffic learn secrets from the packet sizes (VORACLE): ask for it to "
+             "be turned off on the server",
+             args);
+}
+
 static void h_comp_lzo(Parser *p, const ShimmerItem *it)
 {
+    /* Every form frames with a header byte; only `no` refuses LZO data. */
     const char *mode = it->argc > 1 ? it->argv[1] : "adaptive";
-    if (strcmp(mode, "no") == 0) {
-        p->cfg->comp = SHIMMER_COMP_LZO_NO;
-        return;
-    }
-    if (p->ctx == SHIMMER_CONTEXT_PUSH) {
-        /* A server that pushes compression gets framing only. */
-        cfg_warn(p, it->line, "'comp-lzo %s' pushed: framing only, Shimmer never compresses", mode);
-        p->cfg->comp = SHIMMER_COMP_LZO_NO;
-        return;
-    }
-    cfg_error(p, it->line,
-              "'comp-lzo%s%s': compression is not supported (it leaks plaintext, see "
-              "VORACLE); use 'comp-lzo no' if the server needs the framing",
-              it->argc > 1 ? " " : "", it->argc > 1 ? it->argv[1] : "");
+    if (strcmp(mode, "no") == 0)
+        set_compression(p, it, SHIMMER_COMP_LZO_NO, SHIMMER_COMP_ALG_NONE);
+    else if (strcmp(mode, "yes") == 0 || strcmp(mode, "adaptive") == 0)
+        set_compression(p, it, SHIMMER_COMP_LZO_NO, SHIMMER_COMP_ALG_LZO);
+    else
+        cfg_error(p, it->line, "'comp-lzo': '%s' is not yes, no or adaptive", mode);
 }
 
 static void h_compress(Parser *p, const ShimmerItem *it)
 {
-    if (it->argc == 1 || strcmp(it->argv[1], "stub") == 0) {
-        p->cfg->comp = SHIMMER_COMP_STUB;
-        return;
-    }
-    if (strcmp(it->argv[1], "stub-v2") == 0) {
-        p->cfg->comp = SHIMMER_COMP_STUB_V2;
-        return;
-    }
-    if (strcmp(it->argv[1], "lzo") == 0 || strcmp(it->argv[1], "lz4") == 0 ||
-        strcmp(it->argv[1], "lz4-v2") == 0) {
-        if (p->ctx == SHIMMER_CONTEXT_PUSH) {
-            cfg_warn(p, it->line, "'compress %s' pushed: framing only, Shimmer never compresses",
-                     it->argv[1]);
-            p->cfg->comp = SHIMMER_COMP_STUB;
-            return;
-        }
+    const char *alg = it->argc > 1 ? it->argv[1] : "stub";
+    if (strcmp(alg, "stub") == 0)
+        set_compression(p, it, SHIMMER_COMP_STUB, SHIMMER_COMP_ALG_NONE);
+    else if (strcmp(alg, "stub-v2") == 0)
+        set_compression(p, it, SHIMMER_COMP_STUB_V2, SHIMMER_COMP_ALG_NONE);
+    else if (strcmp(alg, "lzo") == 0)
+        set_compression(p, it, SHIMMER_COMP_LZO_NO, SHIMMER_COMP_ALG_LZO);
+    else if (strcmp(alg, "lz4") == 0)
+        set_compression(p, it, SHIMMER_COMP_STUB, SHIMMER_COMP_ALG_LZ4);
+    else if (strcmp(alg, "lz4-v2") == 0)
+        set_compression(p, it, SHIMMER_COMP_STUB_V2, SHIMMER_COMP_ALG_LZ4);
+    else if (strcmp(alg, "migrate") == 0 && p->ctx != SHIMMER_CONTEXT_PUSH) {
+        /* A server's way off compression: it pushes the framing each
+         * client's own comp-lzo line asks for. */
+        cfg_set_role(p, SHIMMER_ROLE_SERVER, it);
+        p->cfg->comp_migrate = true;
+        set_compression(p, it, SHIMMER_COMP_NONE, SHIMMER_COMP_ALG_NONE);
+    } else
         cfg_error(p, it->line,
-                  "'compress %s': compression is not supported (it leaks plaintext, see "
-                  "VORACLE); use 'compress' alone if the server needs the framing",
-                  it->argv[1]);
-        return;
-    }
-    cfg_error(p, it->line, "'compress': unknown algorithm '%s'", it->argv[1]);
+                  "'compress': unknown algorithm '%s' (stub, stub-v2, lzo, lz4, lz4-v2%s)", alg,
+                  p->ctx == SHIMMER_CONTEXT_PUSH ? "" : ", migrate");
 }
 
 static void h_allow_compression(Parser *p, const ShimmerItem *it)
 {
     const char *v = it->argv[1];
+    p->cfg->allow_compression_line = it->line;
     if (strcmp(v, "no") == 0)
         p->cfg->allow_compression = SHIMMER_ALLOW_COMP_NO;
     else if (strcmp(v, "asym") == 0)
         p->cfg->allow_compression = SHIMMER_ALLOW_COMP_ASYM;
-    else if (strcmp(v, "yes") == 0) {
-        cfg_warn(p, it->line, "'allow-compression yes': Shimmer never compresses; treated as asym");
-        p->cfg->allow_compression = SHIMMER_ALLOW_COMP_YES;
-    } else
+    else if (strcmp(v, "yes") == 0)
+        cfg_error(p, it->line,
+                  "'allow-compression yes' asks to compress what Shimmer sends, which it never "
+                  "does: compressing before encrypting lets an attacker who can inject traffic "
+                  "learn secrets from the packet sizes (VORACLE). Use 'allow-compression asym' "
+                  "(decompress only, OpenVPN 2.6's default with a compression directive)");
+    else
         cfg_error(p, it->line, "'allow-compression': '%s' is not no, asym or yes", v);
 }
 
@@ -2404,6 +2416,18 @@ static void finish_ciphers(Parser *p)
     }
 }
 
+static void finish_compression(Parser *p)
+{
+    ShimmerConfig *cfg = p->cfg;
+    if (cfg->allow_compression == SHIMMER_ALLOW_COMP_NO && cfg->comp_alg != SHIMMER_COMP_ALG_NONE)
+        cfg_error(p, MAX(cfg->comp_line, cfg->allow_compression_line),
+                  "'allow-compression no' (line %u) refuses the compression that line %u asks "
+                  "for: give one",
+                  cfg->allow_compression_line, cfg->comp_line);
+    if (cfg->comp_migrate && cfg->role == SHIMMER_ROLE_CLIENT)
+        cfg_warn(p, cfg->comp_line, "'compress migrate' is for servers and is ignored here");
+}
+
 static void finish_device(Parser *p)
 {
     ShimmerConfig *cfg = p->cfg;
@@ -2478,6 +2502,7 @@ static void finish(Parser *p)
     finish_timers(p);
     finish_identity(p);
     finish_ciphers(p);
+    finish_compression(p);
     finish_device(p);
     switch (p->cfg->role) {
     case SHIMMER_ROLE_UNSET:
@@ -2717,6 +2742,32 @@ ShimmerConfig *shimmer_config_parse_push(const char *text, gsize len, const GPtr
     }
     parser_clear(&p);
     return cfg;
+}
+
+G_DEFINE_QUARK(shimmer - config - error - quark, shimmer_config_error)
+
+static const char *const comp_alg_names[] = {"none", "LZO", "LZ4"};
+
+gboolean shimmer_config_check_pushed_compression(const ShimmerConfig *cfg,
+                                                 const ShimmerConfig *pushed, GError **error)
+{
+    if (pushed->comp_alg == SHIMMER_COMP_ALG_NONE)
+        return TRUE;
+    if (cfg->allow_compression == SHIMMER_ALLOW_COMP_NO) {
+        g_set_error(error, SHIMMER_CONFIG_ERROR, 0,
+                    "the server pushed %s compression, which 'allow-compression no' refuses",
+                    comp_alg_names[pushed->comp_alg]);
+        return FALSE;
+    }
+    if (cfg->comp_alg == SHIMMER_COMP_ALG_NONE) {
+        g_set_error(error, SHIMMER_CONFIG_ERROR, 0,
+                    "the server pushed %s compression, but the profile does not allow "
+                    "compression (as OpenVPN 2.6: add e.g. 'comp-lzo' or 'compress lz4-v2' to "
+                    "accept it)",
+                    comp_alg_names[pushed->comp_alg]);
+        return FALSE;
+    }
+    return TRUE;
 }
 
 gboolean shimmer_config_has_errors(const ShimmerConfig *cfg)

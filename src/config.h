@@ -141,13 +141,26 @@ typedef enum {
     SHIMMER_TOPOLOGY_SUBNET,
 } ShimmerTopology;
 
-/* comp-lzo / compress: only framing is ever supported; never compression. */
+/* comp-lzo / compress: the framing of data packets. Shimmer never compresses
+ * what it sends (OpenVPN 2.6's default, "allow-compression asym"), but
+ * decompresses what the server sends (compress.h) when the profile allows
+ * an algorithm (ShimmerCompAlgorithm). */
 typedef enum {
     SHIMMER_COMP_NONE,    /* no compression framing */
-    SHIMMER_COMP_LZO_NO,  /* comp-lzo no: one 0xFA byte per packet */
-    SHIMMER_COMP_STUB,    /* compress / compress stub: 0xFB-style stub */
-    SHIMMER_COMP_STUB_V2, /* compress stub-v2 */
+    SHIMMER_COMP_LZO_NO,  /* comp-lzo (any form), compress lzo: a header byte
+                           * in front (0xFA uncompressed, 0x66 LZO) */
+    SHIMMER_COMP_STUB,    /* compress [stub], compress lz4: the "swap" form
+                           * (0xFB uncompressed, 0x69 LZ4) */
+    SHIMMER_COMP_STUB_V2, /* compress stub-v2, compress lz4-v2: 0x50 escape */
 } ShimmerCompFraming;
+
+/* What the server may compress its packets with (what Shimmer accepts and
+ * decompresses). NONE: only uncompressed packets (stub framings). */
+typedef enum {
+    SHIMMER_COMP_ALG_NONE,
+    SHIMMER_COMP_ALG_LZO,
+    SHIMMER_COMP_ALG_LZ4,
+} ShimmerCompAlgorithm;
 
 typedef enum {
     SHIMMER_ALLOW_COMP_UNSET,
@@ -320,7 +333,17 @@ typedef struct ShimmerConfig {
     bool data_ciphers_set;
     char *data_ciphers_fallback;
     ShimmerCompFraming comp;
-    ShimmerAllowCompression allow_compression;
+    /* What the server may compress with. Decompression is allowed only when
+     * the profile asks for an algorithm (as OpenVPN 2.6: a profile without
+     * compression directives refuses a pushed compression, see
+     * shimmer_config_check_pushed_compression()) and allow-compression is
+     * not `no`. Also what the client advertises (IV_LZO, IV_LZ4, IV_LZ4v2)
+     * when not NONE. */
+    ShimmerCompAlgorithm comp_alg;
+    guint comp_line;                           /* 0: not given */
+    bool comp_migrate;                         /* compress migrate (server) */
+    ShimmerAllowCompression allow_compression; /* `yes` is refused */
+    guint allow_compression_line;
 
     /* Credentials */
     ShimmerAuthUserPassMode auth_user_pass;
@@ -447,8 +470,19 @@ const char *shimmer_config_inline_error(const ShimmerConfig *cfg);
 
 void shimmer_config_free(ShimmerConfig *cfg);
 
+/* A server may push compression (comp-lzo, compress) only where the client's
+ * profile allows it, as OpenVPN 2.6 decides: a profile with no compression
+ * directive, `comp-lzo no`, `compress stub[-v2]` or `allow-compression no`
+ * accepts only the uncompressed framings. Returns FALSE with a message for
+ * the user when PUSHED asks for an algorithm CFG does not allow. */
+gboolean shimmer_config_check_pushed_compression(const ShimmerConfig *cfg,
+                                                 const ShimmerConfig *pushed, GError **error);
+
 const char *shimmer_cipher_name(ShimmerCipher c);
 const char *shimmer_digest_name(ShimmerDigest d);
+
+#define SHIMMER_CONFIG_ERROR (shimmer_config_error_quark())
+GQuark shimmer_config_error_quark(void);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(ShimmerConfig, shimmer_config_free)
 

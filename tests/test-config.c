@@ -523,6 +523,93 @@ static void test_role_unset(void)
     assert_diag(cfg, "r.ovpn: error: neither a client nor a server configuration");
 }
 
+static ShimmerConfig *parse_inline(const char *text)
+{
+    return shimmer_config_parse("c.ovpn", NULL, text, strlen(text), NULL, NULL);
+}
+
+#define INLINE_CLIENT BASE "dev tun\npeer-fingerprint " FP "\n"
+#define FP                                                                                         \
+    "00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff:00:11:22:33:44:55:66:77:88:99:aa:bb:cc:"      \
+    "dd:ee:ff"
+
+static void test_compression(void)
+{
+    static const struct {
+        const char *line;
+        ShimmerCompFraming framing;
+        ShimmerCompAlgorithm alg;
+        bool warns;
+    } cases[] = {
+        {"comp-lzo", SHIMMER_COMP_LZO_NO, SHIMMER_COMP_ALG_LZO, true},
+        {"comp-lzo yes", SHIMMER_COMP_LZO_NO, SHIMMER_COMP_ALG_LZO, true},
+        {"comp-lzo adaptive", SHIMMER_COMP_LZO_NO, SHIMMER_COMP_ALG_LZO, true},
+        {"comp-lzo no", SHIMMER_COMP_LZO_NO, SHIMMER_COMP_ALG_NONE, false},
+        {"compress", SHIMMER_COMP_STUB, SHIMMER_COMP_ALG_NONE, false},
+        {"compress stub", SHIMMER_COMP_STUB, SHIMMER_COMP_ALG_NONE, false},
+        {"compress stub-v2", SHIMMER_COMP_STUB_V2, SHIMMER_COMP_ALG_NONE, false},
+        {"compress lzo", SHIMMER_COMP_LZO_NO, SHIMMER_COMP_ALG_LZO, true},
+        {"compress lz4", SHIMMER_COMP_STUB, SHIMMER_COMP_ALG_LZ4, true},
+        {"compress lz4-v2", SHIMMER_COMP_STUB_V2, SHIMMER_COMP_ALG_LZ4, true},
+    };
+    for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autofree char *text = g_strdup_printf(INLINE_CLIENT "%s\n", cases[i].line);
+        g_autoptr(ShimmerConfig) cfg = parse_inline(text);
+        assert_clean(cfg);
+        g_assert_cmpint(cfg->comp, ==, cases[i].framing);
+        g_assert_cmpint(cfg->comp_alg, ==, cases[i].alg);
+        g_assert_cmpuint(cfg->comp_line, ==, 6);
+        g_autofree char *d = diagnostics(cfg);
+        g_assert_cmpint(strstr(d, "c.ovpn:6: warning: '") != NULL, ==, cases[i].warns);
+        if (cases[i].warns)
+            g_assert_nonnull(strstr(d, "VORACLE"));
+    }
+    g_autoptr(ShimmerConfig) yes = parse_inline(INLINE_CLIENT "allow-compression yes\n");
+    assert_diag(yes, "c.ovpn:6: error: 'allow-compression yes' asks to compress");
+    g_autoptr(ShimmerConfig) asym =
+        parse_inline(INLINE_CLIENT "allow-compression asym\ncompress lz4\n");
+    assert_clean(asym);
+    g_autoptr(ShimmerConfig) bad = parse_inline(INLINE_CLIENT "comp-lzo maybe\n");
+    assert_diag(bad, "c.ovpn:6: error: 'comp-lzo': 'maybe' is not yes, no or adaptive");
+    g_autoptr(ShimmerConfig) bad2 = parse_inline(INLINE_CLIENT "compress snappy\n");
+    assert_diag(bad2, "c.ovpn:6: error: 'compress': unknown algorithm 'snappy'");
+    /* Refusing compression and asking for it: both lines named. */
+    g_autoptr(ShimmerConfig) both = parse_inline(INLINE_CLIENT "allow-compression no\ncomp-lzo\n");
+    assert_diag(both, "c.ovpn:7: error: 'allow-compression no' (line 6) refuses the compression "
+                      "that line 7 asks for");
+    g_autoptr(ShimmerConfig) stub_no =
+        parse_inline(INLINE_CLIENT "allow-compression no\ncomp-lzo no\n");
+    assert_clean(stub_no);
+}
+
+/* As OpenVPN 2.6: a pushed compression algorithm is accepted only when the
+ * profile asked for one and did not say allow-compression no. */
+static void test_pushed_compression(void)
+{
+    g_autoptr(ShimmerConfig) none = parse_inline(INLINE_CLIENT);
+    g_autoptr(ShimmerConfig) stub = parse_inline(INLINE_CLIENT "comp-lzo no\n");
+    g_autoptr(ShimmerConfig) lzo = parse_inline(INLINE_CLIENT "comp-lzo\n");
+    g_autoptr(ShimmerConfig) lzo_no =
+        parse_inline(INLINE_CLIENT "allow-compression no\ncomp-lzo no\n");
+    g_autoptr(ShimmerConfig) p_lzo = shimmer_config_parse_push("comp-lzo yes", 12, NULL);
+    g_autoptr(ShimmerConfig) p_stub = shimmer_config_parse_push("compress stub-v2", 16, NULL);
+    g_autoptr(ShimmerConfig) p_lz4 = shimmer_config_parse_push("compress lz4-v2", 15, NULL);
+    g_autoptr(GError) error = NULL;
+    g_assert_false(shimmer_config_check_pushed_compression(none, p_lzo, &error));
+    g_assert_nonnull(strstr(error->message, "does not allow compression"));
+    g_clear_error(&error);
+    g_assert_false(shimmer_config_check_pushed_compression(stub, p_lz4, &error));
+    g_clear_error(&error);
+    g_assert_false(shimmer_config_check_pushed_compression(lzo_no, p_lzo, &error));
+    g_assert_nonnull(strstr(error->message, "allow-compression no"));
+    g_clear_error(&error);
+    g_assert_true(shimmer_config_check_pushed_compression(lzo, p_lzo, &error));
+    g_assert_true(shimmer_config_check_pushed_compression(lzo, p_lz4, &error));
+    g_assert_true(shimmer_config_check_pushed_compression(none, p_stub, &error));
+    g_assert_true(shimmer_config_check_pushed_compression(lzo_no, p_stub, &error));
+    g_assert_no_error(error);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -547,5 +634,7 @@ int main(int argc, char **argv)
     g_test_add_func("/config/server", test_server);
     g_test_add_func("/config/lexer-error-line", test_lexer_error_has_line);
     g_test_add_func("/config/role-unset", test_role_unset);
+    g_test_add_func("/config/compression", test_compression);
+    g_test_add_func("/config/pushed-compression", test_pushed_compression);
     return g_test_run();
 }
