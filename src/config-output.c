@@ -480,6 +480,20 @@ static void json_tls(Json *j, const ShimmerConfig *cfg)
     if (cfg->remote_cert_tls != SHIMMER_CERT_TLS_UNSET)
         json_str(j, "remote-cert-tls",
                  cfg->remote_cert_tls == SHIMMER_CERT_TLS_SERVER ? "server" : "client");
+    if (cfg->ns_cert_type != SHIMMER_NS_CERT_UNSET)
+        json_str(j, "ns-cert-type",
+                 cfg->ns_cert_type == SHIMMER_NS_CERT_SERVER ? "server" : "client");
+    if (cfg->remote_cert_ku_set) {
+        /* An empty list: the extension must be present, any value. */
+        json_open(j, "remote-cert-ku", '[');
+        for (guint i = 0; i < cfg->remote_cert_ku->len; i++) {
+            g_autofree char *hex =
+                g_strdup_printf("%02x", g_array_index(cfg->remote_cert_ku, guint, i));
+            json_str(j, NULL, hex);
+        }
+        json_close(j, ']');
+    }
+    json_opt_str(j, "remote-cert-eku", cfg->remote_cert_eku);
     if (cfg->verify_x509_type != SHIMMER_X509_NAME_UNSET) {
         static const char *const types[] = {NULL, "subject", "name", "name-prefix"};
         json_open(j, "verify-x509-name", '{');

@@ -836,6 +836,57 @@ static void h_remote_cert_tls(Parser *p, const ShimmerItem *it)
         cfg_error(p, it->line, "'remote-cert-tls': '%s' is not 'server' or 'client'", it->argv[1]);
 }
 
+static void h_ns_cert_type(Parser *p, const ShimmerItem *it)
+{
+    if (strcmp(it->argv[1], "server") == 0)
+        p->cfg->ns_cert_type = SHIMMER_NS_CERT_SERVER;
+    else if (strcmp(it->argv[1], "client") == 0)
+        p->cfg->ns_cert_type = SHIMMER_NS_CERT_CLIENT;
+    else
+        cfg_error(p, it->line, "'ns-cert-type': '%s' is not 'server' or 'client'", it->argv[1]);
+}
+
+static void h_remote_cert_ku(Parser *p, const ShimmerItem *it)
+{
+    g_autoptr(GArray) list = g_array_new(FALSE, FALSE, sizeof(guint));
+    for (guint i = 1; i < it->argc; i++) {
+        const char *v = it->argv[i];
+        const char *hex = g_ascii_strncasecmp(v, "0x", 2) == 0 ? v + 2 : v;
+        guint64 n = 0;
+        gsize digits = strlen(hex);
+        bool ok = digits > 0 && digits <= 4;
+        for (const char *c = hex; ok && *c; c++) {
+            ok = g_ascii_isxdigit(*c);
+            n = n * 16 + (guint64)g_ascii_xdigit_value(*c);
+        }
+        if (!ok) {
+            cfg_error(p, it->line, "'remote-cert-ku': '%s' is not a hexadecimal key usage value",
+                      v);
+            return;
+        }
+        /* OpenVPN compares the first eight key usage bits only (decipherOnly
+         * is left out): a value beyond them, or 0, can never match. */
+        if (n == 0 || n > 0xFF) {
+            cfg_error(p, it->line,
+                      "'remote-cert-ku': '%s' can never match (the values are the key usage "
+                      "bits from digitalSignature = 80 to encipherOnly = 01)",
+                      v);
+            return;
+        }
+        guint u = (guint)n;
+        g_array_append_val(list, u);
+    }
+    g_array_set_size(p->cfg->remote_cert_ku, 0);
+    g_array_append_vals(p->cfg->remote_cert_ku, list->data, list->len);
+    p->cfg->remote_cert_ku_set = true;
+}
+
+static void h_remote_cert_eku(Parser *p, const ShimmerItem *it)
+{
+    g_free(p->cfg->remote_cert_eku);
+    p->cfg->remote_cert_eku = g_strdup(it->argv[1]);
+}
+
 static void h_verify_x509_name(Parser *p, const ShimmerItem *it)
 {
     ShimmerX509NameType type = SHIMMER_X509_NAME_SUBJECT;
@@ -1940,6 +1991,9 @@ static const Directive directives[] = {
     {"tls-groups", 1, 1, ANY, U, 0, h_string, NULL},
     {"remote-cert-tls", 1, 1, ANY, U, 0, h_remote_cert_tls, NULL},
     {"verify-x509-name", 1, 2, ANY, U, 0, h_verify_x509_name, NULL},
+    {"ns-cert-type", 1, 1, ANY, U, 0, h_ns_cert_type, NULL},
+    {"remote-cert-ku", 0, NOMAX, ANY, U, 0, h_remote_cert_ku, NULL},
+    {"remote-cert-eku", 1, 1, ANY, U, 0, h_remote_cert_eku, NULL},
     {"peer-fingerprint", 0, 1, ANY, U, F_MULTI, h_peer_fingerprint, NULL},
     {"verify-client-cert", 1, 1, ANY, S, 0, h_verify_client_cert, NULL},
     /* wrapping */
@@ -2059,9 +2113,6 @@ static const Directive directives[] = {
     {"secret", 0, 2, ANY, U, 0, h_secret, NULL},
     {"fragment", 1, 2, FC, U, 0, h_fragment, NULL},
     {"tls-verify", 1, NOMAX, ANY, U, 0, h_unsupported_verify, NULL},
-    {"remote-cert-ku", 0, NOMAX, ANY, U, 0, h_unsupported_verify, NULL},
-    {"remote-cert-eku", 1, 1, ANY, U, 0, h_unsupported_verify, NULL},
-    {"ns-cert-type", 1, 1, ANY, U, 0, h_unsupported_verify, NULL},
     {"tls-remote", 1, 1, ANY, U, 0, h_unsupported_verify, NULL},
     {"auth-user-pass-verify", 1, 2, ANY, S, 0, h_unsupported_verify, NULL},
 };
@@ -2468,7 +2519,8 @@ static void finish_client(Parser *p)
                  "no client certificate and no 'auth-user-pass': the server must "
                  "accept clients without credentials");
     if (cfg->remote_cert_tls == SHIMMER_CERT_TLS_UNSET &&
-        cfg->verify_x509_type == SHIMMER_X509_NAME_UNSET && cfg->peer_fingerprints->len == 0)
+        cfg->verify_x509_type == SHIMMER_X509_NAME_UNSET && cfg->peer_fingerprints->len == 0 &&
+        cfg->ns_cert_type == SHIMMER_NS_CERT_UNSET && cfg->remote_cert_eku == NULL)
         cfg_warn(p, 0,
                  "no 'remote-cert-tls server', 'verify-x509-name' or "
                  "'peer-fingerprint': any certificate from this CA is accepted as the "
@@ -2588,6 +2640,7 @@ static ShimmerConfig *config_new(const char *filename)
     cfg->mark = -1;
     cfg->key_direction = -1;
     cfg->peer_fingerprints = g_array_new(FALSE, TRUE, 32);
+    cfg->remote_cert_ku = g_array_new(FALSE, FALSE, sizeof(guint));
     cfg->auth = SHIMMER_DIGEST_SHA1;
     cfg->data_ciphers = g_array_new(FALSE, FALSE, sizeof(ShimmerCipher));
     cfg->reneg_sec = cfg->reneg_sec_min = cfg->reneg_bytes = cfg->reneg_pkts = -1;
@@ -2902,6 +2955,8 @@ void shimmer_config_free(ShimmerConfig *cfg)
     g_free(cfg->tls_groups);
     g_free(cfg->verify_x509_name);
     g_array_unref(cfg->peer_fingerprints);
+    g_array_unref(cfg->remote_cert_ku);
+    g_free(cfg->remote_cert_eku);
     shimmer_wipe(cfg->static_key, sizeof(cfg->static_key));
     if (cfg->tls_crypt_v2_client != NULL)
         shimmer_free_secret(cfg->tls_crypt_v2_client, sizeof(*cfg->tls_crypt_v2_client));

@@ -122,6 +122,14 @@ typedef enum {
     SHIMMER_CERT_TLS_CLIENT,
 } ShimmerRemoteCertTls;
 
+/* ns-cert-type: the peer certificate's purpose, checked as OpenVPN 2.6 with
+ * OpenSSL does (shimmer_keys_check_cert_usage()). */
+typedef enum {
+    SHIMMER_NS_CERT_UNSET,
+    SHIMMER_NS_CERT_SERVER,
+    SHIMMER_NS_CERT_CLIENT,
+} ShimmerNsCertType;
+
 typedef enum {
     SHIMMER_AUTH_USER_PASS_NONE,
     SHIMMER_AUTH_USER_PASS_PROMPT, /* ask the user (terminal, D-Bus, NM) */
@@ -309,6 +317,16 @@ typedef struct ShimmerConfig {
     char *tls_ciphersuites;
     char *tls_groups;
     ShimmerRemoteCertTls remote_cert_tls;
+    /* Further checks of the peer's certificate, all applied by
+     * shimmer_keys_check_cert_usage() (keys.h), together with the key usage
+     * and EKU parts of remote-cert-tls. */
+    ShimmerNsCertType ns_cert_type;
+    bool remote_cert_ku_set; /* remote-cert-ku given: the KU extension must be there */
+    GArray *remote_cert_ku;  /* guint; one must be contained in the certificate's KU bits
+                              * (OpenVPN's order: digitalSignature = 0x80 ...
+                              * encipherOnly = 0x01); empty: presence only */
+    char *remote_cert_eku;   /* an OID ("1.3.6.1.5.5.7.3.1") or OpenSSL's long name
+                              * ("TLS Web Server Authentication") */
     ShimmerX509NameType verify_x509_type;
     char *verify_x509_name;
     GArray *peer_fingerprints; /* 32-byte SHA-256 each */

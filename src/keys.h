@@ -2,6 +2,7 @@
 #pragma once
 
 #include <glib.h>
+#include <gnutls/x509.h>
 
 G_BEGIN_DECLS
 
@@ -103,6 +104,33 @@ char *shimmer_keys_sha256_hex(const void *data, gsize len);
  * case). Whitespace around the whole text is ignored (a CRLF line); none is
  * allowed inside. */
 gboolean shimmer_keys_parse_fingerprint(const char *text, guint8 out[32], GError **error);
+
+struct ShimmerConfig;
+
+/* Checks the peer's certificate CRT against the profile's usage constraints,
+ * as OpenVPN 2.6 built with OpenSSL checks them:
+ *   - ns-cert-type server|client: OpenSSL's purpose check for an SSL server
+ *     (client) passes -- an extended key usage, if present, includes
+ *     serverAuth (clientAuth; for a server also Netscape's or Microsoft's
+ *     SGC); a Netscape cert type, if present, has the SSL server (client)
+ *     bit; a key usage, if present, allows digitalSignature, keyEncipherment
+ *     or keyAgreement (a client: digitalSignature or keyAgreement) -- or
+ *     failing that the Netscape cert type extension (2.16.840.1.113730.1.1)
+ *     is there with the SSL server (client) bit;
+ *   - remote-cert-ku [HEX...]: the key usage extension is present and, when
+ *     values are given, the certificate's first eight key usage bits
+ *     (digitalSignature = 0x80 ... encipherOnly = 0x01) contain every bit of
+ *     one of them;
+ *   - remote-cert-eku OID|NAME: the extended key usage holds that OID, given
+ *     as dotted digits or as OpenSSL's long name;
+ *   - remote-cert-tls server|client: a key usage extension is present and the
+ *     extended key usage holds serverAuth (clientAuth).
+ * Every constraint the profile gives must hold. Returns TRUE when none is
+ * given. On failure ERROR says which constraint failed and what the
+ * certificate has. The engine calls this from its verify callback for the
+ * peer's leaf certificate. */
+gboolean shimmer_keys_check_cert_usage(const struct ShimmerConfig *cfg, gnutls_x509_crt_t crt,
+                                       GError **error);
 
 #define SHIMMER_KEYS_ERROR (shimmer_keys_error_quark())
 GQuark shimmer_keys_error_quark(void);
