@@ -194,6 +194,40 @@ static const char *tls_version_name(ShimmerTlsVersion v)
     return (guint)v < G_N_ELEMENTS(names) ? names[v] : NULL;
 }
 
+static void json_proxy(Json *j, const ShimmerProxy *x)
+{
+    static const char *const auth[] = {"none", "basic", "ntlm", "ntlm2", "auto", "auto-nct"};
+    if (x == NULL)
+        return;
+    json_open(j, x->type == SHIMMER_PROXY_HTTP ? "http-proxy" : "socks-proxy", '{');
+    json_str(j, "host", x->host);
+    json_int(j, "port", x->port);
+    if (x->type == SHIMMER_PROXY_HTTP)
+        json_str(j, "auth", auth[x->auth]);
+    if (x->auth_prompt || x->auth_file != NULL || x->auth_inline) {
+        json_open(j, "credentials", '{');
+        json_str(j, "source", x->auth_prompt ? "prompt" : x->auth_inline ? "inline" : "file");
+        json_opt_str(j, "file", x->auth_file);
+        json_opt_str(j, "username", x->username);
+        json_bool(j, "password-stored", x->password != NULL);
+        json_close(j, '}');
+    }
+    json_opt_str(j, "version", x->http_version);
+    json_opt_str(j, "agent", x->user_agent);
+    if (x->custom_headers->len > 0) {
+        json_open(j, "custom-headers", '[');
+        for (guint i = 0; i < x->custom_headers->len; i++) {
+            const ShimmerHttpHeader *h = g_ptr_array_index(x->custom_headers, i);
+            json_open(j, NULL, '{');
+            json_str(j, "name", h->name);
+            json_opt_str(j, "content", h->content);
+            json_close(j, '}');
+        }
+        json_close(j, ']');
+    }
+    json_close(j, '}');
+}
+
 static void json_connections(Json *j, const ShimmerConfig *cfg)
 {
     if (cfg->connections->len == 0)
@@ -210,6 +244,7 @@ static void json_connections(Json *j, const ShimmerConfig *cfg)
         if (c->tun_mtu > 0)
             json_int(j, "tun-mtu", c->tun_mtu);
         json_opt_int(j, "mssfix", c->mssfix);
+        json_proxy(j, c->proxy);
         json_close(j, '}');
     }
     json_close(j, ']');

@@ -51,6 +51,8 @@ typedef struct {
     gint explicit_exit_notify;
     gint tun_mtu;
     gint mssfix;
+    ShimmerProxy *http;  /* http-proxy (and -option) in this block */
+    ShimmerProxy *socks; /* socks-proxy in this block */
     guint line;
     guint remotes; /* how many `remote` lines a block had */
 } ConnDraft;
@@ -76,6 +78,7 @@ struct Parser {
     gint cipher_line;
     gint fallback_line;
     GHashTable *values; /* directive (or alias) -> "line\targs" for repeats */
+    ConnDraft *top;     /* the top level's connection settings (proxies) */
 };
 
 /* Diagnostics at LINE (0: the whole file). */
@@ -103,5 +106,17 @@ void cfg_blob_clear(ShimmerBlob *b);
 void cfg_set_inline_replacement(Parser *p, guint line, char *text);
 bool cfg_load_blob(Parser *p, const ShimmerItem *it, const char *arg, ShimmerBlob *blob,
                    bool secret);
+/* config-proxy.c */
+void cfg_h_http_proxy(Parser *p, const ShimmerItem *it);
+void cfg_h_http_proxy_option(Parser *p, const ShimmerItem *it);
+void cfg_h_http_proxy_user_pass(Parser *p, const ShimmerItem *it);
+void cfg_h_socks_proxy(Parser *p, const ShimmerItem *it);
+/* Reads the proxies' credentials and checks them (once, client role). */
+void cfg_finish_proxies(Parser *p);
+/* The proxy for the connection of draft D: its own, else the top level's
+ * (NULL: direct). A new copy. */
+ShimmerProxy *cfg_proxy_for(Parser *p, const ConnDraft *d);
+void cfg_conn_draft_free(gpointer data);
+
 void cfg_record_inline(Parser *p, const ShimmerItem *it, const ShimmerBlob *blob,
                        const char *prefix_lines);

@@ -22,13 +22,6 @@
 #include "lexer.h"
 #include "secure.h"
 
-static void conn_draft_free(gpointer data)
-{
-    ConnDraft *d = data;
-    g_free(d->host);
-    g_free(d);
-}
-
 /* ---------- diagnostics ---------- */
 
 static void diag_add(ShimmerConfig *cfg, ShimmerSeverity sev, guint line, char *msg)
@@ -1975,6 +1968,18 @@ static const Directive directives[] = {
     {"connect-timeout", 1, 1, FC, C, 0, h_connect_timeout, NULL},
     {"server-poll-timeout", 1, 1, FC, C, 0, h_connect_timeout, NULL},
     {"resolv-retry", 1, 1, ANY, C, 0, h_resolv_retry, NULL},
+    {"http-proxy", 2, 4, FC, C, 0, cfg_h_http_proxy, NULL},
+    {"http-proxy-option", 1, 3, FC, C, F_MULTI, cfg_h_http_proxy_option, NULL},
+    {"http-proxy-user-pass", 0, 1, ANY, C, 0, cfg_h_http_proxy_user_pass, NULL},
+    {"socks-proxy", 1, 3, FC, C, 0, cfg_h_socks_proxy, NULL},
+    {"http-proxy-retry", 0, 0, FC, C, F_IGNORED, h_ignored,
+     "deprecated in OpenVPN 2.4: a failed proxy is retried like any connection "
+     "(see connect-retry-max)"},
+    {"socks-proxy-retry", 0, 0, FC, C, F_IGNORED, h_ignored,
+     "deprecated in OpenVPN 2.4: a failed proxy is retried like any connection "
+     "(see connect-retry-max)"},
+    {"http-proxy-timeout", 1, 1, FC, C, F_IGNORED, h_ignored,
+     "deprecated in OpenVPN 2.4: connect-timeout covers the proxy too"},
     {"<connection>", 0, 0, ANY, C, F_MULTI, h_connection_marker, NULL},
     /* TLS */
     {"ca", 0, 1, ANY, U, 0, h_ca, NULL},
@@ -2286,6 +2291,7 @@ static void collect_blocks(Parser *p)
                                         "dh",
                                         "peer-fingerprint",
                                         "askpass",
+                                        "http-proxy-user-pass",
                                         NULL};
     for (guint i = 0; i < p->items->len; i++) {
         ShimmerItem *it = g_ptr_array_index(p->items, i);
@@ -2352,7 +2358,14 @@ static void finish_connections(Parser *p)
             d->explicit_exit_notify >= 0 ? d->explicit_exit_notify : cfg->explicit_exit_notify;
         c->tun_mtu = d->tun_mtu > 0 ? (guint)d->tun_mtu : cfg->tun_mtu;
         c->mssfix = d->mssfix >= 0 ? d->mssfix : cfg->mssfix;
+        c->proxy = cfg_proxy_for(p, d);
         c->line = d->line;
+        if (c->proxy != NULL && c->proxy->type == SHIMMER_PROXY_HTTP &&
+            c->transport != SHIMMER_TRANSPORT_TCP)
+            cfg_error(p, c->proxy->line,
+                      "'http-proxy' (line %u) carries TCP only, but the connection to '%s' "
+                      "(line %u) is UDP: add 'proto tcp-client'",
+                      c->proxy->line, c->host, c->line);
         g_ptr_array_add(cfg->connections, c);
     }
 }
@@ -2504,6 +2517,7 @@ static void finish_client(Parser *p)
         cfg_error(p, 0,
                   "a client configuration needs 'client' or 'tls-client' (static-key "
                   "mode is not supported)");
+    cfg_finish_proxies(p);
     finish_connections(p);
     if (cfg->connections->len == 0)
         cfg_error(p, 0, "no 'remote': the configuration does not say which server to connect to");
@@ -2609,6 +2623,7 @@ static void connection_free(gpointer data)
 {
     ShimmerConnection *c = data;
     g_free(c->host);
+    shimmer_proxy_free(c->proxy);
     g_free(c);
 }
 
@@ -2623,7 +2638,9 @@ static ShimmerConfig *config_new(const char *filename)
 {
     ShimmerConfig *cfg = g_new0(ShimmerConfig, 1);
     cfg->priv = g_new0(ShimmerConfigPrivate, 1);
-    cfg->priv->replacements = g_hash_table_new_full(NULL, NULL, NULL, g_free);
+    /* Replacements may hold inlined keys and passwords. */
+    cfg->priv->replacements =
+        g_hash_table_new_full(NULL, NULL, NULL, (GDestroyNotify)shimmer_str_free_secret);
     cfg->priv->ignore_unknown = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     cfg->filename = g_strdup(filename);
     cfg->diagnostics = g_ptr_array_new_with_free_func(diagnostic_free);
@@ -2678,7 +2695,8 @@ static void parser_init(Parser *p, ShimmerConfig *cfg, ShimmerContext ctx)
     p->ctx = ctx;
     p->blocks = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     p->block_used = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-    p->drafts = g_ptr_array_new_with_free_func(conn_draft_free);
+    p->drafts = g_ptr_array_new_with_free_func(cfg_conn_draft_free);
+    p->top = g_new0(ConnDraft, 1);
     p->values = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 }
 
@@ -2687,6 +2705,7 @@ static void parser_clear(Parser *p)
     g_clear_pointer(&p->blocks, g_hash_table_unref);
     g_clear_pointer(&p->block_used, g_hash_table_unref);
     g_clear_pointer(&p->drafts, g_ptr_array_unref);
+    g_clear_pointer(&p->top, cfg_conn_draft_free);
     g_clear_pointer(&p->values, g_hash_table_unref);
     g_clear_pointer(&p->items, g_ptr_array_unref);
     g_free(p->base_dir);
@@ -2936,6 +2955,7 @@ void shimmer_config_free(ShimmerConfig *cfg)
     g_free(cfg->dev);
     g_free(cfg->dev_type);
     g_ptr_array_unref(cfg->connections);
+    shimmer_proxy_free(cfg->proxy);
     ShimmerBlob *blobs[] = {&cfg->ca,
                             &cfg->cert,
                             &cfg->key,

@@ -65,6 +65,50 @@ typedef struct {
     guint line;  /* where it was given */
 } ShimmerBlob;
 
+/* Proxies (http-proxy, socks-proxy): the way to one server, in a
+ * <connection> block or at the top level (then for every server). */
+typedef enum {
+    SHIMMER_PROXY_HTTP,
+    SHIMMER_PROXY_SOCKS,
+} ShimmerProxyType;
+
+/* http-proxy ... [authfile METHOD]: how to answer the proxy's 407. */
+typedef enum {
+    SHIMMER_PROXY_AUTH_NONE,  /* no credentials (no authfile given) */
+    SHIMMER_PROXY_AUTH_BASIC, /* the default with an authfile */
+    SHIMMER_PROXY_AUTH_NTLM,  /* NTLM v1: deprecated in OpenVPN 2.6 */
+    SHIMMER_PROXY_AUTH_NTLM2,
+    SHIMMER_PROXY_AUTH_AUTO,     /* `auto`: what the proxy asks for (basic, digest, ntlm2) */
+    SHIMMER_PROXY_AUTH_AUTO_NCT, /* `auto-nct`: the same, but never clear text (not basic) */
+} ShimmerProxyAuth;
+
+/* http-proxy-option CUSTOM-HEADER NAME [CONTENT] (also EXT1, EXT2). */
+typedef struct {
+    char *name;
+    char *content; /* NULL: NAME is the whole header line */
+} ShimmerHttpHeader;
+
+typedef struct {
+    ShimmerProxyType type;
+    char *host;
+    guint16 port; /* socks-proxy defaults to 1080 */
+    guint line;   /* of the http-proxy / socks-proxy directive */
+    /* Credentials: from the authfile (line 1 user, line 2 password), from
+     * http-proxy-user-pass (a file or an inline block; it replaces an
+     * http-proxy authfile, which is then not read), or asked for (`stdin`).
+     * The password is a secret: wiped on free, never printed. */
+    ShimmerProxyAuth auth; /* SOCKS: NONE, or BASIC when there are credentials */
+    bool auth_prompt;      /* the authfile is `stdin`: ask the user */
+    char *auth_file;       /* as written; NULL when none, `stdin` or inline */
+    bool auth_inline;      /* from <http-proxy-user-pass> */
+    char *username;
+    char *password; /* NULL: not stored (ask, if the proxy wants one) */
+    /* http-proxy-option (HTTP only) */
+    char *http_version;        /* VERSION; NULL = "1.0" */
+    char *user_agent;          /* AGENT; NULL = OpenVPN's default */
+    GPtrArray *custom_headers; /* ShimmerHttpHeader*, at most 10 */
+} ShimmerProxy;
+
 /* One server to try, after merging <connection> block or top-level defaults. */
 typedef struct {
     char *host;
@@ -75,6 +119,7 @@ typedef struct {
     gint explicit_exit_notify; /* -1 unset, else count */
     guint tun_mtu;             /* 0 = default */
     gint mssfix;               /* -1 unset */
+    ShimmerProxy *proxy;       /* NULL: direct */
     guint line;
 } ShimmerConnection;
 
@@ -299,6 +344,10 @@ typedef struct ShimmerConfig {
     gint connect_retry_max;        /* 0 = unlimited */
     guint connect_timeout;         /* default 120 */
     gint resolv_retry;             /* seconds; -1 infinite */
+    /* The top-level proxy (each ShimmerConnection holds its own merged copy);
+     * http-proxy-user-pass as given (a secret). */
+    ShimmerProxy *proxy;
+    ShimmerBlob http_proxy_user_pass;
 
     /* TLS identity and verification */
     ShimmerBlob ca;
@@ -487,6 +536,10 @@ char *shimmer_config_to_ovpn(const ShimmerConfig *cfg);
 const char *shimmer_config_inline_error(const ShimmerConfig *cfg);
 
 void shimmer_config_free(ShimmerConfig *cfg);
+
+ShimmerProxy *shimmer_proxy_copy(const ShimmerProxy *proxy);
+void shimmer_proxy_free(ShimmerProxy *proxy);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(ShimmerProxy, shimmer_proxy_free)
 
 /* A server may push compression (comp-lzo, compress) only where the client's
  * profile allows it, as OpenVPN 2.6 decides: a profile with no compression

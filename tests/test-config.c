@@ -610,6 +610,210 @@ static void test_pushed_compression(void)
     g_assert_no_error(error);
 }
 
+#define TCP_CLIENT BASE "dev tun\nproto tcp-client\nca ca.crt\n"
+
+static void test_http_proxy(void)
+{
+    Recorder *r = recorder_new();
+    g_autoptr(ShimmerConfig) cfg =
+        parse_with(r, TCP_CLIENT "http-proxy proxy.corp.example 3128 proxy.auth basic\n"
+                                 "http-proxy-option VERSION 1.1\n"
+                                 "http-proxy-option AGENT \"Mozilla/5.0 (X11)\"\n"
+                                 "http-proxy-option CUSTOM-HEADER Host vpn.example.net\n"
+                                 "http-proxy-option CUSTOM-HEADER \"X-Token: abc\"\n");
+    assert_clean(cfg);
+    g_assert_cmpstr(g_ptr_array_index(r->asked, 1), ==, "/profiles/proxy.auth");
+    ShimmerConnection *c = g_ptr_array_index(cfg->connections, 0);
+    ShimmerProxy *x = c->proxy;
+    g_assert_nonnull(x);
+    g_assert_cmpint(x->type, ==, SHIMMER_PROXY_HTTP);
+    g_assert_cmpstr(x->host, ==, "proxy.corp.example");
+    g_assert_cmpuint(x->port, ==, 3128);
+    g_assert_cmpint(x->auth, ==, SHIMMER_PROXY_AUTH_BASIC);
+    g_assert_cmpstr(x->auth_file, ==, "proxy.auth");
+    g_assert_cmpstr(x->username, ==, "proxy-user");
+    g_assert_cmpstr(x->password, ==, "proxy-secret-pass-9f3");
+    g_assert_cmpstr(x->http_version, ==, "1.1");
+    g_assert_cmpstr(x->user_agent, ==, "Mozilla/5.0 (X11)");
+    g_assert_cmpuint(x->custom_headers->len, ==, 2);
+    ShimmerHttpHeader *h = g_ptr_array_index(x->custom_headers, 0);
+    g_assert_cmpstr(h->name, ==, "Host");
+    g_assert_cmpstr(h->content, ==, "vpn.example.net");
+    h = g_ptr_array_index(x->custom_headers, 1);
+    g_assert_cmpstr(h->name, ==, "X-Token: abc");
+    g_assert_null(h->content);
+    g_assert_nonnull(cfg->proxy);
+
+    /* The password never in the JSON; the user name is. */
+    g_autofree char *json = shimmer_config_to_json(cfg);
+    g_assert_null(strstr(json, "proxy-secret-pass-9f3"));
+    g_assert_nonnull(strstr(json, "\"username\": \"proxy-user\""));
+    g_assert_nonnull(strstr(json, "\"password-stored\": true"));
+    g_autofree char *diags = diagnostics(cfg);
+    g_assert_null(strstr(diags, "proxy-secret-pass-9f3"));
+
+    /* --inline: the credentials become the block, and the block wins. */
+    g_autofree char *ovpn = shimmer_config_to_ovpn(cfg);
+    g_assert_nonnull(ovpn);
+    g_assert_nonnull(strstr(ovpn, "<http-proxy-user-pass>\nproxy-user\nproxy-secret-pass-9f3\n"
+                                  "</http-proxy-user-pass>"));
+    g_autoptr(ShimmerConfig) again =
+        shimmer_config_parse("inline.ovpn", NULL, ovpn, strlen(ovpn), NULL, NULL);
+    assert_clean(again);
+    x = ((ShimmerConnection *)g_ptr_array_index(again->connections, 0))->proxy;
+    g_assert_true(x->auth_inline);
+    g_assert_null(x->auth_file);
+    g_assert_cmpstr(x->password, ==, "proxy-secret-pass-9f3");
+    recorder_free(r);
+}
+
+static void test_http_proxy_forms(void)
+{
+    static const struct {
+        const char *line;
+        ShimmerProxyAuth auth;
+        bool prompt;
+    } ok[] = {
+        {"http-proxy p.example 8080", SHIMMER_PROXY_AUTH_NONE, false},
+        {"http-proxy p.example 8080 auto", SHIMMER_PROXY_AUTH_AUTO, false},
+        {"http-proxy p.example 8080 auto-nct", SHIMMER_PROXY_AUTH_AUTO_NCT, false},
+        {"http-proxy p.example 8080 stdin", SHIMMER_PROXY_AUTH_BASIC, true},
+        {"http-proxy p.example 8080 stdin ntlm2", SHIMMER_PROXY_AUTH_NTLM2, true},
+        {"http-proxy 192.0.2.7 80 stdin none", SHIMMER_PROXY_AUTH_NONE, true},
+    };
+    for (gsize i = 0; i < G_N_ELEMENTS(ok); i++) {
+        g_autofree char *text = g_strdup_printf(INLINE_CLIENT "proto tcp\n%s\n", ok[i].line);
+        g_autoptr(ShimmerConfig) cfg = parse_inline(text);
+        assert_clean(cfg);
+        ShimmerProxy *x = ((ShimmerConnection *)g_ptr_array_index(cfg->connections, 0))->proxy;
+        g_assert_cmpint(x->auth, ==, ok[i].auth);
+        g_assert_cmpint(x->auth_prompt, ==, ok[i].prompt);
+        g_assert_null(x->auth_file);
+    }
+    static const struct {
+        const char *lines;
+        const char *error;
+    } bad[] = {
+        {"proto tcp\nhttp-proxy p.example", "'http-proxy' needs 2 arguments"},
+        {"proto tcp\nhttp-proxy p.example 0", "port '0' is not a number"},
+        {"proto tcp\nhttp-proxy p.example 80 stdin digest", "unknown authentication method"},
+        {"proto tcp\nhttp-proxy p.example 80 auto basic", "takes no authentication method"},
+        {"proto tcp\nhttp-proxy-option FOO bar", "unknown option 'FOO'"},
+        {"proto tcp\nhttp-proxy-option VERSION 2", "'2' is not 1.0 or 1.1"},
+        {"http-proxy p.example 80", "carries TCP only"},
+        {"proto tcp\nhttp-proxy p.example 80\nsocks-proxy s.example", "cannot both be used"},
+        {"proto tcp\nhttp-proxy-user-pass", "no <http-proxy-user-pass> block"},
+    };
+    for (gsize i = 0; i < G_N_ELEMENTS(bad); i++) {
+        g_autofree char *text = g_strdup_printf(INLINE_CLIENT "%s\n", bad[i].lines);
+        g_autoptr(ShimmerConfig) cfg = parse_inline(text);
+        g_assert_true(shimmer_config_has_errors(cfg));
+        assert_diag(cfg, bad[i].error);
+    }
+    GString *many = g_string_new(INLINE_CLIENT "proto tcp\nhttp-proxy p.example 80\n");
+    for (int i = 0; i < 11; i++)
+        g_string_append_printf(many, "http-proxy-option CUSTOM-HEADER X-%d %d\n", i, i);
+    g_autoptr(ShimmerConfig) cfg = parse_inline(many->str);
+    assert_diag(cfg, "c.ovpn:18: error: 'http-proxy-option CUSTOM-HEADER': at most 10");
+    g_string_free(many, TRUE);
+    /* A header must not carry a second one. */
+    g_autoptr(ShimmerConfig) crlf =
+        parse_inline(INLINE_CLIENT "proto tcp\nhttp-proxy p.example 80\n"
+                                   "http-proxy-option CUSTOM-HEADER \"X-A: 1\rX-B: 2\"\n");
+    assert_diag(crlf, "a header holds a line break");
+    g_autoptr(ShimmerConfig) ntlm =
+        parse_inline(INLINE_CLIENT "proto tcp\nhttp-proxy p.example 80 stdin ntlm\n");
+    assert_clean(ntlm);
+    assert_diag(ntlm, "NTLM version 1 is weak");
+}
+
+/* The inline block replaces the authfile, which is then not even read. */
+static void test_http_proxy_user_pass(void)
+{
+    Recorder *r = recorder_new();
+    g_autoptr(ShimmerConfig) cfg =
+        parse_with(r, TCP_CLIENT "http-proxy p.example 8080 missing.auth basic\n"
+                                 "<http-proxy-user-pass>\nalice\ns3cr3t-proxy-pw\n"
+                                 "</http-proxy-user-pass>\n");
+    assert_clean(cfg);
+    g_assert_cmpuint(r->asked->len, ==, 1); /* ca.crt only */
+    ShimmerProxy *x = ((ShimmerConnection *)g_ptr_array_index(cfg->connections, 0))->proxy;
+    g_assert_true(x->auth_inline);
+    g_assert_cmpstr(x->username, ==, "alice");
+    g_assert_cmpstr(x->password, ==, "s3cr3t-proxy-pw");
+    g_assert_true(cfg->http_proxy_user_pass.secret);
+    g_autofree char *json = shimmer_config_to_json(cfg);
+    g_assert_null(strstr(json, "s3cr3t-proxy-pw"));
+    recorder_free(r);
+
+    /* Given as a file instead. */
+    r = recorder_new();
+    g_autoptr(ShimmerConfig) f =
+        parse_with(r, TCP_CLIENT "http-proxy p.example 8080 auto\nhttp-proxy-user-pass "
+                                 "proxy.auth\n");
+    assert_clean(f);
+    x = ((ShimmerConnection *)g_ptr_array_index(f->connections, 0))->proxy;
+    g_assert_cmpstr(x->auth_file, ==, "proxy.auth");
+    g_assert_cmpstr(x->password, ==, "proxy-secret-pass-9f3");
+    g_autofree char *ovpn = shimmer_config_to_ovpn(f);
+    g_assert_nonnull(strstr(ovpn, "<http-proxy-user-pass>\nproxy-user\n"));
+    recorder_free(r);
+}
+
+static void test_socks_proxy(void)
+{
+    g_autoptr(ShimmerConfig) cfg = parse_inline(INLINE_CLIENT "socks-proxy 127.0.0.1\n");
+    assert_clean(cfg);
+    ShimmerProxy *x = ((ShimmerConnection *)g_ptr_array_index(cfg->connections, 0))->proxy;
+    g_assert_cmpint(x->type, ==, SHIMMER_PROXY_SOCKS);
+    g_assert_cmpuint(x->port, ==, 1080);
+    g_assert_cmpint(x->auth, ==, SHIMMER_PROXY_AUTH_NONE);
+
+    Recorder *r = recorder_new();
+    g_autoptr(ShimmerConfig) auth =
+        parse_with(r, BASE "dev tun\nca ca.crt\nsocks-proxy s.example 9050 proxy.auth\n");
+    assert_clean(auth);
+    x = ((ShimmerConnection *)g_ptr_array_index(auth->connections, 0))->proxy;
+    g_assert_cmpuint(x->port, ==, 9050);
+    g_assert_cmpint(x->auth, ==, SHIMMER_PROXY_AUTH_BASIC);
+    g_assert_cmpstr(x->username, ==, "proxy-user");
+    /* OpenVPN has no inline form for it: --inline says so. */
+    g_assert_null(shimmer_config_to_ovpn(auth));
+    g_assert_nonnull(strstr(shimmer_config_inline_error(auth), "socks-proxy"));
+    recorder_free(r);
+}
+
+/* In <connection> blocks: a block's own proxy, else the top level's, with
+ * the block's http-proxy-option lines on top. */
+static void test_proxy_in_connections(void)
+{
+    g_autoptr(ShimmerConfig) cfg =
+        parse_inline("client\ndev tun\nremote-cert-tls server\npeer-fingerprint " FP "\n"
+                     "proto tcp\n"
+                     "http-proxy top.example 3128\n"
+                     "<connection>\nremote a.example 443\n</connection>\n"
+                     "<connection>\nremote b.example 443\nhttp-proxy-option AGENT b\n"
+                     "</connection>\n"
+                     "<connection>\nremote c.example 1194 udp\nsocks-proxy s.example\n"
+                     "</connection>\n"
+                     "<connection>\nremote d.example 443\nhttp-proxy own.example 8080\n"
+                     "</connection>\n");
+    assert_clean(cfg);
+    g_assert_cmpuint(cfg->connections->len, ==, 4);
+    ShimmerProxy *a = ((ShimmerConnection *)g_ptr_array_index(cfg->connections, 0))->proxy;
+    ShimmerProxy *b = ((ShimmerConnection *)g_ptr_array_index(cfg->connections, 1))->proxy;
+    ShimmerProxy *c = ((ShimmerConnection *)g_ptr_array_index(cfg->connections, 2))->proxy;
+    ShimmerProxy *d = ((ShimmerConnection *)g_ptr_array_index(cfg->connections, 3))->proxy;
+    g_assert_cmpstr(a->host, ==, "top.example");
+    g_assert_null(a->user_agent);
+    g_assert_cmpstr(b->host, ==, "top.example");
+    g_assert_cmpstr(b->user_agent, ==, "b");
+    g_assert_cmpint(c->type, ==, SHIMMER_PROXY_SOCKS);
+    g_assert_cmpstr(c->host, ==, "s.example");
+    g_assert_cmpstr(d->host, ==, "own.example");
+    g_assert_cmpuint(d->port, ==, 8080);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -636,5 +840,10 @@ int main(int argc, char **argv)
     g_test_add_func("/config/role-unset", test_role_unset);
     g_test_add_func("/config/compression", test_compression);
     g_test_add_func("/config/pushed-compression", test_pushed_compression);
+    g_test_add_func("/config/http-proxy", test_http_proxy);
+    g_test_add_func("/config/http-proxy-forms", test_http_proxy_forms);
+    g_test_add_func("/config/http-proxy-user-pass", test_http_proxy_user_pass);
+    g_test_add_func("/config/socks-proxy", test_socks_proxy);
+    g_test_add_func("/config/proxy-in-connections", test_proxy_in_connections);
     return g_test_run();
 }
