@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "lexer.h"
+#include "tlsprio.h"
 
 typedef struct Parser Parser;
 typedef void (*Handler)(Parser *p, const ShimmerItem *it);
@@ -79,6 +80,7 @@ struct Parser {
     gint fallback_line;
     GHashTable *values; /* directive (or alias) -> "line\targs" for repeats */
     ConnDraft *top;     /* the top level's connection settings (proxies) */
+    guint tlsprio_line[SHIMMER_TLSPRIO_ERROR_GNUTLS + 1]; /* by the directive's error code */
 };
 
 /* Diagnostics at LINE (0: the whole file). */

@@ -778,6 +778,7 @@ static void h_askpass(Parser *p, const ShimmerItem *it)
 
 static void h_tls_version_min(Parser *p, const ShimmerItem *it)
 {
+    p->tlsprio_line[SHIMMER_TLSPRIO_ERROR_VERSION] = it->line;
     if (!lookup_tls_version(it->argv[1], &p->cfg->tls_version_min)) {
         cfg_error(p, it->line, "'tls-version-min': unknown version '%s' (1.0, 1.1, 1.2, 1.3)",
                   it->argv[1]);
@@ -794,6 +795,7 @@ static void h_tls_version_min(Parser *p, const ShimmerItem *it)
 
 static void h_tls_version_max(Parser *p, const ShimmerItem *it)
 {
+    p->tlsprio_line[SHIMMER_TLSPRIO_ERROR_VERSION] = it->line;
     if (!lookup_tls_version(it->argv[1], &p->cfg->tls_version_max))
         cfg_error(p, it->line, "'tls-version-max': unknown version '%s' (1.0, 1.1, 1.2, 1.3)",
                   it->argv[1]);
@@ -803,13 +805,22 @@ static void h_string(Parser *p, const ShimmerItem *it)
 {
     char **slot = NULL;
     const char *n = it->argv[0];
-    if (strcmp(n, "tls-cipher") == 0)
+    if (strcmp(n, "tls-cipher") == 0) {
         slot = &p->cfg->tls_cipher;
-    else if (strcmp(n, "tls-ciphersuites") == 0)
+        p->tlsprio_line[SHIMMER_TLSPRIO_ERROR_TLS_CIPHER] = it->line;
+    } else if (strcmp(n, "tls-ciphersuites") == 0) {
         slot = &p->cfg->tls_ciphersuites;
-    else if (strcmp(n, "tls-groups") == 0)
+        p->tlsprio_line[SHIMMER_TLSPRIO_ERROR_TLS_CIPHERSUITES] = it->line;
+    } else if (strcmp(n, "tls-groups") == 0) {
         slot = &p->cfg->tls_groups;
-    else if (strcmp(n, "data-ciphers-fallback") == 0) {
+        p->tlsprio_line[SHIMMER_TLSPRIO_ERROR_TLS_GROUPS] = it->line;
+    } else if (strcmp(n, "ecdh-curve") == 0) {
+        slot = &p->cfg->ecdh_curve;
+        p->tlsprio_line[SHIMMER_TLSPRIO_ERROR_ECDH_CURVE] = it->line;
+    } else if (strcmp(n, "tls-cert-profile") == 0) {
+        slot = &p->cfg->tls_cert_profile;
+        p->tlsprio_line[SHIMMER_TLSPRIO_ERROR_TLS_CERT_PROFILE] = it->line;
+    } else if (strcmp(n, "data-ciphers-fallback") == 0) {
         slot = &p->cfg->data_ciphers_fallback;
         p->fallback_line = (gint)it->line;
     } else if (strcmp(n, "route-gateway") == 0)
@@ -1994,6 +2005,8 @@ static const Directive directives[] = {
     {"tls-cipher", 1, 1, ANY, U, 0, h_string, NULL},
     {"tls-ciphersuites", 1, 1, ANY, U, 0, h_string, NULL},
     {"tls-groups", 1, 1, ANY, U, 0, h_string, NULL},
+    {"ecdh-curve", 1, 1, ANY, U, 0, h_string, NULL},
+    {"tls-cert-profile", 1, 1, ANY, U, 0, h_string, NULL},
     {"remote-cert-tls", 1, 1, ANY, U, 0, h_remote_cert_tls, NULL},
     {"verify-x509-name", 1, 2, ANY, U, 0, h_verify_x509_name, NULL},
     {"ns-cert-type", 1, 1, ANY, U, 0, h_ns_cert_type, NULL},
@@ -2105,11 +2118,17 @@ static const Directive directives[] = {
     {"ping-timer-rem", 0, 0, ANY, U, F_IGNORED, h_ignored, NULL},
     {"txqueuelen", 1, 1, ANY, U, F_IGNORED, h_ignored, NULL},
     {"tun-ipv6", 0, 0, FP, U, F_IGNORED, h_ignored, "IPv6 is always enabled"},
-    {"key-method", 1, 1, ANY, U, F_IGNORED, h_ignored, "key method 2 is the only one"},
+    {"key-method", 0, NOMAX, ANY, U, F_REFUSED, NULL,
+     "OpenVPN 2.6 no longer knows it and refuses the file (key method 2 is the only one): "
+     "remove the line"},
     {"link-mtu", 1, 1, FC, U, F_IGNORED, h_ignored, "use tun-mtu"},
     {"tun-mtu-extra", 1, 1, FC, U, F_IGNORED, h_ignored, NULL},
-    {"keysize", 1, 1, ANY, U, F_IGNORED, h_ignored, "AEAD ciphers fix their key size"},
-    {"ncp-disable", 0, 0, ANY, U, F_IGNORED, h_ignored, "ciphers are always negotiated"},
+    {"keysize", 0, NOMAX, ANY, U, F_REFUSED, NULL,
+     "OpenVPN 2.6 no longer knows it and refuses the file (the cipher fixes its key size): "
+     "remove the line"},
+    {"ncp-disable", 0, NOMAX, ANY, U, F_REFUSED, NULL,
+     "OpenVPN 2.6 no longer knows it and refuses the file (ciphers are always negotiated): "
+     "remove the line, and give 'data-ciphers' to allow fewer ciphers"},
     {"echo", 0, NOMAX, CTX_PUSH, U, F_IGNORED, h_ignored, NULL},
     {"inactive", 1, 2, FP, U, F_IGNORED, h_ignored, NULL},
     {"session-timeout", 1, 1, FP, U, F_IGNORED, h_ignored, NULL},
@@ -2204,6 +2223,14 @@ static void apply_item(Parser *p, const ShimmerItem *it)
             return;
         }
         cfg_error(p, it->line, "unknown directive '%s'", name);
+        return;
+    }
+    if (d->flags & F_REFUSED) {
+        /* A server pushing one of these gets the usual push treatment. */
+        if (p->ctx == SHIMMER_CONTEXT_PUSH)
+            cfg_warn(p, it->line, "'%s' is not an option a server may push: ignored", name);
+        else
+            cfg_error(p, it->line, "'%s': %s", name, d->note);
         return;
     }
     if (!(d->contexts & (1u << p->ctx))) {
@@ -2480,6 +2507,44 @@ static void finish_ciphers(Parser *p)
     }
 }
 
+/* The TLS directives as one GnuTLS priority string: what cannot be mapped
+ * is an error at its line; what GnuTLS allows beyond the request, a note. */
+static void finish_tls(Parser *p)
+{
+    static const char *const names[] = {
+        [SHIMMER_TLSPRIO_ERROR_TLS_CIPHER] = "tls-cipher",
+        [SHIMMER_TLSPRIO_ERROR_TLS_CIPHERSUITES] = "tls-ciphersuites",
+        [SHIMMER_TLSPRIO_ERROR_TLS_GROUPS] = "tls-groups",
+        [SHIMMER_TLSPRIO_ERROR_ECDH_CURVE] = "ecdh-curve",
+        [SHIMMER_TLSPRIO_ERROR_TLS_CERT_PROFILE] = "tls-cert-profile",
+        [SHIMMER_TLSPRIO_ERROR_VERSION] = "tls-version-max",
+        [SHIMMER_TLSPRIO_ERROR_GNUTLS] = "tls-cipher",
+    };
+    ShimmerConfig *cfg = p->cfg;
+    if (cfg->tls_groups != NULL && cfg->ecdh_curve != NULL)
+        cfg_warn(p, p->tlsprio_line[SHIMMER_TLSPRIO_ERROR_ECDH_CURVE],
+                 "'ecdh-curve' is ignored: 'tls-groups' (line %u) sets the groups",
+                 p->tlsprio_line[SHIMMER_TLSPRIO_ERROR_TLS_GROUPS]);
+    g_autoptr(GPtrArray) notes = g_ptr_array_new_with_free_func(g_free);
+    g_autoptr(GError) error = NULL;
+    g_autofree char *prio = shimmer_tlsprio_for_config(cfg, notes, &error);
+    if (prio == NULL) {
+        guint code = error->domain == SHIMMER_TLSPRIO_ERROR && error->code > 0 &&
+                             error->code <= SHIMMER_TLSPRIO_ERROR_GNUTLS
+                         ? (guint)error->code
+                         : SHIMMER_TLSPRIO_ERROR_GNUTLS;
+        cfg_error(p, p->tlsprio_line[code], "'%s': %s", names[code], error->message);
+        return;
+    }
+    for (guint i = 0; i < notes->len; i++) {
+        const char *n = g_ptr_array_index(notes, i);
+        guint line = g_str_has_prefix(n, "'tls-ciphersuites'")
+                         ? p->tlsprio_line[SHIMMER_TLSPRIO_ERROR_TLS_CIPHERSUITES]
+                         : p->tlsprio_line[SHIMMER_TLSPRIO_ERROR_TLS_CIPHER];
+        cfg_warn(p, line, "%s", n);
+    }
+}
+
 static void finish_compression(Parser *p)
 {
     ShimmerConfig *cfg = p->cfg;
@@ -2495,6 +2560,10 @@ static void finish_compression(Parser *p)
 static void finish_device(Parser *p)
 {
     ShimmerConfig *cfg = p->cfg;
+    if (cfg->dev == NULL && p->ctx == SHIMMER_CONTEXT_FILE && cfg->role != SHIMMER_ROLE_UNSET)
+        cfg_error(p, 0,
+                  "no 'dev': OpenVPN refuses a configuration without one (\"You must define "
+                  "TUN/TAP device\"); add 'dev tun'");
     if (cfg->dev != NULL && !g_str_has_prefix(cfg->dev, "tun") && cfg->dev_type == NULL)
         cfg_error(p, 0, "'dev %s': the device type is unknown; add 'dev-type tun'", cfg->dev);
 }
@@ -2569,6 +2638,7 @@ static void finish(Parser *p)
     finish_identity(p);
     finish_ciphers(p);
     finish_compression(p);
+    finish_tls(p);
     finish_device(p);
     switch (p->cfg->role) {
     case SHIMMER_ROLE_UNSET:
@@ -2973,6 +3043,8 @@ void shimmer_config_free(ShimmerConfig *cfg)
     g_free(cfg->tls_cipher);
     g_free(cfg->tls_ciphersuites);
     g_free(cfg->tls_groups);
+    g_free(cfg->ecdh_curve);
+    g_free(cfg->tls_cert_profile);
     g_free(cfg->verify_x509_name);
     g_array_unref(cfg->peer_fingerprints);
     g_array_unref(cfg->remote_cert_ku);

@@ -365,6 +365,10 @@ typedef struct ShimmerConfig {
     char *tls_cipher;
     char *tls_ciphersuites;
     char *tls_groups;
+    char *ecdh_curve;       /* used as tls-groups when that is not given */
+    char *tls_cert_profile; /* insecure, legacy, preferred, suiteb */
+    /* All of the above and the versions become one GnuTLS priority string:
+     * shimmer_tlsprio_for_config() (tlsprio.h); the parser checks it. */
     ShimmerRemoteCertTls remote_cert_tls;
     /* Further checks of the peer's certificate, all applied by
      * shimmer_keys_check_cert_usage() (keys.h), together with the key usage
@@ -418,7 +422,8 @@ typedef struct ShimmerConfig {
     char *username; /* from the file, if any */
     char *password; /* secret */
     ShimmerAuthRetry auth_retry;
-    bool auth_nocache;
+    bool auth_nocache; /* forget the password once the session is up: the engine
+                        * wipes it after the handshake (a token still works) */
     char *static_challenge;
     bool static_challenge_echo;
 

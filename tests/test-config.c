@@ -32,9 +32,19 @@ static gboolean recording_loader(const char *path, GBytes **contents, GError **e
     return shimmer_config_file_loader(real, contents, error, NULL);
 }
 
+/* Profiles that say nothing of the device get `dev tun` at the end (OpenVPN
+ * refuses a file without one), so that line numbers stay as written. */
+static char *with_dev(const char *text)
+{
+    if (g_str_has_prefix(text, "dev ") || strstr(text, "\ndev ") != NULL)
+        return g_strdup(text);
+    return g_strconcat(text, "dev tun\n", NULL);
+}
+
 static ShimmerConfig *parse_with(Recorder *r, const char *text)
 {
-    return shimmer_config_parse("/profiles/test.ovpn", NULL, text, strlen(text), recording_loader,
+    g_autofree char *full = with_dev(text);
+    return shimmer_config_parse("/profiles/test.ovpn", NULL, full, strlen(full), recording_loader,
                                 r);
 }
 
@@ -102,7 +112,7 @@ static void test_relative_paths(void)
 static void test_explicit_base_dir(void)
 {
     Recorder *r = recorder_new();
-    const char *text = BASE "ca ca.crt\n";
+    const char *text = BASE "ca ca.crt\ndev tun\n";
     g_autoptr(ShimmerConfig) cfg =
         shimmer_config_parse("x.ovpn", "/elsewhere", text, strlen(text), recording_loader, r);
     assert_clean(cfg);
@@ -112,7 +122,7 @@ static void test_explicit_base_dir(void)
 
 static void test_no_loader(void)
 {
-    const char *text = BASE "ca ca.crt\n";
+    const char *text = BASE "ca ca.crt\ndev tun\n";
     g_autoptr(ShimmerConfig) cfg =
         shimmer_config_parse("x.ovpn", NULL, text, strlen(text), NULL, NULL);
     g_assert_true(shimmer_config_has_errors(cfg));
@@ -174,7 +184,7 @@ static void test_loader_bounded(void)
     g_spawn_close_pid(pid);
 
     /* Through the parser: the error names the directive and the file. */
-    const char *text = BASE "ca /dev/zero\n";
+    const char *text = BASE "ca /dev/zero\ndev tun\n";
     g_autoptr(ShimmerConfig) cfg =
         shimmer_config_parse("x.ovpn", NULL, text, strlen(text), shimmer_config_file_loader, NULL);
     assert_diag(cfg, "x.ovpn:4: error: 'ca': cannot read '/dev/zero': larger than 1048576 bytes");
@@ -814,6 +824,26 @@ static void test_proxy_in_connections(void)
     g_assert_cmpuint(d->port, ==, 8080);
 }
 
+/* What OpenVPN 2.6 refuses, Shimmer refuses too, saying why. */
+static void test_openvpn_refusals(void)
+{
+    const char *nodev = BASE "peer-fingerprint " FP "\n";
+    g_autoptr(ShimmerConfig) cfg = parse_inline(nodev);
+    assert_diag(cfg, "c.ovpn: error: no 'dev': OpenVPN refuses a configuration without one");
+    static const char *const removed[] = {"keysize 256", "key-method 2", "ncp-disable"};
+    for (gsize i = 0; i < G_N_ELEMENTS(removed); i++) {
+        g_autofree char *text = g_strdup_printf(INLINE_CLIENT "%s\n", removed[i]);
+        g_autoptr(ShimmerConfig) c = parse_inline(text);
+        g_auto(GStrv) name = g_strsplit(removed[i], " ", 2);
+        g_autofree char *want =
+            g_strdup_printf("c.ovpn:6: error: '%s': OpenVPN 2.6 no longer knows it", name[0]);
+        assert_diag(c, want);
+    }
+    /* Pushed, they are only ignored like any option a server may not push. */
+    g_autoptr(ShimmerConfig) pushed = shimmer_config_parse_push("keysize 256", 11, NULL);
+    g_assert_false(shimmer_config_has_errors(pushed));
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -840,6 +870,7 @@ int main(int argc, char **argv)
     g_test_add_func("/config/role-unset", test_role_unset);
     g_test_add_func("/config/compression", test_compression);
     g_test_add_func("/config/pushed-compression", test_pushed_compression);
+    g_test_add_func("/config/openvpn-refusals", test_openvpn_refusals);
     g_test_add_func("/config/http-proxy", test_http_proxy);
     g_test_add_func("/config/http-proxy-forms", test_http_proxy_forms);
     g_test_add_func("/config/http-proxy-user-pass", test_http_proxy_user_pass);
