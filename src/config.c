@@ -19,6 +19,7 @@
 
 #include "config-parser.h"
 #include "config-private.h"
+#include "crl.h"
 #include "lexer.h"
 #include "secure.h"
 
@@ -762,6 +763,17 @@ static void h_crl_verify(Parser *p, const ShimmerItem *it)
         cfg_error(p, it->line, "'crl-verify': %s", error->message);
         return;
     }
+    g_autoptr(ShimmerCrlSet) set = shimmer_crl_set_new(b->data, b->len, &error);
+    if (set == NULL) {
+        cfg_error(p, it->line, "'crl-verify': %s", error->message);
+        return;
+    }
+    if (shimmer_crl_set_count_not_der(set) > 0)
+        cfg_warn(p, it->line,
+                 "'crl-verify': %u of the %u CRLs encode their dates in a form DER does not "
+                 "allow (OpenSSL reads it, GnuTLS refuses the whole CRL); Shimmer reads the "
+                 "revoked serial numbers itself",
+                 shimmer_crl_set_count_not_der(set), shimmer_crl_set_count(set));
     cfg_record_inline(p, it, b, NULL);
 }
 
@@ -2453,6 +2465,36 @@ static void finish_timers(Parser *p)
     }
 }
 
+/* A CRL counts only with a valid signature of a CA from `ca`. */
+static void finish_crl(Parser *p)
+{
+    ShimmerConfig *cfg = p->cfg;
+    const ShimmerBlob *b = &cfg->crl_verify;
+    if (!b->present || shimmer_config_has_errors(cfg))
+        return;
+    g_autoptr(ShimmerCrlSet) set = shimmer_crl_set_new(b->data, b->len, NULL);
+    if (set == NULL)
+        return;
+    if (!cfg->ca.present) {
+        cfg_warn(p, b->line,
+                 "'crl-verify' without 'ca': the CRL's signature cannot be checked, so it is "
+                 "not used");
+        return;
+    }
+    g_autoptr(GPtrArray) unused = g_ptr_array_new();
+    g_autoptr(GError) error = NULL;
+    if (!shimmer_crl_set_verify(set, cfg->ca.data, cfg->ca.len, unused, &error)) {
+        cfg_error(p, b->line, "'crl-verify': %s", error->message);
+        return;
+    }
+    for (guint i = 0; i < unused->len; i++)
+        cfg_warn(p, b->line,
+                 "'crl-verify': the CRL from %s is not from a CA in 'ca' (line %u); its "
+                 "signature cannot be checked, so it is not used",
+                 shimmer_crl_set_issuer(set, GPOINTER_TO_UINT(g_ptr_array_index(unused, i))),
+                 cfg->ca.line);
+}
+
 /* Our own certificate and key: one source, complete. */
 static void finish_identity(Parser *p)
 {
@@ -2636,6 +2678,7 @@ static void finish(Parser *p)
     finish_ports(p);
     finish_timers(p);
     finish_identity(p);
+    finish_crl(p);
     finish_ciphers(p);
     finish_compression(p);
     finish_tls(p);

@@ -2,6 +2,7 @@
 #include "keys.h"
 
 #include "config.h"
+#include "crl.h"
 #include "secure.h"
 
 #include <gnutls/gnutls.h>
@@ -758,7 +759,15 @@ static int decode_crl(const gnutls_datum_t *d)
 {
     g_auto(gnutls_x509_crl_t) crl = NULL;
     int rc = gnutls_x509_crl_init(&crl);
-    return rc < 0 ? rc : gnutls_x509_crl_import(crl, d, GNUTLS_X509_FMT_PEM);
+    if (rc >= 0)
+        rc = gnutls_x509_crl_import(crl, d, GNUTLS_X509_FMT_PEM);
+    /* Dates that are BER but not DER: GnuTLS refuses, crl.c reads them. */
+    if (rc < 0) {
+        g_autoptr(ShimmerCrlSet) set = shimmer_crl_set_new(d->data, d->size, NULL);
+        if (set != NULL)
+            rc = 0;
+    }
+    return rc;
 }
 
 gboolean shimmer_keys_check_certs(const void *data, gsize len, gboolean require_one, guint *n_certs,

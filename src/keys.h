@@ -86,7 +86,10 @@ gboolean shimmer_keys_check_certs(const void *data, gsize len, gboolean require_
 gboolean shimmer_keys_check_private_key(const void *data, gsize len, const char *passphrase,
                                         gboolean *encrypted, GError **error);
 
-/* One or more PEM CRLs. Blocks of other kinds are skipped. */
+/* One or more PEM CRLs. Blocks of other kinds are skipped. A CRL whose dates
+ * are BER but not DER (which GnuTLS refuses and OpenSSL reads) passes when
+ * crl.h's reader reads it; the engine then checks revocations with that
+ * reader (shimmer_crl_set_check). */
 gboolean shimmer_keys_check_crl(const void *data, gsize len, GError **error);
 
 /* PKCS#12: DER bytes (a file) or base64 text (an inline <pkcs12> block; set

@@ -47,8 +47,20 @@ mk codesign "keyUsage=digitalSignature" "extendedKeyUsage=codeSigning"
 # A client certificate the CRLs below revoke.
 mk revoked "keyUsage=digitalSignature,keyAgreement" "extendedKeyUsage=clientAuth"
 
-if [ -x ./make-crls.py ]; then
-    ./make-crls.py ca.key.tmp ca.crt
-fi
+# A DER-correct CRL from OpenSSL revoking "revoked", and the hand-made
+# non-DER ones (make-crls.py).
+mkdir -p ca.db.tmp && : > ca.db.tmp/index.txt && echo 01 > ca.db.tmp/crlnumber
+cat > ca.cnf.tmp <<CNF
+[ca]
+default_ca = d
+[d]
+database = ca.db.tmp/index.txt
+crlnumber = ca.db.tmp/crlnumber
+default_md = sha256
+default_crl_days = $days
+CNF
+openssl ca -config ca.cnf.tmp -keyfile ca.key.tmp -cert ca.crt -revoke revoked.crt 2>/dev/null
+openssl ca -config ca.cnf.tmp -keyfile ca.key.tmp -cert ca.crt -gencrl -out crl-der.pem 2>/dev/null
+./make-crls.py ca.key.tmp ca.crt
 
-rm -f ext.tmp ca.key.tmp ca.srl
+rm -rf ext.tmp ca.key.tmp ca.srl ca.cnf.tmp ca.db.tmp
