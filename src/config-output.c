@@ -244,6 +244,7 @@ static void json_connections(Json *j, const ShimmerConfig *cfg)
         if (c->tun_mtu > 0)
             json_int(j, "tun-mtu", c->tun_mtu);
         json_opt_int(j, "mssfix", c->mssfix);
+        json_opt_str(j, "local", c->local);
         json_proxy(j, c->proxy);
         json_close(j, '}');
     }
@@ -604,6 +605,9 @@ static void json_timers(Json *j, const ShimmerConfig *cfg)
     json_opt_int(j, "ping-restart", cfg->ping_restart);
     json_opt_int(j, "ping-exit", cfg->ping_exit);
     json_opt_int(j, "explicit-exit-notify", cfg->explicit_exit_notify);
+    if (cfg->replay_window > 0)
+        json_int(j, "replay-window", cfg->replay_window);
+    json_opt_int(j, "replay-window-seconds", cfg->replay_time);
     json_close(j, '}');
 }
 
@@ -612,6 +616,7 @@ static void json_network(Json *j, const ShimmerConfig *cfg)
 {
     json_routes(j, cfg);
     json_opt_str(j, "route-gateway", cfg->route_gateway);
+    json_opt_str(j, "route-ipv6-gateway", cfg->route_ipv6_gateway);
     json_opt_int(j, "route-metric", cfg->route_metric);
     json_redirect(j, cfg->redirect_gateway);
     json_dns(j, cfg);
@@ -706,7 +711,9 @@ char *shimmer_config_to_ovpn(const ShimmerConfig *cfg)
         if (l > 0 && text[pos + l - 1] == '\r')
             l--;
         const char *rep = g_hash_table_lookup(cfg->priv->replacements, GUINT_TO_POINTER(line));
-        if (rep != NULL) {
+        if (rep != NULL && rep[0] == '\0') {
+            /* An overridden directive or block: left out. */
+        } else if (rep != NULL) {
             g_string_append(out, rep);
             g_string_append_c(out, '\n');
         } else {

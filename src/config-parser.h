@@ -52,6 +52,7 @@ typedef struct {
     gint explicit_exit_notify;
     gint tun_mtu;
     gint mssfix;
+    char *local;         /* `local` in this block */
     ShimmerProxy *http;  /* http-proxy (and -option) in this block */
     ShimmerProxy *socks; /* socks-proxy in this block */
     guint line;
@@ -75,11 +76,13 @@ struct Parser {
     gint port_value, rport_value;
     gint keepalive_line, ping_line, ping_restart_line;
     gint tls_auth_line, tls_crypt_line, tls_crypt_v2_line;
-    gint key_direction_line;
+    gint key_direction_line, key_direction_value;
+    gint tls_auth_dir; /* tls-auth's own direction argument, -1 none */
     gint cipher_line;
     gint fallback_line;
     GHashTable *values; /* directive (or alias) -> "line\targs" for repeats */
     ConnDraft *top;     /* the top level's connection settings (proxies) */
+    GPtrArray *plugins; /* ShimmerItem* copies of `plugin` lines (argv only) */
     guint tlsprio_line[SHIMMER_TLSPRIO_ERROR_GNUTLS + 1]; /* by the directive's error code */
 };
 

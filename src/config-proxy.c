@@ -77,6 +77,7 @@ void cfg_conn_draft_free(gpointer data)
 {
     ConnDraft *d = data;
     g_free(d->host);
+    g_free(d->local);
     shimmer_proxy_free(d->http);
     shimmer_proxy_free(d->socks);
     g_free(d);

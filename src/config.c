@@ -275,16 +275,19 @@ static char *join_args(const ShimmerItem *it)
     return g_strjoinv(" ", it->argv + 1);
 }
 
-/* A single-valued directive given twice: the same value is only repeated
- * (warning); a different value is a conflict (error). Returns false if the
- * caller should not apply it again. KEY lets aliases share one slot. */
+/* A single-valued directive given again. As OpenVPN, the last one counts:
+ * the same value is a repeat (warning, not applied again); another value
+ * overrides the earlier one (warning naming both lines, then applied).
+ * Returns false if the caller should not apply it. KEY lets aliases share
+ * one slot (ncp-ciphers and data-ciphers). Directives that contradict each
+ * other without being the same setting are errors, checked elsewhere. */
 static bool check_repeat(Parser *p, const ShimmerItem *it, const char *key)
 {
     g_autofree char *args = join_args(it);
-    const char *prev = g_hash_table_lookup(p->values, key);
+    char *prev = g_hash_table_lookup(p->values, key);
+    g_autofree char *now = g_strdup_printf("%u\t%s\t%s", it->line, it->argv[0], args);
     if (prev == NULL) {
-        g_hash_table_insert(p->values, g_strdup(key),
-                            g_strdup_printf("%u\t%s\t%s", it->line, it->argv[0], args));
+        g_hash_table_insert(p->values, g_strdup(key), g_steal_pointer(&now));
         return true;
     }
     guint prev_line = (guint)strtoul(prev, NULL, 10);
@@ -296,9 +299,10 @@ static bool check_repeat(Parser *p, const ShimmerItem *it, const char *key)
         cfg_warn(p, it->line, "'%s' repeats line %u", it->argv[0], prev_line);
         return false;
     }
-    cfg_error(p, it->line, "'%s' conflicts with '%.*s' at line %u: give it once", it->argv[0],
-              (int)name_len, prev_name, prev_line);
-    return false;
+    cfg_warn(p, it->line, "'%s' overrides '%.*s' at line %u (as in OpenVPN, the last one counts)",
+             it->argv[0], (int)name_len, prev_name, prev_line);
+    g_hash_table_insert(p->values, g_strdup(key), g_steal_pointer(&now));
+    return true;
 }
 
 /* ---------- files and blocks ---------- */
@@ -314,6 +318,7 @@ void cfg_blob_clear(ShimmerBlob *b)
 {
     g_free(b->path);
     g_free(b->resolved);
+    g_free(b->block_name);
     if (b->data != NULL) {
         if (b->secret)
             shimmer_wipe(b->data, b->len);
@@ -331,16 +336,59 @@ void cfg_set_inline_replacement(Parser *p, guint line, char *text)
 /* Fills BLOB from the directive's file argument ARG (or the inline block with
  * the directive's name when ARG is NULL or "[inline]"). Returns false after
  * an error. */
+/* --inline output leaves lines FIRST..LAST out (an overridden directive or
+ * block). */
+static void drop_lines(Parser *p, guint first, guint last)
+{
+    for (guint l = first; l <= last; l++)
+        cfg_set_inline_replacement(p, l, g_strdup(""));
+}
+
+/* Forgets what an overridden directive loaded, and its lines in --inline. */
+static void blob_override(Parser *p, ShimmerBlob *blob)
+{
+    if (blob->is_inline) {
+        ShimmerItem *block = g_hash_table_lookup(p->blocks, blob->block_name);
+        if (block != NULL)
+            drop_lines(p, block->line, block->end_line);
+    }
+    if (blob->directive_line > 0)
+        drop_lines(p, blob->directive_line, blob->directive_line);
+    cfg_blob_clear(blob);
+}
+
 bool cfg_load_blob(Parser *p, const ShimmerItem *it, const char *arg, ShimmerBlob *blob,
                    bool secret)
 {
     const char *name = it->argv[0];
-    if (blob->present) {
-        cfg_error(p, it->line, "'%s' is given twice (lines %u and %u)", name, blob->line, it->line);
-        return false;
-    }
     bool want_inline = arg == NULL || g_ascii_strcasecmp(arg, "[inline]") == 0;
     ShimmerItem *block = g_hash_table_lookup(p->blocks, name);
+    bool synthetic = block != NULL && block->line == it->line; /* a block alone */
+
+    if (!want_inline && block != NULL && p->ctx == SHIMMER_CONTEXT_FILE) {
+        /* Given as a file and inline: as OpenVPN, the later of the two. */
+        if (block->line > it->line) {
+            /* The block is applied at the end (as `NAME [inline]`); the file
+             * is never read, as OpenVPN never reads it. */
+            drop_lines(p, it->line, it->line);
+            g_autofree char *key = g_strdup(name);
+            g_hash_table_remove(p->values, key);
+            cfg_warn(p, it->line,
+                     "'%s %s' is overridden by the <%s> block at line %u (as in OpenVPN, the "
+                     "later one counts)",
+                     name, arg, name, block->line);
+            return false;
+        }
+        cfg_warn(p, it->line,
+                 "'%s %s' overrides the <%s> block at line %u (as in OpenVPN, the later one "
+                 "counts)",
+                 name, arg, name, block->line);
+        g_hash_table_insert(p->block_used, g_strdup(name), GUINT_TO_POINTER(it->line));
+        drop_lines(p, block->line, block->end_line);
+        block = NULL;
+    }
+    if (blob->present)
+        blob_override(p, blob);
 
     if (want_inline) {
         if (block == NULL) {
@@ -349,17 +397,11 @@ bool cfg_load_blob(Parser *p, const ShimmerItem *it, const char *arg, ShimmerBlo
         }
         g_hash_table_insert(p->block_used, g_strdup(name), GUINT_TO_POINTER(it->line));
         blob->is_inline = true;
+        blob->block_name = g_strdup(name);
         blob->data = (guint8 *)shimmer_memdup0(block->body, block->body_len);
         blob->len = block->body_len;
+        blob->directive_line = synthetic ? 0 : it->line;
     } else {
-        if (block != NULL) {
-            cfg_error(p, it->line,
-                      "'%s' is given both as the file '%s' and inline at line %u: "
-                      "give it once",
-                      name, arg, block->line);
-            g_hash_table_insert(p->block_used, g_strdup(name), GUINT_TO_POINTER(it->line));
-            return false;
-        }
         if (p->ctx == SHIMMER_CONTEXT_PUSH) {
             cfg_error(p, it->line, "'%s': a pushed option cannot name a file", name);
             return false;
@@ -388,6 +430,7 @@ bool cfg_load_blob(Parser *p, const ShimmerItem *it, const char *arg, ShimmerBlo
         blob->resolved = g_steal_pointer(&resolved);
         blob->data = (guint8 *)shimmer_memdup0(data, len);
         blob->len = len;
+        blob->directive_line = it->line;
         /* The loader's copy may hold a secret too. */
         if (secret && g_bytes_get_size(bytes) > 0 && g_bytes_get_data(bytes, NULL) != NULL)
             shimmer_wipe((void *)g_bytes_get_data(bytes, NULL), len);
@@ -482,6 +525,7 @@ static void h_dev(Parser *p, const ShimmerItem *it)
         cfg_error(p, it->line, "'dev': '%s' is not a valid interface name", d);
         return;
     }
+    g_free(p->cfg->dev);
     p->cfg->dev = g_strdup(d);
 }
 
@@ -491,6 +535,7 @@ static void h_dev_type(Parser *p, const ShimmerItem *it)
         cfg_error(p, it->line, "'dev-type %s': only tun is supported (TAP is not)", it->argv[1]);
         return;
     }
+    g_free(p->cfg->dev_type);
     p->cfg->dev_type = g_strdup("tun");
 }
 
@@ -621,8 +666,76 @@ static void h_connect_retry(Parser *p, const ShimmerItem *it)
 static void h_connect_retry_max(Parser *p, const ShimmerItem *it)
 {
     gint64 v;
-    if (cfg_arg_uint(p, it, 1, 0, G_MAXINT32, &v))
-        p->cfg->connect_retry_max = (gint)v;
+    if (!cfg_arg_uint(p, it, 1, 0, G_MAXINT32, &v))
+        return;
+    if (p->cur != NULL) {
+        /* OpenVPN parses it there but keeps only the block's connection
+         * settings, so it has no effect; it does not here either. */
+        cfg_warn(p, it->line,
+                 "'connect-retry-max' inside a <connection> block has no effect (OpenVPN only "
+                 "uses the top-level one): ignored");
+        return;
+    }
+    p->cfg->connect_retry_max = (gint)v;
+}
+
+static void h_local(Parser *p, const ShimmerItem *it)
+{
+    if (!cfg_is_hostname(it->argv[1])) {
+        cfg_error(p, it->line, "'local': '%s' is not a host name or address", it->argv[1]);
+        return;
+    }
+    char **slot = p->cur != NULL ? &p->cur->local : &p->cfg->local;
+    g_free(*slot);
+    *slot = g_strdup(it->argv[1]);
+}
+
+/* `cd DIR` was applied before the main pass (collect_cd): OpenVPN reads
+ * every file after parsing, so it moves all of the file's relative paths. */
+static void h_cd(Parser *p, const ShimmerItem *it)
+{
+}
+
+static void h_proto_force(Parser *p, const ShimmerItem *it)
+{
+    if (g_ascii_strcasecmp(it->argv[1], "udp") == 0)
+        p->cfg->proto_force = SHIMMER_TRANSPORT_UDP;
+    else if (g_ascii_strcasecmp(it->argv[1], "tcp") == 0)
+        p->cfg->proto_force = SHIMMER_TRANSPORT_TCP;
+    else
+        cfg_error(p, it->line, "'proto-force': '%s' is not udp or tcp", it->argv[1]);
+}
+
+static void h_replay_window(Parser *p, const ShimmerItem *it)
+{
+    gint64 n, t = -1;
+    /* OpenVPN's limits; Shimmer's window holds at most 1024 packets. */
+    if (!cfg_arg_uint(p, it, 1, 0, 65536, &n))
+        return;
+    if (it->argc > 2 && !cfg_arg_uint(p, it, 2, 0, 600, &t))
+        return;
+    if (n > 1024) {
+        cfg_warn(p, it->line,
+                 "'replay-window %s': Shimmer keeps at most 1024 packets; using 1024 (packets "
+                 "reordered further are dropped)",
+                 it->argv[1]);
+        n = 1024;
+    } else if (n == 0) {
+        n = 1;
+    }
+    p->cfg->replay_window = (guint)n;
+    p->cfg->replay_time = (gint)t;
+}
+
+static void h_plugin(Parser *p, const ShimmerItem *it)
+{
+    /* Decided once the role is known (finish_plugins). */
+    ShimmerItem *copy = g_new0(ShimmerItem, 1);
+    copy->kind = SHIMMER_ITEM_DIRECTIVE;
+    copy->line = copy->end_line = it->line;
+    copy->argv = g_strdupv(it->argv);
+    copy->argc = it->argc;
+    g_ptr_array_add(p->plugins, copy);
 }
 
 static void h_connect_timeout(Parser *p, const ShimmerItem *it)
@@ -791,6 +904,7 @@ static void h_askpass(Parser *p, const ShimmerItem *it)
 static void h_tls_version_min(Parser *p, const ShimmerItem *it)
 {
     p->tlsprio_line[SHIMMER_TLSPRIO_ERROR_VERSION] = it->line;
+    p->cfg->tls_version_min_or_highest = false;
     if (!lookup_tls_version(it->argv[1], &p->cfg->tls_version_min)) {
         cfg_error(p, it->line, "'tls-version-min': unknown version '%s' (1.0, 1.1, 1.2, 1.3)",
                   it->argv[1]);
@@ -837,6 +951,8 @@ static void h_string(Parser *p, const ShimmerItem *it)
         p->fallback_line = (gint)it->line;
     } else if (strcmp(n, "route-gateway") == 0)
         slot = &p->cfg->route_gateway;
+    else if (strcmp(n, "route-ipv6-gateway") == 0)
+        slot = &p->cfg->route_ipv6_gateway;
     g_assert(slot != NULL);
     g_free(*slot);
     *slot = g_strdup(it->argv[1]);
@@ -926,6 +1042,7 @@ static void h_verify_x509_name(Parser *p, const ShimmerItem *it)
         return;
     }
     p->cfg->verify_x509_type = type;
+    g_free(p->cfg->verify_x509_name);
     p->cfg->verify_x509_name = g_strdup(it->argv[1]);
 }
 
@@ -1005,12 +1122,14 @@ static void h_tls_auth(Parser *p, const ShimmerItem *it)
         cfg_error(p, it->line, "'tls-auth': %s", error->message);
         return;
     }
+    p->tls_auth_dir = dir;
     if (dir >= 0) {
-        if (p->cfg->key_direction >= 0 && p->cfg->key_direction != dir) {
+        /* Two directives saying two directions: a mistake, not a repeat. */
+        if (p->key_direction_line > 0 && p->key_direction_value != dir) {
             cfg_error(p, it->line,
                       "'tls-auth': direction %d conflicts with 'key-direction %d' at "
                       "line %d",
-                      dir, p->cfg->key_direction, p->key_direction_line);
+                      dir, p->key_direction_value, p->key_direction_line);
             return;
         }
         p->cfg->key_direction = dir;
@@ -1024,13 +1143,14 @@ static void h_key_direction(Parser *p, const ShimmerItem *it)
     gint dir;
     if (!parse_direction(p, it, it->argv[1], &dir))
         return;
-    if (p->cfg->key_direction >= 0 && p->cfg->key_direction != dir) {
+    if (p->tls_auth_dir >= 0 && p->tls_auth_dir != dir) {
         cfg_error(p, it->line,
                   "'key-direction %d' conflicts with the direction %d given at line %d", dir,
-                  p->cfg->key_direction, p->tls_auth_line);
+                  p->tls_auth_dir, p->tls_auth_line);
         return;
     }
     p->key_direction_line = (gint)it->line;
+    p->key_direction_value = dir;
     p->cfg->key_direction = dir;
 }
 
@@ -1070,6 +1190,8 @@ static void h_tls_crypt_v2(Parser *p, const ShimmerItem *it)
         p->cfg->tls_crypt_v2_is_server_key = true;
         cfg_set_role(p, SHIMMER_ROLE_SERVER, it);
     } else {
+        if (p->cfg->tls_crypt_v2_client != NULL)
+            shimmer_free_secret(p->cfg->tls_crypt_v2_client, sizeof(*p->cfg->tls_crypt_v2_client));
         p->cfg->tls_crypt_v2_client = g_new0(ShimmerTlsCryptV2ClientKey, 1);
         if (!shimmer_keys_parse_tls_crypt_v2_client(b->data, b->len, p->cfg->tls_crypt_v2_client,
                                                     &error)) {
@@ -1115,11 +1237,14 @@ static void h_cipher(Parser *p, const ShimmerItem *it)
         cfg_error(p, it->line, "'cipher': unknown cipher '%s'", name);
         return;
     }
+    g_free(p->cfg->cipher);
     p->cfg->cipher = g_strdup(name);
 }
 
 static void h_data_ciphers(Parser *p, const ShimmerItem *it)
 {
+    if (strcmp(it->argv[0], "ncp-ciphers") == 0 && p->ctx != SHIMMER_CONTEXT_PUSH)
+        cfg_warn(p, it->line, "'ncp-ciphers' is 'data-ciphers' since OpenVPN 2.5");
     g_auto(GStrv) names = g_strsplit(it->argv[1], ":", -1);
     GArray *list = p->cfg->data_ciphers;
     g_array_set_size(list, 0);
@@ -1248,6 +1373,8 @@ static void h_auth_user_pass(Parser *p, const ShimmerItem *it)
         cfg_error(p, it->line, "'auth-user-pass': the first line of %s must hold the user name",
                   b->is_inline ? "the <auth-user-pass> block" : b->path);
     } else {
+        g_clear_pointer(&cfg->username, g_free);
+        g_clear_pointer(&cfg->password, shimmer_str_free_secret);
         cfg->username = g_strdup(lines[0]);
         if (lines[1] != NULL) {
             g_strchomp(lines[1]);
@@ -1288,6 +1415,7 @@ static void h_static_challenge(Parser *p, const ShimmerItem *it)
         cfg_error(p, it->line, "'static-challenge': the echo flag '%s' is not 0 or 1", it->argv[2]);
         return;
     }
+    g_free(p->cfg->static_challenge);
     p->cfg->static_challenge = g_strdup(it->argv[1]);
     p->cfg->static_challenge_echo = it->argv[2][0] == '1';
 }
@@ -1300,6 +1428,7 @@ static void h_reneg_sec(Parser *p, const ShimmerItem *it)
     if (!cfg_arg_uint(p, it, 1, 0, G_MAXINT32, &v))
         return;
     p->cfg->reneg_sec = v;
+    p->cfg->reneg_sec_min = -1;
     if (it->argc > 2) {
         gint64 m;
         if (!cfg_arg_uint(p, it, 2, 0, (guint64)v, &m))
@@ -1398,6 +1527,7 @@ static void h_mssfix(Parser *p, const ShimmerItem *it)
         cfg_error(p, it->line, "'mssfix %s' is too small", it->argv[1]);
         return;
     }
+    p->cfg->mssfix_mtu = p->cfg->mssfix_fixed = false;
     if (it->argc > 2) {
         if (strcmp(it->argv[2], "mtu") == 0)
             p->cfg->mssfix_mtu = true;
@@ -1796,6 +1926,8 @@ static void h_server(Parser *p, const ShimmerItem *it)
         }
         p->cfg->server_nopool = true;
     }
+    g_free(p->cfg->server_network);
+    g_free(p->cfg->server_netmask);
     p->cfg->server_network = g_strdup(it->argv[1]);
     p->cfg->server_netmask = g_strdup(it->argv[2]);
     p->cfg->mode_server = true;
@@ -1808,6 +1940,7 @@ static void h_server_ipv6(Parser *p, const ShimmerItem *it)
         cfg_error(p, it->line, "'server-ipv6': '%s' is not an IPv6 prefix with /bits", it->argv[1]);
         return;
     }
+    g_free(p->cfg->server_ipv6);
     p->cfg->server_ipv6 = g_strdup(it->argv[1]);
 }
 
@@ -1818,6 +1951,9 @@ static void h_ifconfig_pool(Parser *p, const ShimmerItem *it)
         cfg_error(p, it->line, "'ifconfig-pool': expected START END [NETMASK] addresses");
         return;
     }
+    g_free(p->cfg->ifconfig_pool_start);
+    g_free(p->cfg->ifconfig_pool_end);
+    g_free(p->cfg->ifconfig_pool_netmask);
     p->cfg->ifconfig_pool_start = g_strdup(it->argv[1]);
     p->cfg->ifconfig_pool_end = g_strdup(it->argv[2]);
     p->cfg->ifconfig_pool_netmask = it->argc > 3 ? g_strdup(it->argv[3]) : NULL;
@@ -1853,6 +1989,12 @@ static void h_server_flag(Parser *p, const ShimmerItem *it)
 
 static void h_dh(Parser *p, const ShimmerItem *it)
 {
+    if (p->cfg->role == SHIMMER_ROLE_CLIENT) {
+        /* OpenVPN reads it only as a server; a client never opens it. */
+        cfg_warn(p, it->line, "'dh' is a server's and is ignored here");
+        g_ptr_array_add(p->cfg->ignored, g_strdup("dh"));
+        return;
+    }
     if (it->argc > 1 && strcmp(it->argv[1], "none") == 0) {
         p->cfg->dh_none = true;
         return;
@@ -1984,10 +2126,15 @@ static const Directive directives[] = {
     {"port", 1, 1, FC, U, 0, h_port, NULL},
     {"rport", 1, 1, FC, C, 0, h_port, NULL},
     {"lport", 1, 1, FC, U, 0, h_lport, NULL},
+    {"local", 1, 1, FC, U, 0, h_local, NULL},
+    {"cd", 1, 1, ANY, U, 0, h_cd, NULL},
+    {"proto-force", 1, 1, ANY, C, 0, h_proto_force, NULL},
+    {"replay-window", 1, 2, ANY, U, 0, h_replay_window, NULL},
+    {"plugin", 1, NOMAX, ANY, U, F_MULTI, h_plugin, NULL},
     {"remote-random", 0, 0, ANY, C, 0, h_flag_remote_random, NULL},
     {"remote-random-hostname", 0, 0, ANY, C, 0, h_remote_random_hostname, NULL},
     {"connect-retry", 1, 2, FC, C, 0, h_connect_retry, NULL},
-    {"connect-retry-max", 1, 1, ANY, C, 0, h_connect_retry_max, NULL},
+    {"connect-retry-max", 1, 1, FC, C, 0, h_connect_retry_max, NULL},
     {"connect-timeout", 1, 1, FC, C, 0, h_connect_timeout, NULL},
     {"server-poll-timeout", 1, 1, FC, C, 0, h_connect_timeout, NULL},
     {"resolv-retry", 1, 1, ANY, C, 0, h_resolv_retry, NULL},
@@ -2060,6 +2207,7 @@ static const Directive directives[] = {
     {"route", 1, 4, FP, U, F_MULTI, h_route, NULL},
     {"route-ipv6", 1, 3, FP, U, F_MULTI, h_route_ipv6, NULL},
     {"route-gateway", 1, 1, FP, U, 0, h_string, NULL},
+    {"route-ipv6-gateway", 1, 1, FP, U, 0, h_string, NULL},
     {"route-metric", 1, 1, FP, U, 0, h_int, NULL},
     {"route-nopull", 0, 0, ANY, C, 0, h_route_nopull, NULL},
     {"pull-filter", 2, 2, ANY, C, F_MULTI, h_pull_filter, NULL},
@@ -2079,7 +2227,7 @@ static const Directive directives[] = {
     {"duplicate-cn", 0, 0, ANY, S, 0, h_server_flag, NULL},
     {"max-clients", 1, 1, ANY, S, 0, h_int, NULL},
     {"username-as-common-name", 0, 0, ANY, S, 0, h_server_flag, NULL},
-    {"dh", 0, 1, ANY, S, 0, h_dh, NULL},
+    {"dh", 0, 1, ANY, U, 0, h_dh, NULL},
     /* pushed only */
     {"peer-id", 1, 1, CTX_PUSH, U, 0, h_int, NULL},
     {"auth-token", 1, 1, CTX_PUSH, U, F_SECRET_ARGS, h_auth_token, NULL},
@@ -2282,11 +2430,14 @@ static void apply_item(Parser *p, const ShimmerItem *it)
         /* Aliases share one slot so that `port 1194` and `rport 443` collide. */
         static const char *const retry_alias[] = {"connect-timeout", "server-poll-timeout", NULL};
         static const char *const cipher_alias[] = {"data-ciphers", "ncp-ciphers", NULL};
+        static const char *const comp_alias[] = {"comp-lzo", "compress", NULL};
         const char *key = name;
         if (directive_in_list(name, retry_alias))
             key = "connect-timeout";
         else if (directive_in_list(name, cipher_alias))
             key = "data-ciphers";
+        else if (directive_in_list(name, comp_alias))
+            key = "compress";
         else if (strcmp(name, "redirect-private") == 0)
             key = "redirect-gateway";
         if (!check_repeat(p, it, key))
@@ -2311,6 +2462,21 @@ static void collect_ignore_unknown(Parser *p)
                          it->argv[a], it->argv[a]);
             g_hash_table_add(p->cfg->priv->ignore_unknown, g_strdup(it->argv[a]));
         }
+    }
+}
+
+/* OpenVPN changes its directory at `cd` and reads every file only after
+ * the whole configuration: each `cd` (relative to the one before) moves
+ * where all of the file's relative paths resolve. */
+static void collect_cd(Parser *p)
+{
+    for (guint i = 0; i < p->items->len; i++) {
+        ShimmerItem *it = g_ptr_array_index(p->items, i);
+        if (it->kind != SHIMMER_ITEM_DIRECTIVE || strcmp(it->argv[0], "cd") != 0 || it->argc != 2)
+            continue;
+        char *dir = cfg_resolve_path(p, it->argv[1]);
+        g_free(p->base_dir);
+        p->base_dir = dir;
     }
 }
 
@@ -2347,9 +2513,12 @@ static void collect_blocks(Parser *p)
         }
         ShimmerItem *prev = g_hash_table_lookup(p->blocks, it->block_name);
         if (prev != NULL) {
-            cfg_error(p, it->line, "<%s> is given twice (lines %u and %u)", it->block_name,
-                      prev->line, it->line);
-            continue;
+            /* As OpenVPN: the later block counts. */
+            cfg_warn(p, it->line,
+                     "<%s> overrides the <%s> block at line %u (as in OpenVPN, the last one "
+                     "counts)",
+                     it->block_name, it->block_name, prev->line);
+            drop_lines(p, prev->line, prev->end_line);
         }
         g_hash_table_insert(p->blocks, g_strdup(it->block_name), it);
     }
@@ -2379,9 +2548,12 @@ static void apply_unreferenced_blocks(Parser *p)
     }
 }
 
+static void connection_free(gpointer data);
+
 static void finish_connections(Parser *p)
 {
     ShimmerConfig *cfg = p->cfg;
+    guint skipped = 0;
     for (guint i = 0; i < p->drafts->len; i++) {
         ConnDraft *d = g_ptr_array_index(p->drafts, i);
         if (d->host == NULL)
@@ -2397,7 +2569,14 @@ static void finish_connections(Parser *p)
             d->explicit_exit_notify >= 0 ? d->explicit_exit_notify : cfg->explicit_exit_notify;
         c->tun_mtu = d->tun_mtu > 0 ? (guint)d->tun_mtu : cfg->tun_mtu;
         c->mssfix = d->mssfix >= 0 ? d->mssfix : cfg->mssfix;
+        if (cfg->proto_force >= 0 && c->transport != (ShimmerTransport)cfg->proto_force) {
+            /* proto-force: only the connections of that transport. */
+            connection_free(c);
+            skipped++;
+            continue;
+        }
         c->proxy = cfg_proxy_for(p, d);
+        c->local = g_strdup(d->local != NULL ? d->local : cfg->local);
         c->line = d->line;
         if (c->proxy != NULL && c->proxy->type == SHIMMER_PROXY_HTTP &&
             c->transport != SHIMMER_TRANSPORT_TCP)
@@ -2407,6 +2586,10 @@ static void finish_connections(Parser *p)
                       c->proxy->line, c->host, c->line);
         g_ptr_array_add(cfg->connections, c);
     }
+    if (skipped > 0)
+        cfg_warn(p, 0, "'proto-force %s' leaves out %u of the %u connections",
+                 cfg->proto_force == SHIMMER_TRANSPORT_TCP ? "tcp" : "udp", skipped,
+                 skipped + cfg->connections->len);
 }
 
 /* tls-auth, tls-crypt and tls-crypt-v2 exclude each other. */
@@ -2435,23 +2618,32 @@ static void finish_wrapping(Parser *p)
                  "'key-direction' only applies to tls-auth and is ignored here");
 }
 
-/* `port` sets both ports; a second directive for either must agree. */
+/* `port` sets both ports, `rport` and `lport` one each: as OpenVPN, the
+ * later line counts for each port, with a warning where they disagree. */
 static void finish_ports(Parser *p)
 {
     ShimmerConfig *cfg = p->cfg;
     if (p->port_line > 0 && p->rport_line > 0 && p->port_value != p->rport_value) {
-        cfg_error(p, (guint)MAX(p->port_line, p->rport_line),
-                  "'port %d' (line %d) and 'rport %d' (line %d) disagree about the server's port",
-                  p->port_value, p->port_line, p->rport_value, p->rport_line);
+        bool rport_later = p->rport_line > p->port_line;
+        cfg->rport = (guint16)(rport_later ? p->rport_value : p->port_value);
+        if (rport_later)
+            cfg_warn(p, (guint)p->rport_line,
+                     "'rport %d' overrides the server port 'port %d' gave at line %d (as in "
+                     "OpenVPN, the last one counts)",
+                     p->rport_value, p->port_value, p->port_line);
+        else
+            cfg_warn(p, (guint)p->port_line,
+                     "'port %d' overrides 'rport %d' at line %d (as in OpenVPN, the last one "
+                     "counts)",
+                     p->port_value, p->rport_value, p->rport_line);
     }
-    if (p->port_line > 0 && p->lport_line > 0 && cfg->role == SHIMMER_ROLE_SERVER &&
-        p->port_value != cfg->lport) {
-        cfg_error(p, (guint)MAX(p->port_line, p->lport_line),
-                  "'port %d' (line %d) and 'lport %d' (line %d) disagree about the local port",
-                  p->port_value, p->port_line, cfg->lport, p->lport_line);
+    if (p->port_line > 0 && p->lport_line > 0 && p->port_value != cfg->lport &&
+        p->port_line > p->lport_line) {
+        cfg_warn(p, (guint)p->port_line,
+                 "'port %d' overrides 'lport %d' at line %d (as in OpenVPN, the last one counts)",
+                 p->port_value, cfg->lport, p->lport_line);
+        cfg->lport = p->port_value;
     }
-    if (p->port_line > 0 && p->rport_line > 0 && p->rport_line > p->port_line)
-        cfg->rport = (guint16)p->rport_value;
 }
 
 static void finish_timers(Parser *p)
@@ -2462,6 +2654,48 @@ static void finish_timers(Parser *p)
                   "'keepalive' (line %d) sets ping and ping-restart, which line %d also sets: give "
                   "one",
                   p->keepalive_line, other);
+    }
+}
+
+/* Plugins are never loaded. A server recognises OpenVPN's PAM plugin as
+ * "authenticate with PAM" (done in-process); any other plugin on a server
+ * may be what keeps strangers out, so it is refused. A client's plugins
+ * (down-root and the like) are only ignored. */
+static void finish_plugins(Parser *p)
+{
+    ShimmerConfig *cfg = p->cfg;
+    for (guint i = 0; i < p->plugins->len; i++) {
+        const ShimmerItem *it = g_ptr_array_index(p->plugins, i);
+        g_autofree char *base = g_path_get_basename(it->argv[1]);
+        bool pam = strcmp(base, "openvpn-plugin-auth-pam.so") == 0 ||
+                   strcmp(base, "openvpn-auth-pam.so") == 0;
+        if (cfg->role != SHIMMER_ROLE_SERVER) {
+            cfg_warn(p, it->line, "'plugin %s' ignored: Shimmer never loads plugins", it->argv[1]);
+            g_ptr_array_add(cfg->ignored, g_strdup("plugin"));
+            continue;
+        }
+        if (!pam) {
+            cfg_error(p, it->line,
+                      "'plugin %s': Shimmer loads no plugins, and one that is not run could be "
+                      "what keeps strangers out. OpenVPN's PAM plugin is recognised (PAM in "
+                      "process); for other decisions use deferred authentication over D-Bus",
+                      it->argv[1]);
+            continue;
+        }
+        if (it->argc < 3 || it->argv[2][0] == '\0') {
+            cfg_error(p, it->line, "'plugin %s' needs the PAM service name", it->argv[1]);
+            continue;
+        }
+        if (cfg->pam_service != NULL)
+            cfg_warn(p, it->line, "a second PAM plugin line overrides the service '%s'",
+                     cfg->pam_service);
+        g_free(cfg->pam_service);
+        cfg->pam_service = g_strdup(it->argv[2]);
+        if (it->argc > 3)
+            cfg_warn(p, it->line,
+                     "'plugin %s %s': the prompt names after the service are not needed: "
+                     "Shimmer gives PAM the user name and password itself",
+                     it->argv[1], it->argv[2]);
     }
 }
 
@@ -2678,6 +2912,7 @@ static void finish(Parser *p)
     finish_ports(p);
     finish_timers(p);
     finish_identity(p);
+    finish_plugins(p);
     finish_crl(p);
     finish_ciphers(p);
     finish_compression(p);
@@ -2736,6 +2971,7 @@ static void connection_free(gpointer data)
 {
     ShimmerConnection *c = data;
     g_free(c->host);
+    g_free(c->local);
     shimmer_proxy_free(c->proxy);
     g_free(c);
 }
@@ -2766,6 +3002,8 @@ static ShimmerConfig *config_new(const char *filename)
     cfg->connect_retry_max_delay = 300;
     cfg->connect_timeout = 120;
     cfg->resolv_retry = -1;
+    cfg->proto_force = -1;
+    cfg->replay_time = -1;
     cfg->mssfix = -1;
     cfg->mark = -1;
     cfg->key_direction = -1;
@@ -2811,6 +3049,8 @@ static void parser_init(Parser *p, ShimmerConfig *cfg, ShimmerContext ctx)
     p->drafts = g_ptr_array_new_with_free_func(cfg_conn_draft_free);
     p->top = g_new0(ConnDraft, 1);
     p->values = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    p->tls_auth_dir = -1;
+    p->plugins = g_ptr_array_new_with_free_func((GDestroyNotify)shimmer_item_free);
 }
 
 static void parser_clear(Parser *p)
@@ -2820,6 +3060,7 @@ static void parser_clear(Parser *p)
     g_clear_pointer(&p->drafts, g_ptr_array_unref);
     g_clear_pointer(&p->top, cfg_conn_draft_free);
     g_clear_pointer(&p->values, g_hash_table_unref);
+    g_clear_pointer(&p->plugins, g_ptr_array_unref);
     g_clear_pointer(&p->items, g_ptr_array_unref);
     g_free(p->base_dir);
 }
@@ -2845,6 +3086,7 @@ ShimmerConfig *shimmer_config_parse(const char *filename, const char *base_dir, 
         return cfg;
     }
     collect_ignore_unknown(&p);
+    collect_cd(&p);
     collect_blocks(&p);
     for (guint i = 0; i < p.items->len; i++) {
         ShimmerItem *it = g_ptr_array_index(p.items, i);
@@ -3105,6 +3347,8 @@ void shimmer_config_free(ShimmerConfig *cfg)
     g_ptr_array_unref(cfg->routes);
     g_ptr_array_unref(cfg->routes6);
     g_free(cfg->route_gateway);
+    g_free(cfg->route_ipv6_gateway);
+    g_free(cfg->local);
     g_ptr_array_unref(cfg->pull_filters);
     g_ptr_array_unref(cfg->dhcp_options);
     g_ptr_array_unref(cfg->dns_search_domains);
@@ -3116,6 +3360,7 @@ void shimmer_config_free(ShimmerConfig *cfg)
     g_free(cfg->server_network);
     g_free(cfg->server_netmask);
     g_free(cfg->server_ipv6);
+    g_free(cfg->pam_service);
     g_free(cfg->ifconfig_pool_start);
     g_free(cfg->ifconfig_pool_end);
     g_free(cfg->ifconfig_pool_netmask);

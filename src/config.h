@@ -63,6 +63,9 @@ typedef struct {
     gsize len;
     bool secret; /* wiped on free, never printed */
     guint line;  /* where it was given */
+    /* Private to the parser: what --inline output drops if it is overridden. */
+    guint directive_line; /* the directive naming it; 0 for a block alone */
+    char *block_name;     /* the inline block it came from */
 } ShimmerBlob;
 
 /* Proxies (http-proxy, socks-proxy): the way to one server, in a
@@ -120,6 +123,7 @@ typedef struct {
     guint tun_mtu;             /* 0 = default */
     gint mssfix;               /* -1 unset */
     ShimmerProxy *proxy;       /* NULL: direct */
+    char *local;               /* `local`: the address to send from; NULL any */
     guint line;
 } ShimmerConnection;
 
@@ -344,6 +348,8 @@ typedef struct ShimmerConfig {
     gint connect_retry_max;        /* 0 = unlimited */
     guint connect_timeout;         /* default 120 */
     gint resolv_retry;             /* seconds; -1 infinite */
+    char *local;                   /* `local ADDR` at the top level; NULL any */
+    gint proto_force;              /* -1, or the ShimmerTransport to keep */
     /* The top-level proxy (each ShimmerConnection holds its own merged copy);
      * http-proxy-user-pass as given (a secret). */
     ShimmerProxy *proxy;
@@ -436,6 +442,8 @@ typedef struct ShimmerConfig {
     gint tran_window;        /* -1 unset (3600) */
     gint keepalive_interval; /* -1 unset */
     gint keepalive_timeout;
+    guint replay_window;       /* packets; 0 = default (64) */
+    gint replay_time;          /* seconds; -1 = default (15) */
     gint ping;                 /* -1 unset */
     gint ping_restart;         /* -1 unset */
     gint ping_exit;            /* -1 unset */
@@ -445,7 +453,8 @@ typedef struct ShimmerConfig {
     GPtrArray *routes;   /* ShimmerRoute* */
     GPtrArray *routes6;  /* ShimmerRoute6* */
     char *route_gateway; /* address or "dhcp" */
-    gint route_metric;   /* -1 unset */
+    char *route_ipv6_gateway;
+    gint route_metric; /* -1 unset */
     bool route_nopull;
     GPtrArray *pull_filters;       /* ShimmerPullFilter* */
     guint redirect_gateway;        /* SHIMMER_REDIRECT_* */
@@ -471,6 +480,7 @@ typedef struct ShimmerConfig {
     bool duplicate_cn;
     gint max_clients; /* -1 unset */
     bool username_as_common_name;
+    char *pam_service; /* `plugin .../openvpn-plugin-auth-pam.so SERVICE`: PAM, in process */
     bool dh_none;
     ShimmerBlob dh;
 

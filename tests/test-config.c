@@ -283,6 +283,17 @@ static void test_connection_block_errors(void)
     recorder_free(r);
 }
 
+static ShimmerConfig *parse_inline(const char *text)
+{
+    return shimmer_config_parse("c.ovpn", NULL, text, strlen(text), NULL, NULL);
+}
+
+#define INLINE_CLIENT BASE "dev tun\npeer-fingerprint " FP "\n"
+#define FP                                                                                         \
+    "00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff:00:11:22:33:44:55:66:77:88:99:aa:bb:cc:"      \
+    "dd:ee:ff"
+
+/* Directives that contradict each other are errors naming both lines. */
 static void test_conflicts(void)
 {
     static const struct {
@@ -291,20 +302,13 @@ static void test_conflicts(void)
     } cases[] = {
         {BASE "ca ca.crt\ntls-auth ta.key 1\ntls-crypt tc.key\n",
          ":6: error: 'tls-auth' (line 5) and 'tls-crypt' (line 6) cannot be combined"},
-        {BASE "ca ca.crt\nport 1194\nrport 443\n", "disagree about the server's port"},
-        {BASE "ca ca.crt\ncipher AES-256-GCM\ncipher AES-128-GCM\n",
-         ":6: error: 'cipher' conflicts with 'cipher' at line 5"},
-        {BASE "ca ca.crt\ndata-ciphers AES-256-GCM\nncp-ciphers AES-128-GCM\n",
-         ":6: error: 'ncp-ciphers' conflicts with 'data-ciphers' at line 5"},
-        {BASE "ca ca.crt\nconnect-timeout 10\nserver-poll-timeout 5\n",
-         "'server-poll-timeout' conflicts with 'connect-timeout'"},
         {BASE "ca ca.crt\nserver 10.8.0.0 255.255.255.0\n",
          ":5: error: 'server' is a server directive, but 'client' at line 1 made this a client "
          "configuration"},
-        {BASE "ca ca.crt\nca server.crt\n", ":5: error: 'ca' conflicts with 'ca' at line 4"},
-        {BASE "ca ca.crt\n<ca>\nx\n</ca>\n", ":4: error: 'ca' is given both as the file"},
         {BASE "ca ca.crt\ntls-auth ta.key 1\nkey-direction 0\n",
-         ":6: error: 'key-direction 0' conflicts with the direction 1"},
+         ":6: error: 'key-direction 0' conflicts with the direction 1 given at line 5"},
+        {BASE "ca ca.crt\nkey-direction 0\ntls-auth ta.key 1\n",
+         ":6: error: 'tls-auth': direction 1 conflicts with 'key-direction 0' at line 5"},
         {BASE "ca ca.crt\nkeepalive 10 60\nping 5\n",
          "'keepalive' (line 5) sets ping and ping-restart, which line 6 also sets"},
         {BASE "ca ca.crt\npkcs12 client.p12\ncert client.crt\nkey client.key\n",
@@ -321,6 +325,96 @@ static void test_conflicts(void)
         assert_diag(cfg, cases[i].needle);
         recorder_free(r);
     }
+}
+
+/* A setting given again: as OpenVPN, the last one counts, with a warning
+ * naming both lines; the --inline output keeps only the winner. */
+static void test_overrides(void)
+{
+    Recorder *r = recorder_new();
+    g_autoptr(ShimmerConfig) cfg =
+        parse_with(r, BASE "ca ca.crt\n"                                 /* 4 */
+                           "port 1194\nrport 443\n"                      /* 5, 6 */
+                           "cipher AES-256-GCM\ncipher AES-128-GCM\n"    /* 7, 8 */
+                           "data-ciphers AES-256-GCM\n"                  /* 9 */
+                           "ncp-ciphers AES-128-GCM:CHACHA20-POLY1305\n" /* 10 */
+                           "connect-timeout 10\nserver-poll-timeout 5\n" /* 11, 12 */
+                           "reneg-sec 3600 600\nreneg-sec 7200\n"        /* 13, 14 */
+                           "comp-lzo no\ncompress stub-v2\n"             /* 15, 16 */
+                           "ca server.crt\n");                           /* 17 */
+    assert_clean(cfg);
+    assert_diag(cfg, ":6: warning: 'rport 443' overrides the server port 'port 1194'");
+    assert_diag(cfg, ":8: warning: 'cipher' overrides 'cipher' at line 7");
+    assert_diag(cfg, ":10: warning: 'ncp-ciphers' overrides 'data-ciphers' at line 9");
+    assert_diag(cfg, ":10: warning: 'ncp-ciphers' is 'data-ciphers' since OpenVPN 2.5");
+    assert_diag(cfg, ":12: warning: 'server-poll-timeout' overrides 'connect-timeout' at line 11");
+    assert_diag(cfg, ":14: warning: 'reneg-sec' overrides 'reneg-sec' at line 13");
+    assert_diag(cfg, ":16: warning: 'compress' overrides 'comp-lzo' at line 15");
+    assert_diag(cfg, ":17: warning: 'ca' overrides 'ca' at line 4");
+    ShimmerConnection *c = g_ptr_array_index(cfg->connections, 0);
+    g_assert_cmpuint(c->port, ==, 1194); /* the remote line says so */
+    g_assert_cmpuint(cfg->rport, ==, 443);
+    g_assert_cmpuint(c->connect_timeout, ==, 5);
+    g_assert_cmpstr(cfg->cipher, ==, "AES-128-GCM");
+    g_assert_cmpuint(cfg->data_ciphers->len, ==, 2);
+    g_assert_cmpint(g_array_index(cfg->data_ciphers, ShimmerCipher, 0), ==,
+                    SHIMMER_CIPHER_AES_128_GCM);
+    g_assert_cmpint(cfg->reneg_sec, ==, 7200);
+    g_assert_cmpint(cfg->reneg_sec_min, ==, -1);
+    g_assert_cmpint(cfg->comp, ==, SHIMMER_COMP_STUB_V2);
+    g_assert_cmpstr(cfg->ca.path, ==, "server.crt");
+    g_assert_cmpuint(cfg->ca.line, ==, 17);
+    /* --inline: one <ca>, the second file's. */
+    g_autofree char *ovpn = shimmer_config_to_ovpn(cfg);
+    g_assert_nonnull(ovpn);
+    g_assert_null(strstr(strstr(ovpn, "<ca>") + 1, "<ca>"));
+    g_autoptr(ShimmerConfig) again =
+        shimmer_config_parse("inline.ovpn", NULL, ovpn, strlen(ovpn), NULL, NULL);
+    assert_clean(again);
+    g_assert_cmpmem(again->ca.data, again->ca.len, cfg->ca.data, cfg->ca.len);
+    recorder_free(r);
+
+    /* A file, then a block: the block; the file is never read. */
+    r = recorder_new();
+    g_autoptr(GBytes) ca = NULL;
+    g_autofree char *ca_path = g_build_filename(r->dir, "ca.crt", NULL);
+    g_assert_true(shimmer_config_file_loader(ca_path, &ca, NULL, NULL));
+    g_autofree char *text =
+        g_strdup_printf(BASE "ca missing.crt\n<ca>\n%.*s</ca>\n", (int)g_bytes_get_size(ca),
+                        (const char *)g_bytes_get_data(ca, NULL));
+    g_autoptr(ShimmerConfig) fb = parse_with(r, text);
+    assert_clean(fb);
+    assert_diag(fb, ":4: warning: 'ca missing.crt' is overridden by the <ca> block at line 5");
+    g_assert_cmpuint(r->asked->len, ==, 0);
+    g_assert_true(fb->ca.is_inline);
+    recorder_free(r);
+
+    /* A block, then a file: the file; the block leaves the --inline output. */
+    r = recorder_new();
+    g_autofree char *text2 =
+        g_strdup_printf(BASE "<ca>\n%.*s</ca>\nca server.crt\n", (int)g_bytes_get_size(ca),
+                        (const char *)g_bytes_get_data(ca, NULL));
+    g_autoptr(ShimmerConfig) bf = parse_with(r, text2);
+    assert_clean(bf);
+    assert_diag(bf, "warning: 'ca server.crt' overrides the <ca> block at line 4");
+    g_assert_false(bf->ca.is_inline);
+    g_assert_cmpstr(bf->ca.path, ==, "server.crt");
+    g_autofree char *ovpn2 = shimmer_config_to_ovpn(bf);
+    g_autoptr(ShimmerConfig) again2 =
+        shimmer_config_parse("inline.ovpn", NULL, ovpn2, strlen(ovpn2), NULL, NULL);
+    assert_clean(again2);
+    g_assert_cmpmem(again2->ca.data, again2->ca.len, bf->ca.data, bf->ca.len);
+    recorder_free(r);
+
+    /* Two blocks: the second. */
+    g_autofree char *fp_block = g_strdup_printf(
+        "client\ndev tun\nremote x.example\nremote-cert-tls server\n"
+        "<peer-fingerprint>\n" FP "\n</peer-fingerprint>\n<ca>\n%.*s</ca>\n<ca>\n%.*s</ca>\n",
+        (int)g_bytes_get_size(ca), (const char *)g_bytes_get_data(ca, NULL),
+        (int)g_bytes_get_size(ca), (const char *)g_bytes_get_data(ca, NULL));
+    g_autoptr(ShimmerConfig) two = parse_inline(fp_block);
+    assert_clean(two);
+    assert_diag(two, "warning: <ca> overrides the <ca> block at line 8");
 }
 
 static void test_repeats_that_agree_only_warn(void)
@@ -532,16 +626,6 @@ static void test_role_unset(void)
         shimmer_config_parse("r.ovpn", NULL, text, strlen(text), NULL, NULL);
     assert_diag(cfg, "r.ovpn: error: neither a client nor a server configuration");
 }
-
-static ShimmerConfig *parse_inline(const char *text)
-{
-    return shimmer_config_parse("c.ovpn", NULL, text, strlen(text), NULL, NULL);
-}
-
-#define INLINE_CLIENT BASE "dev tun\npeer-fingerprint " FP "\n"
-#define FP                                                                                         \
-    "00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff:00:11:22:33:44:55:66:77:88:99:aa:bb:cc:"      \
-    "dd:ee:ff"
 
 static void test_compression(void)
 {
@@ -844,6 +928,79 @@ static void test_openvpn_refusals(void)
     g_assert_false(shimmer_config_has_errors(pushed));
 }
 
+static void test_client_extras(void)
+{
+    /* local: the top level's, or a block's own. */
+    g_autoptr(ShimmerConfig) loc =
+        parse_inline("client\ndev tun\nremote-cert-tls server\npeer-fingerprint " FP "\n"
+                     "local 192.0.2.10\n"
+                     "<connection>\nremote a.example\n</connection>\n"
+                     "<connection>\nremote b.example\nlocal 198.51.100.7\n"
+                     "connect-retry-max 3\n</connection>\n");
+    assert_clean(loc);
+    g_assert_cmpstr(((ShimmerConnection *)g_ptr_array_index(loc->connections, 0))->local, ==,
+                    "192.0.2.10");
+    g_assert_cmpstr(((ShimmerConnection *)g_ptr_array_index(loc->connections, 1))->local, ==,
+                    "198.51.100.7");
+    assert_diag(loc, "c.ovpn:12: warning: 'connect-retry-max' inside a <connection> block has "
+                     "no effect");
+    g_assert_cmpint(loc->connect_retry_max, ==, 0);
+
+    /* proto-force keeps the connections of one transport. */
+    g_autoptr(ShimmerConfig) pf =
+        parse_inline("client\ndev tun\nremote-cert-tls server\npeer-fingerprint " FP "\n"
+                     "remote a.example 1194 udp\nremote b.example 443 tcp\n"
+                     "remote c.example 1195 udp\nproto-force tcp\n");
+    assert_clean(pf);
+    g_assert_cmpuint(pf->connections->len, ==, 1);
+    g_assert_cmpstr(((ShimmerConnection *)g_ptr_array_index(pf->connections, 0))->host, ==,
+                    "b.example");
+    assert_diag(pf, "'proto-force tcp' leaves out 2 of the 3 connections");
+    g_autoptr(ShimmerConfig) none = parse_inline(INLINE_CLIENT "proto udp\nproto-force tcp\n");
+    assert_diag(none, "error: no 'remote'");
+
+    /* replay-window, clamped to what Shimmer keeps. */
+    g_autoptr(ShimmerConfig) rw = parse_inline(INLINE_CLIENT "replay-window 512 30\n");
+    assert_clean(rw);
+    g_assert_cmpuint(rw->replay_window, ==, 512);
+    g_assert_cmpint(rw->replay_time, ==, 30);
+    g_autoptr(ShimmerConfig) big = parse_inline(INLINE_CLIENT "replay-window 4096\n");
+    assert_diag(big, "c.ovpn:6: warning: 'replay-window 4096': Shimmer keeps at most 1024");
+    g_assert_cmpuint(big->replay_window, ==, 1024);
+    g_assert_cmpint(big->replay_time, ==, -1);
+    g_autoptr(ShimmerConfig) bad = parse_inline(INLINE_CLIENT "replay-window 64 601\n");
+    assert_diag(bad, "c.ovpn:6: error: 'replay-window': '601' is not a number from 0 to 600");
+
+    /* A client's plugin and dh are ignored; the dh file is not read. */
+    Recorder *r = recorder_new();
+    g_autoptr(ShimmerConfig) pl = parse_with(
+        r, BASE "ca ca.crt\nplugin /usr/lib/openvpn/openvpn-plugin-down-root.so \"down.sh\"\n"
+                "dh missing-dh.pem\n");
+    assert_clean(pl);
+    assert_diag(pl, ":5: warning: 'plugin /usr/lib/openvpn/openvpn-plugin-down-root.so' ignored");
+    assert_diag(pl, ":6: warning: 'dh' is a server's and is ignored here");
+    g_assert_cmpuint(r->asked->len, ==, 1);
+    recorder_free(r);
+}
+
+/* `cd` moves every relative path of the file, even those before it. */
+static void test_cd(void)
+{
+    Recorder *r = recorder_new();
+    g_autoptr(ShimmerConfig) cfg =
+        parse_with(r, BASE "ca ca.crt\ncd keys\ncert client.crt\nkey /abs/client.key\n"
+                           "cd sub\ntls-crypt tc.key\n");
+    assert_clean(cfg);
+    g_assert_cmpstr(g_ptr_array_index(r->asked, 0), ==, "/profiles/keys/sub/ca.crt");
+    g_assert_cmpstr(g_ptr_array_index(r->asked, 1), ==, "/profiles/keys/sub/client.crt");
+    g_assert_cmpstr(g_ptr_array_index(r->asked, 2), ==, "/abs/client.key");
+    recorder_free(r);
+    r = recorder_new();
+    g_autoptr(ShimmerConfig) abs = parse_with(r, BASE "cd /etc/openvpn/client\nca ca.crt\n");
+    g_assert_cmpstr(g_ptr_array_index(r->asked, 0), ==, "/etc/openvpn/client/ca.crt");
+    recorder_free(r);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -857,6 +1014,7 @@ int main(int argc, char **argv)
     g_test_add_func("/config/connection-blocks", test_connection_blocks);
     g_test_add_func("/config/connection-block-errors", test_connection_block_errors);
     g_test_add_func("/config/conflicts", test_conflicts);
+    g_test_add_func("/config/overrides", test_overrides);
     g_test_add_func("/config/repeats-that-agree", test_repeats_that_agree_only_warn);
     g_test_add_func("/config/cbc-cipher", test_cbc_cipher_only_warns);
     g_test_add_func("/config/data-ciphers", test_data_ciphers_list);
@@ -871,6 +1029,8 @@ int main(int argc, char **argv)
     g_test_add_func("/config/compression", test_compression);
     g_test_add_func("/config/pushed-compression", test_pushed_compression);
     g_test_add_func("/config/openvpn-refusals", test_openvpn_refusals);
+    g_test_add_func("/config/client-extras", test_client_extras);
+    g_test_add_func("/config/cd", test_cd);
     g_test_add_func("/config/http-proxy", test_http_proxy);
     g_test_add_func("/config/http-proxy-forms", test_http_proxy_forms);
     g_test_add_func("/config/http-proxy-user-pass", test_http_proxy_user_pass);
