@@ -420,12 +420,58 @@ static void json_server(Json *j, const ShimmerConfig *cfg)
     json_opt_true(j, "client-to-client", cfg->client_to_client);
     json_opt_true(j, "duplicate-cn", cfg->duplicate_cn);
     json_opt_int(j, "max-clients", cfg->max_clients);
+    json_opt_str(j, "ifconfig-ipv6-pool", cfg->ifconfig_ipv6_pool);
+    if (cfg->ifconfig_pool_persist != NULL) {
+        json_open(j, "ifconfig-pool-persist", '{');
+        json_str(j, "file", cfg->ifconfig_pool_persist);
+        json_opt_int(j, "seconds", cfg->ifconfig_pool_persist_seconds);
+        json_close(j, '}');
+    }
+    json_opt_true(j, "multihome", cfg->multihome);
+    json_opt_str(j, "local", cfg->local);
     json_opt_str(j, "verify-client-cert", vcc[cfg->verify_client_cert]);
+    json_opt_str(j, "client-config-dir", cfg->client_config_dir);
+    json_opt_true(j, "ccd-exclusive", cfg->ccd_exclusive);
+    json_opt_str(j, "pam-service", cfg->pam_service);
     json_opt_true(j, "username-as-common-name", cfg->username_as_common_name);
+    json_opt_true(j, "auth-user-pass-optional", cfg->auth_user_pass_optional);
+    if (cfg->auth_gen_token >= 0) {
+        json_open(j, "auth-gen-token", '{');
+        json_int(j, "lifetime", cfg->auth_gen_token);
+        json_opt_int(j, "renewal", cfg->auth_gen_token_renewal);
+        json_opt_true(j, "external-auth", cfg->auth_gen_token_external);
+        json_blob(j, "secret", &cfg->auth_gen_token_secret, NULL, NULL);
+        json_close(j, '}');
+    }
+    json_opt_int(j, "tls-crypt-v2-max-age", cfg->tls_crypt_v2_max_age);
+    json_opt_true(j, "force-tls-key-material-export", cfg->force_tls_ekm);
+    json_opt_str(j, "x509-username-field", cfg->x509_username_field);
     if (cfg->dh_none)
         json_str(j, "dh", "none");
     else
         json_blob(j, "dh", &cfg->dh, NULL, NULL);
+    const ShimmerServerPlan *plan = cfg->plan;
+    if (plan == NULL)
+        return;
+    /* What the server hands out, derived from the above. */
+    json_open(j, "plan", '{');
+    json_opt_str(j, "local", plan->local);
+    json_opt_str(j, "netmask", plan->netmask);
+    if (plan->pool_start != NULL) {
+        json_str(j, "pool-start", plan->pool_start);
+        json_str(j, "pool-end", plan->pool_end);
+    }
+    json_opt_str(j, "local-ipv6", plan->local6);
+    if (plan->pool6_start != NULL) {
+        json_str(j, "pool-ipv6-start", plan->pool6_start);
+        json_int(j, "pool-ipv6-bits", plan->pool6_bits);
+    }
+    if (plan->pool_size > 0)
+        json_int(j, "pool-size", plan->pool_size);
+    json_opt_int(j, "ping", plan->ping);
+    json_opt_int(j, "ping-restart", plan->ping_restart);
+    json_strv(j, "push", plan->push);
+    json_close(j, '}');
 }
 
 static void json_pushed(Json *j, const ShimmerConfig *cfg)

@@ -83,6 +83,11 @@ struct Parser {
     GHashTable *values; /* directive (or alias) -> "line\targs" for repeats */
     ConnDraft *top;     /* the top level's connection settings (proxies) */
     GPtrArray *plugins; /* ShimmerItem* copies of `plugin` lines (argv only) */
+    ShimmerCcd *ccd;    /* the client-config-dir file being parsed (CTX_CCD) */
+    guint server_line, server_ipv6_line, ifconfig_ipv6_pool_line, topology_line;
+    gint ifconfig_pool_line;
+    guint verify_client_cert_line, proto_client_line, ccd_ifconfig_push_line;
+    GHashTable *flag_lines;                               /* server flag -> line */
     guint tlsprio_line[SHIMMER_TLSPRIO_ERROR_GNUTLS + 1]; /* by the directive's error code */
 };
 
@@ -122,6 +127,31 @@ void cfg_finish_proxies(Parser *p);
  * (NULL: direct). A new copy. */
 ShimmerProxy *cfg_proxy_for(Parser *p, const ConnDraft *d);
 void cfg_conn_draft_free(gpointer data);
+
+/* config-server.c */
+void cfg_h_server(Parser *p, const ShimmerItem *it);
+void cfg_h_server_ipv6(Parser *p, const ShimmerItem *it);
+void cfg_h_ifconfig_pool(Parser *p, const ShimmerItem *it);
+void cfg_h_ifconfig_ipv6_pool(Parser *p, const ShimmerItem *it);
+void cfg_h_ifconfig_pool_persist(Parser *p, const ShimmerItem *it);
+void cfg_h_push(Parser *p, const ShimmerItem *it);
+void cfg_h_server_flag(Parser *p, const ShimmerItem *it);
+void cfg_h_client_config_dir(Parser *p, const ShimmerItem *it);
+void cfg_h_auth_gen_token(Parser *p, const ShimmerItem *it);
+void cfg_h_auth_gen_token_secret(Parser *p, const ShimmerItem *it);
+void cfg_h_tls_crypt_v2_max_age(Parser *p, const ShimmerItem *it);
+void cfg_h_x509_username_field(Parser *p, const ShimmerItem *it);
+void cfg_h_dh(Parser *p, const ShimmerItem *it);
+void cfg_h_script(Parser *p, const ShimmerItem *it);
+void cfg_h_ifconfig_push(Parser *p, const ShimmerItem *it);
+void cfg_h_ifconfig_ipv6_push(Parser *p, const ShimmerItem *it);
+void cfg_h_iroute(Parser *p, const ShimmerItem *it);
+void cfg_h_iroute_ipv6(Parser *p, const ShimmerItem *it);
+void cfg_h_ccd_flag(Parser *p, const ShimmerItem *it);
+void cfg_h_push_remove(Parser *p, const ShimmerItem *it);
+void cfg_finish_server(Parser *p);
+void cfg_finish_ccd(Parser *p, const ShimmerConfig *server);
+void cfg_server_plan_free(ShimmerServerPlan *plan);
 
 void cfg_record_inline(Parser *p, const ShimmerItem *it, const ShimmerBlob *blob,
                        const char *prefix_lines);

@@ -553,6 +553,8 @@ static void h_proto(Parser *p, const ShimmerItem *it)
     }
     if (server_side)
         cfg_set_role(p, SHIMMER_ROLE_SERVER, it);
+    if (p->cur == NULL && g_str_has_suffix(it->argv[1], "-client"))
+        p->proto_client_line = it->line;
     if (p->cur != NULL) {
         p->cur->transport = (gint)t;
         p->cur->family = f;
@@ -1085,6 +1087,7 @@ static void h_peer_fingerprint(Parser *p, const ShimmerItem *it)
 
 static void h_verify_client_cert(Parser *p, const ShimmerItem *it)
 {
+    p->verify_client_cert_line = it->line;
     const char *v = it->argv[1];
     if (strcmp(v, "none") == 0)
         p->cfg->verify_client_cert = SHIMMER_VERIFY_CLIENT_CERT_NONE;
@@ -1894,6 +1897,7 @@ static void h_ifconfig_ipv6(Parser *p, const ShimmerItem *it)
 
 static void h_topology(Parser *p, const ShimmerItem *it)
 {
+    p->topology_line = it->line;
     const char *v = it->argv[1];
     if (strcmp(v, "net30") == 0)
         p->cfg->topology = SHIMMER_TOPOLOGY_NET30;
@@ -1908,112 +1912,6 @@ static void h_topology(Parser *p, const ShimmerItem *it)
 static void h_block_ipv6(Parser *p, const ShimmerItem *it)
 {
     p->cfg->block_ipv6 = true;
-}
-
-/* ---------- handlers: server ---------- */
-
-static void h_server(Parser *p, const ShimmerItem *it)
-{
-    if (!cfg_is_ipv4(it->argv[1]) || !cfg_is_netmask(it->argv[2])) {
-        cfg_error(p, it->line, "'server': '%s %s' is not a network and a netmask", it->argv[1],
-                  it->argv[2]);
-        return;
-    }
-    if (it->argc > 3) {
-        if (strcmp(it->argv[3], "nopool") != 0) {
-            cfg_error(p, it->line, "'server': unexpected argument '%s'", it->argv[3]);
-            return;
-        }
-        p->cfg->server_nopool = true;
-    }
-    g_free(p->cfg->server_network);
-    g_free(p->cfg->server_netmask);
-    p->cfg->server_network = g_strdup(it->argv[1]);
-    p->cfg->server_netmask = g_strdup(it->argv[2]);
-    p->cfg->mode_server = true;
-    p->cfg->tls_server = true;
-}
-
-static void h_server_ipv6(Parser *p, const ShimmerItem *it)
-{
-    if (!cfg_is_ipv6_prefix(it->argv[1], false)) {
-        cfg_error(p, it->line, "'server-ipv6': '%s' is not an IPv6 prefix with /bits", it->argv[1]);
-        return;
-    }
-    g_free(p->cfg->server_ipv6);
-    p->cfg->server_ipv6 = g_strdup(it->argv[1]);
-}
-
-static void h_ifconfig_pool(Parser *p, const ShimmerItem *it)
-{
-    if (!cfg_is_ipv4(it->argv[1]) || !cfg_is_ipv4(it->argv[2]) ||
-        (it->argc > 3 && !cfg_is_netmask(it->argv[3]))) {
-        cfg_error(p, it->line, "'ifconfig-pool': expected START END [NETMASK] addresses");
-        return;
-    }
-    g_free(p->cfg->ifconfig_pool_start);
-    g_free(p->cfg->ifconfig_pool_end);
-    g_free(p->cfg->ifconfig_pool_netmask);
-    p->cfg->ifconfig_pool_start = g_strdup(it->argv[1]);
-    p->cfg->ifconfig_pool_end = g_strdup(it->argv[2]);
-    p->cfg->ifconfig_pool_netmask = it->argc > 3 ? g_strdup(it->argv[3]) : NULL;
-}
-
-static void h_push(Parser *p, const ShimmerItem *it)
-{
-    /* What is pushed must itself be something a client accepts from a push. */
-    g_autoptr(ShimmerConfig) check =
-        shimmer_config_parse_push(it->argv[1], strlen(it->argv[1]), NULL);
-    for (guint i = 0; i < check->diagnostics->len; i++) {
-        ShimmerDiagnostic *d = g_ptr_array_index(check->diagnostics, i);
-        if (d->severity == SHIMMER_SEVERITY_ERROR)
-            cfg_error(p, it->line, "'push \"%s\"': %s", it->argv[1], d->message);
-        else
-            cfg_warn(p, it->line, "'push \"%s\"': %s", it->argv[1], d->message);
-    }
-    g_ptr_array_add(p->cfg->push, g_strdup(it->argv[1]));
-}
-
-static void h_server_flag(Parser *p, const ShimmerItem *it)
-{
-    const char *n = it->argv[0];
-    if (strcmp(n, "client-to-client") == 0)
-        p->cfg->client_to_client = true;
-    else if (strcmp(n, "duplicate-cn") == 0)
-        p->cfg->duplicate_cn = true;
-    else if (strcmp(n, "username-as-common-name") == 0)
-        p->cfg->username_as_common_name = true;
-    else
-        g_assert_not_reached();
-}
-
-static void h_dh(Parser *p, const ShimmerItem *it)
-{
-    if (p->cfg->role == SHIMMER_ROLE_CLIENT) {
-        /* OpenVPN reads it only as a server; a client never opens it. */
-        cfg_warn(p, it->line, "'dh' is a server's and is ignored here");
-        g_ptr_array_add(p->cfg->ignored, g_strdup("dh"));
-        return;
-    }
-    if (it->argc > 1 && strcmp(it->argv[1], "none") == 0) {
-        p->cfg->dh_none = true;
-        return;
-    }
-    if (it->argc < 2 && g_hash_table_lookup(p->blocks, "dh") == NULL) {
-        cfg_error(p, it->line, "'dh' needs 'none' or a file");
-        return;
-    }
-    if (!cfg_load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, &p->cfg->dh, false))
-        return;
-    if (g_strstr_len((const char *)p->cfg->dh.data, (gssize)p->cfg->dh.len,
-                     "-----BEGIN DH PARAMETERS-----") == NULL &&
-        g_strstr_len((const char *)p->cfg->dh.data, (gssize)p->cfg->dh.len,
-                     "-----BEGIN X9.42 DH PARAMETERS-----") == NULL) {
-        cfg_error(p, it->line, "'dh': not PEM DH parameters");
-        return;
-    }
-    cfg_warn(p, it->line, "'dh': the parameters are not used: Shimmer uses ECDHE only ('dh none')");
-    cfg_record_inline(p, it, &p->cfg->dh, NULL);
 }
 
 /* ---------- handlers: pushed-only ---------- */
@@ -2219,15 +2117,41 @@ static const Directive directives[] = {
     {"ifconfig-ipv6", 2, 2, FP, U, 0, h_ifconfig_ipv6, NULL},
     {"block-ipv6", 0, 0, FP, U, 0, h_block_ipv6, NULL},
     /* server */
-    {"server", 2, 3, ANY, S, 0, h_server, NULL},
-    {"server-ipv6", 1, 1, ANY, S, 0, h_server_ipv6, NULL},
-    {"ifconfig-pool", 2, 3, ANY, S, 0, h_ifconfig_pool, NULL},
-    {"push", 1, 1, ANY, S, F_MULTI, h_push, NULL},
-    {"client-to-client", 0, 0, ANY, S, 0, h_server_flag, NULL},
-    {"duplicate-cn", 0, 0, ANY, S, 0, h_server_flag, NULL},
+    {"server", 2, 3, ANY, S, 0, cfg_h_server, NULL},
+    {"server-ipv6", 1, 1, ANY, S, 0, cfg_h_server_ipv6, NULL},
+    {"ifconfig-pool", 2, 3, ANY, S, 0, cfg_h_ifconfig_pool, NULL},
+    {"ifconfig-ipv6-pool", 1, 1, ANY, S, 0, cfg_h_ifconfig_ipv6_pool, NULL},
+    {"ifconfig-pool-persist", 1, 2, ANY, S, 0, cfg_h_ifconfig_pool_persist, NULL},
+    {"push", 1, 1, ANY | CTX_CCD, S, F_MULTI, cfg_h_push, NULL},
+    {"client-to-client", 0, 0, ANY, S, 0, cfg_h_server_flag, NULL},
+    {"duplicate-cn", 0, 0, ANY, S, 0, cfg_h_server_flag, NULL},
     {"max-clients", 1, 1, ANY, S, 0, h_int, NULL},
-    {"username-as-common-name", 0, 0, ANY, S, 0, h_server_flag, NULL},
-    {"dh", 0, 1, ANY, U, 0, h_dh, NULL},
+    {"multihome", 0, 0, ANY, S, 0, cfg_h_server_flag, NULL},
+    {"client-config-dir", 1, 1, ANY, S, 0, cfg_h_client_config_dir, NULL},
+    {"ccd-exclusive", 0, 0, ANY, S, 0, cfg_h_server_flag, NULL},
+    {"username-as-common-name", 0, 0, ANY, S, 0, cfg_h_server_flag, NULL},
+    {"auth-user-pass-optional", 0, 0, ANY, S, 0, cfg_h_server_flag, NULL},
+    {"force-tls-key-material-export", 0, 0, ANY, S, 0, cfg_h_server_flag, NULL},
+    {"auth-gen-token", 0, 3, ANY, S, 0, cfg_h_auth_gen_token, NULL},
+    {"auth-gen-token-secret", 0, 1, ANY, S, F_SECRET_ARGS, cfg_h_auth_gen_token_secret, NULL},
+    {"tls-crypt-v2-max-age", 1, 1, ANY, S, 0, cfg_h_tls_crypt_v2_max_age, NULL},
+    {"x509-username-field", 1, 1, ANY, S, 0, cfg_h_x509_username_field, NULL},
+    {"dh", 0, 1, ANY, U, 0, cfg_h_dh, NULL},
+    /* client-config-dir files only */
+    {"ifconfig-push", 2, 3, CTX_CCD, U, 0, cfg_h_ifconfig_push, NULL},
+    {"ifconfig-ipv6-push", 1, 2, CTX_CCD, U, 0, cfg_h_ifconfig_ipv6_push, NULL},
+    {"iroute", 1, 2, CTX_CCD, U, F_MULTI, cfg_h_iroute, NULL},
+    {"iroute-ipv6", 1, 1, CTX_CCD, U, F_MULTI, cfg_h_iroute_ipv6, NULL},
+    {"push-reset", 0, 0, CTX_CCD, U, 0, cfg_h_ccd_flag, NULL},
+    {"push-remove", 1, 1, CTX_CCD, U, F_MULTI, cfg_h_push_remove, NULL},
+    {"disable", 0, 0, CTX_CCD, U, 0, cfg_h_ccd_flag, NULL},
+    /* scripts a server would run: refused, with the alternatives */
+    {"auth-user-pass-verify", 1, 2, ANY, S, 0, cfg_h_script, NULL},
+    {"client-connect", 1, NOMAX, ANY, S, 0, cfg_h_script, NULL},
+    {"client-disconnect", 1, NOMAX, ANY, S, 0, cfg_h_script, NULL},
+    {"client-crresponse", 1, NOMAX, ANY, S, 0, cfg_h_script, NULL},
+    {"learn-address", 1, NOMAX, ANY, S, 0, cfg_h_script, NULL},
+    {"tls-crypt-v2-verify", 1, NOMAX, ANY, S, 0, cfg_h_script, NULL},
     /* pushed only */
     {"peer-id", 1, 1, CTX_PUSH, U, 0, h_int, NULL},
     {"auth-token", 1, 1, CTX_PUSH, U, F_SECRET_ARGS, h_auth_token, NULL},
@@ -2262,7 +2186,6 @@ static const Directive directives[] = {
     {"win-sys", 1, 1, ANY, U, F_IGNORED, h_ignored, "Windows only"},
     {"status", 1, 2, ANY, U, F_IGNORED, h_ignored, "use shimmerctl status"},
     {"status-version", 1, 1, ANY, U, F_IGNORED, h_ignored, NULL},
-    {"ifconfig-pool-persist", 1, 2, ANY, S, F_IGNORED, h_ignored, NULL},
     {"log", 1, 1, ANY, U, F_IGNORED, h_ignored, "shimmerd logs to the journal"},
     {"log-append", 1, 1, ANY, U, F_IGNORED, h_ignored, "shimmerd logs to the journal"},
     {"daemon", 0, 1, ANY, U, F_IGNORED, h_ignored, NULL},
@@ -2296,9 +2219,8 @@ static const Directive directives[] = {
     /* refused */
     {"secret", 0, 2, ANY, U, 0, h_secret, NULL},
     {"fragment", 1, 2, FC, U, 0, h_fragment, NULL},
-    {"tls-verify", 1, NOMAX, ANY, U, 0, h_unsupported_verify, NULL},
+    {"tls-verify", 1, NOMAX, ANY, U, 0, cfg_h_script, NULL},
     {"tls-remote", 1, 1, ANY, U, 0, h_unsupported_verify, NULL},
-    {"auth-user-pass-verify", 1, 2, ANY, S, 0, h_unsupported_verify, NULL},
 };
 
 static const Directive *lookup(const char *name)
@@ -2398,6 +2320,13 @@ static void apply_item(Parser *p, const ShimmerItem *it)
             cfg_warn(p, it->line, "'%s' is not an option a server may push: ignored", name);
         else if (p->ctx == SHIMMER_CONTEXT_CONNECTION)
             cfg_error(p, it->line, "'%s' is not allowed inside a <connection> block", name);
+        else if (p->ctx == SHIMMER_CONTEXT_CCD)
+            cfg_error(p, it->line, "'%s' is not allowed in a client-config-dir file", name);
+        else if (d->contexts == CTX_CCD)
+            cfg_error(p, it->line,
+                      "'%s' belongs in a client-config-dir file (one per client, named after "
+                      "its certificate's common name), not in the server's configuration",
+                      name);
         else
             cfg_error(p, it->line, "'%s' is only valid in a PUSH_REPLY", name);
         return;
@@ -2497,6 +2426,7 @@ static void collect_blocks(Parser *p)
                                         "peer-fingerprint",
                                         "askpass",
                                         "http-proxy-user-pass",
+                                        "auth-gen-token-secret",
                                         NULL};
     for (guint i = 0; i < p->items->len; i++) {
         ShimmerItem *it = g_ptr_array_index(p->items, i);
@@ -2886,25 +2816,6 @@ static void finish_client(Parser *p)
                  "server");
 }
 
-static void finish_server(Parser *p)
-{
-    ShimmerConfig *cfg = p->cfg;
-    if (!cfg->mode_server && !cfg->tls_server)
-        cfg_error(p, 0,
-                  "a server configuration needs 'server' or 'mode server' with "
-                  "'tls-server'");
-    if (!cfg->ca.present && cfg->peer_fingerprints->len == 0)
-        cfg_error(p, 0, "a server needs 'ca' (or 'peer-fingerprint')");
-    if (!cfg->cert.present && !cfg->pkcs12.present)
-        cfg_error(p, 0, "a server needs 'cert' and 'key'");
-    if (cfg->tls_crypt_v2.present && !cfg->tls_crypt_v2_is_server_key)
-        cfg_error(p, cfg->tls_crypt_v2.line, "'tls-crypt-v2': a server needs the server key");
-    if (!cfg->dh_none && !cfg->dh.present)
-        cfg_warn(p, 0, "no 'dh': Shimmer uses ECDHE ('dh none')");
-    if (cfg->lport < 0)
-        cfg->lport = p->port_line > 0 ? p->port_value : cfg->rport;
-}
-
 /* Whole-file checks, once every directive is in. */
 static void finish(Parser *p)
 {
@@ -2928,7 +2839,7 @@ static void finish(Parser *p)
         finish_client(p);
         break;
     case SHIMMER_ROLE_SERVER:
-        finish_server(p);
+        cfg_finish_server(p);
         break;
     }
 }
@@ -3025,6 +2936,9 @@ static ShimmerConfig *config_new(const char *filename)
     cfg->dns_servers = g_ptr_array_new_with_free_func(dns_server_free);
     cfg->push = g_ptr_array_new_with_free_func(g_free);
     cfg->max_clients = -1;
+    cfg->ifconfig_pool_persist_seconds = -1;
+    cfg->auth_gen_token = cfg->auth_gen_token_renewal = -1;
+    cfg->tls_crypt_v2_max_age = -1;
     cfg->peer_id = -1;
     cfg->ignored = g_ptr_array_new_with_free_func(g_free);
     return cfg;
@@ -3051,6 +2965,7 @@ static void parser_init(Parser *p, ShimmerConfig *cfg, ShimmerContext ctx)
     p->values = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     p->tls_auth_dir = -1;
     p->plugins = g_ptr_array_new_with_free_func((GDestroyNotify)shimmer_item_free);
+    p->flag_lines = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 }
 
 static void parser_clear(Parser *p)
@@ -3061,6 +2976,7 @@ static void parser_clear(Parser *p)
     g_clear_pointer(&p->top, cfg_conn_draft_free);
     g_clear_pointer(&p->values, g_hash_table_unref);
     g_clear_pointer(&p->plugins, g_ptr_array_unref);
+    g_clear_pointer(&p->flag_lines, g_hash_table_unref);
     g_clear_pointer(&p->items, g_ptr_array_unref);
     g_free(p->base_dir);
 }
@@ -3197,6 +3113,78 @@ gboolean shimmer_config_check_pushed_compression(const ShimmerConfig *cfg,
     return TRUE;
 }
 
+ShimmerCcd *shimmer_ccd_parse(const char *filename, const char *text, gsize len,
+                              const ShimmerConfig *server)
+{
+    ShimmerCcd *ccd = g_new0(ShimmerCcd, 1);
+    ccd->filename = g_strdup(filename ? filename : "<client-config-dir file>");
+    ccd->push = g_ptr_array_new_with_free_func(g_free);
+    ccd->push_remove = g_ptr_array_new_with_free_func(g_free);
+    ccd->iroutes = g_ptr_array_new_with_free_func(route_free);
+    ccd->iroutes6 = g_ptr_array_new_with_free_func(route6_free);
+    /* The same parser, writing into the ccd; diagnostics are moved over. */
+    ShimmerConfig *cfg = config_new(ccd->filename);
+    Parser p;
+    parser_init(&p, cfg, SHIMMER_CONTEXT_CCD);
+    p.ccd = ccd;
+    g_autoptr(GError) error = NULL;
+    guint err_line = 0;
+    p.items = shimmer_lex(text, len, 1, &err_line, &error);
+    if (p.items == NULL) {
+        cfg_error(&p, err_line, "%s", error->message);
+    } else {
+        for (guint i = 0; i < p.items->len; i++) {
+            ShimmerItem *it = g_ptr_array_index(p.items, i);
+            if (it->kind == SHIMMER_ITEM_BLOCK) {
+                cfg_error(&p, it->line, "<%s> is not allowed in a client-config-dir file",
+                          it->block_name);
+                continue;
+            }
+            apply_item(&p, it);
+        }
+        cfg_finish_ccd(&p, server);
+    }
+    ccd->diagnostics = g_steal_pointer(&cfg->diagnostics);
+    cfg->diagnostics = g_ptr_array_new();
+    parser_clear(&p);
+    shimmer_config_free(cfg);
+    return ccd;
+}
+
+gboolean shimmer_ccd_has_errors(const ShimmerCcd *ccd)
+{
+    for (guint i = 0; i < ccd->diagnostics->len; i++) {
+        ShimmerDiagnostic *d = g_ptr_array_index(ccd->diagnostics, i);
+        if (d->severity == SHIMMER_SEVERITY_ERROR)
+            return TRUE;
+    }
+    return FALSE;
+}
+
+static void format_diagnostics(const char *filename, GPtrArray *diagnostics, GString *out);
+
+void shimmer_ccd_format_diagnostics(const ShimmerCcd *ccd, GString *out)
+{
+    format_diagnostics(ccd->filename, ccd->diagnostics, out);
+}
+
+void shimmer_ccd_free(ShimmerCcd *ccd)
+{
+    if (ccd == NULL)
+        return;
+    g_free(ccd->filename);
+    g_ptr_array_unref(ccd->diagnostics);
+    g_ptr_array_unref(ccd->push);
+    g_ptr_array_unref(ccd->push_remove);
+    g_free(ccd->ifconfig_push_local);
+    g_free(ccd->ifconfig_push_netmask);
+    g_free(ccd->ifconfig_ipv6_push);
+    g_free(ccd->ifconfig_ipv6_push_remote);
+    g_ptr_array_unref(ccd->iroutes);
+    g_ptr_array_unref(ccd->iroutes6);
+    g_free(ccd);
+}
+
 gboolean shimmer_config_has_errors(const ShimmerConfig *cfg)
 {
     for (guint i = 0; i < cfg->diagnostics->len; i++) {
@@ -3217,12 +3205,12 @@ static gint diag_cmp(gconstpointer a, gconstpointer b)
     return lx < ly ? -1 : lx > ly;
 }
 
-void shimmer_config_format_diagnostics(const ShimmerConfig *cfg, GString *out)
+static void format_diagnostics(const char *filename, GPtrArray *diagnostics, GString *out)
 {
     /* A plain copy: g_ptr_array_copy would carry over the free function. */
-    g_autoptr(GPtrArray) sorted = g_ptr_array_sized_new(cfg->diagnostics->len);
-    for (guint i = 0; i < cfg->diagnostics->len; i++)
-        g_ptr_array_add(sorted, g_ptr_array_index(cfg->diagnostics, i));
+    g_autoptr(GPtrArray) sorted = g_ptr_array_sized_new(diagnostics->len);
+    for (guint i = 0; i < diagnostics->len; i++)
+        g_ptr_array_add(sorted, g_ptr_array_index(diagnostics, i));
     /* g_ptr_array_sort is not stable; equal lines keep their order below. */
     for (guint i = 1; i < sorted->len; i++) {
         for (guint j = i; j > 0 && diag_cmp(&sorted->pdata[j - 1], &sorted->pdata[j]) > 0; j--) {
@@ -3235,10 +3223,15 @@ void shimmer_config_format_diagnostics(const ShimmerConfig *cfg, GString *out)
         ShimmerDiagnostic *d = g_ptr_array_index(sorted, i);
         const char *sev = d->severity == SHIMMER_SEVERITY_ERROR ? "error" : "warning";
         if (d->line > 0)
-            g_string_append_printf(out, "%s:%u: %s: %s\n", cfg->filename, d->line, sev, d->message);
+            g_string_append_printf(out, "%s:%u: %s: %s\n", filename, d->line, sev, d->message);
         else
-            g_string_append_printf(out, "%s: %s: %s\n", cfg->filename, sev, d->message);
+            g_string_append_printf(out, "%s: %s: %s\n", filename, sev, d->message);
     }
+}
+
+void shimmer_config_format_diagnostics(const ShimmerConfig *cfg, GString *out)
+{
+    format_diagnostics(cfg->filename, cfg->diagnostics, out);
 }
 
 gboolean shimmer_config_file_loader(const char *path, GBytes **contents, GError **error,
@@ -3322,7 +3315,9 @@ void shimmer_config_free(ShimmerConfig *cfg)
                             &cfg->tls_crypt,
                             &cfg->tls_crypt_v2,
                             &cfg->auth_user_pass_file,
-                            &cfg->dh};
+                            &cfg->dh,
+                            &cfg->http_proxy_user_pass,
+                            &cfg->auth_gen_token_secret};
     for (gsize i = 0; i < G_N_ELEMENTS(blobs); i++)
         cfg_blob_clear(blobs[i]);
     g_free(cfg->tls_cipher);
@@ -3360,6 +3355,11 @@ void shimmer_config_free(ShimmerConfig *cfg)
     g_free(cfg->server_network);
     g_free(cfg->server_netmask);
     g_free(cfg->server_ipv6);
+    g_free(cfg->ifconfig_ipv6_pool);
+    g_free(cfg->ifconfig_pool_persist);
+    g_free(cfg->client_config_dir);
+    g_free(cfg->x509_username_field);
+    cfg_server_plan_free(cfg->plan);
     g_free(cfg->pam_service);
     g_free(cfg->ifconfig_pool_start);
     g_free(cfg->ifconfig_pool_end);

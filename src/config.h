@@ -467,22 +467,39 @@ typedef struct ShimmerConfig {
     char *ifconfig_ipv6_remote;
     bool block_ipv6;
 
-    /* Server */
-    char *server_network;
+    /* Server: the directives as given. What the server hands out, derived
+     * from them, is in `plan`. */
+    char *server_network; /* server NETWORK NETMASK [nopool] */
     char *server_netmask;
     bool server_nopool;
-    char *server_ipv6;
+    char *server_ipv6; /* server-ipv6 PREFIX/BITS */
     char *ifconfig_pool_start;
     char *ifconfig_pool_end;
     char *ifconfig_pool_netmask;
-    GPtrArray *push; /* char*: the option text to push */
+    char *ifconfig_ipv6_pool;           /* PREFIX/BITS */
+    char *ifconfig_pool_persist;        /* the file as written; the server keeps it */
+    gint ifconfig_pool_persist_seconds; /* -1: OpenVPN's 600 */
+    GPtrArray *push;                    /* char*: `push` lines as given, in order */
     bool client_to_client;
     bool duplicate_cn;
     gint max_clients; /* -1 unset */
-    bool username_as_common_name;
+    bool multihome;
+    char *client_config_dir; /* resolved against the profile's directory */
+    bool ccd_exclusive;
+    /* Authentication of clients beyond their certificate. */
     char *pam_service; /* `plugin .../openvpn-plugin-auth-pam.so SERVICE`: PAM, in process */
+    bool username_as_common_name;
+    bool auth_user_pass_optional;
+    gint auth_gen_token;          /* -1 none; else the token's lifetime in seconds, 0 = session */
+    gint auth_gen_token_renewal;  /* -1: reneg-sec */
+    bool auth_gen_token_external; /* tokens also for externally authenticated clients */
+    ShimmerBlob auth_gen_token_secret; /* secret */
+    gint tls_crypt_v2_max_age;         /* days, -1 unset */
+    bool force_tls_ekm;                /* force-tls-key-material-export */
+    char *x509_username_field;         /* NULL: CN */
     bool dh_none;
     ShimmerBlob dh;
+    struct ShimmerServerPlan *plan; /* role server without errors; else NULL */
 
     /* Pushed-only items (PUSH_REPLY) */
     gint peer_id;     /* -1 unset */
@@ -499,6 +516,55 @@ typedef struct ShimmerConfig {
 
     struct ShimmerConfigPrivate *priv;
 } ShimmerConfig;
+
+/* What a server hands out, derived as OpenVPN 2.6 expands `server`,
+ * `server-ipv6` and `keepalive` for topology subnet (the only one Shimmer
+ * serves). Addresses are text, as in the configuration. */
+typedef struct ShimmerServerPlan {
+    char *local;       /* the server's tun address: network + 1 */
+    char *netmask;     /* the tun network's mask, pushed with each address */
+    char *pool_start;  /* the clients' addresses (ifconfig-push), NULL without a pool: */
+    char *pool_end;    /* network + 2 .. broadcast - 1 for `server`, inclusive */
+    char *local6;      /* "2001:db8::1/64": network + 1 */
+    char *pool6_start; /* network + 0x1000 (+ 2 for a /112 or longer) */
+    guint pool6_bits;  /* the prefix length each client gets */
+    guint pool_size;   /* clients the pools can serve: the smaller pool's size */
+    gint ping;         /* keepalive: what the server sends and pushes */
+    gint ping_restart; /* what the server itself waits (twice the pushed one) */
+    /* The options every client is pushed, in OpenVPN's order: the `push`
+     * lines, then what the macros add ("ping N", "ping-restart M",
+     * "tun-ipv6", "route-gateway X", "topology subnet"). Per-client items
+     * (ifconfig, ifconfig-ipv6, peer-id, cipher, protocol-flags) come at
+     * connect time; a client-config-dir file may reset or trim the list. */
+    GPtrArray *push;
+} ShimmerServerPlan;
+
+/* A client-config-dir file: what the server applies to one client. */
+typedef struct {
+    char *filename;
+    GPtrArray *diagnostics;    /* ShimmerDiagnostic* */
+    bool disable;              /* `disable`: the client may not connect */
+    bool push_reset;           /* the server's push list is not sent */
+    GPtrArray *push;           /* char*: added to what is pushed */
+    GPtrArray *push_remove;    /* char*: pushed options holding this text are left out */
+    char *ifconfig_push_local; /* ifconfig-push LOCAL NETMASK (topology subnet) */
+    char *ifconfig_push_netmask;
+    char *ifconfig_ipv6_push;        /* "2001:db8::10/64" */
+    char *ifconfig_ipv6_push_remote; /* NULL: the server's own address */
+    GPtrArray *iroutes;              /* ShimmerRoute*: networks behind this client */
+    GPtrArray *iroutes6;             /* ShimmerRoute6* */
+} ShimmerCcd;
+
+/* Parses the text of one client-config-dir file (FILENAME for messages).
+ * SERVER, when not NULL, is the server's configuration: addresses outside
+ * its tun network are then refused as OpenVPN refuses them. Always returns
+ * a result; check shimmer_ccd_has_errors(). */
+ShimmerCcd *shimmer_ccd_parse(const char *filename, const char *text, gsize len,
+                              const struct ShimmerConfig *server);
+gboolean shimmer_ccd_has_errors(const ShimmerCcd *ccd);
+void shimmer_ccd_format_diagnostics(const ShimmerCcd *ccd, GString *out);
+void shimmer_ccd_free(ShimmerCcd *ccd);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(ShimmerCcd, shimmer_ccd_free)
 
 /* Reads a file named by the configuration. PATH is already resolved (absolute
  * or relative to the caller's working directory as the caller chose). Returns
