@@ -142,7 +142,6 @@ void cfg_h_auth_gen_token_secret(Parser *p, const ShimmerItem *it);
 void cfg_h_tls_crypt_v2_max_age(Parser *p, const ShimmerItem *it);
 void cfg_h_x509_username_field(Parser *p, const ShimmerItem *it);
 void cfg_h_dh(Parser *p, const ShimmerItem *it);
-void cfg_h_script(Parser *p, const ShimmerItem *it);
 void cfg_h_ifconfig_push(Parser *p, const ShimmerItem *it);
 void cfg_h_ifconfig_ipv6_push(Parser *p, const ShimmerItem *it);
 void cfg_h_iroute(Parser *p, const ShimmerItem *it);

@@ -283,22 +283,6 @@ void cfg_h_dh(Parser *p, const ShimmerItem *it)
     cfg_record_inline(p, it, &p->cfg->dh, NULL);
 }
 
-void cfg_h_script(Parser *p, const ShimmerItem *it)
-{
-    const char *n = it->argv[0];
-    const char *what = strcmp(n, "learn-address") == 0       ? "follows the clients' addresses"
-                       : strcmp(n, "client-disconnect") == 0 ? "runs when a client leaves"
-                       : strcmp(n, "client-connect") == 0    ? "decides about a client and "
-                                                               "sets its options"
-                                                             : "decides who may connect";
-    cfg_error(p, it->line,
-              "'%s': Shimmer never runs scripts (this one %s). For passwords use PAM in "
-              "process ('plugin /usr/lib/openvpn/openvpn-plugin-auth-pam.so SERVICE'); for "
-              "other decisions use deferred authentication over D-Bus; per-client options "
-              "go in client-config-dir files",
-              n, what);
-}
-
 /* ---------- client-config-dir directives ---------- */
 
 void cfg_h_ifconfig_push(Parser *p, const ShimmerItem *it)

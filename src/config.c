@@ -1972,37 +1972,19 @@ static void h_ignore_unknown(Parser *p, const ShimmerItem *it)
     /* Collected before the main pass (see collect_ignore_unknown). */
 }
 
-static void h_secret(Parser *p, const ShimmerItem *it)
-{
-    cfg_error(p, it->line,
-              "'secret': static-key mode is not supported (it has no forward secrecy "
-              "and OpenVPN 2.7 removes it); use TLS with tls-crypt");
-}
-
-static void h_fragment(Parser *p, const ShimmerItem *it)
-{
-    cfg_error(p, it->line, "'fragment' is not supported; lower 'tun-mtu' or use 'mssfix' instead");
-}
-
-static void h_unsupported_verify(Parser *p, const ShimmerItem *it)
-{
-    /* Never silently drop something that restricts whom we trust. */
-    cfg_error(p, it->line,
-              "'%s' is not supported, and ignoring it would weaken the checks of the "
-              "peer; use remote-cert-tls, verify-x509-name or peer-fingerprint",
-              it->argv[0]);
-}
-
 static void h_connection_marker(Parser *p, const ShimmerItem *it);
 
-#define ANY   (CTX_FILE)
-#define FC    (CTX_FILE | CTX_CONN)
-#define FP    (CTX_FILE | CTX_PUSH)
-#define FCP   (CTX_FILE | CTX_CONN | CTX_PUSH)
-#define C     SHIMMER_ROLE_CLIENT
-#define S     SHIMMER_ROLE_SERVER
-#define U     SHIMMER_ROLE_UNSET
-#define NOMAX SHIMMER_LEXER_MAX_ARGS
+#define ANY             (CTX_FILE)
+#define FC              (CTX_FILE | CTX_CONN)
+#define FP              (CTX_FILE | CTX_PUSH)
+#define FCP             (CTX_FILE | CTX_CONN | CTX_PUSH)
+#define C               SHIMMER_ROLE_CLIENT
+#define S               SHIMMER_ROLE_SERVER
+#define U               SHIMMER_ROLE_UNSET
+#define NOMAX           SHIMMER_LEXER_MAX_ARGS
+#define PKCS11_NOTE     "PKCS#11 tokens are not supported: export the certificate and key (pkcs12)"
+#define STANDALONE_NOTE "a command of the openvpn program, not a configuration directive"
+#define MANAGEMENT_NOTE "shimmerd is controlled over D-Bus (shimmerctl), not a management socket"
 
 static const Directive directives[] = {
     /* role */
@@ -2146,12 +2128,30 @@ static const Directive directives[] = {
     {"push-remove", 1, 1, CTX_CCD, U, F_MULTI, cfg_h_push_remove, NULL},
     {"disable", 0, 0, CTX_CCD, U, 0, cfg_h_ccd_flag, NULL},
     /* scripts a server would run: refused, with the alternatives */
-    {"auth-user-pass-verify", 1, 2, ANY, S, 0, cfg_h_script, NULL},
-    {"client-connect", 1, NOMAX, ANY, S, 0, cfg_h_script, NULL},
-    {"client-disconnect", 1, NOMAX, ANY, S, 0, cfg_h_script, NULL},
-    {"client-crresponse", 1, NOMAX, ANY, S, 0, cfg_h_script, NULL},
-    {"learn-address", 1, NOMAX, ANY, S, 0, cfg_h_script, NULL},
-    {"tls-crypt-v2-verify", 1, NOMAX, ANY, S, 0, cfg_h_script, NULL},
+    {"auth-user-pass-verify", 0, NOMAX, ANY, S, F_REFUSED, NULL,
+     "Shimmer never runs scripts (this one checks user names and passwords): use PAM in "
+     "process ('plugin /usr/lib/openvpn/openvpn-plugin-auth-pam.so SERVICE') or deferred "
+     "authentication over D-Bus"},
+    {"client-connect", 0, NOMAX, ANY, S, F_REFUSED, NULL,
+     "Shimmer never runs scripts (this one decides about a client and sets its options): "
+     "decide over D-Bus (deferred authentication) and give per-client options in "
+     "client-config-dir files"},
+    {"client-disconnect", 0, NOMAX, ANY, S, F_REFUSED, NULL,
+     "Shimmer never runs scripts (this one runs when a client leaves): follow the clients "
+     "over D-Bus instead"},
+    {"client-crresponse", 0, NOMAX, ANY, S, F_REFUSED, NULL,
+     "Shimmer never runs scripts (this one reads challenge responses): use deferred "
+     "authentication over D-Bus"},
+    {"learn-address", 0, NOMAX, ANY, S, F_REFUSED, NULL,
+     "Shimmer never runs scripts (this one follows the clients' addresses): follow them over "
+     "D-Bus instead"},
+    {"tls-crypt-v2-verify", 0, NOMAX, ANY, S, F_REFUSED, NULL,
+     "Shimmer never runs scripts (this one checks a client's tls-crypt-v2 key metadata): use "
+     "tls-crypt-v2-max-age, or decide over D-Bus"},
+    {"tls-verify", 0, NOMAX, ANY, U, F_REFUSED, NULL,
+     "Shimmer never runs scripts, and dropping this one would weaken the checks of the peer: "
+     "use verify-x509-name, remote-cert-tls, peer-fingerprint (or PAM / deferred "
+     "authentication over D-Bus on a server)"},
     /* pushed only */
     {"peer-id", 1, 1, CTX_PUSH, U, 0, h_int, NULL},
     {"auth-token", 1, 1, CTX_PUSH, U, F_SECRET_ARGS, h_auth_token, NULL},
@@ -2215,12 +2215,167 @@ static const Directive directives[] = {
     {"echo", 0, NOMAX, CTX_PUSH, U, F_IGNORED, h_ignored, NULL},
     {"inactive", 1, 2, FP, U, F_IGNORED, h_ignored, NULL},
     {"session-timeout", 1, 1, FP, U, F_IGNORED, h_ignored, NULL},
+    {"allow-nonadmin", 0, 1, ANY, U, F_IGNORED, h_ignored, "Windows only"},
+    {"dhcp-release", 0, 0, ANY, U, F_IGNORED, h_ignored, "Windows only"},
+    {"dhcp-renew", 0, 0, ANY, U, F_IGNORED, h_ignored, "Windows only"},
+    {"tap-sleep", 1, 1, ANY, U, F_IGNORED, h_ignored, "Windows only"},
+    {"pause-exit", 0, 0, ANY, U, F_IGNORED, h_ignored, "Windows only"},
+    {"windows-driver", 1, 1, ANY, U, F_IGNORED, h_ignored, "Windows only"},
+    {"allow-pull-fqdn", 0, 0, ANY, C, F_IGNORED, h_ignored,
+     "pushed host names are not looked up: the server's routes must be numbers"},
+    {"allow-recursive-routing", 0, 0, ANY, U, F_IGNORED, h_ignored,
+     "Shimmer pins the route to the server itself"},
+    {"bcast-buffers", 1, 1, ANY, U, F_IGNORED, h_ignored, NULL},
+    {"bind", 0, 1, FC, U, F_IGNORED, h_ignored,
+     "the socket's address and port come from 'local' and 'lport'"},
+    {"chroot", 1, 1, ANY, U, F_IGNORED, h_ignored, "shimmerd is confined by its service unit"},
+    {"comp-noadapt", 0, 0, FP, U, F_IGNORED, h_ignored,
+     "Shimmer never compresses, so there is nothing to adapt"},
+    {"compat-mode", 1, 1, ANY, U, F_IGNORED, h_ignored,
+     "Shimmer negotiates what the peer supports"},
+    {"connect-freq", 2, 2, ANY, S, F_IGNORED, h_ignored,
+     "the server does not limit the rate of new clients yet"},
+    {"connect-freq-initial", 2, 2, ANY, S, F_IGNORED, h_ignored,
+     "the server does not limit the rate of new clients yet"},
+    {"disable-dco", 0, 0, ANY, U, F_IGNORED, h_ignored, "Shimmer has no data channel offload"},
+    {"disable-occ", 0, 0, ANY, U, F_IGNORED, h_ignored, "Shimmer does not compare options strings"},
+    {"down-pre", 0, 0, ANY, U, F_IGNORED, h_ignored, "Shimmer never runs scripts"},
+    {"engine", 0, 1, ANY, U, F_IGNORED, h_ignored, "OpenSSL engines do not apply (GnuTLS)"},
+    {"providers", 1, NOMAX, ANY, U, F_IGNORED, h_ignored,
+     "OpenSSL providers do not apply (GnuTLS)"},
+    {"errors-to-stderr", 0, 0, ANY, U, F_IGNORED, h_ignored, "shimmerd logs to the journal"},
+    {"machine-readable-output", 0, 0, ANY, U, F_IGNORED, h_ignored, "shimmerd logs to the journal"},
+    {"suppress-timestamps", 0, 0, ANY, U, F_IGNORED, h_ignored, "shimmerd logs to the journal"},
+    {"syslog", 0, 1, ANY, U, F_IGNORED, h_ignored, "shimmerd logs to the journal"},
+    {"gremlin", 1, 1, ANY, U, F_IGNORED, h_ignored, "an OpenVPN stress test"},
+    {"hash-size", 2, 2, ANY, S, F_IGNORED, h_ignored, NULL},
+    {"ifconfig-nowarn", 0, 0, ANY, U, F_IGNORED, h_ignored, NULL},
+    {"iproute", 1, 1, ANY, U, F_IGNORED, h_ignored, "Shimmer configures through netlink"},
+    {"keying-material-exporter", 2, 2, ANY, U, F_IGNORED, h_ignored,
+     "only scripts and plugins read the exported key material, and Shimmer runs neither"},
+    {"lladdr", 1, 1, ANY, U, F_IGNORED, h_ignored, "TAP only"},
+    {"vlan-tagging", 0, 0, ANY, U, F_IGNORED, h_ignored, "TAP only"},
+    {"vlan-accept", 1, 1, ANY, U, F_IGNORED, h_ignored, "TAP only"},
+    {"vlan-pvid", 1, 1, ANY, U, F_IGNORED, h_ignored, "TAP only"},
+    {"management", 1, 3, ANY, U, F_IGNORED, h_ignored, MANAGEMENT_NOTE},
+    {"management-client", 0, 0, ANY, U, F_IGNORED, h_ignored, MANAGEMENT_NOTE},
+    {"management-client-auth", 0, 0, ANY, S, F_IGNORED, h_ignored, MANAGEMENT_NOTE},
+    {"management-client-group", 1, 1, ANY, U, F_IGNORED, h_ignored, MANAGEMENT_NOTE},
+    {"management-client-user", 1, 1, ANY, U, F_IGNORED, h_ignored, MANAGEMENT_NOTE},
+    {"management-forget-disconnect", 0, 0, ANY, U, F_IGNORED, h_ignored, MANAGEMENT_NOTE},
+    {"management-hold", 0, 0, ANY, U, F_IGNORED, h_ignored, MANAGEMENT_NOTE},
+    {"management-log-cache", 1, 1, ANY, U, F_IGNORED, h_ignored, MANAGEMENT_NOTE},
+    {"management-query-passwords", 0, 0, ANY, U, F_IGNORED, h_ignored, MANAGEMENT_NOTE},
+    {"management-query-proxy", 0, 0, ANY, U, F_IGNORED, h_ignored, MANAGEMENT_NOTE},
+    {"management-query-remote", 0, 0, ANY, U, F_IGNORED, h_ignored, MANAGEMENT_NOTE},
+    {"management-signal", 0, 0, ANY, U, F_IGNORED, h_ignored, MANAGEMENT_NOTE},
+    {"management-up-down", 0, 0, ANY, U, F_IGNORED, h_ignored, MANAGEMENT_NOTE},
+    {"max-packet-size", 1, 1, ANY, U, F_IGNORED, h_ignored, NULL},
+    {"max-routes-per-client", 1, 1, ANY, S, F_IGNORED, h_ignored, NULL},
+    {"max-routes", 1, 1, FP, U, F_IGNORED, h_ignored,
+     "the number of routes is not limited (deprecated in OpenVPN 2.4)"},
+    {"memstats", 1, 1, ANY, U, F_IGNORED, h_ignored, NULL},
+    {"mlock", 0, 0, ANY, U, F_IGNORED, h_ignored, "shimmerd wipes key material it no longer needs"},
+    {"mtu-disc", 1, 1, FC, U, F_IGNORED, h_ignored, NULL},
+    {"mtu-test", 0, 0, ANY, U, F_IGNORED, h_ignored, NULL},
+    {"nice", 1, 1, ANY, U, F_IGNORED, h_ignored, NULL},
+    {"opt-verify", 0, 0, ANY, U, F_IGNORED, h_ignored,
+     "Shimmer does not compare options strings (deprecated in OpenVPN 2.6)"},
+    {"passtos", 0, 0, ANY, U, F_IGNORED, h_ignored, "the TOS byte is not copied"},
+    {"prng", 1, 2, ANY, U, F_IGNORED, h_ignored, "ignored by OpenVPN too"},
+    {"remap-usr1", 1, 1, ANY, U, F_IGNORED, h_ignored, NULL},
+    {"replay-persist", 1, 1, ANY, U, F_IGNORED, h_ignored, "replay state stays in memory"},
+    {"setcon", 1, 1, ANY, U, F_IGNORED, h_ignored, NULL},
+    {"shaper", 1, 1, ANY, U, F_IGNORED, h_ignored, "the tunnel's bandwidth is not limited"},
+    {"single-session", 0, 0, ANY, U, F_IGNORED, h_ignored, NULL},
+    {"socket-flags", 1, NOMAX, ANY, U, F_IGNORED, h_ignored, NULL},
+    {"stale-routes-check", 1, 2, ANY, S, F_IGNORED, h_ignored, NULL},
+    {"tcp-nodelay", 0, 0, ANY, U, F_IGNORED, h_ignored, NULL},
+    {"tcp-queue-limit", 1, 1, ANY, U, F_IGNORED, h_ignored, NULL},
+    {"tls-exit", 0, 0, ANY, U, F_IGNORED, h_ignored,
+     "a failed handshake is retried like any failed connection"},
+    {"tls-export-cert", 1, 1, ANY, U, F_IGNORED, h_ignored,
+     "only scripts read the exported certificates, and Shimmer runs none"},
+    {"tls-timeout", 1, 1, ANY, U, F_IGNORED, h_ignored, NULL},
+    {"tmp-dir", 1, 1, ANY, U, F_IGNORED, h_ignored, NULL},
+    {"tun-max-mtu", 1, 1, ANY, U, F_IGNORED, h_ignored, NULL},
+    {"use-prediction-resistance", 0, 0, ANY, U, F_IGNORED, h_ignored, NULL},
+    {"x509-track", 1, 1, ANY, U, F_IGNORED, h_ignored,
+     "only scripts read the exported fields, and Shimmer runs none"},
     {"ignore-unknown-option", 1, NOMAX, ANY, U, F_MULTI, h_ignore_unknown, NULL},
     /* refused */
-    {"secret", 0, 2, ANY, U, 0, h_secret, NULL},
-    {"fragment", 1, 2, FC, U, 0, h_fragment, NULL},
-    {"tls-verify", 1, NOMAX, ANY, U, 0, cfg_h_script, NULL},
-    {"tls-remote", 1, 1, ANY, U, 0, h_unsupported_verify, NULL},
+    {"secret", 0, NOMAX, ANY, U, F_REFUSED, NULL,
+     "static-key mode is not supported (it has no forward secrecy and OpenVPN 2.7 removes "
+     "it); use TLS with tls-crypt"},
+    {"fragment", 0, NOMAX, FC, U, F_REFUSED, NULL,
+     "not supported; lower 'tun-mtu' or use 'mssfix' instead"},
+    {"tls-remote", 0, NOMAX, ANY, U, F_REFUSED, NULL,
+     "removed in OpenVPN 2.3, and dropping it would weaken the checks of the peer: use "
+     "verify-x509-name"},
+    {"verify-hash", 0, NOMAX, ANY, U, F_REFUSED, NULL,
+     "not supported, and dropping it would weaken the checks of the peer: use "
+     "peer-fingerprint, or the issuing CA as 'ca'"},
+    {"capath", 0, NOMAX, ANY, U, F_REFUSED, NULL,
+     "a directory of CAs is not supported: put the CAs into one 'ca' file"},
+    {"client-cert-not-required", 0, NOMAX, ANY, S, F_REFUSED, NULL,
+     "removed in OpenVPN 2.5, which refuses it: use 'verify-client-cert none' (with PAM)"},
+    {"no-replay", 0, NOMAX, ANY, U, F_REFUSED, NULL,
+     "turning replay protection off is not supported"},
+    {"no-iv", 0, NOMAX, ANY, U, F_REFUSED, NULL,
+     "removed in OpenVPN 2.5 (which refuses it): remove the line"},
+    {"no-name-remapping", 0, NOMAX, ANY, U, F_REFUSED, NULL,
+     "removed in OpenVPN 2.5 (which refuses it): remove the line"},
+    {"ifconfig-pool-linear", 0, NOMAX, ANY, S, F_REFUSED, NULL,
+     "removed in OpenVPN 2.5 (which refuses it): use 'topology subnet'"},
+    {"management-client-pf", 0, NOMAX, ANY, U, F_REFUSED, NULL,
+     "packet filters were removed in OpenVPN 2.6, which refuses it"},
+    {"management-external-key", 0, NOMAX, ANY, U, F_REFUSED, NULL,
+     "the private key would come from a management client: give it with 'key' or 'pkcs12'"},
+    {"management-external-cert", 0, NOMAX, ANY, U, F_REFUSED, NULL,
+     "the certificate would come from a management client: give it with 'cert' or 'pkcs12'"},
+    {"cryptoapicert", 0, NOMAX, ANY, U, F_REFUSED, NULL,
+     "the Windows certificate store does not exist here: export the certificate and key "
+     "(pkcs12)"},
+    {"pkcs11-providers", 0, NOMAX, ANY, U, F_REFUSED, NULL, PKCS11_NOTE},
+    {"pkcs11-id", 0, NOMAX, ANY, U, F_REFUSED, NULL, PKCS11_NOTE},
+    {"pkcs11-id-management", 0, NOMAX, ANY, U, F_REFUSED, NULL, PKCS11_NOTE},
+    {"pkcs11-pin-cache", 0, NOMAX, ANY, U, F_REFUSED, NULL, PKCS11_NOTE},
+    {"pkcs11-private-mode", 0, NOMAX, ANY, U, F_REFUSED, NULL, PKCS11_NOTE},
+    {"pkcs11-protected-authentication", 0, NOMAX, ANY, U, F_REFUSED, NULL, PKCS11_NOTE},
+    {"pkcs11-cert-private", 0, NOMAX, ANY, U, F_REFUSED, NULL, PKCS11_NOTE},
+    {"client-nat", 0, NOMAX, ANY, U, F_REFUSED, NULL,
+     "rewriting addresses in the tunnel is not supported"},
+    {"server-bridge", 0, NOMAX, ANY, S, F_REFUSED, NULL,
+     "bridging needs TAP (layer 2) devices, which Shimmer does not support"},
+    {"port-share", 0, NOMAX, ANY, S, F_REFUSED, NULL,
+     "sharing the TCP port with a web server is not supported"},
+    {"bind-dev", 0, NOMAX, FC, U, F_REFUSED, NULL,
+     "binding the tunnel's socket to one interface (a VRF) is not supported"},
+    {"route-noexec", 0, NOMAX, ANY, U, F_REFUSED, NULL,
+     "Shimmer installs the routes itself and never leaves them to scripts: use 'route-nopull' "
+     "(and pull-filter) to refuse the server's routes"},
+    {"ifconfig-noexec", 0, NOMAX, ANY, U, F_REFUSED, NULL,
+     "Shimmer configures the tunnel's addresses itself and never leaves them to scripts"},
+    {"config", 0, NOMAX, ANY, U, F_REFUSED, NULL,
+     "including another file is not supported: paste its lines into this one"},
+    {"show-adapters", 0, NOMAX, ANY, U, F_REFUSED, NULL, STANDALONE_NOTE},
+    {"show-ciphers", 0, NOMAX, ANY, U, F_REFUSED, NULL, STANDALONE_NOTE},
+    {"show-digests", 0, NOMAX, ANY, U, F_REFUSED, NULL, STANDALONE_NOTE},
+    {"show-engines", 0, NOMAX, ANY, U, F_REFUSED, NULL, STANDALONE_NOTE},
+    {"show-gateway", 0, NOMAX, ANY, U, F_REFUSED, NULL, STANDALONE_NOTE},
+    {"show-groups", 0, NOMAX, ANY, U, F_REFUSED, NULL, STANDALONE_NOTE},
+    {"show-net", 0, NOMAX, ANY, U, F_REFUSED, NULL, STANDALONE_NOTE},
+    {"show-net-up", 0, NOMAX, ANY, U, F_REFUSED, NULL, STANDALONE_NOTE},
+    {"show-pkcs11-ids", 0, NOMAX, ANY, U, F_REFUSED, NULL, STANDALONE_NOTE},
+    {"show-tls", 0, NOMAX, ANY, U, F_REFUSED, NULL, STANDALONE_NOTE},
+    {"show-valid-subnets", 0, NOMAX, ANY, U, F_REFUSED, NULL, STANDALONE_NOTE},
+    {"genkey", 0, NOMAX, ANY, U, F_REFUSED, NULL, STANDALONE_NOTE},
+    {"help", 0, NOMAX, ANY, U, F_REFUSED, NULL, STANDALONE_NOTE},
+    {"version", 0, NOMAX, ANY, U, F_REFUSED, NULL, STANDALONE_NOTE},
+    {"test-crypto", 0, NOMAX, ANY, U, F_REFUSED, NULL, STANDALONE_NOTE},
+    {"mktun", 0, NOMAX, ANY, U, F_REFUSED, NULL, STANDALONE_NOTE},
+    {"rmtun", 0, NOMAX, ANY, U, F_REFUSED, NULL, STANDALONE_NOTE},
+    {"service", 0, NOMAX, ANY, U, F_REFUSED, NULL, STANDALONE_NOTE},
 };
 
 static const Directive *lookup(const char *name)
@@ -2230,6 +2385,20 @@ static const Directive *lookup(const char *name)
             return &directives[i];
     }
     return NULL;
+}
+
+ShimmerDirectiveStatus shimmer_config_directive_status(const char *name, const char **reason)
+{
+    const Directive *d = name != NULL && name[0] != '<' ? lookup(name) : NULL;
+    if (reason != NULL)
+        *reason = d != NULL ? d->note : NULL;
+    if (d == NULL)
+        return SHIMMER_DIRECTIVE_UNKNOWN;
+    if (d->flags & F_REFUSED)
+        return SHIMMER_DIRECTIVE_REFUSED;
+    if (d->flags & F_IGNORED)
+        return SHIMMER_DIRECTIVE_IGNORED;
+    return SHIMMER_DIRECTIVE_APPLIED;
 }
 
 static bool directive_in_list(const char *name, const char *const *list)

@@ -597,6 +597,21 @@ ShimmerConfig *shimmer_config_parse_push(const char *text, gsize len,
 
 gboolean shimmer_config_has_errors(const ShimmerConfig *cfg);
 
+/* What the parser does with a directive NAME (without "--"): applies it,
+ * ignores it with a warning, or refuses it with an error. Every directive
+ * of OpenVPN 2.6's manual page and --help is one of these (tests/
+ * test-directives.c checks it against the installed openvpn). REASON, when
+ * not NULL, receives why a directive is ignored or refused (NULL when it is
+ * applied, or ignored for an obvious reason). */
+typedef enum {
+    SHIMMER_DIRECTIVE_UNKNOWN,
+    SHIMMER_DIRECTIVE_APPLIED,
+    SHIMMER_DIRECTIVE_IGNORED,
+    SHIMMER_DIRECTIVE_REFUSED,
+} ShimmerDirectiveStatus;
+
+ShimmerDirectiveStatus shimmer_config_directive_status(const char *name, const char **reason);
+
 /* Appends the diagnostics as "FILE:LINE: error: ..." lines. */
 void shimmer_config_format_diagnostics(const ShimmerConfig *cfg, GString *out);
 

@@ -154,7 +154,7 @@ static void test_refusals(void)
         {"server 10.8.0.0 255.255.255.0\nauth-user-pass-verify /etc/openvpn/check.sh via-env\n",
          "server.ovpn:8: error: 'auth-user-pass-verify': Shimmer never runs scripts"},
         {"server 10.8.0.0 255.255.255.0\nclient-connect /bin/cc.sh\n",
-         "deferred authentication over D-Bus"},
+         "decide over D-Bus (deferred authentication)"},
         {"server 10.8.0.0 255.255.255.0\nlearn-address /bin/la.sh\n", "'learn-address'"},
         {"server 10.8.0.0 255.255.255.0\ntls-verify /bin/tv.sh\n", "'tls-verify'"},
         {"server 10.8.0.0 255.255.255.0\nclient-disconnect /bin/cd.sh\n", "'client-disconnect'"},
@@ -176,7 +176,8 @@ static void test_refusals(void)
          "'push-reset' belongs in a client-config-dir file"},
         {"proto tcp-client\nserver 10.8.0.0 255.255.255.0\n", "not tcp-client"},
         {"server 10.8.0.0 255.255.255.0\nremote-cert-tls server\n", "would refuse every client"},
-        {"server 10.8.0.0 255.255.255.0\nclient-cert-not-required\n", "'client-cert-not-required'"},
+        {"server 10.8.0.0 255.255.255.0\nclient-cert-not-required\n",
+         "server.ovpn:8: error: 'client-cert-not-required': removed in OpenVPN 2.5"},
         {"server 10.8.0.0 255.255.255.0\nauth-gen-token 3600 30\n"
          "plugin openvpn-plugin-auth-pam.so login\n",
          "the renewal time 30 must be at least twice hand-window"},
