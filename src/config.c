@@ -2936,9 +2936,10 @@ static void finish_device(Parser *p)
 {
     ShimmerConfig *cfg = p->cfg;
     if (cfg->dev == NULL && p->ctx == SHIMMER_CONTEXT_FILE && cfg->role != SHIMMER_ROLE_UNSET)
-        cfg_error(p, 0,
-                  "no 'dev': OpenVPN refuses a configuration without one (\"You must define "
-                  "TUN/TAP device\"); add 'dev tun'");
+        cfg_error(p, p->role_line,
+                  "no 'dev' in this %s configuration: OpenVPN refuses a configuration without "
+                  "one (\"You must define TUN/TAP device\"); add 'dev tun'",
+                  cfg->role == SHIMMER_ROLE_SERVER ? "server" : "client");
     if (cfg->dev != NULL && !g_str_has_prefix(cfg->dev, "tun") && cfg->dev_type == NULL)
         cfg_error(p, 0, "'dev %s': the device type is unknown; add 'dev-type tun'", cfg->dev);
 }

@@ -913,7 +913,7 @@ static void test_openvpn_refusals(void)
 {
     const char *nodev = BASE "peer-fingerprint " FP "\n";
     g_autoptr(ShimmerConfig) cfg = parse_inline(nodev);
-    assert_diag(cfg, "c.ovpn: error: no 'dev': OpenVPN refuses a configuration without one");
+    assert_diag(cfg, "c.ovpn:1: error: no 'dev' in this client configuration: OpenVPN refuses");
     static const char *const removed[] = {"keysize 256", "key-method 2", "ncp-disable"};
     for (gsize i = 0; i < G_N_ELEMENTS(removed); i++) {
         g_autofree char *text = g_strdup_printf(INLINE_CLIENT "%s\n", removed[i]);
