@@ -998,6 +998,7 @@ static void test_cd(void)
     r = recorder_new();
     g_autoptr(ShimmerConfig) abs = parse_with(r, BASE "cd /etc/openvpn/client\nca ca.crt\n");
     g_assert_cmpstr(g_ptr_array_index(r->asked, 0), ==, "/etc/openvpn/client/ca.crt");
+    g_assert_true(abs->ca.present);
     recorder_free(r);
 }
 

@@ -166,6 +166,7 @@ static void test_notes(void)
     g_autoptr(GPtrArray) notes = g_ptr_array_new_with_free_func(g_free);
     g_autofree char *prio =
         priority_for("tls-cipher ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305", notes);
+    g_assert_nonnull(strstr(prio, ":-KX-ALL:+ECDHE-RSA:+ECDHE-ECDSA"));
     g_ptr_array_add(notes, NULL);
     g_autofree char *all = g_strjoinv("\n", (char **)notes->pdata);
     g_assert_nonnull(strstr(all, "TLS 1.2 also allows TLS_ECDHE_ECDSA_AES_256_GCM_SHA384, "
