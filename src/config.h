@@ -16,13 +16,18 @@ G_BEGIN_DECLS
  * itself: every file the configuration names (ca, cert, key, ...) is read
  * through the caller's loader. Relative paths are resolved against the
  * directory of the configuration file (OpenVPN resolves them against its
- * working directory, which is rarely what a user importing a profile means).
+ * working directory, which is rarely what a user importing a profile means);
+ * `cd DIR` moves that directory as OpenVPN's `cd` would.
  *
- * Every accepted directive lands in a field below. Directives that would
- * contradict each other are refused with an error naming both lines, never
- * resolved by "the last one wins". The result carries diagnostics (errors and
- * warnings with the line they refer to); the configuration is usable only
- * when there is no error.
+ * Every directive of OpenVPN 2.6 is known (shimmer_config_directive_status):
+ * applied into a field below, ignored with a warning saying why, or refused
+ * with an error saying why. A directive given again overrides the earlier
+ * one as in OpenVPN (the last one counts; a file and an inline block: the
+ * later of the two), with a warning naming both lines. Different directives
+ * that contradict each other (tls-auth with tls-crypt, pkcs12 with cert, a
+ * client directive in a server file) are errors naming both lines. The
+ * result carries diagnostics (errors and warnings with the line they refer
+ * to); the configuration is usable only when there is no error.
  */
 
 typedef enum {
