@@ -15,7 +15,8 @@ service/ctl/ (shimmerctl) and nm-plugin/ are clients of the daemon: they may
 include src/ and their own headers, nothing of service/ below them.
 
 Besides, no import circle is allowed anywhere: a module is a .c file with
-its .h, and modules must not reach themselves through includes.
+its .h (and NAME-PART files beside NAME.c or NAME.h belong to NAME), and
+modules must not reach themselves through includes.
 
 Exit status 0 when all is well, 1 with one line per problem otherwise.
 Standard library only; run from anywhere: scripts/check-layers.py [ROOT].
@@ -82,7 +83,19 @@ def rank(directory):
 
 
 def module(path):
-    return os.path.splitext(path)[0]
+    """The component a file belongs to: its name without the extension, or,
+    for NAME-PART.c/.h beside NAME.c or NAME.h, the component NAME (the
+    engine is engine.h, engine-core.c, engine-client.c; the parser config.c,
+    config-output.c, config-parser.h, ...). Includes within a component
+    are no circle."""
+    stem = os.path.splitext(path)[0]
+    base = os.path.basename(stem)
+    if "-" in base:
+        head = os.path.join(os.path.dirname(stem), base.split("-", 1)[0])
+        if os.path.isfile(os.path.join(ROOT, head + ".c")) or \
+                os.path.isfile(os.path.join(ROOT, head + ".h")):
+            return head
+    return stem
 
 
 def main():

@@ -8,6 +8,7 @@ PACKAGES="
 meson ninja-build pkg-config gcc clang libclang-rt-14-dev llvm
 libglib2.0-dev libgnutls28-dev nettle-dev gnutls-bin
 libnl-3-dev libnl-route-3-dev libnm-dev libpolkit-gobject-1-dev
+liblzo2-dev liblz4-dev libtasn1-6-dev
 gettext jq libxml2-utils man-db groff-base bash-completion
 openvpn iperf3 iputils-ping iproute2 openssl
 dbus python3 python3-pytest python3-gi python3-dbusmock

@@ -3,9 +3,9 @@
 
 #include <string.h>
 
-#define NO_COMPRESS 0xFA
+#define NO_COMPRESS      0xFA
 #define NO_COMPRESS_SWAP 0xFB
-#define V2_INDICATOR 0x50
+#define V2_INDICATOR     0x50
 
 gsize shimmer_compframe_wrap(ShimmerCompFraming mode, const guint8 *in, gsize len, guint8 *out)
 {

@@ -8,8 +8,9 @@
 G_BEGIN_DECLS
 
 /*
- * Compression framing without compression. Shimmer never compresses, but a
- * server configured with comp-lzo or compress expects the framing:
+ * Compression framing without compression, for what Shimmer sends. Shimmer
+ * never compresses, but a server configured with comp-lzo or compress
+ * expects the framing (compress.h is the receive side):
  *   comp-lzo no      one 0xFA byte ("not compressed") in front;
  *   compress [stub]  0xFB in front, and the packet's first byte moved to the
  *                    end (the "swap" form, which keeps the payload aligned);
@@ -25,7 +26,9 @@ G_BEGIN_DECLS
 gsize shimmer_compframe_wrap(ShimmerCompFraming mode, const guint8 *in, gsize len, guint8 *out);
 
 /* Removes the framing in place from BUF[0..*LEN). FALSE if the packet is
- * compressed (we never negotiate that) or malformed. */
+ * compressed or malformed. The receive path should call shimmer_decompress()
+ * (compress.h) instead, which also decompresses what a server that compresses
+ * sends; this stays for callers that only ever expect stubs. */
 gboolean shimmer_compframe_unwrap(ShimmerCompFraming mode, guint8 *buf, gsize *len);
 
 G_END_DECLS

@@ -10,6 +10,7 @@
 
 #include "config-private.h"
 #include "keys.h"
+#include "textsafe.h"
 
 /* ---------- a minimal JSON writer ---------- */
 
@@ -29,8 +30,26 @@ static void json_indent(Json *j)
 void shimmer_json_append_string(GString *out, const char *s)
 {
     g_string_append_c(out, '"');
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        switch (*c) {
+    for (const char *p = s; *p;) {
+        guchar c = (guchar)*p;
+        if (c >= 0x80) {
+            /* Valid JSON must be UTF-8; a terminal must not obey what is
+             * in it: C1 and bidirectional-text controls go as escapes. */
+            gunichar u = g_utf8_get_char_validated(p, -1);
+            if (u == (gunichar)-1 || u == (gunichar)-2) {
+                g_string_append(out, "\\ufffd");
+                p++;
+                continue;
+            }
+            const char *next = g_utf8_next_char(p);
+            if (shimmer_text_is_control(u))
+                g_string_append_printf(out, "\\u%04x", u);
+            else
+                g_string_append_len(out, p, next - p);
+            p = next;
+            continue;
+        }
+        switch (c) {
         case '"':
             g_string_append(out, "\\\"");
             break;
@@ -47,11 +66,12 @@ void shimmer_json_append_string(GString *out, const char *s)
             g_string_append(out, "\\t");
             break;
         default:
-            if (*c < 0x20 || *c == 0x7f)
-                g_string_append_printf(out, "\\u%04x", *c);
+            if (c < 0x20 || c == 0x7f)
+                g_string_append_printf(out, "\\u%04x", c);
             else
-                g_string_append_c(out, (char)*c);
+                g_string_append_c(out, (char)c);
         }
+        p++;
     }
     g_string_append_c(out, '"');
 }
@@ -194,6 +214,40 @@ static const char *tls_version_name(ShimmerTlsVersion v)
     return (guint)v < G_N_ELEMENTS(names) ? names[v] : NULL;
 }
 
+static void json_proxy(Json *j, const ShimmerProxy *x)
+{
+    static const char *const auth[] = {"none", "basic", "ntlm", "ntlm2", "auto", "auto-nct"};
+    if (x == NULL)
+        return;
+    json_open(j, x->type == SHIMMER_PROXY_HTTP ? "http-proxy" : "socks-proxy", '{');
+    json_str(j, "host", x->host);
+    json_int(j, "port", x->port);
+    if (x->type == SHIMMER_PROXY_HTTP)
+        json_str(j, "auth", auth[x->auth]);
+    if (x->auth_prompt || x->auth_file != NULL || x->auth_inline) {
+        json_open(j, "credentials", '{');
+        json_str(j, "source", x->auth_prompt ? "prompt" : x->auth_inline ? "inline" : "file");
+        json_opt_str(j, "file", x->auth_file);
+        json_opt_str(j, "username", x->username);
+        json_bool(j, "password-stored", x->password != NULL);
+        json_close(j, '}');
+    }
+    json_opt_str(j, "version", x->http_version);
+    json_opt_str(j, "agent", x->user_agent);
+    if (x->custom_headers->len > 0) {
+        json_open(j, "custom-headers", '[');
+        for (guint i = 0; i < x->custom_headers->len; i++) {
+            const ShimmerHttpHeader *h = g_ptr_array_index(x->custom_headers, i);
+            json_open(j, NULL, '{');
+            json_str(j, "name", h->name);
+            json_opt_str(j, "content", h->content);
+            json_close(j, '}');
+        }
+        json_close(j, ']');
+    }
+    json_close(j, '}');
+}
+
 static void json_connections(Json *j, const ShimmerConfig *cfg)
 {
     if (cfg->connections->len == 0)
@@ -210,6 +264,8 @@ static void json_connections(Json *j, const ShimmerConfig *cfg)
         if (c->tun_mtu > 0)
             json_int(j, "tun-mtu", c->tun_mtu);
         json_opt_int(j, "mssfix", c->mssfix);
+        json_opt_str(j, "local", c->local);
+        json_proxy(j, c->proxy);
         json_close(j, '}');
     }
     json_close(j, ']');
@@ -384,12 +440,58 @@ static void json_server(Json *j, const ShimmerConfig *cfg)
     json_opt_true(j, "client-to-client", cfg->client_to_client);
     json_opt_true(j, "duplicate-cn", cfg->duplicate_cn);
     json_opt_int(j, "max-clients", cfg->max_clients);
+    json_opt_str(j, "ifconfig-ipv6-pool", cfg->ifconfig_ipv6_pool);
+    if (cfg->ifconfig_pool_persist != NULL) {
+        json_open(j, "ifconfig-pool-persist", '{');
+        json_str(j, "file", cfg->ifconfig_pool_persist);
+        json_opt_int(j, "seconds", cfg->ifconfig_pool_persist_seconds);
+        json_close(j, '}');
+    }
+    json_opt_true(j, "multihome", cfg->multihome);
+    json_opt_str(j, "local", cfg->local);
     json_opt_str(j, "verify-client-cert", vcc[cfg->verify_client_cert]);
+    json_opt_str(j, "client-config-dir", cfg->client_config_dir);
+    json_opt_true(j, "ccd-exclusive", cfg->ccd_exclusive);
+    json_opt_str(j, "pam-service", cfg->pam_service);
     json_opt_true(j, "username-as-common-name", cfg->username_as_common_name);
+    json_opt_true(j, "auth-user-pass-optional", cfg->auth_user_pass_optional);
+    if (cfg->auth_gen_token >= 0) {
+        json_open(j, "auth-gen-token", '{');
+        json_int(j, "lifetime", cfg->auth_gen_token);
+        json_opt_int(j, "renewal", cfg->auth_gen_token_renewal);
+        json_opt_true(j, "external-auth", cfg->auth_gen_token_external);
+        json_blob(j, "secret", &cfg->auth_gen_token_secret, NULL, NULL);
+        json_close(j, '}');
+    }
+    json_opt_int(j, "tls-crypt-v2-max-age", cfg->tls_crypt_v2_max_age);
+    json_opt_true(j, "force-tls-key-material-export", cfg->force_tls_ekm);
+    json_opt_str(j, "x509-username-field", cfg->x509_username_field);
     if (cfg->dh_none)
         json_str(j, "dh", "none");
     else
         json_blob(j, "dh", &cfg->dh, NULL, NULL);
+    const ShimmerServerPlan *plan = cfg->plan;
+    if (plan == NULL)
+        return;
+    /* What the server hands out, derived from the above. */
+    json_open(j, "plan", '{');
+    json_opt_str(j, "local", plan->local);
+    json_opt_str(j, "netmask", plan->netmask);
+    if (plan->pool_start != NULL) {
+        json_str(j, "pool-start", plan->pool_start);
+        json_str(j, "pool-end", plan->pool_end);
+    }
+    json_opt_str(j, "local-ipv6", plan->local6);
+    if (plan->pool6_start != NULL) {
+        json_str(j, "pool-ipv6-start", plan->pool6_start);
+        json_int(j, "pool-ipv6-bits", plan->pool6_bits);
+    }
+    if (plan->pool_size > 0)
+        json_int(j, "pool-size", plan->pool_size);
+    json_opt_int(j, "ping", plan->ping);
+    json_opt_int(j, "ping-restart", plan->ping_restart);
+    json_strv(j, "push", plan->push);
+    json_close(j, '}');
 }
 
 static void json_pushed(Json *j, const ShimmerConfig *cfg)
@@ -414,12 +516,9 @@ static void json_pushed(Json *j, const ShimmerConfig *cfg)
         json_int(j, "push-continuation", cfg->push_continuation);
 }
 
-static void json_common(Json *j, const ShimmerConfig *cfg, bool push)
+static void json_device(Json *j, const ShimmerConfig *cfg, bool push)
 {
     static const char *const topo[] = {NULL, "net30", "p2p", "subnet"};
-    static const char *const comp[] = {NULL, "lzo-no", "stub", "stub-v2"};
-    static const char *const allow[] = {NULL, "no", "asym", "yes"};
-
     if (!push) {
         json_str(j, "dev", cfg->dev ? cfg->dev : "tun");
         json_opt_str(j, "dev-type", cfg->dev_type);
@@ -435,75 +534,105 @@ static void json_common(Json *j, const ShimmerConfig *cfg, bool push)
         json_close(j, '}');
     }
     json_opt_int(j, "mark", cfg->mark);
+}
 
-    if (!push) {
-        json_open(j, "tls", '{');
-        json_certs(j, "ca", &cfg->ca);
-        json_certs(j, "cert", &cfg->cert);
-        if (cfg->key.present)
-            json_blob(j, "key", &cfg->key, "encrypted", cfg->key_encrypted ? "yes" : "no");
-        json_blob(j, "pkcs12", &cfg->pkcs12, NULL, NULL);
-        json_certs(j, "extra-certs", &cfg->extra_certs);
-        json_blob(j, "crl-verify", &cfg->crl_verify, NULL, NULL);
-        if (cfg->askpass) {
-            json_open(j, "askpass", '{');
-            json_str(j, "mode", cfg->askpass_file.present ? "stored" : "prompt");
-            if (cfg->askpass_file.present) {
-                json_str(j, "source", cfg->askpass_file.is_inline ? "inline" : "file");
-                if (!cfg->askpass_file.is_inline)
-                    json_str(j, "file", cfg->askpass_file.path);
-            }
-            json_close(j, '}');
-        }
-        json_opt_str(j, "version-min", tls_version_name(cfg->tls_version_min));
-        json_opt_true(j, "version-min-or-highest", cfg->tls_version_min_or_highest);
-        json_opt_str(j, "version-max", tls_version_name(cfg->tls_version_max));
-        json_opt_str(j, "tls-cipher", cfg->tls_cipher);
-        json_opt_str(j, "tls-ciphersuites", cfg->tls_ciphersuites);
-        json_opt_str(j, "tls-groups", cfg->tls_groups);
-        if (cfg->remote_cert_tls != SHIMMER_CERT_TLS_UNSET)
-            json_str(j, "remote-cert-tls",
-                     cfg->remote_cert_tls == SHIMMER_CERT_TLS_SERVER ? "server" : "client");
-        if (cfg->verify_x509_type != SHIMMER_X509_NAME_UNSET) {
-            static const char *const types[] = {NULL, "subject", "name", "name-prefix"};
-            json_open(j, "verify-x509-name", '{');
-            json_str(j, "type", types[cfg->verify_x509_type]);
-            json_str(j, "value", cfg->verify_x509_name);
-            json_close(j, '}');
-        }
-        if (cfg->peer_fingerprints->len > 0) {
-            json_open(j, "peer-fingerprints", '[');
-            for (guint i = 0; i < cfg->peer_fingerprints->len; i++) {
-                const guint8 *fp = (const guint8 *)cfg->peer_fingerprints->data + (gsize)i * 32;
-                GString *hex = g_string_new(NULL);
-                for (guint k = 0; k < 32; k++)
-                    g_string_append_printf(hex, "%s%02X", k ? ":" : "", fp[k]);
-                json_str(j, NULL, hex->str);
-                g_string_free(hex, TRUE);
-            }
-            json_close(j, ']');
-        }
-        json_close(j, '}');
+static void json_peer_fingerprints(Json *j, const ShimmerConfig *cfg)
+{
+    if (cfg->peer_fingerprints->len == 0)
+        return;
+    json_open(j, "peer-fingerprints", '[');
+    for (guint i = 0; i < cfg->peer_fingerprints->len; i++) {
+        const guint8 *fp = (const guint8 *)cfg->peer_fingerprints->data + (gsize)i * 32;
+        GString *hex = g_string_new(NULL);
+        for (guint k = 0; k < 32; k++)
+            g_string_append_printf(hex, "%s%02X", k ? ":" : "", fp[k]);
+        json_str(j, NULL, hex->str);
+        g_string_free(hex, TRUE);
+    }
+    json_close(j, ']');
+}
 
-        static const char *const wraps[] = {"none", "tls-auth", "tls-crypt", "tls-crypt-v2"};
-        json_open(j, "control-channel", '{');
-        json_str(j, "wrap", wraps[cfg->wrap]);
-        if (cfg->wrap == SHIMMER_WRAP_TLS_AUTH) {
-            json_blob(j, "key", &cfg->tls_auth, NULL, NULL);
-            if (cfg->key_direction >= 0)
-                json_int(j, "key-direction", cfg->key_direction);
-            else
-                json_str(j, "key-direction", "none");
-        } else if (cfg->wrap == SHIMMER_WRAP_TLS_CRYPT) {
-            json_blob(j, "key", &cfg->tls_crypt, NULL, NULL);
-        } else if (cfg->wrap == SHIMMER_WRAP_TLS_CRYPT_V2) {
-            json_blob(j, "key", &cfg->tls_crypt_v2, "kind",
-                      cfg->tls_crypt_v2_is_server_key ? "server" : "client");
+/* Who we are and whom we accept. */
+static void json_tls(Json *j, const ShimmerConfig *cfg)
+{
+    json_open(j, "tls", '{');
+    json_certs(j, "ca", &cfg->ca);
+    json_certs(j, "cert", &cfg->cert);
+    if (cfg->key.present)
+        json_blob(j, "key", &cfg->key, "encrypted", cfg->key_encrypted ? "yes" : "no");
+    json_blob(j, "pkcs12", &cfg->pkcs12, NULL, NULL);
+    json_certs(j, "extra-certs", &cfg->extra_certs);
+    json_blob(j, "crl-verify", &cfg->crl_verify, NULL, NULL);
+    if (cfg->askpass) {
+        json_open(j, "askpass", '{');
+        json_str(j, "mode", cfg->askpass_file.present ? "stored" : "prompt");
+        if (cfg->askpass_file.present) {
+            json_str(j, "source", cfg->askpass_file.is_inline ? "inline" : "file");
+            if (!cfg->askpass_file.is_inline)
+                json_str(j, "file", cfg->askpass_file.path);
         }
-        json_str(j, "auth", shimmer_digest_name(cfg->auth));
         json_close(j, '}');
     }
+    json_opt_str(j, "version-min", tls_version_name(cfg->tls_version_min));
+    json_opt_true(j, "version-min-or-highest", cfg->tls_version_min_or_highest);
+    json_opt_str(j, "version-max", tls_version_name(cfg->tls_version_max));
+    json_opt_str(j, "tls-cipher", cfg->tls_cipher);
+    json_opt_str(j, "tls-ciphersuites", cfg->tls_ciphersuites);
+    json_opt_str(j, "tls-groups", cfg->tls_groups);
+    if (cfg->remote_cert_tls != SHIMMER_CERT_TLS_UNSET)
+        json_str(j, "remote-cert-tls",
+                 cfg->remote_cert_tls == SHIMMER_CERT_TLS_SERVER ? "server" : "client");
+    if (cfg->ns_cert_type != SHIMMER_NS_CERT_UNSET)
+        json_str(j, "ns-cert-type",
+                 cfg->ns_cert_type == SHIMMER_NS_CERT_SERVER ? "server" : "client");
+    if (cfg->remote_cert_ku_set) {
+        /* An empty list: the extension must be present, any value. */
+        json_open(j, "remote-cert-ku", '[');
+        for (guint i = 0; i < cfg->remote_cert_ku->len; i++) {
+            g_autofree char *hex =
+                g_strdup_printf("%02x", g_array_index(cfg->remote_cert_ku, guint, i));
+            json_str(j, NULL, hex);
+        }
+        json_close(j, ']');
+    }
+    json_opt_str(j, "remote-cert-eku", cfg->remote_cert_eku);
+    if (cfg->verify_x509_type != SHIMMER_X509_NAME_UNSET) {
+        static const char *const types[] = {NULL, "subject", "name", "name-prefix"};
+        json_open(j, "verify-x509-name", '{');
+        json_str(j, "type", types[cfg->verify_x509_type]);
+        json_str(j, "value", cfg->verify_x509_name);
+        json_close(j, '}');
+    }
+    json_peer_fingerprints(j, cfg);
+    json_close(j, '}');
+}
 
+static void json_control_channel(Json *j, const ShimmerConfig *cfg)
+{
+    static const char *const wraps[] = {"none", "tls-auth", "tls-crypt", "tls-crypt-v2"};
+    json_open(j, "control-channel", '{');
+    json_str(j, "wrap", wraps[cfg->wrap]);
+    if (cfg->wrap == SHIMMER_WRAP_TLS_AUTH) {
+        json_blob(j, "key", &cfg->tls_auth, NULL, NULL);
+        if (cfg->key_direction >= 0)
+            json_int(j, "key-direction", cfg->key_direction);
+        else
+            json_str(j, "key-direction", "none");
+    } else if (cfg->wrap == SHIMMER_WRAP_TLS_CRYPT) {
+        json_blob(j, "key", &cfg->tls_crypt, NULL, NULL);
+    } else if (cfg->wrap == SHIMMER_WRAP_TLS_CRYPT_V2) {
+        json_blob(j, "key", &cfg->tls_crypt_v2, "kind",
+                  cfg->tls_crypt_v2_is_server_key ? "server" : "client");
+    }
+    json_str(j, "auth", shimmer_digest_name(cfg->auth));
+    json_close(j, '}');
+}
+
+static void json_data_channel(Json *j, const ShimmerConfig *cfg, bool push)
+{
+    static const char *const framing[] = {NULL, "lzo", "swap", "v2"};
+    static const char *const alg[] = {NULL, "lzo", "lz4"};
+    static const char *const allow[] = {NULL, "no", "asym", "yes"};
     json_open(j, "data-channel", '{');
     if (!push || cfg->data_ciphers_set) {
         json_open(j, "ciphers", '[');
@@ -514,10 +643,19 @@ static void json_common(Json *j, const ShimmerConfig *cfg, bool push)
     }
     json_opt_str(j, "cipher", cfg->cipher);
     json_opt_str(j, "fallback", cfg->data_ciphers_fallback);
-    json_opt_str(j, "compression-framing", comp[cfg->comp]);
+    if (cfg->comp != SHIMMER_COMP_NONE || cfg->comp_migrate) {
+        json_open(j, "compression", '{');
+        json_opt_str(j, "framing", framing[cfg->comp]);
+        json_opt_str(j, "decompress", alg[cfg->comp_alg]);
+        json_opt_true(j, "migrate", cfg->comp_migrate);
+        json_close(j, '}');
+    }
     json_opt_str(j, "allow-compression", allow[cfg->allow_compression]);
     json_close(j, '}');
+}
 
+static void json_timers(Json *j, const ShimmerConfig *cfg)
+{
     json_open(j, "timers", '{');
     json_opt_int(j, "reneg-sec", cfg->reneg_sec);
     json_opt_int(j, "reneg-sec-min", cfg->reneg_sec_min);
@@ -533,10 +671,18 @@ static void json_common(Json *j, const ShimmerConfig *cfg, bool push)
     json_opt_int(j, "ping-restart", cfg->ping_restart);
     json_opt_int(j, "ping-exit", cfg->ping_exit);
     json_opt_int(j, "explicit-exit-notify", cfg->explicit_exit_notify);
+    if (cfg->replay_window > 0)
+        json_int(j, "replay-window", cfg->replay_window);
+    json_opt_int(j, "replay-window-seconds", cfg->replay_time);
     json_close(j, '}');
+}
 
+/* Routes, DNS and the tunnel's own addresses. */
+static void json_network(Json *j, const ShimmerConfig *cfg)
+{
     json_routes(j, cfg);
     json_opt_str(j, "route-gateway", cfg->route_gateway);
+    json_opt_str(j, "route-ipv6-gateway", cfg->route_ipv6_gateway);
     json_opt_int(j, "route-metric", cfg->route_metric);
     json_redirect(j, cfg->redirect_gateway);
     json_dns(j, cfg);
@@ -553,6 +699,20 @@ static void json_common(Json *j, const ShimmerConfig *cfg, bool push)
         json_close(j, '}');
     }
     json_opt_true(j, "block-ipv6", cfg->block_ipv6);
+}
+
+/* What a file and a PUSH_REPLY have in common, in the order of the old
+ * single function (the corpus's JSON files are sorted anyway). */
+static void json_common(Json *j, const ShimmerConfig *cfg, bool push)
+{
+    json_device(j, cfg, push);
+    if (!push) {
+        json_tls(j, cfg);
+        json_control_channel(j, cfg);
+    }
+    json_data_channel(j, cfg, push);
+    json_timers(j, cfg);
+    json_network(j, cfg);
 }
 
 char *shimmer_config_to_json(const ShimmerConfig *cfg)
@@ -617,7 +777,9 @@ char *shimmer_config_to_ovpn(const ShimmerConfig *cfg)
         if (l > 0 && text[pos + l - 1] == '\r')
             l--;
         const char *rep = g_hash_table_lookup(cfg->priv->replacements, GUINT_TO_POINTER(line));
-        if (rep != NULL) {
+        if (rep != NULL && rep[0] == '\0') {
+            /* An overridden directive or block: left out. */
+        } else if (rep != NULL) {
             g_string_append(out, rep);
             g_string_append_c(out, '\n');
         } else {

@@ -13,81 +13,15 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include "config-parser.h"
 #include "config-private.h"
+#include "crl.h"
 #include "lexer.h"
 #include "secure.h"
-
-typedef struct Parser Parser;
-typedef void (*Handler)(Parser *p, const ShimmerItem *it);
-
-enum {
-    CTX_FILE = 1 << SHIMMER_CONTEXT_FILE,
-    CTX_CONN = 1 << SHIMMER_CONTEXT_CONNECTION,
-    CTX_PUSH = 1 << SHIMMER_CONTEXT_PUSH,
-};
-
-enum {
-    F_MULTI = 1 << 0,   /* may repeat (remote, route, push, ...) */
-    F_IGNORED = 1 << 1, /* accepted, warned about, ignored */
-    F_SECRET_ARGS = 1 << 2, /* never quote the arguments */
-};
-
-typedef struct {
-    const char *name;
-    guint min_args, max_args;
-    guint contexts;
-    ShimmerRole role; /* the role the directive implies; UNSET = either */
-    guint flags;
-    Handler handler;
-    const char *note; /* for ignored directives: why */
-} Directive;
-
-/* A <connection> block or top-level remote before defaults are merged. */
-typedef struct {
-    char *host;
-    gint port;          /* -1 unset */
-    gint transport;     /* -1 unset */
-    ShimmerFamily family;
-    bool family_set;
-    gint connect_timeout; /* -1 unset */
-    gint explicit_exit_notify;
-    gint tun_mtu;
-    gint mssfix;
-    guint line;
-    guint remotes;      /* how many `remote` lines a block had */
-} ConnDraft;
-
-struct Parser {
-    ShimmerConfig *cfg;
-    ShimmerContext ctx;
-    ShimmerLoader loader;
-    gpointer loader_data;
-    char *base_dir;
-    GPtrArray *items;        /* top-level ShimmerItem* */
-    GHashTable *blocks;      /* block name -> ShimmerItem* (not connection) */
-    GHashTable *block_used;  /* block name -> line of the directive using it */
-    GPtrArray *drafts;       /* ConnDraft* */
-    ConnDraft *cur;          /* the block being parsed, in CTX_CONN */
-    guint role_line;
-    const char *role_directive;
-    gint port_line, rport_line, lport_line;
-    gint port_value, rport_value;
-    gint keepalive_line, ping_line, ping_restart_line;
-    gint tls_auth_line, tls_crypt_line, tls_crypt_v2_line;
-    gint key_direction_line;
-    gint cipher_line;
-    gint fallback_line;
-    GHashTable *values;      /* directive (or alias) -> "line\targs" for repeats */
-};
-
-static void conn_draft_free(gpointer data)
-{
-    ConnDraft *d = data;
-    g_free(d->host);
-    g_free(d);
-}
 
 /* ---------- diagnostics ---------- */
 
@@ -100,7 +34,7 @@ static void diag_add(ShimmerConfig *cfg, ShimmerSeverity sev, guint line, char *
     g_ptr_array_add(cfg->diagnostics, d);
 }
 
-static void G_GNUC_PRINTF(3, 4) perr(Parser *p, guint line, const char *fmt, ...)
+void G_GNUC_PRINTF(3, 4) cfg_error(Parser *p, guint line, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -108,7 +42,7 @@ static void G_GNUC_PRINTF(3, 4) perr(Parser *p, guint line, const char *fmt, ...
     va_end(ap);
 }
 
-static void G_GNUC_PRINTF(3, 4) pwarn(Parser *p, guint line, const char *fmt, ...)
+void G_GNUC_PRINTF(3, 4) cfg_warn(Parser *p, guint line, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -118,7 +52,7 @@ static void G_GNUC_PRINTF(3, 4) pwarn(Parser *p, guint line, const char *fmt, ..
 
 /* ---------- small parsers ---------- */
 
-static bool parse_uint(const char *s, guint64 max, guint64 *out)
+bool cfg_parse_uint(const char *s, guint64 max, guint64 *out)
 {
     if (s == NULL || !g_ascii_isdigit(s[0]))
         return false;
@@ -135,33 +69,33 @@ static bool parse_uint(const char *s, guint64 max, guint64 *out)
 }
 
 /* An unsigned number argument, with an error naming the directive. */
-static bool arg_uint(Parser *p, const ShimmerItem *it, guint idx, guint64 min, guint64 max,
-                     gint64 *out)
+bool cfg_arg_uint(Parser *p, const ShimmerItem *it, guint idx, guint64 min, guint64 max,
+                  gint64 *out)
 {
     guint64 v;
-    if (!parse_uint(it->argv[idx], max, &v) || v < min) {
-        perr(p, it->line, "'%s': '%s' is not a number from %" G_GUINT64_FORMAT
-                          " to %" G_GUINT64_FORMAT,
-             it->argv[0], it->argv[idx], min, max);
+    if (!cfg_parse_uint(it->argv[idx], max, &v) || v < min) {
+        cfg_error(p, it->line,
+                  "'%s': '%s' is not a number from %" G_GUINT64_FORMAT " to %" G_GUINT64_FORMAT,
+                  it->argv[0], it->argv[idx], min, max);
         return false;
     }
     *out = (gint64)v;
     return true;
 }
 
-static bool is_ipv4(const char *s)
+bool cfg_is_ipv4(const char *s)
 {
     struct in_addr a;
     return s != NULL && inet_pton(AF_INET, s, &a) == 1;
 }
 
-static bool is_ipv6(const char *s)
+bool cfg_is_ipv6(const char *s)
 {
     struct in6_addr a;
     return s != NULL && inet_pton(AF_INET6, s, &a) == 1;
 }
 
-static bool is_netmask(const char *s)
+bool cfg_is_netmask(const char *s)
 {
     struct in_addr a;
     if (s == NULL || inet_pton(AF_INET, s, &a) != 1)
@@ -172,24 +106,24 @@ static bool is_netmask(const char *s)
 }
 
 /* "2001:db8::1/64" with the bits optional when BITS_OPTIONAL. */
-static bool is_ipv6_prefix(const char *s, bool bits_optional)
+bool cfg_is_ipv6_prefix(const char *s, bool bits_optional)
 {
     if (s == NULL)
         return false;
     const char *slash = strchr(s, '/');
     if (slash == NULL)
-        return bits_optional && is_ipv6(s);
+        return bits_optional && cfg_is_ipv6(s);
     g_autofree char *addr = g_strndup(s, (gsize)(slash - s));
     guint64 bits;
-    return is_ipv6(addr) && parse_uint(slash + 1, 128, &bits);
+    return cfg_is_ipv6(addr) && cfg_parse_uint(slash + 1, 128, &bits);
 }
 
 /* A host name as DNS allows, or an address. */
-static bool is_hostname(const char *s)
+bool cfg_is_hostname(const char *s)
 {
     if (s == NULL || s[0] == '\0' || strlen(s) > 253)
         return false;
-    if (is_ipv4(s) || is_ipv6(s))
+    if (cfg_is_ipv4(s) || cfg_is_ipv6(s))
         return true;
     for (const char *c = s; *c; c++) {
         if (!(g_ascii_isalnum(*c) || *c == '-' || *c == '.' || *c == '_'))
@@ -198,7 +132,7 @@ static bool is_hostname(const char *s)
     return s[0] != '-' && s[0] != '.';
 }
 
-static bool parse_proto(const char *s, ShimmerTransport *t, ShimmerFamily *f, bool *server_side)
+bool cfg_parse_proto(const char *s, ShimmerTransport *t, ShimmerFamily *f, bool *server_side)
 {
     static const struct {
         const char *name;
@@ -266,8 +200,8 @@ static bool lookup_aead(const char *s, ShimmerCipher *out)
 /* Non-AEAD ciphers OpenVPN knows: accepted as names, never negotiated. */
 static bool is_legacy_cipher(const char *s)
 {
-    static const char *const prefixes[] = {"AES-", "BF-", "CAMELLIA-", "DES-", "DES", "SEED-",
-                                           "CAST", "ARIA-", "RC2-", "IDEA-", "SM4-"};
+    static const char *const prefixes[] = {"AES-", "BF-",   "CAMELLIA-", "DES-",  "DES", "SEED-",
+                                           "CAST", "ARIA-", "RC2-",      "IDEA-", "SM4-"};
     for (gsize i = 0; i < G_N_ELEMENTS(prefixes); i++) {
         if (g_ascii_strncasecmp(s, prefixes[i], strlen(prefixes[i])) == 0)
             return true;
@@ -317,7 +251,7 @@ static const char *role_name(ShimmerRole r)
     return r == SHIMMER_ROLE_SERVER ? "server" : "client";
 }
 
-static void set_role(Parser *p, ShimmerRole role, const ShimmerItem *it)
+void cfg_set_role(Parser *p, ShimmerRole role, const ShimmerItem *it)
 {
     if (role == SHIMMER_ROLE_UNSET || p->ctx == SHIMMER_CONTEXT_PUSH)
         return;
@@ -328,11 +262,11 @@ static void set_role(Parser *p, ShimmerRole role, const ShimmerItem *it)
         return;
     }
     if (p->cfg->role != role) {
-        perr(p, it->line,
-             "'%s' is a %s directive, but '%s' at line %u made this a %s configuration: "
-             "client and server directives cannot be mixed",
-             it->argv[0], role_name(role), p->role_directive, p->role_line,
-             role_name(p->cfg->role));
+        cfg_error(p, it->line,
+                  "'%s' is a %s directive, but '%s' at line %u made this a %s configuration: "
+                  "client and server directives cannot be mixed",
+                  it->argv[0], role_name(role), p->role_directive, p->role_line,
+                  role_name(p->cfg->role));
     }
 }
 
@@ -341,16 +275,19 @@ static char *join_args(const ShimmerItem *it)
     return g_strjoinv(" ", it->argv + 1);
 }
 
-/* A single-valued directive given twice: the same value is only repeated
- * (warning); a different value is a conflict (error). Returns false if the
- * caller should not apply it again. KEY lets aliases share one slot. */
+/* A single-valued directive given again. As OpenVPN, the last one counts:
+ * the same value is a repeat (warning, not applied again); another value
+ * overrides the earlier one (warning naming both lines, then applied).
+ * Returns false if the caller should not apply it. KEY lets aliases share
+ * one slot (ncp-ciphers and data-ciphers). Directives that contradict each
+ * other without being the same setting are errors, checked elsewhere. */
 static bool check_repeat(Parser *p, const ShimmerItem *it, const char *key)
 {
     g_autofree char *args = join_args(it);
-    const char *prev = g_hash_table_lookup(p->values, key);
+    char *prev = g_hash_table_lookup(p->values, key);
+    g_autofree char *now = g_strdup_printf("%u\t%s\t%s", it->line, it->argv[0], args);
     if (prev == NULL) {
-        g_hash_table_insert(p->values, g_strdup(key), g_strdup_printf("%u\t%s\t%s", it->line,
-                                                                      it->argv[0], args));
+        g_hash_table_insert(p->values, g_strdup(key), g_steal_pointer(&now));
         return true;
     }
     guint prev_line = (guint)strtoul(prev, NULL, 10);
@@ -359,27 +296,29 @@ static bool check_repeat(Parser *p, const ShimmerItem *it, const char *key)
     gsize name_len = (gsize)(prev_args - 1 - prev_name);
     if (strcmp(prev_args, args) == 0 && strncmp(prev_name, it->argv[0], name_len) == 0 &&
         it->argv[0][name_len] == '\0') {
-        pwarn(p, it->line, "'%s' repeats line %u", it->argv[0], prev_line);
+        cfg_warn(p, it->line, "'%s' repeats line %u", it->argv[0], prev_line);
         return false;
     }
-    perr(p, it->line, "'%s' conflicts with '%.*s' at line %u: give it once", it->argv[0],
-         (int)name_len, prev_name, prev_line);
-    return false;
+    cfg_warn(p, it->line, "'%s' overrides '%.*s' at line %u (as in OpenVPN, the last one counts)",
+             it->argv[0], (int)name_len, prev_name, prev_line);
+    g_hash_table_insert(p->values, g_strdup(key), g_steal_pointer(&now));
+    return true;
 }
 
 /* ---------- files and blocks ---------- */
 
-static char *resolve_path(Parser *p, const char *path)
+char *cfg_resolve_path(Parser *p, const char *path)
 {
     if (g_path_is_absolute(path) || p->base_dir == NULL)
         return g_strdup(path);
     return g_build_filename(p->base_dir, path, NULL);
 }
 
-static void blob_clear(ShimmerBlob *b)
+void cfg_blob_clear(ShimmerBlob *b)
 {
     g_free(b->path);
     g_free(b->resolved);
+    g_free(b->block_name);
     if (b->data != NULL) {
         if (b->secret)
             shimmer_wipe(b->data, b->len);
@@ -389,7 +328,7 @@ static void blob_clear(ShimmerBlob *b)
 }
 
 /* Records what --inline output puts in place of a file reference. */
-static void set_inline_replacement(Parser *p, guint line, char *text)
+void cfg_set_inline_replacement(Parser *p, guint line, char *text)
 {
     g_hash_table_insert(p->cfg->priv->replacements, GUINT_TO_POINTER(line), text);
 }
@@ -397,62 +336,101 @@ static void set_inline_replacement(Parser *p, guint line, char *text)
 /* Fills BLOB from the directive's file argument ARG (or the inline block with
  * the directive's name when ARG is NULL or "[inline]"). Returns false after
  * an error. */
-static bool load_blob(Parser *p, const ShimmerItem *it, const char *arg, ShimmerBlob *blob,
-                      bool secret)
+/* --inline output leaves lines FIRST..LAST out (an overridden directive or
+ * block). */
+static void drop_lines(Parser *p, guint first, guint last)
+{
+    for (guint l = first; l <= last; l++)
+        cfg_set_inline_replacement(p, l, g_strdup(""));
+}
+
+/* Forgets what an overridden directive loaded, and its lines in --inline. */
+static void blob_override(Parser *p, ShimmerBlob *blob)
+{
+    if (blob->is_inline) {
+        ShimmerItem *block = g_hash_table_lookup(p->blocks, blob->block_name);
+        if (block != NULL)
+            drop_lines(p, block->line, block->end_line);
+    }
+    if (blob->directive_line > 0)
+        drop_lines(p, blob->directive_line, blob->directive_line);
+    cfg_blob_clear(blob);
+}
+
+bool cfg_load_blob(Parser *p, const ShimmerItem *it, const char *arg, ShimmerBlob *blob,
+                   bool secret)
 {
     const char *name = it->argv[0];
-    if (blob->present) {
-        perr(p, it->line, "'%s' is given twice (lines %u and %u)", name, blob->line, it->line);
-        return false;
-    }
     bool want_inline = arg == NULL || g_ascii_strcasecmp(arg, "[inline]") == 0;
     ShimmerItem *block = g_hash_table_lookup(p->blocks, name);
+    bool synthetic = block != NULL && block->line == it->line; /* a block alone */
+
+    if (!want_inline && block != NULL && p->ctx == SHIMMER_CONTEXT_FILE) {
+        /* Given as a file and inline: as OpenVPN, the later of the two. */
+        if (block->line > it->line) {
+            /* The block is applied at the end (as `NAME [inline]`); the file
+             * is never read, as OpenVPN never reads it. */
+            drop_lines(p, it->line, it->line);
+            g_autofree char *key = g_strdup(name);
+            g_hash_table_remove(p->values, key);
+            cfg_warn(p, it->line,
+                     "'%s %s' is overridden by the <%s> block at line %u (as in OpenVPN, the "
+                     "later one counts)",
+                     name, arg, name, block->line);
+            return false;
+        }
+        cfg_warn(p, it->line,
+                 "'%s %s' overrides the <%s> block at line %u (as in OpenVPN, the later one "
+                 "counts)",
+                 name, arg, name, block->line);
+        g_hash_table_insert(p->block_used, g_strdup(name), GUINT_TO_POINTER(it->line));
+        drop_lines(p, block->line, block->end_line);
+        block = NULL;
+    }
+    if (blob->present)
+        blob_override(p, blob);
 
     if (want_inline) {
         if (block == NULL) {
-            perr(p, it->line, "'%s [inline]' but the file has no <%s> block", name, name);
+            cfg_error(p, it->line, "'%s [inline]' but the file has no <%s> block", name, name);
             return false;
         }
         g_hash_table_insert(p->block_used, g_strdup(name), GUINT_TO_POINTER(it->line));
         blob->is_inline = true;
+        blob->block_name = g_strdup(name);
         blob->data = (guint8 *)shimmer_memdup0(block->body, block->body_len);
         blob->len = block->body_len;
+        blob->directive_line = synthetic ? 0 : it->line;
     } else {
-        if (block != NULL) {
-            perr(p, it->line, "'%s' is given both as the file '%s' and inline at line %u: "
-                              "give it once",
-                 name, arg, block->line);
-            g_hash_table_insert(p->block_used, g_strdup(name), GUINT_TO_POINTER(it->line));
-            return false;
-        }
         if (p->ctx == SHIMMER_CONTEXT_PUSH) {
-            perr(p, it->line, "'%s': a pushed option cannot name a file", name);
+            cfg_error(p, it->line, "'%s': a pushed option cannot name a file", name);
             return false;
         }
         if (p->loader == NULL) {
-            perr(p, it->line, "'%s %s': this profile must be self-contained (inline the file)",
-                 name, arg);
+            cfg_error(p, it->line, "'%s %s': this profile must be self-contained (inline the file)",
+                      name, arg);
             return false;
         }
-        g_autofree char *resolved = resolve_path(p, arg);
+        g_autofree char *resolved = cfg_resolve_path(p, arg);
         g_autoptr(GError) error = NULL;
         g_autoptr(GBytes) bytes = NULL;
         if (!p->loader(resolved, &bytes, &error, p->loader_data)) {
-            perr(p, it->line, "'%s': cannot read '%s': %s", name, arg,
-                 error ? error->message : "unknown error");
+            cfg_error(p, it->line, "'%s': cannot read '%s': %s", name, arg,
+                      error ? error->message : "unknown error");
             return false;
         }
         gsize len;
         const guint8 *data = g_bytes_get_data(bytes, &len);
         if (len > SHIMMER_CONFIG_MAX_FILE) {
-            perr(p, it->line, "'%s': '%s' is larger than %d bytes", name, arg,
-                 SHIMMER_CONFIG_MAX_FILE);
+            cfg_error(p, it->line, "'%s': '%s' is larger than %d bytes", name, arg,
+                      SHIMMER_CONFIG_MAX_FILE);
             return false;
         }
         blob->path = g_strdup(arg);
         blob->resolved = g_steal_pointer(&resolved);
         blob->data = (guint8 *)shimmer_memdup0(data, len);
         blob->len = len;
+        blob->directive_line = it->line;
         /* The loader's copy may hold a secret too. */
         if (secret && g_bytes_get_size(bytes) > 0 && g_bytes_get_data(bytes, NULL) != NULL)
             shimmer_wipe((void *)g_bytes_get_data(bytes, NULL), len);
@@ -475,8 +453,8 @@ static char *inline_block_text(const char *name, const guint8 *data, gsize len)
     return g_string_free(s, FALSE);
 }
 
-static void record_inline(Parser *p, const ShimmerItem *it, const ShimmerBlob *blob,
-                          const char *prefix_lines)
+void cfg_record_inline(Parser *p, const ShimmerItem *it, const ShimmerBlob *blob,
+                       const char *prefix_lines)
 {
     if (blob->is_inline)
         return;
@@ -487,14 +465,14 @@ static void record_inline(Parser *p, const ShimmerItem *it, const ShimmerBlob *b
         if (strcmp(g_strstrip(lines[i]), closing) == 0) {
             g_free(p->cfg->priv->inline_error);
             p->cfg->priv->inline_error =
-                g_strdup_printf("line %u: '%s' holds the line %s and cannot be inlined",
-                                it->line, blob->path, closing);
+                g_strdup_printf("line %u: '%s' holds the line %s and cannot be inlined", it->line,
+                                blob->path, closing);
         }
         shimmer_wipe(lines[i], strlen(lines[i]));
     }
     g_autofree char *block = inline_block_text(it->argv[0], blob->data, blob->len);
-    set_inline_replacement(p, it->line,
-                           g_strdup_printf("%s%s", prefix_lines ? prefix_lines : "", block));
+    cfg_set_inline_replacement(p, it->line,
+                               g_strdup_printf("%s%s", prefix_lines ? prefix_lines : "", block));
 }
 
 /* ---------- handlers: role, device, transport ---------- */
@@ -524,10 +502,10 @@ static void h_tls_server(Parser *p, const ShimmerItem *it)
 static void h_mode(Parser *p, const ShimmerItem *it)
 {
     if (strcmp(it->argv[1], "server") == 0) {
-        set_role(p, SHIMMER_ROLE_SERVER, it);
+        cfg_set_role(p, SHIMMER_ROLE_SERVER, it);
         p->cfg->mode_server = true;
     } else if (strcmp(it->argv[1], "p2p") != 0) {
-        perr(p, it->line, "'mode': '%s' is not 'server' or 'p2p'", it->argv[1]);
+        cfg_error(p, it->line, "'mode': '%s' is not 'server' or 'p2p'", it->argv[1]);
     }
 }
 
@@ -535,26 +513,29 @@ static void h_dev(Parser *p, const ShimmerItem *it)
 {
     const char *d = it->argv[1];
     if (g_str_has_prefix(d, "tap")) {
-        perr(p, it->line, "'dev %s': TAP (layer 2) devices are not supported; use 'dev tun'", d);
+        cfg_error(p, it->line, "'dev %s': TAP (layer 2) devices are not supported; use 'dev tun'",
+                  d);
         return;
     }
     if (strcmp(d, "null") == 0) {
-        perr(p, it->line, "'dev null' is not supported: Shimmer needs a tun device");
+        cfg_error(p, it->line, "'dev null' is not supported: Shimmer needs a tun device");
         return;
     }
     if (strlen(d) >= 16 || strchr(d, '/') != NULL) {
-        perr(p, it->line, "'dev': '%s' is not a valid interface name", d);
+        cfg_error(p, it->line, "'dev': '%s' is not a valid interface name", d);
         return;
     }
+    g_free(p->cfg->dev);
     p->cfg->dev = g_strdup(d);
 }
 
 static void h_dev_type(Parser *p, const ShimmerItem *it)
 {
     if (strcmp(it->argv[1], "tun") != 0) {
-        perr(p, it->line, "'dev-type %s': only tun is supported (TAP is not)", it->argv[1]);
+        cfg_error(p, it->line, "'dev-type %s': only tun is supported (TAP is not)", it->argv[1]);
         return;
     }
+    g_free(p->cfg->dev_type);
     p->cfg->dev_type = g_strdup("tun");
 }
 
@@ -563,14 +544,17 @@ static void h_proto(Parser *p, const ShimmerItem *it)
     ShimmerTransport t;
     ShimmerFamily f;
     bool server_side = false;
-    if (!parse_proto(it->argv[1], &t, &f, &server_side)) {
-        perr(p, it->line, "'proto': unknown protocol '%s' (udp, udp4, udp6, tcp, tcp-client, "
-                          "tcp4-client, tcp6-client)",
-             it->argv[1]);
+    if (!cfg_parse_proto(it->argv[1], &t, &f, &server_side)) {
+        cfg_error(p, it->line,
+                  "'proto': unknown protocol '%s' (udp, udp4, udp6, tcp, tcp-client, "
+                  "tcp4-client, tcp6-client)",
+                  it->argv[1]);
         return;
     }
     if (server_side)
-        set_role(p, SHIMMER_ROLE_SERVER, it);
+        cfg_set_role(p, SHIMMER_ROLE_SERVER, it);
+    if (p->cur == NULL && g_str_has_suffix(it->argv[1], "-client"))
+        p->proto_client_line = it->line;
     if (p->cur != NULL) {
         p->cur->transport = (gint)t;
         p->cur->family = f;
@@ -581,10 +565,10 @@ static void h_proto(Parser *p, const ShimmerItem *it)
     p->cfg->family = f;
 }
 
-static bool parse_port(Parser *p, const ShimmerItem *it, guint idx, gint *out)
+bool cfg_arg_port(Parser *p, const ShimmerItem *it, guint idx, gint *out)
 {
     gint64 v;
-    if (!arg_uint(p, it, idx, 1, 65535, &v))
+    if (!cfg_arg_uint(p, it, idx, 1, 65535, &v))
         return false;
     *out = (gint)v;
     return true;
@@ -592,15 +576,15 @@ static bool parse_port(Parser *p, const ShimmerItem *it, guint idx, gint *out)
 
 static void h_remote(Parser *p, const ShimmerItem *it)
 {
-    if (!is_hostname(it->argv[1])) {
-        perr(p, it->line, "'remote': '%s' is not a host name or address", it->argv[1]);
+    if (!cfg_is_hostname(it->argv[1])) {
+        cfg_error(p, it->line, "'remote': '%s' is not a host name or address", it->argv[1]);
         return;
     }
     ConnDraft *d;
     if (p->cur != NULL) {
         d = p->cur;
         if (++d->remotes > 1) {
-            perr(p, it->line, "'remote': a <connection> block holds exactly one remote");
+            cfg_error(p, it->line, "'remote': a <connection> block holds exactly one remote");
             return;
         }
     } else {
@@ -611,14 +595,14 @@ static void h_remote(Parser *p, const ShimmerItem *it)
         g_ptr_array_add(p->drafts, d);
     }
     d->host = g_strdup(it->argv[1]);
-    if (it->argc > 2 && !parse_port(p, it, 2, &d->port))
+    if (it->argc > 2 && !cfg_arg_port(p, it, 2, &d->port))
         return;
     if (it->argc > 3) {
         ShimmerTransport t;
         ShimmerFamily f;
         bool server_side;
-        if (!parse_proto(it->argv[3], &t, &f, &server_side) || server_side) {
-            perr(p, it->line, "'remote': unknown protocol '%s'", it->argv[3]);
+        if (!cfg_parse_proto(it->argv[3], &t, &f, &server_side) || server_side) {
+            cfg_error(p, it->line, "'remote': unknown protocol '%s'", it->argv[3]);
             return;
         }
         d->transport = (gint)t;
@@ -630,7 +614,7 @@ static void h_remote(Parser *p, const ShimmerItem *it)
 static void h_port(Parser *p, const ShimmerItem *it)
 {
     gint port;
-    if (!parse_port(p, it, 1, &port))
+    if (!cfg_arg_port(p, it, 1, &port))
         return;
     const char *name = it->argv[0];
     if (p->cur != NULL && strcmp(name, "lport") != 0) {
@@ -652,7 +636,7 @@ static void h_port(Parser *p, const ShimmerItem *it)
 static void h_lport(Parser *p, const ShimmerItem *it)
 {
     gint64 v;
-    if (!arg_uint(p, it, 1, 0, 65535, &v))
+    if (!cfg_arg_uint(p, it, 1, 0, 65535, &v))
         return;
     p->lport_line = (gint)it->line;
     p->cfg->lport = (gint)v;
@@ -671,11 +655,11 @@ static void h_remote_random_hostname(Parser *p, const ShimmerItem *it)
 static void h_connect_retry(Parser *p, const ShimmerItem *it)
 {
     gint64 v;
-    if (!arg_uint(p, it, 1, 0, 86400, &v))
+    if (!cfg_arg_uint(p, it, 1, 0, 86400, &v))
         return;
     p->cfg->connect_retry = (guint)v;
     if (it->argc > 2) {
-        if (!arg_uint(p, it, 2, 1, 86400, &v))
+        if (!cfg_arg_uint(p, it, 2, 1, 86400, &v))
             return;
         p->cfg->connect_retry_max_delay = (guint)v;
     }
@@ -684,14 +668,82 @@ static void h_connect_retry(Parser *p, const ShimmerItem *it)
 static void h_connect_retry_max(Parser *p, const ShimmerItem *it)
 {
     gint64 v;
-    if (arg_uint(p, it, 1, 0, G_MAXINT32, &v))
-        p->cfg->connect_retry_max = (gint)v;
+    if (!cfg_arg_uint(p, it, 1, 0, G_MAXINT32, &v))
+        return;
+    if (p->cur != NULL) {
+        /* OpenVPN parses it there but keeps only the block's connection
+         * settings, so it has no effect; it does not here either. */
+        cfg_warn(p, it->line,
+                 "'connect-retry-max' inside a <connection> block has no effect (OpenVPN only "
+                 "uses the top-level one): ignored");
+        return;
+    }
+    p->cfg->connect_retry_max = (gint)v;
+}
+
+static void h_local(Parser *p, const ShimmerItem *it)
+{
+    if (!cfg_is_hostname(it->argv[1])) {
+        cfg_error(p, it->line, "'local': '%s' is not a host name or address", it->argv[1]);
+        return;
+    }
+    char **slot = p->cur != NULL ? &p->cur->local : &p->cfg->local;
+    g_free(*slot);
+    *slot = g_strdup(it->argv[1]);
+}
+
+/* `cd DIR` was applied before the main pass (collect_cd): OpenVPN reads
+ * every file after parsing, so it moves all of the file's relative paths. */
+static void h_cd(Parser *p, const ShimmerItem *it)
+{
+}
+
+static void h_proto_force(Parser *p, const ShimmerItem *it)
+{
+    if (g_ascii_strcasecmp(it->argv[1], "udp") == 0)
+        p->cfg->proto_force = SHIMMER_TRANSPORT_UDP;
+    else if (g_ascii_strcasecmp(it->argv[1], "tcp") == 0)
+        p->cfg->proto_force = SHIMMER_TRANSPORT_TCP;
+    else
+        cfg_error(p, it->line, "'proto-force': '%s' is not udp or tcp", it->argv[1]);
+}
+
+static void h_replay_window(Parser *p, const ShimmerItem *it)
+{
+    gint64 n, t = -1;
+    /* OpenVPN's limits; Shimmer's window holds at most 1024 packets. */
+    if (!cfg_arg_uint(p, it, 1, 0, 65536, &n))
+        return;
+    if (it->argc > 2 && !cfg_arg_uint(p, it, 2, 0, 600, &t))
+        return;
+    if (n > 1024) {
+        cfg_warn(p, it->line,
+                 "'replay-window %s': Shimmer keeps at most 1024 packets; using 1024 (packets "
+                 "reordered further are dropped)",
+                 it->argv[1]);
+        n = 1024;
+    } else if (n == 0) {
+        n = 1;
+    }
+    p->cfg->replay_window = (guint)n;
+    p->cfg->replay_time = (gint)t;
+}
+
+static void h_plugin(Parser *p, const ShimmerItem *it)
+{
+    /* Decided once the role is known (finish_plugins). */
+    ShimmerItem *copy = g_new0(ShimmerItem, 1);
+    copy->kind = SHIMMER_ITEM_DIRECTIVE;
+    copy->line = copy->end_line = it->line;
+    copy->argv = g_strdupv(it->argv);
+    copy->argc = it->argc;
+    g_ptr_array_add(p->plugins, copy);
 }
 
 static void h_connect_timeout(Parser *p, const ShimmerItem *it)
 {
     gint64 v;
-    if (!arg_uint(p, it, 1, 1, 86400, &v))
+    if (!cfg_arg_uint(p, it, 1, 1, 86400, &v))
         return;
     if (p->cur != NULL)
         p->cur->connect_timeout = (gint)v;
@@ -704,7 +756,7 @@ static void h_resolv_retry(Parser *p, const ShimmerItem *it)
     gint64 v;
     if (strcmp(it->argv[1], "infinite") == 0)
         p->cfg->resolv_retry = -1;
-    else if (arg_uint(p, it, 1, 0, G_MAXINT32, &v))
+    else if (cfg_arg_uint(p, it, 1, 0, G_MAXINT32, &v))
         p->cfg->resolv_retry = (gint)v;
 }
 
@@ -713,68 +765,68 @@ static void h_resolv_retry(Parser *p, const ShimmerItem *it)
 static void h_ca(Parser *p, const ShimmerItem *it)
 {
     ShimmerBlob *b = &p->cfg->ca;
-    if (!load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, false))
+    if (!cfg_load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, false))
         return;
     g_autoptr(GError) error = NULL;
     guint n;
     if (!shimmer_keys_check_certs(b->data, b->len, FALSE, &n, &error)) {
-        perr(p, it->line, "'ca': %s", error->message);
+        cfg_error(p, it->line, "'ca': %s", error->message);
         return;
     }
-    record_inline(p, it, b, NULL);
+    cfg_record_inline(p, it, b, NULL);
 }
 
 static void h_extra_certs(Parser *p, const ShimmerItem *it)
 {
     ShimmerBlob *b = &p->cfg->extra_certs;
-    if (!load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, false))
+    if (!cfg_load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, false))
         return;
     g_autoptr(GError) error = NULL;
     guint n;
     if (!shimmer_keys_check_certs(b->data, b->len, FALSE, &n, &error)) {
-        perr(p, it->line, "'extra-certs': %s", error->message);
+        cfg_error(p, it->line, "'extra-certs': %s", error->message);
         return;
     }
-    record_inline(p, it, b, NULL);
+    cfg_record_inline(p, it, b, NULL);
 }
 
 static void h_cert(Parser *p, const ShimmerItem *it)
 {
     ShimmerBlob *b = &p->cfg->cert;
-    if (!load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, false))
+    if (!cfg_load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, false))
         return;
     g_autoptr(GError) error = NULL;
     guint n;
     if (!shimmer_keys_check_certs(b->data, b->len, TRUE, &n, &error)) {
-        perr(p, it->line, "'cert': %s", error->message);
+        cfg_error(p, it->line, "'cert': %s", error->message);
         return;
     }
-    record_inline(p, it, b, NULL);
+    cfg_record_inline(p, it, b, NULL);
 }
 
 static void h_key(Parser *p, const ShimmerItem *it)
 {
     ShimmerBlob *b = &p->cfg->key;
-    if (!load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, true))
+    if (!cfg_load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, true))
         return;
     g_autoptr(GError) error = NULL;
     gboolean encrypted = FALSE;
     if (!shimmer_keys_check_private_key(b->data, b->len, NULL, &encrypted, &error)) {
-        perr(p, it->line, "'key': %s", error->message);
+        cfg_error(p, it->line, "'key': %s", error->message);
         return;
     }
     p->cfg->key_encrypted = encrypted;
-    record_inline(p, it, b, NULL);
+    cfg_record_inline(p, it, b, NULL);
 }
 
 static void h_pkcs12(Parser *p, const ShimmerItem *it)
 {
     ShimmerBlob *b = &p->cfg->pkcs12;
-    if (!load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, true))
+    if (!cfg_load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, true))
         return;
     g_autoptr(GError) error = NULL;
     if (!shimmer_keys_check_pkcs12(b->data, b->len, b->is_inline, &error)) {
-        perr(p, it->line, "'pkcs12': %s", error->message);
+        cfg_error(p, it->line, "'pkcs12': %s", error->message);
         return;
     }
     if (b->is_inline) {
@@ -802,7 +854,7 @@ static void h_pkcs12(Parser *p, const ShimmerItem *it)
         }
         g_string_append(s, "</pkcs12>");
         shimmer_wipe(b64, strlen(b64));
-        set_inline_replacement(p, it->line, g_string_free(s, FALSE));
+        cfg_set_inline_replacement(p, it->line, g_string_free(s, FALSE));
     }
 }
 
@@ -810,22 +862,34 @@ static void h_crl_verify(Parser *p, const ShimmerItem *it)
 {
     if (it->argc > 2) {
         if (strcmp(it->argv[2], "dir") == 0)
-            perr(p, it->line, "'crl-verify %s dir': a CRL directory is not supported; "
-                              "give a CRL file",
-                 it->argv[1]);
+            cfg_error(p, it->line,
+                      "'crl-verify %s dir': a CRL directory is not supported; "
+                      "give a CRL file",
+                      it->argv[1]);
         else
-            perr(p, it->line, "'crl-verify': unexpected argument '%s'", it->argv[2]);
+            cfg_error(p, it->line, "'crl-verify': unexpected argument '%s'", it->argv[2]);
         return;
     }
     ShimmerBlob *b = &p->cfg->crl_verify;
-    if (!load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, false))
+    if (!cfg_load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, false))
         return;
     g_autoptr(GError) error = NULL;
     if (!shimmer_keys_check_crl(b->data, b->len, &error)) {
-        perr(p, it->line, "'crl-verify': %s", error->message);
+        cfg_error(p, it->line, "'crl-verify': %s", error->message);
         return;
     }
-    record_inline(p, it, b, NULL);
+    g_autoptr(ShimmerCrlSet) set = shimmer_crl_set_new(b->data, b->len, &error);
+    if (set == NULL) {
+        cfg_error(p, it->line, "'crl-verify': %s", error->message);
+        return;
+    }
+    if (shimmer_crl_set_count_not_der(set) > 0)
+        cfg_warn(p, it->line,
+                 "'crl-verify': %u of the %u CRLs encode their dates in a form DER does not "
+                 "allow (OpenSSL reads it, GnuTLS refuses the whole CRL); Shimmer reads the "
+                 "revoked serial numbers itself",
+                 shimmer_crl_set_count_not_der(set), shimmer_crl_set_count(set));
+    cfg_record_inline(p, it, b, NULL);
 }
 
 static void h_askpass(Parser *p, const ShimmerItem *it)
@@ -834,21 +898,23 @@ static void h_askpass(Parser *p, const ShimmerItem *it)
     if (it->argc < 2 && g_hash_table_lookup(p->blocks, "askpass") == NULL)
         return; /* prompt the user */
     ShimmerBlob *b = &p->cfg->askpass_file;
-    if (!load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, true))
+    if (!cfg_load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, true))
         return;
-    record_inline(p, it, b, NULL);
+    cfg_record_inline(p, it, b, NULL);
 }
 
 static void h_tls_version_min(Parser *p, const ShimmerItem *it)
 {
+    p->tlsprio_line[SHIMMER_TLSPRIO_ERROR_VERSION] = it->line;
+    p->cfg->tls_version_min_or_highest = false;
     if (!lookup_tls_version(it->argv[1], &p->cfg->tls_version_min)) {
-        perr(p, it->line, "'tls-version-min': unknown version '%s' (1.0, 1.1, 1.2, 1.3)",
-             it->argv[1]);
+        cfg_error(p, it->line, "'tls-version-min': unknown version '%s' (1.0, 1.1, 1.2, 1.3)",
+                  it->argv[1]);
         return;
     }
     if (it->argc > 2) {
         if (strcmp(it->argv[2], "or-highest") != 0) {
-            perr(p, it->line, "'tls-version-min': unexpected argument '%s'", it->argv[2]);
+            cfg_error(p, it->line, "'tls-version-min': unexpected argument '%s'", it->argv[2]);
             return;
         }
         p->cfg->tls_version_min_or_highest = true;
@@ -857,27 +923,38 @@ static void h_tls_version_min(Parser *p, const ShimmerItem *it)
 
 static void h_tls_version_max(Parser *p, const ShimmerItem *it)
 {
+    p->tlsprio_line[SHIMMER_TLSPRIO_ERROR_VERSION] = it->line;
     if (!lookup_tls_version(it->argv[1], &p->cfg->tls_version_max))
-        perr(p, it->line, "'tls-version-max': unknown version '%s' (1.0, 1.1, 1.2, 1.3)",
-             it->argv[1]);
+        cfg_error(p, it->line, "'tls-version-max': unknown version '%s' (1.0, 1.1, 1.2, 1.3)",
+                  it->argv[1]);
 }
 
 static void h_string(Parser *p, const ShimmerItem *it)
 {
     char **slot = NULL;
     const char *n = it->argv[0];
-    if (strcmp(n, "tls-cipher") == 0)
+    if (strcmp(n, "tls-cipher") == 0) {
         slot = &p->cfg->tls_cipher;
-    else if (strcmp(n, "tls-ciphersuites") == 0)
+        p->tlsprio_line[SHIMMER_TLSPRIO_ERROR_TLS_CIPHER] = it->line;
+    } else if (strcmp(n, "tls-ciphersuites") == 0) {
         slot = &p->cfg->tls_ciphersuites;
-    else if (strcmp(n, "tls-groups") == 0)
+        p->tlsprio_line[SHIMMER_TLSPRIO_ERROR_TLS_CIPHERSUITES] = it->line;
+    } else if (strcmp(n, "tls-groups") == 0) {
         slot = &p->cfg->tls_groups;
-    else if (strcmp(n, "data-ciphers-fallback") == 0) {
+        p->tlsprio_line[SHIMMER_TLSPRIO_ERROR_TLS_GROUPS] = it->line;
+    } else if (strcmp(n, "ecdh-curve") == 0) {
+        slot = &p->cfg->ecdh_curve;
+        p->tlsprio_line[SHIMMER_TLSPRIO_ERROR_ECDH_CURVE] = it->line;
+    } else if (strcmp(n, "tls-cert-profile") == 0) {
+        slot = &p->cfg->tls_cert_profile;
+        p->tlsprio_line[SHIMMER_TLSPRIO_ERROR_TLS_CERT_PROFILE] = it->line;
+    } else if (strcmp(n, "data-ciphers-fallback") == 0) {
         slot = &p->cfg->data_ciphers_fallback;
         p->fallback_line = (gint)it->line;
-    }
-    else if (strcmp(n, "route-gateway") == 0)
+    } else if (strcmp(n, "route-gateway") == 0)
         slot = &p->cfg->route_gateway;
+    else if (strcmp(n, "route-ipv6-gateway") == 0)
+        slot = &p->cfg->route_ipv6_gateway;
     g_assert(slot != NULL);
     g_free(*slot);
     *slot = g_strdup(it->argv[1]);
@@ -890,7 +967,58 @@ static void h_remote_cert_tls(Parser *p, const ShimmerItem *it)
     else if (strcmp(it->argv[1], "client") == 0)
         p->cfg->remote_cert_tls = SHIMMER_CERT_TLS_CLIENT;
     else
-        perr(p, it->line, "'remote-cert-tls': '%s' is not 'server' or 'client'", it->argv[1]);
+        cfg_error(p, it->line, "'remote-cert-tls': '%s' is not 'server' or 'client'", it->argv[1]);
+}
+
+static void h_ns_cert_type(Parser *p, const ShimmerItem *it)
+{
+    if (strcmp(it->argv[1], "server") == 0)
+        p->cfg->ns_cert_type = SHIMMER_NS_CERT_SERVER;
+    else if (strcmp(it->argv[1], "client") == 0)
+        p->cfg->ns_cert_type = SHIMMER_NS_CERT_CLIENT;
+    else
+        cfg_error(p, it->line, "'ns-cert-type': '%s' is not 'server' or 'client'", it->argv[1]);
+}
+
+static void h_remote_cert_ku(Parser *p, const ShimmerItem *it)
+{
+    g_autoptr(GArray) list = g_array_new(FALSE, FALSE, sizeof(guint));
+    for (guint i = 1; i < it->argc; i++) {
+        const char *v = it->argv[i];
+        const char *hex = g_ascii_strncasecmp(v, "0x", 2) == 0 ? v + 2 : v;
+        guint64 n = 0;
+        gsize digits = strlen(hex);
+        bool ok = digits > 0 && digits <= 4;
+        for (const char *c = hex; ok && *c; c++) {
+            ok = g_ascii_isxdigit(*c);
+            n = n * 16 + (guint64)g_ascii_xdigit_value(*c);
+        }
+        if (!ok) {
+            cfg_error(p, it->line, "'remote-cert-ku': '%s' is not a hexadecimal key usage value",
+                      v);
+            return;
+        }
+        /* OpenVPN compares the first eight key usage bits only (decipherOnly
+         * is left out): a value beyond them, or 0, can never match. */
+        if (n == 0 || n > 0xFF) {
+            cfg_error(p, it->line,
+                      "'remote-cert-ku': '%s' can never match (the values are the key usage "
+                      "bits from digitalSignature = 80 to encipherOnly = 01)",
+                      v);
+            return;
+        }
+        guint u = (guint)n;
+        g_array_append_val(list, u);
+    }
+    g_array_set_size(p->cfg->remote_cert_ku, 0);
+    g_array_append_vals(p->cfg->remote_cert_ku, list->data, list->len);
+    p->cfg->remote_cert_ku_set = true;
+}
+
+static void h_remote_cert_eku(Parser *p, const ShimmerItem *it)
+{
+    g_free(p->cfg->remote_cert_eku);
+    p->cfg->remote_cert_eku = g_strdup(it->argv[1]);
 }
 
 static void h_verify_x509_name(Parser *p, const ShimmerItem *it)
@@ -904,17 +1032,19 @@ static void h_verify_x509_name(Parser *p, const ShimmerItem *it)
         else if (strcmp(it->argv[2], "name-prefix") == 0)
             type = SHIMMER_X509_NAME_PREFIX;
         else {
-            perr(p, it->line, "'verify-x509-name': unknown type '%s' (subject, name, "
-                              "name-prefix)",
-                 it->argv[2]);
+            cfg_error(p, it->line,
+                      "'verify-x509-name': unknown type '%s' (subject, name, "
+                      "name-prefix)",
+                      it->argv[2]);
             return;
         }
     }
     if (it->argv[1][0] == '\0') {
-        perr(p, it->line, "'verify-x509-name': the name is empty");
+        cfg_error(p, it->line, "'verify-x509-name': the name is empty");
         return;
     }
     p->cfg->verify_x509_type = type;
+    g_free(p->cfg->verify_x509_name);
     p->cfg->verify_x509_name = g_strdup(it->argv[1]);
 }
 
@@ -923,7 +1053,7 @@ static void add_fingerprint(Parser *p, guint line, const char *text)
     guint8 fp[32];
     g_autoptr(GError) error = NULL;
     if (!shimmer_keys_parse_fingerprint(text, fp, &error)) {
-        perr(p, line, "'peer-fingerprint': %s", error->message);
+        cfg_error(p, line, "'peer-fingerprint': %s", error->message);
         return;
     }
     g_array_append_vals(p->cfg->peer_fingerprints, fp, 1);
@@ -937,7 +1067,8 @@ static void h_peer_fingerprint(Parser *p, const ShimmerItem *it)
     }
     ShimmerItem *block = g_hash_table_lookup(p->blocks, "peer-fingerprint");
     if (block == NULL) {
-        perr(p, it->line, "'peer-fingerprint' needs a fingerprint or a <peer-fingerprint> block");
+        cfg_error(p, it->line,
+                  "'peer-fingerprint' needs a fingerprint or a <peer-fingerprint> block");
         return;
     }
     g_hash_table_insert(p->block_used, g_strdup("peer-fingerprint"), GUINT_TO_POINTER(it->line));
@@ -951,11 +1082,12 @@ static void h_peer_fingerprint(Parser *p, const ShimmerItem *it)
         n++;
     }
     if (n == 0)
-        perr(p, block->line, "'peer-fingerprint': the block holds no fingerprint");
+        cfg_error(p, block->line, "'peer-fingerprint': the block holds no fingerprint");
 }
 
 static void h_verify_client_cert(Parser *p, const ShimmerItem *it)
 {
+    p->verify_client_cert_line = it->line;
     const char *v = it->argv[1];
     if (strcmp(v, "none") == 0)
         p->cfg->verify_client_cert = SHIMMER_VERIFY_CLIENT_CERT_NONE;
@@ -964,7 +1096,7 @@ static void h_verify_client_cert(Parser *p, const ShimmerItem *it)
     else if (strcmp(v, "require") == 0)
         p->cfg->verify_client_cert = SHIMMER_VERIFY_CLIENT_CERT_REQUIRE;
     else
-        perr(p, it->line, "'verify-client-cert': '%s' is not none, optional or require", v);
+        cfg_error(p, it->line, "'verify-client-cert': '%s' is not none, optional or require", v);
 }
 
 /* ---------- handlers: control channel wrapping ---------- */
@@ -975,7 +1107,7 @@ static bool parse_direction(Parser *p, const ShimmerItem *it, const char *s, gin
         *out = s[0] - '0';
         return true;
     }
-    perr(p, it->line, "'%s': key direction '%s' is not 0 or 1", it->argv[0], s);
+    cfg_error(p, it->line, "'%s': key direction '%s' is not 0 or 1", it->argv[0], s);
     return false;
 }
 
@@ -986,24 +1118,27 @@ static void h_tls_auth(Parser *p, const ShimmerItem *it)
     gint dir = -1;
     if (it->argc > 2 && !parse_direction(p, it, it->argv[2], &dir))
         return;
-    if (!load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, true))
+    if (!cfg_load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, true))
         return;
     g_autoptr(GError) error = NULL;
     if (!shimmer_keys_parse_static(b->data, b->len, p->cfg->static_key, &error)) {
-        perr(p, it->line, "'tls-auth': %s", error->message);
+        cfg_error(p, it->line, "'tls-auth': %s", error->message);
         return;
     }
+    p->tls_auth_dir = dir;
     if (dir >= 0) {
-        if (p->cfg->key_direction >= 0 && p->cfg->key_direction != dir) {
-            perr(p, it->line, "'tls-auth': direction %d conflicts with 'key-direction %d' at "
-                              "line %d",
-                 dir, p->cfg->key_direction, p->key_direction_line);
+        /* Two directives saying two directions: a mistake, not a repeat. */
+        if (p->key_direction_line > 0 && p->key_direction_value != dir) {
+            cfg_error(p, it->line,
+                      "'tls-auth': direction %d conflicts with 'key-direction %d' at "
+                      "line %d",
+                      dir, p->key_direction_value, p->key_direction_line);
             return;
         }
         p->cfg->key_direction = dir;
     }
     g_autofree char *prefix = dir >= 0 ? g_strdup_printf("key-direction %d\n", dir) : NULL;
-    record_inline(p, it, b, prefix);
+    cfg_record_inline(p, it, b, prefix);
 }
 
 static void h_key_direction(Parser *p, const ShimmerItem *it)
@@ -1011,12 +1146,14 @@ static void h_key_direction(Parser *p, const ShimmerItem *it)
     gint dir;
     if (!parse_direction(p, it, it->argv[1], &dir))
         return;
-    if (p->cfg->key_direction >= 0 && p->cfg->key_direction != dir) {
-        perr(p, it->line, "'key-direction %d' conflicts with the direction %d given at line %d",
-             dir, p->cfg->key_direction, p->tls_auth_line);
+    if (p->tls_auth_dir >= 0 && p->tls_auth_dir != dir) {
+        cfg_error(p, it->line,
+                  "'key-direction %d' conflicts with the direction %d given at line %d", dir,
+                  p->tls_auth_dir, p->tls_auth_line);
         return;
     }
     p->key_direction_line = (gint)it->line;
+    p->key_direction_value = dir;
     p->cfg->key_direction = dir;
 }
 
@@ -1024,14 +1161,14 @@ static void h_tls_crypt(Parser *p, const ShimmerItem *it)
 {
     p->tls_crypt_line = (gint)it->line;
     ShimmerBlob *b = &p->cfg->tls_crypt;
-    if (!load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, true))
+    if (!cfg_load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, true))
         return;
     g_autoptr(GError) error = NULL;
     if (!shimmer_keys_parse_static(b->data, b->len, p->cfg->static_key, &error)) {
-        perr(p, it->line, "'tls-crypt': %s", error->message);
+        cfg_error(p, it->line, "'tls-crypt': %s", error->message);
         return;
     }
-    record_inline(p, it, b, NULL);
+    cfg_record_inline(p, it, b, NULL);
 }
 
 static void h_tls_crypt_v2(Parser *p, const ShimmerItem *it)
@@ -1039,32 +1176,34 @@ static void h_tls_crypt_v2(Parser *p, const ShimmerItem *it)
     p->tls_crypt_v2_line = (gint)it->line;
     if (it->argc > 2 && strcmp(it->argv[2], "force-cookie") != 0 &&
         strcmp(it->argv[2], "allow-noncookie") != 0) {
-        perr(p, it->line, "'tls-crypt-v2': unexpected argument '%s'", it->argv[2]);
+        cfg_error(p, it->line, "'tls-crypt-v2': unexpected argument '%s'", it->argv[2]);
         return;
     }
     ShimmerBlob *b = &p->cfg->tls_crypt_v2;
-    if (!load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, true))
+    if (!cfg_load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, true))
         return;
     g_autoptr(GError) error = NULL;
     int kind = shimmer_keys_tls_crypt_v2_kind(b->data, b->len);
     if (kind == 2) {
         if (!shimmer_keys_parse_tls_crypt_v2_server(b->data, b->len, p->cfg->tls_crypt_v2_server,
                                                     &error)) {
-            perr(p, it->line, "'tls-crypt-v2': %s", error->message);
+            cfg_error(p, it->line, "'tls-crypt-v2': %s", error->message);
             return;
         }
         p->cfg->tls_crypt_v2_is_server_key = true;
-        set_role(p, SHIMMER_ROLE_SERVER, it);
+        cfg_set_role(p, SHIMMER_ROLE_SERVER, it);
     } else {
+        if (p->cfg->tls_crypt_v2_client != NULL)
+            shimmer_free_secret(p->cfg->tls_crypt_v2_client, sizeof(*p->cfg->tls_crypt_v2_client));
         p->cfg->tls_crypt_v2_client = g_new0(ShimmerTlsCryptV2ClientKey, 1);
-        if (!shimmer_keys_parse_tls_crypt_v2_client(b->data, b->len,
-                                                    p->cfg->tls_crypt_v2_client, &error)) {
-            perr(p, it->line, "'tls-crypt-v2': %s", error->message);
+        if (!shimmer_keys_parse_tls_crypt_v2_client(b->data, b->len, p->cfg->tls_crypt_v2_client,
+                                                    &error)) {
+            cfg_error(p, it->line, "'tls-crypt-v2': %s", error->message);
             return;
         }
-        set_role(p, SHIMMER_ROLE_CLIENT, it);
+        cfg_set_role(p, SHIMMER_ROLE_CLIENT, it);
     }
-    record_inline(p, it, b, NULL);
+    cfg_record_inline(p, it, b, NULL);
 }
 
 /* ---------- handlers: data channel ---------- */
@@ -1072,13 +1211,15 @@ static void h_tls_crypt_v2(Parser *p, const ShimmerItem *it)
 static void h_auth(Parser *p, const ShimmerItem *it)
 {
     if (g_ascii_strcasecmp(it->argv[1], "none") == 0) {
-        perr(p, it->line, "'auth none' is not supported: control packets must be authenticated");
+        cfg_error(p, it->line,
+                  "'auth none' is not supported: control packets must be authenticated");
         return;
     }
     if (!lookup_digest(it->argv[1], &p->cfg->auth)) {
-        perr(p, it->line, "'auth': unsupported digest '%s' (SHA1, SHA224, SHA256, SHA384, "
-                          "SHA512)",
-             it->argv[1]);
+        cfg_error(p, it->line,
+                  "'auth': unsupported digest '%s' (SHA1, SHA224, SHA256, SHA384, "
+                  "SHA512)",
+                  it->argv[1]);
         return;
     }
     p->cfg->auth_set = true;
@@ -1090,19 +1231,23 @@ static void h_cipher(Parser *p, const ShimmerItem *it)
     const char *name = it->argv[1];
     p->cipher_line = (gint)it->line;
     if (g_ascii_strcasecmp(name, "none") == 0) {
-        perr(p, it->line, "'cipher none' is not supported: the data channel is always "
-                          "encrypted");
+        cfg_error(p, it->line,
+                  "'cipher none' is not supported: the data channel is always "
+                  "encrypted");
         return;
     }
     if (!lookup_aead(name, &c) && !is_legacy_cipher(name)) {
-        perr(p, it->line, "'cipher': unknown cipher '%s'", name);
+        cfg_error(p, it->line, "'cipher': unknown cipher '%s'", name);
         return;
     }
+    g_free(p->cfg->cipher);
     p->cfg->cipher = g_strdup(name);
 }
 
 static void h_data_ciphers(Parser *p, const ShimmerItem *it)
 {
+    if (strcmp(it->argv[0], "ncp-ciphers") == 0 && p->ctx != SHIMMER_CONTEXT_PUSH)
+        cfg_warn(p, it->line, "'ncp-ciphers' is 'data-ciphers' since OpenVPN 2.5");
     g_auto(GStrv) names = g_strsplit(it->argv[1], ":", -1);
     GArray *list = p->cfg->data_ciphers;
     g_array_set_size(list, 0);
@@ -1123,78 +1268,93 @@ static void h_data_ciphers(Parser *p, const ShimmerItem *it)
                 g_array_append_val(list, c);
         } else if (is_legacy_cipher(n)) {
             legacy++;
-            pwarn(p, it->line, "'%s': '%s' is not an AEAD cipher and will not be negotiated",
-                  it->argv[0], n);
+            cfg_warn(p, it->line, "'%s': '%s' is not an AEAD cipher and will not be negotiated",
+                     it->argv[0], n);
         } else if (!optional) {
-            perr(p, it->line, "'%s': unknown cipher '%s'", it->argv[0], n);
+            cfg_error(p, it->line, "'%s': unknown cipher '%s'", it->argv[0], n);
             return;
         }
     }
     if (list->len == 0) {
-        perr(p, it->line, "'%s': the list holds no AEAD cipher (AES-128-GCM, AES-256-GCM, "
-                          "CHACHA20-POLY1305); Shimmer only negotiates AEAD ciphers",
-             it->argv[0]);
+        cfg_error(p, it->line,
+                  "'%s': the list holds no AEAD cipher (AES-128-GCM, AES-256-GCM, "
+                  "CHACHA20-POLY1305); Shimmer only negotiates AEAD ciphers",
+                  it->argv[0]);
         return;
     }
     p->cfg->data_ciphers_set = true;
 }
 
+static void set_compression(Parser *p, const ShimmerItem *it, ShimmerCompFraming framing,
+                            ShimmerCompAlgorithm alg)
+{
+    p->cfg->comp = framing;
+    p->cfg->comp_alg = alg;
+    p->cfg->comp_line = it->line;
+    if (alg == SHIMMER_COMP_ALG_NONE || p->ctx == SHIMMER_CONTEXT_PUSH)
+        return;
+    g_autofree char *args = g_strjoinv(" ", it->argv);
+    cfg_warn(p, it->line,
+             "'%s': the server may compress what it sends; Shimmer decompresses it (as OpenVPN "
+             "2.6 does) but never compresses its own packets. Compression lets an attacker who "
+             "can inject traffic learn secrets from the packet sizes (VORACLE): ask for it to "
+             "be turned off on the server",
+             args);
+}
+
 static void h_comp_lzo(Parser *p, const ShimmerItem *it)
 {
+    /* Every form frames with a header byte; only `no` refuses LZO data. */
     const char *mode = it->argc > 1 ? it->argv[1] : "adaptive";
-    if (strcmp(mode, "no") == 0) {
-        p->cfg->comp = SHIMMER_COMP_LZO_NO;
-        return;
-    }
-    if (p->ctx == SHIMMER_CONTEXT_PUSH) {
-        /* A server that pushes compression gets framing only. */
-        pwarn(p, it->line, "'comp-lzo %s' pushed: framing only, Shimmer never compresses", mode);
-        p->cfg->comp = SHIMMER_COMP_LZO_NO;
-        return;
-    }
-    perr(p, it->line, "'comp-lzo%s%s': compression is not supported (it leaks plaintext, see "
-                      "VORACLE); use 'comp-lzo no' if the server needs the framing",
-         it->argc > 1 ? " " : "", it->argc > 1 ? it->argv[1] : "");
+    if (strcmp(mode, "no") == 0)
+        set_compression(p, it, SHIMMER_COMP_LZO_NO, SHIMMER_COMP_ALG_NONE);
+    else if (strcmp(mode, "yes") == 0 || strcmp(mode, "adaptive") == 0)
+        set_compression(p, it, SHIMMER_COMP_LZO_NO, SHIMMER_COMP_ALG_LZO);
+    else
+        cfg_error(p, it->line, "'comp-lzo': '%s' is not yes, no or adaptive", mode);
 }
 
 static void h_compress(Parser *p, const ShimmerItem *it)
 {
-    if (it->argc == 1 || strcmp(it->argv[1], "stub") == 0) {
-        p->cfg->comp = SHIMMER_COMP_STUB;
-        return;
-    }
-    if (strcmp(it->argv[1], "stub-v2") == 0) {
-        p->cfg->comp = SHIMMER_COMP_STUB_V2;
-        return;
-    }
-    if (strcmp(it->argv[1], "lzo") == 0 || strcmp(it->argv[1], "lz4") == 0 ||
-        strcmp(it->argv[1], "lz4-v2") == 0) {
-        if (p->ctx == SHIMMER_CONTEXT_PUSH) {
-            pwarn(p, it->line, "'compress %s' pushed: framing only, Shimmer never compresses",
-                  it->argv[1]);
-            p->cfg->comp = SHIMMER_COMP_STUB;
-            return;
-        }
-        perr(p, it->line, "'compress %s': compression is not supported (it leaks plaintext, see "
-                          "VORACLE); use 'compress' alone if the server needs the framing",
-             it->argv[1]);
-        return;
-    }
-    perr(p, it->line, "'compress': unknown algorithm '%s'", it->argv[1]);
+    const char *alg = it->argc > 1 ? it->argv[1] : "stub";
+    if (strcmp(alg, "stub") == 0)
+        set_compression(p, it, SHIMMER_COMP_STUB, SHIMMER_COMP_ALG_NONE);
+    else if (strcmp(alg, "stub-v2") == 0)
+        set_compression(p, it, SHIMMER_COMP_STUB_V2, SHIMMER_COMP_ALG_NONE);
+    else if (strcmp(alg, "lzo") == 0)
+        set_compression(p, it, SHIMMER_COMP_LZO_NO, SHIMMER_COMP_ALG_LZO);
+    else if (strcmp(alg, "lz4") == 0)
+        set_compression(p, it, SHIMMER_COMP_STUB, SHIMMER_COMP_ALG_LZ4);
+    else if (strcmp(alg, "lz4-v2") == 0)
+        set_compression(p, it, SHIMMER_COMP_STUB_V2, SHIMMER_COMP_ALG_LZ4);
+    else if (strcmp(alg, "migrate") == 0 && p->ctx != SHIMMER_CONTEXT_PUSH) {
+        /* A server's way off compression: it pushes the framing each
+         * client's own comp-lzo line asks for. */
+        cfg_set_role(p, SHIMMER_ROLE_SERVER, it);
+        p->cfg->comp_migrate = true;
+        set_compression(p, it, SHIMMER_COMP_NONE, SHIMMER_COMP_ALG_NONE);
+    } else
+        cfg_error(p, it->line,
+                  "'compress': unknown algorithm '%s' (stub, stub-v2, lzo, lz4, lz4-v2%s)", alg,
+                  p->ctx == SHIMMER_CONTEXT_PUSH ? "" : ", migrate");
 }
 
 static void h_allow_compression(Parser *p, const ShimmerItem *it)
 {
     const char *v = it->argv[1];
+    p->cfg->allow_compression_line = it->line;
     if (strcmp(v, "no") == 0)
         p->cfg->allow_compression = SHIMMER_ALLOW_COMP_NO;
     else if (strcmp(v, "asym") == 0)
         p->cfg->allow_compression = SHIMMER_ALLOW_COMP_ASYM;
-    else if (strcmp(v, "yes") == 0) {
-        pwarn(p, it->line, "'allow-compression yes': Shimmer never compresses; treated as asym");
-        p->cfg->allow_compression = SHIMMER_ALLOW_COMP_YES;
-    } else
-        perr(p, it->line, "'allow-compression': '%s' is not no, asym or yes", v);
+    else if (strcmp(v, "yes") == 0)
+        cfg_error(p, it->line,
+                  "'allow-compression yes' asks to compress what Shimmer sends, which it never "
+                  "does: compressing before encrypting lets an attacker who can inject traffic "
+                  "learn secrets from the packet sizes (VORACLE). Use 'allow-compression asym' "
+                  "(decompress only, OpenVPN 2.6's default with a compression directive)");
+    else
+        cfg_error(p, it->line, "'allow-compression': '%s' is not no, asym or yes", v);
 }
 
 /* ---------- handlers: credentials ---------- */
@@ -1208,14 +1368,16 @@ static void h_auth_user_pass(Parser *p, const ShimmerItem *it)
         return;
     }
     ShimmerBlob *b = &cfg->auth_user_pass_file;
-    if (!load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, true))
+    if (!cfg_load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, b, true))
         return;
     /* Line 1 the user name, line 2 the password (if absent, prompt for it). */
     g_auto(GStrv) lines = g_strsplit((const char *)b->data, "\n", 3);
     if (lines[0] == NULL || g_strstrip(lines[0])[0] == '\0') {
-        perr(p, it->line, "'auth-user-pass': the first line of %s must hold the user name",
-             b->is_inline ? "the <auth-user-pass> block" : b->path);
+        cfg_error(p, it->line, "'auth-user-pass': the first line of %s must hold the user name",
+                  b->is_inline ? "the <auth-user-pass> block" : b->path);
     } else {
+        g_clear_pointer(&cfg->username, g_free);
+        g_clear_pointer(&cfg->password, shimmer_str_free_secret);
         cfg->username = g_strdup(lines[0]);
         if (lines[1] != NULL) {
             g_strchomp(lines[1]);
@@ -1229,7 +1391,7 @@ static void h_auth_user_pass(Parser *p, const ShimmerItem *it)
     }
     for (guint i = 0; lines[i] != NULL; i++)
         shimmer_wipe(lines[i], strlen(lines[i]));
-    record_inline(p, it, b, NULL);
+    cfg_record_inline(p, it, b, NULL);
 }
 
 static void h_auth_retry(Parser *p, const ShimmerItem *it)
@@ -1242,7 +1404,7 @@ static void h_auth_retry(Parser *p, const ShimmerItem *it)
     else if (strcmp(v, "interact") == 0)
         p->cfg->auth_retry = SHIMMER_AUTH_RETRY_INTERACT;
     else
-        perr(p, it->line, "'auth-retry': '%s' is not none, nointeract or interact", v);
+        cfg_error(p, it->line, "'auth-retry': '%s' is not none, nointeract or interact", v);
 }
 
 static void h_auth_nocache(Parser *p, const ShimmerItem *it)
@@ -1253,9 +1415,10 @@ static void h_auth_nocache(Parser *p, const ShimmerItem *it)
 static void h_static_challenge(Parser *p, const ShimmerItem *it)
 {
     if (strcmp(it->argv[2], "0") != 0 && strcmp(it->argv[2], "1") != 0) {
-        perr(p, it->line, "'static-challenge': the echo flag '%s' is not 0 or 1", it->argv[2]);
+        cfg_error(p, it->line, "'static-challenge': the echo flag '%s' is not 0 or 1", it->argv[2]);
         return;
     }
+    g_free(p->cfg->static_challenge);
     p->cfg->static_challenge = g_strdup(it->argv[1]);
     p->cfg->static_challenge_echo = it->argv[2][0] == '1';
 }
@@ -1265,12 +1428,13 @@ static void h_static_challenge(Parser *p, const ShimmerItem *it)
 static void h_reneg_sec(Parser *p, const ShimmerItem *it)
 {
     gint64 v;
-    if (!arg_uint(p, it, 1, 0, G_MAXINT32, &v))
+    if (!cfg_arg_uint(p, it, 1, 0, G_MAXINT32, &v))
         return;
     p->cfg->reneg_sec = v;
+    p->cfg->reneg_sec_min = -1;
     if (it->argc > 2) {
         gint64 m;
-        if (!arg_uint(p, it, 2, 0, (guint64)v, &m))
+        if (!cfg_arg_uint(p, it, 2, 0, (guint64)v, &m))
             return;
         p->cfg->reneg_sec_min = m;
     }
@@ -1296,7 +1460,7 @@ static void h_int(Parser *p, const ShimmerItem *it)
     } else if (strcmp(n, "route-metric") == 0) {
         max = 65535;
     }
-    if (!arg_uint(p, it, 1, min, max, &v))
+    if (!cfg_arg_uint(p, it, 1, min, max, &v))
         return;
     if (strcmp(n, "reneg-bytes") == 0)
         cfg->reneg_bytes = v;
@@ -1334,12 +1498,13 @@ static void h_int(Parser *p, const ShimmerItem *it)
 static void h_keepalive(Parser *p, const ShimmerItem *it)
 {
     gint64 a, b;
-    if (!arg_uint(p, it, 1, 1, 86400, &a) || !arg_uint(p, it, 2, 1, 86400 * 2, &b))
+    if (!cfg_arg_uint(p, it, 1, 1, 86400, &a) || !cfg_arg_uint(p, it, 2, 1, 86400 * 2, &b))
         return;
     if (b < a * 2)
-        pwarn(p, it->line, "'keepalive %s %s': the timeout should be at least twice the "
-                           "interval",
-              it->argv[1], it->argv[2]);
+        cfg_warn(p, it->line,
+                 "'keepalive %s %s': the timeout should be at least twice the "
+                 "interval",
+                 it->argv[1], it->argv[2]);
     p->keepalive_line = (gint)it->line;
     p->cfg->keepalive_interval = (gint)a;
     p->cfg->keepalive_timeout = (gint)b;
@@ -1348,7 +1513,7 @@ static void h_keepalive(Parser *p, const ShimmerItem *it)
 static void h_explicit_exit_notify(Parser *p, const ShimmerItem *it)
 {
     gint64 v = 1;
-    if (it->argc > 1 && !arg_uint(p, it, 1, 0, 3600, &v))
+    if (it->argc > 1 && !cfg_arg_uint(p, it, 1, 0, 3600, &v))
         return;
     if (p->cur != NULL)
         p->cur->explicit_exit_notify = (gint)v;
@@ -1359,19 +1524,21 @@ static void h_explicit_exit_notify(Parser *p, const ShimmerItem *it)
 static void h_mssfix(Parser *p, const ShimmerItem *it)
 {
     gint64 v = 1492;
-    if (it->argc > 1 && !arg_uint(p, it, 1, 0, 65535, &v))
+    if (it->argc > 1 && !cfg_arg_uint(p, it, 1, 0, 65535, &v))
         return;
     if (v != 0 && v < 100) {
-        perr(p, it->line, "'mssfix %s' is too small", it->argv[1]);
+        cfg_error(p, it->line, "'mssfix %s' is too small", it->argv[1]);
         return;
     }
+    p->cfg->mssfix_mtu = p->cfg->mssfix_fixed = false;
     if (it->argc > 2) {
         if (strcmp(it->argv[2], "mtu") == 0)
             p->cfg->mssfix_mtu = true;
         else if (strcmp(it->argv[2], "fixed") == 0)
             p->cfg->mssfix_fixed = true;
         else {
-            perr(p, it->line, "'mssfix': unexpected argument '%s' (mtu or fixed)", it->argv[2]);
+            cfg_error(p, it->line, "'mssfix': unexpected argument '%s' (mtu or fixed)",
+                      it->argv[2]);
             return;
         }
     }
@@ -1392,27 +1559,29 @@ static bool route_keyword(const char *s)
 static void h_route(Parser *p, const ShimmerItem *it)
 {
     const char *net = it->argv[1];
-    if (!route_keyword(net) && !is_hostname(net)) {
-        perr(p, it->line, "'route': '%s' is not an address, host name, vpn_gateway, "
-                          "net_gateway or remote_host",
-             net);
+    if (!route_keyword(net) && !cfg_is_hostname(net)) {
+        cfg_error(p, it->line,
+                  "'route': '%s' is not an address, host name, vpn_gateway, "
+                  "net_gateway or remote_host",
+                  net);
         return;
     }
     const char *mask = it->argc > 2 && strcmp(it->argv[2], "default") != 0 ? it->argv[2] : NULL;
-    if (mask != NULL && !is_netmask(mask)) {
-        perr(p, it->line, "'route': '%s' is not a netmask", mask);
+    if (mask != NULL && !cfg_is_netmask(mask)) {
+        cfg_error(p, it->line, "'route': '%s' is not a netmask", mask);
         return;
     }
     const char *gw = it->argc > 3 && strcmp(it->argv[3], "default") != 0 ? it->argv[3] : NULL;
-    if (gw != NULL && !is_ipv4(gw) && !route_keyword(gw)) {
-        perr(p, it->line, "'route': gateway '%s' is not an IPv4 address, vpn_gateway, "
-                          "net_gateway or remote_host",
-             gw);
+    if (gw != NULL && !cfg_is_ipv4(gw) && !route_keyword(gw)) {
+        cfg_error(p, it->line,
+                  "'route': gateway '%s' is not an IPv4 address, vpn_gateway, "
+                  "net_gateway or remote_host",
+                  gw);
         return;
     }
     gint64 metric = -1;
     if (it->argc > 4 && strcmp(it->argv[4], "default") != 0 &&
-        !arg_uint(p, it, 4, 0, G_MAXINT32, &metric))
+        !cfg_arg_uint(p, it, 4, 0, G_MAXINT32, &metric))
         return;
     ShimmerRoute *r = g_new0(ShimmerRoute, 1);
     r->network = g_strdup(net);
@@ -1424,18 +1593,18 @@ static void h_route(Parser *p, const ShimmerItem *it)
 
 static void h_route_ipv6(Parser *p, const ShimmerItem *it)
 {
-    if (!is_ipv6_prefix(it->argv[1], true)) {
-        perr(p, it->line, "'route-ipv6': '%s' is not an IPv6 prefix", it->argv[1]);
+    if (!cfg_is_ipv6_prefix(it->argv[1], true)) {
+        cfg_error(p, it->line, "'route-ipv6': '%s' is not an IPv6 prefix", it->argv[1]);
         return;
     }
     const char *gw = it->argc > 2 && strcmp(it->argv[2], "default") != 0 ? it->argv[2] : NULL;
-    if (gw != NULL && !is_ipv6(gw)) {
-        perr(p, it->line, "'route-ipv6': gateway '%s' is not an IPv6 address", gw);
+    if (gw != NULL && !cfg_is_ipv6(gw)) {
+        cfg_error(p, it->line, "'route-ipv6': gateway '%s' is not an IPv6 address", gw);
         return;
     }
     gint64 metric = -1;
     if (it->argc > 3 && strcmp(it->argv[3], "default") != 0 &&
-        !arg_uint(p, it, 3, 0, G_MAXINT32, &metric))
+        !cfg_arg_uint(p, it, 3, 0, G_MAXINT32, &metric))
         return;
     ShimmerRoute6 *r = g_new0(ShimmerRoute6, 1);
     r->prefix = g_strdup(it->argv[1]);
@@ -1459,7 +1628,7 @@ static void h_pull_filter(Parser *p, const ShimmerItem *it)
     else if (strcmp(it->argv[1], "reject") == 0)
         a = SHIMMER_PULL_FILTER_REJECT;
     else {
-        perr(p, it->line, "'pull-filter': '%s' is not accept, ignore or reject", it->argv[1]);
+        cfg_error(p, it->line, "'pull-filter': '%s' is not accept, ignore or reject", it->argv[1]);
         return;
     }
     ShimmerPullFilter *f = g_new0(ShimmerPullFilter, 1);
@@ -1491,7 +1660,7 @@ static void h_redirect_gateway(Parser *p, const ShimmerItem *it)
                 break;
         }
         if (j == G_N_ELEMENTS(flags)) {
-            perr(p, it->line, "'%s': unknown flag '%s'", it->argv[0], it->argv[i]);
+            cfg_error(p, it->line, "'%s': unknown flag '%s'", it->argv[0], it->argv[i]);
             return;
         }
         v |= flags[j].flag;
@@ -1501,14 +1670,23 @@ static void h_redirect_gateway(Parser *p, const ShimmerItem *it)
 
 static void h_dhcp_option(Parser *p, const ShimmerItem *it)
 {
-    static const char *const with_value[] = {"DNS",  "DNS6", "DOMAIN", "DOMAIN-SEARCH",
-                                             "ADAPTER_DOMAIN_SUFFIX", "WINS", "NBDD", "NTP",
-                                             "NBT",  "NBS", "PROXY_HTTP", "PROXY_HTTPS",
+    static const char *const with_value[] = {"DNS",
+                                             "DNS6",
+                                             "DOMAIN",
+                                             "DOMAIN-SEARCH",
+                                             "ADAPTER_DOMAIN_SUFFIX",
+                                             "WINS",
+                                             "NBDD",
+                                             "NTP",
+                                             "NBT",
+                                             "NBS",
+                                             "PROXY_HTTP",
+                                             "PROXY_HTTPS",
                                              "PROXY_AUTO_CONFIG_URL"};
     const char *type = it->argv[1];
     if (g_ascii_strcasecmp(type, "DISABLE-NBT") == 0) {
         if (it->argc > 2) {
-            perr(p, it->line, "'dhcp-option DISABLE-NBT' takes no value");
+            cfg_error(p, it->line, "'dhcp-option DISABLE-NBT' takes no value");
             return;
         }
     } else {
@@ -1518,24 +1696,24 @@ static void h_dhcp_option(Parser *p, const ShimmerItem *it)
                 break;
         }
         if (i == G_N_ELEMENTS(with_value)) {
-            perr(p, it->line, "'dhcp-option': unknown option '%s'", type);
+            cfg_error(p, it->line, "'dhcp-option': unknown option '%s'", type);
             return;
         }
         if (it->argc < 3) {
-            perr(p, it->line, "'dhcp-option %s' needs a value", type);
+            cfg_error(p, it->line, "'dhcp-option %s' needs a value", type);
             return;
         }
         if (it->argc > 3) {
-            perr(p, it->line, "'dhcp-option %s': too many arguments", type);
+            cfg_error(p, it->line, "'dhcp-option %s': too many arguments", type);
             return;
         }
-        if (g_ascii_strcasecmp(type, "DNS") == 0 && !is_ipv4(it->argv[2]) &&
-            !is_ipv6(it->argv[2])) {
-            perr(p, it->line, "'dhcp-option DNS': '%s' is not an address", it->argv[2]);
+        if (g_ascii_strcasecmp(type, "DNS") == 0 && !cfg_is_ipv4(it->argv[2]) &&
+            !cfg_is_ipv6(it->argv[2])) {
+            cfg_error(p, it->line, "'dhcp-option DNS': '%s' is not an address", it->argv[2]);
             return;
         }
-        if (g_ascii_strcasecmp(type, "DNS6") == 0 && !is_ipv6(it->argv[2])) {
-            perr(p, it->line, "'dhcp-option DNS6': '%s' is not an IPv6 address", it->argv[2]);
+        if (g_ascii_strcasecmp(type, "DNS6") == 0 && !cfg_is_ipv6(it->argv[2])) {
+            cfg_error(p, it->line, "'dhcp-option DNS6': '%s' is not an IPv6 address", it->argv[2]);
             return;
         }
     }
@@ -1576,7 +1754,7 @@ static ShimmerDnsServer *dns_server_get(Parser *p, gint prio)
 /* An address with an optional port: "1.2.3.4", "1.2.3.4:53", "[::1]:53", "::1". */
 static bool is_dns_address(const char *s)
 {
-    if (is_ipv4(s) || is_ipv6(s))
+    if (cfg_is_ipv4(s) || cfg_is_ipv6(s))
         return true;
     guint64 port;
     if (s[0] == '[') {
@@ -1584,25 +1762,25 @@ static bool is_dns_address(const char *s)
         if (close == NULL || close[1] != ':')
             return false;
         g_autofree char *a = g_strndup(s + 1, (gsize)(close - s - 1));
-        return is_ipv6(a) && parse_uint(close + 2, 65535, &port) && port > 0;
+        return cfg_is_ipv6(a) && cfg_parse_uint(close + 2, 65535, &port) && port > 0;
     }
     const char *colon = strrchr(s, ':');
     if (colon == NULL)
         return false;
     g_autofree char *a = g_strndup(s, (gsize)(colon - s));
-    return is_ipv4(a) && parse_uint(colon + 1, 65535, &port) && port > 0;
+    return cfg_is_ipv4(a) && cfg_parse_uint(colon + 1, 65535, &port) && port > 0;
 }
 
 static void h_dns(Parser *p, const ShimmerItem *it)
 {
     if (strcmp(it->argv[1], "search-domains") == 0) {
         if (it->argc < 3) {
-            perr(p, it->line, "'dns search-domains' needs at least one domain");
+            cfg_error(p, it->line, "'dns search-domains' needs at least one domain");
             return;
         }
         for (guint i = 2; i < it->argc; i++) {
-            if (!is_hostname(it->argv[i])) {
-                perr(p, it->line, "'dns search-domains': '%s' is not a domain", it->argv[i]);
+            if (!cfg_is_hostname(it->argv[i])) {
+                cfg_error(p, it->line, "'dns search-domains': '%s' is not a domain", it->argv[i]);
                 return;
             }
         }
@@ -1611,35 +1789,36 @@ static void h_dns(Parser *p, const ShimmerItem *it)
         return;
     }
     if (strcmp(it->argv[1], "server") != 0) {
-        perr(p, it->line, "'dns': unknown keyword '%s' (search-domains or server)", it->argv[1]);
+        cfg_error(p, it->line, "'dns': unknown keyword '%s' (search-domains or server)",
+                  it->argv[1]);
         return;
     }
     if (it->argc < 5) {
-        perr(p, it->line, "'dns server' needs a priority, a keyword and a value");
+        cfg_error(p, it->line, "'dns server' needs a priority, a keyword and a value");
         return;
     }
     guint64 prio_abs;
     const char *ps = it->argv[2];
     bool neg = ps[0] == '-';
-    if (!parse_uint(neg ? ps + 1 : ps, 128, &prio_abs)) {
-        perr(p, it->line, "'dns server': priority '%s' is not a number from -128 to 127", ps);
+    if (!cfg_parse_uint(neg ? ps + 1 : ps, 128, &prio_abs)) {
+        cfg_error(p, it->line, "'dns server': priority '%s' is not a number from -128 to 127", ps);
         return;
     }
     gint prio = neg ? -(gint)prio_abs : (gint)prio_abs;
     if (prio > 127) {
-        perr(p, it->line, "'dns server': priority '%s' is not a number from -128 to 127", ps);
+        cfg_error(p, it->line, "'dns server': priority '%s' is not a number from -128 to 127", ps);
         return;
     }
     const char *kw = it->argv[3];
     ShimmerDnsServer *s = dns_server_get(p, prio);
     if (strcmp(kw, "address") == 0) {
         if (it->argc - 4 > 8) {
-            perr(p, it->line, "'dns server address': at most 8 addresses");
+            cfg_error(p, it->line, "'dns server address': at most 8 addresses");
             return;
         }
         for (guint i = 4; i < it->argc; i++) {
             if (!is_dns_address(it->argv[i])) {
-                perr(p, it->line, "'dns server address': '%s' is not an address", it->argv[i]);
+                cfg_error(p, it->line, "'dns server address': '%s' is not an address", it->argv[i]);
                 return;
             }
             g_ptr_array_add(s->addresses, g_strdup(it->argv[i]));
@@ -1650,7 +1829,7 @@ static void h_dns(Parser *p, const ShimmerItem *it)
     } else if (strcmp(kw, "dnssec") == 0 || strcmp(kw, "transport") == 0 ||
                strcmp(kw, "sni") == 0 || strcmp(kw, "port") == 0) {
         if (it->argc != 5) {
-            perr(p, it->line, "'dns server %s' takes one value", kw);
+            cfg_error(p, it->line, "'dns server %s' takes one value", kw);
             return;
         }
         const char *v = it->argv[4];
@@ -1662,7 +1841,7 @@ static void h_dns(Parser *p, const ShimmerItem *it)
             else if (strcmp(v, "optional") == 0)
                 s->dnssec = SHIMMER_DNSSEC_OPTIONAL;
             else
-                perr(p, it->line, "'dns server dnssec': '%s' is not yes, no or optional", v);
+                cfg_error(p, it->line, "'dns server dnssec': '%s' is not yes, no or optional", v);
         } else if (strcmp(kw, "transport") == 0) {
             if (strcmp(v, "plain") == 0)
                 s->transport = SHIMMER_DNS_TRANSPORT_PLAIN;
@@ -1671,27 +1850,28 @@ static void h_dns(Parser *p, const ShimmerItem *it)
             else if (strcmp(v, "DoT") == 0)
                 s->transport = SHIMMER_DNS_TRANSPORT_DOT;
             else
-                perr(p, it->line, "'dns server transport': '%s' is not plain, DoH or DoT", v);
+                cfg_error(p, it->line, "'dns server transport': '%s' is not plain, DoH or DoT", v);
         } else if (strcmp(kw, "sni") == 0) {
             g_free(s->sni);
             s->sni = g_strdup(v);
         } else {
             gint64 port;
-            if (arg_uint(p, it, 4, 1, 65535, &port))
+            if (cfg_arg_uint(p, it, 4, 1, 65535, &port))
                 s->port = (guint16)port;
         }
     } else {
-        perr(p, it->line, "'dns server': unknown keyword '%s' (address, resolve-domains, "
-                          "dnssec, transport, sni, port)",
-             kw);
+        cfg_error(p, it->line,
+                  "'dns server': unknown keyword '%s' (address, resolve-domains, "
+                  "dnssec, transport, sni, port)",
+                  kw);
     }
 }
 
 static void h_ifconfig(Parser *p, const ShimmerItem *it)
 {
-    if (!is_ipv4(it->argv[1]) || !is_ipv4(it->argv[2])) {
-        perr(p, it->line, "'ifconfig': '%s %s' are not two IPv4 addresses", it->argv[1],
-             it->argv[2]);
+    if (!cfg_is_ipv4(it->argv[1]) || !cfg_is_ipv4(it->argv[2])) {
+        cfg_error(p, it->line, "'ifconfig': '%s %s' are not two IPv4 addresses", it->argv[1],
+                  it->argv[2]);
         return;
     }
     g_free(p->cfg->ifconfig_local);
@@ -1702,10 +1882,11 @@ static void h_ifconfig(Parser *p, const ShimmerItem *it)
 
 static void h_ifconfig_ipv6(Parser *p, const ShimmerItem *it)
 {
-    if (!is_ipv6_prefix(it->argv[1], true) || !is_ipv6(it->argv[2])) {
-        perr(p, it->line, "'ifconfig-ipv6': '%s %s' is not an IPv6 address/bits and an IPv6 "
-                          "address",
-             it->argv[1], it->argv[2]);
+    if (!cfg_is_ipv6_prefix(it->argv[1], true) || !cfg_is_ipv6(it->argv[2])) {
+        cfg_error(p, it->line,
+                  "'ifconfig-ipv6': '%s %s' is not an IPv6 address/bits and an IPv6 "
+                  "address",
+                  it->argv[1], it->argv[2]);
         return;
     }
     g_free(p->cfg->ifconfig_ipv6_local);
@@ -1716,6 +1897,7 @@ static void h_ifconfig_ipv6(Parser *p, const ShimmerItem *it)
 
 static void h_topology(Parser *p, const ShimmerItem *it)
 {
+    p->topology_line = it->line;
     const char *v = it->argv[1];
     if (strcmp(v, "net30") == 0)
         p->cfg->topology = SHIMMER_TOPOLOGY_NET30;
@@ -1724,106 +1906,12 @@ static void h_topology(Parser *p, const ShimmerItem *it)
     else if (strcmp(v, "subnet") == 0)
         p->cfg->topology = SHIMMER_TOPOLOGY_SUBNET;
     else
-        perr(p, it->line, "'topology': '%s' is not net30, p2p or subnet", v);
+        cfg_error(p, it->line, "'topology': '%s' is not net30, p2p or subnet", v);
 }
 
 static void h_block_ipv6(Parser *p, const ShimmerItem *it)
 {
     p->cfg->block_ipv6 = true;
-}
-
-/* ---------- handlers: server ---------- */
-
-static void h_server(Parser *p, const ShimmerItem *it)
-{
-    if (!is_ipv4(it->argv[1]) || !is_netmask(it->argv[2])) {
-        perr(p, it->line, "'server': '%s %s' is not a network and a netmask", it->argv[1],
-             it->argv[2]);
-        return;
-    }
-    if (it->argc > 3) {
-        if (strcmp(it->argv[3], "nopool") != 0) {
-            perr(p, it->line, "'server': unexpected argument '%s'", it->argv[3]);
-            return;
-        }
-        p->cfg->server_nopool = true;
-    }
-    p->cfg->server_network = g_strdup(it->argv[1]);
-    p->cfg->server_netmask = g_strdup(it->argv[2]);
-    p->cfg->mode_server = true;
-    p->cfg->tls_server = true;
-}
-
-static void h_server_ipv6(Parser *p, const ShimmerItem *it)
-{
-    if (!is_ipv6_prefix(it->argv[1], false)) {
-        perr(p, it->line, "'server-ipv6': '%s' is not an IPv6 prefix with /bits", it->argv[1]);
-        return;
-    }
-    p->cfg->server_ipv6 = g_strdup(it->argv[1]);
-}
-
-static void h_ifconfig_pool(Parser *p, const ShimmerItem *it)
-{
-    if (!is_ipv4(it->argv[1]) || !is_ipv4(it->argv[2]) ||
-        (it->argc > 3 && !is_netmask(it->argv[3]))) {
-        perr(p, it->line, "'ifconfig-pool': expected START END [NETMASK] addresses");
-        return;
-    }
-    p->cfg->ifconfig_pool_start = g_strdup(it->argv[1]);
-    p->cfg->ifconfig_pool_end = g_strdup(it->argv[2]);
-    p->cfg->ifconfig_pool_netmask = it->argc > 3 ? g_strdup(it->argv[3]) : NULL;
-}
-
-static void h_push(Parser *p, const ShimmerItem *it)
-{
-    /* What is pushed must itself be something a client accepts from a push. */
-    g_autoptr(ShimmerConfig) check = shimmer_config_parse_push(it->argv[1], strlen(it->argv[1]),
-                                                               NULL);
-    for (guint i = 0; i < check->diagnostics->len; i++) {
-        ShimmerDiagnostic *d = g_ptr_array_index(check->diagnostics, i);
-        if (d->severity == SHIMMER_SEVERITY_ERROR)
-            perr(p, it->line, "'push \"%s\"': %s", it->argv[1], d->message);
-        else
-            pwarn(p, it->line, "'push \"%s\"': %s", it->argv[1], d->message);
-    }
-    g_ptr_array_add(p->cfg->push, g_strdup(it->argv[1]));
-}
-
-static void h_server_flag(Parser *p, const ShimmerItem *it)
-{
-    const char *n = it->argv[0];
-    if (strcmp(n, "client-to-client") == 0)
-        p->cfg->client_to_client = true;
-    else if (strcmp(n, "duplicate-cn") == 0)
-        p->cfg->duplicate_cn = true;
-    else if (strcmp(n, "username-as-common-name") == 0)
-        p->cfg->username_as_common_name = true;
-    else
-        g_assert_not_reached();
-}
-
-static void h_dh(Parser *p, const ShimmerItem *it)
-{
-    if (it->argc > 1 && strcmp(it->argv[1], "none") == 0) {
-        p->cfg->dh_none = true;
-        return;
-    }
-    if (it->argc < 2 && g_hash_table_lookup(p->blocks, "dh") == NULL) {
-        perr(p, it->line, "'dh' needs 'none' or a file");
-        return;
-    }
-    if (!load_blob(p, it, it->argc > 1 ? it->argv[1] : NULL, &p->cfg->dh, false))
-        return;
-    if (g_strstr_len((const char *)p->cfg->dh.data, (gssize)p->cfg->dh.len,
-                     "-----BEGIN DH PARAMETERS-----") == NULL &&
-        g_strstr_len((const char *)p->cfg->dh.data, (gssize)p->cfg->dh.len,
-                     "-----BEGIN X9.42 DH PARAMETERS-----") == NULL) {
-        perr(p, it->line, "'dh': not PEM DH parameters");
-        return;
-    }
-    pwarn(p, it->line, "'dh': the parameters are not used: Shimmer uses ECDHE only ('dh none')");
-    record_inline(p, it, &p->cfg->dh, NULL);
 }
 
 /* ---------- handlers: pushed-only ---------- */
@@ -1852,7 +1940,7 @@ static void h_protocol_flags(Parser *p, const ShimmerItem *it)
         else if (strcmp(f, "dyn-tls-crypt") == 0)
             p->cfg->protocol_flag_dyn_tls_crypt = true;
         else
-            pwarn(p, it->line, "'protocol-flags': unknown flag '%s' ignored", f);
+            cfg_warn(p, it->line, "'protocol-flags': unknown flag '%s' ignored", f);
     }
 }
 
@@ -1861,7 +1949,7 @@ static void h_key_derivation(Parser *p, const ShimmerItem *it)
     if (strcmp(it->argv[1], "tls-ekm") == 0)
         p->cfg->key_derivation_tls_ekm = true;
     else
-        perr(p, it->line, "'key-derivation': unknown method '%s'", it->argv[1]);
+        cfg_error(p, it->line, "'key-derivation': unknown method '%s'", it->argv[1]);
 }
 
 static void h_push_continuation(Parser *p, const ShimmerItem *it)
@@ -1869,7 +1957,7 @@ static void h_push_continuation(Parser *p, const ShimmerItem *it)
     if (strcmp(it->argv[1], "1") == 0 || strcmp(it->argv[1], "2") == 0)
         p->cfg->push_continuation = it->argv[1][0] - '0';
     else
-        perr(p, it->line, "'push-continuation': '%s' is not 1 or 2", it->argv[1]);
+        cfg_error(p, it->line, "'push-continuation': '%s' is not 1 or 2", it->argv[1]);
 }
 
 /* ---------- handlers: ignored, refused, meta ---------- */
@@ -1884,35 +1972,19 @@ static void h_ignore_unknown(Parser *p, const ShimmerItem *it)
     /* Collected before the main pass (see collect_ignore_unknown). */
 }
 
-static void h_secret(Parser *p, const ShimmerItem *it)
-{
-    perr(p, it->line, "'secret': static-key mode is not supported (it has no forward secrecy "
-                      "and OpenVPN 2.7 removes it); use TLS with tls-crypt");
-}
-
-static void h_fragment(Parser *p, const ShimmerItem *it)
-{
-    perr(p, it->line, "'fragment' is not supported; lower 'tun-mtu' or use 'mssfix' instead");
-}
-
-static void h_unsupported_verify(Parser *p, const ShimmerItem *it)
-{
-    /* Never silently drop something that restricts whom we trust. */
-    perr(p, it->line, "'%s' is not supported, and ignoring it would weaken the checks of the "
-                      "peer; use remote-cert-tls, verify-x509-name or peer-fingerprint",
-         it->argv[0]);
-}
-
 static void h_connection_marker(Parser *p, const ShimmerItem *it);
 
-#define ANY (CTX_FILE)
-#define FC (CTX_FILE | CTX_CONN)
-#define FP (CTX_FILE | CTX_PUSH)
-#define FCP (CTX_FILE | CTX_CONN | CTX_PUSH)
-#define C SHIMMER_ROLE_CLIENT
-#define S SHIMMER_ROLE_SERVER
-#define U SHIMMER_ROLE_UNSET
-#define NOMAX SHIMMER_LEXER_MAX_ARGS
+#define ANY             (CTX_FILE)
+#define FC              (CTX_FILE | CTX_CONN)
+#define FP              (CTX_FILE | CTX_PUSH)
+#define FCP             (CTX_FILE | CTX_CONN | CTX_PUSH)
+#define C               SHIMMER_ROLE_CLIENT
+#define S               SHIMMER_ROLE_SERVER
+#define U               SHIMMER_ROLE_UNSET
+#define NOMAX           SHIMMER_LEXER_MAX_ARGS
+#define PKCS11_NOTE     "PKCS#11 tokens are not supported: export the certificate and key (pkcs12)"
+#define STANDALONE_NOTE "a command of the openvpn program, not a configuration directive"
+#define MANAGEMENT_NOTE "shimmerd is controlled over D-Bus (shimmerctl), not a management socket"
 
 static const Directive directives[] = {
     /* role */
@@ -1934,13 +2006,30 @@ static const Directive directives[] = {
     {"port", 1, 1, FC, U, 0, h_port, NULL},
     {"rport", 1, 1, FC, C, 0, h_port, NULL},
     {"lport", 1, 1, FC, U, 0, h_lport, NULL},
+    {"local", 1, 1, FC, U, 0, h_local, NULL},
+    {"cd", 1, 1, ANY, U, 0, h_cd, NULL},
+    {"proto-force", 1, 1, ANY, C, 0, h_proto_force, NULL},
+    {"replay-window", 1, 2, ANY, U, 0, h_replay_window, NULL},
+    {"plugin", 1, NOMAX, ANY, U, F_MULTI, h_plugin, NULL},
     {"remote-random", 0, 0, ANY, C, 0, h_flag_remote_random, NULL},
     {"remote-random-hostname", 0, 0, ANY, C, 0, h_remote_random_hostname, NULL},
     {"connect-retry", 1, 2, FC, C, 0, h_connect_retry, NULL},
-    {"connect-retry-max", 1, 1, ANY, C, 0, h_connect_retry_max, NULL},
+    {"connect-retry-max", 1, 1, FC, C, 0, h_connect_retry_max, NULL},
     {"connect-timeout", 1, 1, FC, C, 0, h_connect_timeout, NULL},
     {"server-poll-timeout", 1, 1, FC, C, 0, h_connect_timeout, NULL},
     {"resolv-retry", 1, 1, ANY, C, 0, h_resolv_retry, NULL},
+    {"http-proxy", 2, 4, FC, C, 0, cfg_h_http_proxy, NULL},
+    {"http-proxy-option", 1, 3, FC, C, F_MULTI, cfg_h_http_proxy_option, NULL},
+    {"http-proxy-user-pass", 0, 1, ANY, C, 0, cfg_h_http_proxy_user_pass, NULL},
+    {"socks-proxy", 1, 3, FC, C, 0, cfg_h_socks_proxy, NULL},
+    {"http-proxy-retry", 0, 0, FC, C, F_IGNORED, h_ignored,
+     "deprecated in OpenVPN 2.4: a failed proxy is retried like any connection "
+     "(see connect-retry-max)"},
+    {"socks-proxy-retry", 0, 0, FC, C, F_IGNORED, h_ignored,
+     "deprecated in OpenVPN 2.4: a failed proxy is retried like any connection "
+     "(see connect-retry-max)"},
+    {"http-proxy-timeout", 1, 1, FC, C, F_IGNORED, h_ignored,
+     "deprecated in OpenVPN 2.4: connect-timeout covers the proxy too"},
     {"<connection>", 0, 0, ANY, C, F_MULTI, h_connection_marker, NULL},
     /* TLS */
     {"ca", 0, 1, ANY, U, 0, h_ca, NULL},
@@ -1955,8 +2044,13 @@ static const Directive directives[] = {
     {"tls-cipher", 1, 1, ANY, U, 0, h_string, NULL},
     {"tls-ciphersuites", 1, 1, ANY, U, 0, h_string, NULL},
     {"tls-groups", 1, 1, ANY, U, 0, h_string, NULL},
+    {"ecdh-curve", 1, 1, ANY, U, 0, h_string, NULL},
+    {"tls-cert-profile", 1, 1, ANY, U, 0, h_string, NULL},
     {"remote-cert-tls", 1, 1, ANY, U, 0, h_remote_cert_tls, NULL},
     {"verify-x509-name", 1, 2, ANY, U, 0, h_verify_x509_name, NULL},
+    {"ns-cert-type", 1, 1, ANY, U, 0, h_ns_cert_type, NULL},
+    {"remote-cert-ku", 0, NOMAX, ANY, U, 0, h_remote_cert_ku, NULL},
+    {"remote-cert-eku", 1, 1, ANY, U, 0, h_remote_cert_eku, NULL},
     {"peer-fingerprint", 0, 1, ANY, U, F_MULTI, h_peer_fingerprint, NULL},
     {"verify-client-cert", 1, 1, ANY, S, 0, h_verify_client_cert, NULL},
     /* wrapping */
@@ -1993,6 +2087,7 @@ static const Directive directives[] = {
     {"route", 1, 4, FP, U, F_MULTI, h_route, NULL},
     {"route-ipv6", 1, 3, FP, U, F_MULTI, h_route_ipv6, NULL},
     {"route-gateway", 1, 1, FP, U, 0, h_string, NULL},
+    {"route-ipv6-gateway", 1, 1, FP, U, 0, h_string, NULL},
     {"route-metric", 1, 1, FP, U, 0, h_int, NULL},
     {"route-nopull", 0, 0, ANY, C, 0, h_route_nopull, NULL},
     {"pull-filter", 2, 2, ANY, C, F_MULTI, h_pull_filter, NULL},
@@ -2004,15 +2099,59 @@ static const Directive directives[] = {
     {"ifconfig-ipv6", 2, 2, FP, U, 0, h_ifconfig_ipv6, NULL},
     {"block-ipv6", 0, 0, FP, U, 0, h_block_ipv6, NULL},
     /* server */
-    {"server", 2, 3, ANY, S, 0, h_server, NULL},
-    {"server-ipv6", 1, 1, ANY, S, 0, h_server_ipv6, NULL},
-    {"ifconfig-pool", 2, 3, ANY, S, 0, h_ifconfig_pool, NULL},
-    {"push", 1, 1, ANY, S, F_MULTI, h_push, NULL},
-    {"client-to-client", 0, 0, ANY, S, 0, h_server_flag, NULL},
-    {"duplicate-cn", 0, 0, ANY, S, 0, h_server_flag, NULL},
+    {"server", 2, 3, ANY, S, 0, cfg_h_server, NULL},
+    {"server-ipv6", 1, 1, ANY, S, 0, cfg_h_server_ipv6, NULL},
+    {"ifconfig-pool", 2, 3, ANY, S, 0, cfg_h_ifconfig_pool, NULL},
+    {"ifconfig-ipv6-pool", 1, 1, ANY, S, 0, cfg_h_ifconfig_ipv6_pool, NULL},
+    {"ifconfig-pool-persist", 1, 2, ANY, S, 0, cfg_h_ifconfig_pool_persist, NULL},
+    {"push", 1, 1, ANY | CTX_CCD, S, F_MULTI, cfg_h_push, NULL},
+    {"client-to-client", 0, 0, ANY, S, 0, cfg_h_server_flag, NULL},
+    {"duplicate-cn", 0, 0, ANY, S, 0, cfg_h_server_flag, NULL},
     {"max-clients", 1, 1, ANY, S, 0, h_int, NULL},
-    {"username-as-common-name", 0, 0, ANY, S, 0, h_server_flag, NULL},
-    {"dh", 0, 1, ANY, S, 0, h_dh, NULL},
+    {"multihome", 0, 0, ANY, S, 0, cfg_h_server_flag, NULL},
+    {"client-config-dir", 1, 1, ANY, S, 0, cfg_h_client_config_dir, NULL},
+    {"ccd-exclusive", 0, 0, ANY, S, 0, cfg_h_server_flag, NULL},
+    {"username-as-common-name", 0, 0, ANY, S, 0, cfg_h_server_flag, NULL},
+    {"auth-user-pass-optional", 0, 0, ANY, S, 0, cfg_h_server_flag, NULL},
+    {"force-tls-key-material-export", 0, 0, ANY, S, 0, cfg_h_server_flag, NULL},
+    {"auth-gen-token", 0, 3, ANY, S, 0, cfg_h_auth_gen_token, NULL},
+    {"auth-gen-token-secret", 0, 1, ANY, S, F_SECRET_ARGS, cfg_h_auth_gen_token_secret, NULL},
+    {"tls-crypt-v2-max-age", 1, 1, ANY, S, 0, cfg_h_tls_crypt_v2_max_age, NULL},
+    {"x509-username-field", 1, 1, ANY, S, 0, cfg_h_x509_username_field, NULL},
+    {"dh", 0, 1, ANY, U, 0, cfg_h_dh, NULL},
+    /* client-config-dir files only */
+    {"ifconfig-push", 2, 3, CTX_CCD, U, 0, cfg_h_ifconfig_push, NULL},
+    {"ifconfig-ipv6-push", 1, 2, CTX_CCD, U, 0, cfg_h_ifconfig_ipv6_push, NULL},
+    {"iroute", 1, 2, CTX_CCD, U, F_MULTI, cfg_h_iroute, NULL},
+    {"iroute-ipv6", 1, 1, CTX_CCD, U, F_MULTI, cfg_h_iroute_ipv6, NULL},
+    {"push-reset", 0, 0, CTX_CCD, U, 0, cfg_h_ccd_flag, NULL},
+    {"push-remove", 1, 1, CTX_CCD, U, F_MULTI, cfg_h_push_remove, NULL},
+    {"disable", 0, 0, CTX_CCD, U, 0, cfg_h_ccd_flag, NULL},
+    /* scripts a server would run: refused, with the alternatives */
+    {"auth-user-pass-verify", 0, NOMAX, ANY, S, F_REFUSED, NULL,
+     "Shimmer never runs scripts (this one checks user names and passwords): use PAM in "
+     "process ('plugin /usr/lib/openvpn/openvpn-plugin-auth-pam.so SERVICE') or deferred "
+     "authentication over D-Bus"},
+    {"client-connect", 0, NOMAX, ANY, S, F_REFUSED, NULL,
+     "Shimmer never runs scripts (this one decides about a client and sets its options): "
+     "decide over D-Bus (deferred authentication) and give per-client options in "
+     "client-config-dir files"},
+    {"client-disconnect", 0, NOMAX, ANY, S, F_REFUSED, NULL,
+     "Shimmer never runs scripts (this one runs when a client leaves): follow the clients "
+     "over D-Bus instead"},
+    {"client-crresponse", 0, NOMAX, ANY, S, F_REFUSED, NULL,
+     "Shimmer never runs scripts (this one reads challenge responses): use deferred "
+     "authentication over D-Bus"},
+    {"learn-address", 0, NOMAX, ANY, S, F_REFUSED, NULL,
+     "Shimmer never runs scripts (this one follows the clients' addresses): follow them over "
+     "D-Bus instead"},
+    {"tls-crypt-v2-verify", 0, NOMAX, ANY, S, F_REFUSED, NULL,
+     "Shimmer never runs scripts (this one checks a client's tls-crypt-v2 key metadata): use "
+     "tls-crypt-v2-max-age, or decide over D-Bus"},
+    {"tls-verify", 0, NOMAX, ANY, U, F_REFUSED, NULL,
+     "Shimmer never runs scripts, and dropping this one would weaken the checks of the peer: "
+     "use verify-x509-name, remote-cert-tls, peer-fingerprint (or PAM / deferred "
+     "authentication over D-Bus on a server)"},
     /* pushed only */
     {"peer-id", 1, 1, CTX_PUSH, U, 0, h_int, NULL},
     {"auth-token", 1, 1, CTX_PUSH, U, F_SECRET_ARGS, h_auth_token, NULL},
@@ -2047,7 +2186,6 @@ static const Directive directives[] = {
     {"win-sys", 1, 1, ANY, U, F_IGNORED, h_ignored, "Windows only"},
     {"status", 1, 2, ANY, U, F_IGNORED, h_ignored, "use shimmerctl status"},
     {"status-version", 1, 1, ANY, U, F_IGNORED, h_ignored, NULL},
-    {"ifconfig-pool-persist", 1, 2, ANY, S, F_IGNORED, h_ignored, NULL},
     {"log", 1, 1, ANY, U, F_IGNORED, h_ignored, "shimmerd logs to the journal"},
     {"log-append", 1, 1, ANY, U, F_IGNORED, h_ignored, "shimmerd logs to the journal"},
     {"daemon", 0, 1, ANY, U, F_IGNORED, h_ignored, NULL},
@@ -2063,24 +2201,181 @@ static const Directive directives[] = {
     {"ping-timer-rem", 0, 0, ANY, U, F_IGNORED, h_ignored, NULL},
     {"txqueuelen", 1, 1, ANY, U, F_IGNORED, h_ignored, NULL},
     {"tun-ipv6", 0, 0, FP, U, F_IGNORED, h_ignored, "IPv6 is always enabled"},
-    {"key-method", 1, 1, ANY, U, F_IGNORED, h_ignored, "key method 2 is the only one"},
+    {"key-method", 0, NOMAX, ANY, U, F_REFUSED, NULL,
+     "OpenVPN 2.6 no longer knows it and refuses the file (key method 2 is the only one): "
+     "remove the line"},
     {"link-mtu", 1, 1, FC, U, F_IGNORED, h_ignored, "use tun-mtu"},
     {"tun-mtu-extra", 1, 1, FC, U, F_IGNORED, h_ignored, NULL},
-    {"keysize", 1, 1, ANY, U, F_IGNORED, h_ignored, "AEAD ciphers fix their key size"},
-    {"ncp-disable", 0, 0, ANY, U, F_IGNORED, h_ignored, "ciphers are always negotiated"},
+    {"keysize", 0, NOMAX, ANY, U, F_REFUSED, NULL,
+     "OpenVPN 2.6 no longer knows it and refuses the file (the cipher fixes its key size): "
+     "remove the line"},
+    {"ncp-disable", 0, NOMAX, ANY, U, F_REFUSED, NULL,
+     "OpenVPN 2.6 no longer knows it and refuses the file (ciphers are always negotiated): "
+     "remove the line, and give 'data-ciphers' to allow fewer ciphers"},
     {"echo", 0, NOMAX, CTX_PUSH, U, F_IGNORED, h_ignored, NULL},
     {"inactive", 1, 2, FP, U, F_IGNORED, h_ignored, NULL},
     {"session-timeout", 1, 1, FP, U, F_IGNORED, h_ignored, NULL},
+    {"allow-nonadmin", 0, 1, ANY, U, F_IGNORED, h_ignored, "Windows only"},
+    {"dhcp-release", 0, 0, ANY, U, F_IGNORED, h_ignored, "Windows only"},
+    {"dhcp-renew", 0, 0, ANY, U, F_IGNORED, h_ignored, "Windows only"},
+    {"tap-sleep", 1, 1, ANY, U, F_IGNORED, h_ignored, "Windows only"},
+    {"pause-exit", 0, 0, ANY, U, F_IGNORED, h_ignored, "Windows only"},
+    {"windows-driver", 1, 1, ANY, U, F_IGNORED, h_ignored, "Windows only"},
+    {"allow-pull-fqdn", 0, 0, ANY, C, F_IGNORED, h_ignored,
+     "pushed host names are not looked up: the server's routes must be numbers"},
+    {"allow-recursive-routing", 0, 0, ANY, U, F_IGNORED, h_ignored,
+     "Shimmer pins the route to the server itself"},
+    {"bcast-buffers", 1, 1, ANY, U, F_IGNORED, h_ignored, NULL},
+    {"bind", 0, 1, FC, U, F_IGNORED, h_ignored,
+     "the socket's address and port come from 'local' and 'lport'"},
+    {"chroot", 1, 1, ANY, U, F_IGNORED, h_ignored, "shimmerd is confined by its service unit"},
+    {"comp-noadapt", 0, 0, FP, U, F_IGNORED, h_ignored,
+     "Shimmer never compresses, so there is nothing to adapt"},
+    {"compat-mode", 1, 1, ANY, U, F_IGNORED, h_ignored,
+     "Shimmer negotiates what the peer supports"},
+    {"connect-freq", 2, 2, ANY, S, F_IGNORED, h_ignored,
+     "the server does not limit the rate of new clients yet"},
+    {"connect-freq-initial", 2, 2, ANY, S, F_IGNORED, h_ignored,
+     "the server does not limit the rate of new clients yet"},
+    {"disable-dco", 0, 0, ANY, U, F_IGNORED, h_ignored, "Shimmer has no data channel offload"},
+    {"disable-occ", 0, 0, ANY, U, F_IGNORED, h_ignored, "Shimmer does not compare options strings"},
+    {"down-pre", 0, 0, ANY, U, F_IGNORED, h_ignored, "Shimmer never runs scripts"},
+    {"engine", 0, 1, ANY, U, F_IGNORED, h_ignored, "OpenSSL engines do not apply (GnuTLS)"},
+    {"providers", 1, NOMAX, ANY, U, F_IGNORED, h_ignored,
+     "OpenSSL providers do not apply (GnuTLS)"},
+    {"errors-to-stderr", 0, 0, ANY, U, F_IGNORED, h_ignored, "shimmerd logs to the journal"},
+    {"machine-readable-output", 0, 0, ANY, U, F_IGNORED, h_ignored, "shimmerd logs to the journal"},
+    {"suppress-timestamps", 0, 0, ANY, U, F_IGNORED, h_ignored, "shimmerd logs to the journal"},
+    {"syslog", 0, 1, ANY, U, F_IGNORED, h_ignored, "shimmerd logs to the journal"},
+    {"gremlin", 1, 1, ANY, U, F_IGNORED, h_ignored, "an OpenVPN stress test"},
+    {"hash-size", 2, 2, ANY, S, F_IGNORED, h_ignored, NULL},
+    {"ifconfig-nowarn", 0, 0, ANY, U, F_IGNORED, h_ignored, NULL},
+    {"iproute", 1, 1, ANY, U, F_IGNORED, h_ignored, "Shimmer configures through netlink"},
+    {"keying-material-exporter", 2, 2, ANY, U, F_IGNORED, h_ignored,
+     "only scripts and plugins read the exported key material, and Shimmer runs neither"},
+    {"lladdr", 1, 1, ANY, U, F_IGNORED, h_ignored, "TAP only"},
+    {"vlan-tagging", 0, 0, ANY, U, F_IGNORED, h_ignored, "TAP only"},
+    {"vlan-accept", 1, 1, ANY, U, F_IGNORED, h_ignored, "TAP only"},
+    {"vlan-pvid", 1, 1, ANY, U, F_IGNORED, h_ignored, "TAP only"},
+    {"management", 1, 3, ANY, U, F_IGNORED, h_ignored, MANAGEMENT_NOTE},
+    {"management-client", 0, 0, ANY, U, F_IGNORED, h_ignored, MANAGEMENT_NOTE},
+    {"management-client-auth", 0, 0, ANY, S, F_IGNORED, h_ignored, MANAGEMENT_NOTE},
+    {"management-client-group", 1, 1, ANY, U, F_IGNORED, h_ignored, MANAGEMENT_NOTE},
+    {"management-client-user", 1, 1, ANY, U, F_IGNORED, h_ignored, MANAGEMENT_NOTE},
+    {"management-forget-disconnect", 0, 0, ANY, U, F_IGNORED, h_ignored, MANAGEMENT_NOTE},
+    {"management-hold", 0, 0, ANY, U, F_IGNORED, h_ignored, MANAGEMENT_NOTE},
+    {"management-log-cache", 1, 1, ANY, U, F_IGNORED, h_ignored, MANAGEMENT_NOTE},
+    {"management-query-passwords", 0, 0, ANY, U, F_IGNORED, h_ignored, MANAGEMENT_NOTE},
+    {"management-query-proxy", 0, 0, ANY, U, F_IGNORED, h_ignored, MANAGEMENT_NOTE},
+    {"management-query-remote", 0, 0, ANY, U, F_IGNORED, h_ignored, MANAGEMENT_NOTE},
+    {"management-signal", 0, 0, ANY, U, F_IGNORED, h_ignored, MANAGEMENT_NOTE},
+    {"management-up-down", 0, 0, ANY, U, F_IGNORED, h_ignored, MANAGEMENT_NOTE},
+    {"max-packet-size", 1, 1, ANY, U, F_IGNORED, h_ignored, NULL},
+    {"max-routes-per-client", 1, 1, ANY, S, F_IGNORED, h_ignored, NULL},
+    {"max-routes", 1, 1, FP, U, F_IGNORED, h_ignored,
+     "the number of routes is not limited (deprecated in OpenVPN 2.4)"},
+    {"memstats", 1, 1, ANY, U, F_IGNORED, h_ignored, NULL},
+    {"mlock", 0, 0, ANY, U, F_IGNORED, h_ignored, "shimmerd wipes key material it no longer needs"},
+    {"mtu-disc", 1, 1, FC, U, F_IGNORED, h_ignored, NULL},
+    {"mtu-test", 0, 0, ANY, U, F_IGNORED, h_ignored, NULL},
+    {"nice", 1, 1, ANY, U, F_IGNORED, h_ignored, NULL},
+    {"opt-verify", 0, 0, ANY, U, F_IGNORED, h_ignored,
+     "Shimmer does not compare options strings (deprecated in OpenVPN 2.6)"},
+    {"passtos", 0, 0, ANY, U, F_IGNORED, h_ignored, "the TOS byte is not copied"},
+    {"prng", 1, 2, ANY, U, F_IGNORED, h_ignored, "ignored by OpenVPN too"},
+    {"remap-usr1", 1, 1, ANY, U, F_IGNORED, h_ignored, NULL},
+    {"replay-persist", 1, 1, ANY, U, F_IGNORED, h_ignored, "replay state stays in memory"},
+    {"setcon", 1, 1, ANY, U, F_IGNORED, h_ignored, NULL},
+    {"shaper", 1, 1, ANY, U, F_IGNORED, h_ignored, "the tunnel's bandwidth is not limited"},
+    {"single-session", 0, 0, ANY, U, F_IGNORED, h_ignored, NULL},
+    {"socket-flags", 1, NOMAX, ANY, U, F_IGNORED, h_ignored, NULL},
+    {"stale-routes-check", 1, 2, ANY, S, F_IGNORED, h_ignored, NULL},
+    {"tcp-nodelay", 0, 0, ANY, U, F_IGNORED, h_ignored, NULL},
+    {"tcp-queue-limit", 1, 1, ANY, U, F_IGNORED, h_ignored, NULL},
+    {"tls-exit", 0, 0, ANY, U, F_IGNORED, h_ignored,
+     "a failed handshake is retried like any failed connection"},
+    {"tls-export-cert", 1, 1, ANY, U, F_IGNORED, h_ignored,
+     "only scripts read the exported certificates, and Shimmer runs none"},
+    {"tls-timeout", 1, 1, ANY, U, F_IGNORED, h_ignored, NULL},
+    {"tmp-dir", 1, 1, ANY, U, F_IGNORED, h_ignored, NULL},
+    {"tun-max-mtu", 1, 1, ANY, U, F_IGNORED, h_ignored, NULL},
+    {"use-prediction-resistance", 0, 0, ANY, U, F_IGNORED, h_ignored, NULL},
+    {"x509-track", 1, 1, ANY, U, F_IGNORED, h_ignored,
+     "only scripts read the exported fields, and Shimmer runs none"},
     {"ignore-unknown-option", 1, NOMAX, ANY, U, F_MULTI, h_ignore_unknown, NULL},
     /* refused */
-    {"secret", 0, 2, ANY, U, 0, h_secret, NULL},
-    {"fragment", 1, 2, FC, U, 0, h_fragment, NULL},
-    {"tls-verify", 1, NOMAX, ANY, U, 0, h_unsupported_verify, NULL},
-    {"remote-cert-ku", 0, NOMAX, ANY, U, 0, h_unsupported_verify, NULL},
-    {"remote-cert-eku", 1, 1, ANY, U, 0, h_unsupported_verify, NULL},
-    {"ns-cert-type", 1, 1, ANY, U, 0, h_unsupported_verify, NULL},
-    {"tls-remote", 1, 1, ANY, U, 0, h_unsupported_verify, NULL},
-    {"auth-user-pass-verify", 1, 2, ANY, S, 0, h_unsupported_verify, NULL},
+    {"secret", 0, NOMAX, ANY, U, F_REFUSED, NULL,
+     "static-key mode is not supported (it has no forward secrecy and OpenVPN 2.7 removes "
+     "it); use TLS with tls-crypt"},
+    {"fragment", 0, NOMAX, FC, U, F_REFUSED, NULL,
+     "not supported; lower 'tun-mtu' or use 'mssfix' instead"},
+    {"tls-remote", 0, NOMAX, ANY, U, F_REFUSED, NULL,
+     "removed in OpenVPN 2.3, and dropping it would weaken the checks of the peer: use "
+     "verify-x509-name"},
+    {"verify-hash", 0, NOMAX, ANY, U, F_REFUSED, NULL,
+     "not supported, and dropping it would weaken the checks of the peer: use "
+     "peer-fingerprint, or the issuing CA as 'ca'"},
+    {"capath", 0, NOMAX, ANY, U, F_REFUSED, NULL,
+     "a directory of CAs is not supported: put the CAs into one 'ca' file"},
+    {"client-cert-not-required", 0, NOMAX, ANY, S, F_REFUSED, NULL,
+     "removed in OpenVPN 2.5, which refuses it: use 'verify-client-cert none' (with PAM)"},
+    {"no-replay", 0, NOMAX, ANY, U, F_REFUSED, NULL,
+     "turning replay protection off is not supported"},
+    {"no-iv", 0, NOMAX, ANY, U, F_REFUSED, NULL,
+     "removed in OpenVPN 2.5 (which refuses it): remove the line"},
+    {"no-name-remapping", 0, NOMAX, ANY, U, F_REFUSED, NULL,
+     "removed in OpenVPN 2.5 (which refuses it): remove the line"},
+    {"ifconfig-pool-linear", 0, NOMAX, ANY, S, F_REFUSED, NULL,
+     "removed in OpenVPN 2.5 (which refuses it): use 'topology subnet'"},
+    {"management-client-pf", 0, NOMAX, ANY, U, F_REFUSED, NULL,
+     "packet filters were removed in OpenVPN 2.6, which refuses it"},
+    {"management-external-key", 0, NOMAX, ANY, U, F_REFUSED, NULL,
+     "the private key would come from a management client: give it with 'key' or 'pkcs12'"},
+    {"management-external-cert", 0, NOMAX, ANY, U, F_REFUSED, NULL,
+     "the certificate would come from a management client: give it with 'cert' or 'pkcs12'"},
+    {"cryptoapicert", 0, NOMAX, ANY, U, F_REFUSED, NULL,
+     "the Windows certificate store does not exist here: export the certificate and key "
+     "(pkcs12)"},
+    {"pkcs11-providers", 0, NOMAX, ANY, U, F_REFUSED, NULL, PKCS11_NOTE},
+    {"pkcs11-id", 0, NOMAX, ANY, U, F_REFUSED, NULL, PKCS11_NOTE},
+    {"pkcs11-id-management", 0, NOMAX, ANY, U, F_REFUSED, NULL, PKCS11_NOTE},
+    {"pkcs11-pin-cache", 0, NOMAX, ANY, U, F_REFUSED, NULL, PKCS11_NOTE},
+    {"pkcs11-private-mode", 0, NOMAX, ANY, U, F_REFUSED, NULL, PKCS11_NOTE},
+    {"pkcs11-protected-authentication", 0, NOMAX, ANY, U, F_REFUSED, NULL, PKCS11_NOTE},
+    {"pkcs11-cert-private", 0, NOMAX, ANY, U, F_REFUSED, NULL, PKCS11_NOTE},
+    {"client-nat", 0, NOMAX, ANY, U, F_REFUSED, NULL,
+     "rewriting addresses in the tunnel is not supported"},
+    {"server-bridge", 0, NOMAX, ANY, S, F_REFUSED, NULL,
+     "bridging needs TAP (layer 2) devices, which Shimmer does not support"},
+    {"port-share", 0, NOMAX, ANY, S, F_REFUSED, NULL,
+     "sharing the TCP port with a web server is not supported"},
+    {"bind-dev", 0, NOMAX, FC, U, F_REFUSED, NULL,
+     "binding the tunnel's socket to one interface (a VRF) is not supported"},
+    {"route-noexec", 0, NOMAX, ANY, U, F_REFUSED, NULL,
+     "Shimmer installs the routes itself and never leaves them to scripts: use 'route-nopull' "
+     "(and pull-filter) to refuse the server's routes"},
+    {"ifconfig-noexec", 0, NOMAX, ANY, U, F_REFUSED, NULL,
+     "Shimmer configures the tunnel's addresses itself and never leaves them to scripts"},
+    {"config", 0, NOMAX, ANY, U, F_REFUSED, NULL,
+     "including another file is not supported: paste its lines into this one"},
+    {"show-adapters", 0, NOMAX, ANY, U, F_REFUSED, NULL, STANDALONE_NOTE},
+    {"show-ciphers", 0, NOMAX, ANY, U, F_REFUSED, NULL, STANDALONE_NOTE},
+    {"show-digests", 0, NOMAX, ANY, U, F_REFUSED, NULL, STANDALONE_NOTE},
+    {"show-engines", 0, NOMAX, ANY, U, F_REFUSED, NULL, STANDALONE_NOTE},
+    {"show-gateway", 0, NOMAX, ANY, U, F_REFUSED, NULL, STANDALONE_NOTE},
+    {"show-groups", 0, NOMAX, ANY, U, F_REFUSED, NULL, STANDALONE_NOTE},
+    {"show-net", 0, NOMAX, ANY, U, F_REFUSED, NULL, STANDALONE_NOTE},
+    {"show-net-up", 0, NOMAX, ANY, U, F_REFUSED, NULL, STANDALONE_NOTE},
+    {"show-pkcs11-ids", 0, NOMAX, ANY, U, F_REFUSED, NULL, STANDALONE_NOTE},
+    {"show-tls", 0, NOMAX, ANY, U, F_REFUSED, NULL, STANDALONE_NOTE},
+    {"show-valid-subnets", 0, NOMAX, ANY, U, F_REFUSED, NULL, STANDALONE_NOTE},
+    {"genkey", 0, NOMAX, ANY, U, F_REFUSED, NULL, STANDALONE_NOTE},
+    {"help", 0, NOMAX, ANY, U, F_REFUSED, NULL, STANDALONE_NOTE},
+    {"version", 0, NOMAX, ANY, U, F_REFUSED, NULL, STANDALONE_NOTE},
+    {"test-crypto", 0, NOMAX, ANY, U, F_REFUSED, NULL, STANDALONE_NOTE},
+    {"mktun", 0, NOMAX, ANY, U, F_REFUSED, NULL, STANDALONE_NOTE},
+    {"rmtun", 0, NOMAX, ANY, U, F_REFUSED, NULL, STANDALONE_NOTE},
+    {"service", 0, NOMAX, ANY, U, F_REFUSED, NULL, STANDALONE_NOTE},
 };
 
 static const Directive *lookup(const char *name)
@@ -2090,6 +2385,20 @@ static const Directive *lookup(const char *name)
             return &directives[i];
     }
     return NULL;
+}
+
+ShimmerDirectiveStatus shimmer_config_directive_status(const char *name, const char **reason)
+{
+    const Directive *d = name != NULL && name[0] != '<' ? lookup(name) : NULL;
+    if (reason != NULL)
+        *reason = d != NULL ? d->note : NULL;
+    if (d == NULL)
+        return SHIMMER_DIRECTIVE_UNKNOWN;
+    if (d->flags & F_REFUSED)
+        return SHIMMER_DIRECTIVE_REFUSED;
+    if (d->flags & F_IGNORED)
+        return SHIMMER_DIRECTIVE_IGNORED;
+    return SHIMMER_DIRECTIVE_APPLIED;
 }
 
 static bool directive_in_list(const char *name, const char *const *list)
@@ -2115,17 +2424,17 @@ static void parse_connection_block(Parser *p, const ShimmerItem *block)
     g_autoptr(GPtrArray) items =
         shimmer_lex(block->body, block->body_len, block->line + 1, &err_line, &error);
     if (items == NULL) {
-        perr(p, err_line, "%s (in the <connection> block at line %u)", error->message,
-             block->line);
+        cfg_error(p, err_line, "%s (in the <connection> block at line %u)", error->message,
+                  block->line);
         return;
     }
-    set_role(p, SHIMMER_ROLE_CLIENT,
-             &(ShimmerItem){.argv = (char *[]){(char *)"<connection>", NULL},
-                            .argc = 1,
-                            .line = block->line});
+    cfg_set_role(p, SHIMMER_ROLE_CLIENT,
+                 &(ShimmerItem){.argv = (char *[]){(char *)"<connection>", NULL},
+                                .argc = 1,
+                                .line = block->line});
     ConnDraft *d = g_new0(ConnDraft, 1);
-    d->port = d->transport = d->connect_timeout = d->explicit_exit_notify = d->tun_mtu =
-        d->mssfix = -1;
+    d->port = d->transport = d->connect_timeout = d->explicit_exit_notify = d->tun_mtu = d->mssfix =
+        -1;
     d->line = block->line;
     g_ptr_array_add(p->drafts, d);
     p->cfg->has_connection_blocks = true;
@@ -2136,8 +2445,8 @@ static void parse_connection_block(Parser *p, const ShimmerItem *block)
     for (guint i = 0; i < items->len; i++) {
         ShimmerItem *it = g_ptr_array_index(items, i);
         if (it->kind == SHIMMER_ITEM_BLOCK) {
-            perr(p, it->line, "<%s> is not allowed inside a <connection> block",
-                 it->block_name);
+            cfg_error(p, it->line, "<%s> is not allowed inside a <connection> block",
+                      it->block_name);
             continue;
         }
         apply_item(p, it);
@@ -2145,7 +2454,7 @@ static void parse_connection_block(Parser *p, const ShimmerItem *block)
     p->cur = NULL;
     p->ctx = saved;
     if (d->remotes == 0)
-        perr(p, block->line, "<connection> block without a 'remote'");
+        cfg_error(p, block->line, "<connection> block without a 'remote'");
 }
 
 static void apply_item(Parser *p, const ShimmerItem *it)
@@ -2156,47 +2465,62 @@ static void apply_item(Parser *p, const ShimmerItem *it)
 
     if (d == NULL || name[0] == '<') {
         if (p->ctx == SHIMMER_CONTEXT_PUSH) {
-            pwarn(p, it->line, "'%s' is not an option a server may push: ignored", name);
+            cfg_warn(p, it->line, "'%s' is not an option a server may push: ignored", name);
             return;
         }
         if (g_hash_table_contains(p->cfg->priv->ignore_unknown, name)) {
-            pwarn(p, it->line, "'%s': unknown option ignored (ignore-unknown-option)", name);
+            cfg_warn(p, it->line, "'%s': unknown option ignored (ignore-unknown-option)", name);
             g_ptr_array_add(p->cfg->ignored, g_strdup(name));
             return;
         }
-        perr(p, it->line, "unknown directive '%s'", name);
+        cfg_error(p, it->line, "unknown directive '%s'", name);
+        return;
+    }
+    if (d->flags & F_REFUSED) {
+        /* A server pushing one of these gets the usual push treatment. */
+        if (p->ctx == SHIMMER_CONTEXT_PUSH)
+            cfg_warn(p, it->line, "'%s' is not an option a server may push: ignored", name);
+        else
+            cfg_error(p, it->line, "'%s': %s", name, d->note);
         return;
     }
     if (!(d->contexts & (1u << p->ctx))) {
         if (p->ctx == SHIMMER_CONTEXT_PUSH)
-            pwarn(p, it->line, "'%s' is not an option a server may push: ignored", name);
+            cfg_warn(p, it->line, "'%s' is not an option a server may push: ignored", name);
         else if (p->ctx == SHIMMER_CONTEXT_CONNECTION)
-            perr(p, it->line, "'%s' is not allowed inside a <connection> block", name);
+            cfg_error(p, it->line, "'%s' is not allowed inside a <connection> block", name);
+        else if (p->ctx == SHIMMER_CONTEXT_CCD)
+            cfg_error(p, it->line, "'%s' is not allowed in a client-config-dir file", name);
+        else if (d->contexts == CTX_CCD)
+            cfg_error(p, it->line,
+                      "'%s' belongs in a client-config-dir file (one per client, named after "
+                      "its certificate's common name), not in the server's configuration",
+                      name);
         else
-            perr(p, it->line, "'%s' is only valid in a PUSH_REPLY", name);
+            cfg_error(p, it->line, "'%s' is only valid in a PUSH_REPLY", name);
         return;
     }
     if (nargs < d->min_args) {
-        perr(p, it->line, "'%s' needs %u argument%s, got %u", name, d->min_args,
-             d->min_args == 1 ? "" : "s", nargs);
+        cfg_error(p, it->line, "'%s' needs %u argument%s, got %u", name, d->min_args,
+                  d->min_args == 1 ? "" : "s", nargs);
         return;
     }
     if (nargs > d->max_args) {
         if (d->flags & F_SECRET_ARGS)
-            perr(p, it->line, "'%s' takes at most %u argument%s, got %u", name, d->max_args,
-                 d->max_args == 1 ? "" : "s", nargs);
+            cfg_error(p, it->line, "'%s' takes at most %u argument%s, got %u", name, d->max_args,
+                      d->max_args == 1 ? "" : "s", nargs);
         else
-            perr(p, it->line, "'%s' takes at most %u argument%s, got %u (extra: '%s')", name,
-                 d->max_args, d->max_args == 1 ? "" : "s", nargs, it->argv[d->max_args + 1]);
+            cfg_error(p, it->line, "'%s' takes at most %u argument%s, got %u (extra: '%s')", name,
+                      d->max_args, d->max_args == 1 ? "" : "s", nargs, it->argv[d->max_args + 1]);
         return;
     }
-    set_role(p, d->role, it);
+    cfg_set_role(p, d->role, it);
     if (d->flags & F_IGNORED) {
         /* A server pushes these routinely (tun-ipv6, register-dns...): only a
          * configuration file's author needs to hear about them. */
         if (p->ctx != SHIMMER_CONTEXT_PUSH)
-            pwarn(p, it->line, "'%s' ignored%s%s", name, d->note ? ": " : "",
-                  d->note ? d->note : "");
+            cfg_warn(p, it->line, "'%s' ignored%s%s", name, d->note ? ": " : "",
+                     d->note ? d->note : "");
         d->handler(p, it);
         return;
     }
@@ -2204,11 +2528,14 @@ static void apply_item(Parser *p, const ShimmerItem *it)
         /* Aliases share one slot so that `port 1194` and `rport 443` collide. */
         static const char *const retry_alias[] = {"connect-timeout", "server-poll-timeout", NULL};
         static const char *const cipher_alias[] = {"data-ciphers", "ncp-ciphers", NULL};
+        static const char *const comp_alias[] = {"comp-lzo", "compress", NULL};
         const char *key = name;
         if (directive_in_list(name, retry_alias))
             key = "connect-timeout";
         else if (directive_in_list(name, cipher_alias))
             key = "data-ciphers";
+        else if (directive_in_list(name, comp_alias))
+            key = "compress";
         else if (strcmp(name, "redirect-private") == 0)
             key = "redirect-gateway";
         if (!check_repeat(p, it, key))
@@ -2227,39 +2554,70 @@ static void collect_ignore_unknown(Parser *p)
             continue;
         for (guint a = 1; a < it->argc; a++) {
             if (lookup(it->argv[a]) != NULL && !(lookup(it->argv[a])->flags & F_IGNORED))
-                pwarn(p, it->line, "'ignore-unknown-option %s': Shimmer knows '%s' and applies "
-                                   "it",
-                      it->argv[a], it->argv[a]);
+                cfg_warn(p, it->line,
+                         "'ignore-unknown-option %s': Shimmer knows '%s' and applies "
+                         "it",
+                         it->argv[a], it->argv[a]);
             g_hash_table_add(p->cfg->priv->ignore_unknown, g_strdup(it->argv[a]));
         }
     }
 }
 
+/* OpenVPN changes its directory at `cd` and reads every file only after
+ * the whole configuration: each `cd` (relative to the one before) moves
+ * where all of the file's relative paths resolve. */
+static void collect_cd(Parser *p)
+{
+    for (guint i = 0; i < p->items->len; i++) {
+        ShimmerItem *it = g_ptr_array_index(p->items, i);
+        if (it->kind != SHIMMER_ITEM_DIRECTIVE || strcmp(it->argv[0], "cd") != 0 || it->argc != 2)
+            continue;
+        char *dir = cfg_resolve_path(p, it->argv[1]);
+        g_free(p->base_dir);
+        p->base_dir = dir;
+    }
+}
+
 static void collect_blocks(Parser *p)
 {
-    static const char *const known[] = {"ca",          "cert",        "key",
-                                        "extra-certs", "pkcs12",      "tls-auth",
-                                        "tls-crypt",   "tls-crypt-v2", "crl-verify",
-                                        "secret",      "auth-user-pass", "dh",
-                                        "peer-fingerprint", "askpass", NULL};
+    static const char *const known[] = {"ca",
+                                        "cert",
+                                        "key",
+                                        "extra-certs",
+                                        "pkcs12",
+                                        "tls-auth",
+                                        "tls-crypt",
+                                        "tls-crypt-v2",
+                                        "crl-verify",
+                                        "secret",
+                                        "auth-user-pass",
+                                        "dh",
+                                        "peer-fingerprint",
+                                        "askpass",
+                                        "http-proxy-user-pass",
+                                        "auth-gen-token-secret",
+                                        NULL};
     for (guint i = 0; i < p->items->len; i++) {
         ShimmerItem *it = g_ptr_array_index(p->items, i);
         if (it->kind != SHIMMER_ITEM_BLOCK || strcmp(it->block_name, "connection") == 0)
             continue;
         if (!directive_in_list(it->block_name, known)) {
             if (g_hash_table_contains(p->cfg->priv->ignore_unknown, it->block_name)) {
-                pwarn(p, it->line, "<%s>: unknown block ignored (ignore-unknown-option)",
-                      it->block_name);
+                cfg_warn(p, it->line, "<%s>: unknown block ignored (ignore-unknown-option)",
+                         it->block_name);
                 continue;
             }
-            perr(p, it->line, "unknown inline block <%s>", it->block_name);
+            cfg_error(p, it->line, "unknown inline block <%s>", it->block_name);
             continue;
         }
         ShimmerItem *prev = g_hash_table_lookup(p->blocks, it->block_name);
         if (prev != NULL) {
-            perr(p, it->line, "<%s> is given twice (lines %u and %u)", it->block_name,
-                 prev->line, it->line);
-            continue;
+            /* As OpenVPN: the later block counts. */
+            cfg_warn(p, it->line,
+                     "<%s> overrides the <%s> block at line %u (as in OpenVPN, the last one "
+                     "counts)",
+                     it->block_name, it->block_name, prev->line);
+            drop_lines(p, prev->line, prev->end_line);
         }
         g_hash_table_insert(p->blocks, g_strdup(it->block_name), it);
     }
@@ -2285,14 +2643,16 @@ static void apply_unreferenced_blocks(Parser *p)
                              .argv = argv,
                              .argc = 1};
         apply_item(p, &synth);
-        g_hash_table_insert(p->block_used, g_strdup(it->block_name),
-                            GUINT_TO_POINTER(it->line));
+        g_hash_table_insert(p->block_used, g_strdup(it->block_name), GUINT_TO_POINTER(it->line));
     }
 }
+
+static void connection_free(gpointer data);
 
 static void finish_connections(Parser *p)
 {
     ShimmerConfig *cfg = p->cfg;
+    guint skipped = 0;
     for (guint i = 0; i < p->drafts->len; i++) {
         ConnDraft *d = g_ptr_array_index(p->drafts, i);
         if (d->host == NULL)
@@ -2302,30 +2662,47 @@ static void finish_connections(Parser *p)
         c->port = d->port > 0 ? (guint16)d->port : cfg->rport;
         c->transport = d->transport >= 0 ? (ShimmerTransport)d->transport : cfg->transport;
         c->family = d->family_set ? d->family : cfg->family;
-        c->connect_timeout = d->connect_timeout > 0 ? (guint)d->connect_timeout
-                                                    : cfg->connect_timeout;
-        c->explicit_exit_notify = d->explicit_exit_notify >= 0 ? d->explicit_exit_notify
-                                                               : cfg->explicit_exit_notify;
+        c->connect_timeout =
+            d->connect_timeout > 0 ? (guint)d->connect_timeout : cfg->connect_timeout;
+        c->explicit_exit_notify =
+            d->explicit_exit_notify >= 0 ? d->explicit_exit_notify : cfg->explicit_exit_notify;
         c->tun_mtu = d->tun_mtu > 0 ? (guint)d->tun_mtu : cfg->tun_mtu;
         c->mssfix = d->mssfix >= 0 ? d->mssfix : cfg->mssfix;
+        if (cfg->proto_force >= 0 && c->transport != (ShimmerTransport)cfg->proto_force) {
+            /* proto-force: only the connections of that transport. */
+            connection_free(c);
+            skipped++;
+            continue;
+        }
+        c->proxy = cfg_proxy_for(p, d);
+        c->local = g_strdup(d->local != NULL ? d->local : cfg->local);
         c->line = d->line;
+        if (c->proxy != NULL && c->proxy->type == SHIMMER_PROXY_HTTP &&
+            c->transport != SHIMMER_TRANSPORT_TCP)
+            cfg_error(p, c->proxy->line,
+                      "'http-proxy' (line %u) carries TCP only, but the connection to '%s' "
+                      "(line %u) is UDP: add 'proto tcp-client'",
+                      c->proxy->line, c->host, c->line);
         g_ptr_array_add(cfg->connections, c);
     }
+    if (skipped > 0)
+        cfg_warn(p, 0, "'proto-force %s' leaves out %u of the %u connections",
+                 cfg->proto_force == SHIMMER_TRANSPORT_TCP ? "tcp" : "udp", skipped,
+                 skipped + cfg->connections->len);
 }
 
-static void finish(Parser *p)
+/* tls-auth, tls-crypt and tls-crypt-v2 exclude each other. */
+static void finish_wrapping(Parser *p)
 {
     ShimmerConfig *cfg = p->cfg;
-
-    /* Explicit conflicts between directives. */
     gint wraps[3] = {p->tls_auth_line, p->tls_crypt_line, p->tls_crypt_v2_line};
     const char *wrap_names[3] = {"tls-auth", "tls-crypt", "tls-crypt-v2"};
     for (int i = 0; i < 3; i++) {
         for (int j = i + 1; j < 3; j++) {
             if (wraps[i] > 0 && wraps[j] > 0)
-                perr(p, (guint)MAX(wraps[i], wraps[j]),
-                     "'%s' (line %d) and '%s' (line %d) cannot be combined: choose one",
-                     wrap_names[i], wraps[i], wrap_names[j], wraps[j]);
+                cfg_error(p, (guint)MAX(wraps[i], wraps[j]),
+                          "'%s' (line %d) and '%s' (line %d) cannot be combined: choose one",
+                          wrap_names[i], wraps[i], wrap_names[j], wraps[j]);
         }
     }
     if (cfg->tls_auth.present)
@@ -2336,45 +2713,144 @@ static void finish(Parser *p)
         cfg->wrap = SHIMMER_WRAP_TLS_CRYPT_V2;
 
     if (cfg->key_direction >= 0 && !cfg->tls_auth.present)
-        pwarn(p, (guint)p->key_direction_line,
-              "'key-direction' only applies to tls-auth and is ignored here");
+        cfg_warn(p, (guint)p->key_direction_line,
+                 "'key-direction' only applies to tls-auth and is ignored here");
+}
 
-    /* `port` sets both ports; a second directive for either must agree. */
+/* `port` sets both ports, `rport` and `lport` one each: as OpenVPN, the
+ * later line counts for each port, with a warning where they disagree. */
+static void finish_ports(Parser *p)
+{
+    ShimmerConfig *cfg = p->cfg;
     if (p->port_line > 0 && p->rport_line > 0 && p->port_value != p->rport_value) {
-        perr(p, (guint)MAX(p->port_line, p->rport_line),
-             "'port %d' (line %d) and 'rport %d' (line %d) disagree about the server's port",
-             p->port_value, p->port_line, p->rport_value, p->rport_line);
+        bool rport_later = p->rport_line > p->port_line;
+        cfg->rport = (guint16)(rport_later ? p->rport_value : p->port_value);
+        if (rport_later)
+            cfg_warn(p, (guint)p->rport_line,
+                     "'rport %d' overrides the server port 'port %d' gave at line %d (as in "
+                     "OpenVPN, the last one counts)",
+                     p->rport_value, p->port_value, p->port_line);
+        else
+            cfg_warn(p, (guint)p->port_line,
+                     "'port %d' overrides 'rport %d' at line %d (as in OpenVPN, the last one "
+                     "counts)",
+                     p->port_value, p->rport_value, p->rport_line);
     }
-    if (p->port_line > 0 && p->lport_line > 0 && cfg->role == SHIMMER_ROLE_SERVER &&
-        p->port_value != cfg->lport) {
-        perr(p, (guint)MAX(p->port_line, p->lport_line),
-             "'port %d' (line %d) and 'lport %d' (line %d) disagree about the local port",
-             p->port_value, p->port_line, cfg->lport, p->lport_line);
+    if (p->port_line > 0 && p->lport_line > 0 && p->port_value != cfg->lport &&
+        p->port_line > p->lport_line) {
+        cfg_warn(p, (guint)p->port_line,
+                 "'port %d' overrides 'lport %d' at line %d (as in OpenVPN, the last one counts)",
+                 p->port_value, cfg->lport, p->lport_line);
+        cfg->lport = p->port_value;
     }
-    if (p->port_line > 0 && p->rport_line > 0 && p->rport_line > p->port_line)
-        cfg->rport = (guint16)p->rport_value;
+}
+
+static void finish_timers(Parser *p)
+{
     if (p->keepalive_line > 0 && (p->ping_line > 0 || p->ping_restart_line > 0)) {
         gint other = p->ping_line > 0 ? p->ping_line : p->ping_restart_line;
-        perr(p, (guint)MAX(p->keepalive_line, other),
-             "'keepalive' (line %d) sets ping and ping-restart, which line %d also sets: give "
-             "one",
-             p->keepalive_line, other);
+        cfg_error(p, (guint)MAX(p->keepalive_line, other),
+                  "'keepalive' (line %d) sets ping and ping-restart, which line %d also sets: give "
+                  "one",
+                  p->keepalive_line, other);
     }
+}
+
+/* Plugins are never loaded. A server recognises OpenVPN's PAM plugin as
+ * "authenticate with PAM" (done in-process); any other plugin on a server
+ * may be what keeps strangers out, so it is refused. A client's plugins
+ * (down-root and the like) are only ignored. */
+static void finish_plugins(Parser *p)
+{
+    ShimmerConfig *cfg = p->cfg;
+    for (guint i = 0; i < p->plugins->len; i++) {
+        const ShimmerItem *it = g_ptr_array_index(p->plugins, i);
+        g_autofree char *base = g_path_get_basename(it->argv[1]);
+        bool pam = strcmp(base, "openvpn-plugin-auth-pam.so") == 0 ||
+                   strcmp(base, "openvpn-auth-pam.so") == 0;
+        if (cfg->role != SHIMMER_ROLE_SERVER) {
+            cfg_warn(p, it->line, "'plugin %s' ignored: Shimmer never loads plugins", it->argv[1]);
+            g_ptr_array_add(cfg->ignored, g_strdup("plugin"));
+            continue;
+        }
+        if (!pam) {
+            cfg_error(p, it->line,
+                      "'plugin %s': Shimmer loads no plugins, and one that is not run could be "
+                      "what keeps strangers out. OpenVPN's PAM plugin is recognised (PAM in "
+                      "process); for other decisions use deferred authentication over D-Bus",
+                      it->argv[1]);
+            continue;
+        }
+        if (it->argc < 3 || it->argv[2][0] == '\0') {
+            cfg_error(p, it->line, "'plugin %s' needs the PAM service name", it->argv[1]);
+            continue;
+        }
+        if (cfg->pam_service != NULL)
+            cfg_warn(p, it->line, "a second PAM plugin line overrides the service '%s'",
+                     cfg->pam_service);
+        g_free(cfg->pam_service);
+        cfg->pam_service = g_strdup(it->argv[2]);
+        if (it->argc > 3)
+            cfg_warn(p, it->line,
+                     "'plugin %s %s': the prompt names after the service are not needed: "
+                     "Shimmer gives PAM the user name and password itself",
+                     it->argv[1], it->argv[2]);
+    }
+}
+
+/* A CRL counts only with a valid signature of a CA from `ca`. */
+static void finish_crl(Parser *p)
+{
+    ShimmerConfig *cfg = p->cfg;
+    const ShimmerBlob *b = &cfg->crl_verify;
+    if (!b->present || shimmer_config_has_errors(cfg))
+        return;
+    g_autoptr(ShimmerCrlSet) set = shimmer_crl_set_new(b->data, b->len, NULL);
+    if (set == NULL)
+        return;
+    if (!cfg->ca.present) {
+        cfg_warn(p, b->line,
+                 "'crl-verify' without 'ca': the CRL's signature cannot be checked, so it is "
+                 "not used");
+        return;
+    }
+    g_autoptr(GPtrArray) unused = g_ptr_array_new();
+    g_autoptr(GError) error = NULL;
+    if (!shimmer_crl_set_verify(set, cfg->ca.data, cfg->ca.len, unused, &error)) {
+        cfg_error(p, b->line, "'crl-verify': %s", error->message);
+        return;
+    }
+    for (guint i = 0; i < unused->len; i++)
+        cfg_warn(p, b->line,
+                 "'crl-verify': the CRL from %s is not from a CA in 'ca' (line %u); its "
+                 "signature cannot be checked, so it is not used",
+                 shimmer_crl_set_issuer(set, GPOINTER_TO_UINT(g_ptr_array_index(unused, i))),
+                 cfg->ca.line);
+}
+
+/* Our own certificate and key: one source, complete. */
+static void finish_identity(Parser *p)
+{
+    ShimmerConfig *cfg = p->cfg;
     if (cfg->pkcs12.present && (cfg->cert.present || cfg->key.present)) {
-        perr(p, cfg->cert.present ? cfg->cert.line : cfg->key.line,
-             "'pkcs12' (line %u) already holds the certificate and key: drop 'cert' and 'key'",
-             cfg->pkcs12.line);
+        cfg_error(p, cfg->cert.present ? cfg->cert.line : cfg->key.line,
+                  "'pkcs12' (line %u) already holds the certificate and key: drop 'cert' and 'key'",
+                  cfg->pkcs12.line);
     }
     if (cfg->cert.present != cfg->key.present && !cfg->pkcs12.present) {
         if (cfg->cert.present)
-            perr(p, cfg->cert.line, "'cert' is given without 'key'");
+            cfg_error(p, cfg->cert.line, "'cert' is given without 'key'");
         else
-            perr(p, cfg->key.line, "'key' is given without 'cert'");
+            cfg_error(p, cfg->key.line, "'key' is given without 'cert'");
     }
     if (cfg->askpass && !cfg->key_encrypted && !cfg->pkcs12.present && cfg->key.present)
-        pwarn(p, 0, "'askpass' given but the private key is not encrypted");
+        cfg_warn(p, 0, "'askpass' given but the private key is not encrypted");
+}
 
-    /* Ciphers: `cipher` is only a fallback for peers without negotiation. */
+/* `cipher` and data-ciphers-fallback are only for peers without negotiation. */
+static void finish_ciphers(Parser *p)
+{
+    ShimmerConfig *cfg = p->cfg;
     if (cfg->cipher != NULL) {
         ShimmerCipher c;
         if (lookup_aead(cfg->cipher, &c)) {
@@ -2384,82 +2860,157 @@ static void finish(Parser *p)
             if (!found && !cfg->data_ciphers_set)
                 g_array_append_val(cfg->data_ciphers, c);
             else if (!found)
-                pwarn(p, (guint)p->cipher_line,
-                      "'cipher %s' is not in data-ciphers and will not be negotiated",
-                      cfg->cipher);
+                cfg_warn(p, (guint)p->cipher_line,
+                         "'cipher %s' is not in data-ciphers and will not be negotiated",
+                         cfg->cipher);
         } else if (p->ctx != SHIMMER_CONTEXT_PUSH) {
-            pwarn(p, (guint)p->cipher_line,
-                  "'cipher %s' is not an AEAD cipher: only AEAD ciphers (%s) will be "
-                  "negotiated",
-                  cfg->cipher, "AES-256-GCM, AES-128-GCM, CHACHA20-POLY1305");
+            cfg_warn(p, (guint)p->cipher_line,
+                     "'cipher %s' is not an AEAD cipher: only AEAD ciphers (%s) will be "
+                     "negotiated",
+                     cfg->cipher, "AES-256-GCM, AES-128-GCM, CHACHA20-POLY1305");
         }
     }
     if (cfg->data_ciphers_fallback != NULL) {
         ShimmerCipher c;
         if (!lookup_aead(cfg->data_ciphers_fallback, &c)) {
-            /* Like a CBC `cipher`: only for peers that cannot negotiate. */
-            pwarn(p, (guint)p->fallback_line,
-                  "'data-ciphers-fallback %s' is not an AEAD cipher: a server that cannot "
-                  "negotiate AEAD ciphers will not be reachable",
-                  cfg->data_ciphers_fallback);
+            cfg_warn(p, (guint)p->fallback_line,
+                     "'data-ciphers-fallback %s' is not an AEAD cipher: a server that cannot "
+                     "negotiate AEAD ciphers will not be reachable",
+                     cfg->data_ciphers_fallback);
             g_clear_pointer(&cfg->data_ciphers_fallback, g_free);
         }
     }
+}
 
+/* The TLS directives as one GnuTLS priority string: what cannot be mapped
+ * is an error at its line; what GnuTLS allows beyond the request, a note. */
+static void finish_tls(Parser *p)
+{
+    static const char *const names[] = {
+        [SHIMMER_TLSPRIO_ERROR_TLS_CIPHER] = "tls-cipher",
+        [SHIMMER_TLSPRIO_ERROR_TLS_CIPHERSUITES] = "tls-ciphersuites",
+        [SHIMMER_TLSPRIO_ERROR_TLS_GROUPS] = "tls-groups",
+        [SHIMMER_TLSPRIO_ERROR_ECDH_CURVE] = "ecdh-curve",
+        [SHIMMER_TLSPRIO_ERROR_TLS_CERT_PROFILE] = "tls-cert-profile",
+        [SHIMMER_TLSPRIO_ERROR_VERSION] = "tls-version-max",
+        [SHIMMER_TLSPRIO_ERROR_GNUTLS] = "tls-cipher",
+    };
+    ShimmerConfig *cfg = p->cfg;
+    if (cfg->tls_groups != NULL && cfg->ecdh_curve != NULL)
+        cfg_warn(p, p->tlsprio_line[SHIMMER_TLSPRIO_ERROR_ECDH_CURVE],
+                 "'ecdh-curve' is ignored: 'tls-groups' (line %u) sets the groups",
+                 p->tlsprio_line[SHIMMER_TLSPRIO_ERROR_TLS_GROUPS]);
+    g_autoptr(GPtrArray) notes = g_ptr_array_new_with_free_func(g_free);
+    g_autoptr(GError) error = NULL;
+    g_autofree char *prio = shimmer_config_tls_priority(cfg, notes, &error);
+    if (prio == NULL) {
+        guint code = error->domain == SHIMMER_TLSPRIO_ERROR && error->code > 0 &&
+                             error->code <= SHIMMER_TLSPRIO_ERROR_GNUTLS
+                         ? (guint)error->code
+                         : SHIMMER_TLSPRIO_ERROR_GNUTLS;
+        cfg_error(p, p->tlsprio_line[code], "'%s': %s", names[code], error->message);
+        return;
+    }
+    for (guint i = 0; i < notes->len; i++) {
+        const char *n = g_ptr_array_index(notes, i);
+        guint line = g_str_has_prefix(n, "'tls-ciphersuites'")
+                         ? p->tlsprio_line[SHIMMER_TLSPRIO_ERROR_TLS_CIPHERSUITES]
+                         : p->tlsprio_line[SHIMMER_TLSPRIO_ERROR_TLS_CIPHER];
+        cfg_warn(p, line, "%s", n);
+    }
+}
+
+static void finish_compression(Parser *p)
+{
+    ShimmerConfig *cfg = p->cfg;
+    if (cfg->allow_compression == SHIMMER_ALLOW_COMP_NO && cfg->comp_alg != SHIMMER_COMP_ALG_NONE)
+        cfg_error(p, MAX(cfg->comp_line, cfg->allow_compression_line),
+                  "'allow-compression no' (line %u) refuses the compression that line %u asks "
+                  "for: give one",
+                  cfg->allow_compression_line, cfg->comp_line);
+    if (cfg->comp_migrate && cfg->role == SHIMMER_ROLE_CLIENT)
+        cfg_warn(p, cfg->comp_line, "'compress migrate' is for servers and is ignored here");
+}
+
+static void finish_device(Parser *p)
+{
+    ShimmerConfig *cfg = p->cfg;
+    if (cfg->dev == NULL && p->ctx == SHIMMER_CONTEXT_FILE && cfg->role != SHIMMER_ROLE_UNSET)
+        cfg_error(p, p->role_line,
+                  "no 'dev' in this %s configuration: OpenVPN refuses a configuration without "
+                  "one (\"You must define TUN/TAP device\"); add 'dev tun'",
+                  cfg->role == SHIMMER_ROLE_SERVER ? "server" : "client");
     if (cfg->dev != NULL && !g_str_has_prefix(cfg->dev, "tun") && cfg->dev_type == NULL)
-        perr(p, 0, "'dev %s': the device type is unknown; add 'dev-type tun'", cfg->dev);
+        cfg_error(p, 0, "'dev %s': the device type is unknown; add 'dev-type tun'", cfg->dev);
+}
 
+static void finish_client(Parser *p)
+{
+    ShimmerConfig *cfg = p->cfg;
     if (cfg->has_connection_blocks) {
         for (guint i = 0; i < p->drafts->len; i++) {
             ConnDraft *d = g_ptr_array_index(p->drafts, i);
             if (d->remotes == 0 && d->host != NULL) {
-                perr(p, d->line, "'remote' at top level cannot be mixed with <connection> "
-                                 "blocks: move it into a block");
+                cfg_error(p, d->line,
+                          "'remote' at top level cannot be mixed with <connection> "
+                          "blocks: move it into a block");
                 break;
             }
         }
     }
+    if (!cfg->tls_client)
+        cfg_error(p, 0,
+                  "a client configuration needs 'client' or 'tls-client' (static-key "
+                  "mode is not supported)");
+    cfg_finish_proxies(p);
+    finish_connections(p);
+    if (cfg->connections->len == 0)
+        cfg_error(p, 0, "no 'remote': the configuration does not say which server to connect to");
+    if (!cfg->ca.present && cfg->peer_fingerprints->len == 0 && !cfg->pkcs12.present)
+        cfg_error(p, 0, "no 'ca' and no 'peer-fingerprint': the server could not be verified");
+    if (cfg->tls_crypt_v2.present && cfg->tls_crypt_v2_is_server_key)
+        cfg_error(p, cfg->tls_crypt_v2.line,
+                  "'tls-crypt-v2': a client needs a client key, this "
+                  "is a server key");
+    if (!cfg->cert.present && !cfg->pkcs12.present &&
+        cfg->auth_user_pass == SHIMMER_AUTH_USER_PASS_NONE)
+        cfg_warn(p, 0,
+                 "no client certificate and no 'auth-user-pass': the server must "
+                 "accept clients without credentials");
+    if (cfg->remote_cert_tls == SHIMMER_CERT_TLS_UNSET &&
+        cfg->verify_x509_type == SHIMMER_X509_NAME_UNSET && cfg->peer_fingerprints->len == 0 &&
+        cfg->ns_cert_type == SHIMMER_NS_CERT_UNSET && cfg->remote_cert_eku == NULL)
+        cfg_warn(p, 0,
+                 "no 'remote-cert-tls server', 'verify-x509-name' or "
+                 "'peer-fingerprint': any certificate from this CA is accepted as the "
+                 "server");
+}
 
-    if (cfg->role == SHIMMER_ROLE_UNSET) {
-        perr(p, 0, "neither a client nor a server configuration: add 'client' (with 'remote') "
-                   "or 'server'");
-        return;
-    }
-    if (cfg->role == SHIMMER_ROLE_CLIENT) {
-        if (!cfg->tls_client)
-            perr(p, 0, "a client configuration needs 'client' or 'tls-client' (static-key "
-                       "mode is not supported)");
-        finish_connections(p);
-        if (cfg->connections->len == 0)
-            perr(p, 0, "no 'remote': the configuration does not say which server to connect to");
-        if (!cfg->ca.present && cfg->peer_fingerprints->len == 0 && !cfg->pkcs12.present)
-            perr(p, 0, "no 'ca' and no 'peer-fingerprint': the server could not be verified");
-        if (cfg->tls_crypt_v2.present && cfg->tls_crypt_v2_is_server_key)
-            perr(p, cfg->tls_crypt_v2.line, "'tls-crypt-v2': a client needs a client key, this "
-                                            "is a server key");
-        if (!cfg->cert.present && !cfg->pkcs12.present &&
-            cfg->auth_user_pass == SHIMMER_AUTH_USER_PASS_NONE)
-            pwarn(p, 0, "no client certificate and no 'auth-user-pass': the server must "
-                        "accept clients without credentials");
-        if (cfg->remote_cert_tls == SHIMMER_CERT_TLS_UNSET &&
-            cfg->verify_x509_type == SHIMMER_X509_NAME_UNSET && cfg->peer_fingerprints->len == 0)
-            pwarn(p, 0, "no 'remote-cert-tls server', 'verify-x509-name' or "
-                        "'peer-fingerprint': any certificate from this CA is accepted as the "
-                        "server");
-    } else {
-        if (!cfg->mode_server && !cfg->tls_server)
-            perr(p, 0, "a server configuration needs 'server' or 'mode server' with "
-                       "'tls-server'");
-        if (!cfg->ca.present && cfg->peer_fingerprints->len == 0)
-            perr(p, 0, "a server needs 'ca' (or 'peer-fingerprint')");
-        if (!cfg->cert.present && !cfg->pkcs12.present)
-            perr(p, 0, "a server needs 'cert' and 'key'");
-        if (cfg->tls_crypt_v2.present && !cfg->tls_crypt_v2_is_server_key)
-            perr(p, cfg->tls_crypt_v2.line, "'tls-crypt-v2': a server needs the server key");
-        if (!cfg->dh_none && !cfg->dh.present)
-            pwarn(p, 0, "no 'dh': Shimmer uses ECDHE ('dh none')");
-        if (cfg->lport < 0)
-            cfg->lport = p->port_line > 0 ? p->port_value : cfg->rport;
+/* Whole-file checks, once every directive is in. */
+static void finish(Parser *p)
+{
+    finish_wrapping(p);
+    finish_ports(p);
+    finish_timers(p);
+    finish_identity(p);
+    finish_plugins(p);
+    finish_crl(p);
+    finish_ciphers(p);
+    finish_compression(p);
+    finish_tls(p);
+    finish_device(p);
+    switch (p->cfg->role) {
+    case SHIMMER_ROLE_UNSET:
+        cfg_error(p, 0,
+                  "neither a client nor a server configuration: add 'client' (with 'remote') "
+                  "or 'server'");
+        break;
+    case SHIMMER_ROLE_CLIENT:
+        finish_client(p);
+        break;
+    case SHIMMER_ROLE_SERVER:
+        cfg_finish_server(p);
+        break;
     }
 }
 
@@ -2501,6 +3052,8 @@ static void connection_free(gpointer data)
 {
     ShimmerConnection *c = data;
     g_free(c->host);
+    g_free(c->local);
+    shimmer_proxy_free(c->proxy);
     g_free(c);
 }
 
@@ -2515,7 +3068,9 @@ static ShimmerConfig *config_new(const char *filename)
 {
     ShimmerConfig *cfg = g_new0(ShimmerConfig, 1);
     cfg->priv = g_new0(ShimmerConfigPrivate, 1);
-    cfg->priv->replacements = g_hash_table_new_full(NULL, NULL, NULL, g_free);
+    /* Replacements may hold inlined keys and passwords. */
+    cfg->priv->replacements =
+        g_hash_table_new_full(NULL, NULL, NULL, (GDestroyNotify)shimmer_str_free_secret);
     cfg->priv->ignore_unknown = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     cfg->filename = g_strdup(filename);
     cfg->diagnostics = g_ptr_array_new_with_free_func(diagnostic_free);
@@ -2528,10 +3083,13 @@ static ShimmerConfig *config_new(const char *filename)
     cfg->connect_retry_max_delay = 300;
     cfg->connect_timeout = 120;
     cfg->resolv_retry = -1;
+    cfg->proto_force = -1;
+    cfg->replay_time = -1;
     cfg->mssfix = -1;
     cfg->mark = -1;
     cfg->key_direction = -1;
     cfg->peer_fingerprints = g_array_new(FALSE, TRUE, 32);
+    cfg->remote_cert_ku = g_array_new(FALSE, FALSE, sizeof(guint));
     cfg->auth = SHIMMER_DIGEST_SHA1;
     cfg->data_ciphers = g_array_new(FALSE, FALSE, sizeof(ShimmerCipher));
     cfg->reneg_sec = cfg->reneg_sec_min = cfg->reneg_bytes = cfg->reneg_pkts = -1;
@@ -2548,6 +3106,9 @@ static ShimmerConfig *config_new(const char *filename)
     cfg->dns_servers = g_ptr_array_new_with_free_func(dns_server_free);
     cfg->push = g_ptr_array_new_with_free_func(g_free);
     cfg->max_clients = -1;
+    cfg->ifconfig_pool_persist_seconds = -1;
+    cfg->auth_gen_token = cfg->auth_gen_token_renewal = -1;
+    cfg->tls_crypt_v2_max_age = -1;
     cfg->peer_id = -1;
     cfg->ignored = g_ptr_array_new_with_free_func(g_free);
     return cfg;
@@ -2557,8 +3118,7 @@ static void set_default_ciphers(ShimmerConfig *cfg)
 {
     if (cfg->data_ciphers_set || cfg->data_ciphers->len > 0)
         return;
-    static const ShimmerCipher defaults[] = {SHIMMER_CIPHER_AES_256_GCM,
-                                             SHIMMER_CIPHER_AES_128_GCM,
+    static const ShimmerCipher defaults[] = {SHIMMER_CIPHER_AES_256_GCM, SHIMMER_CIPHER_AES_128_GCM,
                                              SHIMMER_CIPHER_CHACHA20_POLY1305};
     g_array_append_vals(cfg->data_ciphers, defaults, G_N_ELEMENTS(defaults));
 }
@@ -2570,8 +3130,12 @@ static void parser_init(Parser *p, ShimmerConfig *cfg, ShimmerContext ctx)
     p->ctx = ctx;
     p->blocks = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     p->block_used = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-    p->drafts = g_ptr_array_new_with_free_func(conn_draft_free);
+    p->drafts = g_ptr_array_new_with_free_func(cfg_conn_draft_free);
+    p->top = g_new0(ConnDraft, 1);
     p->values = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    p->tls_auth_dir = -1;
+    p->plugins = g_ptr_array_new_with_free_func((GDestroyNotify)shimmer_item_free);
+    p->flag_lines = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 }
 
 static void parser_clear(Parser *p)
@@ -2579,7 +3143,10 @@ static void parser_clear(Parser *p)
     g_clear_pointer(&p->blocks, g_hash_table_unref);
     g_clear_pointer(&p->block_used, g_hash_table_unref);
     g_clear_pointer(&p->drafts, g_ptr_array_unref);
+    g_clear_pointer(&p->top, cfg_conn_draft_free);
     g_clear_pointer(&p->values, g_hash_table_unref);
+    g_clear_pointer(&p->plugins, g_ptr_array_unref);
+    g_clear_pointer(&p->flag_lines, g_hash_table_unref);
     g_clear_pointer(&p->items, g_ptr_array_unref);
     g_free(p->base_dir);
 }
@@ -2592,8 +3159,7 @@ ShimmerConfig *shimmer_config_parse(const char *filename, const char *base_dir, 
     parser_init(&p, cfg, SHIMMER_CONTEXT_FILE);
     p.loader = loader;
     p.loader_data = loader_data;
-    p.base_dir = base_dir ? g_strdup(base_dir)
-                          : (filename ? g_path_get_dirname(filename) : NULL);
+    p.base_dir = base_dir ? g_strdup(base_dir) : (filename ? g_path_get_dirname(filename) : NULL);
     cfg->priv->source = shimmer_memdup0(text, len);
     cfg->priv->source_len = len;
 
@@ -2601,11 +3167,12 @@ ShimmerConfig *shimmer_config_parse(const char *filename, const char *base_dir, 
     guint err_line = 0;
     p.items = shimmer_lex(text, len, 1, &err_line, &error);
     if (p.items == NULL) {
-        perr(&p, err_line, "%s", error->message);
+        cfg_error(&p, err_line, "%s", error->message);
         parser_clear(&p);
         return cfg;
     }
     collect_ignore_unknown(&p);
+    collect_cd(&p);
     collect_blocks(&p);
     for (guint i = 0; i < p.items->len; i++) {
         ShimmerItem *it = g_ptr_array_index(p.items, i);
@@ -2629,8 +3196,7 @@ static bool filter_matches(const char *filter, const char *option)
     return g_str_has_prefix(option, filter);
 }
 
-ShimmerConfig *shimmer_config_parse_push(const char *text, gsize len,
-                                         const GPtrArray *pull_filters)
+ShimmerConfig *shimmer_config_parse_push(const char *text, gsize len, const GPtrArray *pull_filters)
 {
     ShimmerConfig *cfg = config_new("PUSH_REPLY");
     Parser p;
@@ -2638,7 +3204,7 @@ ShimmerConfig *shimmer_config_parse_push(const char *text, gsize len,
 
     g_autofree char *copy = g_strndup(text, len);
     if (strlen(copy) != len) {
-        perr(&p, 0, "the push message holds a NUL byte");
+        cfg_error(&p, 0, "the push message holds a NUL byte");
         parser_clear(&p);
         return cfg;
     }
@@ -2656,7 +3222,7 @@ ShimmerConfig *shimmer_config_parse_push(const char *text, gsize len,
                     continue;
                 if (pf->action == SHIMMER_PULL_FILTER_REJECT) {
                     g_auto(GStrv) words = g_strsplit(opt, " ", 2);
-                    perr(&p, num, "pushed option '%s' rejected by pull-filter", words[0]);
+                    cfg_error(&p, num, "pushed option '%s' rejected by pull-filter", words[0]);
                     drop = true;
                 } else if (pf->action == SHIMMER_PULL_FILTER_IGNORE) {
                     drop = true;
@@ -2669,7 +3235,7 @@ ShimmerConfig *shimmer_config_parse_push(const char *text, gsize len,
         g_autoptr(GError) error = NULL;
         g_auto(GStrv) argv = shimmer_lex_line(opt, strlen(opt), &error);
         if (argv == NULL) {
-            perr(&p, num, "pushed option %u: %s", num, error->message);
+            cfg_error(&p, num, "pushed option %u: %s", num, error->message);
             continue;
         }
         if (argv[0] == NULL)
@@ -2684,11 +3250,109 @@ ShimmerConfig *shimmer_config_parse_push(const char *text, gsize len,
     if (cfg->cipher != NULL) {
         ShimmerCipher c;
         if (!lookup_aead(cfg->cipher, &c))
-            perr(&p, 0, "the server pushed the cipher '%s', which is not an AEAD cipher",
-                 cfg->cipher);
+            cfg_error(&p, 0, "the server pushed the cipher '%s', which is not an AEAD cipher",
+                      cfg->cipher);
     }
     parser_clear(&p);
     return cfg;
+}
+
+G_DEFINE_QUARK(shimmer - config - error - quark, shimmer_config_error)
+
+static const char *const comp_alg_names[] = {"none", "LZO", "LZ4"};
+
+gboolean shimmer_config_check_pushed_compression(const ShimmerConfig *cfg,
+                                                 const ShimmerConfig *pushed, GError **error)
+{
+    if (pushed->comp_alg == SHIMMER_COMP_ALG_NONE)
+        return TRUE;
+    if (cfg->allow_compression == SHIMMER_ALLOW_COMP_NO) {
+        g_set_error(error, SHIMMER_CONFIG_ERROR, 0,
+                    "the server pushed %s compression, which 'allow-compression no' refuses",
+                    comp_alg_names[pushed->comp_alg]);
+        return FALSE;
+    }
+    if (cfg->comp_alg == SHIMMER_COMP_ALG_NONE) {
+        g_set_error(error, SHIMMER_CONFIG_ERROR, 0,
+                    "the server pushed %s compression, but the profile does not allow "
+                    "compression (as OpenVPN 2.6: add e.g. 'comp-lzo' or 'compress lz4-v2' to "
+                    "accept it)",
+                    comp_alg_names[pushed->comp_alg]);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+ShimmerCcd *shimmer_ccd_parse(const char *filename, const char *text, gsize len,
+                              const ShimmerConfig *server)
+{
+    ShimmerCcd *ccd = g_new0(ShimmerCcd, 1);
+    ccd->filename = g_strdup(filename ? filename : "<client-config-dir file>");
+    ccd->push = g_ptr_array_new_with_free_func(g_free);
+    ccd->push_remove = g_ptr_array_new_with_free_func(g_free);
+    ccd->iroutes = g_ptr_array_new_with_free_func(route_free);
+    ccd->iroutes6 = g_ptr_array_new_with_free_func(route6_free);
+    /* The same parser, writing into the ccd; diagnostics are moved over. */
+    ShimmerConfig *cfg = config_new(ccd->filename);
+    Parser p;
+    parser_init(&p, cfg, SHIMMER_CONTEXT_CCD);
+    p.ccd = ccd;
+    g_autoptr(GError) error = NULL;
+    guint err_line = 0;
+    p.items = shimmer_lex(text, len, 1, &err_line, &error);
+    if (p.items == NULL) {
+        cfg_error(&p, err_line, "%s", error->message);
+    } else {
+        for (guint i = 0; i < p.items->len; i++) {
+            ShimmerItem *it = g_ptr_array_index(p.items, i);
+            if (it->kind == SHIMMER_ITEM_BLOCK) {
+                cfg_error(&p, it->line, "<%s> is not allowed in a client-config-dir file",
+                          it->block_name);
+                continue;
+            }
+            apply_item(&p, it);
+        }
+        cfg_finish_ccd(&p, server);
+    }
+    ccd->diagnostics = g_steal_pointer(&cfg->diagnostics);
+    cfg->diagnostics = g_ptr_array_new();
+    parser_clear(&p);
+    shimmer_config_free(cfg);
+    return ccd;
+}
+
+gboolean shimmer_ccd_has_errors(const ShimmerCcd *ccd)
+{
+    for (guint i = 0; i < ccd->diagnostics->len; i++) {
+        ShimmerDiagnostic *d = g_ptr_array_index(ccd->diagnostics, i);
+        if (d->severity == SHIMMER_SEVERITY_ERROR)
+            return TRUE;
+    }
+    return FALSE;
+}
+
+static void format_diagnostics(const char *filename, GPtrArray *diagnostics, GString *out);
+
+void shimmer_ccd_format_diagnostics(const ShimmerCcd *ccd, GString *out)
+{
+    format_diagnostics(ccd->filename, ccd->diagnostics, out);
+}
+
+void shimmer_ccd_free(ShimmerCcd *ccd)
+{
+    if (ccd == NULL)
+        return;
+    g_free(ccd->filename);
+    g_ptr_array_unref(ccd->diagnostics);
+    g_ptr_array_unref(ccd->push);
+    g_ptr_array_unref(ccd->push_remove);
+    g_free(ccd->ifconfig_push_local);
+    g_free(ccd->ifconfig_push_netmask);
+    g_free(ccd->ifconfig_ipv6_push);
+    g_free(ccd->ifconfig_ipv6_push_remote);
+    g_ptr_array_unref(ccd->iroutes);
+    g_ptr_array_unref(ccd->iroutes6);
+    g_free(ccd);
 }
 
 gboolean shimmer_config_has_errors(const ShimmerConfig *cfg)
@@ -2711,12 +3375,12 @@ static gint diag_cmp(gconstpointer a, gconstpointer b)
     return lx < ly ? -1 : lx > ly;
 }
 
-void shimmer_config_format_diagnostics(const ShimmerConfig *cfg, GString *out)
+static void format_diagnostics(const char *filename, GPtrArray *diagnostics, GString *out)
 {
     /* A plain copy: g_ptr_array_copy would carry over the free function. */
-    g_autoptr(GPtrArray) sorted = g_ptr_array_sized_new(cfg->diagnostics->len);
-    for (guint i = 0; i < cfg->diagnostics->len; i++)
-        g_ptr_array_add(sorted, g_ptr_array_index(cfg->diagnostics, i));
+    g_autoptr(GPtrArray) sorted = g_ptr_array_sized_new(diagnostics->len);
+    for (guint i = 0; i < diagnostics->len; i++)
+        g_ptr_array_add(sorted, g_ptr_array_index(diagnostics, i));
     /* g_ptr_array_sort is not stable; equal lines keep their order below. */
     for (guint i = 1; i < sorted->len; i++) {
         for (guint j = i; j > 0 && diag_cmp(&sorted->pdata[j - 1], &sorted->pdata[j]) > 0; j--) {
@@ -2729,38 +3393,74 @@ void shimmer_config_format_diagnostics(const ShimmerConfig *cfg, GString *out)
         ShimmerDiagnostic *d = g_ptr_array_index(sorted, i);
         const char *sev = d->severity == SHIMMER_SEVERITY_ERROR ? "error" : "warning";
         if (d->line > 0)
-            g_string_append_printf(out, "%s:%u: %s: %s\n", cfg->filename, d->line, sev,
-                                   d->message);
+            g_string_append_printf(out, "%s:%u: %s: %s\n", filename, d->line, sev, d->message);
         else
-            g_string_append_printf(out, "%s: %s: %s\n", cfg->filename, sev, d->message);
+            g_string_append_printf(out, "%s: %s: %s\n", filename, sev, d->message);
     }
+}
+
+void shimmer_config_format_diagnostics(const ShimmerConfig *cfg, GString *out)
+{
+    format_diagnostics(cfg->filename, cfg->diagnostics, out);
 }
 
 gboolean shimmer_config_file_loader(const char *path, GBytes **contents, GError **error,
                                     gpointer user_data)
 {
-    char *data = NULL;
-    gsize len = 0;
+    /* Non-blocking only for the open: a FIFO without a writer must not hang
+     * it. The size is checked while reading, whatever the file type: stat's
+     * size means nothing for /dev/zero, a FIFO or a /proc file. */
+    int fd = open(path, O_RDONLY | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+        int e = errno;
+        g_set_error_literal(error, G_FILE_ERROR, g_file_error_from_errno(e), g_strerror(e));
+        return FALSE;
+    }
     struct stat st;
-    if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > SHIMMER_CONFIG_MAX_FILE) {
+    if (fstat(fd, &st) != 0 || S_ISDIR(st.st_mode)) {
+        close(fd);
+        g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_ISDIR, "is a directory");
+        return FALSE;
+    }
+    if (S_ISREG(st.st_mode) && st.st_size > SHIMMER_CONFIG_MAX_FILE) {
+        close(fd);
         g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_FAILED, "larger than %d bytes",
                     SHIMMER_CONFIG_MAX_FILE);
         return FALSE;
     }
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-        g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_ISDIR, "is a directory");
+    int flags = fcntl(fd, F_GETFL);
+    if (flags >= 0)
+        (void)fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+    /* One byte more than allowed tells "too large" from "exactly the limit". */
+    gsize cap = SHIMMER_CONFIG_MAX_FILE + 1;
+    guint8 *buf = g_malloc(cap);
+    gsize len = 0;
+    while (len < cap) {
+        ssize_t n = read(fd, buf + len, cap - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int e = errno;
+            close(fd);
+            shimmer_free_secret(buf, len);
+            g_set_error_literal(error, G_FILE_ERROR, g_file_error_from_errno(e), g_strerror(e));
+            return FALSE;
+        }
+        if (n == 0)
+            break;
+        len += (gsize)n;
+    }
+    close(fd);
+    if (len > SHIMMER_CONFIG_MAX_FILE) {
+        /* The caller never sees these bytes, which may hold a key. */
+        shimmer_free_secret(buf, len);
+        g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_FAILED, "larger than %d bytes",
+                    SHIMMER_CONFIG_MAX_FILE);
         return FALSE;
     }
-    g_autoptr(GError) local = NULL;
-    if (!g_file_get_contents(path, &data, &len, &local)) {
-        /* GLib's message repeats the path; keep only the reason. */
-        g_set_error_literal(error, local->domain, local->code,
-                            local->code == G_FILE_ERROR_NOENT ? "No such file or directory"
-                            : local->code == G_FILE_ERROR_ACCES ? "Permission denied"
-                                                                : local->message);
-        return FALSE;
-    }
-    *contents = g_bytes_new_take(data, len);
+    /* A copy of the right size; realloc could leave the bytes behind. */
+    *contents = g_bytes_new(buf, len);
+    shimmer_free_secret(buf, len);
     return TRUE;
 }
 
@@ -2773,17 +3473,32 @@ void shimmer_config_free(ShimmerConfig *cfg)
     g_free(cfg->dev);
     g_free(cfg->dev_type);
     g_ptr_array_unref(cfg->connections);
-    ShimmerBlob *blobs[] = {&cfg->ca,        &cfg->cert,      &cfg->key,
-                            &cfg->pkcs12,    &cfg->extra_certs, &cfg->crl_verify,
-                            &cfg->askpass_file, &cfg->tls_auth, &cfg->tls_crypt,
-                            &cfg->tls_crypt_v2, &cfg->auth_user_pass_file, &cfg->dh};
+    shimmer_proxy_free(cfg->proxy);
+    ShimmerBlob *blobs[] = {&cfg->ca,
+                            &cfg->cert,
+                            &cfg->key,
+                            &cfg->pkcs12,
+                            &cfg->extra_certs,
+                            &cfg->crl_verify,
+                            &cfg->askpass_file,
+                            &cfg->tls_auth,
+                            &cfg->tls_crypt,
+                            &cfg->tls_crypt_v2,
+                            &cfg->auth_user_pass_file,
+                            &cfg->dh,
+                            &cfg->http_proxy_user_pass,
+                            &cfg->auth_gen_token_secret};
     for (gsize i = 0; i < G_N_ELEMENTS(blobs); i++)
-        blob_clear(blobs[i]);
+        cfg_blob_clear(blobs[i]);
     g_free(cfg->tls_cipher);
     g_free(cfg->tls_ciphersuites);
     g_free(cfg->tls_groups);
+    g_free(cfg->ecdh_curve);
+    g_free(cfg->tls_cert_profile);
     g_free(cfg->verify_x509_name);
     g_array_unref(cfg->peer_fingerprints);
+    g_array_unref(cfg->remote_cert_ku);
+    g_free(cfg->remote_cert_eku);
     shimmer_wipe(cfg->static_key, sizeof(cfg->static_key));
     if (cfg->tls_crypt_v2_client != NULL)
         shimmer_free_secret(cfg->tls_crypt_v2_client, sizeof(*cfg->tls_crypt_v2_client));
@@ -2797,6 +3512,8 @@ void shimmer_config_free(ShimmerConfig *cfg)
     g_ptr_array_unref(cfg->routes);
     g_ptr_array_unref(cfg->routes6);
     g_free(cfg->route_gateway);
+    g_free(cfg->route_ipv6_gateway);
+    g_free(cfg->local);
     g_ptr_array_unref(cfg->pull_filters);
     g_ptr_array_unref(cfg->dhcp_options);
     g_ptr_array_unref(cfg->dns_search_domains);
@@ -2808,6 +3525,12 @@ void shimmer_config_free(ShimmerConfig *cfg)
     g_free(cfg->server_network);
     g_free(cfg->server_netmask);
     g_free(cfg->server_ipv6);
+    g_free(cfg->ifconfig_ipv6_pool);
+    g_free(cfg->ifconfig_pool_persist);
+    g_free(cfg->client_config_dir);
+    g_free(cfg->x509_username_field);
+    cfg_server_plan_free(cfg->plan);
+    g_free(cfg->pam_service);
     g_free(cfg->ifconfig_pool_start);
     g_free(cfg->ifconfig_pool_end);
     g_free(cfg->ifconfig_pool_netmask);
@@ -2823,4 +3546,41 @@ void shimmer_config_free(ShimmerConfig *cfg)
         g_free(cfg->priv);
     }
     g_free(cfg);
+}
+
+char *shimmer_config_tls_priority(const ShimmerConfig *cfg, GPtrArray *notes, GError **error)
+{
+    ShimmerTlsRestrictions r = {
+        .tls_cipher = cfg->tls_cipher,
+        .tls_ciphersuites = cfg->tls_ciphersuites,
+        .tls_groups = cfg->tls_groups,
+        .ecdh_curve = cfg->ecdh_curve,
+        .tls_cert_profile = cfg->tls_cert_profile,
+        .tls_version_min = cfg->tls_version_min,
+        .tls_version_max = cfg->tls_version_max,
+    };
+    return shimmer_tlsprio_build(&r, notes, error);
+}
+
+static ShimmerCertRole cert_role_of_tls(ShimmerRemoteCertTls t)
+{
+    return t == SHIMMER_CERT_TLS_SERVER   ? SHIMMER_CERT_ROLE_SERVER
+           : t == SHIMMER_CERT_TLS_CLIENT ? SHIMMER_CERT_ROLE_CLIENT
+                                          : SHIMMER_CERT_ROLE_NONE;
+}
+
+static ShimmerCertRole cert_role_of_ns(ShimmerNsCertType t)
+{
+    return t == SHIMMER_NS_CERT_SERVER   ? SHIMMER_CERT_ROLE_SERVER
+           : t == SHIMMER_NS_CERT_CLIENT ? SHIMMER_CERT_ROLE_CLIENT
+                                         : SHIMMER_CERT_ROLE_NONE;
+}
+
+void shimmer_config_get_cert_usage(const ShimmerConfig *cfg, ShimmerCertUsage *out)
+{
+    out->remote_cert_tls = cert_role_of_tls(cfg->remote_cert_tls);
+    out->ns_cert_type = cert_role_of_ns(cfg->ns_cert_type);
+    out->remote_cert_ku_set = cfg->remote_cert_ku_set;
+    out->remote_cert_ku = cfg->remote_cert_ku;
+    out->remote_cert_eku = cfg->remote_cert_eku;
 }

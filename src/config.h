@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "keys.h"
+#include "tlsprio.h"
 
 G_BEGIN_DECLS
 
@@ -16,13 +17,18 @@ G_BEGIN_DECLS
  * itself: every file the configuration names (ca, cert, key, ...) is read
  * through the caller's loader. Relative paths are resolved against the
  * directory of the configuration file (OpenVPN resolves them against its
- * working directory, which is rarely what a user importing a profile means).
+ * working directory, which is rarely what a user importing a profile means);
+ * `cd DIR` moves that directory as OpenVPN's `cd` would.
  *
- * Every accepted directive lands in a field below. Directives that would
- * contradict each other are refused with an error naming both lines, never
- * resolved by "the last one wins". The result carries diagnostics (errors and
- * warnings with the line they refer to); the configuration is usable only
- * when there is no error.
+ * Every directive of OpenVPN 2.6 is known (shimmer_config_directive_status):
+ * applied into a field below, ignored with a warning saying why, or refused
+ * with an error saying why. A directive given again overrides the earlier
+ * one as in OpenVPN (the last one counts; a file and an inline block: the
+ * later of the two), with a warning naming both lines. Different directives
+ * that contradict each other (tls-auth with tls-crypt, pkcs12 with cert, a
+ * client directive in a server file) are errors naming both lines. The
+ * result carries diagnostics (errors and warnings with the line they refer
+ * to); the configuration is usable only when there is no error.
  */
 
 typedef enum {
@@ -63,7 +69,54 @@ typedef struct {
     gsize len;
     bool secret; /* wiped on free, never printed */
     guint line;  /* where it was given */
+    /* Private to the parser: what --inline output drops if it is overridden. */
+    guint directive_line; /* the directive naming it; 0 for a block alone */
+    char *block_name;     /* the inline block it came from */
 } ShimmerBlob;
+
+/* Proxies (http-proxy, socks-proxy): the way to one server, in a
+ * <connection> block or at the top level (then for every server). */
+typedef enum {
+    SHIMMER_PROXY_HTTP,
+    SHIMMER_PROXY_SOCKS,
+} ShimmerProxyType;
+
+/* http-proxy ... [authfile METHOD]: how to answer the proxy's 407. */
+typedef enum {
+    SHIMMER_PROXY_AUTH_NONE,  /* no credentials (no authfile given) */
+    SHIMMER_PROXY_AUTH_BASIC, /* the default with an authfile */
+    SHIMMER_PROXY_AUTH_NTLM,  /* NTLM v1: deprecated in OpenVPN 2.6 */
+    SHIMMER_PROXY_AUTH_NTLM2,
+    SHIMMER_PROXY_AUTH_AUTO,     /* `auto`: what the proxy asks for (basic, digest, ntlm2) */
+    SHIMMER_PROXY_AUTH_AUTO_NCT, /* `auto-nct`: the same, but never clear text (not basic) */
+} ShimmerProxyAuth;
+
+/* http-proxy-option CUSTOM-HEADER NAME [CONTENT] (also EXT1, EXT2). */
+typedef struct {
+    char *name;
+    char *content; /* NULL: NAME is the whole header line */
+} ShimmerHttpHeader;
+
+typedef struct {
+    ShimmerProxyType type;
+    char *host;
+    guint16 port; /* socks-proxy defaults to 1080 */
+    guint line;   /* of the http-proxy / socks-proxy directive */
+    /* Credentials: from the authfile (line 1 user, line 2 password), from
+     * http-proxy-user-pass (a file or an inline block; it replaces an
+     * http-proxy authfile, which is then not read), or asked for (`stdin`).
+     * The password is a secret: wiped on free, never printed. */
+    ShimmerProxyAuth auth; /* SOCKS: NONE, or BASIC when there are credentials */
+    bool auth_prompt;      /* the authfile is `stdin`: ask the user */
+    char *auth_file;       /* as written; NULL when none, `stdin` or inline */
+    bool auth_inline;      /* from <http-proxy-user-pass> */
+    char *username;
+    char *password; /* NULL: not stored (ask, if the proxy wants one) */
+    /* http-proxy-option (HTTP only) */
+    char *http_version;        /* VERSION; NULL = "1.0" */
+    char *user_agent;          /* AGENT; NULL = OpenVPN's default */
+    GPtrArray *custom_headers; /* ShimmerHttpHeader*, at most 10 */
+} ShimmerProxy;
 
 /* One server to try, after merging <connection> block or top-level defaults. */
 typedef struct {
@@ -75,6 +128,8 @@ typedef struct {
     gint explicit_exit_notify; /* -1 unset, else count */
     guint tun_mtu;             /* 0 = default */
     gint mssfix;               /* -1 unset */
+    ShimmerProxy *proxy;       /* NULL: direct */
+    char *local;               /* `local`: the address to send from; NULL any */
     guint line;
 } ShimmerConnection;
 
@@ -93,14 +148,6 @@ typedef enum {
     SHIMMER_CIPHER_CHACHA20_POLY1305,
     SHIMMER_CIPHER_N_AEAD,
 } ShimmerCipher;
-
-typedef enum {
-    SHIMMER_TLS_VERSION_UNSET,
-    SHIMMER_TLS_VERSION_1_0,
-    SHIMMER_TLS_VERSION_1_1,
-    SHIMMER_TLS_VERSION_1_2,
-    SHIMMER_TLS_VERSION_1_3,
-} ShimmerTlsVersion;
 
 typedef enum {
     SHIMMER_WRAP_NONE,
@@ -122,6 +169,14 @@ typedef enum {
     SHIMMER_CERT_TLS_CLIENT,
 } ShimmerRemoteCertTls;
 
+/* ns-cert-type: the peer certificate's purpose, checked as OpenVPN 2.6 with
+ * OpenSSL does (shimmer_keys_check_cert_usage()). */
+typedef enum {
+    SHIMMER_NS_CERT_UNSET,
+    SHIMMER_NS_CERT_SERVER,
+    SHIMMER_NS_CERT_CLIENT,
+} ShimmerNsCertType;
+
 typedef enum {
     SHIMMER_AUTH_USER_PASS_NONE,
     SHIMMER_AUTH_USER_PASS_PROMPT, /* ask the user (terminal, D-Bus, NM) */
@@ -141,13 +196,26 @@ typedef enum {
     SHIMMER_TOPOLOGY_SUBNET,
 } ShimmerTopology;
 
-/* comp-lzo / compress: only framing is ever supported; never compression. */
+/* comp-lzo / compress: the framing of data packets. Shimmer never compresses
+ * what it sends (OpenVPN 2.6's default, "allow-compression asym"), but
+ * decompresses what the server sends (compress.h) when the profile allows
+ * an algorithm (ShimmerCompAlgorithm). */
 typedef enum {
     SHIMMER_COMP_NONE,    /* no compression framing */
-    SHIMMER_COMP_LZO_NO,  /* comp-lzo no: one 0xFA byte per packet */
-    SHIMMER_COMP_STUB,    /* compress / compress stub: 0xFB-style stub */
-    SHIMMER_COMP_STUB_V2, /* compress stub-v2 */
+    SHIMMER_COMP_LZO_NO,  /* comp-lzo (any form), compress lzo: a header byte
+                           * in front (0xFA uncompressed, 0x66 LZO) */
+    SHIMMER_COMP_STUB,    /* compress [stub], compress lz4: the "swap" form
+                           * (0xFB uncompressed, 0x69 LZ4) */
+    SHIMMER_COMP_STUB_V2, /* compress stub-v2, compress lz4-v2: 0x50 escape */
 } ShimmerCompFraming;
+
+/* What the server may compress its packets with (what Shimmer accepts and
+ * decompresses). NONE: only uncompressed packets (stub framings). */
+typedef enum {
+    SHIMMER_COMP_ALG_NONE,
+    SHIMMER_COMP_ALG_LZO,
+    SHIMMER_COMP_ALG_LZ4,
+} ShimmerCompAlgorithm;
 
 typedef enum {
     SHIMMER_ALLOW_COMP_UNSET,
@@ -239,6 +307,7 @@ typedef enum {
     SHIMMER_CONTEXT_FILE,
     SHIMMER_CONTEXT_CONNECTION,
     SHIMMER_CONTEXT_PUSH,
+    SHIMMER_CONTEXT_CCD, /* a client-config-dir file on a server */
 } ShimmerContext;
 
 typedef struct ShimmerConfig {
@@ -277,6 +346,12 @@ typedef struct ShimmerConfig {
     gint connect_retry_max;        /* 0 = unlimited */
     guint connect_timeout;         /* default 120 */
     gint resolv_retry;             /* seconds; -1 infinite */
+    char *local;                   /* `local ADDR` at the top level; NULL any */
+    gint proto_force;              /* -1, or the ShimmerTransport to keep */
+    /* The top-level proxy (each ShimmerConnection holds its own merged copy);
+     * http-proxy-user-pass as given (a secret). */
+    ShimmerProxy *proxy;
+    ShimmerBlob http_proxy_user_pass;
 
     /* TLS identity and verification */
     ShimmerBlob ca;
@@ -294,7 +369,22 @@ typedef struct ShimmerConfig {
     char *tls_cipher;
     char *tls_ciphersuites;
     char *tls_groups;
+    char *ecdh_curve;       /* used as tls-groups when that is not given */
+    char *tls_cert_profile; /* insecure, legacy, preferred, suiteb */
+    /* All of the above and the versions become one GnuTLS priority string:
+     * shimmer_config_tls_priority(); the parser checks it. */
     ShimmerRemoteCertTls remote_cert_tls;
+    /* Further checks of the peer's certificate, all applied by
+     * shimmer_keys_check_cert_usage() (keys.h, through
+     * shimmer_config_get_cert_usage()), together with the key usage
+     * and EKU parts of remote-cert-tls. */
+    ShimmerNsCertType ns_cert_type;
+    bool remote_cert_ku_set; /* remote-cert-ku given: the KU extension must be there */
+    GArray *remote_cert_ku;  /* guint; one must be contained in the certificate's KU bits
+                              * (OpenVPN's order: digitalSignature = 0x80 ...
+                              * encipherOnly = 0x01); empty: presence only */
+    char *remote_cert_eku;   /* an OID ("1.3.6.1.5.5.7.3.1") or OpenSSL's long name
+                              * ("TLS Web Server Authentication") */
     ShimmerX509NameType verify_x509_type;
     char *verify_x509_name;
     GArray *peer_fingerprints; /* 32-byte SHA-256 each */
@@ -319,7 +409,17 @@ typedef struct ShimmerConfig {
     bool data_ciphers_set;
     char *data_ciphers_fallback;
     ShimmerCompFraming comp;
-    ShimmerAllowCompression allow_compression;
+    /* What the server may compress with. Decompression is allowed only when
+     * the profile asks for an algorithm (as OpenVPN 2.6: a profile without
+     * compression directives refuses a pushed compression, see
+     * shimmer_config_check_pushed_compression()) and allow-compression is
+     * not `no`. Also what the client advertises (IV_LZO, IV_LZ4, IV_LZ4v2)
+     * when not NONE. */
+    ShimmerCompAlgorithm comp_alg;
+    guint comp_line;                           /* 0: not given */
+    bool comp_migrate;                         /* compress migrate (server) */
+    ShimmerAllowCompression allow_compression; /* `yes` is refused */
+    guint allow_compression_line;
 
     /* Credentials */
     ShimmerAuthUserPassMode auth_user_pass;
@@ -327,7 +427,8 @@ typedef struct ShimmerConfig {
     char *username; /* from the file, if any */
     char *password; /* secret */
     ShimmerAuthRetry auth_retry;
-    bool auth_nocache;
+    bool auth_nocache; /* forget the password once the session is up: the engine
+                        * wipes it after the handshake (a token still works) */
     char *static_challenge;
     bool static_challenge_echo;
 
@@ -340,6 +441,8 @@ typedef struct ShimmerConfig {
     gint tran_window;        /* -1 unset (3600) */
     gint keepalive_interval; /* -1 unset */
     gint keepalive_timeout;
+    guint replay_window;       /* packets; 0 = default (64) */
+    gint replay_time;          /* seconds; -1 = default (15) */
     gint ping;                 /* -1 unset */
     gint ping_restart;         /* -1 unset */
     gint ping_exit;            /* -1 unset */
@@ -349,7 +452,8 @@ typedef struct ShimmerConfig {
     GPtrArray *routes;   /* ShimmerRoute* */
     GPtrArray *routes6;  /* ShimmerRoute6* */
     char *route_gateway; /* address or "dhcp" */
-    gint route_metric;   /* -1 unset */
+    char *route_ipv6_gateway;
+    gint route_metric; /* -1 unset */
     bool route_nopull;
     GPtrArray *pull_filters;       /* ShimmerPullFilter* */
     guint redirect_gateway;        /* SHIMMER_REDIRECT_* */
@@ -362,21 +466,39 @@ typedef struct ShimmerConfig {
     char *ifconfig_ipv6_remote;
     bool block_ipv6;
 
-    /* Server */
-    char *server_network;
+    /* Server: the directives as given. What the server hands out, derived
+     * from them, is in `plan`. */
+    char *server_network; /* server NETWORK NETMASK [nopool] */
     char *server_netmask;
     bool server_nopool;
-    char *server_ipv6;
+    char *server_ipv6; /* server-ipv6 PREFIX/BITS */
     char *ifconfig_pool_start;
     char *ifconfig_pool_end;
     char *ifconfig_pool_netmask;
-    GPtrArray *push; /* char*: the option text to push */
+    char *ifconfig_ipv6_pool;           /* PREFIX/BITS */
+    char *ifconfig_pool_persist;        /* the file as written; the server keeps it */
+    gint ifconfig_pool_persist_seconds; /* -1: OpenVPN's 600 */
+    GPtrArray *push;                    /* char*: `push` lines as given, in order */
     bool client_to_client;
     bool duplicate_cn;
     gint max_clients; /* -1 unset */
+    bool multihome;
+    char *client_config_dir; /* resolved against the profile's directory */
+    bool ccd_exclusive;
+    /* Authentication of clients beyond their certificate. */
+    char *pam_service; /* `plugin .../openvpn-plugin-auth-pam.so SERVICE`: PAM, in process */
     bool username_as_common_name;
+    bool auth_user_pass_optional;
+    gint auth_gen_token;          /* -1 none; else the token's lifetime in seconds, 0 = session */
+    gint auth_gen_token_renewal;  /* -1: reneg-sec */
+    bool auth_gen_token_external; /* tokens also for externally authenticated clients */
+    ShimmerBlob auth_gen_token_secret; /* secret */
+    gint tls_crypt_v2_max_age;         /* days, -1 unset */
+    bool force_tls_ekm;                /* force-tls-key-material-export */
+    char *x509_username_field;         /* NULL: CN */
     bool dh_none;
     ShimmerBlob dh;
+    struct ShimmerServerPlan *plan; /* role server without errors; else NULL */
 
     /* Pushed-only items (PUSH_REPLY) */
     gint peer_id;     /* -1 unset */
@@ -393,6 +515,55 @@ typedef struct ShimmerConfig {
 
     struct ShimmerConfigPrivate *priv;
 } ShimmerConfig;
+
+/* What a server hands out, derived as OpenVPN 2.6 expands `server`,
+ * `server-ipv6` and `keepalive` for topology subnet (the only one Shimmer
+ * serves). Addresses are text, as in the configuration. */
+typedef struct ShimmerServerPlan {
+    char *local;       /* the server's tun address: network + 1 */
+    char *netmask;     /* the tun network's mask, pushed with each address */
+    char *pool_start;  /* the clients' addresses (ifconfig-push), NULL without a pool: */
+    char *pool_end;    /* network + 2 .. broadcast - 1 for `server`, inclusive */
+    char *local6;      /* "2001:db8::1/64": network + 1 */
+    char *pool6_start; /* network + 0x1000 (+ 2 for a /112 or longer) */
+    guint pool6_bits;  /* the prefix length each client gets */
+    guint pool_size;   /* clients the pools can serve: the smaller pool's size */
+    gint ping;         /* keepalive: what the server sends and pushes */
+    gint ping_restart; /* what the server itself waits (twice the pushed one) */
+    /* The options every client is pushed, in OpenVPN's order: the `push`
+     * lines, then what the macros add ("ping N", "ping-restart M",
+     * "tun-ipv6", "route-gateway X", "topology subnet"). Per-client items
+     * (ifconfig, ifconfig-ipv6, peer-id, cipher, protocol-flags) come at
+     * connect time; a client-config-dir file may reset or trim the list. */
+    GPtrArray *push;
+} ShimmerServerPlan;
+
+/* A client-config-dir file: what the server applies to one client. */
+typedef struct {
+    char *filename;
+    GPtrArray *diagnostics;    /* ShimmerDiagnostic* */
+    bool disable;              /* `disable`: the client may not connect */
+    bool push_reset;           /* the server's push list is not sent */
+    GPtrArray *push;           /* char*: added to what is pushed */
+    GPtrArray *push_remove;    /* char*: pushed options holding this text are left out */
+    char *ifconfig_push_local; /* ifconfig-push LOCAL NETMASK (topology subnet) */
+    char *ifconfig_push_netmask;
+    char *ifconfig_ipv6_push;        /* "2001:db8::10/64" */
+    char *ifconfig_ipv6_push_remote; /* NULL: the server's own address */
+    GPtrArray *iroutes;              /* ShimmerRoute*: networks behind this client */
+    GPtrArray *iroutes6;             /* ShimmerRoute6* */
+} ShimmerCcd;
+
+/* Parses the text of one client-config-dir file (FILENAME for messages).
+ * SERVER, when not NULL, is the server's configuration: addresses outside
+ * its tun network are then refused as OpenVPN refuses them. Always returns
+ * a result; check shimmer_ccd_has_errors(). */
+ShimmerCcd *shimmer_ccd_parse(const char *filename, const char *text, gsize len,
+                              const struct ShimmerConfig *server);
+gboolean shimmer_ccd_has_errors(const ShimmerCcd *ccd);
+void shimmer_ccd_format_diagnostics(const ShimmerCcd *ccd, GString *out);
+void shimmer_ccd_free(ShimmerCcd *ccd);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(ShimmerCcd, shimmer_ccd_free)
 
 /* Reads a file named by the configuration. PATH is already resolved (absolute
  * or relative to the caller's working directory as the caller chose). Returns
@@ -425,6 +596,21 @@ ShimmerConfig *shimmer_config_parse_push(const char *text, gsize len,
 
 gboolean shimmer_config_has_errors(const ShimmerConfig *cfg);
 
+/* What the parser does with a directive NAME (without "--"): applies it,
+ * ignores it with a warning, or refuses it with an error. Every directive
+ * of OpenVPN 2.6's manual page and --help is one of these (tests/
+ * test-directives.c checks it against the installed openvpn). REASON, when
+ * not NULL, receives why a directive is ignored or refused (NULL when it is
+ * applied, or ignored for an obvious reason). */
+typedef enum {
+    SHIMMER_DIRECTIVE_UNKNOWN,
+    SHIMMER_DIRECTIVE_APPLIED,
+    SHIMMER_DIRECTIVE_IGNORED,
+    SHIMMER_DIRECTIVE_REFUSED,
+} ShimmerDirectiveStatus;
+
+ShimmerDirectiveStatus shimmer_config_directive_status(const char *name, const char **reason);
+
 /* Appends the diagnostics as "FILE:LINE: error: ..." lines. */
 void shimmer_config_format_diagnostics(const ShimmerConfig *cfg, GString *out);
 
@@ -436,6 +622,17 @@ void shimmer_json_append_string(GString *out, const char *s);
 /* The normalized configuration as JSON, secrets redacted. */
 char *shimmer_config_to_json(const ShimmerConfig *cfg);
 
+/* The GnuTLS priority string for CFG's TLS restrictions (tls-cipher,
+ * tls-ciphersuites, tls-groups, ecdh-curve, tls-cert-profile,
+ * tls-version-min/max; see tlsprio.h). The parser has refused every
+ * configuration for which this fails. NOTES as shimmer_tlsprio_build(). */
+char *shimmer_config_tls_priority(const ShimmerConfig *cfg, GPtrArray *notes, GError **error);
+
+/* The peer-certificate constraints of CFG (remote-cert-tls, ns-cert-type,
+ * remote-cert-ku, remote-cert-eku) for shimmer_keys_check_cert_usage();
+ * valid as long as CFG. */
+void shimmer_config_get_cert_usage(const ShimmerConfig *cfg, ShimmerCertUsage *out);
+
 /* An equivalent self-contained .ovpn: every referenced file inlined. Secrets
  * are included (this is for moving a profile): the caller decides where the
  * text goes. Returns NULL if the config has errors. */
@@ -446,8 +643,23 @@ const char *shimmer_config_inline_error(const ShimmerConfig *cfg);
 
 void shimmer_config_free(ShimmerConfig *cfg);
 
+ShimmerProxy *shimmer_proxy_copy(const ShimmerProxy *proxy);
+void shimmer_proxy_free(ShimmerProxy *proxy);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(ShimmerProxy, shimmer_proxy_free)
+
+/* A server may push compression (comp-lzo, compress) only where the client's
+ * profile allows it, as OpenVPN 2.6 decides: a profile with no compression
+ * directive, `comp-lzo no`, `compress stub[-v2]` or `allow-compression no`
+ * accepts only the uncompressed framings. Returns FALSE with a message for
+ * the user when PUSHED asks for an algorithm CFG does not allow. */
+gboolean shimmer_config_check_pushed_compression(const ShimmerConfig *cfg,
+                                                 const ShimmerConfig *pushed, GError **error);
+
 const char *shimmer_cipher_name(ShimmerCipher c);
 const char *shimmer_digest_name(ShimmerDigest d);
+
+#define SHIMMER_CONFIG_ERROR (shimmer_config_error_quark())
+GQuark shimmer_config_error_quark(void);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(ShimmerConfig, shimmer_config_free)
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "keys.h"
 
+#include "crl.h"
 #include "secure.h"
 
 #include <gnutls/gnutls.h>
@@ -757,7 +758,15 @@ static int decode_crl(const gnutls_datum_t *d)
 {
     g_auto(gnutls_x509_crl_t) crl = NULL;
     int rc = gnutls_x509_crl_init(&crl);
-    return rc < 0 ? rc : gnutls_x509_crl_import(crl, d, GNUTLS_X509_FMT_PEM);
+    if (rc >= 0)
+        rc = gnutls_x509_crl_import(crl, d, GNUTLS_X509_FMT_PEM);
+    /* Dates that are BER but not DER: GnuTLS refuses, crl.c reads them. */
+    if (rc < 0) {
+        g_autoptr(ShimmerCrlSet) set = shimmer_crl_set_new(d->data, d->size, NULL);
+        if (set != NULL)
+            rc = 0;
+    }
+    return rc;
 }
 
 gboolean shimmer_keys_check_certs(const void *data, gsize len, gboolean require_one, guint *n_certs,
@@ -1097,5 +1106,204 @@ gboolean shimmer_keys_parse_fingerprint(const char *text, guint8 out[32], GError
         return FALSE;
     }
     memcpy(out, fp, sizeof fp);
+    return TRUE;
+}
+
+/* ---------- peer certificate usage ---------- */
+
+#define OID_NS_CERT_TYPE "2.16.840.1.113730.1.1"
+#define OID_SERVER_AUTH  "1.3.6.1.5.5.7.3.1"
+#define OID_CLIENT_AUTH  "1.3.6.1.5.5.7.3.2"
+#define OID_NS_SGC       "2.16.840.1.113730.4.1"
+#define OID_MS_SGC       "1.3.6.1.4.1.311.10.3.3"
+#define NS_SSL_CLIENT    0x80
+#define NS_SSL_SERVER    0x40
+
+/* OpenSSL's long names for the extended key usages, which OpenVPN compares
+ * remote-cert-eku against besides the dotted OID. */
+static const struct {
+    const char *name;
+    const char *oid;
+} eku_names[] = {
+    {"TLS Web Server Authentication", OID_SERVER_AUTH},
+    {"TLS Web Client Authentication", OID_CLIENT_AUTH},
+    {"Code Signing", "1.3.6.1.5.5.7.3.3"},
+    {"E-mail Protection", "1.3.6.1.5.5.7.3.4"},
+    {"IPSec End System", "1.3.6.1.5.5.7.3.5"},
+    {"IPSec Tunnel", "1.3.6.1.5.5.7.3.6"},
+    {"IPSec User", "1.3.6.1.5.5.7.3.7"},
+    {"Time Stamping", "1.3.6.1.5.5.7.3.8"},
+    {"OCSP Signing", "1.3.6.1.5.5.7.3.9"},
+    {"Any Extended Key Usage", "2.5.29.37.0"},
+    {"Netscape Server Gated Crypto", OID_NS_SGC},
+    {"Microsoft Server Gated Crypto", OID_MS_SGC},
+    {"ipsec Internet Key Exchange", "1.3.6.1.5.5.7.3.17"},
+    {"SSH Client", "1.3.6.1.5.5.7.3.21"},
+    {"SSH Server", "1.3.6.1.5.5.7.3.22"},
+};
+
+/* The EKU OIDs of CRT into OIDS; FALSE when the extension is absent. */
+static gboolean cert_ekus(gnutls_x509_crt_t crt, GPtrArray *oids)
+{
+    for (unsigned int i = 0; i < 64; i++) {
+        char oid[128];
+        size_t size = sizeof(oid);
+        int rc = gnutls_x509_crt_get_key_purpose_oid(crt, i, oid, &size, NULL);
+        if (rc == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
+            return i > 0;
+        if (rc < 0) {
+            /* Present but not readable: it counts as there, matching nothing. */
+            g_ptr_array_add(oids, g_strdup("?"));
+            if (rc != GNUTLS_E_SHORT_MEMORY_BUFFER)
+                return TRUE;
+        } else {
+            g_ptr_array_add(oids, g_strdup(oid));
+        }
+    }
+    return TRUE;
+}
+
+static gboolean oids_contain(GPtrArray *oids, const char *oid)
+{
+    for (guint i = 0; i < oids->len; i++) {
+        if (strcmp(g_ptr_array_index(oids, i), oid) == 0)
+            return TRUE;
+    }
+    return FALSE;
+}
+
+/* The first byte of the Netscape cert type BIT STRING; FALSE when absent.
+ * A present but empty or undecodable extension gives 0 (no type). */
+static gboolean cert_ns_type(gnutls_x509_crt_t crt, guint8 *bits)
+{
+    guint8 der[16];
+    size_t size = sizeof(der);
+    int rc = gnutls_x509_crt_get_extension_by_oid(crt, OID_NS_CERT_TYPE, 0, der, &size, NULL);
+    if (rc == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
+        return FALSE;
+    *bits = 0;
+    /* BIT STRING: tag 3, a short length, the unused-bit count, the bits. */
+    if (rc == 0 && size >= 4 && der[0] == 0x03 && der[1] == size - 2 && der[2] < 8)
+        *bits = der[3];
+    return TRUE;
+}
+
+/* OpenVPN's order of the key usage bits (OpenSSL's bit 0 = 0x80); the
+ * GnuTLS flags use the same values for these eight. FALSE when absent. */
+static gboolean cert_key_usage(gnutls_x509_crt_t crt, guint *ku)
+{
+    unsigned int flags = 0;
+    int rc = gnutls_x509_crt_get_key_usage(crt, &flags, NULL);
+    if (rc < 0)
+        return FALSE;
+    *ku = flags & 0xFF;
+    return TRUE;
+}
+
+/* OpenSSL's X509_check_purpose for an SSL server (or client) leaf. */
+static gboolean ssl_purpose_ok(gnutls_x509_crt_t crt, gboolean server)
+{
+    g_autoptr(GPtrArray) ekus = g_ptr_array_new_with_free_func(g_free);
+    if (cert_ekus(crt, ekus)) {
+        gboolean ok = server ? oids_contain(ekus, OID_SERVER_AUTH) ||
+                                   oids_contain(ekus, OID_NS_SGC) || oids_contain(ekus, OID_MS_SGC)
+                             : oids_contain(ekus, OID_CLIENT_AUTH);
+        if (!ok)
+            return FALSE;
+    }
+    guint8 ns;
+    if (cert_ns_type(crt, &ns) && !(ns & (server ? NS_SSL_SERVER : NS_SSL_CLIENT)))
+        return FALSE;
+    guint ku;
+    guint need = server ? (GNUTLS_KEY_DIGITAL_SIGNATURE | GNUTLS_KEY_KEY_ENCIPHERMENT |
+                           GNUTLS_KEY_KEY_AGREEMENT)
+                        : (GNUTLS_KEY_DIGITAL_SIGNATURE | GNUTLS_KEY_KEY_AGREEMENT);
+    if (cert_key_usage(crt, &ku) && !(ku & need))
+        return FALSE;
+    return TRUE;
+}
+
+static gboolean check_ns_cert_type(gnutls_x509_crt_t crt, gboolean server, GError **error)
+{
+    if (ssl_purpose_ok(crt, server))
+        return TRUE;
+    /* OpenVPN's fallback: the Netscape type alone, whatever else says. */
+    guint8 ns;
+    if (cert_ns_type(crt, &ns) && (ns & (server ? NS_SSL_SERVER : NS_SSL_CLIENT)))
+        return TRUE;
+    set_error(error,
+              "ns-cert-type %s: the certificate is not for an SSL %s (its extended key usage, "
+              "Netscape cert type or key usage says otherwise)",
+              server ? "server" : "client", server ? "server" : "client");
+    return FALSE;
+}
+
+static gboolean check_ku(gnutls_x509_crt_t crt, const GArray *want, const char *what,
+                         GError **error)
+{
+    guint ku;
+    if (!cert_key_usage(crt, &ku)) {
+        set_error(error, "%s: the certificate has no key usage extension", what);
+        return FALSE;
+    }
+    if (want == NULL || want->len == 0)
+        return TRUE;
+    GString *list = g_string_new(NULL);
+    for (guint i = 0; i < want->len; i++) {
+        guint w = g_array_index(want, guint, i);
+        if (w != 0 && (ku & w) == w) {
+            g_string_free(list, TRUE);
+            return TRUE;
+        }
+        g_string_append_printf(list, "%s%02x", i ? ", " : "", w);
+    }
+    set_error(error, "%s: the certificate's key usage is %02x, not one of %s", what, ku, list->str);
+    g_string_free(list, TRUE);
+    return FALSE;
+}
+
+static const char *eku_oid_of(const char *want)
+{
+    for (gsize i = 0; i < G_N_ELEMENTS(eku_names); i++) {
+        if (strcmp(eku_names[i].name, want) == 0)
+            return eku_names[i].oid;
+    }
+    return want;
+}
+
+static gboolean check_eku(gnutls_x509_crt_t crt, const char *want, const char *what, GError **error)
+{
+    g_autoptr(GPtrArray) ekus = g_ptr_array_new_with_free_func(g_free);
+    if (!cert_ekus(crt, ekus)) {
+        set_error(error, "%s: the certificate has no extended key usage extension", what);
+        return FALSE;
+    }
+    if (oids_contain(ekus, eku_oid_of(want)))
+        return TRUE;
+    g_ptr_array_add(ekus, NULL);
+    g_autofree char *have = g_strjoinv(", ", (char **)ekus->pdata);
+    set_error(error, "%s: the certificate's extended key usage (%s) does not include %s", what,
+              have, want);
+    return FALSE;
+}
+
+gboolean shimmer_keys_check_cert_usage(const ShimmerCertUsage *cfg, gnutls_x509_crt_t crt,
+                                       GError **error)
+{
+    if (cfg->remote_cert_tls != SHIMMER_CERT_ROLE_NONE) {
+        gboolean server = cfg->remote_cert_tls == SHIMMER_CERT_ROLE_SERVER;
+        const char *what = server ? "remote-cert-tls server" : "remote-cert-tls client";
+        if (!check_ku(crt, NULL, what, error) ||
+            !check_eku(crt, server ? OID_SERVER_AUTH : OID_CLIENT_AUTH, what, error))
+            return FALSE;
+    }
+    if (cfg->ns_cert_type != SHIMMER_CERT_ROLE_NONE &&
+        !check_ns_cert_type(crt, cfg->ns_cert_type == SHIMMER_CERT_ROLE_SERVER, error))
+        return FALSE;
+    if (cfg->remote_cert_ku_set && !check_ku(crt, cfg->remote_cert_ku, "remote-cert-ku", error))
+        return FALSE;
+    if (cfg->remote_cert_eku != NULL &&
+        !check_eku(crt, cfg->remote_cert_eku, "remote-cert-eku", error))
+        return FALSE;
     return TRUE;
 }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <glib.h>
+#include <gnutls/x509.h>
 
 G_BEGIN_DECLS
 
@@ -35,7 +36,7 @@ G_BEGIN_DECLS
  * keys, only blank and '#' lines may surround the block, and the base64 must
  * be strictly valid (alphabet, padding, length). */
 #define SHIMMER_TLS_CRYPT_V2_SERVER_KEY_LEN 128
-#define SHIMMER_TLS_CRYPT_V2_MAX_WKC_LEN 1024
+#define SHIMMER_TLS_CRYPT_V2_MAX_WKC_LEN    1024
 /* The smallest WKc: tag(32) + encrypted Kc(256) + length(2). */
 #define SHIMMER_TLS_CRYPT_V2_MIN_WKC_LEN (32 + 256 + 2)
 
@@ -45,17 +46,15 @@ typedef struct {
     gsize wkc_len;
 } ShimmerTlsCryptV2ClientKey;
 
-gboolean shimmer_keys_parse_static(const void *data, gsize len,
-                                   guint8 out[SHIMMER_STATIC_KEY_LEN],
+gboolean shimmer_keys_parse_static(const void *data, gsize len, guint8 out[SHIMMER_STATIC_KEY_LEN],
                                    GError **error);
 
 gboolean shimmer_keys_parse_tls_crypt_v2_client(const void *data, gsize len,
-                                                ShimmerTlsCryptV2ClientKey *out,
-                                                GError **error);
+                                                ShimmerTlsCryptV2ClientKey *out, GError **error);
 
-gboolean shimmer_keys_parse_tls_crypt_v2_server(
-    const void *data, gsize len, guint8 out[SHIMMER_TLS_CRYPT_V2_SERVER_KEY_LEN],
-    GError **error);
+gboolean shimmer_keys_parse_tls_crypt_v2_server(const void *data, gsize len,
+                                                guint8 out[SHIMMER_TLS_CRYPT_V2_SERVER_KEY_LEN],
+                                                GError **error);
 
 /* Like shimmer_keys_parse_tls_crypt_v2_client / _server but only tells which
  * of the two PEM labels DATA carries: 1 client, 2 server, 0 neither. Only the
@@ -71,8 +70,8 @@ int shimmer_keys_tls_crypt_v2_kind(const void *data, gsize len);
  * OpenVPN does, but must still be complete; OpenSSL's "TRUSTED CERTIFICATE"
  * blocks are refused rather than skipped, since skipping would silently drop
  * a CA. */
-gboolean shimmer_keys_check_certs(const void *data, gsize len, gboolean require_one,
-                                  guint *n_certs, GError **error);
+gboolean shimmer_keys_check_certs(const void *data, gsize len, gboolean require_one, guint *n_certs,
+                                  GError **error);
 
 /* A PEM private key (PKCS#1, PKCS#8, SEC1 EC, encrypted PKCS#8). Sets
  * *ENCRYPTED when the key needs a passphrase: such a key is accepted here and
@@ -84,11 +83,13 @@ gboolean shimmer_keys_check_certs(const void *data, gsize len, gboolean require_
  * encrypted key's outer structure is still checked. PASSPHRASE is ignored for
  * a plain key. ENCRYPTED may be NULL; it is set once the key block is found,
  * so it is also valid when the passphrase is wrong. */
-gboolean shimmer_keys_check_private_key(const void *data, gsize len,
-                                        const char *passphrase, gboolean *encrypted,
-                                        GError **error);
+gboolean shimmer_keys_check_private_key(const void *data, gsize len, const char *passphrase,
+                                        gboolean *encrypted, GError **error);
 
-/* One or more PEM CRLs. Blocks of other kinds are skipped. */
+/* One or more PEM CRLs. Blocks of other kinds are skipped. A CRL whose dates
+ * are BER but not DER (which GnuTLS refuses and OpenSSL reads) passes when
+ * crl.h's reader reads it; the engine then checks revocations with that
+ * reader (shimmer_crl_set_check). */
 gboolean shimmer_keys_check_crl(const void *data, gsize len, GError **error);
 
 /* PKCS#12: DER bytes (a file) or base64 text (an inline <pkcs12> block; set
@@ -96,8 +97,7 @@ gboolean shimmer_keys_check_crl(const void *data, gsize len, GError **error);
  * (passphrase comes later). Base64 may be wrapped and indented but must be
  * strictly valid. Without the passphrase neither the MAC nor the inside of an
  * encrypted bag can be checked, so damage there shows up only later. */
-gboolean shimmer_keys_check_pkcs12(const void *data, gsize len, gboolean is_base64,
-                                   GError **error);
+gboolean shimmer_keys_check_pkcs12(const void *data, gsize len, gboolean is_base64, GError **error);
 
 /* The SHA-256 of DATA as 64 lowercase hex digits (for reporting certificates,
  * never used on secrets). Caller frees. */
@@ -107,6 +107,47 @@ char *shimmer_keys_sha256_hex(const void *data, gsize len);
  * case). Whitespace around the whole text is ignored (a CRLF line); none is
  * allowed inside. */
 gboolean shimmer_keys_parse_fingerprint(const char *text, guint8 out[32], GError **error);
+
+typedef enum {
+    SHIMMER_CERT_ROLE_NONE,
+    SHIMMER_CERT_ROLE_SERVER,
+    SHIMMER_CERT_ROLE_CLIENT,
+} ShimmerCertRole;
+
+/* A profile's constraints on the peer's certificate
+ * (shimmer_config_get_cert_usage() fills it in). */
+typedef struct {
+    ShimmerCertRole remote_cert_tls;
+    ShimmerCertRole ns_cert_type;
+    gboolean remote_cert_ku_set;
+    const GArray *remote_cert_ku; /* guint values; empty: presence only */
+    const char *remote_cert_eku;  /* an OID or OpenSSL's long name; NULL: none */
+} ShimmerCertUsage;
+
+/* Checks the peer's certificate CRT against the profile's usage constraints,
+ * as OpenVPN 2.6 built with OpenSSL checks them:
+ *   - ns-cert-type server|client: OpenSSL's purpose check for an SSL server
+ *     (client) passes -- an extended key usage, if present, includes
+ *     serverAuth (clientAuth; for a server also Netscape's or Microsoft's
+ *     SGC); a Netscape cert type, if present, has the SSL server (client)
+ *     bit; a key usage, if present, allows digitalSignature, keyEncipherment
+ *     or keyAgreement (a client: digitalSignature or keyAgreement) -- or
+ *     failing that the Netscape cert type extension (2.16.840.1.113730.1.1)
+ *     is there with the SSL server (client) bit;
+ *   - remote-cert-ku [HEX...]: the key usage extension is present and, when
+ *     values are given, the certificate's first eight key usage bits
+ *     (digitalSignature = 0x80 ... encipherOnly = 0x01) contain every bit of
+ *     one of them;
+ *   - remote-cert-eku OID|NAME: the extended key usage holds that OID, given
+ *     as dotted digits or as OpenSSL's long name;
+ *   - remote-cert-tls server|client: a key usage extension is present and the
+ *     extended key usage holds serverAuth (clientAuth).
+ * Every constraint the profile gives must hold. Returns TRUE when none is
+ * given. On failure ERROR says which constraint failed and what the
+ * certificate has. The engine calls this from its verify callback for the
+ * peer's leaf certificate. */
+gboolean shimmer_keys_check_cert_usage(const ShimmerCertUsage *usage, gnutls_x509_crt_t crt,
+                                       GError **error);
 
 #define SHIMMER_KEYS_ERROR (shimmer_keys_error_quark())
 GQuark shimmer_keys_error_quark(void);

@@ -69,8 +69,8 @@ typedef enum {
 
 typedef struct {
     ShimmerItemKind kind;
-    guint line;      /* 1-based line of the directive or of the opening tag */
-    guint end_line;  /* line of the closing tag for a block, == line otherwise */
+    guint line;     /* 1-based line of the directive or of the opening tag */
+    guint end_line; /* line of the closing tag for a block, == line otherwise */
     /* SHIMMER_ITEM_DIRECTIVE: argv[0] is the name (without "--"), argv has
      * argc entries and a NULL terminator. */
     char **argv;
@@ -91,8 +91,8 @@ typedef struct {
  * message that does not include the line number, and stores the 1-based line
  * in *ERROR_LINE (ERROR_LINE may be NULL). The messages never quote the body
  * of a block. */
-GPtrArray *shimmer_lex(const char *text, gsize len, guint first_line,
-                       guint *error_line, GError **error);
+GPtrArray *shimmer_lex(const char *text, gsize len, guint first_line, guint *error_line,
+                       GError **error);
 
 /* Splits one line (no newline in it) into tokens with the same quoting rules,
  * without comment/block handling at line start other than '#'/';' between

@@ -61,7 +61,7 @@ SECRET_FIXTURES = [
 # Short whole-file secrets (a passphrase): matched whatever their length.
 SECRET_PASS_FIXTURES = ['client-enc.pass']
 SECRET_BLOCKS = {'key', 'tls-auth', 'tls-crypt', 'tls-crypt-v2', 'secret',
-                 'pkcs12', 'auth-user-pass'}
+                 'pkcs12', 'auth-user-pass', 'http-proxy-user-pass', 'auth-gen-token-secret'}
 MIN_SECRET_LINE = 16
 
 DIAG_RE = re.compile(r'^(?P<file>.+?):(?P<line>[0-9]+): (?P<kind>error|warning): (?P<msg>.*)$')

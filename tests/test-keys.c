@@ -5,6 +5,8 @@
  */
 #include "keys.h"
 
+#include "config.h"
+
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <string.h>
@@ -1152,6 +1154,154 @@ static void test_error_quark(void)
     g_assert_cmpstr(g_quark_to_string(SHIMMER_KEYS_ERROR), ==, "shimmer-keys-error-quark");
 }
 
+/* ---- Peer certificate usage (ns-cert-type, remote-cert-ku/eku/tls) ------- */
+
+static gnutls_x509_crt_t load_usage_cert(const char *name)
+{
+    g_autofree char *rel = g_strdup_printf("usage/%s.crt", name);
+    gsize len;
+    g_autofree char *pem = load(rel, &len);
+    gnutls_x509_crt_t crt;
+    g_assert_cmpint(gnutls_x509_crt_init(&crt), ==, 0);
+    gnutls_datum_t d = {(unsigned char *)pem, (unsigned int)len};
+    g_assert_cmpint(gnutls_x509_crt_import(crt, &d, GNUTLS_X509_FMT_PEM), ==, 0);
+    return crt;
+}
+
+static ShimmerConfig *usage_config(const char *directive)
+{
+    g_autofree char *text = g_strdup_printf(
+        "client\ndev tun\nremote vpn.example.net\npeer-fingerprint "
+        "00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff:00:11:22:33:44:55:66:77:88:99:aa:bb:cc:"
+        "dd:ee:ff\n%s\n",
+        directive);
+    ShimmerConfig *cfg = shimmer_config_parse("u.ovpn", NULL, text, strlen(text), NULL, NULL);
+    if (shimmer_config_has_errors(cfg)) {
+        GString *d = g_string_new(NULL);
+        shimmer_config_format_diagnostics(cfg, d);
+        g_error("'%s' does not parse:\n%s", directive, d->str);
+    }
+    return cfg;
+}
+
+/* Expected results are OpenVPN 2.6's (OpenSSL's purpose check, then the
+ * Netscape-type fallback for ns-cert-type); `openssl verify -purpose
+ * sslserver` agrees on the purpose part for every fixture. */
+static void test_cert_usage(void)
+{
+    static const struct {
+        const char *directive;
+        const char *cert;
+        gboolean ok;
+        const char *why; /* part of the error when !ok */
+    } cases[] = {
+        /* ns-cert-type server */
+        {"ns-cert-type server", "ns-server", TRUE, NULL},
+        {"ns-cert-type server", "server", TRUE, NULL},
+        {"ns-cert-type server", "no-usage", TRUE, NULL},
+        {"ns-cert-type server", "ns-server-eku-client", TRUE, NULL}, /* the fallback */
+        {"ns-cert-type server", "ns-client", FALSE, "not for an SSL server"},
+        {"ns-cert-type server", "client", FALSE, "not for an SSL server"},
+        {"ns-cert-type server", "certsign-only", FALSE, "not for an SSL server"},
+        {"ns-cert-type server", "ns-client-eku-server", FALSE, "not for an SSL server"},
+        {"ns-cert-type server", "codesign", FALSE, "not for an SSL server"},
+        /* ns-cert-type client */
+        {"ns-cert-type client", "ns-client", TRUE, NULL},
+        {"ns-cert-type client", "client", TRUE, NULL},
+        {"ns-cert-type client", "no-usage", TRUE, NULL},
+        {"ns-cert-type client", "ns-client-eku-server", TRUE, NULL}, /* the fallback */
+        {"ns-cert-type client", "ns-server", FALSE, "not for an SSL client"},
+        {"ns-cert-type client", "server", FALSE, "not for an SSL client"},
+        {"ns-cert-type client", "ns-server-eku-client", FALSE, "not for an SSL client"},
+        /* remote-cert-ku: one value's bits all present */
+        {"remote-cert-ku a0", "server", TRUE, NULL},
+        {"remote-cert-ku 80", "server", TRUE, NULL},
+        {"remote-cert-ku 0x20", "server", TRUE, NULL},
+        {"remote-cert-ku 88", "server", FALSE, "key usage is a0, not one of 88"},
+        {"remote-cert-ku 88 a0", "server", TRUE, NULL},
+        {"remote-cert-ku 88", "client", TRUE, NULL},
+        {"remote-cert-ku a0 a8", "client", FALSE, "key usage is 88, not one of a0, a8"},
+        {"remote-cert-ku 04", "certsign-only", TRUE, NULL},
+        {"remote-cert-ku", "certsign-only", TRUE, NULL},
+        {"remote-cert-ku", "ns-server", FALSE, "no key usage extension"},
+        {"remote-cert-ku 80", "no-usage", FALSE, "no key usage extension"},
+        /* remote-cert-eku: OID or OpenSSL's long name */
+        {"remote-cert-eku \"TLS Web Server Authentication\"", "server", TRUE, NULL},
+        {"remote-cert-eku 1.3.6.1.5.5.7.3.1", "server", TRUE, NULL},
+        {"remote-cert-eku 1.3.6.1.5.5.7.3.1", "client", FALSE, "1.3.6.1.5.5.7.3.2"},
+        {"remote-cert-eku \"Code Signing\"", "codesign", TRUE, NULL},
+        {"remote-cert-eku 1.3.6.1.5.5.7.3.3", "codesign", TRUE, NULL},
+        {"remote-cert-eku serverAuth", "server", FALSE, "does not include serverAuth"},
+        {"remote-cert-eku 1.3.6.1.5.5.7.3.1", "ns-server", FALSE, "no extended key usage"},
+        /* remote-cert-tls: a key usage present and the EKU */
+        {"remote-cert-tls server", "server", TRUE, NULL},
+        {"remote-cert-tls server", "client", FALSE, "remote-cert-tls server"},
+        {"remote-cert-tls server", "ns-server", FALSE, "no key usage extension"},
+        {"remote-cert-tls client", "client", TRUE, NULL},
+        {"remote-cert-tls client", "revoked", TRUE, NULL},
+        /* Nothing asked: nothing checked. */
+        {"verb 3", "codesign", TRUE, NULL},
+    };
+    for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autoptr(ShimmerConfig) cfg = usage_config(cases[i].directive);
+        gnutls_x509_crt_t crt = load_usage_cert(cases[i].cert);
+        g_autoptr(GError) error = NULL;
+        ShimmerCertUsage usage;
+        shimmer_config_get_cert_usage(cfg, &usage);
+        gboolean ok = shimmer_keys_check_cert_usage(&usage, crt, &error);
+        if (ok != cases[i].ok)
+            g_error("'%s' with %s: expected %s, got %s", cases[i].directive, cases[i].cert,
+                    cases[i].ok ? "success" : "failure", error ? error->message : "success");
+        if (!ok) {
+            g_assert_error(error, SHIMMER_KEYS_ERROR, 0);
+            if (strstr(error->message, cases[i].why) == NULL)
+                g_error("'%s' with %s: '%s' lacks '%s'", cases[i].directive, cases[i].cert,
+                        error->message, cases[i].why);
+        }
+        gnutls_x509_crt_deinit(crt);
+    }
+    /* The main test PKI's server certificate (critical KU 88, serverAuth). */
+    g_autoptr(ShimmerConfig) all = usage_config("ns-cert-type server\nremote-cert-ku 88\n"
+                                                "remote-cert-eku 1.3.6.1.5.5.7.3.1\n"
+                                                "remote-cert-tls server");
+    gsize len;
+    g_autofree char *pem = load("server.crt", &len);
+    gnutls_x509_crt_t crt;
+    g_assert_cmpint(gnutls_x509_crt_init(&crt), ==, 0);
+    gnutls_datum_t d = {(unsigned char *)pem, (unsigned int)len};
+    g_assert_cmpint(gnutls_x509_crt_import(crt, &d, GNUTLS_X509_FMT_PEM), ==, 0);
+    ShimmerCertUsage all_usage;
+    shimmer_config_get_cert_usage(all, &all_usage);
+    g_assert_true(shimmer_keys_check_cert_usage(&all_usage, crt, NULL));
+    gnutls_x509_crt_deinit(crt);
+}
+
+static void test_cert_usage_parse_errors(void)
+{
+    static const struct {
+        const char *line;
+        const char *error;
+    } cases[] = {
+        {"ns-cert-type both", "'ns-cert-type': 'both' is not 'server' or 'client'"},
+        {"remote-cert-ku xyz", "'remote-cert-ku': 'xyz' is not a hexadecimal"},
+        {"remote-cert-ku 0", "'0' can never match"},
+        {"remote-cert-ku 8000", "'8000' can never match"},
+        {"remote-cert-ku 12345", "'12345' is not a hexadecimal"},
+        {"remote-cert-eku", "needs 1 argument"},
+    };
+    for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autofree char *text =
+            g_strdup_printf("client\ndev tun\nremote x.example\n%s\n", cases[i].line);
+        g_autoptr(ShimmerConfig) cfg =
+            shimmer_config_parse("e.ovpn", NULL, text, strlen(text), NULL, NULL);
+        GString *d = g_string_new(NULL);
+        shimmer_config_format_diagnostics(cfg, d);
+        if (strstr(d->str, cases[i].error) == NULL || strstr(d->str, "e.ovpn:4: error:") == NULL)
+            g_error("'%s': expected '%s' at line 4 in:\n%s", cases[i].line, cases[i].error, d->str);
+        g_string_free(d, TRUE);
+    }
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -1181,6 +1331,8 @@ int main(int argc, char **argv)
     g_test_add_func("/keys/fingerprint/good", test_fingerprint_good);
     g_test_add_func("/keys/fingerprint/bad", test_fingerprint_bad);
     g_test_add_func("/keys/oversize", test_oversize);
+    g_test_add_func("/keys/cert-usage", test_cert_usage);
+    g_test_add_func("/keys/cert-usage/parse-errors", test_cert_usage_parse_errors);
 
     return g_test_run();
 }

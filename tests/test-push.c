@@ -113,10 +113,9 @@ static void test_pull_filter(void)
     g_ptr_array_add(filters, filter(SHIMMER_PULL_FILTER_ACCEPT, "route 10.9."));
     g_ptr_array_add(filters, filter(SHIMMER_PULL_FILTER_IGNORE, "route "));
     g_ptr_array_add(filters, filter(SHIMMER_PULL_FILTER_IGNORE, "redirect-gateway"));
-    g_autoptr(ShimmerConfig) cfg =
-        push("route 10.9.0.0 255.255.0.0,route 10.10.0.0 255.255.0.0,"
-             "redirect-gateway def1,route-ipv6 2001:db8::/32",
-             filters);
+    g_autoptr(ShimmerConfig) cfg = push("route 10.9.0.0 255.255.0.0,route 10.10.0.0 255.255.0.0,"
+                                        "redirect-gateway def1,route-ipv6 2001:db8::/32",
+                                        filters);
     g_assert_false(shimmer_config_has_errors(cfg));
     g_assert_cmpuint(cfg->routes->len, ==, 1);
     ShimmerRoute *r = g_ptr_array_index(cfg->routes, 0);
@@ -154,12 +153,20 @@ static void test_bad_values(void)
 
 static void test_compression_pushed_is_framing_only(void)
 {
+    /* The push says which framing and algorithm the server uses; whether
+     * the client accepts it is shimmer_config_check_pushed_compression's
+     * (test-config). */
     g_autoptr(ShimmerConfig) lzo = push("comp-lzo yes", NULL);
     g_assert_false(shimmer_config_has_errors(lzo));
     g_assert_cmpint(lzo->comp, ==, SHIMMER_COMP_LZO_NO);
+    g_assert_cmpint(lzo->comp_alg, ==, SHIMMER_COMP_ALG_LZO);
     g_autoptr(ShimmerConfig) lz4 = push("compress lz4-v2", NULL);
     g_assert_false(shimmer_config_has_errors(lz4));
-    g_assert_cmpint(lz4->comp, ==, SHIMMER_COMP_STUB);
+    g_assert_cmpint(lz4->comp, ==, SHIMMER_COMP_STUB_V2);
+    g_assert_cmpint(lz4->comp_alg, ==, SHIMMER_COMP_ALG_LZ4);
+    g_autoptr(ShimmerConfig) stub = push("comp-lzo no", NULL);
+    g_assert_cmpint(stub->comp, ==, SHIMMER_COMP_LZO_NO);
+    g_assert_cmpint(stub->comp_alg, ==, SHIMMER_COMP_ALG_NONE);
 }
 
 static void test_continuation(void)

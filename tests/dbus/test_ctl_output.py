@@ -220,8 +220,6 @@ def test_json_output_escapes_c0_controls(h):
 
 
 @_needs_lab()
-@pytest.mark.xfail(strict=True, reason="libshimmer's shimmer_json_append_string writes C1 and "
-                   "bidi controls raw (the change is in src/config-output.c)")
 def test_json_output_escapes_c1_and_bidi_controls(h):
     path = h.write_profile("hostile-json2", hostile_profile(h))
     name = "json2-name"

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * libFuzzer target: the .ovpn parser, its JSON and --inline writers, and the
- * PUSH_REPLY parser, fed arbitrary bytes. Files the configuration names are
+ * libFuzzer target: the .ovpn parser, its JSON and --inline writers, the
+ * PUSH_REPLY parser, the client-config-dir parser and the CRL reader, fed
+ * arbitrary bytes. Files the configuration names are
  * served from memory: names ending in ".crt", ".key", ".pem" get a slice of
  * the input itself, so the fuzzer also reaches the key-material checks.
  */
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "crl.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -35,8 +37,8 @@ static gboolean fuzz_loader(const char *path, GBytes **contents, GError **error,
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     Input in = {data, size};
-    ShimmerConfig *cfg = shimmer_config_parse("fuzz.ovpn", "/nonexistent", (const char *)data,
-                                              size, fuzz_loader, &in);
+    ShimmerConfig *cfg = shimmer_config_parse("fuzz.ovpn", "/nonexistent", (const char *)data, size,
+                                              fuzz_loader, &in);
     GString *diags = g_string_new(NULL);
     shimmer_config_format_diagnostics(cfg, diags);
     g_string_free(diags, TRUE);
@@ -56,7 +58,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         shimmer_config_free(again);
         g_free(ovpn);
     }
+    /* The same bytes as a client-config-dir file of this (maybe) server. */
+    ShimmerCcd *ccd = shimmer_ccd_parse("ccd/fuzz", (const char *)data, size, cfg);
+    GString *cd = g_string_new(NULL);
+    shimmer_ccd_format_diagnostics(ccd, cd);
+    g_string_free(cd, TRUE);
+    shimmer_ccd_free(ccd);
     shimmer_config_free(cfg);
+
+    /* And as CRLs (every block must be read within its bounds). */
+    ShimmerCrlSet *crls = shimmer_crl_set_new(data, size, NULL);
+    if (crls != NULL) {
+        (void)shimmer_crl_set_verify(crls, data, size, NULL, NULL);
+        shimmer_crl_set_free(crls);
+    }
 
     ShimmerConfig *push = shimmer_config_parse_push((const char *)data, size, NULL);
     json = shimmer_config_to_json(push);

@@ -72,3 +72,20 @@ def test_an_import_circle_fails(tmp_path):
     r = run(tmp_path)
     assert r.returncode == 1
     assert "import circle: service/manager/profile -> service/manager/session" in r.stdout
+
+
+def test_parts_of_one_component_are_no_circle(tmp_path):
+    base_tree(tmp_path)
+    # config.c and its private header config-parser.h include each other's
+    # files: one component. tlsprio, a component of its own, must not be
+    # reached back from config's parts.
+    write(tmp_path, "src/config.h", '#pragma once\n#include "tlsprio.h"\n')
+    write(tmp_path, "src/config-parser.h", '#pragma once\n#include "config.h"\n')
+    write(tmp_path, "src/config.c", '#include "config.h"\n#include "config-parser.h"\n')
+    write(tmp_path, "src/tlsprio.h", "#pragma once\n")
+    write(tmp_path, "src/tlsprio.c", '#include "tlsprio.h"\n')
+    assert run(tmp_path).returncode == 0
+    write(tmp_path, "src/tlsprio.c", '#include "tlsprio.h"\n#include "config-parser.h"\n')
+    r = run(tmp_path)
+    assert r.returncode == 1
+    assert "import circle: src/config -> src/tlsprio" in r.stdout
