@@ -11,6 +11,7 @@
 #include <gnutls/x509.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "compframe.h"
 #include "ctlwrap.h"
 #include "datachan.h"
@@ -373,7 +374,8 @@ static void put_string(GByteArray *b, const char *s)
         return;
     }
     gsize len = strlen(s) + 1;
-    guint8 l[2] = {(guint8)(len >> 8), (guint8)len};
+    guint8 l[2];
+    shimmer_write_be16(l, (guint16)len);
     g_byte_array_append(b, l, 2);
     g_byte_array_append(b, (const guint8 *)s, (guint)len);
 }
@@ -443,7 +445,7 @@ static bool get_u16_string(const guint8 **p, const guint8 *end, char **out)
 {
     if (end - *p < 2)
         return false;
-    gsize len = ((gsize)(*p)[0] << 8) | (*p)[1];
+    gsize len = shimmer_read_be16(*p);
     *p += 2;
     if ((gsize)(end - *p) < len)
         return false;
@@ -1033,12 +1035,12 @@ static KeyState *start_renegotiation(ShimmerEngine *e, guint8 key_id, gint64 now
 static bool parse_tlv_resend_wkc(const guint8 *p, gsize len)
 {
     while (len >= 4) {
-        guint type = ((guint)p[0] << 8) | p[1];
-        guint l = ((guint)p[2] << 8) | p[3];
+        guint type = shimmer_read_be16(p);
+        guint l = shimmer_read_be16(p + 2);
         if (l > len - 4)
             return false;
         if (type == SHIMMER_CTLWRAP_TLV_EARLY_NEG_FLAGS && l == 2 &&
-            (((guint)p[4] << 8 | p[5]) & SHIMMER_CTLWRAP_EARLY_NEG_FLAG_RESEND_WKC))
+            (shimmer_read_be16(p + 4) & SHIMMER_CTLWRAP_EARLY_NEG_FLAG_RESEND_WKC))
             return true;
         p += 4 + l;
         len -= 4 + l;
