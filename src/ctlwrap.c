@@ -68,7 +68,7 @@ struct ShimmerCtlwrap {
     gsize metadata_len;
 };
 
-const char *shimmer_ctlwrap_error_str(ShimmerCtlwrapError err)
+const char *shimmer_ctlwrap_error_to_string(ShimmerCtlwrapError err)
 {
     switch (err) {
     case SHIMMER_CTLWRAP_OK:

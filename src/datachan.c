@@ -18,7 +18,7 @@ G_STATIC_ASSERT(CHACHA_POLY1305_DIGEST_SIZE == SHIMMER_DATACHAN_TAG_LEN);
 G_STATIC_ASSERT(CHACHA_POLY1305_NONCE_SIZE == SHIMMER_DATACHAN_NONCE_LEN);
 G_STATIC_ASSERT(GCM_IV_SIZE == SHIMMER_DATACHAN_NONCE_LEN);
 
-struct _ShimmerDatachanKey {
+struct ShimmerDatachanKey {
     ShimmerDatachanCipher cipher;
     ShimmerDatachanBackend backend;
     ShimmerDatachanDirection direction;

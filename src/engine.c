@@ -315,7 +315,7 @@ static void send_control(ShimmerEngine *e, KeyState *ks, guint opcode, bool has_
     shimmer_wipe(e->scratch2, plain_len);
     if (err != SHIMMER_CTLWRAP_OK) {
         elog(e, SHIMMER_LOG_ERROR, "cannot wrap a control packet: %s",
-             shimmer_ctlwrap_error_str(err));
+             shimmer_ctlwrap_error_to_string(err));
         return;
     }
     queue_packet(e, e->scratch, wrapped, now);
@@ -1063,7 +1063,7 @@ static void recv_control(ShimmerEngine *e, const guint8 *pkt, gsize len, gint64 
             e->stats.dropped_auth++;
         else
             e->stats.dropped_malformed++;
-        elog(e, SHIMMER_LOG_DEBUG, "control packet dropped: %s", shimmer_ctlwrap_error_str(err));
+        elog(e, SHIMMER_LOG_DEBUG, "control packet dropped: %s", shimmer_ctlwrap_error_to_string(err));
         return;
     }
     if (e->cfg->wrap != SHIMMER_WRAP_NONE) {

@@ -6,7 +6,7 @@
 
 #include <string.h>
 
-const char *shimmer_packet_error_str(ShimmerPacketError err)
+const char *shimmer_packet_error_to_string(ShimmerPacketError err)
 {
     switch (err) {
     case SHIMMER_PACKET_OK:

@@ -89,7 +89,7 @@ typedef struct {
     gint64 max_timeout;
 } ShimmerReliableConfig;
 
-typedef struct _ShimmerReliable ShimmerReliable;
+typedef struct ShimmerReliable ShimmerReliable;
 
 /* Creates the reliable state of a new key state (next pid to send 0, next pid
  * expected 0). CONFIG may be NULL (all defaults). Returns NULL (with a
