@@ -21,6 +21,8 @@ enum {
 };
 
 #define PUSH_REQUEST_INTERVAL (5 * SHIMMER_US)
+/* A PUSH_REPLY merged over its continuations; 2.6 sends 1 KiB parts. */
+#define PUSH_TEXT_LIMIT (256 * 1024)
 
 typedef struct {
     guint conn_index; /* the connection in use */
@@ -37,7 +39,9 @@ typedef struct {
 
     bool wkc_resend_requested;
     gint64 push_request_at;
-    GString *push_text; /* a PUSH_REPLY being merged over continuations */
+    /* A PUSH_REPLY being merged over continuations (it may carry an
+     * auth-token). */
+    ShimmerSecretBuf push_text;
     ShimmerConfig *pushed;
 
     gint64 connect_deadline; /* no server reset by then: next remote */
@@ -94,7 +98,7 @@ static void restart_session(ShimmerEngine *e, const char *why, bool next_remote,
     }
     shimmer_core_log(e, SHIMMER_LOG_WARNING, "restarting: %s", why);
     shimmer_core_reset_session(e);
-    g_string_truncate(c->push_text, 0);
+    shimmer_secret_buf_reset(&c->push_text);
     c->wkc_resend_requested = false;
     shimmer_core_push_event(e, SHIMMER_EVENT_DISCONNECT_TRANSPORT, c->conn_index, NULL);
     e->stats.reconnects++;
@@ -172,8 +176,8 @@ static bool pick_cipher(ShimmerEngine *e, const ShimmerConfig *p, ShimmerDatacha
 
 static bool apply_push(ShimmerEngine *e, Client *c)
 {
-    g_autoptr(ShimmerConfig) p =
-        shimmer_config_parse_push(c->push_text->str, c->push_text->len, e->cfg->pull_filters);
+    g_autoptr(ShimmerConfig) p = shimmer_config_parse_push((const char *)c->push_text.data,
+                                                           c->push_text.len, e->cfg->pull_filters);
     for (guint i = 0; i < p->diagnostics->len; i++) {
         ShimmerDiagnostic *d = g_ptr_array_index(p->diagnostics, i);
         shimmer_core_log(
@@ -195,8 +199,9 @@ static bool apply_push(ShimmerEngine *e, Client *c)
     /* The token replaces the password on renegotiation; auth-nocache only
      * concerns the password the user typed, not the server's token. */
     if (p->auth_token != NULL) {
+        /* Taken, not copied: one copy of the token, ours. */
         shimmer_str_free_secret(c->auth_token);
-        c->auth_token = g_strdup(p->auth_token);
+        c->auth_token = g_steal_pointer(&p->auth_token);
     }
     if (p->ping >= 0)
         e->ping_s = p->ping;
@@ -212,33 +217,51 @@ static bool apply_push(ShimmerEngine *e, Client *c)
     return true;
 }
 
+/* Appends one comma-separated item of a PUSH_REPLY to the merged text,
+ * trimmed of blanks, without a copy (items may hold an auth-token). Sets
+ * *MORE for push-continuation 2. FALSE when the text grew too large. */
+static bool merge_push_item(Client *c, const char *item, gsize len, bool *more)
+{
+    while (len > 0 && g_ascii_isspace(*item)) {
+        item++;
+        len--;
+    }
+    while (len > 0 && g_ascii_isspace(item[len - 1]))
+        len--;
+    static const char cont[] = "push-continuation";
+    if (len >= strlen(cont) && memcmp(item, cont, strlen(cont)) == 0) {
+        /* It only says whether more follows (2) or this is the last part. */
+        *more = len == strlen(cont) + 2 && memcmp(item + strlen(cont), " 2", 2) == 0;
+        return true;
+    }
+    if (len == 0)
+        return true;
+    return (c->push_text.len == 0 || shimmer_secret_buf_append(&c->push_text, ",", 1)) &&
+           shimmer_secret_buf_append(&c->push_text, item, len);
+}
+
 static void handle_push_reply(ShimmerEngine *e, ShimmerKeyState *ks, const char *body, gint64 now)
 {
     Client *c = client(e);
     if (e->state == SHIMMER_STATE_CONNECTED)
         return; /* a repeated reply to a repeated PUSH_REQUEST */
-    /* Merge the parts of a continued reply; push-continuation itself only
-     * says whether more follows (2) or this is the last part (1). */
     bool more = false;
-    g_auto(GStrv) items = g_strsplit(body, ",", -1);
-    for (guint i = 0; items[i] != NULL; i++) {
-        g_autofree char *item = g_strstrip(g_strdup(items[i]));
-        if (g_str_has_prefix(item, "push-continuation")) {
-            more = strcmp(item, "push-continuation 2") == 0;
-            continue;
+    for (const char *item = body;;) {
+        const char *comma = strchr(item, ',');
+        gsize len = comma != NULL ? (gsize)(comma - item) : strlen(item);
+        if (!merge_push_item(c, item, len, &more)) {
+            shimmer_secret_buf_reset(&c->push_text);
+            fail(e, "the pushed configuration is too large");
+            return;
         }
-        if (item[0] == '\0')
-            continue;
-        if (c->push_text->len > 0)
-            g_string_append_c(c->push_text, ',');
-        g_string_append(c->push_text, item);
+        if (comma == NULL)
+            break;
+        item = comma + 1;
     }
-    for (guint i = 0; items[i] != NULL; i++)
-        shimmer_wipe(items[i], strlen(items[i])); /* may hold an auth-token */
     if (more)
         return;
     bool usable = apply_push(e, c);
-    g_string_truncate(c->push_text, 0);
+    shimmer_secret_buf_reset(&c->push_text);
     if (!usable) {
         fail(e, "the pushed configuration is not usable");
         return;
@@ -639,10 +662,7 @@ static void client_free(ShimmerEngine *e)
     shimmer_str_free_secret(c->auth_token);
     g_free(c->crv1_state_id);
     g_free(c->crv1_username);
-    if (c->push_text != NULL) {
-        shimmer_wipe(c->push_text->str, c->push_text->len);
-        g_string_free(c->push_text, TRUE);
-    }
+    shimmer_secret_buf_clear(&c->push_text);
     shimmer_config_free(c->pushed);
     g_free(c);
     e->role_data = NULL;
@@ -690,7 +710,7 @@ ShimmerEngine *shimmer_engine_new(const ShimmerConfig *cfg, const ShimmerEngineH
         return NULL;
     }
     Client *c = g_new0(Client, 1);
-    c->push_text = g_string_new(NULL);
+    shimmer_secret_buf_init(&c->push_text, 0, PUSH_TEXT_LIMIT);
     c->username = g_strdup(cfg->username);
     c->password = g_strdup(cfg->password);
     ShimmerEngine *e = shimmer_core_new(cfg, hooks, &client_role, c, error);
@@ -723,7 +743,9 @@ char *shimmer_engine_static_challenge_password(const char *password, const char 
 {
     g_autofree char *p64 = g_base64_encode((const guchar *)password, strlen(password));
     g_autofree char *r64 = g_base64_encode((const guchar *)response, strlen(response));
-    char *combined = g_strdup_printf("SCRV1:%s:%s", p64, r64);
+    /* g_strconcat sizes the result first and copies once; printf-style
+     * formatting may grow (and leave) intermediate buffers. */
+    char *combined = g_strconcat("SCRV1:", p64, ":", r64, NULL);
     shimmer_wipe(p64, strlen(p64));
     shimmer_wipe(r64, strlen(r64));
     return combined;
@@ -754,7 +776,7 @@ void shimmer_engine_set_credentials(ShimmerEngine *e, const char *username, cons
         g_free(c->username);
         c->username = g_strdup(c->crv1_username);
         shimmer_str_free_secret(c->password);
-        c->password = g_strdup_printf("CRV1::%s::%s", c->crv1_state_id, password ? password : "");
+        c->password = g_strconcat("CRV1::", c->crv1_state_id, "::", password ? password : "", NULL);
         g_clear_pointer(&c->auth_token, shimmer_str_free_secret);
         if (e->state == SHIMMER_STATE_RECONNECTING)
             begin_connect(e, now);

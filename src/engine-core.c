@@ -19,8 +19,11 @@ static const guint8 occ_magic[16] = {0x28, 0x7f, 0x34, 0x6b, 0xd4, 0xef, 0x7a, 0
                                      0x2d, 0x56, 0xb8, 0xd3, 0xaf, 0xc5, 0x45, 0x9c};
 #define OCC_EXIT 6
 
-/* A control message longer than this is no OpenVPN peer's. */
+/* A control message longer than this is no OpenVPN peer's... */
 #define MAX_CONTROL_MESSAGE 65536
+/* ...and TLS plaintext waiting to be parsed never needs more than that and
+ * a few records. */
+#define APP_IN_LIMIT (MAX_CONTROL_MESSAGE + 32768)
 
 G_DEFINE_QUARK(shimmer - engine - error - quark, shimmer_engine_error)
 
@@ -110,10 +113,7 @@ static void ks_clear(ShimmerKeyState *ks)
         shimmer_wipe(ks->tls_out->data, ks->tls_out->len);
         g_byte_array_unref(ks->tls_out);
     }
-    if (ks->app_in != NULL) {
-        shimmer_wipe(ks->app_in->data, ks->app_in->len);
-        g_byte_array_unref(ks->app_in);
-    }
+    shimmer_secret_buf_clear(&ks->app_in);
     g_clear_pointer(&ks->enc, shimmer_datachan_key_free);
     g_clear_pointer(&ks->dec, shimmer_datachan_key_free);
     shimmer_wipe(ks, sizeof(*ks));
@@ -155,7 +155,7 @@ static bool ks_start(ShimmerEngine *e, ShimmerKeyState *ks, guint8 key_id, gint6
     rc.max_payload = e->is_tcp ? 1300 : 1250;
     ks->rel = shimmer_reliable_new(&rc);
     ks->tls_out = g_byte_array_new();
-    ks->app_in = g_byte_array_new();
+    shimmer_secret_buf_init(&ks->app_in, 0, APP_IN_LIMIT);
     ks->started = now;
     shimmer_replay_init(&ks->replay, SHIMMER_REPLAY_DEFAULT_WINDOW,
                         SHIMMER_REPLAY_DEFAULT_TIME_BACKTRACK_S);
@@ -286,43 +286,58 @@ void shimmer_core_send_message(ShimmerEngine *e, ShimmerKeyState *ks, const char
 
 /* ---------- key-method-2 records ---------- */
 
-static void put_string(GByteArray *b, const char *s)
+/* The encoded size of a record string: u16 length (counting the NUL), the
+ * bytes and the NUL; the empty string is the length 0 alone. 0 if S is too
+ * long to encode. */
+static gsize km_string_size(const char *s)
 {
-    if (s == NULL || s[0] == '\0') {
-        guint8 z[2] = {0, 0};
-        g_byte_array_append(b, z, 2);
-        return;
-    }
-    gsize len = strlen(s) + 1;
-    guint8 l[2];
-    shimmer_write_be16(l, (guint16)len);
-    g_byte_array_append(b, l, 2);
-    g_byte_array_append(b, (const guint8 *)s, (guint)len);
+    gsize len = s != NULL ? strlen(s) : 0;
+    if (len == 0)
+        return 2;
+    return len + 1 <= G_MAXUINT16 ? 2 + len + 1 : 0;
 }
 
-static void send_key_method(ShimmerEngine *e, ShimmerKeyState *ks)
+static void km_put_string(ShimmerSecretBuf *b, const char *s)
 {
-    ShimmerKmStrings strings = {0};
-    if (!e->role->km_strings(e, ks, &strings)) {
-        shimmer_km_strings_clear(&strings);
-        return;
-    }
-    GByteArray *b = g_byte_array_new();
+    gsize len = s != NULL ? strlen(s) : 0;
+    shimmer_secret_buf_append_be16(b, (guint16)(len ? len + 1 : 0));
+    if (len > 0)
+        shimmer_secret_buf_append(b, s, len + 1);
+}
+
+/* Writes our key-method-2 record on KS. It holds the pre-master secret and
+ * the password, so it is assembled in one buffer of its exact size (no
+ * reallocation leaves a copy) that is wiped whatever happens. FALSE when
+ * the record cannot be made. */
+static bool send_key_method(ShimmerEngine *e, ShimmerKeyState *ks)
+{
     static const guint8 head[5] = {0, 0, 0, 0, 2};
-    g_byte_array_append(b, head, 5);
+    g_auto(ShimmerKmStrings) strings = {0};
+    if (!e->role->km_strings(e, ks, &strings))
+        return false;
+    const char *fields[] = {strings.options, strings.username, strings.password, strings.peer_info};
+    gsize size = sizeof(head) + (e->role->km_has_pre_master ? sizeof(ks->pre_master) : 0) +
+                 sizeof(ks->own_random1) + sizeof(ks->own_random2);
+    for (guint i = 0; i < G_N_ELEMENTS(fields); i++) {
+        gsize n = km_string_size(fields[i]);
+        if (n == 0) {
+            shimmer_core_log(e, SHIMMER_LOG_ERROR, "a key-method field is too long");
+            return false;
+        }
+        size += n;
+    }
+    g_auto(ShimmerSecretBuf) record;
+    shimmer_secret_buf_init(&record, size, size);
+    shimmer_secret_buf_append(&record, head, sizeof(head));
     if (e->role->km_has_pre_master)
-        g_byte_array_append(b, ks->pre_master, sizeof(ks->pre_master));
-    g_byte_array_append(b, ks->own_random1, sizeof(ks->own_random1));
-    g_byte_array_append(b, ks->own_random2, sizeof(ks->own_random2));
-    put_string(b, strings.options);
-    put_string(b, strings.username);
-    put_string(b, strings.password);
-    put_string(b, strings.peer_info);
-    shimmer_km_strings_clear(&strings);
-    tls_send(e, ks, b->data, b->len);
-    shimmer_wipe(b->data, b->len);
-    g_byte_array_unref(b);
+        shimmer_secret_buf_append(&record, ks->pre_master, sizeof(ks->pre_master));
+    shimmer_secret_buf_append(&record, ks->own_random1, sizeof(ks->own_random1));
+    shimmer_secret_buf_append(&record, ks->own_random2, sizeof(ks->own_random2));
+    for (guint i = 0; i < G_N_ELEMENTS(fields); i++)
+        km_put_string(&record, fields[i]);
+    tls_send(e, ks, record.data, record.len);
     ks->km_sent = true;
+    return true;
 }
 
 /* One u16-length-prefixed string at *P: 1 taken (into *OUT if OUT is not
@@ -351,8 +366,8 @@ static int get_string(const guint8 **p, const guint8 *end, char **out)
  * is answered, so nothing else can follow yet). */
 static gssize km_parse(ShimmerEngine *e, ShimmerKeyState *ks, ShimmerKmStrings *out)
 {
-    const guint8 *start = ks->app_in->data;
-    const guint8 *p = start, *end = start + ks->app_in->len;
+    const guint8 *start = ks->app_in.data;
+    const guint8 *p = start, *end = start + ks->app_in.len;
     bool peer_has_pre_master = !e->role->km_has_pre_master;
     gsize fixed =
         5 + (peer_has_pre_master ? SHIMMER_PRE_MASTER_LEN : 0) + 2 * SHIMMER_KM_RANDOM_LEN;
@@ -394,24 +409,34 @@ incomplete:
 
 /* ---------- data keys ---------- */
 
+/* The 256-byte data-key block of KS: TLS-EKM or the legacy PRF over the
+ * client's pre-master, both randoms and both session ids. */
+static bool derive_key2(ShimmerEngine *e, ShimmerKeyState *ks, guint8 key2[SHIMMER_KEY2_LEN])
+{
+    if (e->tls_ekm) {
+        static const char label[] = "EXPORTER-OpenVPN-datakeys";
+        int rc = gnutls_prf_rfc5705(ks->tls, strlen(label), label, 0, NULL, SHIMMER_KEY2_LEN,
+                                    (char *)key2);
+        if (rc != 0)
+            shimmer_core_log(e, SHIMMER_LOG_ERROR, "TLS key export failed: %s",
+                             gnutls_strerror(rc));
+        return rc == 0;
+    }
+    if (e->role->km_has_pre_master)
+        shimmer_kdf_openvpn_prf(ks->pre_master, ks->own_random1, ks->peer_random1, ks->own_random2,
+                                ks->peer_random2, e->own_sid, e->remote_sid, key2);
+    else
+        shimmer_kdf_openvpn_prf(ks->pre_master, ks->peer_random1, ks->own_random1, ks->peer_random2,
+                                ks->own_random2, e->remote_sid, e->own_sid, key2);
+    return true;
+}
+
 bool shimmer_core_install_keys(ShimmerEngine *e, ShimmerKeyState *ks, gint64 now)
 {
     guint8 key2[SHIMMER_KEY2_LEN];
-    if (e->tls_ekm) {
-        static const char label[] = "EXPORTER-OpenVPN-datakeys";
-        int rc =
-            gnutls_prf_rfc5705(ks->tls, strlen(label), label, 0, NULL, sizeof(key2), (char *)key2);
-        if (rc != 0) {
-            shimmer_core_log(e, SHIMMER_LOG_ERROR, "TLS key export failed: %s",
-                             gnutls_strerror(rc));
-            return false;
-        }
-    } else if (e->role->km_has_pre_master) {
-        shimmer_kdf_openvpn_prf(ks->pre_master, ks->own_random1, ks->peer_random1, ks->own_random2,
-                                ks->peer_random2, e->own_sid, e->remote_sid, key2);
-    } else {
-        shimmer_kdf_openvpn_prf(ks->pre_master, ks->peer_random1, ks->own_random1, ks->peer_random2,
-                                ks->own_random2, e->remote_sid, e->own_sid, key2);
+    if (!derive_key2(e, ks, key2)) {
+        shimmer_wipe(key2, sizeof(key2));
+        return false;
     }
     gsize klen = shimmer_datachan_cipher_key_len(e->cipher);
     /* keys[0] carries client to server, keys[1] server to client: each
@@ -494,7 +519,11 @@ static bool tls_read_available(ShimmerEngine *e, ShimmerKeyState *ks, gint64 now
             }
             break;
         }
-        g_byte_array_append(ks->app_in, buf, (guint)n);
+        if (!shimmer_secret_buf_append(&ks->app_in, buf, (gsize)n)) {
+            ok = false;
+            lose_session(e, SHIMMER_SESSION_LOST_RETRY, "oversized control message", now);
+            break;
+        }
     }
     shimmer_wipe(buf, sizeof(buf));
     return ok;
@@ -506,7 +535,7 @@ static bool tls_read_available(ShimmerEngine *e, ShimmerKeyState *ks, gint64 now
  * while the record is incomplete or when the session ended. */
 static ShimmerKeyState *receive_key_method(ShimmerEngine *e, ShimmerKeyState *ks, gint64 now)
 {
-    ShimmerKmStrings peer = {0};
+    g_auto(ShimmerKmStrings) peer = {0};
     gssize used = km_parse(e, ks, &peer);
     if (used < 0) {
         g_autofree char *why =
@@ -516,16 +545,17 @@ static ShimmerKeyState *receive_key_method(ShimmerEngine *e, ShimmerKeyState *ks
     }
     if (used == 0)
         return NULL;
-    shimmer_wipe(ks->app_in->data, (gsize)used);
-    g_byte_array_remove_range(ks->app_in, 0, (guint)used);
+    shimmer_secret_buf_consume(&ks->app_in, (gsize)used);
     ks->km_received = true;
     guint gen = e->session_gen;
     bool ok = e->role->km_received(e, ks, &peer, now);
     shimmer_km_strings_clear(&peer);
     if (!ok || gen != e->session_gen)
         return NULL;
-    if (!ks->km_sent)
-        send_key_method(e, ks);
+    if (!ks->km_sent && !send_key_method(e, ks)) {
+        lose_session(e, SHIMMER_SESSION_LOST_FATAL, "cannot write the key-method record", now);
+        return NULL;
+    }
     ks->status = SHIMMER_KS_ACTIVE;
     if (ks->key_id == 0 && e->state != SHIMMER_STATE_CONNECTED) {
         e->role->first_key_active(e, ks, now);
@@ -540,23 +570,22 @@ static ShimmerKeyState *receive_key_method(ShimmerEngine *e, ShimmerKeyState *ks
 static void dispatch_messages(ShimmerEngine *e, ShimmerKeyState *ks, gint64 now)
 {
     guint gen = e->session_gen;
-    while (ks->app_in->len > 0) {
-        guint8 *nul = memchr(ks->app_in->data, 0, ks->app_in->len);
+    while (ks->app_in.len > 0) {
+        guint8 *nul = memchr(ks->app_in.data, 0, ks->app_in.len);
         if (nul == NULL) {
-            if (ks->app_in->len > MAX_CONTROL_MESSAGE)
+            if (ks->app_in.len > MAX_CONTROL_MESSAGE)
                 lose_session(e, SHIMMER_SESSION_LOST_RETRY, "oversized control message", now);
             return;
         }
-        gsize len = (gsize)(nul - ks->app_in->data);
-        g_autofree char *msg = g_strndup((const char *)ks->app_in->data, len);
-        shimmer_wipe(ks->app_in->data, len + 1);
-        g_byte_array_remove_range(ks->app_in, 0, (guint)(len + 1));
+        gsize len = (gsize)(nul - ks->app_in.data);
+        /* Messages carry secrets (an auth-token in PUSH_REPLY): the copy is
+         * wiped however this iteration ends. */
+        g_auto(ShimmerSecretStr) msg = g_strndup((const char *)ks->app_in.data, len);
+        shimmer_secret_buf_consume(&ks->app_in, len + 1);
         if (len > 0)
             e->role->control_message(e, ks, msg, now);
         if (gen != e->session_gen)
             return;
-        if (msg != NULL)
-            shimmer_wipe(msg, len);
     }
 }
 
@@ -582,8 +611,11 @@ static void drive_tls(ShimmerEngine *e, ShimmerKeyState *ks, gint64 now)
             shimmer_core_log(e, SHIMMER_LOG_INFO, "TLS handshake done (key %u): %s", ks->key_id,
                              desc);
             ks->status = SHIMMER_KS_OPEN;
-            if (!e->role->km_after_peer)
-                send_key_method(e, ks);
+            if (!e->role->km_after_peer && !send_key_method(e, ks)) {
+                lose_session(e, SHIMMER_SESSION_LOST_FATAL, "cannot write the key-method record",
+                             now);
+                return;
+            }
         } else if (rc != GNUTLS_E_AGAIN && rc != GNUTLS_E_INTERRUPTED &&
                    gnutls_error_is_fatal(rc)) {
             g_autofree char *why = g_strdup_printf("TLS handshake failed: %s", gnutls_strerror(rc));

@@ -70,8 +70,8 @@ typedef struct {
     bool keys_installed;
     ShimmerReliable *rel;
     gnutls_session_t tls;
-    GByteArray *tls_out; /* TLS bytes the reliable layer had no room for yet */
-    GByteArray *app_in;  /* decrypted TLS application data not yet parsed */
+    GByteArray *tls_out;     /* TLS bytes the reliable layer had no room for yet */
+    ShimmerSecretBuf app_in; /* decrypted TLS application data not yet parsed */
     /* The client's pre-master secret: ours or the peer's, as the role's
      * km_has_pre_master says. */
     guint8 pre_master[SHIMMER_PRE_MASTER_LEN];
@@ -109,6 +109,7 @@ typedef struct {
 } ShimmerKmStrings;
 
 void shimmer_km_strings_clear(ShimmerKmStrings *s);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(ShimmerKmStrings, shimmer_km_strings_clear)
 
 typedef struct ShimmerEngineRole ShimmerEngineRole;
 
