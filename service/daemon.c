@@ -18,11 +18,11 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#include "netcfg.h"
+#include "os/netcfg.h"
 #include "profile.h"
 #include "secure.h"
 #include "session.h"
-#include "tun.h"
+#include "os/tun.h"
 
 /* How long shutdown waits for servers to take the exit notification. */
 #define SHUTDOWN_GRACE_SECONDS 5

@@ -4,7 +4,7 @@
 #include <gio/gio.h>
 
 #include "auth.h"
-#include "dns.h"
+#include "os/dns.h"
 #include "shimmer-dbus-generated.h"
 
 G_BEGIN_DECLS

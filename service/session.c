@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Sessions: org.shimmervpn.Session1 objects around a ShimmerClient. See
+ * Sessions: org.shimmervpn.Session1 objects around a ShimmerTunnel. See
  * session.h.
  */
 #define G_LOG_DOMAIN "shimmerd"
@@ -9,8 +9,8 @@
 
 #include <string.h>
 
-#include "client.h"
-#include "netcfg.h"
+#include "tunnel/tunnel.h"
+#include "os/netcfg.h"
 #include "profile.h"
 #include "secure.h"
 
@@ -24,7 +24,7 @@ struct ShimmerSession {
     guint owner;
     gboolean configure_network;
     ShimmerConfig *cfg; /* this session's own parse of the profile */
-    ShimmerClient *client;
+    ShimmerTunnel *client;
     ShimmerDBusObjectSkeleton *object;
     ShimmerDBusSession1 *iface;
 
@@ -120,7 +120,7 @@ static void update_counters(ShimmerSession *s)
     if (s->client == NULL)
         return;
     ShimmerEngineStats st;
-    shimmer_engine_get_stats(shimmer_client_get_engine(s->client), &st);
+    shimmer_engine_get_stats(shimmer_tunnel_get_engine(s->client), &st);
     /* In = what came out of the tunnel (written to the tun), Out = what
      * went into it; the skeleton only announces values that changed. */
     g_object_set(s->iface, "bytes-in", st.tun_bytes_out, "bytes-out", st.tun_bytes_in, "packets-in",
@@ -136,17 +136,17 @@ static gboolean on_stats_timer(gpointer user)
 
 static void update_network(ShimmerSession *s)
 {
-    ShimmerClient *c = s->client;
-    ShimmerEngine *e = shimmer_client_get_engine(c);
-    const char *tun = shimmer_client_get_tun_name(c);
-    const char *remote = shimmer_client_get_remote_address(c);
+    ShimmerTunnel *c = s->client;
+    ShimmerEngine *e = shimmer_tunnel_get_engine(c);
+    const char *tun = shimmer_tunnel_get_tun_name(c);
+    const char *remote = shimmer_tunnel_get_remote_address(c);
     const char *cipher = shimmer_engine_get_cipher(e);
     const char *tls = shimmer_engine_get_tls_version(e);
-    g_autoptr(GVariant) netconf = shimmer_client_get_network_config(c);
+    g_autoptr(GVariant) netconf = shimmer_tunnel_get_network_config(c);
     g_object_set(s->iface, "network-config", netconf, "interface", tun ? tun : "", "remote-address",
-                 remote ? remote : "", "addresses", shimmer_client_get_addresses(c), "routes",
-                 shimmer_client_get_routes(c), "dns-servers", shimmer_client_get_dns_servers(c),
-                 "dns-domains", shimmer_client_get_dns_domains(c), "cipher", cipher ? cipher : "",
+                 remote ? remote : "", "addresses", shimmer_tunnel_get_addresses(c), "routes",
+                 shimmer_tunnel_get_routes(c), "dns-servers", shimmer_tunnel_get_dns_servers(c),
+                 "dns-domains", shimmer_tunnel_get_dns_domains(c), "cipher", cipher ? cipher : "",
                  "tls-version", tls ? tls : "", NULL);
 }
 
@@ -253,13 +253,13 @@ static const char *failure_kind(ShimmerSession *s, gboolean failed)
 {
     if (!failed)
         return "";
-    switch (s->client ? shimmer_client_get_failure(s->client) : SHIMMER_CLIENT_FAILURE_CONNECT) {
-    case SHIMMER_CLIENT_FAILURE_AUTH:
+    switch (s->client ? shimmer_tunnel_get_failure(s->client) : SHIMMER_TUNNEL_FAILURE_CONNECT) {
+    case SHIMMER_TUNNEL_FAILURE_AUTH:
         return "auth-failed";
-    case SHIMMER_CLIENT_FAILURE_NETWORK_CONFIG:
+    case SHIMMER_TUNNEL_FAILURE_NETWORK_CONFIG:
         return "network-config";
-    case SHIMMER_CLIENT_FAILURE_CONNECT:
-    case SHIMMER_CLIENT_FAILURE_NONE:
+    case SHIMMER_TUNNEL_FAILURE_CONNECT:
+    case SHIMMER_TUNNEL_FAILURE_NONE:
     default:
         return "connect-failed";
     }
@@ -305,13 +305,13 @@ static void on_client_finished(gpointer user, gboolean failed, const char *reaso
  * goes into this session's own configuration first. */
 static void put_passphrase(ShimmerSession *s, const char *passphrase)
 {
-    shimmer_client_config_set_key_passphrase(s->cfg, passphrase);
+    shimmer_tunnel_config_set_key_passphrase(s->cfg, passphrase);
 }
 
 static gboolean create_client(ShimmerSession *s, const char *username, const char *password,
                               GError **error)
 {
-    ShimmerClientOptions opts = {
+    ShimmerTunnelOptions opts = {
         .no_netcfg = !s->configure_network,
         .tun_name = SHIMMER_DAEMON_TUN_PATTERN,
         .route_protocol = SHIMMER_NETCFG_RTPROT_SHIMMERD,
@@ -319,7 +319,7 @@ static gboolean create_client(ShimmerSession *s, const char *username, const cha
         .username = username,
         .password = password,
     };
-    ShimmerClientCallbacks cb = {
+    ShimmerTunnelCallbacks cb = {
         .state_changed = on_client_state,
         .log = on_client_log,
         .need_credentials = on_client_need_credentials,
@@ -328,7 +328,7 @@ static gboolean create_client(ShimmerSession *s, const char *username, const cha
         .user = s,
     };
     g_autoptr(GError) cerr = NULL;
-    s->client = shimmer_client_new(s->cfg, &opts, &cb, &cerr);
+    s->client = shimmer_tunnel_new(s->cfg, &opts, &cb, &cerr);
     if (s->client == NULL) {
         g_set_error(error, SHIMMER_DBUS_ERROR, SHIMMER_DBUS_ERROR_FAILED,
                     "cannot start a session of \"%s\": %s", s->profile_name, cerr->message);
@@ -401,7 +401,7 @@ static void restart_authorized(ShimmerDaemon *d, GDBusMethodInvocation *invocati
     }
     shimmer_dbus_session1_complete_restart(s->iface, invocation);
     g_autofree char *why = g_strdup_printf("restart requested (uid %u)", caller_uid);
-    shimmer_client_restart(s->client, why);
+    shimmer_tunnel_restart(s->client, why);
 }
 
 static gboolean handle_restart(ShimmerDBusSession1 *iface, GDBusMethodInvocation *invocation,
@@ -441,7 +441,7 @@ static void provide_authorized(ShimmerDaemon *d, GDBusMethodInvocation *invocati
         s->want_response = FALSE;
         shimmer_dbus_session1_complete_provide_credentials(s->iface, invocation);
         set_state(s, "connecting", NULL);
-        shimmer_client_set_credentials(s->client, NULL, response);
+        shimmer_tunnel_set_credentials(s->client, NULL, response);
         return;
     }
     if (!s->want_passphrase && !s->want_password) {
@@ -483,13 +483,13 @@ static void provide_authorized(ShimmerDaemon *d, GDBusMethodInvocation *invocati
         s->want_passphrase = s->want_password = s->want_username = s->want_otp = FALSE;
         shimmer_dbus_session1_complete_provide_credentials(s->iface, invocation);
         set_state(s, "connecting", NULL);
-        shimmer_client_start(s->client);
+        shimmer_tunnel_start(s->client);
         return;
     }
     s->want_password = s->want_username = s->want_otp = FALSE;
     shimmer_dbus_session1_complete_provide_credentials(s->iface, invocation);
     set_state(s, "connecting", NULL);
-    shimmer_client_set_credentials(s->client, username, secret);
+    shimmer_tunnel_set_credentials(s->client, username, secret);
     shimmer_str_free_secret(combined);
 }
 
@@ -614,7 +614,7 @@ void shimmer_session_start(ShimmerSession *s)
         request_credentials(s);
         return;
     }
-    shimmer_client_start(s->client);
+    shimmer_tunnel_start(s->client);
 }
 
 void shimmer_session_stop(ShimmerSession *s, const char *why)
@@ -627,7 +627,7 @@ void shimmer_session_stop(ShimmerSession *s, const char *why)
         on_client_finished(s, FALSE, why);
         return;
     }
-    shimmer_client_stop(s->client);
+    shimmer_tunnel_stop(s->client);
 }
 
 void shimmer_session_abort(ShimmerSession *s, const char *why)
@@ -637,7 +637,7 @@ void shimmer_session_abort(ShimmerSession *s, const char *why)
     if (s->stop_reason == NULL)
         s->stop_reason = g_strdup(why);
     /* Freeing the client tears the tunnel, routes and DNS down now. */
-    g_clear_pointer(&s->client, shimmer_client_free);
+    g_clear_pointer(&s->client, shimmer_tunnel_free);
     on_client_finished(s, FALSE, why);
 }
 
@@ -683,7 +683,7 @@ void shimmer_session_unref(ShimmerSession *s)
     if (s->linger_timer)
         g_source_remove(s->linger_timer);
     /* The client goes before the configuration it reads. */
-    g_clear_pointer(&s->client, shimmer_client_free);
+    g_clear_pointer(&s->client, shimmer_tunnel_free);
     g_signal_handlers_disconnect_by_data(s->iface, s);
     g_object_unref(s->iface);
     g_object_unref(s->object);

@@ -9,7 +9,7 @@ G_BEGIN_DECLS
 
 /*
  * One connection: org.shimmervpn.Session1 at /org/shimmervpn/session/<id>,
- * wrapping a ShimmerClient (client.h) that runs on the daemon's main loop.
+ * wrapping a ShimmerTunnel (client.h) that runs on the daemon's main loop.
  *
  * The session parses its own copy of the profile's text, so the profile
  * may be removed or renamed while it runs. Its properties follow the

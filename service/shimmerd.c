@@ -25,14 +25,14 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "client.h"
+#include "tunnel/tunnel.h"
 #include "config.h"
 #include "daemon.h"
 #include "secure.h"
 
 typedef struct {
     GMainLoop *loop;
-    ShimmerClient *client;
+    ShimmerTunnel *client;
     const ShimmerConfig *cfg;
     int exit_code;
     gboolean verbose;
@@ -65,12 +65,12 @@ static void on_state(gpointer user, ShimmerState state, const char *reason)
     Daemon *d = user;
     g_autofree char *msg = NULL;
     if (state == SHIMMER_STATE_CONNECTED) {
-        ShimmerEngine *e = shimmer_client_get_engine(d->client);
+        ShimmerEngine *e = shimmer_tunnel_get_engine(d->client);
         msg = g_strdup_printf("connected to %s (%s, %s, tun %s)",
-                              shimmer_client_get_remote_address(d->client),
+                              shimmer_tunnel_get_remote_address(d->client),
                               shimmer_engine_get_tls_version(e), shimmer_engine_get_cipher(e),
-                              shimmer_client_get_tun_name(d->client)
-                                  ? shimmer_client_get_tun_name(d->client)
+                              shimmer_tunnel_get_tun_name(d->client)
+                                  ? shimmer_tunnel_get_tun_name(d->client)
                                   : "-");
         log_line("", msg);
     }
@@ -119,7 +119,7 @@ static void on_need_credentials(gpointer user, const char *what)
             g_main_loop_quit(d->loop);
             return;
         }
-        shimmer_client_set_credentials(d->client, NULL, response);
+        shimmer_tunnel_set_credentials(d->client, NULL, response);
         shimmer_str_free_secret(response);
         return;
     }
@@ -153,7 +153,7 @@ static void on_need_credentials(gpointer user, const char *what)
             password = combined;
         }
     }
-    shimmer_client_set_credentials(d->client, username, password);
+    shimmer_tunnel_set_credentials(d->client, username, password);
     shimmer_str_free_secret(password);
     (void)what;
 }
@@ -179,7 +179,7 @@ static gboolean on_signal(gpointer user)
         return G_SOURCE_REMOVE;
     }
     log_line("", "signal received, disconnecting");
-    shimmer_client_stop(d->client);
+    shimmer_tunnel_stop(d->client);
     return G_SOURCE_CONTINUE;
 }
 
@@ -214,20 +214,20 @@ static int run_config(const char *file, gboolean verbose)
                     file);
             return 1;
         }
-        shimmer_client_config_set_key_passphrase(cfg, pass);
+        shimmer_tunnel_config_set_key_passphrase(cfg, pass);
         shimmer_wipe(pass, strlen(pass));
     }
 
     Daemon d = {.cfg = cfg, .verbose = verbose};
     d.loop = g_main_loop_new(NULL, FALSE);
-    ShimmerClientCallbacks cb = {
+    ShimmerTunnelCallbacks cb = {
         .state_changed = on_state,
         .log = on_log,
         .need_credentials = on_need_credentials,
         .finished = on_finished,
         .user = &d,
     };
-    d.client = shimmer_client_new(cfg, NULL, &cb, &error);
+    d.client = shimmer_tunnel_new(cfg, NULL, &cb, &error);
     if (d.client == NULL) {
         fprintf(stderr, "%s: error: %s\n", file, error->message);
         g_main_loop_unref(d.loop);
@@ -235,11 +235,11 @@ static int run_config(const char *file, gboolean verbose)
     }
     guint s1 = g_unix_signal_add(SIGINT, on_signal, &d);
     guint s2 = g_unix_signal_add(SIGTERM, on_signal, &d);
-    shimmer_client_start(d.client);
+    shimmer_tunnel_start(d.client);
     g_main_loop_run(d.loop);
     g_source_remove(s1);
     g_source_remove(s2);
-    shimmer_client_free(d.client);
+    shimmer_tunnel_free(d.client);
     g_main_loop_unref(d.loop);
     return d.exit_code;
 }

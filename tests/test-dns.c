@@ -11,7 +11,7 @@
  * told to die with this one should the test crash (PR_SET_PDEATHSIG); the
  * stand-in also exits by itself after a minute.
  */
-#include "dns.h"
+#include "os/dns.h"
 
 #include <errno.h>
 #include <net/if.h>

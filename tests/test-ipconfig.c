@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "config.h"
-#include "ipconfig.h"
+#include "tunnel/ipconfig.h"
 
 static ShimmerConfig *profile(const char *text)
 {

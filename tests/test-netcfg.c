@@ -18,8 +18,8 @@
  * Checks go through libnl-route's caches (RTM_GET* dumps), not through the
  * library under test.
  */
-#include "netcfg.h"
-#include "tun.h"
+#include "os/netcfg.h"
+#include "os/tun.h"
 
 #include <net/if.h>
 

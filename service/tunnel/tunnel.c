@@ -3,7 +3,7 @@
  * The client runner: sockets, the tun and the network configuration around
  * one engine. See client.h.
  */
-#include "client.h"
+#include "tunnel.h"
 
 #include <errno.h>
 #include <gio/gio.h>
@@ -14,21 +14,21 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "ipconfig.h"
+#include "tunnel/ipconfig.h"
 #include "mss.h"
-#include "netcfg.h"
+#include "os/netcfg.h"
 #include "packet.h"
 #include "secure.h"
-#include "tun.h"
+#include "os/tun.h"
 
 #define BATCH    32
 #define PKT_SIZE 2048
 #define HEADROOM 64
 
-struct ShimmerClient {
+struct ShimmerTunnel {
     const ShimmerConfig *cfg;
-    ShimmerClientOptions opts;
-    ShimmerClientCallbacks cb;
+    ShimmerTunnelOptions opts;
+    ShimmerTunnelCallbacks cb;
     ShimmerEngine *engine;
 
     /* transport */
@@ -74,7 +74,7 @@ struct ShimmerClient {
     gboolean finished;
     /* The server refused the credentials (AUTH_FAILED, not a challenge). */
     gboolean auth_failed;
-    ShimmerClientFailure failure;
+    ShimmerTunnelFailure failure;
 
     char *tun_name;
 
@@ -87,11 +87,11 @@ struct ShimmerClient {
     struct iovec iov[BATCH];
 };
 
-static void pump(ShimmerClient *c);
+static void pump(ShimmerTunnel *c);
 static gboolean on_writable(gint fd, GIOCondition cond, gpointer user);
 
-static void clog_(ShimmerClient *c, ShimmerLogLevel lvl, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
-static void clog_(ShimmerClient *c, ShimmerLogLevel lvl, const char *fmt, ...)
+static void clog_(ShimmerTunnel *c, ShimmerLogLevel lvl, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+static void clog_(ShimmerTunnel *c, ShimmerLogLevel lvl, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -103,14 +103,14 @@ static void clog_(ShimmerClient *c, ShimmerLogLevel lvl, const char *fmt, ...)
 
 static void engine_log(gpointer user, ShimmerLogLevel level, const char *message)
 {
-    ShimmerClient *c = user;
+    ShimmerTunnel *c = user;
     if (c->cb.log)
         c->cb.log(c->cb.user, level, message);
 }
 
 /* ---------- transport ---------- */
 
-static void close_transport(ShimmerClient *c)
+static void close_transport(ShimmerTunnel *c)
 {
     if (c->resolve_cancel) {
         g_cancellable_cancel(c->resolve_cancel);
@@ -134,14 +134,14 @@ static void close_transport(ShimmerClient *c)
     c->tcp_connecting = FALSE;
 }
 
-static void transport_failed(ShimmerClient *c, const char *why)
+static void transport_failed(ShimmerTunnel *c, const char *why)
 {
     close_transport(c);
     shimmer_engine_transport_failed(c->engine, why, g_get_monotonic_time());
     pump(c);
 }
 
-static void send_packet(ShimmerClient *c, const guint8 *pkt, gsize len)
+static void send_packet(ShimmerTunnel *c, const guint8 *pkt, gsize len)
 {
     if (c->sock < 0)
         return;
@@ -186,7 +186,7 @@ static void send_packet(ShimmerClient *c, const guint8 *pkt, gsize len)
 
 static gboolean on_writable(gint fd, GIOCondition cond, gpointer user)
 {
-    ShimmerClient *c = user;
+    ShimmerTunnel *c = user;
     if (c->tcp_connecting) {
         int err = 0;
         socklen_t l = sizeof(err);
@@ -216,7 +216,7 @@ static gboolean on_writable(gint fd, GIOCondition cond, gpointer user)
     return G_SOURCE_REMOVE;
 }
 
-static void tun_write(ShimmerClient *c, const guint8 *pkt, gsize len)
+static void tun_write(ShimmerTunnel *c, const guint8 *pkt, gsize len)
 {
     if (c->tun == NULL)
         return;
@@ -224,7 +224,7 @@ static void tun_write(ShimmerClient *c, const guint8 *pkt, gsize len)
         clog_(c, SHIMMER_LOG_DEBUG, "tun write: %s", g_strerror(errno));
 }
 
-static void deliver(ShimmerClient *c, const guint8 *pkt, gsize len, gint64 now)
+static void deliver(ShimmerTunnel *c, const guint8 *pkt, gsize len, gint64 now)
 {
     gsize tun_len = 0;
     if (shimmer_engine_recv(c->engine, pkt, len, now, c->plain, sizeof(c->plain), &tun_len) ==
@@ -237,7 +237,7 @@ static void deliver(ShimmerClient *c, const guint8 *pkt, gsize len, gint64 now)
 
 static gboolean on_sock_readable(gint fd, GIOCondition cond, gpointer user)
 {
-    ShimmerClient *c = user;
+    ShimmerTunnel *c = user;
     gint64 now = g_get_monotonic_time();
     if (!c->tcp) {
         for (int round = 0; round < 8; round++) {
@@ -302,7 +302,7 @@ static gboolean on_sock_readable(gint fd, GIOCondition cond, gpointer user)
 
 static gboolean on_tun_readable(gint fd, GIOCondition cond, gpointer user)
 {
-    ShimmerClient *c = user;
+    ShimmerTunnel *c = user;
     gint64 now = g_get_monotonic_time();
     int n = 0;
     guint mss4 = shimmer_engine_get_mss(c->engine, FALSE);
@@ -343,7 +343,7 @@ static gboolean on_tun_readable(gint fd, GIOCondition cond, gpointer user)
     return G_SOURCE_CONTINUE;
 }
 
-static void start_socket(ShimmerClient *c, GInetAddress *addr, guint16 port, gboolean tcp)
+static void start_socket(ShimmerTunnel *c, GInetAddress *addr, guint16 port, gboolean tcp)
 {
     g_autoptr(GSocketAddress) sa = g_inet_socket_address_new(addr, port);
     struct sockaddr_storage ss;
@@ -395,14 +395,14 @@ static void start_socket(ShimmerClient *c, GInetAddress *addr, guint16 port, gbo
 }
 
 typedef struct {
-    ShimmerClient *c;
+    ShimmerTunnel *c;
     guint index;
 } ResolveData;
 
 static void on_resolved(GObject *src, GAsyncResult *res, gpointer user)
 {
     ResolveData *rd = user;
-    ShimmerClient *c = rd->c;
+    ShimmerTunnel *c = rd->c;
     guint index = rd->index;
     g_free(rd);
     g_autoptr(GError) error = NULL;
@@ -433,7 +433,7 @@ static void on_resolved(GObject *src, GAsyncResult *res, gpointer user)
     pump(c);
 }
 
-static void open_transport(ShimmerClient *c, guint index)
+static void open_transport(ShimmerTunnel *c, guint index)
 {
     close_transport(c);
     ShimmerConnection *conn = g_ptr_array_index(c->cfg->connections, index);
@@ -463,7 +463,7 @@ static void open_transport(ShimmerClient *c, guint index)
 
 /* ---------- tun configuration ---------- */
 
-static gboolean add_addr(ShimmerClient *c, int ifindex, const char *local, guint bits,
+static gboolean add_addr(ShimmerTunnel *c, int ifindex, const char *local, guint bits,
                          const char *peer, GError **error)
 {
     g_autoptr(GInetAddress) l = g_inet_address_new_from_string(local);
@@ -475,7 +475,7 @@ static gboolean add_addr(ShimmerClient *c, int ifindex, const char *local, guint
     return shimmer_netcfg_addr_add(c->net, ifindex, l, bits, p, error);
 }
 
-static gboolean add_route(ShimmerClient *c, int ifindex, const char *net, guint bits, guint metric,
+static gboolean add_route(ShimmerTunnel *c, int ifindex, const char *net, guint bits, guint metric,
                           GError **error)
 {
     g_autofree char *text = g_strdup_printf("%s/%u", net, bits);
@@ -487,7 +487,7 @@ static gboolean add_route(ShimmerClient *c, int ifindex, const char *net, guint 
 
 /* A route that must bypass the tunnel (gateway net_gateway): through the
  * interface and gateway the network is reached by now. */
-static gboolean add_route_outside(ShimmerClient *c, const char *net, guint bits, GError **error)
+static gboolean add_route_outside(ShimmerTunnel *c, const char *net, guint bits, GError **error)
 {
     g_autoptr(GInetAddress) a = g_inet_address_new_from_string(net);
     g_auto(ShimmerNetcfgRoute) cur = {0};
@@ -500,7 +500,7 @@ static gboolean add_route_outside(ShimmerClient *c, const char *net, guint bits,
     return shimmer_netcfg_route_add(c->net, mask, cur.ifindex, cur.gateway, 0, error);
 }
 
-static void clear_applied(ShimmerClient *c)
+static void clear_applied(ShimmerTunnel *c)
 {
     g_ptr_array_set_size(c->addresses, 0);
     g_ptr_array_set_size(c->routes, 0);
@@ -515,7 +515,7 @@ static void copy_strings(GPtrArray *to, GPtrArray *from)
         g_ptr_array_add(to, g_strdup(g_ptr_array_index(from, i)));
 }
 
-static void apply_dns(ShimmerClient *c, int ifindex, const char *dev)
+static void apply_dns(ShimmerTunnel *c, int ifindex, const char *dev)
 {
     const ShimmerIpConfig *ip = c->ip;
     if (c->opts.dns == NULL) {
@@ -558,7 +558,7 @@ static void apply_dns(ShimmerClient *c, int ifindex, const char *dev)
               (char *)g_ptr_array_index(c->dns_domains, i), dev);
 }
 
-static void revert_dns(ShimmerClient *c)
+static void revert_dns(ShimmerTunnel *c)
 {
     if (!c->dns_applied)
         return;
@@ -571,7 +571,7 @@ static void revert_dns(ShimmerClient *c)
 
 /* Sets what c->ip says on the tun: addresses, redirect-gateway, routes,
  * DNS, in that order, and lists what was applied. */
-static gboolean apply_ip_config(ShimmerClient *c, int ifindex, const char *dev, GError **error)
+static gboolean apply_ip_config(ShimmerTunnel *c, int ifindex, const char *dev, GError **error)
 {
     const ShimmerIpConfig *ip = c->ip;
     if (ip->ipv4_address != NULL) {
@@ -641,7 +641,7 @@ static gboolean apply_ip_config(ShimmerClient *c, int ifindex, const char *dev, 
 /* ---------- host-name routes ---------- */
 
 typedef struct {
-    ShimmerClient *c; /* valid unless the lookup was cancelled */
+    ShimmerTunnel *c; /* valid unless the lookup was cancelled */
     char *host;
     guint prefix;
     guint metric;
@@ -666,7 +666,7 @@ static char *network_of(GInetAddress *addr, guint prefix)
 
 /* Adds the route for each IPv4 address of a host (applied when this client
  * configures the network; always added to NetworkConfig). */
-static void add_host_routes(ShimmerClient *c, const HostLookup *h, GList *addresses)
+static void add_host_routes(ShimmerTunnel *c, const HostLookup *h, GList *addresses)
 {
     const char *dev = shimmer_tun_get_name(c->tun);
     int ifindex = shimmer_tun_get_ifindex(c->tun);
@@ -714,7 +714,7 @@ static void on_host_resolved(GObject *src, GAsyncResult *res, gpointer user)
         host_lookup_free(h); /* the client may be gone */
         return;
     }
-    ShimmerClient *c = h->c;
+    ShimmerTunnel *c = h->c;
     if (addresses == NULL)
         clog_(c, SHIMMER_LOG_WARNING, "route %s: cannot look the name up: %s", h->host,
               error->message);
@@ -724,7 +724,7 @@ static void on_host_resolved(GObject *src, GAsyncResult *res, gpointer user)
     host_lookup_free(h);
 }
 
-static void cancel_host_lookups(ShimmerClient *c)
+static void cancel_host_lookups(ShimmerTunnel *c)
 {
     if (c->host_cancel != NULL) {
         g_cancellable_cancel(c->host_cancel);
@@ -734,7 +734,7 @@ static void cancel_host_lookups(ShimmerClient *c)
 
 /* Starts the lookups of the plan's host-name routes; `remote_host` is the
  * server's address, at once. */
-static void start_host_routes(ShimmerClient *c)
+static void start_host_routes(ShimmerTunnel *c)
 {
     if (c->ip->host_routes->len == 0)
         return;
@@ -763,7 +763,7 @@ static void start_host_routes(ShimmerClient *c)
     }
 }
 
-static gboolean configure_tun(ShimmerClient *c, GError **error)
+static gboolean configure_tun(ShimmerTunnel *c, GError **error)
 {
     const ShimmerConfig *cfg = c->cfg;
     if (c->tun == NULL) {
@@ -816,7 +816,7 @@ static gboolean configure_tun(ShimmerClient *c, GError **error)
     return TRUE;
 }
 
-static void teardown_tun(ShimmerClient *c)
+static void teardown_tun(ShimmerTunnel *c)
 {
     cancel_host_lookups(c);
     /* DNS first: the link must still exist for the resolver to forget it. */
@@ -847,14 +847,14 @@ static GSourceFuncs timer_funcs = {NULL, NULL, timer_dispatch, NULL, NULL, NULL}
 
 static gboolean on_timer(gpointer user)
 {
-    ShimmerClient *c = user;
+    ShimmerTunnel *c = user;
     g_source_set_ready_time(c->timer, -1);
     shimmer_engine_handle_timeout(c->engine, g_get_monotonic_time());
     pump(c);
     return G_SOURCE_CONTINUE;
 }
 
-static void finish(ShimmerClient *c, ShimmerClientFailure failure, const char *reason)
+static void finish(ShimmerTunnel *c, ShimmerTunnelFailure failure, const char *reason)
 {
     if (c->finished)
         return;
@@ -863,10 +863,10 @@ static void finish(ShimmerClient *c, ShimmerClientFailure failure, const char *r
     close_transport(c);
     teardown_tun(c);
     if (c->cb.finished)
-        c->cb.finished(c->cb.user, failure != SHIMMER_CLIENT_FAILURE_NONE, reason);
+        c->cb.finished(c->cb.user, failure != SHIMMER_TUNNEL_FAILURE_NONE, reason);
 }
 
-static void pump(ShimmerClient *c)
+static void pump(ShimmerTunnel *c)
 {
     guint8 buf[PKT_SIZE + HEADROOM];
     gsize len;
@@ -894,7 +894,7 @@ static void pump(ShimmerClient *c)
                 if (!configure_tun(c, &error)) {
                     clog_(c, SHIMMER_LOG_ERROR, "cannot configure the tunnel: %s", error->message);
                     shimmer_event_clear(&ev);
-                    finish(c, SHIMMER_CLIENT_FAILURE_NETWORK_CONFIG, "cannot configure the tunnel");
+                    finish(c, SHIMMER_TUNNEL_FAILURE_NETWORK_CONFIG, "cannot configure the tunnel");
                     return;
                 }
                 break;
@@ -909,10 +909,10 @@ static void pump(ShimmerClient *c)
             case SHIMMER_EVENT_INFO:
                 break;
             case SHIMMER_EVENT_EXIT: {
-                ShimmerClientFailure failure = SHIMMER_CLIENT_FAILURE_NONE;
+                ShimmerTunnelFailure failure = SHIMMER_TUNNEL_FAILURE_NONE;
                 if (shimmer_engine_get_state(c->engine) == SHIMMER_STATE_FAILED)
-                    failure = c->auth_failed ? SHIMMER_CLIENT_FAILURE_AUTH
-                                             : SHIMMER_CLIENT_FAILURE_CONNECT;
+                    failure = c->auth_failed ? SHIMMER_TUNNEL_FAILURE_AUTH
+                                             : SHIMMER_TUNNEL_FAILURE_CONNECT;
                 g_autofree char *reason = g_strdup(ev.message);
                 shimmer_event_clear(&ev);
                 /* Flush what the engine queued last (the exit notification). */
@@ -931,10 +931,10 @@ static void pump(ShimmerClient *c)
     g_source_set_ready_time(c->timer, d == G_MAXINT64 ? -1 : d);
 }
 
-ShimmerClient *shimmer_client_new(const ShimmerConfig *cfg, const ShimmerClientOptions *options,
-                                  const ShimmerClientCallbacks *callbacks, GError **error)
+ShimmerTunnel *shimmer_tunnel_new(const ShimmerConfig *cfg, const ShimmerTunnelOptions *options,
+                                  const ShimmerTunnelCallbacks *callbacks, GError **error)
 {
-    ShimmerClient *c = g_new0(ShimmerClient, 1);
+    ShimmerTunnel *c = g_new0(ShimmerTunnel, 1);
     c->cfg = cfg;
     c->sock = -1;
     if (options) {
@@ -970,7 +970,7 @@ ShimmerClient *shimmer_client_new(const ShimmerConfig *cfg, const ShimmerClientO
     return c;
 }
 
-void shimmer_client_start(ShimmerClient *c)
+void shimmer_tunnel_start(ShimmerTunnel *c)
 {
     if (c->password != NULL && c->cfg->auth_user_pass != SHIMMER_AUTH_USER_PASS_NONE) {
         /* Given up front: the engine starts connecting without asking. */
@@ -983,7 +983,7 @@ void shimmer_client_start(ShimmerClient *c)
     pump(c);
 }
 
-void shimmer_client_restart(ShimmerClient *c, const char *why)
+void shimmer_tunnel_restart(ShimmerTunnel *c, const char *why)
 {
     if (c->finished || c->stopping)
         return;
@@ -1000,27 +1000,27 @@ static const char *const *applied(GPtrArray *list)
     return list->len > 0 ? (const char *const *)list->pdata : empty;
 }
 
-const char *const *shimmer_client_get_addresses(ShimmerClient *c)
+const char *const *shimmer_tunnel_get_addresses(ShimmerTunnel *c)
 {
     return applied(c->addresses);
 }
 
-const char *const *shimmer_client_get_routes(ShimmerClient *c)
+const char *const *shimmer_tunnel_get_routes(ShimmerTunnel *c)
 {
     return applied(c->routes);
 }
 
-const char *const *shimmer_client_get_dns_servers(ShimmerClient *c)
+const char *const *shimmer_tunnel_get_dns_servers(ShimmerTunnel *c)
 {
     return applied(c->dns_servers);
 }
 
-const char *const *shimmer_client_get_dns_domains(ShimmerClient *c)
+const char *const *shimmer_tunnel_get_dns_domains(ShimmerTunnel *c)
 {
     return applied(c->dns_domains);
 }
 
-void shimmer_client_stop(ShimmerClient *c)
+void shimmer_tunnel_stop(ShimmerTunnel *c)
 {
     if (c->finished)
         return;
@@ -1029,13 +1029,13 @@ void shimmer_client_stop(ShimmerClient *c)
     pump(c);
 }
 
-void shimmer_client_set_credentials(ShimmerClient *c, const char *username, const char *password)
+void shimmer_tunnel_set_credentials(ShimmerTunnel *c, const char *username, const char *password)
 {
     shimmer_engine_set_credentials(c->engine, username, password, g_get_monotonic_time());
     pump(c);
 }
 
-void shimmer_client_config_set_key_passphrase(ShimmerConfig *cfg, const char *passphrase)
+void shimmer_tunnel_config_set_key_passphrase(ShimmerConfig *cfg, const char *passphrase)
 {
     ShimmerBlob *b = &cfg->askpass_file;
     if (b->data != NULL)
@@ -1048,27 +1048,27 @@ void shimmer_client_config_set_key_passphrase(ShimmerConfig *cfg, const char *pa
     cfg->askpass = TRUE;
 }
 
-void shimmer_client_set_key_passphrase(ShimmerClient *c, const char *passphrase)
+void shimmer_tunnel_set_key_passphrase(ShimmerTunnel *c, const char *passphrase)
 {
     shimmer_engine_set_key_passphrase(c->engine, passphrase);
 }
 
-ShimmerEngine *shimmer_client_get_engine(ShimmerClient *c)
+ShimmerEngine *shimmer_tunnel_get_engine(ShimmerTunnel *c)
 {
     return c->engine;
 }
 
-const char *shimmer_client_get_tun_name(ShimmerClient *c)
+const char *shimmer_tunnel_get_tun_name(ShimmerTunnel *c)
 {
     return c->tun ? shimmer_tun_get_name(c->tun) : NULL;
 }
 
-const char *shimmer_client_get_remote_address(ShimmerClient *c)
+const char *shimmer_tunnel_get_remote_address(ShimmerTunnel *c)
 {
     return c->remote_text;
 }
 
-GVariant *shimmer_client_get_network_config(ShimmerClient *c)
+GVariant *shimmer_tunnel_get_network_config(ShimmerTunnel *c)
 {
     if (c->ip == NULL)
         return g_variant_ref_sink(g_variant_new("a{sv}", NULL));
@@ -1077,15 +1077,15 @@ GVariant *shimmer_client_get_network_config(ShimmerClient *c)
         server = g_inet_address_to_string(
             g_inet_socket_address_get_address(G_INET_SOCKET_ADDRESS(c->remote)));
     return g_variant_ref_sink(
-        shimmer_ip_config_to_variant(c->ip, shimmer_client_get_tun_name(c), server));
+        shimmer_ip_config_to_variant(c->ip, shimmer_tunnel_get_tun_name(c), server));
 }
 
-ShimmerClientFailure shimmer_client_get_failure(ShimmerClient *c)
+ShimmerTunnelFailure shimmer_tunnel_get_failure(ShimmerTunnel *c)
 {
     return c->failure;
 }
 
-void shimmer_client_free(ShimmerClient *c)
+void shimmer_tunnel_free(ShimmerTunnel *c)
 {
     if (c == NULL)
         return;
