@@ -166,7 +166,7 @@ static void on_client_state(gpointer user, ShimmerState state, const char *reaso
         return;
     /* Idle is the time before the first attempt (waiting for credentials):
      * to a user the session is connecting. */
-    const char *name = state == SHIMMER_STATE_IDLE ? "connecting" : shimmer_state_name(state);
+    const char *name = state == SHIMMER_STATE_IDLE ? "connecting" : shimmer_state_to_string(state);
     if (state == SHIMMER_STATE_CONNECTED) {
         update_network(s);
         g_object_set(s->iface, "connected-since", (guint64)(g_get_real_time() / G_USEC_PER_SEC),
@@ -218,15 +218,15 @@ static void request_credentials(ShimmerSession *s)
                                                      challenge && s->cfg->static_challenge_echo);
 }
 
-static void on_client_need_credentials(gpointer user, const char *what)
+static void on_client_need_credentials(gpointer user, const ShimmerCredentialsRequest *req)
 {
     ShimmerSession *s = user;
-    if (what != NULL && g_str_has_prefix(what, "challenge:") && strlen(what) >= 12) {
-        /* The server's dynamic challenge: "challenge:E:TEXT". */
+    if (req->kind == SHIMMER_CREDENTIALS_CHALLENGE) {
+        /* The server's dynamic challenge. */
         s->want_response = TRUE;
-        s->challenge_echo = what[10] == '1';
+        s->challenge_echo = req->echo;
         g_free(s->challenge);
-        s->challenge = g_strdup(what + 12);
+        s->challenge = g_strdup(req->text);
         const char *fields[] = {"response", NULL};
         set_state(s, "connecting", "waiting for the answer to the server's challenge");
         session_logf(s, SHIMMER_LOG_INFO, "the server asks: %s", s->challenge);
@@ -234,7 +234,7 @@ static void on_client_need_credentials(gpointer user, const char *what)
                                                          s->challenge_echo);
         return;
     }
-    s->want_username = what != NULL && strstr(what, "username") != NULL;
+    s->want_username = req->kind == SHIMMER_CREDENTIALS_USERNAME_PASSWORD;
     s->want_password = TRUE;
     s->want_otp = s->cfg->static_challenge != NULL;
     request_credentials(s);

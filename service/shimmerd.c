@@ -105,13 +105,13 @@ static char *prompt(const char *label, gboolean echo)
     return out;
 }
 
-static void on_need_credentials(gpointer user, const char *what)
+static void on_need_credentials(gpointer user, const ShimmerCredentialsRequest *req)
 {
     Daemon *d = user;
-    if (what != NULL && g_str_has_prefix(what, "challenge:") && strlen(what) >= 12) {
-        /* The server's dynamic challenge: "challenge:E:TEXT". */
-        g_autofree char *label = g_strdup_printf("%s ", what + 12);
-        char *response = prompt(label, what[10] == '1');
+    if (req->kind == SHIMMER_CREDENTIALS_CHALLENGE) {
+        /* The server's dynamic challenge. */
+        g_autofree char *label = g_strdup_printf("%s ", req->text);
+        char *response = prompt(label, req->echo);
         if (response == NULL) {
             log_line("error: ", _("the server asks a challenge but there is no terminal to "
                                   "answer it on"));
@@ -155,7 +155,6 @@ static void on_need_credentials(gpointer user, const char *what)
     }
     shimmer_tunnel_set_credentials(d->client, username, password);
     shimmer_str_free_secret(password);
-    (void)what;
 }
 
 static void on_finished(gpointer user, gboolean failed, const char *reason)

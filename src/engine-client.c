@@ -100,7 +100,7 @@ static void restart_session(ShimmerEngine *e, const char *why, bool next_remote,
     shimmer_core_reset_session(e);
     shimmer_secret_buf_reset(&c->push_text);
     c->wkc_resend_requested = false;
-    shimmer_core_push_event(e, SHIMMER_EVENT_DISCONNECT_TRANSPORT, c->conn_index, NULL);
+    shimmer_core_push_event(e, SHIMMER_EVENT_DISCONNECT_TRANSPORT);
     e->stats.reconnects++;
     c->attempts++;
     const ShimmerConfig *cfg = e->cfg;
@@ -135,7 +135,9 @@ static void begin_connect(ShimmerEngine *e, gint64 now)
     }
     shimmer_core_set_state(e, SHIMMER_STATE_CONNECTING, NULL);
     c->connect_deadline = now + (gint64)conn->connect_timeout * SHIMMER_US;
-    shimmer_core_push_event(e, SHIMMER_EVENT_CONNECT, c->conn_index, conn->host);
+    ShimmerEvent *ev = shimmer_core_push_event(e, SHIMMER_EVENT_CONNECT);
+    ev->connect.index = c->conn_index;
+    ev->connect.host = g_strdup(conn->host);
 }
 
 static void session_lost(ShimmerEngine *e, ShimmerSessionLoss how, const char *why, gint64 now)
@@ -272,7 +274,7 @@ static void handle_push_reply(ShimmerEngine *e, ShimmerKeyState *ks, const char 
     }
     c->attempts = 0;
     /* The tun is configured before anyone hears "connected". */
-    shimmer_core_push_event(e, SHIMMER_EVENT_TUN_CONFIG, c->conn_index, NULL);
+    shimmer_core_push_event(e, SHIMMER_EVENT_TUN_CONFIG);
     shimmer_core_set_state(e, SHIMMER_STATE_CONNECTED, NULL);
 }
 
@@ -305,8 +307,10 @@ static void handle_challenge(ShimmerEngine *e, const char *crv1, gint64 now)
     bool echo = strchr(f[0], 'E') != NULL;
     shimmer_core_log(e, SHIMMER_LOG_INFO, "the server asks a challenge: %s", f[3]);
     restart_session(e, "waiting for the answer to the server's challenge", false, now);
-    g_autofree char *what = g_strdup_printf("challenge:%d:%s", echo ? 1 : 0, f[3]);
-    shimmer_core_push_event(e, SHIMMER_EVENT_NEED_CREDENTIALS, c->conn_index, what);
+    ShimmerEvent *ev = shimmer_core_push_event(e, SHIMMER_EVENT_NEED_CREDENTIALS);
+    ev->credentials.kind = SHIMMER_CREDENTIALS_CHALLENGE;
+    ev->credentials.text = g_strdup(f[3]);
+    ev->credentials.echo = echo;
 }
 
 static void handle_auth_failed(ShimmerEngine *e, const char *msg)
@@ -317,7 +321,7 @@ static void handle_auth_failed(ShimmerEngine *e, const char *msg)
         g_strdup_printf("authentication failed%s%s", reason[0] ? ": " : "", reason);
     shimmer_core_log(e, SHIMMER_LOG_ERROR, "%s", text);
     g_clear_pointer(&c->auth_token, shimmer_str_free_secret);
-    shimmer_core_push_event(e, SHIMMER_EVENT_AUTH_FAILED, c->conn_index, reason);
+    shimmer_core_push_event(e, SHIMMER_EVENT_AUTH_FAILED)->auth_failed.reason = g_strdup(reason);
     fail(e, text);
 }
 
@@ -340,7 +344,6 @@ static void handle_restart(ShimmerEngine *e, const char *msg, gint64 now)
 
 static void control_message(ShimmerEngine *e, ShimmerKeyState *ks, const char *msg, gint64 now)
 {
-    Client *c = client(e);
     if (g_str_has_prefix(msg, "PUSH_REPLY")) {
         const char *body = msg + strlen("PUSH_REPLY");
         if (*body == ',')
@@ -359,7 +362,7 @@ static void control_message(ShimmerEngine *e, ShimmerKeyState *ks, const char *m
         fail(e, why);
     } else if (g_str_has_prefix(msg, "INFO")) {
         const char *text = strchr(msg, ',');
-        shimmer_core_push_event(e, SHIMMER_EVENT_INFO, c->conn_index, text ? text + 1 : "");
+        shimmer_core_push_event(e, SHIMMER_EVENT_INFO)->info.text = g_strdup(text ? text + 1 : "");
         shimmer_core_log(e, SHIMMER_LOG_INFO, "server: %s", text ? text + 1 : msg);
     } else if (g_str_has_prefix(msg, "AUTH_PENDING")) {
         shimmer_core_log(e, SHIMMER_LOG_INFO, "authentication pending on the server");
@@ -460,11 +463,14 @@ static bool tlv_resend_wkc(const guint8 *p, gsize len)
     return false;
 }
 
-static ShimmerKeyState *accept_hard_reset(ShimmerEngine *e, const ShimmerControlPacket *cp)
+static ShimmerKeyState *accept_hard_reset(ShimmerEngine *e, const ShimmerControlPacket *cp,
+                                          ShimmerDropReason *drop)
 {
     Client *c = client(e);
-    if (cp->key_id != 0 || e->ks[0].status == SHIMMER_KS_NONE)
+    if (cp->key_id != 0) {
+        *drop = SHIMMER_DROP_UNEXPECTED;
         return NULL;
+    }
     if (!e->have_remote_sid) {
         memcpy(e->remote_sid, cp->session_id, sizeof(e->remote_sid));
         e->have_remote_sid = true;
@@ -630,7 +636,6 @@ static bool handle_timeout(ShimmerEngine *e, gint64 now)
     if (e->state == SHIMMER_STATE_GETTING_CONFIG && now >= c->push_request_at &&
         e->ks[0].status == SHIMMER_KS_ACTIVE) {
         send_push_request(e, &e->ks[0], now);
-        shimmer_core_flush(e, &e->ks[0], now);
     }
     return false;
 }
@@ -757,8 +762,8 @@ void shimmer_engine_start(ShimmerEngine *e, gint64 now)
     if (c == NULL || e->state != SHIMMER_STATE_IDLE)
         return;
     if (e->cfg->auth_user_pass != SHIMMER_AUTH_USER_PASS_NONE && c->password == NULL) {
-        shimmer_core_push_event(e, SHIMMER_EVENT_NEED_CREDENTIALS, 0,
-                                c->username ? "password" : "username and password");
+        shimmer_core_push_event(e, SHIMMER_EVENT_NEED_CREDENTIALS)->credentials.kind =
+            c->username ? SHIMMER_CREDENTIALS_PASSWORD : SHIMMER_CREDENTIALS_USERNAME_PASSWORD;
         return;
     }
     begin_connect(e, now);
@@ -808,6 +813,8 @@ static ShimmerCtlwrap *make_wrap(const ShimmerConfig *cfg)
     case SHIMMER_WRAP_TLS_CRYPT:
         return shimmer_ctlwrap_new_tls_crypt(cfg->static_key, SHIMMER_CTLWRAP_ROLE_CLIENT);
     case SHIMMER_WRAP_TLS_CRYPT_V2:
+        if (cfg->tls_crypt_v2_client == NULL)
+            return NULL;
         return shimmer_ctlwrap_new_tls_crypt_v2_client(cfg->tls_crypt_v2_client->kc,
                                                        cfg->tls_crypt_v2_client->wkc,
                                                        cfg->tls_crypt_v2_client->wkc_len);

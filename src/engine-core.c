@@ -25,9 +25,24 @@ static const guint8 occ_magic[16] = {0x28, 0x7f, 0x34, 0x6b, 0xd4, 0xef, 0x7a, 0
  * a few records. */
 #define APP_IN_LIMIT (MAX_CONTROL_MESSAGE + 32768)
 
+/* The TLS bytes one control packet carries: below a 1500-byte MTU with
+ * any wrapping. */
+#define CONTROL_PAYLOAD_UDP 1250
+#define CONTROL_PAYLOAD_TCP 1300
+/* A plain control packet around them (op, session ids, acks, pid)... */
+#define CONTROL_HEADER_MAX (1 + 8 + 1 + 4 * SHIMMER_PACKET_MAX_ACKS + 8 + 4)
+/* ...fits SHIMMER_ENGINE_MAX_PACKET wrapped in tls-auth with SHA-512 (the
+ * largest wrap of a payload), and a reset or WKC_V1, which carry no
+ * payload, fit it with tls-crypt-v2's largest WKc. */
+G_STATIC_ASSERT(CONTROL_HEADER_MAX + CONTROL_PAYLOAD_TCP + 8 + 64 <= SHIMMER_ENGINE_MAX_PACKET);
+G_STATIC_ASSERT(CONTROL_HEADER_MAX + 8 + SHIMMER_CTLWRAP_TLS_CRYPT_TAG_LEN +
+                    SHIMMER_CTLWRAP_V2_MAX_WKC_LEN <=
+                SHIMMER_ENGINE_MAX_PACKET);
+G_STATIC_ASSERT(SHIMMER_ENGINE_SCRATCH >= CONTROL_HEADER_MAX + CONTROL_PAYLOAD_TCP);
+
 G_DEFINE_QUARK(shimmer - engine - error - quark, shimmer_engine_error)
 
-const char *shimmer_state_name(ShimmerState state)
+const char *shimmer_state_to_string(ShimmerState state)
 {
     static const char *const names[] = {
         "idle",         "connecting",    "authenticating", "getting-config", "connected",
@@ -36,9 +51,61 @@ const char *shimmer_state_name(ShimmerState state)
     return (guint)state < G_N_ELEMENTS(names) ? names[state] : "?";
 }
 
+const char *shimmer_drop_reason_to_string(ShimmerDropReason reason)
+{
+    static const char *const names[] = {
+        [SHIMMER_DROP_NONE] = "not dropped",
+        [SHIMMER_DROP_MALFORMED] = "malformed",
+        [SHIMMER_DROP_AUTH] = "authentication failed",
+        [SHIMMER_DROP_REPLAY] = "replayed or too old",
+        [SHIMMER_DROP_NO_KEY] = "no key for its key id",
+        [SHIMMER_DROP_WRONG_SESSION] = "another session's",
+        [SHIMMER_DROP_UNEXPECTED] = "unexpected opcode",
+        [SHIMMER_DROP_NO_SESSION] = "no session",
+        [SHIMMER_DROP_COMPRESSED] = "compressed",
+        [SHIMMER_DROP_TOO_BIG] = "larger than the buffer",
+    };
+    return (guint)reason < G_N_ELEMENTS(names) ? names[reason] : "unknown";
+}
+
+const char *shimmer_encrypt_result_to_string(ShimmerEncryptResult result)
+{
+    static const char *const names[] = {
+        [SHIMMER_ENCRYPT_OK] = "ok",
+        [SHIMMER_ENCRYPT_NOT_CONNECTED] = "not connected",
+        [SHIMMER_ENCRYPT_EMPTY] = "empty packet",
+        [SHIMMER_ENCRYPT_TOO_BIG] = "too big",
+        [SHIMMER_ENCRYPT_OUT_OF_IDS] = "out of packet ids",
+        [SHIMMER_ENCRYPT_FAILED] = "encryption failed",
+    };
+    return (guint)result < G_N_ELEMENTS(names) ? names[result] : "unknown";
+}
+
 void shimmer_event_clear(ShimmerEvent *ev)
 {
-    g_clear_pointer(&ev->message, g_free);
+    switch (ev->type) {
+    case SHIMMER_EVENT_STATE:
+        g_clear_pointer(&ev->state_change.reason, g_free);
+        break;
+    case SHIMMER_EVENT_CONNECT:
+        g_clear_pointer(&ev->connect.host, g_free);
+        break;
+    case SHIMMER_EVENT_NEED_CREDENTIALS:
+        g_clear_pointer(&ev->credentials.text, g_free);
+        break;
+    case SHIMMER_EVENT_AUTH_FAILED:
+        g_clear_pointer(&ev->auth_failed.reason, g_free);
+        break;
+    case SHIMMER_EVENT_INFO:
+        g_clear_pointer(&ev->info.text, g_free);
+        break;
+    case SHIMMER_EVENT_EXIT:
+        g_clear_pointer(&ev->exit.reason, g_free);
+        break;
+    case SHIMMER_EVENT_DISCONNECT_TRANSPORT:
+    case SHIMMER_EVENT_TUN_CONFIG:
+        break;
+    }
 }
 
 void shimmer_km_strings_clear(ShimmerKmStrings *s)
@@ -64,25 +131,20 @@ void shimmer_core_log(ShimmerEngine *e, ShimmerLogLevel level, const char *fmt, 
 
 bool shimmer_core_random(ShimmerEngine *e, void *buf, gsize len)
 {
-    if (e->hooks.random != NULL) {
-        e->hooks.random(e->hooks.user, buf, len);
-        return true;
-    }
-    if (gnutls_rnd(GNUTLS_RND_KEY, buf, len) == 0)
-        return true;
-    shimmer_wipe(buf, len);
-    return false;
+    bool ok = e->hooks.random != NULL ? e->hooks.random(e->hooks.user, buf, len)
+                                      : gnutls_rnd(GNUTLS_RND_KEY, buf, len) == 0;
+    if (!ok)
+        shimmer_wipe(buf, len);
+    return ok;
 }
 
-void shimmer_core_push_event(ShimmerEngine *e, ShimmerEventType type, guint index,
-                             const char *message)
+ShimmerEvent *shimmer_core_push_event(ShimmerEngine *e, ShimmerEventType type)
 {
     ShimmerEvent *ev = g_new0(ShimmerEvent, 1);
     ev->type = type;
     ev->state = e->state;
-    ev->index = index;
-    ev->message = g_strdup(message);
     g_queue_push_tail(e->events, ev);
+    return ev;
 }
 
 void shimmer_core_set_state(ShimmerEngine *e, ShimmerState state, const char *why)
@@ -90,9 +152,9 @@ void shimmer_core_set_state(ShimmerEngine *e, ShimmerState state, const char *wh
     if (e->state == state)
         return;
     e->state = state;
-    shimmer_core_log(e, SHIMMER_LOG_INFO, "state %s%s%s", shimmer_state_name(state),
+    shimmer_core_log(e, SHIMMER_LOG_INFO, "state %s%s%s", shimmer_state_to_string(state),
                      why ? ": " : "", why ? why : "");
-    shimmer_core_push_event(e, SHIMMER_EVENT_STATE, 0, why);
+    shimmer_core_push_event(e, SHIMMER_EVENT_STATE)->state_change.reason = g_strdup(why);
 }
 
 static void lose_session(ShimmerEngine *e, ShimmerSessionLoss how, const char *why, gint64 now)
@@ -128,11 +190,29 @@ static ShimmerKeyState *ks_by_id(ShimmerEngine *e, guint key_id)
     return NULL;
 }
 
+/* TLS output goes straight into the reliable layer; only what its send
+ * window cannot take yet waits, in order, in tls_out. */
 static ssize_t tls_push(gnutls_transport_ptr_t ptr, const void *data, size_t len)
 {
     ShimmerKeyState *ks = ptr;
-    g_byte_array_append(ks->tls_out, data, (guint)len);
+    gsize n = 0;
+    if (ks->tls_out->len == 0)
+        n = shimmer_reliable_queue(ks->rel, SHIMMER_OP_CONTROL_V1, data, len);
+    if (n < len)
+        g_byte_array_append(ks->tls_out, (const guint8 *)data + n, (guint)(len - n));
     return (ssize_t)len;
+}
+
+/* Offers the waiting TLS output to the reliable layer again (acks may have
+ * opened its window). */
+static void feed_reliable(ShimmerKeyState *ks)
+{
+    if (ks->tls_out->len == 0)
+        return;
+    gsize n =
+        shimmer_reliable_queue(ks->rel, SHIMMER_OP_CONTROL_V1, ks->tls_out->data, ks->tls_out->len);
+    if (n > 0)
+        g_byte_array_remove_range(ks->tls_out, 0, (guint)n);
 }
 
 static ssize_t tls_pull(gnutls_transport_ptr_t ptr, void *data, size_t len)
@@ -152,7 +232,7 @@ static bool ks_start(ShimmerEngine *e, ShimmerKeyState *ks, guint8 key_id, gint6
     ks_clear(ks);
     ks->key_id = key_id;
     ShimmerReliableConfig rc = {0};
-    rc.max_payload = e->is_tcp ? 1300 : 1250;
+    rc.max_payload = e->is_tcp ? CONTROL_PAYLOAD_TCP : CONTROL_PAYLOAD_UDP;
     ks->rel = shimmer_reliable_new(&rc);
     ks->tls_out = g_byte_array_new();
     shimmer_secret_buf_init(&ks->app_in, 0, APP_IN_LIMIT);
@@ -189,75 +269,102 @@ static bool ks_start(ShimmerEngine *e, ShimmerKeyState *ks, guint8 key_id, gint6
 
 /* ---------- output ---------- */
 
-static void queue_packet(ShimmerEngine *e, const guint8 *pkt, gsize len, gint64 now)
-{
-    g_queue_push_tail(e->out, g_bytes_new(pkt, len));
-    e->stats.link_bytes_out += len;
-    e->last_sent = now;
-}
-
-/* Builds, wraps and queues one control packet for KS. */
-static void send_control(ShimmerEngine *e, ShimmerKeyState *ks, guint opcode, bool has_pid,
-                         guint32 pid, const guint8 *payload, gsize payload_len, gint64 now)
+/* Serialises one control packet of KS into BUF: MSG (NULL: an ACK_V1) with
+ * the acks that fit. Built straight into BUF without wrapping, through one
+ * scratch copy with it. Returns its length; 0 if it cannot be built. */
+static gsize build_control(ShimmerEngine *e, ShimmerKeyState *ks, const ShimmerReliableMessage *msg,
+                           guint8 *buf, gsize cap, gint64 now)
 {
     ShimmerControlPacket pkt = {0};
+    guint opcode = msg != NULL ? msg->kind : SHIMMER_OP_ACK_V1;
     pkt.opcode = (guint8)opcode;
     pkt.key_id = ks->key_id;
-    memcpy(pkt.session_id, e->own_sid, 8);
+    memcpy(pkt.session_id, e->own_sid, sizeof(pkt.session_id));
     gsize max_acks =
         opcode == SHIMMER_OP_ACK_V1 ? SHIMMER_PACKET_MAX_ACKS : SHIMMER_PACKET_MAX_ACKS_CONTROL;
+    /* Taking acks leaves MSG's payload in place (reliable.h). */
     if (opcode != e->role->own_hard_reset(e) || e->role->own_hard_reset_acks)
         pkt.n_acks = (guint)shimmer_reliable_take_acks(ks->rel, pkt.acks, max_acks);
     if (pkt.n_acks > 0)
-        memcpy(pkt.remote_session_id, e->remote_sid, 8);
-    pkt.has_msg_pid = has_pid;
-    pkt.msg_pid = pid;
-    pkt.payload = payload;
-    pkt.payload_len = payload_len;
+        memcpy(pkt.remote_session_id, e->remote_sid, sizeof(pkt.remote_session_id));
+    if (msg != NULL) {
+        pkt.has_msg_pid = TRUE;
+        pkt.msg_pid = msg->pid;
+        pkt.payload = msg->payload;
+        pkt.payload_len = msg->len;
+    }
+    bool wrapped = shimmer_ctlwrap_get_mode(e->wrap) != SHIMMER_CTLWRAP_NONE;
+    guint8 *plain = wrapped ? e->scratch : buf;
     gsize plain_len = 0;
-    if (shimmer_packet_build_control(&pkt, e->scratch2, sizeof(e->scratch2), &plain_len) !=
+    if (shimmer_packet_build_control(&pkt, plain, wrapped ? sizeof(e->scratch) : cap, &plain_len) !=
         SHIMMER_PACKET_OK) {
         shimmer_core_log(e, SHIMMER_LOG_ERROR, "cannot build a control packet");
-        return;
+        return 0;
     }
-    gsize wrapped = 0;
+    if (!wrapped)
+        return plain_len;
+    gsize len = 0;
     /* The wrap's time field only orders packets for the peer's replay
      * check: the engine's own clock serves, so no wall clock is read here. */
-    ShimmerCtlwrapError err =
-        shimmer_ctlwrap_wrap(e->wrap, e->scratch2, plain_len, (guint32)(1 + now / SHIMMER_US),
-                             e->scratch, sizeof(e->scratch), &wrapped);
-    shimmer_wipe(e->scratch2, plain_len);
+    ShimmerCtlwrapError err = shimmer_ctlwrap_wrap(e->wrap, plain, plain_len,
+                                                   (guint32)(1 + now / SHIMMER_US), buf, cap, &len);
+    shimmer_wipe(plain, plain_len);
     if (err != SHIMMER_CTLWRAP_OK) {
         shimmer_core_log(e, SHIMMER_LOG_ERROR, "cannot wrap a control packet: %s",
                          shimmer_ctlwrap_error_to_string(err));
-        return;
+        return 0;
     }
-    queue_packet(e, e->scratch, wrapped, now);
+    return len;
 }
 
-void shimmer_core_flush(ShimmerEngine *e, ShimmerKeyState *ks, gint64 now)
+/* KS's next control packet due at NOW into BUF: a message of the reliable
+ * layer (new or to retransmit) or, without one, an ACK_V1 for the pending
+ * acks. Returns its length, 0 if none is due. */
+static gsize write_control(ShimmerEngine *e, ShimmerKeyState *ks, guint8 *buf, gsize cap,
+                           gint64 now)
 {
-    if (ks->status == SHIMMER_KS_NONE || !e->transport_ready)
-        return;
-    if (ks->tls_out->len > 0) {
-        gsize n = shimmer_reliable_queue(ks->rel, SHIMMER_OP_CONTROL_V1, ks->tls_out->data,
-                                         ks->tls_out->len);
-        if (n > 0) {
-            shimmer_wipe(ks->tls_out->data, n);
-            g_byte_array_remove_range(ks->tls_out, 0, (guint)n);
-        }
+    if (ks->status == SHIMMER_KS_NONE)
+        return 0;
+    feed_reliable(ks);
+    /* Bounded: every round takes a message or acks from the reliable layer,
+     * so only a packet that cannot be built makes another round. */
+    for (int rounds = 0; rounds < 16; rounds++) {
+        ShimmerReliableMessage msg;
+        bool have_msg = shimmer_reliable_next_to_send(ks->rel, now, &msg);
+        if (!have_msg && !shimmer_reliable_has_pending_acks(ks->rel))
+            return 0;
+        gsize n = build_control(e, ks, have_msg ? &msg : NULL, buf, cap, now);
+        if (n > 0)
+            return n;
     }
-    ShimmerReliableMessage msg;
-    while (shimmer_reliable_next_to_send(ks->rel, now, &msg))
-        send_control(e, ks, msg.kind, true, msg.pid, msg.payload, msg.len, now);
-    while (shimmer_reliable_has_pending_acks(ks->rel))
-        send_control(e, ks, SHIMMER_OP_ACK_V1, false, 0, NULL, 0, now);
+    return 0;
 }
 
-static void flush_all(ShimmerEngine *e, gint64 now)
+/* Packets made before their session was torn down (a stop's last control
+ * message) wait in e->linger, each behind a u16 length, for write_pkt. */
+static void linger_control(ShimmerEngine *e, ShimmerKeyState *ks, gint64 now)
 {
-    for (int i = 0; i < SHIMMER_ENGINE_N_KEY_STATES; i++)
-        shimmer_core_flush(e, &e->ks[i], now);
+    while (e->linger_len + 2 + SHIMMER_ENGINE_MAX_PACKET <= sizeof(e->linger)) {
+        guint8 *slot = e->linger + e->linger_len;
+        gsize n = write_control(e, ks, slot + 2, SHIMMER_ENGINE_MAX_PACKET, now);
+        if (n == 0)
+            break;
+        shimmer_write_be16(slot, (guint16)n);
+        e->linger_len += 2 + n;
+        e->stats.link_bytes_out += n;
+    }
+}
+
+static gsize take_linger(ShimmerEngine *e, guint8 *buf)
+{
+    if (e->linger_pos >= e->linger_len)
+        return 0;
+    gsize n = shimmer_read_be16(e->linger + e->linger_pos);
+    memcpy(buf, e->linger + e->linger_pos + 2, n);
+    e->linger_pos += 2 + n;
+    if (e->linger_pos >= e->linger_len)
+        e->linger_pos = e->linger_len = 0;
+    return n;
 }
 
 /* ---------- TLS application data ---------- */
@@ -641,8 +748,6 @@ void shimmer_core_reset_session(ShimmerEngine *e)
     e->have_remote_sid = false;
     e->cipher_set = false;
     e->use_data_v2 = false;
-    while (!g_queue_is_empty(e->out))
-        g_bytes_unref(g_queue_pop_head(e->out));
     e->transport_ready = false;
 }
 
@@ -651,9 +756,9 @@ void shimmer_core_end(ShimmerEngine *e, ShimmerState final, const char *why)
     if (e->state == SHIMMER_STATE_DISCONNECTED || e->state == SHIMMER_STATE_FAILED)
         return;
     shimmer_core_reset_session(e);
-    shimmer_core_push_event(e, SHIMMER_EVENT_DISCONNECT_TRANSPORT, 0, NULL);
+    shimmer_core_push_event(e, SHIMMER_EVENT_DISCONNECT_TRANSPORT);
     shimmer_core_set_state(e, final, why);
-    shimmer_core_push_event(e, SHIMMER_EVENT_EXIT, 0, why);
+    shimmer_core_push_event(e, SHIMMER_EVENT_EXIT)->exit.reason = g_strdup(why);
 }
 
 bool shimmer_core_session_begin(ShimmerEngine *e, ShimmerCtlwrap *wrap, const guint8 *own_sid,
@@ -673,14 +778,14 @@ bool shimmer_core_session_begin(ShimmerEngine *e, ShimmerCtlwrap *wrap, const gu
         return false;
     }
     e->transport_ready = true;
+    e->linger_len = e->linger_pos = 0;
     shimmer_replay_init(&e->ctl_replay, SHIMMER_REPLAY_DEFAULT_WINDOW, 0);
     ShimmerKeyState *ks = &e->ks[0];
     if (!ks_start(e, ks, 0, now, error))
         return false;
     e->next_key_id = 1;
     shimmer_reliable_queue_message(ks->rel, e->role->own_hard_reset(e), NULL, 0, NULL, NULL);
-    e->last_recv = now;
-    shimmer_core_flush(e, ks, now);
+    e->last_recv = e->last_sent = now;
     return true;
 }
 
@@ -702,67 +807,71 @@ ShimmerKeyState *shimmer_core_start_renegotiation(ShimmerEngine *e, guint8 key_i
 
 /* ---------- receiving control packets ---------- */
 
-static bool parse_control(ShimmerEngine *e, const guint8 *pkt, gsize len, gint64 now,
-                          ShimmerControlPacket *cp, gsize *plain_len)
+static ShimmerDropReason unwrap_drop_reason(ShimmerCtlwrapError err)
+{
+    switch (err) {
+    case SHIMMER_CTLWRAP_ERR_AUTH:
+    case SHIMMER_CTLWRAP_ERR_WKC_AUTH:
+        return SHIMMER_DROP_AUTH;
+    case SHIMMER_CTLWRAP_ERR_BAD_OPCODE:
+    case SHIMMER_CTLWRAP_ERR_NO_CLIENT_KEY:
+        return SHIMMER_DROP_UNEXPECTED;
+    default:
+        return SHIMMER_DROP_MALFORMED;
+    }
+}
+
+/* Unwraps, replay-checks and parses a control packet into *CP (its
+ * payload points into e->scratch, *PLAIN_LEN bytes to wipe afterwards). */
+static ShimmerDropReason parse_control(ShimmerEngine *e, const guint8 *pkt, gsize len, gint64 now,
+                                       ShimmerControlPacket *cp, gsize *plain_len)
 {
     ShimmerCtlwrapInfo info = {0};
-    ShimmerCtlwrapError err = shimmer_ctlwrap_unwrap(e->wrap, pkt, len, e->scratch2,
-                                                     sizeof(e->scratch2), plain_len, &info);
+    ShimmerCtlwrapError err =
+        shimmer_ctlwrap_unwrap(e->wrap, pkt, len, e->scratch, sizeof(e->scratch), plain_len, &info);
     if (err != SHIMMER_CTLWRAP_OK) {
-        if (err == SHIMMER_CTLWRAP_ERR_AUTH)
-            e->stats.dropped_auth++;
-        else
-            e->stats.dropped_malformed++;
         shimmer_core_log(e, SHIMMER_LOG_DEBUG, "control packet dropped: %s",
                          shimmer_ctlwrap_error_to_string(err));
-        return false;
+        *plain_len = 0; /* unwrap wiped it */
+        return unwrap_drop_reason(err);
     }
-    if (info.has_replay) {
-        if (shimmer_replay_check(&e->ctl_replay, info.replay_pid, now) != SHIMMER_REPLAY_OK) {
-            e->stats.dropped_replay++;
-            return false;
-        }
+    if (info.has_replay &&
+        shimmer_replay_check(&e->ctl_replay, info.replay_pid, now) != SHIMMER_REPLAY_OK)
+        return SHIMMER_DROP_REPLAY;
+    if (shimmer_packet_parse_control(e->scratch, *plain_len, cp) != SHIMMER_PACKET_OK)
+        return SHIMMER_DROP_MALFORMED;
+    if (info.has_replay)
         shimmer_replay_update(&e->ctl_replay, info.replay_pid, now);
-    }
-    if (shimmer_packet_parse_control(e->scratch2, *plain_len, cp) != SHIMMER_PACKET_OK) {
-        e->stats.dropped_malformed++;
-        return false;
-    }
-    return true;
+    return SHIMMER_DROP_NONE;
 }
 
 /* The key state an authenticated control packet belongs to, after the
- * session-id checks; NULL (counted) when it belongs to none. */
+ * session-id checks; NULL with *DROP set when it belongs to none. */
 static ShimmerKeyState *control_key_state(ShimmerEngine *e, const ShimmerControlPacket *cp,
-                                          gint64 now)
+                                          gint64 now, ShimmerDropReason *drop)
 {
     /* The peer's session id must not change, and acks must name ours. */
-    if (e->have_remote_sid && memcmp(cp->session_id, e->remote_sid, 8) != 0) {
-        e->stats.dropped_malformed++;
-        return NULL;
-    }
-    if (cp->n_acks > 0 && memcmp(cp->remote_session_id, e->own_sid, 8) != 0) {
-        e->stats.dropped_malformed++;
+    if ((e->have_remote_sid && memcmp(cp->session_id, e->remote_sid, 8) != 0) ||
+        (cp->n_acks > 0 && memcmp(cp->remote_session_id, e->own_sid, 8) != 0)) {
+        *drop = SHIMMER_DROP_WRONG_SESSION;
         return NULL;
     }
     ShimmerKeyState *ks = ks_by_id(e, cp->key_id);
     if (e->role->peer_hard_resets & (1u << cp->opcode)) {
-        ks = e->role->accept_hard_reset(e, cp);
-        if (ks == NULL) {
-            e->stats.dropped_malformed++;
+        ks = e->role->accept_hard_reset(e, cp, drop);
+        if (ks == NULL)
             return NULL;
-        }
+    } else if (!e->have_remote_sid) {
+        /* Nothing but the peer's reset can name its session. */
+        *drop = SHIMMER_DROP_NO_SESSION;
+        return NULL;
     } else if (cp->opcode == SHIMMER_OP_SOFT_RESET_V1 && ks == NULL &&
                e->state == SHIMMER_STATE_CONNECTED) {
         /* The peer starts a renegotiation on a new key id. */
         ks = shimmer_core_start_renegotiation(e, cp->key_id, now);
-        if (ks == NULL)
-            return NULL;
     }
-    if (ks == NULL || !e->have_remote_sid) {
-        e->stats.dropped_no_key++;
-        return NULL;
-    }
+    if (ks == NULL)
+        *drop = SHIMMER_DROP_NO_KEY;
     return ks;
 }
 
@@ -773,6 +882,7 @@ static void control_to_reliable(ShimmerEngine *e, ShimmerKeyState *ks,
 {
     for (guint i = 0; i < cp->n_acks; i++)
         shimmer_reliable_ack_received(ks->rel, cp->acks[i]);
+    feed_reliable(ks);
     if (!cp->has_msg_pid)
         return;
     bool carries = cp->opcode == SHIMMER_OP_CONTROL_V1 || cp->opcode == SHIMMER_OP_CONTROL_WKC_V1;
@@ -784,165 +894,228 @@ static void control_to_reliable(ShimmerEngine *e, ShimmerKeyState *ks,
     }
 }
 
-static void recv_control(ShimmerEngine *e, const guint8 *pkt, gsize len, gint64 now)
+static ShimmerDropReason recv_control(ShimmerEngine *e, const guint8 *pkt, gsize len, gint64 now)
 {
-    if (e->wrap == NULL || !e->transport_ready) {
-        e->stats.dropped_no_key++;
-        return;
-    }
+    if (e->wrap == NULL || !e->transport_ready)
+        return SHIMMER_DROP_NO_SESSION;
     ShimmerControlPacket cp;
     gsize plain_len = 0;
-    if (!parse_control(e, pkt, len, now, &cp, &plain_len))
-        return;
-    shimmer_core_log(e, SHIMMER_LOG_DEBUG, "control in: %s key %u pid %u acks %u len %zu",
-                     shimmer_packet_opcode_name(cp.opcode), cp.key_id,
-                     cp.has_msg_pid ? cp.msg_pid : 0, cp.n_acks, cp.payload_len);
-    ShimmerKeyState *ks = control_key_state(e, &cp, now);
+    ShimmerDropReason drop = parse_control(e, pkt, len, now, &cp, &plain_len);
+    ShimmerKeyState *ks = NULL;
+    if (drop == SHIMMER_DROP_NONE) {
+        shimmer_core_log(e, SHIMMER_LOG_DEBUG, "control in: %s key %u pid %u acks %u len %zu",
+                         shimmer_packet_opcode_name(cp.opcode), cp.key_id,
+                         cp.has_msg_pid ? cp.msg_pid : 0, cp.n_acks, cp.payload_len);
+        ks = control_key_state(e, &cp, now, &drop);
+    }
     if (ks != NULL) {
         e->last_recv = now;
         e->stats.link_bytes_in += len;
         control_to_reliable(e, ks, &cp, now);
     }
-    shimmer_wipe(e->scratch2, plain_len);
-    if (ks == NULL)
-        return;
-    drive_tls(e, ks, now);
-    flush_all(e, now);
+    shimmer_wipe(e->scratch, plain_len);
+    if (ks != NULL)
+        drive_tls(e, ks, now);
+    return drop;
 }
 
 /* ---------- data channel ---------- */
 
-static ShimmerRecvResult recv_data(ShimmerEngine *e, const guint8 *pkt, gsize len, gint64 now,
+static ShimmerDropReason open_drop_reason(ShimmerDatachanResult r)
+{
+    switch (r) {
+    case SHIMMER_DATACHAN_ERR_AUTH:
+        return SHIMMER_DROP_AUTH;
+    case SHIMMER_DATACHAN_ERR_BUFFER:
+        return SHIMMER_DROP_TOO_BIG;
+    default:
+        return SHIMMER_DROP_MALFORMED;
+    }
+}
+
+/* A data packet: its plaintext for the tun in OUT[0..*OUT_LEN), or
+ * consumed here (*OUT_LEN 0: ping, OCC). */
+static ShimmerDropReason recv_data(ShimmerEngine *e, const guint8 *pkt, gsize len, gint64 now,
                                    guint8 *out, gsize cap, gsize *out_len)
 {
     guint key_id = shimmer_packet_key_id(pkt[0]);
     bool v2 = shimmer_packet_opcode(pkt[0]) == SHIMMER_OP_DATA_V2;
     ShimmerKeyState *ks = ks_by_id(e, key_id);
-    if (ks == NULL || ks->dec == NULL || (ks->expires && now > ks->expires)) {
-        e->stats.dropped_no_key++;
-        return SHIMMER_RECV_NONE;
-    }
+    if (ks == NULL || ks->dec == NULL || (ks->expires && now > ks->expires))
+        return SHIMMER_DROP_NO_KEY;
     guint32 id;
-    if (!shimmer_datachan_peek_packet_id(v2, pkt, len, &id)) {
-        e->stats.dropped_malformed++;
-        return SHIMMER_RECV_NONE;
-    }
-    if (shimmer_replay_check(&ks->replay, id, now) != SHIMMER_REPLAY_OK) {
-        e->stats.dropped_replay++;
-        return SHIMMER_RECV_NONE;
-    }
+    if (!shimmer_datachan_peek_packet_id(v2, pkt, len, &id))
+        return SHIMMER_DROP_MALFORMED;
+    if (shimmer_replay_check(&ks->replay, id, now) != SHIMMER_REPLAY_OK)
+        return SHIMMER_DROP_REPLAY;
     gsize plain_len = 0;
     ShimmerDatachanResult r =
         v2 ? shimmer_datachan_open_v2(ks->dec, pkt, len, out, cap, &plain_len, &id)
            : shimmer_datachan_open_v1(ks->dec, pkt, len, out, cap, &plain_len, &id);
-    if (r != SHIMMER_DATACHAN_OK) {
-        if (r == SHIMMER_DATACHAN_ERR_AUTH)
-            e->stats.dropped_auth++;
-        else
-            e->stats.dropped_malformed++;
-        return SHIMMER_RECV_NONE;
-    }
+    if (r != SHIMMER_DATACHAN_OK)
+        return open_drop_reason(r);
+    /* Authentic: it counts as heard from the peer whatever it holds. */
     shimmer_replay_update(&ks->replay, id, now);
     e->last_recv = now;
     e->stats.link_bytes_in += len;
     ks->bytes += plain_len;
     ks->packets++;
-    guint8 *p = out;
-    if (!shimmer_compframe_unwrap(e->comp, p, &plain_len)) {
-        /* Compressed data: never negotiated, never accepted. */
-        e->stats.dropped_malformed++;
-        return SHIMMER_RECV_NONE;
-    }
-    if (plain_len == sizeof(ping_magic) && memcmp(p, ping_magic, sizeof(ping_magic)) == 0)
-        return SHIMMER_RECV_NONE;
-    if (plain_len >= sizeof(occ_magic) + 1 && memcmp(p, occ_magic, sizeof(occ_magic)) == 0) {
-        if (p[sizeof(occ_magic)] == OCC_EXIT) {
+    if (!shimmer_compframe_unwrap(e->comp, out, &plain_len))
+        return SHIMMER_DROP_COMPRESSED;
+    if (plain_len == sizeof(ping_magic) && memcmp(out, ping_magic, sizeof(ping_magic)) == 0)
+        return SHIMMER_DROP_NONE;
+    if (plain_len >= sizeof(occ_magic) + 1 && memcmp(out, occ_magic, sizeof(occ_magic)) == 0) {
+        if (out[sizeof(occ_magic)] == OCC_EXIT) {
             g_autofree char *why = g_strdup_printf("the %s is shutting down", e->role->peer_name);
             lose_session(e, SHIMMER_SESSION_LOST_NEXT_PEER, why, now);
         }
-        return SHIMMER_RECV_NONE;
+        return SHIMMER_DROP_NONE;
     }
     if (plain_len == 0)
-        return SHIMMER_RECV_NONE;
+        return SHIMMER_DROP_NONE;
     e->stats.tun_bytes_out += plain_len;
     e->stats.tun_packets_out++;
     *out_len = plain_len;
-    return SHIMMER_RECV_TUN;
+    return SHIMMER_DROP_NONE;
 }
 
 ShimmerRecvResult shimmer_engine_recv(ShimmerEngine *e, const guint8 *pkt, gsize len, gint64 now,
-                                      guint8 *tun_out, gsize tun_cap, gsize *tun_len)
+                                      guint8 *tun_out, gsize tun_cap, gsize *tun_len,
+                                      ShimmerDropReason *drop)
 {
     *tun_len = 0;
-    if (len < 1) {
-        e->stats.dropped_malformed++;
-        return SHIMMER_RECV_NONE;
+    ShimmerDropReason why;
+    guint op = len > 0 ? shimmer_packet_opcode(pkt[0]) : 0;
+    if (len == 0)
+        why = SHIMMER_DROP_MALFORMED;
+    else if (op == SHIMMER_OP_DATA_V1 || op == SHIMMER_OP_DATA_V2)
+        why = recv_data(e, pkt, len, now, tun_out, tun_cap, tun_len);
+    else if (e->role->peer_control_opcodes & (1u << op))
+        why = recv_control(e, pkt, len, now);
+    else if (shimmer_packet_opcode_is_control(op))
+        why = SHIMMER_DROP_UNEXPECTED;
+    else
+        why = SHIMMER_DROP_MALFORMED;
+    if (drop != NULL)
+        *drop = why;
+    if (why != SHIMMER_DROP_NONE) {
+        *tun_len = 0;
+        e->stats.dropped[why]++;
+        return SHIMMER_RECV_DROPPED;
     }
-    guint op = shimmer_packet_opcode(pkt[0]);
-    if (op == SHIMMER_OP_DATA_V1 || op == SHIMMER_OP_DATA_V2)
-        return recv_data(e, pkt, len, now, tun_out, tun_cap, tun_len);
-    if (op < 32 && (e->role->peer_control_opcodes & (1u << op))) {
-        recv_control(e, pkt, len, now);
-        return SHIMMER_RECV_NONE;
-    }
-    e->stats.dropped_malformed++;
-    return SHIMMER_RECV_NONE;
+    return *tun_len > 0 ? SHIMMER_RECV_TUN : SHIMMER_RECV_CONSUMED;
 }
 
-static gsize seal(ShimmerEngine *e, ShimmerKeyState *ks, const guint8 *plain, gsize len,
-                  guint8 *out, gsize cap)
+static ShimmerEncryptResult seal_result(ShimmerDatachanResult r)
 {
-    gsize out_len = 0;
-    guint32 id;
+    switch (r) {
+    case SHIMMER_DATACHAN_OK:
+        return SHIMMER_ENCRYPT_OK;
+    case SHIMMER_DATACHAN_ERR_EXHAUSTED:
+        return SHIMMER_ENCRYPT_OUT_OF_IDS;
+    case SHIMMER_DATACHAN_ERR_BUFFER:
+        return SHIMMER_ENCRYPT_TOO_BIG;
+    default:
+        return SHIMMER_ENCRYPT_FAILED;
+    }
+}
+
+/* PLAIN, framed for compression if need be, as a data packet on the
+ * primary key into OUT. */
+static ShimmerEncryptResult seal(ShimmerEngine *e, const guint8 *plain, gsize len, guint8 *out,
+                                 gsize cap, gsize *out_len)
+{
+    ShimmerKeyState *ks = &e->ks[0];
+    if (ks->enc == NULL)
+        return SHIMMER_ENCRYPT_NOT_CONNECTED;
+    if (e->comp != SHIMMER_COMP_NONE) {
+        len = shimmer_compframe_wrap(e->comp, plain, len, e->scratch);
+        plain = e->scratch;
+    }
     ShimmerDatachanResult r =
         e->use_data_v2
             ? shimmer_datachan_seal_v2(ks->enc, ks->key_id, e->peer_id, plain, len, out, cap,
-                                       &out_len, &id)
-            : shimmer_datachan_seal_v1(ks->enc, ks->key_id, plain, len, out, cap, &out_len, &id);
-    return r == SHIMMER_DATACHAN_OK ? out_len : 0;
+                                       out_len, NULL)
+            : shimmer_datachan_seal_v1(ks->enc, ks->key_id, plain, len, out, cap, out_len, NULL);
+    return seal_result(r);
 }
 
-gsize shimmer_engine_encrypt(ShimmerEngine *e, const guint8 *ip, gsize len, guint8 *out,
-                             gsize out_cap, gint64 now)
+G_STATIC_ASSERT(SHIMMER_ENGINE_DATA_OVERHEAD >=
+                SHIMMER_DATACHAN_V2_OVERHEAD + SHIMMER_COMPFRAME_MAX_OVERHEAD);
+G_STATIC_ASSERT(SHIMMER_ENGINE_SCRATCH >=
+                SHIMMER_ENGINE_MAX_PLAIN + SHIMMER_COMPFRAME_MAX_OVERHEAD);
+
+ShimmerEncryptResult shimmer_engine_encrypt(ShimmerEngine *e, const guint8 *ip, gsize len,
+                                            guint8 *out, gsize out_cap, gint64 now, gsize *out_len)
 {
+    *out_len = 0;
     ShimmerKeyState *ks = &e->ks[0];
-    if (e->state != SHIMMER_STATE_CONNECTED || ks->enc == NULL || len == 0 ||
-        len > SHIMMER_ENGINE_MAX_PLAIN)
-        return 0;
-    gsize n;
-    if (e->comp != SHIMMER_COMP_NONE) {
-        gsize framed = shimmer_compframe_wrap(e->comp, ip, len, e->scratch2);
-        n = seal(e, ks, e->scratch2, framed, out, out_cap);
-    } else {
-        n = seal(e, ks, ip, len, out, out_cap);
+    ShimmerEncryptResult r;
+    if (e->state != SHIMMER_STATE_CONNECTED || ks->enc == NULL)
+        r = SHIMMER_ENCRYPT_NOT_CONNECTED;
+    else if (len == 0)
+        r = SHIMMER_ENCRYPT_EMPTY;
+    else if (len > SHIMMER_ENGINE_MAX_PLAIN || out_cap < len + SHIMMER_ENGINE_DATA_OVERHEAD)
+        r = SHIMMER_ENCRYPT_TOO_BIG;
+    else
+        r = seal(e, ip, len, out, out_cap, out_len);
+    if (r != SHIMMER_ENCRYPT_OK) {
+        *out_len = 0;
+        e->stats.not_encrypted[r]++;
+        return r;
     }
-    if (n == 0)
-        return 0;
     ks->bytes += len;
     ks->packets++;
     e->stats.tun_bytes_in += len;
     e->stats.tun_packets_in++;
-    e->stats.link_bytes_out += n;
+    e->stats.link_bytes_out += *out_len;
     e->last_sent = now;
+    return SHIMMER_ENCRYPT_OK;
+}
+
+/* The engine's own data packets, when due: a keepalive ping after ping
+ * seconds of silence while connected, OCC EXIT once a second while
+ * stopping. Returns the length written to BUF, 0 if none is due. */
+static gsize write_own_data(ShimmerEngine *e, guint8 *buf, gsize cap, gint64 now)
+{
+    gsize n = 0;
+    if (e->state == SHIMMER_STATE_CONNECTED && e->ping_s > 0 &&
+        now >= e->last_sent + (gint64)e->ping_s * SHIMMER_US) {
+        /* Due again in ping seconds even if this one cannot be sealed (out
+         * of packet ids until the renegotiation ends): never a deadline
+         * stuck in the past. */
+        e->last_sent = now;
+        seal(e, ping_magic, sizeof(ping_magic), buf, cap, &n);
+    } else if (e->state == SHIMMER_STATE_DISCONNECTING && e->exit_pings_left &&
+               now >= e->next_exit_ping) {
+        guint8 occ[sizeof(occ_magic) + 1];
+        memcpy(occ, occ_magic, sizeof(occ_magic));
+        occ[sizeof(occ_magic)] = OCC_EXIT;
+        e->exit_pings_left--;
+        e->next_exit_ping = now + SHIMMER_US;
+        seal(e, occ, sizeof(occ), buf, cap, &n);
+    }
     return n;
 }
 
-/* A packet of the engine's own on the data channel (ping, OCC). */
-static void send_data_plain(ShimmerEngine *e, const guint8 *plain, gsize len, gint64 now)
+gssize shimmer_engine_write_pkt(ShimmerEngine *e, guint8 *buf, gsize cap, gint64 now)
 {
-    ShimmerKeyState *ks = &e->ks[0];
-    if (ks->enc == NULL)
-        return;
-    gsize n;
-    if (e->comp != SHIMMER_COMP_NONE) {
-        guint8 buf[64];
-        gsize framed = shimmer_compframe_wrap(e->comp, plain, MIN(len, 32), buf);
-        n = seal(e, ks, buf, framed, e->scratch, sizeof(e->scratch));
-    } else {
-        n = seal(e, ks, plain, len, e->scratch, sizeof(e->scratch));
-    }
+    if (cap < SHIMMER_ENGINE_MAX_PACKET)
+        return -1;
+    gsize n = take_linger(e, buf);
     if (n > 0)
-        queue_packet(e, e->scratch, n, now);
+        return (gssize)n;
+    if (!e->transport_ready)
+        return 0;
+    for (int i = 0; i < SHIMMER_ENGINE_N_KEY_STATES && n == 0; i++)
+        n = write_control(e, &e->ks[i], buf, cap, now);
+    if (n == 0)
+        n = write_own_data(e, buf, cap, now);
+    if (n > 0) {
+        e->stats.link_bytes_out += n;
+        e->last_sent = now;
+    }
+    return (gssize)n;
 }
 
 /* ---------- timers ---------- */
@@ -1002,16 +1175,10 @@ gint64 shimmer_engine_next_deadline(ShimmerEngine *e)
     return d;
 }
 
+/* Stopping: the end comes at exit_at (the OCC EXIT packets due before
+ * come out of write_pkt). */
 static void serve_exit_timers(ShimmerEngine *e, gint64 now)
 {
-    if (e->exit_pings_left && now >= e->next_exit_ping) {
-        guint8 occ[sizeof(occ_magic) + 1];
-        memcpy(occ, occ_magic, sizeof(occ_magic));
-        occ[sizeof(occ_magic)] = OCC_EXIT;
-        send_data_plain(e, occ, sizeof(occ), now);
-        e->exit_pings_left--;
-        e->next_exit_ping = now + SHIMMER_US;
-    }
     if (now >= e->exit_at)
         shimmer_core_end(e, SHIMMER_STATE_DISCONNECTED, "stopped");
 }
@@ -1043,12 +1210,12 @@ static bool serve_key_state_timers(ShimmerEngine *e, gint64 now)
         drive_tls(e, ks, now);
         if (gen != e->session_gen)
             return false;
-        shimmer_core_flush(e, ks, now);
     }
     return true;
 }
 
-/* ping-restart, renegotiation and keepalive of a connected session. */
+/* ping-restart and renegotiation of a connected session (its keepalive
+ * pings come out of write_pkt). */
 static void serve_connected_timers(ShimmerEngine *e, gint64 now)
 {
     if (e->ping_restart_s > 0 && now >= e->last_recv + (gint64)e->ping_restart_s * SHIMMER_US) {
@@ -1064,10 +1231,7 @@ static void serve_connected_timers(ShimmerEngine *e, gint64 now)
             return;
         }
         drive_tls(e, n, now);
-        shimmer_core_flush(e, n, now);
     }
-    if (e->ping_s > 0 && now >= e->last_sent + (gint64)e->ping_s * SHIMMER_US)
-        send_data_plain(e, ping_magic, sizeof(ping_magic), now);
 }
 
 void shimmer_engine_handle_timeout(ShimmerEngine *e, gint64 now)
@@ -1090,9 +1254,10 @@ void shimmer_core_stop_now(ShimmerEngine *e, const char *last_message, gint64 no
 {
     /* Nothing to wait for, but observers still see the way down. */
     shimmer_core_set_state(e, SHIMMER_STATE_DISCONNECTING, NULL);
-    if (last_message != NULL && e->ks[0].status == SHIMMER_KS_ACTIVE) {
+    if (last_message != NULL && e->ks[0].status == SHIMMER_KS_ACTIVE && e->transport_ready) {
+        /* Made now, while the session exists; handed out by write_pkt. */
         shimmer_core_send_message(e, &e->ks[0], last_message);
-        shimmer_core_flush(e, &e->ks[0], now);
+        linger_control(e, &e->ks[0], now);
     }
     shimmer_core_end(e, SHIMMER_STATE_DISCONNECTED, "stopped");
 }
@@ -1101,10 +1266,8 @@ void shimmer_core_stop_after(ShimmerEngine *e, const char *message, guint occ_ex
                              gint64 now)
 {
     shimmer_core_set_state(e, SHIMMER_STATE_DISCONNECTING, NULL);
-    if (message != NULL && e->ks[0].status == SHIMMER_KS_ACTIVE) {
+    if (message != NULL && e->ks[0].status == SHIMMER_KS_ACTIVE)
         shimmer_core_send_message(e, &e->ks[0], message);
-        shimmer_core_flush(e, &e->ks[0], now);
-    }
     e->exit_pings_left = occ_exits;
     e->next_exit_ping = now;
     e->exit_at = now + wait;
@@ -1119,21 +1282,6 @@ void shimmer_engine_stop(ShimmerEngine *e, gint64 now)
 }
 
 /* ---------- accessors ---------- */
-
-gsize shimmer_engine_pop_packet(ShimmerEngine *e, guint8 *out, gsize out_cap)
-{
-    GBytes *b = g_queue_pop_head(e->out);
-    if (b == NULL)
-        return 0;
-    gsize len;
-    const guint8 *d = g_bytes_get_data(b, &len);
-    if (len > out_cap)
-        len = 0;
-    else
-        memcpy(out, d, len);
-    g_bytes_unref(b);
-    return len;
-}
 
 gboolean shimmer_engine_pop_event(ShimmerEngine *e, ShimmerEvent *ev)
 {
@@ -1330,7 +1478,6 @@ ShimmerEngine *shimmer_core_new(const ShimmerConfig *cfg, const ShimmerEngineHoo
         e->hooks = *hooks;
     e->role = role;
     e->role_data = role_data;
-    e->out = g_queue_new();
     e->events = g_queue_new();
     e->priority = build_priority(cfg);
     e->comp = cfg->comp;
@@ -1355,9 +1502,6 @@ void shimmer_engine_free(ShimmerEngine *e)
         gnutls_certificate_free_credentials(e->creds);
     g_free(e->priority);
     shimmer_str_free_secret(e->key_passphrase);
-    while (!g_queue_is_empty(e->out))
-        g_bytes_unref(g_queue_pop_head(e->out));
-    g_queue_free(e->out);
     ShimmerEvent *ev;
     while ((ev = g_queue_pop_head(e->events)) != NULL) {
         shimmer_event_clear(ev);
@@ -1365,6 +1509,6 @@ void shimmer_engine_free(ShimmerEngine *e)
     }
     g_queue_free(e->events);
     shimmer_wipe(e->scratch, sizeof(e->scratch));
-    shimmer_wipe(e->scratch2, sizeof(e->scratch2));
+    shimmer_wipe(e->linger, sizeof(e->linger));
     g_free(e);
 }

@@ -48,8 +48,6 @@ G_BEGIN_DECLS
 /* Key states matched by key id: [0] primary, [1] lame duck, [2] the one
  * being negotiated. */
 #define SHIMMER_ENGINE_N_KEY_STATES 3
-/* The largest IP packet the engine encrypts. */
-#define SHIMMER_ENGINE_MAX_PLAIN 2048
 /* Room for one plain control packet (the reliable layer's payloads are far
  * smaller) and for one framed plaintext. */
 #define SHIMMER_ENGINE_SCRATCH (SHIMMER_ENGINE_MAX_PLAIN + 128)
@@ -152,8 +150,9 @@ struct ShimmerEngineRole {
     guint8 (*own_hard_reset)(ShimmerEngine *e);
     /* A peer hard reset authenticated and names this session: return the
      * key state it belongs to (learning the peer's session id if need be),
-     * or NULL to drop it. */
-    ShimmerKeyState *(*accept_hard_reset)(ShimmerEngine *e, const ShimmerControlPacket *cp);
+     * or NULL and why to drop it. */
+    ShimmerKeyState *(*accept_hard_reset)(ShimmerEngine *e, const ShimmerControlPacket *cp,
+                                          ShimmerDropReason *drop);
     /* The peer's hard reset arrived for the first time (not a
      * retransmission): the handshake may begin. */
     void (*hard_reset_received)(ShimmerEngine *e, ShimmerKeyState *ks, gint64 now);
@@ -218,8 +217,11 @@ struct ShimmerEngine {
     ShimmerKeyState ks[SHIMMER_ENGINE_N_KEY_STATES];
     guint8 next_key_id;
 
-    GQueue *out;    /* GBytes: transport packets */
     GQueue *events; /* ShimmerEvent* */
+    /* Packets made before their session was torn down (a stop's last
+     * message), each behind a u16 length, handed out by write_pkt first. */
+    guint8 linger[2 * (SHIMMER_ENGINE_MAX_PACKET + 2)];
+    gsize linger_len, linger_pos;
 
     /* The data channel as negotiated (set by the role). */
     guint32 peer_id;
@@ -242,7 +244,6 @@ struct ShimmerEngine {
 
     ShimmerEngineStats stats;
     guint8 scratch[SHIMMER_ENGINE_SCRATCH];
-    guint8 scratch2[SHIMMER_ENGINE_SCRATCH];
 };
 
 /* ---- the core's services to the roles ---- */
@@ -257,8 +258,9 @@ void shimmer_core_log(ShimmerEngine *e, ShimmerLogLevel level, const char *fmt, 
 /* Random bytes from the hook or GnuTLS. FALSE (BUF wiped) when there are
  * none: the caller fails the session. */
 bool shimmer_core_random(ShimmerEngine *e, void *buf, gsize len);
-void shimmer_core_push_event(ShimmerEngine *e, ShimmerEventType type, guint index,
-                             const char *message);
+/* Queues an event of TYPE in the current state; the caller fills its
+ * payload (strings it allocates belong to the event). */
+ShimmerEvent *shimmer_core_push_event(ShimmerEngine *e, ShimmerEventType type);
 void shimmer_core_set_state(ShimmerEngine *e, ShimmerState state, const char *why);
 
 /* Opens a session on a ready transport: WRAP (taken) wraps the control
@@ -273,10 +275,9 @@ void shimmer_core_reset_session(ShimmerEngine *e);
  * becomes FINAL (DISCONNECTED or FAILED) and EXIT carries WHY. */
 void shimmer_core_end(ShimmerEngine *e, ShimmerState final, const char *why);
 
-/* Sends MSG (NUL added) as a control message on KS. */
+/* Sends MSG (NUL added) as a control message on KS: it goes out with the
+ * next shimmer_engine_write_pkt(). */
 void shimmer_core_send_message(ShimmerEngine *e, ShimmerKeyState *ks, const char *msg);
-/* Moves TLS output into the reliable layer and sends what is due. */
-void shimmer_core_flush(ShimmerEngine *e, ShimmerKeyState *ks, gint64 now);
 /* Starts a renegotiation on KEY_ID with our SOFT_RESET queued; NULL if
  * the key state cannot be set up. */
 ShimmerKeyState *shimmer_core_start_renegotiation(ShimmerEngine *e, guint8 key_id, gint64 now);

@@ -134,7 +134,9 @@ gboolean shimmer_reliable_queue_message(ShimmerReliable *r, guint8 kind, const v
 typedef struct {
     guint32 pid;
     guint8 kind;
-    /* Points into R: valid until the next call that changes R. */
+    /* Points into R: valid until the next call that changes R, except
+     * shimmer_reliable_take_acks(), which leaves it in place (so a packet
+     * can carry the message and the acks taken for it). */
     const guint8 *payload;
     gsize len;
     /* FALSE for the first transmission. */

@@ -784,11 +784,16 @@ static void ts_start_soft_reset(TestServer *s, guint key_id)
 /* ---------------------------------------------------------------------- */
 /* Net: the engine, the server, the link between them and the clock. */
 
+/* An engine event as the tests look at it: its one string (the state
+ * change's reason, the host to connect to, the challenge, the server's
+ * reason or text) in MESSAGE. */
 typedef struct {
     ShimmerEventType type;
     ShimmerState state;
     guint index;
     char *message;
+    ShimmerCredentialsKind credentials;
+    gboolean echo;
     gint64 at;
 } NetEvent;
 
@@ -830,6 +835,11 @@ struct Net {
      * (then net_run() stops and sets STUCK). */
     gboolean tolerate_stuck;
     gboolean stuck;
+    /* The engine's random hook fails from this call on (0: never). */
+    guint random_fails_at;
+    guint random_calls;
+    /* Why the engine dropped the last packet net_to_engine() gave it. */
+    ShimmerDropReason last_drop;
 };
 
 static void net_engine_log(gpointer user, ShimmerLogLevel level, const char *message)
@@ -839,10 +849,14 @@ static void net_engine_log(gpointer user, ShimmerLogLevel level, const char *mes
         g_printerr("[%8.3f] engine %d: %s\n", (double)(n->now - T0) / US, level, message);
 }
 
-static void net_engine_random(gpointer user, guint8 *buf, gsize len)
+static gboolean net_engine_random(gpointer user, guint8 *buf, gsize len)
 {
     Net *n = user;
+    n->random_calls++;
+    if (n->random_fails_at > 0 && n->random_calls >= n->random_fails_at)
+        return FALSE;
     prng_fill(&n->engine_rng, buf, len);
+    return TRUE;
 }
 
 static void net_event_free(NetEvent *ev)
@@ -878,7 +892,7 @@ static Net *net_new(ShimmerConfig *cfg, const TsSetup *setup, guint64 seed)
     n->tcp = cfg->connections->len > 0 &&
              ((ShimmerConnection *)g_ptr_array_index(cfg->connections, 0))->transport ==
                  SHIMMER_TRANSPORT_TCP;
-    ShimmerEngineHooks hooks = {net_engine_log, net_engine_random, n};
+    ShimmerEngineHooks hooks = {.log = net_engine_log, .random = net_engine_random, .user = n};
     GError *error = NULL;
     n->e = shimmer_engine_new(cfg, &hooks, &error);
     if (n->e == NULL)
@@ -962,25 +976,51 @@ static void net_drop_in_flight_to_client(Net *n)
     }
 }
 
+static const char *net_event_text(const ShimmerEvent *ev)
+{
+    switch (ev->type) {
+    case SHIMMER_EVENT_STATE:
+        return ev->state_change.reason;
+    case SHIMMER_EVENT_CONNECT:
+        return ev->connect.host;
+    case SHIMMER_EVENT_NEED_CREDENTIALS:
+        return ev->credentials.text;
+    case SHIMMER_EVENT_AUTH_FAILED:
+        return ev->auth_failed.reason;
+    case SHIMMER_EVENT_INFO:
+        return ev->info.text;
+    case SHIMMER_EVENT_EXIT:
+        return ev->exit.reason;
+    default:
+        return NULL;
+    }
+}
+
 /* Takes everything the engine and the server produced. */
 static void net_collect(Net *n)
 {
-    guint8 buf[65536];
-    gsize len;
-    while ((len = shimmer_engine_pop_packet(n->e, buf, sizeof(buf))) > 0)
-        net_send(n, FALSE, buf, len);
+    guint8 buf[SHIMMER_ENGINE_MAX_PACKET];
+    gssize len;
+    while ((len = shimmer_engine_write_pkt(n->e, buf, sizeof(buf), n->now)) > 0)
+        net_send(n, FALSE, buf, (gsize)len);
+    g_assert_cmpint(len, ==, 0);
     ShimmerEvent ev;
     while (shimmer_engine_pop_event(n->e, &ev)) {
         NetEvent *r = g_new0(NetEvent, 1);
         r->type = ev.type;
         r->state = ev.state;
-        r->index = ev.index;
-        r->message = g_steal_pointer(&ev.message);
+        r->message = g_strdup(net_event_text(&ev));
+        if (ev.type == SHIMMER_EVENT_CONNECT)
+            r->index = ev.connect.index;
+        if (ev.type == SHIMMER_EVENT_NEED_CREDENTIALS) {
+            r->credentials = ev.credentials.kind;
+            r->echo = ev.credentials.echo;
+        }
         r->at = n->now;
         g_ptr_array_add(n->events, r);
         if (n->log)
             g_printerr("[%8.3f] event %d state %s: %s\n", (double)(n->now - T0) / US, r->type,
-                       shimmer_state_name(r->state), r->message ? r->message : "");
+                       shimmer_state_to_string(r->state), r->message ? r->message : "");
         if (ev.type == SHIMMER_EVENT_CONNECT && n->auto_transport)
             n->transport_pending = TRUE;
         if (ev.type == SHIMMER_EVENT_DISCONNECT_TRANSPORT)
@@ -1001,11 +1041,13 @@ static ShimmerRecvResult net_to_engine(Net *n, const guint8 *pkt, gsize len)
     guint8 tun[4096];
     gsize tun_len = 0;
     n->last_s2c_at = n->now;
-    ShimmerRecvResult r = shimmer_engine_recv(n->e, pkt, len, n->now, tun, sizeof(tun), &tun_len);
+    ShimmerRecvResult r =
+        shimmer_engine_recv(n->e, pkt, len, n->now, tun, sizeof(tun), &tun_len, &n->last_drop);
     if (r == SHIMMER_RECV_TUN)
         g_ptr_array_add(n->tun, g_bytes_new(tun, tun_len));
     else
         g_assert_cmpuint(tun_len, ==, 0);
+    g_assert_cmpint(n->last_drop == SHIMMER_DROP_NONE, ==, r != SHIMMER_RECV_DROPPED);
     return r;
 }
 
@@ -1211,7 +1253,10 @@ static NetEvent *net_event(Net *n, gint index)
 
 static guint64 stats_dropped(const ShimmerEngineStats *st)
 {
-    return st->dropped_auth + st->dropped_replay + st->dropped_malformed + st->dropped_no_key;
+    guint64 sum = 0;
+    for (guint i = 0; i < SHIMMER_DROP_N_REASONS; i++)
+        sum += st->dropped[i];
+    return sum;
 }
 
 #ifndef SHIMMER_TEST_ENGINE_HARNESS_ONLY
@@ -1334,7 +1379,7 @@ static void net_connect(Net *n, gint64 limit)
     net_start(n);
     if (!net_run(n, t + limit, done_state, GINT_TO_POINTER(SHIMMER_STATE_CONNECTED)))
         g_error("not connected after %.1f s: state %s", (double)(n->now - t) / US,
-                shimmer_state_name(shimmer_engine_get_state(n->e)));
+                shimmer_state_to_string(shimmer_engine_get_state(n->e)));
 }
 
 /* A plausible IPv4 packet of LEN bytes. */
@@ -1352,8 +1397,10 @@ static guint8 send_up(Net *n, gsize len, guint seed)
     guint8 ip[2048], pkt[2048 + 128];
     make_ip(ip, len, seed);
     guint before = n->srv->data_in->len;
-    gsize plen = shimmer_engine_encrypt(n->e, ip, len, pkt, sizeof(pkt), n->now);
-    g_assert_cmpuint(plen, >, len);
+    gsize plen = 0;
+    g_assert_cmpint(shimmer_engine_encrypt(n->e, ip, len, pkt, sizeof(pkt), n->now, &plen), ==,
+                    SHIMMER_ENCRYPT_OK);
+    g_assert_cmpuint(plen, ==, len + SHIMMER_DATACHAN_V2_OVERHEAD - (pkt[0] >> 3 == 6 ? 3 : 0));
     net_to_server(n, pkt, plen);
     g_assert_cmpuint(n->srv->data_in->len, ==, before + 1);
     GBytes *got = g_ptr_array_index(n->srv->data_in, before);
@@ -1383,10 +1430,10 @@ static void assert_no_drops(Net *n)
 {
     ShimmerEngineStats st;
     shimmer_engine_get_stats(n->e, &st);
-    g_assert_cmpuint(st.dropped_auth, ==, 0);
-    g_assert_cmpuint(st.dropped_replay, ==, 0);
-    g_assert_cmpuint(st.dropped_malformed, ==, 0);
-    g_assert_cmpuint(st.dropped_no_key, ==, 0);
+    for (guint i = 0; i < SHIMMER_DROP_N_REASONS; i++)
+        g_assert_cmpuint(st.dropped[i], ==, 0);
+    for (guint i = 0; i < SHIMMER_ENCRYPT_N_RESULTS; i++)
+        g_assert_cmpuint(st.not_encrypted[i], ==, 0);
     g_assert_cmpuint(st.reconnects, ==, 0);
 }
 
@@ -1606,7 +1653,7 @@ static void test_impaired(gconstpointer data)
         /* Bounded: well inside hand-window, so no attempt was given up. */
         if (!net_run(n, t + 50 * US, done_state, GINT_TO_POINTER(SHIMMER_STATE_CONNECTED)))
             g_error("seed %" G_GUINT64_FORMAT ": not connected after 50 s (state %s)", seed,
-                    shimmer_state_name(shimmer_engine_get_state(n->e)));
+                    shimmer_state_to_string(shimmer_engine_get_state(n->e)));
         slowest = MAX(slowest, n->now - t);
         ShimmerEngineStats st;
         shimmer_engine_get_stats(n->e, &st);
@@ -1667,38 +1714,38 @@ static void test_replay(void)
 
     /* Twice the same packet: the second is a replay. */
     deliver_sealed(n, pkts, 1, SHIMMER_RECV_TUN);
-    deliver_sealed(n, pkts, 1, SHIMMER_RECV_NONE);
+    deliver_sealed(n, pkts, 1, SHIMMER_RECV_DROPPED);
     shimmer_engine_get_stats(n->e, &st);
-    g_assert_cmpuint(st.dropped_replay, ==, 1);
+    g_assert_cmpuint(st.dropped[SHIMMER_DROP_REPLAY], ==, 1);
     g_assert_cmpuint(st.tun_packets_out, ==, 1);
 
     /* Jump ahead to 71, then the window edge: 71 - 63 = 8 is the oldest id
      * still inside a 64-packet window, 7 is one too old. */
     deliver_sealed(n, pkts, 71, SHIMMER_RECV_TUN);
     deliver_sealed(n, pkts, 8, SHIMMER_RECV_TUN);
-    deliver_sealed(n, pkts, 7, SHIMMER_RECV_NONE);
-    deliver_sealed(n, pkts, 8, SHIMMER_RECV_NONE);
-    deliver_sealed(n, pkts, 71, SHIMMER_RECV_NONE);
-    deliver_sealed(n, pkts, 2, SHIMMER_RECV_NONE);
+    deliver_sealed(n, pkts, 7, SHIMMER_RECV_DROPPED);
+    deliver_sealed(n, pkts, 8, SHIMMER_RECV_DROPPED);
+    deliver_sealed(n, pkts, 71, SHIMMER_RECV_DROPPED);
+    deliver_sealed(n, pkts, 2, SHIMMER_RECV_DROPPED);
     shimmer_engine_get_stats(n->e, &st);
-    g_assert_cmpuint(st.dropped_replay, ==, 5);
+    g_assert_cmpuint(st.dropped[SHIMMER_DROP_REPLAY], ==, 5);
     g_assert_cmpuint(st.tun_packets_out, ==, 3);
     /* Reordered but new inside the window: accepted once each. */
     for (guint i = 70; i >= 60; i--)
         deliver_sealed(n, pkts, i, SHIMMER_RECV_TUN);
     for (guint i = 60; i <= 70; i++)
-        deliver_sealed(n, pkts, i, SHIMMER_RECV_NONE);
+        deliver_sealed(n, pkts, i, SHIMMER_RECV_DROPPED);
     shimmer_engine_get_stats(n->e, &st);
-    g_assert_cmpuint(st.dropped_replay, ==, 16);
+    g_assert_cmpuint(st.dropped[SHIMMER_DROP_REPLAY], ==, 16);
     g_assert_cmpuint(st.tun_packets_out, ==, 14);
 
     /* Time backtrack: 15 s after the newest packet, an older unseen id is
      * too late; a newer one is fine. */
     deliver_sealed(n, pkts, 72, SHIMMER_RECV_TUN);
     n->now += 16 * US;
-    deliver_sealed(n, pkts, 50, SHIMMER_RECV_NONE);
+    deliver_sealed(n, pkts, 50, SHIMMER_RECV_DROPPED);
     shimmer_engine_get_stats(n->e, &st);
-    g_assert_cmpuint(st.dropped_replay, ==, 17);
+    g_assert_cmpuint(st.dropped[SHIMMER_DROP_REPLAY], ==, 17);
     deliver_sealed(n, pkts, 73, SHIMMER_RECV_TUN);
     /* Forged: a packet id beyond the highest with a broken tag must not move
      * the window, or the genuine packet would then be refused. */
@@ -1707,9 +1754,9 @@ static void test_replay(void)
         const guint8 *p = g_bytes_get_data(g_ptr_array_index(pkts, 80), &len);
         g_autofree guint8 *bad = g_memdup2(p, len);
         bad[len - 1] ^= 1;
-        g_assert_cmpint(net_to_engine(n, bad, len), ==, SHIMMER_RECV_NONE);
+        g_assert_cmpint(net_to_engine(n, bad, len), ==, SHIMMER_RECV_DROPPED);
         shimmer_engine_get_stats(n->e, &st);
-        g_assert_cmpuint(st.dropped_auth, ==, 1);
+        g_assert_cmpuint(st.dropped[SHIMMER_DROP_AUTH], ==, 1);
         deliver_sealed(n, pkts, 74, SHIMMER_RECV_TUN);
         deliver_sealed(n, pkts, 80, SHIMMER_RECV_TUN);
     }
@@ -1720,20 +1767,20 @@ static void test_replay(void)
     const guint8 *reset = g_bytes_get_data(g_ptr_array_index(n->s2c_log, 0), &rlen);
     g_assert_cmpuint(shimmer_packet_opcode(reset[0]), ==, SHIMMER_OP_HARD_RESET_SERVER_V2);
     shimmer_engine_get_stats(n->e, &st);
-    guint64 replays = st.dropped_replay;
-    g_assert_cmpint(net_to_engine(n, reset, rlen), ==, SHIMMER_RECV_NONE);
+    guint64 replays = st.dropped[SHIMMER_DROP_REPLAY];
+    g_assert_cmpint(net_to_engine(n, reset, rlen), ==, SHIMMER_RECV_DROPPED);
     /* ...and so is every other control packet the server sent. */
     for (guint i = 1; i < n->s2c_log->len; i++) {
         gsize len;
         const guint8 *p = g_bytes_get_data(g_ptr_array_index(n->s2c_log, i), &len);
         if (shimmer_packet_classify(p, len) == SHIMMER_PACKET_KIND_CONTROL)
-            g_assert_cmpint(net_to_engine(n, p, len), ==, SHIMMER_RECV_NONE);
+            g_assert_cmpint(net_to_engine(n, p, len), ==, SHIMMER_RECV_DROPPED);
     }
     shimmer_engine_get_stats(n->e, &st);
-    g_assert_cmpuint(st.dropped_replay, >, replays + 3);
+    g_assert_cmpuint(st.dropped[SHIMMER_DROP_REPLAY], >, replays + 3);
     net_pump(n);
     g_assert_cmpint(shimmer_engine_get_state(n->e), ==, SHIMMER_STATE_CONNECTED);
-    g_assert_cmpuint(st.dropped_malformed, ==, 0);
+    g_assert_cmpuint(st.dropped[SHIMMER_DROP_MALFORMED], ==, 0);
     send_up(n, 100, 1);
     send_down(n, 0, 100, 2);
     g_ptr_array_unref(pkts);
@@ -1751,6 +1798,7 @@ static guint inject_corruptions(Net *n, const guint8 *pkt, gsize len, guint64 se
     ShimmerEngineStats before, after;
     shimmer_engine_get_stats(n->e, &before);
     ShimmerState state = shimmer_engine_get_state(n->e);
+    gint64 deadline = shimmer_engine_next_deadline(n->e);
     guint8 tun[4096];
     gsize tun_len = 0;
     guint count = 0;
@@ -1759,8 +1807,8 @@ static guint inject_corruptions(Net *n, const guint8 *pkt, gsize len, guint64 se
      * a read past its end. */
     for (gsize cut = 0; cut < len; cut++) {
         guint8 *p = g_memdup2(pkt, cut ? cut : 1);
-        g_assert_cmpint(shimmer_engine_recv(n->e, p, cut, n->now, tun, sizeof(tun), &tun_len), ==,
-                        SHIMMER_RECV_NONE);
+        g_assert_cmpint(shimmer_engine_recv(n->e, p, cut, n->now, tun, sizeof(tun), &tun_len, NULL),
+                        ==, SHIMMER_RECV_DROPPED);
         g_free(p);
         count++;
     }
@@ -1769,8 +1817,9 @@ static guint inject_corruptions(Net *n, const guint8 *pkt, gsize len, guint64 se
     for (gsize bit = 0; bit < len * 8; bit += bit < 96 * 8 ? 1 : 11) {
         memcpy(buf, pkt, len);
         buf[bit / 8] ^= (guint8)(1u << (bit % 8));
-        g_assert_cmpint(shimmer_engine_recv(n->e, buf, len, n->now, tun, sizeof(tun), &tun_len), ==,
-                        SHIMMER_RECV_NONE);
+        g_assert_cmpint(
+            shimmer_engine_recv(n->e, buf, len, n->now, tun, sizeof(tun), &tun_len, NULL), ==,
+            SHIMMER_RECV_DROPPED);
         count++;
     }
     /* The packet with bytes appended. */
@@ -1778,8 +1827,8 @@ static guint inject_corruptions(Net *n, const guint8 *pkt, gsize len, guint64 se
         memcpy(buf, pkt, len);
         memset(buf + len, 0, extra);
         g_assert_cmpint(
-            shimmer_engine_recv(n->e, buf, len + extra, n->now, tun, sizeof(tun), &tun_len), ==,
-            SHIMMER_RECV_NONE);
+            shimmer_engine_recv(n->e, buf, len + extra, n->now, tun, sizeof(tun), &tun_len, NULL),
+            ==, SHIMMER_RECV_DROPPED);
         count++;
     }
     /* Garbage: random, random behind the real first byte, random behind the
@@ -1792,8 +1841,9 @@ static guint inject_corruptions(Net *n, const guint8 *pkt, gsize len, guint64 se
             buf[0] = pkt[0];
         else if (i % 3 == 2)
             memcpy(buf, pkt, MIN(glen, MIN(len, 30)));
-        g_assert_cmpint(shimmer_engine_recv(n->e, buf, glen, n->now, tun, sizeof(tun), &tun_len),
-                        ==, SHIMMER_RECV_NONE);
+        g_assert_cmpint(
+            shimmer_engine_recv(n->e, buf, glen, n->now, tun, sizeof(tun), &tun_len, NULL), ==,
+            SHIMMER_RECV_DROPPED);
         count++;
     }
     g_free(buf);
@@ -1803,8 +1853,10 @@ static guint inject_corruptions(Net *n, const guint8 *pkt, gsize len, guint64 se
     g_assert_cmpuint(after.tun_packets_out, ==, before.tun_packets_out);
     g_assert_cmpuint(after.link_bytes_in, ==, before.link_bytes_in);
     g_assert_cmpint(shimmer_engine_get_state(n->e), ==, state);
-    guint8 out[4096];
-    g_assert_cmpuint(shimmer_engine_pop_packet(n->e, out, sizeof(out)), ==, 0);
+    /* Nothing to send, no timer moved. */
+    guint8 out[SHIMMER_ENGINE_MAX_PACKET];
+    g_assert_cmpint(shimmer_engine_write_pkt(n->e, out, sizeof(out), n->now), ==, 0);
+    g_assert_cmpint(shimmer_engine_next_deadline(n->e), ==, deadline);
     ShimmerEvent ev;
     g_assert_false(shimmer_engine_pop_event(n->e, &ev));
     return count;
@@ -1885,8 +1937,8 @@ static void test_corruption(gconstpointer data)
     ShimmerEngineStats st;
     shimmer_engine_get_stats(n->e, &st);
     g_assert_cmpuint(stats_dropped(&st), ==, c.injected);
-    g_assert_cmpuint(st.dropped_auth, >, 1000);
-    g_assert_cmpuint(st.dropped_malformed, >, 100);
+    g_assert_cmpuint(st.dropped[SHIMMER_DROP_AUTH], >, 1000);
+    g_assert_cmpuint(st.dropped[SHIMMER_DROP_MALFORMED], >, 100);
     g_assert_cmpuint(st.reconnects, ==, 0);
     send_up(n, 64, 9);
     send_down(n, 0, 64, 10);
@@ -1984,9 +2036,9 @@ static void test_reneg_client(void)
     g_assert_cmphex(send_up(n, 60, 9), ==, OPB(SHIMMER_OP_DATA_V2, 2));
     send_down(n, 1, 70, 10);
     send_down(n, 2, 70, 11);
-    g_assert_cmpint(net_to_engine(n, p0, p0_len), ==, SHIMMER_RECV_NONE);
+    g_assert_cmpint(net_to_engine(n, p0, p0_len), ==, SHIMMER_RECV_DROPPED);
     shimmer_engine_get_stats(n->e, &st);
-    g_assert_cmpuint(st.dropped_no_key, ==, 1);
+    g_assert_cmpuint(st.dropped[SHIMMER_DROP_NO_KEY], ==, 1);
     g_assert_cmpuint(st.reconnects, ==, 0);
     net_free(n);
 }
@@ -2159,7 +2211,11 @@ static void test_auth_failed(void)
     g_assert_cmpint(shimmer_engine_next_deadline(n->e), ==, G_MAXINT64);
     guint8 ip[20], out[128];
     make_ip(ip, sizeof(ip), 1);
-    g_assert_cmpuint(shimmer_engine_encrypt(n->e, ip, sizeof(ip), out, sizeof(out), n->now), ==, 0);
+    gsize out_len = 1;
+    g_assert_cmpint(
+        shimmer_engine_encrypt(n->e, ip, sizeof(ip), out, sizeof(out), n->now, &out_len), ==,
+        SHIMMER_ENCRYPT_NOT_CONNECTED);
+    g_assert_cmpuint(out_len, ==, 0);
     net_free(n);
 }
 
@@ -2179,7 +2235,11 @@ static void test_cipher_not_offered(void)
     g_assert_null(shimmer_engine_get_cipher(n->e));
     guint8 ip[20], out[128];
     make_ip(ip, sizeof(ip), 1);
-    g_assert_cmpuint(shimmer_engine_encrypt(n->e, ip, sizeof(ip), out, sizeof(out), n->now), ==, 0);
+    gsize out_len = 1;
+    g_assert_cmpint(
+        shimmer_engine_encrypt(n->e, ip, sizeof(ip), out, sizeof(out), n->now, &out_len), ==,
+        SHIMMER_ENCRYPT_NOT_CONNECTED);
+    g_assert_cmpuint(out_len, ==, 0);
     net_free(n);
 }
 
