@@ -1353,6 +1353,148 @@ static char *build_priority(const ShimmerConfig *cfg)
     return g_string_free(s, FALSE);
 }
 
+/* The longest chain a peer may send (GnuTLS's own verification depth). */
+#define MAX_PEER_CHAIN 16
+
+static char *crt_subject(gnutls_x509_crt_t crt)
+{
+    gnutls_datum_t dn = {0};
+    if (gnutls_x509_crt_get_dn3(crt, &dn, 0) != 0)
+        return g_strdup("?");
+    char *s = g_strndup((const char *)dn.data, dn.size);
+    gnutls_free(dn.data);
+    return s;
+}
+
+static char *format_time(time_t t)
+{
+    g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc((gint64)t);
+    return dt != NULL ? g_date_time_format(dt, "%Y-%m-%d %H:%M:%S UTC") : g_strdup("?");
+}
+
+/* FROM <= NOW <= TO (TO -1: open ended); otherwise logs why WHAT is not
+ * valid at NOW. */
+static bool valid_at(ShimmerEngine *e, const char *what, time_t from, time_t to, gint64 now)
+{
+    if (from == (time_t)-1 || now < (gint64)from) {
+        g_autofree char *when = format_time(from);
+        shimmer_core_log(e, SHIMMER_LOG_ERROR, "%s is not valid before %s", what, when);
+        return false;
+    }
+    if (to != (time_t)-1 && now > (gint64)to) {
+        g_autofree char *when = format_time(to);
+        shimmer_core_log(e, SHIMMER_LOG_ERROR, "%s expired at %s", what, when);
+        return false;
+    }
+    return true;
+}
+
+/* The configured CRLs that CRT's issuer signed must be current at NOW. */
+static bool crls_valid_at(ShimmerEngine *e, gnutls_x509_crt_t crt, gint64 now)
+{
+    gnutls_datum_t issuer = {0};
+    if (e->n_crls == 0 || gnutls_x509_crt_get_raw_issuer_dn(crt, &issuer) != 0)
+        return true;
+    bool ok = true;
+    for (unsigned int i = 0; i < e->n_crls && ok; i++) {
+        gnutls_datum_t by = {0};
+        if (gnutls_x509_crl_get_raw_issuer_dn(e->crls[i], &by) != 0)
+            continue;
+        if (by.size == issuer.size && memcmp(by.data, issuer.data, by.size) == 0) {
+            g_autofree char *subject = crt_subject(crt);
+            g_autofree char *what = g_strdup_printf("the CRL for '%s'", subject);
+            ok = valid_at(e, what, gnutls_x509_crl_get_this_update(e->crls[i]),
+                          gnutls_x509_crl_get_next_update(e->crls[i]), now);
+        }
+        gnutls_free(by.data);
+    }
+    gnutls_free(issuer.data);
+    return ok;
+}
+
+/* Walks from the leaf CHAIN[0] up to a self-signed root (through the
+ * peer's chain, then the trusted CAs) and checks every certificate's
+ * validity period, and the CRLs that apply to it, against the wall clock
+ * NOW. GnuTLS verified signatures, usages and revocation with its own time
+ * checks off: it would read the system clock. */
+static bool chain_valid_at(ShimmerEngine *e, gnutls_x509_crt_t *chain, unsigned int n, gint64 now)
+{
+    gnutls_x509_crt_t crt = chain[0];
+    for (unsigned int depth = 0; crt != NULL && depth < MAX_PEER_CHAIN; depth++) {
+        g_autofree char *subject = crt_subject(crt);
+        g_autofree char *what = g_strdup_printf("the certificate '%s'", subject);
+        if (!valid_at(e, what, gnutls_x509_crt_get_activation_time(crt),
+                      gnutls_x509_crt_get_expiration_time(crt), now))
+            return false;
+        if (gnutls_x509_crt_check_issuer(crt, crt))
+            return true; /* the root; its CRL is no concern of its own */
+        if (!crls_valid_at(e, crt, now))
+            return false;
+        gnutls_x509_crt_t issuer = NULL;
+        for (unsigned int i = 0; i < n && issuer == NULL; i++) {
+            if (chain[i] != crt && gnutls_x509_crt_check_issuer(crt, chain[i]))
+                issuer = chain[i];
+        }
+        /* Owned by the trust list (no GNUTLS_TL_GET_COPY). */
+        if (issuer == NULL && gnutls_x509_trust_list_get_issuer(e->trust, crt, &issuer, 0) != 0)
+            issuer = NULL;
+        crt = issuer;
+    }
+    return true;
+}
+
+/* The peer's chain against the configured CAs and CRLs: signatures, the
+ * key purpose the peer's role needs, revocation, and validity at the
+ * injected wall clock. 0 or a GnuTLS error. */
+static int verify_chain(ShimmerEngine *e, const gnutls_datum_t *der, unsigned int n)
+{
+    const char *peer = e->role->peer_name;
+    if (e->trust == NULL) {
+        shimmer_core_log(e, SHIMMER_LOG_ERROR, "no CA to verify the %s's certificate against",
+                         peer);
+        return GNUTLS_E_CERTIFICATE_ERROR;
+    }
+    if (n > MAX_PEER_CHAIN) {
+        shimmer_core_log(e, SHIMMER_LOG_ERROR, "the %s's certificate chain is too long", peer);
+        return GNUTLS_E_CERTIFICATE_ERROR;
+    }
+    gnutls_x509_crt_t chain[MAX_PEER_CHAIN] = {0};
+    int rc = 0;
+    for (unsigned int i = 0; i < n && rc == 0; i++) {
+        rc = gnutls_x509_crt_init(&chain[i]);
+        if (rc == 0)
+            rc = gnutls_x509_crt_import(chain[i], &der[i], GNUTLS_X509_FMT_DER);
+    }
+    unsigned int status = 0;
+    /* As OpenSSL does for OpenVPN: a certificate whose extended key usage
+     * excludes the peer's role cannot be the peer's. */
+    gnutls_typed_vdata_st purpose = {
+        .type = GNUTLS_DT_KEY_PURPOSE_OID,
+        .data = (unsigned char *)e->role->peer_key_purpose,
+    };
+    if (rc == 0)
+        rc = gnutls_x509_trust_list_verify_crt2(e->trust, chain, n, &purpose, 1,
+                                                GNUTLS_VERIFY_DISABLE_TIME_CHECKS |
+                                                    GNUTLS_VERIFY_DISABLE_TRUSTED_TIME_CHECKS,
+                                                &status, NULL);
+    if (rc != 0 || status != 0) {
+        gnutls_datum_t out = {0};
+        if (rc == 0)
+            gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &out, 0);
+        shimmer_core_log(e, SHIMMER_LOG_ERROR, "the %s's certificate is not trusted: %s", peer,
+                         out.data ? (const char *)out.data : gnutls_strerror(rc));
+        gnutls_free(out.data);
+        rc = GNUTLS_E_CERTIFICATE_ERROR;
+    } else if (!chain_valid_at(e, chain, n, e->hooks.realtime(e->hooks.user))) {
+        rc = GNUTLS_E_CERTIFICATE_ERROR;
+    }
+    for (unsigned int i = 0; i < n; i++) {
+        if (chain[i] != NULL)
+            gnutls_x509_crt_deinit(chain[i]);
+    }
+    return rc;
+}
+
 static int verify_peer(gnutls_session_t session)
 {
     ShimmerEngine *e = gnutls_session_get_ptr(session);
@@ -1377,22 +1519,9 @@ static int verify_peer(gnutls_session_t session)
         }
     }
     if (!fingerprint_ok || cfg->ca.present) {
-        unsigned int status = 0;
-        /* As OpenSSL does for OpenVPN: a certificate whose extended key
-         * usage excludes the peer's role cannot be the peer's. */
-        gnutls_typed_vdata_st purpose = {
-            .type = GNUTLS_DT_KEY_PURPOSE_OID,
-            .data = (unsigned char *)e->role->peer_key_purpose,
-        };
-        int rc = gnutls_certificate_verify_peers(session, &purpose, 1, &status);
-        if (rc != 0 || status != 0) {
-            gnutls_datum_t out = {0};
-            gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &out, 0);
-            shimmer_core_log(e, SHIMMER_LOG_ERROR, "the %s's certificate is not trusted: %s", peer,
-                             out.data ? (const char *)out.data : gnutls_strerror(rc));
-            gnutls_free(out.data);
-            return GNUTLS_E_CERTIFICATE_ERROR;
-        }
+        int rc = verify_chain(e, chain, n);
+        if (rc != 0)
+            return rc;
     }
     gnutls_x509_crt_t crt = NULL;
     if (gnutls_x509_crt_init(&crt) != 0)
@@ -1404,6 +1533,42 @@ static int verify_peer(gnutls_session_t session)
         shimmer_core_log(e, SHIMMER_LOG_ERROR, "cannot read the %s's certificate", peer);
     gnutls_x509_crt_deinit(crt);
     return rc;
+}
+
+/* The CAs and CRLs the peer's chain is verified against. CRLs are checked
+ * against the CAs here, but their times only when a chain is verified. */
+static bool load_trust(ShimmerEngine *e, GError **error)
+{
+    const ShimmerConfig *cfg = e->cfg;
+    if (!cfg->ca.present)
+        return true;
+    if (e->hooks.realtime == NULL) {
+        g_set_error(error, SHIMMER_ENGINE_ERROR, 0,
+                    "certificates cannot be checked without a wall clock (the realtime hook)");
+        return false;
+    }
+    gnutls_datum_t ca = {cfg->ca.data, (unsigned int)cfg->ca.len};
+    int rc = gnutls_x509_trust_list_init(&e->trust, 0);
+    if (rc == 0)
+        rc = gnutls_x509_trust_list_add_trust_mem(e->trust, &ca, NULL, GNUTLS_X509_FMT_PEM, 0, 0);
+    if (rc <= 0) {
+        g_set_error(error, SHIMMER_ENGINE_ERROR, 0, "cannot load the CA certificates: %s",
+                    rc == 0 ? "none found" : gnutls_strerror(rc));
+        return false;
+    }
+    if (!cfg->crl_verify.present)
+        return true;
+    gnutls_datum_t crl = {cfg->crl_verify.data, (unsigned int)cfg->crl_verify.len};
+    rc = gnutls_x509_crl_list_import2(&e->crls, &e->n_crls, &crl, GNUTLS_X509_FMT_PEM, 0);
+    if (rc >= 0)
+        rc = gnutls_x509_trust_list_add_trust_mem(
+            e->trust, NULL, &crl, GNUTLS_X509_FMT_PEM, GNUTLS_TL_VERIFY_CRL,
+            GNUTLS_VERIFY_DISABLE_TIME_CHECKS | GNUTLS_VERIFY_DISABLE_TRUSTED_TIME_CHECKS);
+    if (rc < 0) {
+        g_set_error(error, SHIMMER_ENGINE_ERROR, 0, "cannot load the CRL: %s", gnutls_strerror(rc));
+        return false;
+    }
+    return true;
 }
 
 static bool load_credentials(ShimmerEngine *e, GError **error)
@@ -1418,12 +1583,8 @@ static bool load_credentials(ShimmerEngine *e, GError **error)
         if (rc < 0)
             goto gnutls_fail;
     }
-    if (cfg->crl_verify.present) {
-        gnutls_datum_t d = {cfg->crl_verify.data, (unsigned int)cfg->crl_verify.len};
-        rc = gnutls_certificate_set_x509_crl_mem(e->creds, &d, GNUTLS_X509_FMT_PEM);
-        if (rc < 0)
-            goto gnutls_fail;
-    }
+    if (!load_trust(e, error))
+        return false;
     const char *pass = e->key_passphrase;
     if (pass == NULL && cfg->askpass_file.present) {
         /* The first line of the askpass file. */
@@ -1500,6 +1661,11 @@ void shimmer_engine_free(ShimmerEngine *e)
     shimmer_ctlwrap_free(e->wrap);
     if (e->creds != NULL)
         gnutls_certificate_free_credentials(e->creds);
+    if (e->trust != NULL)
+        gnutls_x509_trust_list_deinit(e->trust, 1);
+    for (unsigned int i = 0; i < e->n_crls; i++)
+        gnutls_x509_crl_deinit(e->crls[i]);
+    gnutls_free(e->crls);
     g_free(e->priority);
     shimmer_str_free_secret(e->key_passphrase);
     ShimmerEvent *ev;

@@ -205,6 +205,11 @@ struct ShimmerEngine {
     bool transport_ready;
 
     gnutls_certificate_credentials_t creds;
+    /* The CAs and CRLs (crl-verify) the peer's chain is checked against,
+     * and the CRLs again for their validity times. NULL / 0 without. */
+    gnutls_x509_trust_list_t trust;
+    gnutls_x509_crl_t *crls;
+    unsigned int n_crls;
     char *priority;
     char *key_passphrase;
 

@@ -63,6 +63,12 @@ typedef struct {
     /* Fills BUF with LEN random bytes; FALSE when it cannot, which fails
      * the session ("no random numbers ..."). NULL: GnuTLS's generator. */
     gboolean (*random)(gpointer user, guint8 *buf, gsize len);
+    /* The wall clock, seconds since 1970-01-01 UTC: certificate validity
+     * (notBefore/notAfter of the peer's chain up to its root CA, and
+     * thisUpdate/nextUpdate of the CRLs that apply) is judged against it.
+     * Required when the profile has a CA (shimmer_engine_new() fails
+     * without it); the engine reads no clock of its own. */
+    gint64 (*realtime)(gpointer user);
     gpointer user;
 } ShimmerEngineHooks;
 

@@ -37,6 +37,9 @@
 #define MS 1000
 /* An arbitrary start: nothing may depend on time starting at 0. */
 #define T0 ((gint64)1000 * US)
+/* The wall clock at T0, seconds since 1970: 2030-01-01, inside the test
+ * certificates' validity. */
+#define WALL0 ((gint64)1893456000)
 
 static const guint8 ping_magic[16] = {0x2a, 0x18, 0x7b, 0xf3, 0x64, 0x1e, 0xb4, 0xcb,
                                       0x07, 0xed, 0x2d, 0x0a, 0x98, 0x1f, 0xc7, 0x48};
@@ -840,6 +843,10 @@ struct Net {
     guint random_calls;
     /* Why the engine dropped the last packet net_to_engine() gave it. */
     ShimmerDropReason last_drop;
+    /* The wall clock the engine sees at T0 (it runs with the simulated
+     * time). */
+    gint64 wall0;
+    GPtrArray *logs; /* char*: every line the engine logged */
 };
 
 static void net_engine_log(gpointer user, ShimmerLogLevel level, const char *message)
@@ -847,6 +854,7 @@ static void net_engine_log(gpointer user, ShimmerLogLevel level, const char *mes
     Net *n = user;
     if (n->log)
         g_printerr("[%8.3f] engine %d: %s\n", (double)(n->now - T0) / US, level, message);
+    g_ptr_array_add(n->logs, g_strdup(message));
 }
 
 static gboolean net_engine_random(gpointer user, guint8 *buf, gsize len)
@@ -857,6 +865,12 @@ static gboolean net_engine_random(gpointer user, guint8 *buf, gsize len)
         return FALSE;
     prng_fill(&n->engine_rng, buf, len);
     return TRUE;
+}
+
+static gint64 net_engine_realtime(gpointer user)
+{
+    Net *n = user;
+    return n->wall0 + (n->now - T0) / US;
 }
 
 static void net_event_free(NetEvent *ev)
@@ -889,10 +903,15 @@ static Net *net_new(ShimmerConfig *cfg, const TsSetup *setup, guint64 seed)
     n->s2c_log = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
     n->c2s_times = g_array_new(FALSE, FALSE, sizeof(gint64));
     n->tun = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+    n->logs = g_ptr_array_new_with_free_func(g_free);
     n->tcp = cfg->connections->len > 0 &&
              ((ShimmerConnection *)g_ptr_array_index(cfg->connections, 0))->transport ==
                  SHIMMER_TRANSPORT_TCP;
-    ShimmerEngineHooks hooks = {.log = net_engine_log, .random = net_engine_random, .user = n};
+    n->wall0 = WALL0;
+    ShimmerEngineHooks hooks = {.log = net_engine_log,
+                                .random = net_engine_random,
+                                .realtime = net_engine_realtime,
+                                .user = n};
     GError *error = NULL;
     n->e = shimmer_engine_new(cfg, &hooks, &error);
     if (n->e == NULL)
@@ -915,6 +934,7 @@ static void net_free(Net *n)
     g_ptr_array_unref(n->s2c_log);
     g_array_unref(n->c2s_times);
     g_ptr_array_unref(n->tun);
+    g_ptr_array_unref(n->logs);
     g_free(n);
 }
 
@@ -1317,7 +1337,8 @@ static void setup_clear(TsSetup *setup)
     g_bytes_unref(setup->key);
 }
 
-static ShimmerConfig *client_config(ShimmerWrapMode wrap, const char *extra)
+/* The test client's profile; CA_PEM replaces the fixture CA when given. */
+static ShimmerConfig *client_config_ca(ShimmerWrapMode wrap, const char *extra, const char *ca_pem)
 {
     g_autofree char *dir = data_dir();
     GString *t = g_string_new(NULL);
@@ -1326,9 +1347,12 @@ static ShimmerConfig *client_config(ShimmerWrapMode wrap, const char *extra)
                               "remote 192.0.2.1 1194\n"
                               "remote-cert-tls server\n"
                               "verify-x509-name server.shimmer.test name\n"
-                              "ca ca.crt\n"
                               "cert client.crt\n"
                               "key client.key\n");
+    if (ca_pem != NULL)
+        g_string_append_printf(t, "<ca>\n%s</ca>\n", ca_pem);
+    else
+        g_string_append(t, "ca ca.crt\n");
     switch (wrap) {
     case SHIMMER_WRAP_TLS_AUTH:
         g_string_append(t, "tls-auth ta.key 1\nauth SHA256\n");
@@ -1355,6 +1379,11 @@ static ShimmerConfig *client_config(ShimmerWrapMode wrap, const char *extra)
     }
     g_string_free(t, TRUE);
     return cfg;
+}
+
+static ShimmerConfig *client_config(ShimmerWrapMode wrap, const char *extra)
+{
+    return client_config_ca(wrap, extra, NULL);
 }
 
 static Net *net_for(ShimmerWrapMode wrap, const char *extra, guint64 seed)
@@ -2525,6 +2554,257 @@ static void test_stop_during_reneg(void)
     net_free(n);
 }
 
+/* ---------------------------------------------------------------------- */
+/* Certificate validity at the injected wall clock */
+
+/* 00:00:00 UTC on the first day of MONTH of YEAR. */
+static gint64 utc(gint year, gint month)
+{
+    g_autoptr(GDateTime) dt = g_date_time_new_utc(year, month, 1, 0, 0, 0);
+    return g_date_time_to_unix(dt);
+}
+
+static char *crt_pem(gnutls_x509_crt_t crt)
+{
+    gnutls_datum_t out = {0};
+    g_assert_cmpint(gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, &out), ==, 0);
+    char *pem = g_strndup((const char *)out.data, out.size);
+    gnutls_free(out.data);
+    return pem;
+}
+
+static gnutls_x509_privkey_t ec_key(void)
+{
+    gnutls_x509_privkey_t key;
+    g_assert_cmpint(gnutls_x509_privkey_init(&key), ==, 0);
+    g_assert_cmpint(gnutls_x509_privkey_generate(
+                        key, GNUTLS_PK_ECDSA, GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0),
+                    ==, 0);
+    return key;
+}
+
+static gnutls_x509_crt_t new_crt(const char *dn, guint8 serial, gnutls_x509_privkey_t key,
+                                 gint64 from, gint64 to)
+{
+    gnutls_x509_crt_t crt;
+    g_assert_cmpint(gnutls_x509_crt_init(&crt), ==, 0);
+    g_assert_cmpint(gnutls_x509_crt_set_version(crt, 3), ==, 0);
+    g_assert_cmpint(gnutls_x509_crt_set_serial(crt, &serial, 1), ==, 0);
+    g_assert_cmpint(gnutls_x509_crt_set_dn(crt, dn, NULL), ==, 0);
+    g_assert_cmpint(gnutls_x509_crt_set_key(crt, key), ==, 0);
+    g_assert_cmpint(gnutls_x509_crt_set_activation_time(crt, (time_t)from), ==, 0);
+    g_assert_cmpint(gnutls_x509_crt_set_expiration_time(crt, (time_t)to), ==, 0);
+    return crt;
+}
+
+/* A CA, a server certificate for server.shimmer.test signed by it, and
+ * (CRL_THIS non-zero) a CRL of the CA revoking nothing, each valid from
+ * and to the times given. */
+typedef struct {
+    gint64 ca_from, ca_to, leaf_from, leaf_to, crl_this, crl_next;
+} PkiTimes;
+
+typedef struct {
+    char *ca, *cert, *key, *crl;
+} Pki;
+
+static void pki_clear(Pki *p)
+{
+    g_free(p->ca);
+    g_free(p->cert);
+    g_free(p->key);
+    g_free(p->crl);
+}
+
+static void make_pki(const PkiTimes *t, Pki *out)
+{
+    gnutls_x509_privkey_t ca_key = ec_key(), leaf_key = ec_key();
+    gnutls_x509_crt_t ca =
+        new_crt("O=Shimmer Test,CN=Time Test CA", 1, ca_key, t->ca_from, t->ca_to);
+    g_assert_cmpint(gnutls_x509_crt_set_basic_constraints(ca, 1, -1), ==, 0);
+    g_assert_cmpint(
+        gnutls_x509_crt_set_key_usage(ca, GNUTLS_KEY_KEY_CERT_SIGN | GNUTLS_KEY_CRL_SIGN), ==, 0);
+    g_assert_cmpint(gnutls_x509_crt_sign2(ca, ca, ca_key, GNUTLS_DIG_SHA256, 0), ==, 0);
+
+    gnutls_x509_crt_t leaf =
+        new_crt("O=Shimmer Test,CN=server.shimmer.test", 2, leaf_key, t->leaf_from, t->leaf_to);
+    g_assert_cmpint(gnutls_x509_crt_set_basic_constraints(leaf, 0, -1), ==, 0);
+    g_assert_cmpint(gnutls_x509_crt_set_key_usage(leaf, GNUTLS_KEY_DIGITAL_SIGNATURE |
+                                                            GNUTLS_KEY_KEY_AGREEMENT),
+                    ==, 0);
+    g_assert_cmpint(gnutls_x509_crt_set_key_purpose_oid(leaf, GNUTLS_KP_TLS_WWW_SERVER, 0), ==, 0);
+    g_assert_cmpint(gnutls_x509_crt_set_subject_alt_name(
+                        leaf, GNUTLS_SAN_DNSNAME, "server.shimmer.test", 19, GNUTLS_FSAN_SET),
+                    ==, 0);
+    g_assert_cmpint(gnutls_x509_crt_sign2(leaf, ca, ca_key, GNUTLS_DIG_SHA256, 0), ==, 0);
+
+    out->ca = crt_pem(ca);
+    out->cert = crt_pem(leaf);
+    gnutls_datum_t key = {0};
+    g_assert_cmpint(gnutls_x509_privkey_export2_pkcs8(leaf_key, GNUTLS_X509_FMT_PEM, NULL,
+                                                      GNUTLS_PKCS_PLAIN, &key),
+                    ==, 0);
+    out->key = g_strndup((const char *)key.data, key.size);
+    gnutls_free(key.data);
+    out->crl = NULL;
+    if (t->crl_this != 0) {
+        gnutls_x509_crl_t crl;
+        g_assert_cmpint(gnutls_x509_crl_init(&crl), ==, 0);
+        g_assert_cmpint(gnutls_x509_crl_set_version(crl, 2), ==, 0);
+        g_assert_cmpint(gnutls_x509_crl_set_this_update(crl, (time_t)t->crl_this), ==, 0);
+        g_assert_cmpint(gnutls_x509_crl_set_next_update(crl, (time_t)t->crl_next), ==, 0);
+        g_assert_cmpint(gnutls_x509_crl_sign2(crl, ca, ca_key, GNUTLS_DIG_SHA256, 0), ==, 0);
+        gnutls_datum_t der = {0};
+        g_assert_cmpint(gnutls_x509_crl_export2(crl, GNUTLS_X509_FMT_PEM, &der), ==, 0);
+        out->crl = g_strndup((const char *)der.data, der.size);
+        gnutls_free(der.data);
+        gnutls_x509_crl_deinit(crl);
+    }
+    gnutls_x509_crt_deinit(ca);
+    gnutls_x509_crt_deinit(leaf);
+    gnutls_x509_privkey_deinit(ca_key);
+    gnutls_x509_privkey_deinit(leaf_key);
+}
+
+/* A client that trusts PKI's CA (and its CRL) against a server with PKI's
+ * certificate; the wall clock reads WALL at T0. */
+static Net *net_for_pki(const Pki *pki, gint64 wall)
+{
+    TsSetup setup;
+    setup_init(&setup, SHIMMER_WRAP_TLS_CRYPT);
+    /* The server still checks the client's fixture certificate. */
+    g_bytes_unref(setup.cert);
+    g_bytes_unref(setup.key);
+    setup.cert = g_bytes_new(pki->cert, strlen(pki->cert));
+    setup.key = g_bytes_new(pki->key, strlen(pki->key));
+    g_autofree char *extra =
+        pki->crl != NULL ? g_strdup_printf("<crl-verify>\n%s</crl-verify>\n", pki->crl) : NULL;
+    Net *n = net_new(client_config_ca(SHIMMER_WRAP_TLS_CRYPT, extra, pki->ca), &setup, 95);
+    setup_clear(&setup);
+    n->wall0 = wall;
+    return n;
+}
+
+static gboolean net_logged(Net *n, const char *needle)
+{
+    for (guint i = 0; i < n->logs->len; i++) {
+        if (strstr(g_ptr_array_index(n->logs, i), needle) != NULL)
+            return TRUE;
+    }
+    return FALSE;
+}
+
+typedef struct {
+    const char *name;
+    PkiTimes times;
+    gint64 wall;
+    const char *refused; /* NULL: the handshake succeeds; else what the log says */
+} CertTimeCase;
+
+static void test_cert_time(gconstpointer data)
+{
+    const CertTimeCase *c = data;
+    Pki pki;
+    make_pki(&c->times, &pki);
+    Net *n = net_for_pki(&pki, c->wall);
+    net_start(n);
+    g_assert_true(net_run(n, n->now + 30 * US, done_state_final, NULL));
+    if (c->refused == NULL) {
+        g_assert_cmpint(shimmer_engine_get_state(n->e), ==, SHIMMER_STATE_CONNECTED);
+        send_up(n, 100, 1);
+        send_down(n, 0, 100, 2);
+    } else {
+        /* Refused for good: a certificate does not get better by retrying. */
+        g_assert_cmpint(shimmer_engine_get_state(n->e), ==, SHIMMER_STATE_FAILED);
+        if (!net_logged(n, c->refused))
+            g_error("no log line has '%s'", c->refused);
+        g_assert_cmpuint(net_count_events(n, SHIMMER_EVENT_CONNECT), ==, 1);
+        g_assert_cmpuint(net_count_events(n, SHIMMER_EVENT_TUN_CONFIG), ==, 0);
+    }
+    net_free(n);
+    pki_clear(&pki);
+}
+
+static void add_cert_time_tests(void)
+{
+    static CertTimeCase cases[] = {
+        {"valid", {0}, 0, NULL},
+        {"leaf-expired",
+         {0},
+         0,
+         "the certificate 'O=Shimmer Test,CN=server.shimmer.test' expired "
+         "at 2029-07-01 00:00:00 UTC"},
+        {"leaf-not-yet-valid",
+         {0},
+         0,
+         "the certificate 'O=Shimmer Test,CN=server.shimmer.test' is not valid before "
+         "2030-07-01 00:00:00 UTC"},
+        {"ca-expired",
+         {0},
+         0,
+         "the certificate 'O=Shimmer Test,CN=Time Test CA' expired at "
+         "2029-07-01 00:00:00 UTC"},
+        {"ca-not-yet-valid",
+         {0},
+         0,
+         "the certificate 'O=Shimmer Test,CN=Time Test CA' is not "
+         "valid before 2030-07-01 00:00:00 UTC"},
+        {"crl-valid", {0}, 0, NULL},
+        {"crl-expired",
+         {0},
+         0,
+         "the CRL for 'O=Shimmer Test,CN=server.shimmer.test' expired at "
+         "2029-12-01 00:00:00 UTC"},
+        {"crl-not-yet-valid",
+         {0},
+         0,
+         "the CRL for 'O=Shimmer Test,CN=server.shimmer.test' is "
+         "not valid before 2030-02-01 00:00:00 UTC"},
+        /* Valid only in 2001, a year the machine's clock is long past: the
+         * engine must judge by the injected clock alone. */
+        {"injected-past", {0}, 0, NULL},
+    };
+    PkiTimes base = {utc(2029, 1), utc(2031, 1), utc(2029, 1), utc(2031, 1), 0, 0};
+    for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+        CertTimeCase *c = &cases[i];
+        c->times = base;
+        c->wall = WALL0;
+        if (strcmp(c->name, "leaf-expired") == 0)
+            c->times.leaf_to = utc(2029, 7);
+        else if (strcmp(c->name, "leaf-not-yet-valid") == 0)
+            c->times.leaf_from = utc(2030, 7);
+        else if (strcmp(c->name, "ca-expired") == 0)
+            c->times.ca_to = utc(2029, 7);
+        else if (strcmp(c->name, "ca-not-yet-valid") == 0)
+            c->times.ca_from = utc(2030, 7);
+        else if (strcmp(c->name, "crl-valid") == 0)
+            c->times.crl_this = utc(2029, 12), c->times.crl_next = utc(2030, 2);
+        else if (strcmp(c->name, "crl-expired") == 0)
+            c->times.crl_this = utc(2029, 11), c->times.crl_next = utc(2029, 12);
+        else if (strcmp(c->name, "crl-not-yet-valid") == 0)
+            c->times.crl_this = utc(2030, 2), c->times.crl_next = utc(2030, 3);
+        else if (strcmp(c->name, "injected-past") == 0) {
+            c->times = (PkiTimes){utc(2001, 1), utc(2002, 1), utc(2001, 1),
+                                  utc(2002, 1), utc(2001, 3), utc(2001, 9)};
+            c->wall = utc(2001, 6);
+        }
+        g_autofree char *path = g_strdup_printf("/engine/cert-time/%s", c->name);
+        g_test_add_data_func(path, c, test_cert_time);
+    }
+}
+
+/* With a CA to verify against, the engine needs the wall clock. */
+static void test_cert_time_no_clock(void)
+{
+    g_autoptr(ShimmerConfig) cfg = client_config(SHIMMER_WRAP_NONE, NULL);
+    ShimmerEngineHooks hooks = {0};
+    g_autoptr(GError) error = NULL;
+    g_autoptr(ShimmerEngine) e = shimmer_engine_new(cfg, &hooks, &error);
+    g_assert_null(e);
+    g_assert_error(error, SHIMMER_ENGINE_ERROR, 0);
+    g_assert_nonnull(strstr(error->message, "wall clock"));
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -2566,6 +2846,8 @@ int main(int argc, char **argv)
     g_test_add_func("/engine/stop/cc-exit", test_stop_cc_exit);
     g_test_add_func("/engine/stop/occ-exit", test_stop_occ_exit);
     g_test_add_func("/engine/stop/during-reneg", test_stop_during_reneg);
+    add_cert_time_tests();
+    g_test_add_func("/engine/cert-time/no-clock", test_cert_time_no_clock);
     return g_test_run();
 }
 

@@ -101,6 +101,12 @@ static void clog_(ShimmerTunnel *c, ShimmerLogLevel lvl, const char *fmt, ...)
         c->cb.log(c->cb.user, lvl, msg);
 }
 
+/* The wall clock the engine judges certificate validity by. */
+static gint64 engine_realtime(gpointer user)
+{
+    return g_get_real_time() / G_USEC_PER_SEC;
+}
+
 static void engine_log(gpointer user, ShimmerLogLevel level, const char *message)
 {
     ShimmerTunnel *c = user;
@@ -953,7 +959,7 @@ ShimmerTunnel *shimmer_tunnel_new(const ShimmerConfig *cfg, const ShimmerTunnelO
     }
     if (callbacks)
         c->cb = *callbacks;
-    ShimmerEngineHooks hooks = {.log = engine_log, .user = c};
+    ShimmerEngineHooks hooks = {.log = engine_log, .realtime = engine_realtime, .user = c};
     c->engine = shimmer_engine_new(cfg, &hooks, error);
     if (c->engine == NULL) {
         g_free(c->tun_name);
