@@ -27,6 +27,9 @@
 #include "ctlwrap.h"
 #include "datachan.h"
 #include "engine.h"
+/* White box, for the few states a test cannot reach from outside in
+ * reasonable time (a key at the end of its packet ids). */
+#include "engine-core.h"
 #include "kdf.h"
 #include "keys.h"
 #include "packet.h"
@@ -2555,6 +2558,388 @@ static void test_stop_during_reneg(void)
 }
 
 /* ---------------------------------------------------------------------- */
+/* The contract: drop reasons, encrypt results, write_pkt */
+
+/* Feeds PKT and checks it was dropped for WANT, and counted once. */
+static void expect_drop(Net *n, const guint8 *pkt, gsize len, ShimmerDropReason want)
+{
+    ShimmerEngineStats before, after;
+    shimmer_engine_get_stats(n->e, &before);
+    g_assert_cmpint(net_to_engine(n, pkt, len), ==, SHIMMER_RECV_DROPPED);
+    g_assert_cmpint(n->last_drop, ==, want);
+    shimmer_engine_get_stats(n->e, &after);
+    g_assert_cmpuint(after.dropped[want], ==, before.dropped[want] + 1);
+    g_assert_cmpuint(stats_dropped(&after), ==, stats_dropped(&before) + 1);
+    g_assert_cmpstr(shimmer_drop_reason_to_string(want), !=, "unknown");
+}
+
+/* The next packet the server would send, taken off its queue. */
+static GBytes *ts_take_packet(TestServer *s)
+{
+    GBytes *b = g_queue_pop_tail(s->out);
+    g_assert_nonnull(b);
+    return b;
+}
+
+static void test_drop_reasons(void)
+{
+    Net *n = net_for(SHIMMER_WRAP_TLS_CRYPT, "compress stub-v2\n", 101);
+    guint8 junk[64] = {0};
+
+    /* Before any session: nothing to match against. */
+    junk[0] = OPB(SHIMMER_OP_CONTROL_V1, 0);
+    expect_drop(n, junk, sizeof(junk), SHIMMER_DROP_NO_SESSION);
+    junk[0] = OPB(SHIMMER_OP_DATA_V2, 0);
+    expect_drop(n, junk, sizeof(junk), SHIMMER_DROP_NO_KEY);
+
+    net_connect(n, 10 * US);
+    TestServer *s = n->srv;
+
+    /* Shapes no peer sends. */
+    expect_drop(n, junk, 0, SHIMMER_DROP_MALFORMED);
+    junk[0] = OPB(0, 0);
+    expect_drop(n, junk, sizeof(junk), SHIMMER_DROP_MALFORMED);
+    junk[0] = OPB(31, 2);
+    expect_drop(n, junk, sizeof(junk), SHIMMER_DROP_MALFORMED);
+    junk[0] = OPB(SHIMMER_OP_DATA_V2, 0);
+    expect_drop(n, junk, 5, SHIMMER_DROP_MALFORMED);
+    /* Control opcodes only a server receives. */
+    junk[0] = OPB(SHIMMER_OP_HARD_RESET_CLIENT_V2, 0);
+    expect_drop(n, junk, sizeof(junk), SHIMMER_DROP_UNEXPECTED);
+    junk[0] = OPB(SHIMMER_OP_CONTROL_WKC_V1, 0);
+    expect_drop(n, junk, sizeof(junk), SHIMMER_DROP_UNEXPECTED);
+    /* A forged control packet does not authenticate. */
+    junk[0] = OPB(SHIMMER_OP_CONTROL_V1, 0);
+    expect_drop(n, junk, sizeof(junk), SHIMMER_DROP_AUTH);
+
+    /* Genuine control packets that are not this session's or not now. */
+    TsKey *k = &s->keys[0];
+    guint8 saved[8];
+    memcpy(saved, s->sid, 8);
+    s->sid[0] ^= 1;
+    ts_send_packet(s, k, SHIMMER_OP_CONTROL_V1, 1000, (const guint8 *)"x", 1);
+    memcpy(s->sid, saved, 8);
+    g_autoptr(GBytes) other = ts_take_packet(s);
+    expect_drop(n, g_bytes_get_data(other, NULL), g_bytes_get_size(other),
+                SHIMMER_DROP_WRONG_SESSION);
+    /* A hard reset opens key 0 only; then a message for a key id the
+     * engine has no state for, first new, then replayed. */
+    TsKey k3 = *k;
+    k3.key_id = 3;
+    ts_send_packet(s, &k3, SHIMMER_OP_HARD_RESET_SERVER_V2, 0, NULL, 0);
+    g_autoptr(GBytes) reset3 = ts_take_packet(s);
+    expect_drop(n, g_bytes_get_data(reset3, NULL), g_bytes_get_size(reset3),
+                SHIMMER_DROP_UNEXPECTED);
+    ts_send_packet(s, &k3, SHIMMER_OP_CONTROL_V1, 0, (const guint8 *)"y", 1);
+    g_autoptr(GBytes) nokey = ts_take_packet(s);
+    expect_drop(n, g_bytes_get_data(nokey, NULL), g_bytes_get_size(nokey), SHIMMER_DROP_NO_KEY);
+    expect_drop(n, g_bytes_get_data(nokey, NULL), g_bytes_get_size(nokey), SHIMMER_DROP_REPLAY);
+
+    /* Data: replayed, forged, on a key the engine does not have, too big
+     * for the caller's buffer, compressed. */
+    guint8 ip[200], pkt[512];
+    make_ip(ip, sizeof(ip), 1);
+    gsize len = ts_seal(s, 0, ip, sizeof(ip), pkt, sizeof(pkt));
+    g_assert_cmpint(net_to_engine(n, pkt, len), ==, SHIMMER_RECV_TUN);
+    expect_drop(n, pkt, len, SHIMMER_DROP_REPLAY);
+    len = ts_seal(s, 0, ip, sizeof(ip), pkt, sizeof(pkt));
+    pkt[len - 1] ^= 0x80;
+    expect_drop(n, pkt, len, SHIMMER_DROP_AUTH);
+    pkt[0] = OPB(SHIMMER_OP_DATA_V2, 4);
+    expect_drop(n, pkt, len, SHIMMER_DROP_NO_KEY);
+    len = ts_seal(s, 0, ip, sizeof(ip), pkt, sizeof(pkt));
+    guint8 small[100];
+    gsize tun_len = 1;
+    ShimmerDropReason why = SHIMMER_DROP_NONE;
+    g_assert_cmpint(
+        shimmer_engine_recv(n->e, pkt, len, n->now, small, sizeof(small), &tun_len, &why), ==,
+        SHIMMER_RECV_DROPPED);
+    g_assert_cmpint(why, ==, SHIMMER_DROP_TOO_BIG);
+    g_assert_cmpuint(tun_len, ==, 0);
+    /* ...which did not use up its packet id: with room it goes through. */
+    g_assert_cmpint(net_to_engine(n, pkt, len), ==, SHIMMER_RECV_TUN);
+    guint8 lz[40] = {0x50, 0x01};
+    len = ts_seal(s, 0, lz, sizeof(lz), pkt, sizeof(pkt));
+    expect_drop(n, pkt, len, SHIMMER_DROP_COMPRESSED);
+
+    /* Accepted without a tun packet: a ping, an acked duplicate. */
+    static const guint8 ping[16] = {0x2a, 0x18, 0x7b, 0xf3, 0x64, 0x1e, 0xb4, 0xcb,
+                                    0x07, 0xed, 0x2d, 0x0a, 0x98, 0x1f, 0xc7, 0x48};
+    len = ts_seal(s, 0, ping, sizeof(ping), pkt, sizeof(pkt));
+    g_assert_cmpint(net_to_engine(n, pkt, len), ==, SHIMMER_RECV_CONSUMED);
+    g_assert_cmpint(n->last_drop, ==, SHIMMER_DROP_NONE);
+
+    /* None of it hurt the session. */
+    g_assert_cmpint(shimmer_engine_get_state(n->e), ==, SHIMMER_STATE_CONNECTED);
+    send_up(n, 60, 2);
+    send_down(n, 0, 60, 3);
+    ShimmerEngineStats st;
+    shimmer_engine_get_stats(n->e, &st);
+    g_assert_cmpuint(st.dropped[SHIMMER_DROP_NONE], ==, 0);
+    g_assert_cmpuint(st.reconnects, ==, 0);
+    net_free(n);
+}
+
+static ShimmerEncryptResult encrypt_len(Net *n, gsize len, gsize cap)
+{
+    guint8 ip[SHIMMER_ENGINE_MAX_PLAIN + 8], out[SHIMMER_ENGINE_MAX_PLAIN + 256];
+    g_assert_cmpuint(cap, <=, sizeof(out));
+    make_ip(ip, MIN(len, sizeof(ip)), 7);
+    gsize out_len = 99;
+    ShimmerEncryptResult r = shimmer_engine_encrypt(n->e, ip, len, out, cap, n->now, &out_len);
+    g_assert_cmpuint(out_len == 0, ==, r != SHIMMER_ENCRYPT_OK);
+    g_assert_cmpstr(shimmer_encrypt_result_to_string(r), !=, "unknown");
+    return r;
+}
+
+static void test_encrypt_results(void)
+{
+    Net *n = net_for(SHIMMER_WRAP_TLS_CRYPT, NULL, 102);
+    n->srv->ping_every = 10 * US;
+    g_assert_cmpint(encrypt_len(n, 100, 200), ==, SHIMMER_ENCRYPT_NOT_CONNECTED);
+    net_connect(n, 10 * US);
+    g_assert_cmpint(encrypt_len(n, 0, 200), ==, SHIMMER_ENCRYPT_EMPTY);
+    g_assert_cmpint(encrypt_len(n, SHIMMER_ENGINE_MAX_PLAIN + 1, sizeof(guint8[2200])), ==,
+                    SHIMMER_ENCRYPT_TOO_BIG);
+    g_assert_cmpint(encrypt_len(n, 100, 100 + SHIMMER_ENGINE_DATA_OVERHEAD - 1), ==,
+                    SHIMMER_ENCRYPT_TOO_BIG);
+    g_assert_cmpint(encrypt_len(n, SHIMMER_ENGINE_MAX_PLAIN,
+                                SHIMMER_ENGINE_MAX_PLAIN + SHIMMER_ENGINE_DATA_OVERHEAD),
+                    ==, SHIMMER_ENCRYPT_OK);
+
+    /* Out of packet ids: refused, and a renegotiation is due at once. */
+    g_assert_true(shimmer_datachan_key_skip_to(n->e->ks[0].enc, SHIMMER_DATACHAN_PACKET_ID_LIMIT));
+    g_assert_cmpint(shimmer_engine_next_deadline(n->e), <=, n->now);
+    g_assert_cmpint(encrypt_len(n, 100, 200), ==, SHIMMER_ENCRYPT_OUT_OF_IDS);
+    g_assert_true(net_run(n, n->now + 20 * US, done_renegotiated, GINT_TO_POINTER(1)));
+    g_assert_cmphex(send_up(n, 100, 3), ==, OPB(SHIMMER_OP_DATA_V2, 1));
+
+    ShimmerEngineStats st;
+    shimmer_engine_get_stats(n->e, &st);
+    g_assert_cmpuint(st.not_encrypted[SHIMMER_ENCRYPT_NOT_CONNECTED], ==, 1);
+    g_assert_cmpuint(st.not_encrypted[SHIMMER_ENCRYPT_EMPTY], ==, 1);
+    g_assert_cmpuint(st.not_encrypted[SHIMMER_ENCRYPT_TOO_BIG], ==, 2);
+    g_assert_cmpuint(st.not_encrypted[SHIMMER_ENCRYPT_OUT_OF_IDS], ==, 1);
+    g_assert_cmpuint(st.not_encrypted[SHIMMER_ENCRYPT_OK], ==, 0);
+    g_assert_cmpuint(st.reconnects, ==, 0);
+    net_free(n);
+}
+
+/* A buffer below SHIMMER_ENGINE_MAX_PACKET is refused and takes nothing. */
+static void test_write_pkt_small_buffer(void)
+{
+    Net *n = net_for(SHIMMER_WRAP_TLS_CRYPT, NULL, 103);
+    n->auto_transport = FALSE;
+    shimmer_engine_start(n->e, n->now);
+    shimmer_engine_transport_up(n->e, FALSE, n->now);
+    guint8 buf[SHIMMER_ENGINE_MAX_PACKET];
+    g_assert_cmpint(shimmer_engine_write_pkt(n->e, buf, sizeof(buf) - 1, n->now), ==, -1);
+    gssize len = shimmer_engine_write_pkt(n->e, buf, sizeof(buf), n->now);
+    g_assert_cmpint(len, >, 0);
+    g_assert_cmphex(buf[0], ==, OPB(SHIMMER_OP_HARD_RESET_CLIENT_V2, 0));
+    g_assert_cmpint(shimmer_engine_write_pkt(n->e, buf, sizeof(buf), n->now), ==, 0);
+    net_free(n);
+}
+
+/* Calls that do not fit the state do nothing (and abort nothing). */
+static void test_calls_out_of_state(void)
+{
+    Net *n = net_for(SHIMMER_WRAP_TLS_AUTH, NULL, 104);
+    guint8 buf[SHIMMER_ENGINE_MAX_PACKET];
+    shimmer_engine_transport_up(n->e, FALSE, n->now); /* not connecting */
+    g_assert_cmpint(shimmer_engine_get_state(n->e), ==, SHIMMER_STATE_IDLE);
+    g_assert_cmpint(shimmer_engine_write_pkt(n->e, buf, sizeof(buf), n->now), ==, 0);
+    shimmer_engine_handle_timeout(n->e, n->now);
+    g_assert_null(shimmer_engine_get_pushed(n->e));
+    g_assert_null(shimmer_engine_get_cipher(n->e));
+    g_assert_null(shimmer_engine_get_tls_version(n->e));
+    net_connect(n, 10 * US);
+    shimmer_engine_start(n->e, n->now);                                /* already started */
+    shimmer_engine_set_credentials(n->e, "nobody", "nothing", n->now); /* none asked */
+    net_pump(n);
+    g_assert_cmpuint(net_count_events(n, SHIMMER_EVENT_CONNECT), ==, 1);
+    g_assert_cmpint(shimmer_engine_get_state(n->e), ==, SHIMMER_STATE_CONNECTED);
+    shimmer_engine_stop(n->e, n->now);
+    shimmer_engine_stop(n->e, n->now);
+    g_assert_true(net_run(n, n->now + 10 * US, done_state_final, NULL));
+    g_assert_cmpint(shimmer_engine_get_state(n->e), ==, SHIMMER_STATE_DISCONNECTED);
+    shimmer_engine_transport_failed(n->e, "late", n->now);
+    shimmer_engine_transport_up(n->e, TRUE, n->now);
+    shimmer_engine_stop(n->e, n->now);
+    net_pump(n);
+    g_assert_cmpint(shimmer_engine_get_state(n->e), ==, SHIMMER_STATE_DISCONNECTED);
+    g_assert_cmpuint(net_count_events(n, SHIMMER_EVENT_EXIT), ==, 1);
+    g_assert_cmpint(shimmer_engine_next_deadline(n->e), ==, G_MAXINT64);
+    net_free(n);
+}
+
+/* The random hook fails: the session fails with a reason, nothing aborts. */
+static void test_random_fails(void)
+{
+    static const struct {
+        guint at;
+        const char *why;
+    } cases[] = {
+        {1, "no random numbers for a session id"},
+        {2, "no random numbers for the key exchange"},
+    };
+    for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+        Net *n = net_for(SHIMMER_WRAP_TLS_CRYPT, NULL, 105 + i);
+        n->random_fails_at = cases[i].at;
+        net_start(n);
+        g_assert_true(net_run(n, n->now + 10 * US, done_state_final, NULL));
+        g_assert_cmpint(shimmer_engine_get_state(n->e), ==, SHIMMER_STATE_FAILED);
+        gint ex = net_find_event(n, 0, SHIMMER_EVENT_EXIT, -1);
+        g_assert_cmpint(ex, >=, 0);
+        g_assert_cmpstr(net_event(n, ex)->message, ==, cases[i].why);
+        g_assert_cmpuint(n->c2s_log->len, ==, 0);
+        net_free(n);
+    }
+    /* remote-random draws at creation. */
+    TsSetup setup;
+    setup_init(&setup, SHIMMER_WRAP_NONE);
+    g_autoptr(ShimmerConfig) cfg =
+        client_config(SHIMMER_WRAP_NONE, "remote 192.0.2.2 1194\nremote-random\n");
+    Net dummy = {.random_fails_at = 1};
+    ShimmerEngineHooks hooks = {
+        .random = net_engine_random, .realtime = net_engine_realtime, .user = &dummy};
+    g_autoptr(GError) error = NULL;
+    g_autoptr(ShimmerEngine) e = shimmer_engine_new(cfg, &hooks, &error);
+    g_assert_null(e);
+    g_assert_nonnull(strstr(error->message, "remote-random"));
+    setup_clear(&setup);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Typed events and the paths that carry secrets */
+
+/* A dynamic challenge: a typed event with the question and the echo flag;
+ * the answer goes back as the CRV1 password on the next connection. */
+static void test_challenge(void)
+{
+    Net *n = net_for(SHIMMER_WRAP_TLS_CRYPT,
+                     "<auth-user-pass>\nalice\nsecret\n</auth-user-pass>\nconnect-retry 1\n", 111);
+    /* base64("alice") = YWxpY2U= */
+    ts_set_push(n->srv, "AUTH_FAILED,CRV1:R,E:state-77:YWxpY2U=:Your one-time code?");
+    net_start(n);
+    g_assert_true(
+        net_run(n, n->now + 10 * US, done_state, GINT_TO_POINTER(SHIMMER_STATE_RECONNECTING)));
+    g_assert_cmpstr(n->srv->username, ==, "alice");
+    g_assert_cmpstr(n->srv->password, ==, "secret");
+    gint q = net_find_event(n, 0, SHIMMER_EVENT_NEED_CREDENTIALS, -1);
+    g_assert_cmpint(q, >=, 0);
+    NetEvent *ev = net_event(n, q);
+    g_assert_cmpint(ev->credentials, ==, SHIMMER_CREDENTIALS_CHALLENGE);
+    g_assert_cmpstr(ev->message, ==, "Your one-time code?");
+    g_assert_true(ev->echo);
+    /* Nothing happens until the user answers. */
+    g_assert_true(net_run(n, n->now + 60 * US, NULL, NULL));
+    g_assert_cmpint(shimmer_engine_get_state(n->e), ==, SHIMMER_STATE_RECONNECTING);
+    g_assert_cmpuint(net_count_events(n, SHIMMER_EVENT_CONNECT), ==, 1);
+    g_assert_cmpuint(net_count_events(n, SHIMMER_EVENT_AUTH_FAILED), ==, 0);
+
+    ts_set_push(n->srv, DEFAULT_PUSH);
+    shimmer_engine_set_credentials(n->e, NULL, "424242", n->now);
+    g_assert_true(
+        net_run(n, n->now + 10 * US, done_state, GINT_TO_POINTER(SHIMMER_STATE_CONNECTED)));
+    g_assert_cmpstr(n->srv->username, ==, "alice");
+    g_assert_cmpstr(n->srv->password, ==, "CRV1::state-77::424242");
+    net_free(n);
+}
+
+/* A pushed auth-token replaces the password when the key is renegotiated;
+ * AUTH_FAILED forgets it. */
+static void test_auth_token(void)
+{
+    Net *n = net_for(SHIMMER_WRAP_TLS_CRYPT,
+                     "<auth-user-pass>\nalice\nsecret\n</auth-user-pass>\nreneg-sec 10\n", 112);
+    n->srv->ping_every = 10 * US;
+    ts_set_push(n->srv, DEFAULT_PUSH ",auth-token SESS_abcdef");
+    net_connect(n, 10 * US);
+    g_assert_cmpstr(n->srv->password, ==, "secret");
+    /* The token is the engine's alone, not left in the pushed options. */
+    g_assert_null(shimmer_engine_get_pushed(n->e)->auth_token);
+    g_assert_true(net_run(n, n->now + 30 * US, done_renegotiated, GINT_TO_POINTER(1)));
+    g_assert_cmpstr(n->srv->username, ==, "alice");
+    g_assert_cmpstr(n->srv->password, ==, "SESS_abcdef");
+    net_free(n);
+}
+
+/* A reply that never ends: refused at the limit, not grown without bound. */
+static void test_push_too_large(void)
+{
+    Net *n = net_for(SHIMMER_WRAP_TLS_CRYPT, NULL, 113);
+    g_ptr_array_set_size(n->srv->push_messages, 0);
+    GString *part = g_string_new("PUSH_REPLY");
+    for (guint i = 0; i < 60; i++)
+        g_string_append_printf(part, ",route 10.%u.0.0 255.255.0.0", i);
+    g_string_append(part, ",push-continuation 2");
+    for (guint i = 0; i < 150; i++)
+        g_ptr_array_add(n->srv->push_messages, g_strdup(part->str));
+    g_string_free(part, TRUE);
+    net_start(n);
+    g_assert_true(net_run(n, n->now + 60 * US, done_state_final, NULL));
+    g_assert_cmpint(shimmer_engine_get_state(n->e), ==, SHIMMER_STATE_FAILED);
+    gint ex = net_find_event(n, 0, SHIMMER_EVENT_EXIT, -1);
+    g_assert_cmpstr(net_event(n, ex)->message, ==, "the pushed configuration is too large");
+    net_free(n);
+}
+
+/* A password too long for the key-method record's u16 length fails the
+ * session instead of being cut short. */
+static void test_password_too_long(void)
+{
+    Net *n = net_for(SHIMMER_WRAP_TLS_CRYPT, "auth-user-pass\n", 114);
+    net_start(n);
+    net_pump(n);
+    gint q = net_find_event(n, 0, SHIMMER_EVENT_NEED_CREDENTIALS, -1);
+    g_assert_cmpint(q, >=, 0);
+    g_assert_cmpint(net_event(n, q)->credentials, ==, SHIMMER_CREDENTIALS_USERNAME_PASSWORD);
+    g_assert_null(net_event(n, q)->message);
+    g_autofree char *password = g_strnfill(70000, 'p');
+    shimmer_engine_set_credentials(n->e, "alice", password, n->now);
+    g_assert_true(net_run(n, n->now + 10 * US, done_state_final, NULL));
+    g_assert_cmpint(shimmer_engine_get_state(n->e), ==, SHIMMER_STATE_FAILED);
+    gint ex = net_find_event(n, 0, SHIMMER_EVENT_EXIT, -1);
+    g_assert_cmpstr(net_event(n, ex)->message, ==, "cannot write the key-method record");
+    g_assert_null(n->srv->password);
+    net_free(n);
+}
+
+/* Messages behind one that ends the session stay unread (and are wiped
+ * with the key state): nothing after RESTART is acted on. */
+static void test_messages_after_restart(void)
+{
+    Net *n = net_for(SHIMMER_WRAP_TLS_CRYPT, "connect-retry 5\n", 115);
+    net_connect(n, 10 * US);
+    guint mark = n->events->len;
+    TsKey *k = &n->srv->keys[0];
+    static const char msgs[] = "RESTART,maintenance\0INFO,too late\0INFO,also too late";
+    ts_tls_send(k, msgs, sizeof(msgs));
+    ts_flush(n->srv, k);
+    net_pump(n);
+    g_assert_cmpint(shimmer_engine_get_state(n->e), ==, SHIMMER_STATE_RECONNECTING);
+    g_assert_cmpint(net_find_event(n, mark, SHIMMER_EVENT_INFO, -1), ==, -1);
+    net_free(n);
+}
+
+/* Over TCP the exit is immediate, but the EXIT control message made for it
+ * still goes out before the transport closes. */
+static void test_stop_cc_exit_tcp(void)
+{
+    Net *n = net_for(SHIMMER_WRAP_TLS_CRYPT, "proto tcp-client\nexplicit-exit-notify 2\n", 116);
+    ts_set_push(n->srv, DEFAULT_PUSH ",protocol-flags cc-exit tls-ekm");
+    net_connect(n, 10 * US);
+    shimmer_engine_stop(n->e, n->now);
+    g_assert_cmpint(shimmer_engine_get_state(n->e), ==, SHIMMER_STATE_DISCONNECTED);
+    net_pump(n);
+    g_assert_cmpstr(g_ptr_array_index(n->srv->messages_in, n->srv->messages_in->len - 1), ==,
+                    "EXIT");
+    g_assert_cmpint(shimmer_engine_next_deadline(n->e), ==, G_MAXINT64);
+    net_free(n);
+}
+
+/* ---------------------------------------------------------------------- */
 /* Certificate validity at the injected wall clock */
 
 /* 00:00:00 UTC on the first day of MONTH of YEAR. */
@@ -2846,6 +3231,17 @@ int main(int argc, char **argv)
     g_test_add_func("/engine/stop/cc-exit", test_stop_cc_exit);
     g_test_add_func("/engine/stop/occ-exit", test_stop_occ_exit);
     g_test_add_func("/engine/stop/during-reneg", test_stop_during_reneg);
+    g_test_add_func("/engine/stop/cc-exit-tcp", test_stop_cc_exit_tcp);
+    g_test_add_func("/engine/contract/drop-reasons", test_drop_reasons);
+    g_test_add_func("/engine/contract/encrypt-results", test_encrypt_results);
+    g_test_add_func("/engine/contract/write-pkt-small-buffer", test_write_pkt_small_buffer);
+    g_test_add_func("/engine/contract/calls-out-of-state", test_calls_out_of_state);
+    g_test_add_func("/engine/contract/random-fails", test_random_fails);
+    g_test_add_func("/engine/secrets/challenge", test_challenge);
+    g_test_add_func("/engine/secrets/auth-token", test_auth_token);
+    g_test_add_func("/engine/secrets/push-too-large", test_push_too_large);
+    g_test_add_func("/engine/secrets/password-too-long", test_password_too_long);
+    g_test_add_func("/engine/secrets/messages-after-restart", test_messages_after_restart);
     add_cert_time_tests();
     g_test_add_func("/engine/cert-time/no-clock", test_cert_time_no_clock);
     return g_test_run();
