@@ -306,8 +306,9 @@ void shimmer_engine_transport_failed(ShimmerEngine *e, const char *why, gint64 n
  * A data packet's plaintext goes to TUN_OUT[0..*TUN_LEN); TUN_CAP should be
  * at least LEN. *TUN_LEN is 0 unless the result is SHIMMER_RECV_TUN. DROP
  * may be NULL; otherwise it is set to the reason (SHIMMER_DROP_NONE unless
- * the result is SHIMMER_RECV_DROPPED). A dropped packet changes nothing but
- * the statistics: no state, no timer, nothing to send. */
+ * the result is SHIMMER_RECV_DROPPED). A dropped packet leaves nothing to
+ * send and no event; only an authentic one leaves a trace (its packet id in
+ * the replay window, and a COMPRESSED one counts as a sign of life). */
 ShimmerRecvResult shimmer_engine_recv(ShimmerEngine *e, const guint8 *pkt, gsize len, gint64 now,
                                       guint8 *tun_out, gsize tun_cap, gsize *tun_len,
                                       ShimmerDropReason *drop);
