@@ -130,7 +130,7 @@ typedef struct {
     char *text;
     /* CHALLENGE: the answer may be shown as it is typed. */
     gboolean echo;
-} ShimmerCredentialsRequest;
+} ShimmerNeedCredentials;
 
 /* One event. The strings belong to the event: shimmer_event_clear(). */
 typedef struct {
@@ -145,7 +145,7 @@ typedef struct {
             guint index;
             char *host;
         } connect;                             /* CONNECT */
-        ShimmerCredentialsRequest credentials; /* NEED_CREDENTIALS */
+        ShimmerNeedCredentials credentials; /* NEED_CREDENTIALS */
         struct {
             char *reason;
         } auth_failed; /* AUTH_FAILED */

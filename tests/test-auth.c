@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * service/auth.c on a private dbus-daemon started here, against two polkitd
+ * service/bus/auth.c on a private dbus-daemon started here, against two polkitd
  * stand-ins: python-dbusmock's polkitd template (which actions are allowed)
  * and a recorder served by this test (what exactly polkit is asked, and
  * answers dbusmock cannot give: challenges, dismissed dialogs, no answer).
@@ -16,7 +16,8 @@
  * started here is stopped by its pid at the end and told to die with this
  * one should the test crash (PR_SET_PDEATHSIG).
  */
-#include "auth.h"
+#include "bus/auth.h"
+#include "bus/errors.h"
 
 #include <errno.h>
 #include <pwd.h>
@@ -41,25 +42,6 @@
 #define A_SESSION_OWN  "org.shimmervpn.session.control-own"
 #define A_SESSION_ANY  "org.shimmervpn.session.control-any"
 #define NOT_AUTHORIZED "org.shimmervpn.Error.NotAuthorized"
-
-/* shimmerd defines this in daemon.c, which the test does not link. */
-static const GDBusErrorEntry error_entries[] = {
-    {SHIMMER_DBUS_ERROR_FAILED, "org.shimmervpn.Error.Failed"},
-    {SHIMMER_DBUS_ERROR_INVALID_ARGS, "org.shimmervpn.Error.InvalidArgs"},
-    {SHIMMER_DBUS_ERROR_INVALID_CONFIG, "org.shimmervpn.Error.InvalidConfig"},
-    {SHIMMER_DBUS_ERROR_NOT_AUTHORIZED, NOT_AUTHORIZED},
-    {SHIMMER_DBUS_ERROR_EXISTS, "org.shimmervpn.Error.Exists"},
-    {SHIMMER_DBUS_ERROR_BUSY, "org.shimmervpn.Error.Busy"},
-    {SHIMMER_DBUS_ERROR_NOT_FOUND, "org.shimmervpn.Error.NotFound"},
-};
-
-GQuark shimmer_dbus_error_quark(void)
-{
-    static gsize quark = 0;
-    g_dbus_error_register_error_domain("shimmer-dbus-error-quark", &quark, error_entries,
-                                       G_N_ELEMENTS(error_entries));
-    return (GQuark)quark;
-}
 
 /* ---------- the caller, when started with --call ---------- */
 
@@ -262,7 +244,7 @@ static void on_checked(GObject *source, GAsyncResult *result, gpointer user)
     g_autoptr(GError) error = NULL;
     /* AUTH may be gone already (test_free_while_pending): finish only
      * looks at RESULT. */
-    outcome.allowed = shimmer_auth_check_finish(auth, result, &error);
+    outcome.allowed = shimmer_auth_check_finish(auth, result, NULL, &error);
     outcome.done = TRUE;
     if (outcome.allowed) {
         g_assert_no_error(error);
@@ -271,17 +253,27 @@ static void on_checked(GObject *source, GAsyncResult *result, gpointer user)
     }
     g_assert_nonnull(error);
     outcome.error = g_error_copy(error);
-    if (error->domain == SHIMMER_DBUS_ERROR)
+    if (error->domain == SHIMMER_SERVICE_ERROR)
         g_dbus_method_invocation_return_gerror(invocation, error);
     else
-        g_dbus_method_invocation_return_error(invocation, SHIMMER_DBUS_ERROR,
-                                              SHIMMER_DBUS_ERROR_FAILED, "%s", error->message);
+        g_dbus_method_invocation_return_error(invocation, SHIMMER_SERVICE_ERROR,
+                                              SHIMMER_SERVICE_ERROR_FAILED, "%s", error->message);
+}
+
+static void on_gate_allowed(GDBusMethodInvocation *invocation, guint uid, gpointer data)
+{
+    g_dbus_method_invocation_return_value(invocation, NULL);
 }
 
 static void on_test_method(GDBusConnection *c, const char *sender, const char *path,
                            const char *iface, const char *method, GVariant *params,
                            GDBusMethodInvocation *invocation, gpointer user)
 {
+    if (strcmp(method, "Gate") == 0) {
+        /* Not in the table: refused whoever calls. */
+        shimmer_auth_gate(auth, invocation, getuid(), auth_cancel, on_gate_allowed, NULL, NULL);
+        return;
+    }
     guint kind, owner;
     g_variant_get(params, "(uu)", &kind, &owner);
     g_free(outcome.sender);
@@ -294,7 +286,7 @@ static const char test_xml[] = "<node><interface name='" TEST_IFACE "'>"
                                "<method name='Check'>"
                                "<arg type='u' name='kind' direction='in'/>"
                                "<arg type='u' name='owner' direction='in'/>"
-                               "</method></interface></node>";
+                               "</method><method name='Gate'/></interface></node>";
 
 static void export_test_object(void)
 {
@@ -408,7 +400,7 @@ static void assert_denied(const char *seen, const char *action, const char *why)
 {
     g_assert_cmpstr(seen, ==, NOT_AUTHORIZED);
     g_assert_false(outcome.allowed);
-    g_assert_error(outcome.error, SHIMMER_DBUS_ERROR, SHIMMER_DBUS_ERROR_NOT_AUTHORIZED);
+    g_assert_error(outcome.error, SHIMMER_SERVICE_ERROR, SHIMMER_SERVICE_ERROR_NOT_AUTHORIZED);
     if (outcome.error == NULL)
         return;
     if (action != NULL && strstr(outcome.error->message, action) == NULL)
@@ -583,27 +575,60 @@ static void recorder_up(void)
 
 /* ---------- the tests ---------- */
 
+typedef struct {
+    gboolean done;
+    gboolean ok;
+    guint uid;
+    GError *error;
+} UidAnswer;
+
+static void on_uid(GObject *source, GAsyncResult *result, gpointer user)
+{
+    UidAnswer *a = user;
+    a->ok = shimmer_auth_get_uid_finish(auth, result, &a->uid, &a->error);
+    a->done = TRUE;
+}
+
+/* Asks for SENDER's uid and waits (the main loop runs meanwhile). */
+static gboolean get_uid(const char *sender, guint *uid, GError **error)
+{
+    UidAnswer a = {0};
+    shimmer_auth_get_uid(auth, sender, NULL, on_uid, &a);
+    while (!a.done)
+        g_main_context_iteration(NULL, TRUE);
+    *uid = a.uid;
+    if (a.error != NULL)
+        g_propagate_error(error, a.error);
+    return a.ok;
+}
+
 static void test_uid(void)
 {
     g_autoptr(GError) error = NULL;
     guint uid = G_MAXUINT;
     const char *me = g_dbus_connection_get_unique_name(self);
 
-    g_assert_true(shimmer_auth_get_uid(auth, me, &uid, &error));
+    /* Not known before it was asked for. */
+    g_assert_false(shimmer_auth_lookup_uid(auth, me, &uid));
+    g_assert_true(get_uid(me, &uid, &error));
     g_assert_no_error(error);
     g_assert_cmpuint(uid, ==, getuid());
-    /* cached: the same answer again */
-    g_assert_true(shimmer_auth_get_uid(auth, me, &uid, &error));
+    /* cached: known at once, and the same answer again */
+    uid = G_MAXUINT;
+    g_assert_true(shimmer_auth_lookup_uid(auth, me, &uid));
     g_assert_cmpuint(uid, ==, getuid());
+    g_assert_true(get_uid(me, &uid, &error));
+    g_assert_cmpuint(uid, ==, getuid());
+    /* and listed among the names of its uid (where owner-only signals go) */
+    g_auto(GStrv) names = shimmer_auth_dup_names_of_uid(auth, getuid());
+    g_assert_true(g_strv_contains((const char *const *)names, me));
+    g_auto(GStrv) none = shimmer_auth_dup_names_of_uid(auth, getuid() + 12345);
+    g_assert_null(none[0]);
 
-    g_assert_false(shimmer_auth_get_uid(auth, ":1.99999", &uid, &error));
+    g_assert_false(get_uid(":1.99999", &uid, &error));
     g_assert_nonnull(error);
-    g_clear_error(&error);
-
-    g_assert_true(shimmer_auth_is_owner_or_root(auth, me, getuid()));
-    g_assert_cmpint(shimmer_auth_is_owner_or_root(auth, me, getuid() + 1), ==, as_root);
-    g_assert_false(shimmer_auth_is_owner_or_root(auth, ":1.99999", getuid()));
-    g_assert_false(shimmer_auth_is_owner_or_root(auth, NULL, getuid()));
+    g_assert_false(shimmer_auth_lookup_uid(auth, ":1.99999", &uid));
+    g_assert_false(shimmer_auth_lookup_uid(auth, NULL, &uid));
 }
 
 /* A name's uid is forgotten when the name leaves the bus. */
@@ -613,7 +638,7 @@ static void test_uid_cache_follows_the_bus(void)
     GDBusConnection *c = connect_bus();
     g_autofree char *name = g_strdup(g_dbus_connection_get_unique_name(c));
     guint uid = G_MAXUINT;
-    g_assert_true(shimmer_auth_get_uid(auth, name, &uid, &error));
+    g_assert_true(get_uid(name, &uid, &error));
     g_assert_cmpuint(uid, ==, getuid());
     g_assert_true(g_dbus_connection_close_sync(c, NULL, &error));
     g_object_unref(c);
@@ -622,9 +647,43 @@ static void test_uid_cache_follows_the_bus(void)
     gboolean forgotten = FALSE;
     while (!forgotten && g_get_monotonic_time() < deadline) {
         spin(20);
-        forgotten = !shimmer_auth_get_uid(auth, name, &uid, NULL);
+        forgotten = !shimmer_auth_lookup_uid(auth, name, &uid);
     }
     g_assert_true(forgotten);
+}
+
+/* Every method of the interface XML is in the authorization table, and
+ * nothing else is: a method added to the API without an entry would be
+ * refused to everyone. */
+static void test_table_matches_the_api(void)
+{
+    const char *srcdir = g_getenv("SHIMMER_TEST_SRCDIR");
+    if (srcdir == NULL) {
+        g_test_skip("SHIMMER_TEST_SRCDIR is not set");
+        return;
+    }
+    static const char *const files[] = {"org.shimmervpn.Manager1.xml", "org.shimmervpn.Profile1.xml",
+                                        "org.shimmervpn.Session1.xml"};
+    guint methods = 0;
+    for (gsize f = 0; f < G_N_ELEMENTS(files); f++) {
+        g_autofree char *path = g_build_filename(srcdir, "..", "dbus", files[f], NULL);
+        g_autofree char *xml = NULL;
+        g_autoptr(GError) error = NULL;
+        g_assert_true(g_file_get_contents(path, &xml, NULL, &error));
+        g_autoptr(GDBusNodeInfo) node = g_dbus_node_info_new_for_xml(xml, &error);
+        g_assert_no_error(error);
+        for (GDBusInterfaceInfo **i = node->interfaces; *i != NULL; i++)
+            for (GDBusMethodInfo **m = (*i)->methods; m != NULL && *m != NULL; m++) {
+                if (!shimmer_auth_method_is_listed((*i)->name, (*m)->name))
+                    g_test_message("%s.%s is not in the table", (*i)->name, (*m)->name);
+                g_assert_true(shimmer_auth_method_is_listed((*i)->name, (*m)->name));
+                methods++;
+            }
+    }
+    g_assert_cmpuint(methods, >=, 11);
+    g_assert_false(shimmer_auth_method_is_listed("org.shimmervpn.Manager1", "Shutdown"));
+    g_assert_false(shimmer_auth_method_is_listed(TEST_IFACE, "Check"));
+    g_assert_false(shimmer_auth_method_is_listed(NULL, "Connect"));
 }
 
 static const char *const own_actions[] = {A_IMPORT, A_PROFILE_OWN, A_SESSION_OWN, NULL};
@@ -672,6 +731,27 @@ static void test_dbusmock_actions(void)
     mock_allow(no_actions);
 }
 
+static void on_result(GObject *source, GAsyncResult *result, gpointer user)
+{
+    *(GAsyncResult **)user = g_object_ref(result);
+}
+
+/* The gate refuses a method its table does not list, to root as well. */
+static void test_gate_refuses_unlisted(void)
+{
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GAsyncResult) result = NULL;
+    /* Asynchronously: the method is served on this thread's main loop. */
+    g_dbus_connection_call(self, g_dbus_connection_get_unique_name(server), TEST_PATH, TEST_IFACE,
+                           "Gate", NULL, NULL, G_DBUS_CALL_FLAGS_NONE, 5000, NULL, on_result,
+                           &result);
+    while (result == NULL)
+        g_main_context_iteration(NULL, TRUE);
+    g_autoptr(GVariant) reply = g_dbus_connection_call_finish(self, result, &error);
+    g_assert_null(reply);
+    g_assert_error(error, SHIMMER_SERVICE_ERROR, SHIMMER_SERVICE_ERROR_NOT_AUTHORIZED);
+}
+
 static void test_root_shortcut(void)
 {
     if (!as_root) {
@@ -689,7 +769,7 @@ static void test_root_shortcut(void)
     /* Not even root gets a request auth.c does not know. */
     call_as_self(42, 0);
     g_assert_false(outcome.allowed);
-    g_assert_error(outcome.error, SHIMMER_DBUS_ERROR, SHIMMER_DBUS_ERROR_NOT_AUTHORIZED);
+    g_assert_error(outcome.error, SHIMMER_SERVICE_ERROR, SHIMMER_SERVICE_ERROR_NOT_AUTHORIZED);
 }
 
 /* No polkit on the bus: everyone but root is refused, with one warning. */
@@ -891,7 +971,7 @@ int main(int argc, char **argv)
         return run_caller(argv);
 
     g_test_init(&argc, &argv, NULL);
-    (void)shimmer_dbus_error_quark();
+    shimmer_bus_errors_register();
 
     as_root = getuid() == 0;
     caller_uid = getuid();
@@ -913,6 +993,8 @@ int main(int argc, char **argv)
 
     g_test_add_func("/auth/uid", test_uid);
     g_test_add_func("/auth/uid-cache-follows-the-bus", test_uid_cache_follows_the_bus);
+    g_test_add_func("/auth/table-matches-the-api", test_table_matches_the_api);
+    g_test_add_func("/auth/gate-refuses-unlisted", test_gate_refuses_unlisted);
     g_test_add_func("/auth/dbusmock-actions", test_dbusmock_actions);
     g_test_add_func("/auth/root-shortcut", test_root_shortcut);
     g_test_add_func("/auth/polkit-unreachable", test_polkit_unreachable);

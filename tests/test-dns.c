@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * service/dns.c against its three backends: a stand-in for systemd-resolved
+ * service/os/dns.c against its three backends: a stand-in for systemd-resolved
  * (tests/dbus/resolved_mock.py) on a private dbus-daemon started here, a
  * fake resolvconf written by each test into its temporary directory (it
  * records its arguments and its input and keeps records the way resolvconf
@@ -24,6 +24,55 @@
 #include <glib/gstdio.h>
 
 #define TEST_DOMAIN "shimmerd"
+
+/* ---------- the asynchronous API, waited for ---------- */
+
+/* Every change runs on the main loop; these wait for its result, running
+ * the loop meanwhile (as shimmerd's would). */
+static void on_done(GObject *source, GAsyncResult *result, gpointer user)
+{
+    *(GAsyncResult **)user = g_object_ref(result);
+}
+
+static gboolean finish(GAsyncResult **result, GError **error)
+{
+    while (*result == NULL)
+        g_main_context_iteration(NULL, TRUE);
+    gboolean ok = g_task_propagate_boolean(G_TASK(*result), error);
+    g_clear_object(result);
+    return ok;
+}
+
+static gboolean dns_apply(ShimmerDns *dns, int ifindex, const char *ifname,
+                          const char *const *servers, const char *const *domains,
+                          gboolean default_route, GError **error)
+{
+    GAsyncResult *result = NULL;
+    shimmer_dns_apply(dns, ifindex, ifname, servers, domains, default_route, NULL, on_done,
+                      &result);
+    return finish(&result, error);
+}
+
+static gboolean dns_revert(ShimmerDns *dns, int ifindex, const char *ifname, GError **error)
+{
+    GAsyncResult *result = NULL;
+    shimmer_dns_revert(dns, ifindex, ifname, NULL, on_done, &result);
+    return finish(&result, error);
+}
+
+static void dns_revert_all(ShimmerDns *dns)
+{
+    GAsyncResult *result = NULL;
+    shimmer_dns_revert_all(dns, NULL, on_done, &result);
+    g_assert_true(finish(&result, NULL));
+}
+
+static void dns_cleanup_stale(ShimmerDns *dns)
+{
+    GAsyncResult *result = NULL;
+    shimmer_dns_cleanup_stale(dns, NULL, on_done, &result);
+    g_assert_true(finish(&result, NULL));
+}
 
 static char *python;
 static char *mock_script;
@@ -376,7 +425,7 @@ static void test_resolved_split(Fixture *f, gconstpointer data)
     const char *servers[] = {"10.8.0.1", "10.8.0.2", NULL};
     const char *domains[] = {"corp.example", "~internal.example", NULL};
 
-    g_assert_true(shimmer_dns_apply(dns, f->lo, "lo", servers, domains, FALSE, &error));
+    g_assert_true(dns_apply(dns, f->lo, "lo", servers, domains, FALSE, &error));
     g_assert_no_error(error);
     assert_calls(f,
                  "[('SetLinkDNS', <(%d, [(2, [byte 10, 8, 0, 1]), (2, [byte 10, 8, 0, 2])])>),"
@@ -389,19 +438,19 @@ static void test_resolved_split(Fixture *f, gconstpointer data)
                  " [('corp.example', false), ('internal.example', true)], false)>}",
                  f->lo);
 
-    g_assert_true(shimmer_dns_revert(dns, f->lo, "lo", &error));
+    g_assert_true(dns_revert(dns, f->lo, "lo", &error));
     g_assert_no_error(error);
     assert_no_links(f);
-    g_assert_true(shimmer_dns_apply(dns, f->lo, "lo", servers, domains, FALSE, &error));
+    g_assert_true(dns_apply(dns, f->lo, "lo", servers, domains, FALSE, &error));
     mock_reset(f);
-    g_assert_true(shimmer_dns_revert(dns, f->lo, "lo", &error));
+    g_assert_true(dns_revert(dns, f->lo, "lo", &error));
     g_assert_no_error(error);
     assert_calls(f, "[('RevertLink', <(%d,)>)]", f->lo);
 
     /* Reverted links are forgotten: nothing is undone twice. */
     mock_reset(f);
-    g_assert_true(shimmer_dns_revert(dns, f->lo, "lo", &error));
-    shimmer_dns_revert_all(dns);
+    g_assert_true(dns_revert(dns, f->lo, "lo", &error));
+    dns_revert_all(dns);
     assert_calls(f, "@a(sv) []");
 }
 
@@ -411,7 +460,7 @@ static void test_resolved_default_route_ipv6(Fixture *f, gconstpointer data)
     g_autoptr(GError) error = NULL;
     const char *servers[] = {"fd5e::53", "10.8.0.1", "2001:db8:0:1::ff00:42:8329", NULL};
 
-    g_assert_true(shimmer_dns_apply(dns, f->lo, "lo", servers, NULL, TRUE, &error));
+    g_assert_true(dns_apply(dns, f->lo, "lo", servers, NULL, TRUE, &error));
     g_assert_no_error(error);
     assert_calls(f,
                  "[('SetLinkDNS', <(%d, [(10, [byte 0xfd, 0x5e, 0, 0, 0, 0, 0, 0,"
@@ -425,7 +474,7 @@ static void test_resolved_default_route_ipv6(Fixture *f, gconstpointer data)
     /* A "~." of the caller's own is not doubled; a search domain stays. */
     const char *domains[] = {"~.", "corp.example", NULL};
     mock_reset(f);
-    g_assert_true(shimmer_dns_apply(dns, f->lo, "lo", servers + 1, domains, TRUE, &error));
+    g_assert_true(dns_apply(dns, f->lo, "lo", servers + 1, domains, TRUE, &error));
     g_assert_no_error(error);
     assert_calls(f,
                  "[('SetLinkDNS', <(%d, [(2, [byte 10, 8, 0, 1]), (10, [byte 0x20, 0x01, 0x0d,"
@@ -436,7 +485,7 @@ static void test_resolved_default_route_ipv6(Fixture *f, gconstpointer data)
 
     /* The second apply replaced the first: one link to undo. */
     mock_reset(f);
-    shimmer_dns_revert_all(dns);
+    dns_revert_all(dns);
     assert_calls(f, "[('RevertLink', <(%d,)>)]", f->lo);
     assert_no_links(f);
 }
@@ -450,19 +499,19 @@ static void test_resolved_no_servers(Fixture *f, gconstpointer data)
     const char *none[] = {NULL};
 
     /* Domains without a server: nothing to send their queries to. */
-    g_assert_true(shimmer_dns_apply(dns, f->lo, "lo", NULL, domains, TRUE, &error));
-    g_assert_true(shimmer_dns_apply(dns, f->lo, "lo", none, domains, TRUE, &error));
+    g_assert_true(dns_apply(dns, f->lo, "lo", NULL, domains, TRUE, &error));
+    g_assert_true(dns_apply(dns, f->lo, "lo", none, domains, TRUE, &error));
     g_assert_no_error(error);
     assert_calls(f, "@a(sv) []");
 
     /* After a reconnect pushes no servers, the earlier ones go. */
-    g_assert_true(shimmer_dns_apply(dns, f->lo, "lo", servers, domains, FALSE, &error));
+    g_assert_true(dns_apply(dns, f->lo, "lo", servers, domains, FALSE, &error));
     mock_reset(f);
-    g_assert_true(shimmer_dns_apply(dns, f->lo, "lo", none, NULL, FALSE, &error));
+    g_assert_true(dns_apply(dns, f->lo, "lo", none, NULL, FALSE, &error));
     g_assert_no_error(error);
     assert_calls(f, "[('RevertLink', <(%d,)>)]", f->lo);
     mock_reset(f);
-    shimmer_dns_revert_all(dns);
+    dns_revert_all(dns);
     assert_calls(f, "@a(sv) []");
 }
 
@@ -491,7 +540,7 @@ static void test_bad_input(Fixture *f, gconstpointer data)
         g_autoptr(GError) error = NULL;
         const char *servers[] = {"10.8.0.1", bad_servers[i], NULL};
 
-        g_assert_false(shimmer_dns_apply(dns, f->lo, "lo", servers, NULL, TRUE, &error));
+        g_assert_false(dns_apply(dns, f->lo, "lo", servers, NULL, TRUE, &error));
         g_assert_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
         g_test_message("%s", error->message);
         g_assert_nonnull(strstr(error->message, "DNS server \""));
@@ -504,7 +553,7 @@ static void test_bad_input(Fixture *f, gconstpointer data)
         const char *servers[] = {"10.8.0.1", NULL};
         const char *domains[] = {"corp.example", bad_domains[i], NULL};
 
-        g_assert_false(shimmer_dns_apply(dns, f->lo, "lo", servers, domains, FALSE, &error));
+        g_assert_false(dns_apply(dns, f->lo, "lo", servers, domains, FALSE, &error));
         g_assert_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
         g_test_message("%s", error->message);
         g_assert_nonnull(strstr(error->message, "DNS domain \""));
@@ -516,7 +565,7 @@ static void test_bad_input(Fixture *f, gconstpointer data)
         g_autofree char *huge = g_strnfill(4000, '9');
         const char *servers[] = {huge, NULL};
 
-        g_assert_false(shimmer_dns_apply(dns, f->lo, "lo", servers, NULL, TRUE, &error));
+        g_assert_false(dns_apply(dns, f->lo, "lo", servers, NULL, TRUE, &error));
         g_assert_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
         g_assert_cmpuint(strlen(error->message), <, 200);
     }
@@ -526,11 +575,11 @@ static void test_bad_input(Fixture *f, gconstpointer data)
     for (gsize i = 0; i < G_N_ELEMENTS(bad_ifnames); i++) {
         g_autoptr(GError) error = NULL;
 
-        g_assert_false(shimmer_dns_apply(dns, f->lo, bad_ifnames[i], servers, NULL, TRUE, &error));
+        g_assert_false(dns_apply(dns, f->lo, bad_ifnames[i], servers, NULL, TRUE, &error));
         g_assert_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
     }
     g_autoptr(GError) error = NULL;
-    g_assert_false(shimmer_dns_apply(dns, 0, "lo", servers, NULL, TRUE, &error));
+    g_assert_false(dns_apply(dns, 0, "lo", servers, NULL, TRUE, &error));
     g_assert_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
 
     /* Refused before anything was asked of resolved. */
@@ -548,7 +597,7 @@ static void test_resolved_refuses(Fixture *f, gconstpointer data)
         g_autoptr(GError) error = NULL;
 
         mock_fail_next(f, "SetLinkDomains", "org.freedesktop.DBus.Error.AccessDenied");
-        g_assert_false(shimmer_dns_apply(dns, f->lo, "lo", servers, domains, FALSE, &error));
+        g_assert_false(dns_apply(dns, f->lo, "lo", servers, domains, FALSE, &error));
         g_assert_error(error, G_DBUS_ERROR, G_DBUS_ERROR_ACCESS_DENIED);
         g_test_message("%s", error->message);
         g_autofree char *expected = g_strdup_printf(
@@ -562,7 +611,7 @@ static void test_resolved_refuses(Fixture *f, gconstpointer data)
                      f->lo, f->lo, f->lo);
         assert_no_links(f);
         mock_reset(f);
-        shimmer_dns_revert_all(dns);
+        dns_revert_all(dns);
         assert_calls(f, "@a(sv) []");
     }
     /* A resolved older than SetLinkDefaultRoute: "~." does without it. */
@@ -570,10 +619,10 @@ static void test_resolved_refuses(Fixture *f, gconstpointer data)
         g_autoptr(GError) error = NULL;
 
         mock_fail_next(f, "SetLinkDefaultRoute", "org.freedesktop.DBus.Error.UnknownMethod");
-        g_assert_true(shimmer_dns_apply(dns, f->lo, "lo", servers, NULL, TRUE, &error));
+        g_assert_true(dns_apply(dns, f->lo, "lo", servers, NULL, TRUE, &error));
         g_assert_no_error(error);
         mock_reset(f);
-        shimmer_dns_revert_all(dns);
+        dns_revert_all(dns);
         assert_calls(f, "[('RevertLink', <(%d,)>)]", f->lo);
     }
     /* A link resolved does not know. */
@@ -581,20 +630,20 @@ static void test_resolved_refuses(Fixture *f, gconstpointer data)
         g_autoptr(GError) error = NULL;
 
         mock_reset(f);
-        g_assert_false(shimmer_dns_apply(dns, 999999, "tun-gone", servers, NULL, TRUE, &error));
+        g_assert_false(dns_apply(dns, 999999, "tun-gone", servers, NULL, TRUE, &error));
         g_test_message("%s", error->message);
         g_assert_true(g_str_has_prefix(
             error->message, "systemd-resolved: SetLinkDNS for tun-gone (ifindex 999999) failed"));
-        shimmer_dns_revert_all(dns);
+        dns_revert_all(dns);
         assert_calls(f, "[('SetLinkDNS', <(999999, [(2, [byte 10, 8, 0, 1])])>)]");
     }
     /* A link that went away before the revert took its settings along. */
     {
         g_autoptr(GError) error = NULL;
 
-        g_assert_true(shimmer_dns_apply(dns, f->lo, "lo", servers, NULL, TRUE, &error));
+        g_assert_true(dns_apply(dns, f->lo, "lo", servers, NULL, TRUE, &error));
         mock_fail_next(f, "RevertLink", "org.freedesktop.resolve1.NoSuchLink");
-        g_assert_true(shimmer_dns_revert(dns, f->lo, "lo", &error));
+        g_assert_true(dns_revert(dns, f->lo, "lo", &error));
         g_assert_no_error(error);
     }
 }
@@ -605,36 +654,36 @@ static void test_resolved_vanishes(Fixture *f, gconstpointer data)
     g_autoptr(GError) error = NULL;
     const char *servers[] = {"10.8.0.1", "fd5e::53", NULL};
 
-    g_assert_true(shimmer_dns_apply(dns, f->lo, "lo", servers, NULL, TRUE, &error));
+    g_assert_true(dns_apply(dns, f->lo, "lo", servers, NULL, TRUE, &error));
     g_assert_no_error(error);
     mock_vanish(f);
 
     /* Reported, not a crash, and the link is forgotten. */
-    g_assert_false(shimmer_dns_revert(dns, f->lo, "lo", &error));
+    g_assert_false(dns_revert(dns, f->lo, "lo", &error));
     g_assert_nonnull(error);
     g_test_message("%s", error->message);
     g_assert_error(error, G_DBUS_ERROR, G_DBUS_ERROR_NAME_HAS_NO_OWNER);
     g_assert_true(g_str_has_prefix(error->message, "systemd-resolved: RevertLink for lo"));
     g_assert_nonnull(strstr(error->message, "failed: it is not on the bus any more: "));
     g_clear_error(&error);
-    g_assert_true(shimmer_dns_revert(dns, f->lo, "lo", &error));
+    g_assert_true(dns_revert(dns, f->lo, "lo", &error));
     g_assert_no_error(error);
 
     /* Nor is an apply a crash now; the backend stays what was picked. */
-    g_assert_false(shimmer_dns_apply(dns, f->lo, "lo", servers, NULL, TRUE, &error));
+    g_assert_false(dns_apply(dns, f->lo, "lo", servers, NULL, TRUE, &error));
     g_assert_true(g_str_has_prefix(error->message, "systemd-resolved: SetLinkDNS for lo"));
     g_clear_error(&error);
 
     /* At shutdown the failure is a warning, and everything is forgotten. */
     mock_start(f);
-    g_assert_true(shimmer_dns_apply(dns, f->lo, "lo", servers, NULL, FALSE, &error));
+    g_assert_true(dns_apply(dns, f->lo, "lo", servers, NULL, FALSE, &error));
     g_assert_no_error(error);
     mock_vanish(f);
     g_test_expect_message(TEST_DOMAIN, G_LOG_LEVEL_WARNING,
                           "systemd-resolved: RevertLink for lo (ifindex *) failed: *");
-    shimmer_dns_revert_all(dns);
+    dns_revert_all(dns);
     g_test_assert_expected_messages();
-    shimmer_dns_revert_all(dns);
+    dns_revert_all(dns);
 }
 
 /* ---------- resolvconf ---------- */
@@ -654,7 +703,7 @@ static void test_resolvconf(Fixture *f, gconstpointer data)
     const char *servers[] = {"10.8.0.1", "fd5e::53", NULL};
     const char *domains[] = {"corp.example", "~routed.example", "lab.example.", NULL};
 
-    g_assert_true(shimmer_dns_apply(dns, 41, "tun-t0", servers, domains, FALSE, &error));
+    g_assert_true(dns_apply(dns, 41, "tun-t0", servers, domains, FALSE, &error));
     g_assert_no_error(error);
     assert_resolvconf_calls(f, "-a tun-t0.shimmer\n");
     g_autofree char *input = read_file(f, "input.1");
@@ -666,12 +715,12 @@ static void test_resolvconf(Fixture *f, gconstpointer data)
 
     /* Servers only, and IPv6 only. */
     const char *v6[] = {"fd5e::1", NULL};
-    g_assert_true(shimmer_dns_apply(dns, 42, "tun-t1", v6, NULL, TRUE, &error));
+    g_assert_true(dns_apply(dns, 42, "tun-t1", v6, NULL, TRUE, &error));
     g_assert_no_error(error);
     g_autofree char *input2 = read_file(f, "input.2");
     g_assert_cmpstr(input2, ==, "nameserver fd5e::1\n");
 
-    g_assert_true(shimmer_dns_revert(dns, 41, "tun-t0", &error));
+    g_assert_true(dns_revert(dns, 41, "tun-t0", &error));
     g_assert_no_error(error);
     assert_resolvconf_calls(f, "-a tun-t0.shimmer\n-a tun-t1.shimmer\n-d tun-t0.shimmer\n");
     g_assert_false(record_exists(f, "tun-t0.shimmer"));
@@ -679,8 +728,8 @@ static void test_resolvconf(Fixture *f, gconstpointer data)
     g_assert_cmpstr(input3, ==, "");
 
     /* Once reverted, a link is not undone again; the others are. */
-    g_assert_true(shimmer_dns_revert(dns, 41, "tun-t0", &error));
-    shimmer_dns_revert_all(dns);
+    g_assert_true(dns_revert(dns, 41, "tun-t0", &error));
+    dns_revert_all(dns);
     assert_resolvconf_calls(
         f, "-a tun-t0.shimmer\n-a tun-t1.shimmer\n-d tun-t0.shimmer\n-d tun-t1.shimmer\n");
     g_assert_false(record_exists(f, "tun-t1.shimmer"));
@@ -692,16 +741,16 @@ static void test_resolvconf_revert_all(Fixture *f, gconstpointer data)
     g_autoptr(GError) error = NULL;
     const char *servers[] = {"10.8.0.1", NULL};
 
-    g_assert_true(shimmer_dns_apply(dns, 41, "tun-a", servers, NULL, FALSE, &error));
-    g_assert_true(shimmer_dns_apply(dns, 42, "tun-b", servers, NULL, FALSE, &error));
+    g_assert_true(dns_apply(dns, 41, "tun-a", servers, NULL, FALSE, &error));
+    g_assert_true(dns_apply(dns, 42, "tun-b", servers, NULL, FALSE, &error));
     /* Applying again to a link replaces its record in place. */
-    g_assert_true(shimmer_dns_apply(dns, 41, "tun-a", servers, NULL, FALSE, &error));
+    g_assert_true(dns_apply(dns, 41, "tun-a", servers, NULL, FALSE, &error));
     g_assert_no_error(error);
-    shimmer_dns_revert_all(dns);
+    dns_revert_all(dns);
     /* Newest first. */
     assert_resolvconf_calls(f, "-a tun-a.shimmer\n-a tun-b.shimmer\n-a tun-a.shimmer\n"
                                "-d tun-b.shimmer\n-d tun-a.shimmer\n");
-    shimmer_dns_revert_all(dns);
+    dns_revert_all(dns);
     assert_resolvconf_calls(f, "-a tun-a.shimmer\n-a tun-b.shimmer\n-a tun-a.shimmer\n"
                                "-d tun-b.shimmer\n-d tun-a.shimmer\n");
     g_assert_false(record_exists(f, "tun-a.shimmer"));
@@ -715,7 +764,7 @@ static void test_resolvconf_fails(Fixture *f, gconstpointer data)
     const char *servers[] = {"10.8.0.1", NULL};
 
     touch(f, NULL, "fail");
-    g_assert_false(shimmer_dns_apply(dns, 41, "tun-t0", servers, NULL, FALSE, &error));
+    g_assert_false(dns_apply(dns, 41, "tun-t0", servers, NULL, FALSE, &error));
     g_assert_error(error, G_IO_ERROR, G_IO_ERROR_FAILED);
     g_test_message("%s", error->message);
     g_assert_cmpstr(error->message, ==,
@@ -723,24 +772,35 @@ static void test_resolvconf_fails(Fixture *f, gconstpointer data)
                     "\"resolvconf: simulated failure\"");
     g_clear_error(&error);
     /* Not applied, so nothing to revert. */
-    shimmer_dns_revert_all(dns);
+    dns_revert_all(dns);
     assert_resolvconf_calls(f, "-a tun-t0.shimmer\n");
 
     /* A failing removal is reported too, and at shutdown warned about. */
     g_autofree char *fail = g_build_filename(f->dir, "fail", NULL);
     g_assert_cmpint(g_unlink(fail), ==, 0);
-    g_assert_true(shimmer_dns_apply(dns, 41, "tun-t0", servers, NULL, FALSE, &error));
-    g_assert_true(shimmer_dns_apply(dns, 42, "tun-t1", servers, NULL, FALSE, &error));
+    g_assert_true(dns_apply(dns, 41, "tun-t0", servers, NULL, FALSE, &error));
+    g_assert_true(dns_apply(dns, 42, "tun-t1", servers, NULL, FALSE, &error));
     g_assert_no_error(error);
     touch(f, NULL, "fail");
-    g_assert_false(shimmer_dns_revert(dns, 41, "tun-t0", &error));
+    g_assert_false(dns_revert(dns, 41, "tun-t0", &error));
     g_assert_true(g_str_has_prefix(error->message, "resolvconf: removing tun-t0.shimmer failed"));
     g_test_expect_message(TEST_DOMAIN, G_LOG_LEVEL_WARNING,
                           "resolvconf: removing tun-t1.shimmer failed with exit status 3*");
-    shimmer_dns_revert_all(dns);
+    dns_revert_all(dns);
     g_test_assert_expected_messages();
 }
 
+static gboolean count_tick(gpointer user)
+{
+    (*(guint *)user)++;
+    return G_SOURCE_CONTINUE;
+}
+
+/* A resolvconf that never answers holds up neither the caller nor the
+ * main loop (issue 9, item 13: it used to wait up to 5 s on a private
+ * loop, with every tunnel and bus call of the daemon stalled): the change
+ * fails after 5 s while the loop keeps running, and the changes queued
+ * behind it run after it, in order. */
 static void test_resolvconf_hangs(Fixture *f, gconstpointer data)
 {
     g_autoptr(ShimmerDns) dns = resolvconf_dns(f);
@@ -748,16 +808,34 @@ static void test_resolvconf_hangs(Fixture *f, gconstpointer data)
     const char *servers[] = {"10.8.0.1", NULL};
 
     touch(f, NULL, "hang");
+    guint ticks = 0;
+    guint tick = g_timeout_add(100, count_tick, &ticks);
     gint64 start = g_get_monotonic_time();
-    g_assert_false(shimmer_dns_apply(dns, 41, "tun-t0", servers, NULL, FALSE, &error));
+    GAsyncResult *result = NULL;
+    shimmer_dns_apply(dns, 41, "tun-t0", servers, NULL, FALSE, NULL, on_done, &result);
+    /* The call came back at once, before its answer. */
+    g_assert_null(result);
+    g_assert_cmpint(g_get_monotonic_time() - start, <, G_USEC_PER_SEC / 2);
+    g_assert_false(shimmer_dns_is_idle(dns));
+    GAsyncResult *revert_result = NULL;
+    shimmer_dns_revert(dns, 41, "tun-t0", NULL, on_done, &revert_result);
+    g_assert_false(finish(&result, &error));
     gint64 took = g_get_monotonic_time() - start;
+    g_source_remove(tick);
     g_assert_error(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
-    g_test_message("%s (after %.1f s)", error->message, took / 1e6);
+    g_test_message("%s (after %.1f s, %u ticks of the main loop meanwhile)", error->message,
+                   took / 1e6, ticks);
     g_assert_cmpstr(error->message, ==,
                     "resolvconf: adding tun-t0.shimmer failed: no answer "
                     "within 5 s");
     g_assert_cmpint(took, >=, 4 * G_USEC_PER_SEC);
     g_assert_cmpint(took, <, 15 * G_USEC_PER_SEC);
+    /* The loop ran all along: about 10 ticks a second. */
+    g_assert_cmpuint(ticks, >=, 20);
+    /* The revert asked for meanwhile ran after the failed apply: nothing
+     * was applied, so there was nothing to undo. */
+    g_assert_true(finish(&revert_result, NULL));
+    g_assert_true(shimmer_dns_is_idle(dns));
 }
 
 static void test_resolvconf_cleanup_stale(Fixture *f, gconstpointer data)
@@ -775,7 +853,7 @@ static void test_resolvconf_cleanup_stale(Fixture *f, gconstpointer data)
                           "removed the stale resolvconf record tun-stale*.shimmer");
     g_test_expect_message(TEST_DOMAIN, G_LOG_LEVEL_MESSAGE,
                           "removed the stale resolvconf record tun-stale*.shimmer");
-    shimmer_dns_cleanup_stale(dns);
+    dns_cleanup_stale(dns);
     g_test_assert_expected_messages();
 
     g_autofree char *calls = read_file(f, "calls");
@@ -790,14 +868,14 @@ static void test_resolvconf_cleanup_stale(Fixture *f, gconstpointer data)
     g_assert_true(record_exists(f, "-x.shimmer"));
 
     /* Nothing stale is left, so a second start does nothing. */
-    shimmer_dns_cleanup_stale(dns);
+    dns_cleanup_stale(dns);
     g_autofree char *calls2 = read_file(f, "calls");
     g_assert_cmpstr(calls2, ==, calls);
 
     /* A directory that does not exist (no resolvconf) is no error. */
     g_autofree char *missing = g_build_filename(f->dir, "missing", NULL);
     shimmer_dns_set_resolvconf_dir(dns, missing);
-    shimmer_dns_cleanup_stale(dns);
+    dns_cleanup_stale(dns);
 }
 
 static void test_cleanup_stale_without_resolvconf(Fixture *f, gconstpointer data)
@@ -811,7 +889,7 @@ static void test_cleanup_stale_without_resolvconf(Fixture *f, gconstpointer data
     g_test_expect_message(TEST_DOMAIN, G_LOG_LEVEL_WARNING,
                           "resolvconf record tun-stale0.shimmer in * is left from an earlier run, "
                           "but resolvconf is not installed to remove it");
-    shimmer_dns_cleanup_stale(dns);
+    dns_cleanup_stale(dns);
     g_test_assert_expected_messages();
 }
 
@@ -826,7 +904,7 @@ static void test_resolved_comes_back(Fixture *f, gconstpointer data)
     const char *servers[] = {"10.8.0.1", NULL};
     const char *domains[] = {"corp.example", "~internal.example", NULL};
 
-    g_assert_true(shimmer_dns_apply(dns, f->lo, "lo", servers, domains, FALSE, &error));
+    g_assert_true(dns_apply(dns, f->lo, "lo", servers, domains, FALSE, &error));
     g_assert_no_error(error);
     while (g_main_context_iteration(NULL, FALSE))
         ;
@@ -844,7 +922,9 @@ static void test_resolved_comes_back(Fixture *f, gconstpointer data)
     for (;;) {
         g_autoptr(GVariant) ret = mock_call(f, "GetLinks", NULL, "(a{iv})");
         g_autoptr(GVariant) links = g_variant_get_child_value(ret, 0);
-        if (g_variant_n_children(links) > 0 || g_get_monotonic_time() > deadline)
+        /* Applied again, all of it (three calls, asynchronously). */
+        if ((g_variant_n_children(links) > 0 && shimmer_dns_is_idle(dns)) ||
+            g_get_monotonic_time() > deadline)
             break;
         g_main_context_iteration(NULL, FALSE);
         g_usleep(10 * 1000);
@@ -856,7 +936,7 @@ static void test_resolved_comes_back(Fixture *f, gconstpointer data)
 
     /* And it is still undone at the end. */
     mock_reset(f);
-    shimmer_dns_revert_all(dns);
+    dns_revert_all(dns);
     assert_calls(f, "[('RevertLink', <(%d,)>)]", f->lo);
 }
 
@@ -868,7 +948,7 @@ static void test_resolved_cleanup_stale(Fixture *f, gconstpointer data)
     touch(f, f->records, "tun-stale0.shimmer");
     g_test_expect_message(TEST_DOMAIN, G_LOG_LEVEL_MESSAGE,
                           "removed the stale resolvconf record tun-stale0.shimmer");
-    shimmer_dns_cleanup_stale(dns);
+    dns_cleanup_stale(dns);
     g_test_assert_expected_messages();
     assert_resolvconf_calls(f, "-d tun-stale0.shimmer\n");
     assert_calls(f, "@a(sv) []");
@@ -886,7 +966,7 @@ static void test_none(Fixture *f, gconstpointer data)
     g_test_assert_expected_messages();
     g_assert_cmpint(shimmer_dns_get_backend(dns), ==, SHIMMER_DNS_BACKEND_NONE);
 
-    g_assert_false(shimmer_dns_apply(dns, f->lo, "lo", servers, NULL, TRUE, &error));
+    g_assert_false(dns_apply(dns, f->lo, "lo", servers, NULL, TRUE, &error));
     g_assert_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED);
     g_assert_cmpstr(error->message, ==,
                     "DNS servers for lo not set: systemd-resolved is not on the bus and "
@@ -894,14 +974,14 @@ static void test_none(Fixture *f, gconstpointer data)
     g_clear_error(&error);
     /* Bad input is still bad input. */
     const char *bad[] = {"nope", NULL};
-    g_assert_false(shimmer_dns_apply(dns, f->lo, "lo", bad, NULL, TRUE, &error));
+    g_assert_false(dns_apply(dns, f->lo, "lo", bad, NULL, TRUE, &error));
     g_assert_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
     g_clear_error(&error);
     /* Nothing to apply, nothing to undo. */
-    g_assert_true(shimmer_dns_apply(dns, f->lo, "lo", NULL, NULL, TRUE, &error));
-    g_assert_true(shimmer_dns_revert(dns, f->lo, "lo", &error));
+    g_assert_true(dns_apply(dns, f->lo, "lo", NULL, NULL, TRUE, &error));
+    g_assert_true(dns_revert(dns, f->lo, "lo", &error));
     g_assert_no_error(error);
-    shimmer_dns_revert_all(dns);
+    dns_revert_all(dns);
 }
 
 /* ---------- main ---------- */

@@ -12,9 +12,10 @@
 #define RESOLVED_PATH  "/org/freedesktop/resolve1"
 #define RESOLVED_IFACE "org.freedesktop.resolve1.Manager"
 
-/* Both helpers answer at once when they work. The calls are synchronous
- * (the API is), so these bound how long a wedged resolved or a hanging
- * resolvconf hook can hold up the daemon's main loop. */
+/* Both helpers answer at once when they work. Nothing here waits for
+ * them: every change runs asynchronously on the main loop, one after the
+ * other; these bound how long a wedged resolved or a hanging resolvconf
+ * hook can hold up the changes queued behind it. */
 #define DBUS_TIMEOUT_MS      5000
 #define RESOLVCONF_TIMEOUT_S 5
 
@@ -41,6 +42,7 @@ typedef struct {
 } DnsLink;
 
 struct ShimmerDns {
+    gint ref; /* the owner's, and one per call under way */
     GDBusConnection *bus; /* NULL: no bus to look for resolved on */
     char *resolvconf;     /* absolute path, NULL when not installed */
     ShimmerDnsBackend backend;
@@ -50,6 +52,9 @@ struct ShimmerDns {
      * that restarts has forgotten every link's settings. */
     guint resolved_watch;
     gboolean resolved_gone;
+    /* Changes waiting (GTask*), and the one under way. */
+    GQueue queue;
+    GTask *current;
 };
 
 static void dns_link_free(gpointer p)
@@ -180,86 +185,6 @@ static gboolean resolved_is_present(GDBusConnection *bus)
     return owned;
 }
 
-/* One call to resolved's Manager. Never starts resolved (see above). An
- * error named TOLERATED counts as success. On failure, ERROR names the
- * method, the link and the backend, and keeps the D-Bus error's domain and
- * code. */
-static gboolean resolved_call(ShimmerDns *dns, const char *method, GVariant *args, int ifindex,
-                              const char *ifname, const char *tolerated, GError **error)
-{
-    g_autoptr(GError) local = NULL;
-    g_autoptr(GVariant) ret = g_dbus_connection_call_sync(
-        dns->bus, RESOLVED_NAME, RESOLVED_PATH, RESOLVED_IFACE, method, args, NULL,
-        G_DBUS_CALL_FLAGS_NO_AUTO_START, DBUS_TIMEOUT_MS, NULL, &local);
-
-    if (ret != NULL)
-        return TRUE;
-    if (tolerated != NULL) {
-        /* Before stripping: an unregistered error's name is in its message. */
-        g_autofree char *remote = g_dbus_error_get_remote_error(local);
-
-        if (g_strcmp0(remote, tolerated) == 0) {
-            g_debug("systemd-resolved: %s for %s: %s (fine)", method, ifname, remote);
-            return TRUE;
-        }
-    }
-    g_dbus_error_strip_remote_error(local);
-    if (g_error_matches(local, G_DBUS_ERROR, G_DBUS_ERROR_NAME_HAS_NO_OWNER) ||
-        g_error_matches(local, G_DBUS_ERROR, G_DBUS_ERROR_SERVICE_UNKNOWN))
-        g_prefix_error(&local, "it is not on the bus any more: ");
-    g_propagate_prefixed_error(error, g_steal_pointer(&local),
-                               "systemd-resolved: %s for %s (ifindex %d) failed: ", method, ifname,
-                               ifindex);
-    return FALSE;
-}
-
-static gboolean resolved_apply(ShimmerDns *dns, int ifindex, const char *ifname, GVariant *servers,
-                               const char *const *domains, gboolean default_route, GError **error)
-{
-    g_auto(GVariantBuilder) b = G_VARIANT_BUILDER_INIT(G_VARIANT_TYPE("a(sb)"));
-    gboolean have_root = FALSE;
-
-    for (gsize i = 0; domains != NULL && domains[i] != NULL; i++) {
-        gboolean routing = domains[i][0] == '~';
-        const char *d = routing ? domains[i] + 1 : domains[i];
-
-        have_root |= strcmp(d, ".") == 0;
-        g_variant_builder_add(&b, "(sb)", d, routing);
-    }
-    /* "~." (on the bus: the root domain, routing only) sends every query
-     * without a better-matching link here. */
-    if (default_route && !have_root)
-        g_variant_builder_add(&b, "(sb)", ".", TRUE);
-
-    if (!resolved_call(dns, "SetLinkDNS", g_variant_new("(i@a(iay))", ifindex, servers), ifindex,
-                       ifname, NULL, error))
-        return FALSE;
-    /* Before systemd 240 there is no SetLinkDefaultRoute, and "~." alone
-     * does the job there. */
-    if (!resolved_call(dns, "SetLinkDomains", g_variant_new("(ia(sb))", ifindex, &b), ifindex,
-                       ifname, NULL, error) ||
-        !resolved_call(dns, "SetLinkDefaultRoute", g_variant_new("(ib)", ifindex, default_route),
-                       ifindex, ifname, "org.freedesktop.DBus.Error.UnknownMethod", error)) {
-        /* Best effort: leave the link as it was rather than half
-         * configured. */
-        (void)resolved_call(dns, "RevertLink", g_variant_new("(i)", ifindex), ifindex, ifname, NULL,
-                            NULL);
-        return FALSE;
-    }
-    return TRUE;
-}
-
-static gboolean resolved_revert(ShimmerDns *dns, const DnsLink *l, GError **error)
-{
-    /* resolved forgets a link's settings when the link goes away. A
-     * resolved that left the bus keeps nothing either, but that is still
-     * reported: someone stopped it under us. */
-    return resolved_call(dns, "RevertLink", g_variant_new("(i)", l->ifindex), l->ifindex, l->ifname,
-                         "org.freedesktop.resolve1.NoSuchLink", error);
-}
-
-/* ---------- resolvconf ---------- */
-
 static char *find_resolvconf(const char *program)
 {
     char *path;
@@ -281,19 +206,6 @@ static char *find_resolvconf(const char *program)
     return path;
 }
 
-static void on_communicated(GObject *src, GAsyncResult *res, gpointer user)
-{
-    GAsyncResult **out = user;
-
-    *out = g_object_ref(res);
-}
-
-static gboolean on_timeout(gpointer user)
-{
-    g_cancellable_cancel(user);
-    return G_SOURCE_REMOVE;
-}
-
 /* What the program said, fit for one line of a message. */
 static char *output_summary(GBytes *out)
 {
@@ -310,91 +222,311 @@ static char *output_summary(GBytes *out)
     return g_strdup_printf("\"%s\"", valid);
 }
 
-/* Runs "resolvconf ACTION RECORD" with INPUT on its stdin, for at most
- * RESOLVCONF_TIMEOUT_S seconds. Synchronous like the API, but on a private
- * main context, so that nothing else of the daemon runs in between. */
-static gboolean run_resolvconf(ShimmerDns *dns, const char *action, const char *record,
-                               const char *input, GError **error)
+static DnsLink *find_link(ShimmerDns *dns, int ifindex, const char *ifname, guint *index)
+{
+    for (guint i = 0; i < dns->links->len; i++) {
+        DnsLink *l = g_ptr_array_index(dns->links, i);
+
+        if ((ifindex > 0 && l->ifindex == ifindex) ||
+            (ifname != NULL && strcmp(l->ifname, ifname) == 0)) {
+            if (index != NULL)
+                *index = i;
+            return l;
+        }
+    }
+    return NULL;
+}
+
+/* ---------- the queue of changes ---------- */
+
+/* Every change is a GTask with an Op as its data. They run one at a time,
+ * in the order asked for, so an apply and the revert after it can never
+ * pass each other; each step is an asynchronous call whose answer comes
+ * back to op_step() on the main loop, which moves the change under way
+ * (dns->current) on. A change itself is never cancelled (a revert must
+ * happen even when its caller went away): a cancelled GCancellable only
+ * turns what the caller is told into G_IO_ERROR_CANCELLED. */
+
+typedef enum {
+    OP_APPLY,
+    OP_REVERT,
+    OP_REVERT_ALL,
+    OP_CLEANUP,
+} OpKind;
+
+/* Steps of an apply. */
+enum {
+    APPLY_START,
+    APPLY_OLD_UNDONE,
+    APPLY_SET,
+    APPLY_DNS_SET,
+    APPLY_DOMAINS_SET,
+    APPLY_DEFAULT_ROUTE_SET,
+    APPLY_BACKED_OUT,
+    APPLY_RESOLVCONF_DONE,
+};
+
+typedef struct {
+    OpKind kind;
+    guint step;
+    int ifindex;
+    char *ifname;
+    GVariant *servers;   /* a(iay), checked */
+    char **server_texts; /* the same, as written (for resolvconf) */
+    char **domains;
+    gboolean default_route;
+    gboolean quiet;    /* a re-apply after resolved came back: logged here */
+    DnsLink *link;     /* a link taken out of the table while it is undone */
+    GPtrArray *todo;   /* revert-all: DnsLink*; cleanup: ifnames */
+    GError *error;     /* the failure an apply is backing out of */
+} Op;
+
+static void op_free(gpointer data)
+{
+    Op *op = data;
+
+    g_free(op->ifname);
+    g_clear_pointer(&op->servers, g_variant_unref);
+    g_strfreev(op->server_texts);
+    g_strfreev(op->domains);
+    if (op->link != NULL)
+        dns_link_free(op->link);
+    g_clear_pointer(&op->todo, g_ptr_array_unref);
+    g_clear_error(&op->error);
+    g_free(op);
+}
+
+static ShimmerDns *dns_ref(ShimmerDns *dns)
+{
+    dns->ref++;
+    return dns;
+}
+
+static void dns_unref(ShimmerDns *dns);
+
+static void op_step(ShimmerDns *dns, GError *error);
+
+/* Ends the change under way with ERROR (taken; NULL: success) and starts
+ * the next one. */
+static void op_done(ShimmerDns *dns, GError *error)
+{
+    GTask *task = g_steal_pointer(&dns->current);
+
+    if (error != NULL)
+        g_task_return_error(task, error);
+    else
+        g_task_return_boolean(task, TRUE);
+    g_object_unref(task);
+    while (dns->current == NULL && !g_queue_is_empty(&dns->queue)) {
+        dns->current = g_queue_pop_head(&dns->queue);
+        op_step(dns, NULL);
+    }
+}
+
+static void enqueue(ShimmerDns *dns, GTask *task)
+{
+    g_queue_push_tail(&dns->queue, task);
+    if (dns->current == NULL) {
+        dns->current = g_queue_pop_head(&dns->queue);
+        op_step(dns, NULL);
+    }
+}
+
+static GTask *new_task(OpKind kind, gpointer tag, GCancellable *cancellable,
+                       GAsyncReadyCallback callback, gpointer user_data, Op **op_out)
+{
+    GTask *task = g_task_new(NULL, cancellable, callback, user_data);
+    Op *op = g_new0(Op, 1);
+
+    op->kind = kind;
+    g_task_set_source_tag(task, tag);
+    g_task_set_task_data(task, op, op_free);
+    *op_out = op;
+    return task;
+}
+
+/* ---------- asynchronous calls: resolved ---------- */
+
+typedef struct {
+    ShimmerDns *dns; /* a reference */
+    const char *method;
+    char *ifname;
+    int ifindex;
+    const char *tolerated;
+} Call;
+
+static void on_call_reply(GObject *source, GAsyncResult *result, gpointer user)
+{
+    Call *c = user;
+    g_autoptr(GError) local = NULL;
+    g_autoptr(GVariant) ret =
+        g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), result, &local);
+    GError *error = NULL;
+
+    if (ret == NULL) {
+        /* Before stripping: an unregistered error's name is in its message. */
+        g_autofree char *remote = g_dbus_error_get_remote_error(local);
+
+        if (c->tolerated != NULL && g_strcmp0(remote, c->tolerated) == 0) {
+            g_debug("systemd-resolved: %s for %s: %s (fine)", c->method, c->ifname, remote);
+        } else {
+            g_dbus_error_strip_remote_error(local);
+            if (g_error_matches(local, G_DBUS_ERROR, G_DBUS_ERROR_NAME_HAS_NO_OWNER) ||
+                g_error_matches(local, G_DBUS_ERROR, G_DBUS_ERROR_SERVICE_UNKNOWN))
+                g_prefix_error(&local, "it is not on the bus any more: ");
+            g_propagate_prefixed_error(&error, g_steal_pointer(&local),
+                                       "systemd-resolved: %s for %s (ifindex %d) failed: ",
+                                       c->method, c->ifname, c->ifindex);
+        }
+    }
+    op_step(c->dns, error);
+    dns_unref(c->dns);
+    g_free(c->ifname);
+    g_free(c);
+}
+
+/* One call to resolved's Manager for the change under way; never starts
+ * resolved (see resolved_is_present()). An error named TOLERATED (a
+ * static string) counts as success. */
+static void resolved_call(ShimmerDns *dns, const char *method, GVariant *args, int ifindex,
+                          const char *ifname, const char *tolerated)
+{
+    Call *c = g_new0(Call, 1);
+
+    c->dns = dns_ref(dns);
+    c->method = method;
+    c->ifname = g_strdup(ifname);
+    c->ifindex = ifindex;
+    c->tolerated = tolerated;
+    g_dbus_connection_call(dns->bus, RESOLVED_NAME, RESOLVED_PATH, RESOLVED_IFACE, method, args,
+                           NULL, G_DBUS_CALL_FLAGS_NO_AUTO_START, DBUS_TIMEOUT_MS, NULL,
+                           on_call_reply, c);
+}
+
+static GVariant *resolved_domains(const char *const *domains, gboolean default_route)
+{
+    g_auto(GVariantBuilder) b = G_VARIANT_BUILDER_INIT(G_VARIANT_TYPE("a(sb)"));
+    gboolean have_root = FALSE;
+
+    for (gsize i = 0; domains != NULL && domains[i] != NULL; i++) {
+        gboolean routing = domains[i][0] == '~';
+        const char *d = routing ? domains[i] + 1 : domains[i];
+
+        have_root |= strcmp(d, ".") == 0;
+        g_variant_builder_add(&b, "(sb)", d, routing);
+    }
+    /* "~." (on the bus: the root domain, routing only) sends every query
+     * without a better-matching link here. */
+    if (default_route && !have_root)
+        g_variant_builder_add(&b, "(sb)", ".", TRUE);
+    return g_variant_builder_end(&b);
+}
+
+/* ---------- asynchronous calls: resolvconf ---------- */
+
+typedef struct {
+    ShimmerDns *dns; /* a reference */
+    GSubprocess *proc;
+    GCancellable *cancel;
+    guint timer;
+    char *verb;
+    char *record;
+} Run;
+
+static gboolean on_run_timeout(gpointer user)
+{
+    Run *r = user;
+
+    r->timer = 0;
+    g_cancellable_cancel(r->cancel);
+    return G_SOURCE_REMOVE;
+}
+
+static void on_run_waited(GObject *source, GAsyncResult *result, gpointer user)
+{
+    /* A killed resolvconf is reaped here; nothing else to do. */
+    g_subprocess_wait_finish(G_SUBPROCESS(source), result, NULL);
+}
+
+static void on_run_communicated(GObject *source, GAsyncResult *result, gpointer user)
+{
+    Run *r = user;
+    g_autoptr(GBytes) out = NULL;
+    g_autoptr(GError) local = NULL;
+    GError *error = NULL;
+
+    if (r->timer != 0)
+        g_source_remove(r->timer);
+    if (!g_subprocess_communicate_finish(r->proc, result, &out, NULL, &local)) {
+        gboolean timed_out = g_cancellable_is_cancelled(r->cancel);
+
+        g_subprocess_force_exit(r->proc);
+        g_subprocess_wait_async(r->proc, NULL, on_run_waited, NULL);
+        if (timed_out)
+            g_set_error(&error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                        "resolvconf: %s %s failed: no answer within %d s", r->verb, r->record,
+                        RESOLVCONF_TIMEOUT_S);
+        else
+            g_propagate_prefixed_error(&error, g_steal_pointer(&local),
+                                       "resolvconf: %s %s failed: ", r->verb, r->record);
+    } else if (!g_subprocess_get_if_exited(r->proc)) {
+        g_set_error(&error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                    "resolvconf: %s %s failed: killed by signal %d", r->verb, r->record,
+                    g_subprocess_get_term_sig(r->proc));
+    } else if (g_subprocess_get_exit_status(r->proc) != 0) {
+        g_autofree char *said = output_summary(out);
+
+        g_set_error(&error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                    "resolvconf: %s %s failed with exit status %d: %s", r->verb, r->record,
+                    g_subprocess_get_exit_status(r->proc), said);
+    }
+    op_step(r->dns, error);
+    dns_unref(r->dns);
+    g_object_unref(r->proc);
+    g_object_unref(r->cancel);
+    g_free(r->verb);
+    g_free(r->record);
+    g_free(r);
+}
+
+/* Runs "resolvconf ACTION RECORD" with INPUT on its stdin for the change
+ * under way, for at most RESOLVCONF_TIMEOUT_S seconds. */
+static void run_resolvconf(ShimmerDns *dns, const char *action, const char *record,
+                           const char *input)
 {
     const char *argv[] = {dns->resolvconf, action, record, NULL};
     const char *verb = strcmp(action, "-a") == 0 ? "adding" : "removing";
-    g_autoptr(GMainContext) ctx = g_main_context_new();
-    g_autoptr(GSubprocessLauncher) launcher = NULL;
-    g_autoptr(GSubprocess) proc = NULL;
-    g_autoptr(GCancellable) cancel = NULL;
-    g_autoptr(GAsyncResult) res = NULL;
-    g_autoptr(GBytes) in = NULL;
-    g_autoptr(GBytes) out = NULL;
-    g_autoptr(GError) local = NULL;
-    GSource *timer;
-    gboolean ok;
-
-    launcher =
+    g_autoptr(GSubprocessLauncher) launcher =
         g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE |
                                   G_SUBPROCESS_FLAGS_STDERR_MERGE);
+    g_autoptr(GError) local = NULL;
+
     g_subprocess_launcher_set_cwd(launcher, "/");
-    proc = g_subprocess_launcher_spawnv(launcher, argv, &local);
+    GSubprocess *proc = g_subprocess_launcher_spawnv(launcher, argv, &local);
     if (proc == NULL) {
-        g_propagate_prefixed_error(error, g_steal_pointer(&local),
+        GError *error = NULL;
+
+        g_propagate_prefixed_error(&error, g_steal_pointer(&local),
                                    "resolvconf: %s %s failed: cannot run %s: ", verb, record,
                                    dns->resolvconf);
-        return FALSE;
+        op_step(dns, error);
+        return;
     }
-
-    g_main_context_push_thread_default(ctx);
-    cancel = g_cancellable_new();
-    timer = g_timeout_source_new_seconds(RESOLVCONF_TIMEOUT_S);
-    g_source_set_callback(timer, on_timeout, cancel, NULL);
-    g_source_attach(timer, ctx);
-    in = g_bytes_new_static(input, strlen(input));
-    g_subprocess_communicate_async(proc, in, cancel, on_communicated, &res);
-    while (res == NULL)
-        g_main_context_iteration(ctx, TRUE);
-    ok = g_subprocess_communicate_finish(proc, res, &out, NULL, &local);
-    g_source_destroy(timer);
-    g_source_unref(timer);
-    if (!ok) {
-        gboolean timed_out = g_cancellable_is_cancelled(cancel);
-
-        g_subprocess_force_exit(proc);
-        (void)g_subprocess_wait(proc, NULL, NULL);
-        while (g_main_context_iteration(ctx, FALSE))
-            ;
-        g_main_context_pop_thread_default(ctx);
-        if (timed_out)
-            g_set_error(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
-                        "resolvconf: %s %s failed: no answer within %d s", verb, record,
-                        RESOLVCONF_TIMEOUT_S);
-        else
-            g_propagate_prefixed_error(error, g_steal_pointer(&local),
-                                       "resolvconf: %s %s failed: ", verb, record);
-        return FALSE;
-    }
-    while (g_main_context_iteration(ctx, FALSE))
-        ;
-    g_main_context_pop_thread_default(ctx);
-
-    if (!g_subprocess_get_if_exited(proc)) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
-                    "resolvconf: %s %s failed: killed by signal %d", verb, record,
-                    g_subprocess_get_term_sig(proc));
-        return FALSE;
-    }
-    if (g_subprocess_get_exit_status(proc) != 0) {
-        g_autofree char *said = output_summary(out);
-
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
-                    "resolvconf: %s %s failed with exit status %d: %s", verb, record,
-                    g_subprocess_get_exit_status(proc), said);
-        return FALSE;
-    }
-    return TRUE;
+    Run *r = g_new0(Run, 1);
+    r->dns = dns_ref(dns);
+    r->proc = proc;
+    r->cancel = g_cancellable_new();
+    r->verb = g_strdup(verb);
+    r->record = g_strdup(record);
+    r->timer = g_timeout_add_seconds(RESOLVCONF_TIMEOUT_S, on_run_timeout, r);
+    g_autoptr(GBytes) in = g_bytes_new(input, strlen(input));
+    g_subprocess_communicate_async(proc, in, r->cancel, on_run_communicated, r);
 }
 
 /* resolvconf knows no routing domains and no default route: the servers
  * join everyone else's for all queries, and "~" domains are left out. */
-static gboolean resolvconf_apply(ShimmerDns *dns, const char *ifname, const char *const *servers,
-                                 const char *const *domains, GError **error)
+static void resolvconf_apply(ShimmerDns *dns, const char *ifname, const char *const *servers,
+                             const char *const *domains)
 {
     g_autoptr(GString) conf = g_string_new(NULL);
     g_autofree char *record = g_strconcat(ifname, RECORD_SUFFIX, NULL);
@@ -411,17 +543,294 @@ static gboolean resolvconf_apply(ShimmerDns *dns, const char *ifname, const char
     }
     if (search)
         g_string_append_c(conf, '\n');
-    return run_resolvconf(dns, "-a", record, conf->str, error);
+    run_resolvconf(dns, "-a", record, conf->str);
 }
 
-static gboolean resolvconf_revert(ShimmerDns *dns, const char *ifname, GError **error)
+static void resolvconf_revert(ShimmerDns *dns, const char *ifname)
 {
     g_autofree char *record = g_strconcat(ifname, RECORD_SUFFIX, NULL);
 
-    return run_resolvconf(dns, "-d", record, "", error);
+    run_resolvconf(dns, "-d", record, "");
+}
+
+/* Undoes link L for the change under way. */
+static void revert_link(ShimmerDns *dns, const DnsLink *l)
+{
+    switch (l->backend) {
+    case SHIMMER_DNS_BACKEND_RESOLVED:
+        /* resolved forgets a link's settings when the link goes away. A
+         * resolved that left the bus keeps nothing either, but that is
+         * still reported: someone stopped it under us. */
+        resolved_call(dns, "RevertLink", g_variant_new("(i)", l->ifindex), l->ifindex, l->ifname,
+                      "org.freedesktop.resolve1.NoSuchLink");
+        return;
+    case SHIMMER_DNS_BACKEND_RESOLVCONF:
+        resolvconf_revert(dns, l->ifname);
+        return;
+    case SHIMMER_DNS_BACKEND_NONE:
+        break;
+    }
+    op_step(dns, NULL);
+}
+
+/* ---------- the changes, step by step ---------- */
+
+static void remember_link(ShimmerDns *dns, Op *op)
+{
+    DnsLink *l = find_link(dns, op->ifindex, op->ifname, NULL);
+
+    if (l == NULL) {
+        l = g_new0(DnsLink, 1);
+        l->ifindex = op->ifindex;
+        l->ifname = g_strdup(op->ifname);
+        l->backend = dns->backend;
+        g_ptr_array_add(dns->links, l);
+    }
+    g_clear_pointer(&l->servers, g_variant_unref);
+    g_strfreev(l->domains);
+    l->servers = g_variant_ref(op->servers);
+    l->domains = g_strdupv(op->domains);
+    l->default_route = op->default_route;
+    g_debug("DNS for %s through %s: %" G_GSIZE_FORMAT " server(s), %u domain(s)%s", op->ifname,
+            shimmer_dns_backend_name(dns->backend), g_variant_n_children(op->servers),
+            op->domains ? g_strv_length(op->domains) : 0,
+            op->default_route ? ", all queries" : "");
+}
+
+static void apply_step(ShimmerDns *dns, Op *op, GError *error)
+{
+    switch (op->step) {
+    case APPLY_START: {
+        /* Settings from an earlier apply on this link (a reconnect) go
+         * first when they were made elsewhere; resolved and resolvconf
+         * replace their own record in place. */
+        guint index;
+        DnsLink *old = find_link(dns, op->ifindex, op->ifname, &index);
+        gsize n = g_variant_n_children(op->servers);
+
+        if (old != NULL &&
+            (old->ifindex != op->ifindex || strcmp(old->ifname, op->ifname) != 0 || n == 0)) {
+            op->link = g_ptr_array_steal_index(dns->links, index);
+            op->step = APPLY_OLD_UNDONE;
+            revert_link(dns, op->link);
+            return;
+        }
+        op->step = APPLY_SET;
+        apply_step(dns, op, NULL);
+        return;
+    }
+    case APPLY_OLD_UNDONE:
+        if (error != NULL)
+            g_warning("%s", error->message);
+        g_clear_error(&error);
+        g_clear_pointer(&op->link, dns_link_free);
+        op->step = APPLY_SET;
+        apply_step(dns, op, NULL);
+        return;
+    case APPLY_SET:
+        /* Without a server there is nothing to send queries to. */
+        if (g_variant_n_children(op->servers) == 0) {
+            op_done(dns, NULL);
+            return;
+        }
+        switch (dns->backend) {
+        case SHIMMER_DNS_BACKEND_RESOLVED:
+            op->step = APPLY_DNS_SET;
+            resolved_call(dns, "SetLinkDNS",
+                          g_variant_new("(i@a(iay))", op->ifindex, g_variant_ref(op->servers)),
+                          op->ifindex, op->ifname, NULL);
+            return;
+        case SHIMMER_DNS_BACKEND_RESOLVCONF:
+            op->step = APPLY_RESOLVCONF_DONE;
+            resolvconf_apply(dns, op->ifname, (const char *const *)op->server_texts,
+                             (const char *const *)op->domains);
+            return;
+        case SHIMMER_DNS_BACKEND_NONE:
+            break;
+        }
+        op_done(dns, g_error_new(G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                                 "DNS servers for %s not set: systemd-resolved is not on the bus "
+                                 "and resolvconf is not installed",
+                                 op->ifname));
+        return;
+    case APPLY_DNS_SET:
+        if (error != NULL) {
+            op_done(dns, error);
+            return;
+        }
+        op->step = APPLY_DOMAINS_SET;
+        resolved_call(
+            dns, "SetLinkDomains",
+            g_variant_new("(i@a(sb))", op->ifindex,
+                          resolved_domains((const char *const *)op->domains, op->default_route)),
+            op->ifindex, op->ifname, NULL);
+        return;
+    case APPLY_DOMAINS_SET:
+        if (error == NULL) {
+            /* Before systemd 240 there is no SetLinkDefaultRoute, and "~."
+             * alone does the job there. */
+            op->step = APPLY_DEFAULT_ROUTE_SET;
+            resolved_call(dns, "SetLinkDefaultRoute",
+                          g_variant_new("(ib)", op->ifindex, op->default_route), op->ifindex,
+                          op->ifname, "org.freedesktop.DBus.Error.UnknownMethod");
+            return;
+        }
+        G_GNUC_FALLTHROUGH;
+    case APPLY_DEFAULT_ROUTE_SET:
+        if (error != NULL) {
+            /* Best effort: leave the link as it was rather than half
+             * configured. */
+            op->error = error;
+            op->step = APPLY_BACKED_OUT;
+            resolved_call(dns, "RevertLink", g_variant_new("(i)", op->ifindex), op->ifindex,
+                          op->ifname, NULL);
+            return;
+        }
+        remember_link(dns, op);
+        op_done(dns, NULL);
+        return;
+    case APPLY_BACKED_OUT:
+        g_clear_error(&error);
+        /* After a failure an earlier apply's record stays: whatever is
+         * left of it is still undone by revert, which does no harm when
+         * nothing is. */
+        op_done(dns, g_steal_pointer(&op->error));
+        return;
+    case APPLY_RESOLVCONF_DONE:
+        if (error == NULL)
+            remember_link(dns, op);
+        op_done(dns, error);
+        return;
+    }
+    op_done(dns, error);
+}
+
+static void revert_step(ShimmerDns *dns, Op *op, GError *error)
+{
+    if (op->step == 0) {
+        guint index;
+
+        if (find_link(dns, op->ifindex, op->ifname, &index) == NULL) {
+            op_done(dns, NULL);
+            return;
+        }
+        /* Forgotten first: whatever the undoing says, there is nothing a
+         * second attempt would do better. */
+        op->link = g_ptr_array_steal_index(dns->links, index);
+        op->step = 1;
+        revert_link(dns, op->link);
+        return;
+    }
+    if (error == NULL)
+        g_debug("DNS settings of %s undone (%s)", op->link->ifname,
+                shimmer_dns_backend_name(op->link->backend));
+    op_done(dns, error);
+}
+
+static void revert_all_step(ShimmerDns *dns, Op *op, GError *error)
+{
+    if (op->step == 0) {
+        /* Newest first, the reverse of how they were made. */
+        op->todo = g_ptr_array_new_with_free_func(dns_link_free);
+        while (dns->links->len > 0)
+            g_ptr_array_add(op->todo, g_ptr_array_steal_index(dns->links, dns->links->len - 1));
+        op->step = 1;
+    } else if (error != NULL) {
+        g_warning("%s", error->message);
+        g_clear_error(&error);
+    }
+    g_clear_pointer(&op->link, dns_link_free);
+    if (op->todo->len == 0) {
+        op_done(dns, NULL);
+        return;
+    }
+    op->link = g_ptr_array_steal_index(op->todo, 0);
+    revert_link(dns, op->link);
+}
+
+/* The resolvconf records "*.shimmer" of interfaces that no longer exist. */
+static GPtrArray *stale_records(ShimmerDns *dns)
+{
+    GPtrArray *stale = g_ptr_array_new_with_free_func(g_free);
+
+    for (char **dir = dns->record_dirs; *dir != NULL; dir++) {
+        g_autoptr(GDir) d = g_dir_open(*dir, 0, NULL);
+        const char *name;
+
+        while (d != NULL && (name = g_dir_read_name(d)) != NULL) {
+            g_autofree char *ifname = NULL;
+
+            if (!g_str_has_suffix(name, RECORD_SUFFIX))
+                continue;
+            ifname = g_strndup(name, strlen(name) - strlen(RECORD_SUFFIX));
+            if (!ifname_is_valid(ifname) || if_nametoindex(ifname) != 0)
+                continue;
+            if (dns->resolvconf == NULL)
+                g_warning("resolvconf record %s%s in %s is left from an earlier run, but "
+                          "resolvconf is not installed to remove it",
+                          ifname, RECORD_SUFFIX, *dir);
+            else if (!g_ptr_array_find_with_equal_func(stale, ifname, g_str_equal, NULL))
+                g_ptr_array_add(stale, g_steal_pointer(&ifname));
+        }
+    }
+    return stale;
+}
+
+static void cleanup_step(ShimmerDns *dns, Op *op, GError *error)
+{
+    if (op->step == 0) {
+        /* resolved needs nothing: it drops a link's settings with the link,
+         * and a crashed run's tun went away with its file descriptor. */
+        op->todo = stale_records(dns);
+        op->step = 1;
+    } else if (error != NULL) {
+        g_warning("%s", error->message);
+        g_clear_error(&error);
+    } else {
+        g_message("removed the stale resolvconf record %s%s", op->ifname, RECORD_SUFFIX);
+    }
+    g_clear_pointer(&op->ifname, g_free);
+    if (op->todo->len == 0) {
+        op_done(dns, NULL);
+        return;
+    }
+    op->ifname = g_ptr_array_steal_index(op->todo, 0);
+    resolvconf_revert(dns, op->ifname);
+}
+
+/* Moves the change under way on, with the result of its last step. */
+static void op_step(ShimmerDns *dns, GError *error)
+{
+    Op *op = g_task_get_task_data(dns->current);
+
+    switch (op->kind) {
+    case OP_APPLY:
+        apply_step(dns, op, error);
+        return;
+    case OP_REVERT:
+        revert_step(dns, op, error);
+        return;
+    case OP_REVERT_ALL:
+        revert_all_step(dns, op, error);
+        return;
+    case OP_CLEANUP:
+        cleanup_step(dns, op, error);
+        return;
+    }
 }
 
 /* ---------- the API ---------- */
+
+static void on_reapplied(GObject *source, GAsyncResult *result, gpointer user)
+{
+    g_autofree char *ifname = user;
+    g_autoptr(GError) error = NULL;
+
+    if (g_task_propagate_boolean(G_TASK(result), &error))
+        g_message("systemd-resolved is back: DNS settings of %s applied again", ifname);
+    else
+        g_warning("%s", error->message);
+}
 
 static void on_resolved_vanished(GDBusConnection *bus, const char *name, gpointer user)
 {
@@ -437,6 +846,11 @@ static void on_resolved_vanished(GDBusConnection *bus, const char *name, gpointe
                   n);
 }
 
+static GTask *apply_task(ShimmerDns *dns, int ifindex, const char *ifname, GVariant *servers,
+                         const char *const *server_texts, const char *const *domains,
+                         gboolean default_route, GCancellable *cancellable,
+                         GAsyncReadyCallback callback, gpointer user_data);
+
 /* resolved is back (restarted): it knows nothing of our links. */
 static void on_resolved_appeared(GDBusConnection *bus, const char *name, const char *owner,
                                  gpointer user)
@@ -448,15 +862,12 @@ static void on_resolved_appeared(GDBusConnection *bus, const char *name, const c
     dns->resolved_gone = FALSE;
     for (guint i = 0; i < dns->links->len; i++) {
         DnsLink *l = g_ptr_array_index(dns->links, i);
-        g_autoptr(GError) error = NULL;
 
         if (l->backend != SHIMMER_DNS_BACKEND_RESOLVED)
             continue;
-        if (resolved_apply(dns, l->ifindex, l->ifname, l->servers, (const char *const *)l->domains,
-                           l->default_route, &error))
-            g_message("systemd-resolved is back: DNS settings of %s applied again", l->ifname);
-        else
-            g_warning("%s", error->message);
+        enqueue(dns, apply_task(dns, l->ifindex, l->ifname, l->servers, NULL,
+                                (const char *const *)l->domains, l->default_route, NULL,
+                                on_reapplied, g_strdup(l->ifname)));
     }
 }
 
@@ -464,6 +875,8 @@ ShimmerDns *shimmer_dns_new(GDBusConnection *bus, const char *resolvconf)
 {
     ShimmerDns *dns = g_new0(ShimmerDns, 1);
 
+    dns->ref = 1;
+    g_queue_init(&dns->queue);
     if (bus != NULL) {
         dns->bus = g_object_ref(bus);
     } else {
@@ -496,19 +909,35 @@ ShimmerDns *shimmer_dns_new(GDBusConnection *bus, const char *resolvconf)
     return dns;
 }
 
-void shimmer_dns_free(ShimmerDns *dns)
+static void dns_unref(ShimmerDns *dns)
 {
-    if (dns == NULL)
+    if (--dns->ref > 0)
         return;
-    /* Undoing is shimmer_dns_revert_all()'s job: freeing never touches
-     * the system, so a test or an error path can drop the object freely. */
-    if (dns->resolved_watch != 0)
-        g_bus_unwatch_name(dns->resolved_watch);
     g_ptr_array_unref(dns->links);
     g_strfreev(dns->record_dirs);
     g_free(dns->resolvconf);
     g_clear_object(&dns->bus);
     g_free(dns);
+}
+
+void shimmer_dns_free(ShimmerDns *dns)
+{
+    if (dns == NULL)
+        return;
+    /* Undoing is shimmer_dns_revert_all()'s job: freeing never touches
+     * the system, so a test or an error path can drop the object freely.
+     * Changes still queued are dropped; one under way finishes first (its
+     * call holds a reference). */
+    if (dns->resolved_watch != 0)
+        g_bus_unwatch_name(dns->resolved_watch);
+    dns->resolved_watch = 0;
+    GTask *task;
+    while ((task = g_queue_pop_head(&dns->queue)) != NULL) {
+        g_task_return_new_error(task, G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                                "the DNS helper was freed");
+        g_object_unref(task);
+    }
+    dns_unref(dns);
 }
 
 ShimmerDnsBackend shimmer_dns_get_backend(ShimmerDns *dns)
@@ -537,182 +966,115 @@ void shimmer_dns_set_resolvconf_dir(ShimmerDns *dns, const char *dir)
     dns->record_dirs = g_strdupv(dir != NULL ? (char **)dirs : (char **)default_record_dirs);
 }
 
-static DnsLink *find_link(ShimmerDns *dns, int ifindex, const char *ifname, guint *index)
+static GTask *apply_task(ShimmerDns *dns, int ifindex, const char *ifname, GVariant *servers,
+                         const char *const *server_texts, const char *const *domains,
+                         gboolean default_route, GCancellable *cancellable,
+                         GAsyncReadyCallback callback, gpointer user_data)
 {
-    for (guint i = 0; i < dns->links->len; i++) {
-        DnsLink *l = g_ptr_array_index(dns->links, i);
+    Op *op;
+    GTask *task =
+        new_task(OP_APPLY, shimmer_dns_apply, cancellable, callback, user_data, &op);
 
-        if ((ifindex > 0 && l->ifindex == ifindex) ||
-            (ifname != NULL && strcmp(l->ifname, ifname) == 0)) {
-            if (index != NULL)
-                *index = i;
-            return l;
-        }
-    }
-    return NULL;
+    op->ifindex = ifindex;
+    op->ifname = g_strdup(ifname);
+    op->servers = g_variant_ref(servers);
+    op->server_texts = g_strdupv((char **)server_texts);
+    op->domains = g_strdupv((char **)domains);
+    op->default_route = default_route;
+    return task;
 }
 
-static gboolean revert_link(ShimmerDns *dns, const DnsLink *l, GError **error)
+void shimmer_dns_apply(ShimmerDns *dns, int ifindex, const char *ifname,
+                       const char *const *servers, const char *const *domains,
+                       gboolean default_route, GCancellable *cancellable,
+                       GAsyncReadyCallback callback, gpointer user_data)
 {
-    switch (l->backend) {
-    case SHIMMER_DNS_BACKEND_RESOLVED:
-        return resolved_revert(dns, l, error);
-    case SHIMMER_DNS_BACKEND_RESOLVCONF:
-        return resolvconf_revert(dns, l->ifname, error);
-    case SHIMMER_DNS_BACKEND_NONE:
-        break;
-    }
-    return TRUE;
-}
-
-/* Forgets the link first: whatever the undoing says, there is nothing a
- * second attempt would do better. */
-static gboolean forget_and_revert(ShimmerDns *dns, guint index, GError **error)
-{
-    DnsLink *l = g_ptr_array_steal_index(dns->links, index);
-    gboolean ok = revert_link(dns, l, error);
-
-    if (ok)
-        g_debug("DNS settings of %s undone (%s)", l->ifname, shimmer_dns_backend_name(l->backend));
-    dns_link_free(l);
-    return ok;
-}
-
-gboolean shimmer_dns_apply(ShimmerDns *dns, int ifindex, const char *ifname,
-                           const char *const *servers, const char *const *domains,
-                           gboolean default_route, GError **error)
-{
-    g_autoptr(GVariant) parsed = NULL;
-    guint index;
-    gboolean ok = FALSE;
-
-    g_return_val_if_fail(dns != NULL, FALSE);
-    g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
+    g_autoptr(GError) error = NULL;
 
     if (!ifname_is_valid(ifname) || ifindex <= 0) {
         g_autofree char *q = quote_token(ifname ? ifname : "");
 
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                    "cannot set DNS for the interface %s (ifindex %d): not a valid interface", q,
-                    ifindex);
-        return FALSE;
+        g_task_report_new_error(NULL, callback, user_data, shimmer_dns_apply, G_IO_ERROR,
+                                G_IO_ERROR_INVALID_ARGUMENT,
+                                "cannot set DNS for the interface %s (ifindex %d): not a valid "
+                                "interface",
+                                q, ifindex);
+        return;
     }
-    parsed = parse_settings(ifname, servers, domains, error);
-    if (parsed == NULL)
-        return FALSE;
-
-    /* Settings from an earlier apply on this link (a reconnect) go first
-     * when they were made elsewhere; resolved and resolvconf replace their
-     * own record in place. */
-    DnsLink *old = find_link(dns, ifindex, ifname, &index);
-    if (old != NULL && (old->ifindex != ifindex || strcmp(old->ifname, ifname) != 0 ||
-                        g_variant_n_children(parsed) == 0)) {
-        g_autoptr(GError) local = NULL;
-
-        if (!forget_and_revert(dns, index, &local))
-            g_warning("%s", local->message);
-        old = NULL;
+    /* Everything is checked before anything changes. */
+    g_autoptr(GVariant) parsed = parse_settings(ifname, servers, domains, &error);
+    if (parsed == NULL) {
+        g_task_report_error(NULL, callback, user_data, shimmer_dns_apply,
+                            g_steal_pointer(&error));
+        return;
     }
-    /* Without a server there is nothing to send queries to. */
-    if (g_variant_n_children(parsed) == 0)
-        return TRUE;
-
-    switch (dns->backend) {
-    case SHIMMER_DNS_BACKEND_RESOLVED:
-        ok = resolved_apply(dns, ifindex, ifname, parsed, domains, default_route, error);
-        break;
-    case SHIMMER_DNS_BACKEND_RESOLVCONF:
-        ok = resolvconf_apply(dns, ifname, servers, domains, error);
-        break;
-    case SHIMMER_DNS_BACKEND_NONE:
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
-                    "DNS servers for %s not set: systemd-resolved is not on the bus and "
-                    "resolvconf is not installed",
-                    ifname);
-        break;
-    }
-    /* After a failure an earlier apply's record stays: whatever is left
-     * of it is still undone by revert, which does no harm when nothing is. */
-    if (!ok)
-        return FALSE;
-    if (old == NULL) {
-        old = g_new0(DnsLink, 1);
-        old->ifindex = ifindex;
-        old->ifname = g_strdup(ifname);
-        old->backend = dns->backend;
-        g_ptr_array_add(dns->links, old);
-    }
-    g_clear_pointer(&old->servers, g_variant_unref);
-    g_strfreev(old->domains);
-    old->servers = g_variant_ref(parsed);
-    old->domains = g_strdupv((char **)domains);
-    old->default_route = default_route;
-    g_debug("DNS for %s through %s: %" G_GSIZE_FORMAT " server(s), %u domain(s)%s", ifname,
-            shimmer_dns_backend_name(dns->backend), g_variant_n_children(parsed),
-            domains ? g_strv_length((char **)domains) : 0, default_route ? ", all queries" : "");
-    return TRUE;
+    enqueue(dns, apply_task(dns, ifindex, ifname, parsed, servers, domains, default_route,
+                            cancellable, callback, user_data));
 }
 
-gboolean shimmer_dns_revert(ShimmerDns *dns, int ifindex, const char *ifname, GError **error)
+gboolean shimmer_dns_apply_finish(ShimmerDns *dns, GAsyncResult *result, GError **error)
 {
-    guint index;
-
-    g_return_val_if_fail(dns != NULL, FALSE);
-    g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
-
-    if (find_link(dns, ifindex, ifname, &index) == NULL)
-        return TRUE;
-    return forget_and_revert(dns, index, error);
+    return g_task_propagate_boolean(G_TASK(result), error);
 }
 
-void shimmer_dns_revert_all(ShimmerDns *dns)
+void shimmer_dns_revert(ShimmerDns *dns, int ifindex, const char *ifname,
+                        GCancellable *cancellable, GAsyncReadyCallback callback,
+                        gpointer user_data)
 {
-    g_return_if_fail(dns != NULL);
+    Op *op;
+    GTask *task = new_task(OP_REVERT, shimmer_dns_revert, cancellable, callback, user_data, &op);
 
-    /* Newest first, the reverse of how they were made. */
-    while (dns->links->len > 0) {
-        g_autoptr(GError) error = NULL;
-
-        if (!forget_and_revert(dns, dns->links->len - 1, &error))
-            g_warning("%s", error->message);
-    }
+    op->ifindex = ifindex;
+    op->ifname = g_strdup(ifname);
+    enqueue(dns, task);
 }
 
-void shimmer_dns_cleanup_stale(ShimmerDns *dns)
+gboolean shimmer_dns_revert_finish(ShimmerDns *dns, GAsyncResult *result, GError **error)
 {
-    g_return_if_fail(dns != NULL);
+    return g_task_propagate_boolean(G_TASK(result), error);
+}
 
-    /* resolved needs nothing: it drops a link's settings with the link, and
-     * a crashed run's tun went away with its file descriptor. */
-    for (char **dir = dns->record_dirs; *dir != NULL; dir++) {
-        g_autoptr(GDir) d = g_dir_open(*dir, 0, NULL);
-        g_autoptr(GPtrArray) stale = g_ptr_array_new_with_free_func(g_free);
-        const char *name;
+void shimmer_dns_revert_all(ShimmerDns *dns, GCancellable *cancellable,
+                            GAsyncReadyCallback callback, gpointer user_data)
+{
+    Op *op;
 
-        if (d == NULL)
-            continue;
-        while ((name = g_dir_read_name(d)) != NULL) {
-            g_autofree char *ifname = NULL;
+    enqueue(dns, new_task(OP_REVERT_ALL, shimmer_dns_revert_all, cancellable, callback, user_data,
+                          &op));
+}
 
-            if (!g_str_has_suffix(name, RECORD_SUFFIX))
-                continue;
-            ifname = g_strndup(name, strlen(name) - strlen(RECORD_SUFFIX));
-            if (!ifname_is_valid(ifname) || if_nametoindex(ifname) != 0)
-                continue;
-            g_ptr_array_add(stale, g_steal_pointer(&ifname));
-        }
-        for (guint i = 0; i < stale->len; i++) {
-            const char *ifname = g_ptr_array_index(stale, i);
-            g_autoptr(GError) error = NULL;
+void shimmer_dns_cleanup_stale(ShimmerDns *dns, GCancellable *cancellable,
+                               GAsyncReadyCallback callback, gpointer user_data)
+{
+    Op *op;
 
-            if (dns->resolvconf == NULL)
-                g_warning("resolvconf record %s%s in %s is left from an earlier run, but "
-                          "resolvconf is not installed to remove it",
-                          ifname, RECORD_SUFFIX, *dir);
-            else if (!resolvconf_revert(dns, ifname, &error))
-                g_warning("%s", error->message);
-            else
-                g_message("removed the stale resolvconf record %s%s", ifname, RECORD_SUFFIX);
-        }
-    }
+    enqueue(dns,
+            new_task(OP_CLEANUP, shimmer_dns_cleanup_stale, cancellable, callback, user_data, &op));
+}
+
+gboolean shimmer_dns_is_idle(ShimmerDns *dns)
+{
+    return dns->current == NULL && g_queue_is_empty(&dns->queue);
+}
+
+static gboolean on_wait_over(gpointer user)
+{
+    *(gboolean *)user = TRUE;
+    return G_SOURCE_REMOVE;
+}
+
+gboolean shimmer_dns_wait_idle(ShimmerDns *dns, guint timeout_ms)
+{
+    GMainContext *ctx = g_main_context_ref_thread_default();
+    gboolean over = FALSE;
+    GSource *timer = g_timeout_source_new(timeout_ms);
+
+    g_source_set_callback(timer, on_wait_over, &over, NULL);
+    g_source_attach(timer, ctx);
+    while (!shimmer_dns_is_idle(dns) && !over)
+        g_main_context_iteration(ctx, TRUE);
+    g_source_destroy(timer);
+    g_source_unref(timer);
+    g_main_context_unref(ctx);
+    return shimmer_dns_is_idle(dns);
 }

@@ -12,6 +12,9 @@ G_BEGIN_DECLS
  * through resolvconf(8) when installed ("resolvconf -a IFACE.shimmer" with a
  * resolv.conf fragment on stdin, "-d" to remove), else nothing is changed
  * and the caller logs a warning.
+ *
+ * The backend is chosen once, when the object is made (a quick question to
+ * the bus, before the daemon serves anyone).
  */
 
 typedef enum {
@@ -32,6 +35,17 @@ void shimmer_dns_free(ShimmerDns *dns);
 ShimmerDnsBackend shimmer_dns_get_backend(ShimmerDns *dns);
 const char *shimmer_dns_backend_name(ShimmerDnsBackend backend);
 
+/*
+ * Changes run asynchronously on the thread-default main context of the
+ * caller, one after the other in the order asked for, and never wait on
+ * the main loop: each D-Bus call to resolved gives up after 5 s, a
+ * resolvconf run is killed after 5 s. A change is never cancelled once
+ * asked for (a revert must happen even if its caller went away): a
+ * cancelled CANCELLABLE only makes the result G_IO_ERROR_CANCELLED, so
+ * that a caller that is gone need not be called back. Freeing the object
+ * drops changes not yet started.
+ */
+
 /* Applies SERVERS (IPv4/IPv6 address strings) and DOMAINS (search domains;
  * a leading "~" marks a routing-only domain) to the link IFINDEX/IFNAME.
  * DEFAULT_ROUTE: the link should take all queries (redirect-gateway);
@@ -40,23 +54,42 @@ const char *shimmer_dns_backend_name(ShimmerDnsBackend backend);
  * Everything is checked before anything changes: a server that is not an
  * address or a domain that is not a name fails with
  * G_IO_ERROR_INVALID_ARGUMENT. No SERVERS: nothing to apply (an earlier
- * apply on the link is undone), TRUE. With SHIMMER_DNS_BACKEND_NONE:
+ * apply on the link is undone), success. With SHIMMER_DNS_BACKEND_NONE:
  * G_IO_ERROR_NOT_SUPPORTED, for the caller's warning. Applying again to the
- * same link replaces its settings. Synchronous: each D-Bus call gives up
- * after 5 s, a resolvconf run is killed after 5 s. */
-gboolean shimmer_dns_apply(ShimmerDns *dns, int ifindex, const char *ifname,
-                           const char *const *servers, const char *const *domains,
-                           gboolean default_route, GError **error);
+ * same link replaces its settings. */
+void shimmer_dns_apply(ShimmerDns *dns, int ifindex, const char *ifname,
+                       const char *const *servers, const char *const *domains,
+                       gboolean default_route, GCancellable *cancellable,
+                       GAsyncReadyCallback callback, gpointer user_data);
+gboolean shimmer_dns_apply_finish(ShimmerDns *dns, GAsyncResult *result, GError **error);
+
 /* Undoes what shimmer_dns_apply() did to the link (found by IFINDEX, or by
- * IFNAME); TRUE when there was nothing to undo. The link is forgotten even
- * when undoing fails (e.g. resolved left the bus): the error reports it. */
-gboolean shimmer_dns_revert(ShimmerDns *dns, int ifindex, const char *ifname, GError **error);
-/* Undoes every link this object configured (daemon shutdown). */
-void shimmer_dns_revert_all(ShimmerDns *dns);
+ * IFNAME); success when there was nothing to undo. The link is forgotten
+ * even when undoing fails (e.g. resolved left the bus): the error reports
+ * it. */
+void shimmer_dns_revert(ShimmerDns *dns, int ifindex, const char *ifname,
+                        GCancellable *cancellable, GAsyncReadyCallback callback,
+                        gpointer user_data);
+gboolean shimmer_dns_revert_finish(ShimmerDns *dns, GAsyncResult *result, GError **error);
+
+/* Undoes every link this object configured (daemon shutdown), newest
+ * first; failures are logged. Finish with g_task_propagate_boolean() or
+ * shimmer_dns_revert_finish(). */
+void shimmer_dns_revert_all(ShimmerDns *dns, GCancellable *cancellable,
+                            GAsyncReadyCallback callback, gpointer user_data);
 
 /* Removes what a crashed earlier run left behind: resolvconf entries named
- * "*.shimmer" for interfaces that no longer exist. */
-void shimmer_dns_cleanup_stale(ShimmerDns *dns);
+ * "*.shimmer" for interfaces that no longer exist (each logged). Finish
+ * with shimmer_dns_revert_finish(). */
+void shimmer_dns_cleanup_stale(ShimmerDns *dns, GCancellable *cancellable,
+                               GAsyncReadyCallback callback, gpointer user_data);
+
+/* Whether no change is queued or under way. */
+gboolean shimmer_dns_is_idle(ShimmerDns *dns);
+/* For the end of a process whose main loop has stopped: runs the
+ * thread-default main context until every change is done, for at most
+ * TIMEOUT_MS. TRUE when all are done. */
+gboolean shimmer_dns_wait_idle(ShimmerDns *dns, guint timeout_ms);
 
 /* Where shimmer_dns_cleanup_stale() looks for resolvconf's records (one
  * file each); NULL: /run/resolvconf/interface (Debian's resolvconf) and

@@ -222,3 +222,38 @@ gboolean shimmer_tun_write_batch(ShimmerTun *tun, const ShimmerTunPacket *pkts, 
     }
     return TRUE;
 }
+
+static gboolean is_stale_name(const char *name, const char *prefix)
+{
+    gsize n = strlen(prefix);
+    if (strncmp(name, prefix, n) != 0 || name[n] == '\0')
+        return FALSE;
+    for (const char *c = name + n; *c; c++)
+        if (!g_ascii_isdigit(*c))
+            return FALSE;
+    return TRUE;
+}
+
+void shimmer_tun_remove_stale(const char *prefix)
+{
+    struct if_nameindex *ifs = if_nameindex();
+    if (ifs == NULL)
+        return;
+    for (struct if_nameindex *i = ifs; i->if_index != 0 && i->if_name != NULL; i++) {
+        if (!is_stale_name(i->if_name, prefix))
+            continue;
+        g_autoptr(GError) error = NULL;
+        g_autoptr(ShimmerTun) tun = shimmer_tun_open(i->if_name, &error);
+        if (tun == NULL) {
+            g_message("device %s exists and is not ours to remove: %s", i->if_name, error->message);
+            continue;
+        }
+        if (!shimmer_tun_is_persistent(tun))
+            continue;
+        if (ioctl(tun->fd, TUNSETPERSIST, 0) < 0)
+            g_warning("cannot remove the stale tun device %s: %s", i->if_name, g_strerror(errno));
+        else
+            g_message("removed the stale tun device %s", i->if_name);
+    }
+    if_freenameindex(ifs);
+}

@@ -92,6 +92,13 @@ gboolean shimmer_tun_read_batch(ShimmerTun *tun, ShimmerTunPacket *pkts, guint n
 gboolean shimmer_tun_write_batch(ShimmerTun *tun, const ShimmerTunPacket *pkts, guint n_pkts,
                                  guint *out_n, GError **error);
 
+/* Removes persistent tun devices named PREFIX followed by digits only that
+ * nobody holds: what a crashed run of the daemon can leave (a device it
+ * created itself is not persistent and went with the dead process). One
+ * held by a living process (EBUSY) or of another kind is left alone. Each
+ * removal and each refusal is logged. */
+void shimmer_tun_remove_stale(const char *prefix);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(ShimmerTun, shimmer_tun_close)
 
 G_END_DECLS

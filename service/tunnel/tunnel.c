@@ -62,6 +62,8 @@ struct ShimmerTunnel {
     GPtrArray *dns_domains;
     /* DNS applied to this link (to be reverted before the tun goes). */
     gboolean dns_applied;
+    /* Cancelled when the DNS settings being applied no longer matter. */
+    GCancellable *dns_cancel;
     int dns_ifindex;
     char *dns_ifname;
 
@@ -521,6 +523,31 @@ static void copy_strings(GPtrArray *to, GPtrArray *from)
         g_ptr_array_add(to, g_strdup(g_ptr_array_index(from, i)));
 }
 
+static void on_dns_applied(GObject *source, GAsyncResult *result, gpointer user)
+{
+    g_autoptr(GError) error = NULL;
+    if (g_task_propagate_boolean(G_TASK(result), &error)) {
+        ShimmerTunnel *c = user;
+        for (guint i = 0; i < c->dns_servers->len; i++)
+            clog_(c, SHIMMER_LOG_INFO, "DNS server %s on %s (%s)",
+                  (char *)g_ptr_array_index(c->dns_servers, i), c->dns_ifname,
+                  shimmer_dns_backend_name(shimmer_dns_get_backend(c->opts.dns)));
+        for (guint i = 0; i < c->dns_domains->len; i++)
+            clog_(c, SHIMMER_LOG_INFO, "DNS domain %s on %s",
+                  (char *)g_ptr_array_index(c->dns_domains, i), c->dns_ifname);
+        return;
+    }
+    if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        return; /* the tunnel, or this configuration of it, is gone */
+    ShimmerTunnel *c = user;
+    clog_(c, SHIMMER_LOG_WARNING, "cannot configure DNS on %s: %s",
+          c->dns_ifname ? c->dns_ifname : "the tunnel", error->message);
+    g_ptr_array_set_size(c->dns_servers, 0);
+    g_ptr_array_set_size(c->dns_domains, 0);
+    if (c->cb.network_changed)
+        c->cb.network_changed(c->cb.user);
+}
+
 static void apply_dns(ShimmerTunnel *c, int ifindex, const char *dev)
 {
     const ShimmerIpConfig *ip = c->ip;
@@ -543,35 +570,42 @@ static void apply_dns(ShimmerTunnel *c, int ifindex, const char *dev)
               "available: DNS is left unchanged");
         return;
     }
-    g_autoptr(GError) error = NULL;
-    if (!shimmer_dns_apply(c->opts.dns, ifindex, dev, (const char *const *)ip->dns_servers->pdata,
-                           (const char *const *)ip->dns_domains->pdata, ip->redirect, &error)) {
-        clog_(c, SHIMMER_LOG_WARNING, "cannot configure DNS on %s: %s", dev, error->message);
-        return;
-    }
+    /* Shown as applied at once (the change takes milliseconds); taken
+     * back, with a warning, if it fails. A revert queued later always runs
+     * after it. */
     c->dns_applied = TRUE;
     c->dns_ifindex = ifindex;
     g_free(c->dns_ifname);
     c->dns_ifname = g_strdup(dev);
     copy_strings(c->dns_servers, ip->dns_servers);
     copy_strings(c->dns_domains, ip->dns_domains);
-    for (guint i = 0; i < c->dns_servers->len; i++)
-        clog_(c, SHIMMER_LOG_INFO, "DNS server %s on %s (%s)",
-              (char *)g_ptr_array_index(c->dns_servers, i), dev,
-              shimmer_dns_backend_name(shimmer_dns_get_backend(c->opts.dns)));
-    for (guint i = 0; i < c->dns_domains->len; i++)
-        clog_(c, SHIMMER_LOG_INFO, "DNS domain %s on %s",
-              (char *)g_ptr_array_index(c->dns_domains, i), dev);
+    if (c->dns_cancel == NULL)
+        c->dns_cancel = g_cancellable_new();
+    shimmer_dns_apply(c->opts.dns, ifindex, dev, (const char *const *)ip->dns_servers->pdata,
+                      (const char *const *)ip->dns_domains->pdata, ip->redirect, c->dns_cancel,
+                      on_dns_applied, c);
+}
+
+static void on_dns_reverted(GObject *source, GAsyncResult *result, gpointer user)
+{
+    g_autofree char *ifname = user;
+    g_autoptr(GError) error = NULL;
+    /* The tunnel may be gone by now: the daemon's log hears of it. */
+    if (!g_task_propagate_boolean(G_TASK(result), &error))
+        g_warning("reverting DNS on %s: %s", ifname, error->message);
 }
 
 static void revert_dns(ShimmerTunnel *c)
 {
+    if (c->dns_cancel != NULL) {
+        g_cancellable_cancel(c->dns_cancel);
+        g_clear_object(&c->dns_cancel);
+    }
     if (!c->dns_applied)
         return;
     c->dns_applied = FALSE;
-    g_autoptr(GError) error = NULL;
-    if (!shimmer_dns_revert(c->opts.dns, c->dns_ifindex, c->dns_ifname, &error))
-        clog_(c, SHIMMER_LOG_WARNING, "reverting DNS on %s: %s", c->dns_ifname, error->message);
+    shimmer_dns_revert(c->opts.dns, c->dns_ifindex, c->dns_ifname, NULL, on_dns_reverted,
+                       g_strdup(c->dns_ifname));
     g_clear_pointer(&c->dns_ifname, g_free);
 }
 

@@ -68,8 +68,12 @@ def _find_shimmerctl():
     path = os.environ.get("SHIMMERCTL")
     if path:
         return path if os.access(path, os.X_OK) else None
-    near = os.path.join(os.path.dirname(SHIMMERD), "shimmerctl") if SHIMMERD else None
-    return near if near and os.access(near, os.X_OK) else None
+    # shimmerctl is built in service/ctl/, beside shimmerd's directory.
+    for near in ((os.path.join(os.path.dirname(SHIMMERD), "ctl", "shimmerctl"),
+                  os.path.join(os.path.dirname(SHIMMERD), "shimmerctl")) if SHIMMERD else ()):
+        if os.access(near, os.X_OK):
+            return near
+    return None
 
 
 # Optional: the checks of its output are skipped without it.

@@ -82,7 +82,7 @@ def _find_binary(env, rel):
 
 
 SHIMMERD = _find_binary("SHIMMERD", "service/shimmerd")
-SHIMMERCTL = _find_binary("SHIMMERCTL", "service/shimmerctl")
+SHIMMERCTL = _find_binary("SHIMMERCTL", "service/ctl/shimmerctl")
 
 
 def _skip_reason():

@@ -121,7 +121,7 @@ def main():
     if reason:
         print("demo: cannot run: " + reason, file=sys.stderr)
         return 2
-    ctl = os.path.join(os.path.dirname(args.shimmerd), "shimmerctl")
+    ctl = os.path.join(os.path.dirname(args.shimmerd), "ctl", "shimmerctl")
     with labmod.Lab() as lab:
         say("OpenVPN 2.6 server in namespace %s (%s, %s)" % (lab.srv_ns, args.proto, args.wrap))
         srv = lab.start_openvpn_server({"proto": args.proto, "wrap": args.wrap,

@@ -12,6 +12,8 @@
 
 #include "auth.h"
 
+#include "manager/errors.h"
+
 #define POLKIT_NAME  "org.freedesktop.PolicyKit1"
 #define POLKIT_PATH  "/org/freedesktop/PolicyKit1/Authority"
 #define POLKIT_IFACE "org.freedesktop.PolicyKit1.Authority"
@@ -38,6 +40,36 @@ static const ActionEntry actions[] = {
      "org.shimmervpn.profile.manage-any"},
     {SHIMMER_AUTH_SESSION, "org.shimmervpn.session.control-own",
      "org.shimmervpn.session.control-any"},
+};
+
+/* Whose object a method acts on. */
+typedef enum {
+    OWNER_CALLER, /* the caller's own (imports, lists) */
+    OWNER_OBJECT, /* the object the method is called on */
+} OwnerRule;
+
+typedef struct {
+    const char *interface;
+    const char *method;
+    ShimmerAuthKind kind;
+    OwnerRule owner;
+} MethodEntry;
+
+/* The one table in front of every method: a method not listed here is
+ * refused, whoever calls it. Keep it in step with the interface XML in dbus/ (a test
+ * checks that every method there is listed). */
+static const MethodEntry methods[] = {
+    {"org.shimmervpn.Manager1", "ImportProfile", SHIMMER_AUTH_IMPORT, OWNER_CALLER},
+    {"org.shimmervpn.Manager1", "CheckConfig", SHIMMER_AUTH_IMPORT, OWNER_CALLER},
+    {"org.shimmervpn.Manager1", "ListProfiles", SHIMMER_AUTH_PROFILE, OWNER_CALLER},
+    {"org.shimmervpn.Manager1", "ListSessions", SHIMMER_AUTH_SESSION, OWNER_CALLER},
+    {"org.shimmervpn.Profile1", "Connect", SHIMMER_AUTH_PROFILE, OWNER_OBJECT},
+    {"org.shimmervpn.Profile1", "Remove", SHIMMER_AUTH_PROFILE, OWNER_OBJECT},
+    {"org.shimmervpn.Profile1", "Rename", SHIMMER_AUTH_PROFILE, OWNER_OBJECT},
+    {"org.shimmervpn.Profile1", "GetConfiguration", SHIMMER_AUTH_PROFILE, OWNER_OBJECT},
+    {"org.shimmervpn.Session1", "Disconnect", SHIMMER_AUTH_SESSION, OWNER_OBJECT},
+    {"org.shimmervpn.Session1", "Restart", SHIMMER_AUTH_SESSION, OWNER_OBJECT},
+    {"org.shimmervpn.Session1", "ProvideCredentials", SHIMMER_AUTH_SESSION, OWNER_OBJECT},
 };
 
 struct ShimmerAuth {
@@ -109,41 +141,87 @@ static GVariant *uid_lookup_args(const char *sender)
     return g_variant_new("(s)", sender);
 }
 
-gboolean shimmer_auth_get_uid(ShimmerAuth *auth, const char *sender, guint *uid, GError **error)
+gboolean shimmer_auth_lookup_uid(ShimmerAuth *auth, const char *sender, guint *uid)
 {
-    g_return_val_if_fail(auth != NULL, FALSE);
-    g_return_val_if_fail(sender != NULL, FALSE);
-    g_return_val_if_fail(uid != NULL, FALSE);
-
-    if (uid_cache_get(auth, sender, uid))
-        return TRUE;
-    g_autoptr(GVariant) reply = g_dbus_connection_call_sync(
-        auth->bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-        "GetConnectionUnixUser", uid_lookup_args(sender), G_VARIANT_TYPE("(u)"),
-        G_DBUS_CALL_FLAGS_NONE, -1, NULL, error);
-    if (reply == NULL) {
-        if (error != NULL && *error != NULL)
-            g_dbus_error_strip_remote_error(*error);
-        g_prefix_error(error, "cannot tell the uid of %s: ", sender);
-        return FALSE;
-    }
-    g_variant_get(reply, "(u)", uid);
-    uid_cache_put(auth, sender, *uid);
-    return TRUE;
+    return sender != NULL && uid_cache_get(auth, sender, uid);
 }
 
-gboolean shimmer_auth_is_owner_or_root(ShimmerAuth *auth, const char *sender, guint owner_uid)
+char **shimmer_auth_dup_names_of_uid(ShimmerAuth *auth, guint uid)
 {
+    g_autoptr(GStrvBuilder) b = g_strv_builder_new();
+    GHashTableIter it;
+    gpointer key, value;
+    g_hash_table_iter_init(&it, auth->uids);
+    while (g_hash_table_iter_next(&it, &key, &value))
+        if (GPOINTER_TO_UINT(value) == uid)
+            g_strv_builder_add(b, key);
+    return g_strv_builder_end(b);
+}
+
+typedef struct {
+    ShimmerAuth *auth; /* a reference */
+    char *sender;
+} UidLookup;
+
+static void uid_lookup_free(gpointer data)
+{
+    UidLookup *l = data;
+    auth_unref(l->auth);
+    g_free(l->sender);
+    g_free(l);
+}
+
+static void on_get_uid_reply(GObject *source, GAsyncResult *result, gpointer user)
+{
+    g_autoptr(GTask) task = user;
+    UidLookup *l = g_task_get_task_data(task);
     g_autoptr(GError) error = NULL;
-    guint uid;
-    g_return_val_if_fail(auth != NULL, FALSE);
-    if (sender == NULL)
-        return FALSE;
-    if (!shimmer_auth_get_uid(auth, sender, &uid, &error)) {
-        g_debug("%s", error->message);
-        return FALSE;
+    g_autoptr(GVariant) reply =
+        g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), result, &error);
+    if (reply == NULL) {
+        if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
+            g_dbus_error_strip_remote_error(error);
+            g_prefix_error(&error, "cannot tell the uid of %s: ", l->sender);
+        }
+        g_task_return_error(task, g_steal_pointer(&error));
+        return;
     }
-    return uid == 0 || uid == owner_uid;
+    guint uid;
+    g_variant_get(reply, "(u)", &uid);
+    uid_cache_put(l->auth, l->sender, uid);
+    g_task_return_int(task, uid);
+}
+
+void shimmer_auth_get_uid(ShimmerAuth *auth, const char *sender, GCancellable *cancellable,
+                          GAsyncReadyCallback callback, gpointer user_data)
+{
+    GTask *task = g_task_new(NULL, cancellable, callback, user_data);
+    g_task_set_source_tag(task, shimmer_auth_get_uid);
+    guint uid;
+    if (uid_cache_get(auth, sender, &uid)) {
+        g_task_return_int(task, uid);
+        g_object_unref(task);
+        return;
+    }
+    UidLookup *l = g_new0(UidLookup, 1);
+    l->auth = auth_ref(auth);
+    l->sender = g_strdup(sender);
+    g_task_set_task_data(task, l, uid_lookup_free);
+    g_dbus_connection_call(auth->bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                           "org.freedesktop.DBus", "GetConnectionUnixUser", uid_lookup_args(sender),
+                           G_VARIANT_TYPE("(u)"), G_DBUS_CALL_FLAGS_NONE, -1, cancellable,
+                           on_get_uid_reply, task);
+}
+
+gboolean shimmer_auth_get_uid_finish(ShimmerAuth *auth, GAsyncResult *result, guint *uid,
+                                     GError **error)
+{
+    g_return_val_if_fail(g_task_get_source_tag(G_TASK(result)) == shimmer_auth_get_uid, FALSE);
+    gssize v = g_task_propagate_int(G_TASK(result), error);
+    if (v < 0)
+        return FALSE;
+    *uid = (guint)v;
+    return TRUE;
 }
 
 /* ---------- construction ---------- */
@@ -211,7 +289,7 @@ static const char *action_for(ShimmerAuthKind kind, guint uid, guint owner_uid)
     for (gsize i = 0; i < G_N_ELEMENTS(actions); i++) {
         if (actions[i].kind != kind)
             continue;
-        if (kind == SHIMMER_AUTH_IMPORT || uid == owner_uid)
+        if (kind == SHIMMER_AUTH_IMPORT || uid == owner_uid || owner_uid == G_MAXUINT)
             return actions[i].own;
         return actions[i].any;
     }
@@ -228,7 +306,8 @@ static void deny(GTask *task, const char *why)
         check->action != NULL ? g_strdup_printf(" for %s", check->action) : g_strdup("");
     g_autofree char *because = why != NULL ? g_strdup_printf(": %s", why) : g_strdup("");
     g_message("denied %s%s%s", who, what, because);
-    g_task_return_new_error(task, SHIMMER_DBUS_ERROR, SHIMMER_DBUS_ERROR_NOT_AUTHORIZED,
+    g_task_return_new_error(task, SHIMMER_SERVICE_ERROR,
+                            SHIMMER_SERVICE_ERROR_NOT_AUTHORIZED,
                             "not authorized%s%s", what, because);
 }
 
@@ -275,7 +354,7 @@ static void on_polkit_reply(GObject *source, GAsyncResult *result, gpointer user
     g_variant_get(reply, "((bb@a{ss}))", &authorized, &challenge, &details);
     if (authorized) {
         g_debug("allowed %s to uid %u (%s)", check->action, check->uid, check->sender);
-        g_task_return_boolean(task, TRUE);
+        g_task_return_int(task, check->uid);
         return;
     }
     const char *dismissed = NULL;
@@ -302,7 +381,7 @@ static void check_with_uid(GTask *task)
     }
     if (check->uid == 0) {
         g_debug("allowed %s to root (%s)", check->action, check->sender);
-        g_task_return_boolean(task, TRUE);
+        g_task_return_int(task, check->uid);
         g_object_unref(task);
         return;
     }
@@ -335,14 +414,11 @@ static void on_uid_reply(GObject *source, GAsyncResult *result, gpointer user)
     GTask *task = user;
     Check *check = g_task_get_task_data(task);
     g_autoptr(GError) error = NULL;
-    g_autoptr(GVariant) reply =
-        g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), result, &error);
-
-    if (reply == NULL) {
+    if (!shimmer_auth_get_uid_finish(check->auth, result, &check->uid, &error)) {
+        check->uid = G_MAXUINT;
         if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
             g_task_return_error(task, g_steal_pointer(&error));
         } else {
-            g_dbus_error_strip_remote_error(error);
             g_autofree char *why =
                 g_strdup_printf("cannot tell who the caller is: %s", error->message);
             deny(task, why);
@@ -350,8 +426,6 @@ static void on_uid_reply(GObject *source, GAsyncResult *result, gpointer user)
         g_object_unref(task);
         return;
     }
-    g_variant_get(reply, "(u)", &check->uid);
-    uid_cache_put(check->auth, check->sender, check->uid);
     check_with_uid(task);
 }
 
@@ -386,15 +460,100 @@ void shimmer_auth_check(ShimmerAuth *auth, GDBusMethodInvocation *invocation, Sh
         check_with_uid(task);
         return;
     }
-    g_dbus_connection_call(auth->bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                           "org.freedesktop.DBus", "GetConnectionUnixUser", uid_lookup_args(sender),
-                           G_VARIANT_TYPE("(u)"), G_DBUS_CALL_FLAGS_NONE, -1, cancellable,
-                           on_uid_reply, task);
+    shimmer_auth_get_uid(auth, sender, cancellable, on_uid_reply, task);
 }
 
-gboolean shimmer_auth_check_finish(ShimmerAuth *auth, GAsyncResult *result, GError **error)
+gboolean shimmer_auth_check_finish(ShimmerAuth *auth, GAsyncResult *result, guint *caller_uid,
+                                   GError **error)
 {
     g_return_val_if_fail(g_task_is_valid(result, NULL), FALSE);
     g_return_val_if_fail(g_task_get_source_tag(G_TASK(result)) == shimmer_auth_check, FALSE);
-    return g_task_propagate_boolean(G_TASK(result), error);
+    gssize uid = g_task_propagate_int(G_TASK(result), error);
+    if (uid < 0)
+        return FALSE;
+    if (caller_uid != NULL)
+        *caller_uid = (guint)uid;
+    return TRUE;
+}
+
+/* ---------- the gate ---------- */
+
+static const MethodEntry *find_method(const char *interface, const char *method)
+{
+    if (interface == NULL || method == NULL)
+        return NULL;
+    for (gsize i = 0; i < G_N_ELEMENTS(methods); i++)
+        if (strcmp(methods[i].interface, interface) == 0 && strcmp(methods[i].method, method) == 0)
+            return &methods[i];
+    return NULL;
+}
+
+gboolean shimmer_auth_method_is_listed(const char *interface, const char *method)
+{
+    return find_method(interface, method) != NULL;
+}
+
+typedef struct {
+    ShimmerAuth *auth; /* a reference */
+    GDBusMethodInvocation *invocation;
+    ShimmerAuthAllowedFunc func;
+    gpointer data;
+    GDestroyNotify destroy;
+} GateCall;
+
+static void gate_call_free(GateCall *call)
+{
+    if (call->destroy != NULL && call->data != NULL)
+        call->destroy(call->data);
+    auth_unref(call->auth);
+    g_free(call);
+}
+
+static void on_gate_checked(GObject *source, GAsyncResult *result, gpointer user)
+{
+    GateCall *call = user;
+    g_autoptr(GError) error = NULL;
+    guint uid = G_MAXUINT;
+    if (shimmer_auth_check_finish(call->auth, result, &uid, &error)) {
+        call->func(call->invocation, uid, call->data);
+    } else if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
+        /* The daemon is going away: the caller gets an answer anyway. */
+        g_dbus_method_invocation_return_error_literal(call->invocation, SHIMMER_SERVICE_ERROR,
+                                                      SHIMMER_SERVICE_ERROR_FAILED,
+                                                      "the daemon is stopping");
+    } else {
+        g_dbus_method_invocation_return_gerror(call->invocation, error);
+    }
+    gate_call_free(call);
+}
+
+void shimmer_auth_gate(ShimmerAuth *auth, GDBusMethodInvocation *invocation, guint object_owner,
+                       GCancellable *cancellable, ShimmerAuthAllowedFunc func, gpointer data,
+                       GDestroyNotify destroy)
+{
+    const MethodEntry *entry = find_method(g_dbus_method_invocation_get_interface_name(invocation),
+                                           g_dbus_method_invocation_get_method_name(invocation));
+    if (entry == NULL) {
+        g_message("denied %s: %s.%s is not in the authorization table",
+                  g_dbus_method_invocation_get_sender(invocation),
+                  g_dbus_method_invocation_get_interface_name(invocation),
+                  g_dbus_method_invocation_get_method_name(invocation));
+        g_dbus_method_invocation_return_error_literal(invocation, SHIMMER_SERVICE_ERROR,
+                                                      SHIMMER_SERVICE_ERROR_NOT_AUTHORIZED,
+                                                      "not authorized: unknown request");
+        if (destroy != NULL && data != NULL)
+            destroy(data);
+        return;
+    }
+    GateCall *call = g_new0(GateCall, 1);
+    call->auth = auth_ref(auth);
+    call->invocation = invocation;
+    call->func = func;
+    call->data = data;
+    call->destroy = destroy;
+    /* Methods that act on the caller's own objects: the caller is the
+     * owner, which the check works out once it knows the uid. */
+    shimmer_auth_check(auth, invocation, entry->kind,
+                       entry->owner == OWNER_CALLER ? G_MAXUINT : object_owner, cancellable,
+                       on_gate_checked, call);
 }

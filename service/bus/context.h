@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "auth.h"
+#include "manager/manager.h"
+
+G_BEGIN_DECLS
+
+/*
+ * What the objects of the D-Bus front share: the bus, the gate, the
+ * manager they front, and the exported objects by model id (filled in by
+ * service.c as the manager reports profiles and sessions).
+ */
+
+#define SHIMMER_BUS_NAME         "org.shimmervpn"
+#define SHIMMER_BUS_ROOT_PATH    "/org/shimmervpn"
+#define SHIMMER_BUS_PROFILE_PATH "/org/shimmervpn/profile"
+#define SHIMMER_BUS_SESSION_PATH "/org/shimmervpn/session"
+
+typedef struct {
+    GDBusConnection *bus;
+    ShimmerAuth *auth;
+    ShimmerManager *manager;
+    GCancellable *cancel;       /* cancelled when the front goes away */
+    GHashTable *profiles;       /* profile id -> ShimmerBusProfile* */
+    GHashTable *sessions;       /* session id -> ShimmerBusSession* */
+} ShimmerBusContext;
+
+char *shimmer_bus_profile_path(ShimmerProfile *p);
+char *shimmer_bus_session_path(ShimmerSession *s);
+
+/* Sends the signal to the bus names of UID that called the daemon (see
+ * shimmer_auth_dup_names_of_uid()): for what only the owner may see. */
+void shimmer_bus_emit_to_uid(ShimmerBusContext *ctx, guint uid, const char *path,
+                             const char *interface, const char *signal, GVariant *params);
+
+G_END_DECLS

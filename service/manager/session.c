@@ -1,0 +1,688 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Sessions: the model behind org.shimmervpn.Session1, around a
+ * ShimmerTunnel. See session.h.
+ */
+#define G_LOG_DOMAIN "shimmerd"
+
+#include "session.h"
+
+#include <string.h>
+
+#include "errors.h"
+#include "secure.h"
+#include "tunnel/tunnel.h"
+
+struct ShimmerSession {
+    gint ref;
+    ShimmerProfile *profile; /* a reference */
+    char *id;
+    char *profile_name; /* as it was at the start, for log lines */
+    guint owner;
+    ShimmerSessionOptions opts; /* strings below are not kept */
+    ShimmerConfig *cfg;         /* this session's own parse of the profile */
+    ShimmerTunnel *tunnel;
+    ShimmerSessionListener listener;
+
+    char *state;
+    char *state_reason;
+    const char *failure_kind;
+    guint64 connected_since;
+    gboolean network_up;
+
+    guint stats_timer;
+    ShimmerSessionCounters last_counters;
+    gboolean started;
+    gboolean finished;
+    char *stop_reason;
+
+    /* What the last credentials request asked for. */
+    gboolean want_passphrase; /* before the tunnel exists */
+    gboolean want_password;
+    gboolean want_username;
+    gboolean want_otp;
+    gboolean want_response; /* a dynamic challenge */
+    char *challenge;        /* its text */
+    gboolean challenge_echo;
+    /* Credentials given to Connect, kept while the key's passphrase is
+     * asked for, or (with a static challenge) until the engine asks and
+     * the answer to go with the password comes (secrets: wiped). */
+    char *username;
+    char *password;
+};
+
+/* A static challenge's answer goes with the password, never a password
+ * alone (the server would take it as a wrong one). */
+static gboolean needs_answer(ShimmerSession *s)
+{
+    return s->cfg->static_challenge != NULL;
+}
+
+static void forget_given(ShimmerSession *s)
+{
+    g_clear_pointer(&s->username, g_free);
+    g_clear_pointer(&s->password, shimmer_str_free_secret);
+}
+
+static const char *const no_strings[] = {NULL};
+
+/* ---------- logging ---------- */
+
+static GLogLevelFlags glib_level(ShimmerLogLevel level)
+{
+    switch (level) {
+    case SHIMMER_LOG_ERROR:
+    case SHIMMER_LOG_WARNING:
+        return G_LOG_LEVEL_WARNING;
+    case SHIMMER_LOG_INFO:
+        return G_LOG_LEVEL_INFO;
+    case SHIMMER_LOG_DEBUG:
+    default:
+        return G_LOG_LEVEL_DEBUG;
+    }
+}
+
+/* A log line of this session: to the daemon's log with structured fields,
+ * and to the listener (which sends it to the owner only). */
+static void session_log(ShimmerSession *s, ShimmerLogLevel level, const char *message)
+{
+    if (level == SHIMMER_LOG_DEBUG && !s->opts.verbose)
+        return;
+    /* Server-supplied text (AUTH_FAILED reasons, ...) may be anything:
+     * D-Bus strings must be UTF-8. */
+    g_autofree char *text = g_utf8_make_valid(message, -1);
+    static const char *const level_names[] = {"error", "warning", "info", "debug"};
+    g_autofree char *owner = g_strdup_printf("%u", s->owner);
+    /* SHIMMER_LEVEL keeps errors apart from warnings (GLib has no
+     * non-fatal error level); shimmerd's stderr writer prints it. */
+    g_log_structured(G_LOG_DOMAIN, glib_level(level), "SHIMMER_SESSION", s->id, "SHIMMER_PROFILE",
+                     s->profile_name, "SHIMMER_OWNER_UID", owner, "SHIMMER_LEVEL",
+                     level_names[MIN((guint)level, 3u)], "MESSAGE", "session %s (%s): %s", s->id,
+                     s->profile_name, text);
+    if (s->listener.log != NULL)
+        s->listener.log(s->listener.user, s, level, text);
+}
+
+static void session_logf(ShimmerSession *s, ShimmerLogLevel level, const char *format, ...)
+    G_GNUC_PRINTF(3, 4);
+static void session_logf(ShimmerSession *s, ShimmerLogLevel level, const char *format, ...)
+{
+    va_list ap;
+    va_start(ap, format);
+    g_autofree char *msg = g_strdup_vprintf(format, ap);
+    va_end(ap);
+    session_log(s, level, msg);
+}
+
+static void notify(ShimmerSession *s, guint what)
+{
+    if (s->listener.changed != NULL)
+        s->listener.changed(s->listener.user, s, what);
+}
+
+/* ---------- state ---------- */
+
+static void set_state(ShimmerSession *s, const char *state, const char *reason)
+{
+    g_free(s->state);
+    s->state = g_strdup(state);
+    g_free(s->state_reason);
+    s->state_reason = g_utf8_make_valid(reason ? reason : "", -1);
+}
+
+static void read_counters(ShimmerSession *s, ShimmerSessionCounters *out)
+{
+    ShimmerEngineStats st;
+    shimmer_engine_get_stats(shimmer_tunnel_get_engine(s->tunnel), &st);
+    /* In = what came out of the tunnel (written to the tun), Out = what
+     * went into it. */
+    out->bytes_in = st.tun_bytes_out;
+    out->bytes_out = st.tun_bytes_in;
+    out->packets_in = st.tun_packets_out;
+    out->packets_out = st.tun_packets_in;
+    out->reconnects = (guint)MIN(st.reconnects, G_MAXUINT);
+}
+
+static void update_counters(ShimmerSession *s)
+{
+    if (s->tunnel == NULL)
+        return;
+    ShimmerSessionCounters now;
+    read_counters(s, &now);
+    if (memcmp(&now, &s->last_counters, sizeof(now)) == 0)
+        return;
+    s->last_counters = now;
+    notify(s, SHIMMER_SESSION_CHANGED_COUNTERS);
+}
+
+static gboolean on_stats_timer(gpointer user)
+{
+    update_counters(user);
+    return G_SOURCE_CONTINUE;
+}
+
+/* ---------- tunnel callbacks ---------- */
+
+static void on_tunnel_state(gpointer user, ShimmerState state, const char *reason)
+{
+    ShimmerSession *s = user;
+    if (s->finished)
+        return;
+    /* Final states come with on_tunnel_finished(), with the stop reason. */
+    if (state == SHIMMER_STATE_DISCONNECTED || state == SHIMMER_STATE_FAILED)
+        return;
+    /* Idle is the time before the first attempt (waiting for credentials):
+     * to a user the session is connecting. */
+    const char *name = state == SHIMMER_STATE_IDLE ? "connecting" : shimmer_state_to_string(state);
+    gboolean up = state == SHIMMER_STATE_CONNECTED;
+    guint what = SHIMMER_SESSION_CHANGED_STATE;
+    if (up || s->network_up) {
+        s->network_up = up;
+        s->connected_since = up ? (guint64)(g_get_real_time() / G_USEC_PER_SEC) : 0;
+        what |= SHIMMER_SESSION_CHANGED_NETWORK;
+    }
+    set_state(s, name, reason);
+    if (up)
+        update_counters(s);
+    notify(s, what);
+}
+
+/* A host-name route was looked up after the tunnel came up. */
+static void on_tunnel_network_changed(gpointer user)
+{
+    ShimmerSession *s = user;
+    if (!s->finished && s->network_up)
+        notify(s, SHIMMER_SESSION_CHANGED_NETWORK);
+}
+
+static void on_tunnel_log(gpointer user, ShimmerLogLevel level, const char *message)
+{
+    session_log(user, level, message);
+}
+
+static void clear_wants(ShimmerSession *s)
+{
+    s->want_passphrase = s->want_password = s->want_username = s->want_otp = s->want_response =
+        FALSE;
+}
+
+/* Asks for what the want_* flags say, in the order a person is asked: user
+ * name, password, one-time password, passphrase. */
+static void request_credentials(ShimmerSession *s)
+{
+    g_autoptr(GPtrArray) fields = g_ptr_array_new();
+    if (s->want_username)
+        g_ptr_array_add(fields, (gpointer) "username");
+    if (s->want_password)
+        g_ptr_array_add(fields, (gpointer) "password");
+    if (s->want_otp)
+        g_ptr_array_add(fields, (gpointer) "otp");
+    if (s->want_passphrase)
+        g_ptr_array_add(fields, (gpointer) "key-passphrase");
+    g_ptr_array_add(fields, NULL);
+    g_autofree char *list = g_strjoinv(", ", (char **)fields->pdata);
+    const char *why = s->want_password || s->want_otp || s->want_username
+                          ? "waiting for credentials"
+                          : "waiting for the private key's passphrase";
+    set_state(s, "connecting", why);
+    notify(s, SHIMMER_SESSION_CHANGED_STATE);
+    session_logf(s, SHIMMER_LOG_INFO, "%s (%s)", why, list);
+    gboolean challenge = s->want_otp && s->cfg->static_challenge != NULL;
+    ShimmerCredentialsRequest req = {
+        .fields = (const char *const *)fields->pdata,
+        .challenge = challenge ? s->cfg->static_challenge : "",
+        .echo = challenge && s->cfg->static_challenge_echo,
+    };
+    if (s->listener.credentials_requested != NULL)
+        s->listener.credentials_requested(s->listener.user, s, &req);
+}
+
+static void on_tunnel_need_credentials(gpointer user, const ShimmerNeedCredentials *need)
+{
+    ShimmerSession *s = user;
+    if (need->kind == SHIMMER_CREDENTIALS_CHALLENGE) {
+        /* The server's dynamic challenge. */
+        s->want_response = TRUE;
+        s->challenge_echo = need->echo;
+        g_free(s->challenge);
+        s->challenge = g_strdup(need->text);
+        static const char *const fields[] = {"response", NULL};
+        set_state(s, "connecting", "waiting for the answer to the server's challenge");
+        notify(s, SHIMMER_SESSION_CHANGED_STATE);
+        session_logf(s, SHIMMER_LOG_INFO, "the server asks: %s", s->challenge);
+        ShimmerCredentialsRequest req = {
+            .fields = fields, .challenge = s->challenge, .echo = s->challenge_echo};
+        if (s->listener.credentials_requested != NULL)
+            s->listener.credentials_requested(s->listener.user, s, &req);
+        return;
+    }
+    s->want_username = need->kind == SHIMMER_CREDENTIALS_USERNAME_PASSWORD && s->username == NULL;
+    /* A password given to Connect waits here for the challenge's answer. */
+    s->want_password = s->password == NULL;
+    s->want_otp = needs_answer(s);
+    request_credentials(s);
+}
+
+static const char *failure_kind_of(ShimmerSession *s, gboolean failed)
+{
+    if (!failed)
+        return "";
+    switch (s->tunnel ? shimmer_tunnel_get_failure(s->tunnel) : SHIMMER_TUNNEL_FAILURE_CONNECT) {
+    case SHIMMER_TUNNEL_FAILURE_AUTH:
+        return "auth-failed";
+    case SHIMMER_TUNNEL_FAILURE_NETWORK_CONFIG:
+        return "network-config";
+    case SHIMMER_TUNNEL_FAILURE_CONNECT:
+    case SHIMMER_TUNNEL_FAILURE_NONE:
+    default:
+        return "connect-failed";
+    }
+}
+
+static void on_tunnel_finished(gpointer user, gboolean failed, const char *reason)
+{
+    ShimmerSession *s = user;
+    if (s->finished)
+        return;
+    s->finished = TRUE;
+    clear_wants(s);
+    forget_given(s);
+    update_counters(s);
+    if (s->stats_timer) {
+        g_source_remove(s->stats_timer);
+        s->stats_timer = 0;
+    }
+    const char *why = s->stop_reason && !failed ? s->stop_reason : reason;
+    if (why == NULL)
+        why = failed ? "the session failed" : "disconnected";
+    s->failure_kind = failure_kind_of(s, failed);
+    s->network_up = FALSE;
+    s->connected_since = 0;
+    set_state(s, failed ? "failed" : "disconnected", why);
+    session_logf(s, failed ? SHIMMER_LOG_ERROR : SHIMMER_LOG_INFO, "%s: %s",
+                 failed ? "failed" : "disconnected", why);
+    notify(s, SHIMMER_SESSION_CHANGED_STATE | SHIMMER_SESSION_CHANGED_NETWORK);
+    if (s->listener.finished != NULL)
+        s->listener.finished(s->listener.user, s);
+}
+
+/* ---------- the tunnel ---------- */
+
+static gboolean create_tunnel(ShimmerSession *s, const char *username, const char *password,
+                              GError **error)
+{
+    ShimmerTunnelOptions opts = {
+        .no_netcfg = s->opts.no_netcfg,
+        .tun_name = s->opts.tun_pattern,
+        .route_protocol = s->opts.route_protocol,
+        .dns = s->opts.dns,
+        .username = username,
+        .password = password,
+    };
+    ShimmerTunnelCallbacks cb = {
+        .state_changed = on_tunnel_state,
+        .log = on_tunnel_log,
+        .need_credentials = on_tunnel_need_credentials,
+        .finished = on_tunnel_finished,
+        .network_changed = on_tunnel_network_changed,
+        .user = s,
+    };
+    g_autoptr(GError) cerr = NULL;
+    s->tunnel = shimmer_tunnel_new(s->cfg, &opts, &cb, &cerr);
+    if (s->tunnel == NULL) {
+        g_set_error(error, SHIMMER_SERVICE_ERROR, SHIMMER_SERVICE_ERROR_FAILED,
+                    "cannot start a session of \"%s\": %s", s->profile_name, cerr->message);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/* ---------- requests ---------- */
+
+static const char *require(GHashTable *creds, const char *key, GError **error)
+{
+    const char *v = g_hash_table_lookup(creds, key);
+    if (v == NULL && error != NULL && *error == NULL)
+        g_set_error(error, SHIMMER_SERVICE_ERROR, SHIMMER_SERVICE_ERROR_INVALID_ARGS,
+                    "credentials: \"%s\" was requested but not given", key);
+    return v;
+}
+
+/* The passphrase came: the tunnel can be made now, with the user name and
+ * password asked together with it or given to Connect. */
+static gboolean provide_passphrase(ShimmerSession *s, const char *pass, const char *username,
+                                   const char *secret, GError **error)
+{
+    shimmer_tunnel_config_set_key_passphrase(s->cfg, pass);
+    const char *u = username ? username : s->username;
+    /* Without the challenge's answer, a password given to Connect is kept
+     * for when the engine asks (then only the answer is asked for). */
+    const char *pw = secret ? secret : needs_answer(s) ? NULL : s->password;
+    gboolean ok = create_tunnel(s, u, pw, error);
+    if (pw != NULL || !ok)
+        forget_given(s);
+    if (!ok) {
+        /* Most likely the wrong passphrase: the session ends with the
+         * reason, and the caller hears it too. */
+        on_tunnel_finished(s, TRUE, (*error)->message);
+        return FALSE;
+    }
+    clear_wants(s);
+    set_state(s, "connecting", NULL);
+    notify(s, SHIMMER_SESSION_CHANGED_STATE);
+    shimmer_tunnel_start(s->tunnel);
+    return TRUE;
+}
+
+gboolean shimmer_session_provide_credentials(ShimmerSession *s, GHashTable *creds, GError **error)
+{
+    if (s->finished) {
+        g_set_error_literal(error, SHIMMER_SERVICE_ERROR, SHIMMER_SERVICE_ERROR_FAILED,
+                            "the session has ended");
+        return FALSE;
+    }
+    if (s->want_response) {
+        const char *response = require(creds, "response", error);
+        if (response == NULL)
+            return FALSE;
+        s->want_response = FALSE;
+        set_state(s, "connecting", NULL);
+        notify(s, SHIMMER_SESSION_CHANGED_STATE);
+        shimmer_tunnel_set_credentials(s->tunnel, NULL, response);
+        return TRUE;
+    }
+    if (!s->want_passphrase && !s->want_password && !s->want_otp) {
+        g_set_error_literal(error, SHIMMER_SERVICE_ERROR, SHIMMER_SERVICE_ERROR_INVALID_ARGS,
+                            "credentials: nothing was requested");
+        return FALSE;
+    }
+    g_autoptr(GError) missing = NULL;
+    const char *username = g_hash_table_lookup(creds, "username");
+    if (s->want_username)
+        require(creds, "username", &missing);
+    const char *password = s->want_password ? require(creds, "password", &missing)
+                           : s->want_otp    ? s->password
+                                            : NULL;
+    const char *otp = s->want_otp ? require(creds, "otp", &missing) : NULL;
+    const char *pass = s->want_passphrase ? require(creds, "key-passphrase", &missing) : NULL;
+    if (missing != NULL) {
+        g_propagate_error(error, g_steal_pointer(&missing));
+        return FALSE;
+    }
+    char *combined = otp ? shimmer_engine_static_challenge_password(password, otp) : NULL;
+    const char *secret = combined ? combined : password;
+    gboolean ok = TRUE;
+    if (pass != NULL) {
+        ok = provide_passphrase(s, pass, username, secret, error);
+    } else {
+        clear_wants(s);
+        set_state(s, "connecting", NULL);
+        notify(s, SHIMMER_SESSION_CHANGED_STATE);
+        shimmer_tunnel_set_credentials(s->tunnel, username ? username : s->username, secret);
+        forget_given(s);
+    }
+    shimmer_str_free_secret(combined);
+    return ok;
+}
+
+gboolean shimmer_session_restart(ShimmerSession *s, const char *why, GError **error)
+{
+    if (s->finished) {
+        g_set_error_literal(error, SHIMMER_SERVICE_ERROR, SHIMMER_SERVICE_ERROR_FAILED,
+                            "the session has ended; connect the profile again");
+        return FALSE;
+    }
+    if (s->tunnel == NULL || s->want_password || s->want_otp) {
+        g_set_error_literal(error, SHIMMER_SERVICE_ERROR, SHIMMER_SERVICE_ERROR_FAILED,
+                            "the session waits for credentials (ProvideCredentials)");
+        return FALSE;
+    }
+    shimmer_tunnel_restart(s->tunnel, why);
+    return TRUE;
+}
+
+/* ---------- life cycle ---------- */
+
+ShimmerSession *shimmer_session_new(ShimmerProfile *profile, const char *id, guint owner,
+                                    const ShimmerSessionOptions *options,
+                                    const ShimmerSessionListener *listener, GError **error)
+{
+    gsize len;
+    const char *text = shimmer_profile_get_text(profile, &len);
+    const char *pname = shimmer_profile_get_name(profile);
+    gboolean usable = FALSE;
+    g_autofree char *diagnostics = NULL;
+    g_autoptr(ShimmerConfig) cfg = shimmer_profile_parse(
+        pname, text, len, shimmer_profile_get_owner(profile), &usable, &diagnostics);
+    if (!usable) {
+        g_set_error(error, SHIMMER_SERVICE_ERROR, SHIMMER_SERVICE_ERROR_INVALID_CONFIG,
+                    "the profile cannot be used:\n%s", diagnostics);
+        return NULL;
+    }
+    ShimmerSession *s = g_new0(ShimmerSession, 1);
+    s->ref = 1;
+    s->profile = shimmer_profile_ref(profile);
+    s->id = g_strdup(id);
+    s->profile_name = g_strdup(pname);
+    s->owner = owner;
+    s->opts = *options;
+    s->opts.username = s->opts.password = s->opts.key_passphrase = NULL;
+    s->opts.tun_pattern = NULL; /* used below, before the caller's string goes */
+    s->listener = *listener;
+    s->cfg = g_steal_pointer(&cfg);
+    s->state = g_strdup("connecting");
+    s->state_reason = g_strdup("");
+    s->failure_kind = "";
+
+    if (options->key_passphrase != NULL)
+        shimmer_tunnel_config_set_key_passphrase(s->cfg, options->key_passphrase);
+    if (s->cfg->key_encrypted && !s->cfg->askpass_file.present) {
+        /* The tunnel is made once the passphrase is there. What the engine
+         * would ask for next is asked for at the same time, so that a
+         * person answers one prompt. */
+        s->want_passphrase = TRUE;
+        s->username = g_strdup(options->username);
+        s->password = g_strdup(options->password);
+        if (s->cfg->auth_user_pass != SHIMMER_AUTH_USER_PASS_NONE && s->cfg->password == NULL &&
+            s->password == NULL) {
+            s->want_password = TRUE;
+            s->want_username = s->cfg->username == NULL && s->username == NULL;
+            s->want_otp = s->cfg->static_challenge != NULL;
+        }
+    }
+    /* The tun pattern is needed when the tunnel is made, maybe later. */
+    s->opts.tun_pattern = g_intern_string(options->tun_pattern);
+    if (!s->want_passphrase) {
+        if (needs_answer(s) && options->password != NULL) {
+            /* Kept for when the engine asks: then the answer is asked for. */
+            s->username = g_strdup(options->username);
+            s->password = g_strdup(options->password);
+        }
+        const char *pw = needs_answer(s) ? NULL : options->password;
+        if (!create_tunnel(s, options->username, pw, error)) {
+            shimmer_session_unref(s);
+            return NULL;
+        }
+    }
+    return s;
+}
+
+void shimmer_session_start(ShimmerSession *s)
+{
+    if (s->started)
+        return;
+    s->started = TRUE;
+    s->stats_timer = g_timeout_add_seconds(1, on_stats_timer, s);
+    if (s->want_passphrase) {
+        request_credentials(s);
+        return;
+    }
+    shimmer_tunnel_start(s->tunnel);
+}
+
+void shimmer_session_stop(ShimmerSession *s, const char *why)
+{
+    if (s->finished)
+        return;
+    if (s->stop_reason == NULL)
+        s->stop_reason = g_strdup(why);
+    if (s->tunnel == NULL || !s->started) {
+        on_tunnel_finished(s, FALSE, why);
+        return;
+    }
+    shimmer_tunnel_stop(s->tunnel);
+}
+
+void shimmer_session_abort(ShimmerSession *s, const char *why)
+{
+    if (s->finished)
+        return;
+    if (s->stop_reason == NULL)
+        s->stop_reason = g_strdup(why);
+    /* Freeing the tunnel tears it, its routes and its DNS down now. */
+    g_clear_pointer(&s->tunnel, shimmer_tunnel_free);
+    on_tunnel_finished(s, FALSE, why);
+}
+
+ShimmerSession *shimmer_session_ref(ShimmerSession *s)
+{
+    s->ref++;
+    return s;
+}
+
+void shimmer_session_unref(ShimmerSession *s)
+{
+    if (s == NULL || --s->ref > 0)
+        return;
+    if (s->stats_timer)
+        g_source_remove(s->stats_timer);
+    /* The tunnel goes before the configuration it reads. */
+    g_clear_pointer(&s->tunnel, shimmer_tunnel_free);
+    shimmer_config_free(s->cfg);
+    shimmer_profile_unref(s->profile);
+    g_free(s->state);
+    g_free(s->state_reason);
+    g_free(s->stop_reason);
+    g_free(s->username);
+    g_free(s->challenge);
+    shimmer_str_free_secret(s->password);
+    g_free(s->profile_name);
+    g_free(s->id);
+    g_free(s);
+}
+
+/* ---------- accessors ---------- */
+
+const char *shimmer_session_get_id(ShimmerSession *s)
+{
+    return s->id;
+}
+
+guint shimmer_session_get_owner(ShimmerSession *s)
+{
+    return s->owner;
+}
+
+ShimmerProfile *shimmer_session_get_profile(ShimmerSession *s)
+{
+    return s->profile;
+}
+
+gboolean shimmer_session_is_finished(ShimmerSession *s)
+{
+    return s->finished;
+}
+
+gboolean shimmer_session_get_bound_to_caller(ShimmerSession *s)
+{
+    return s->opts.bound_to_caller;
+}
+
+gboolean shimmer_session_get_configure_network(ShimmerSession *s)
+{
+    return !s->opts.no_netcfg;
+}
+
+const char *shimmer_session_get_state(ShimmerSession *s)
+{
+    return s->state;
+}
+
+const char *shimmer_session_get_state_reason(ShimmerSession *s)
+{
+    return s->state_reason;
+}
+
+const char *shimmer_session_get_failure_kind(ShimmerSession *s)
+{
+    return s->failure_kind;
+}
+
+guint64 shimmer_session_get_connected_since(ShimmerSession *s)
+{
+    return s->connected_since;
+}
+
+static gboolean up(ShimmerSession *s)
+{
+    return s->network_up && s->tunnel != NULL;
+}
+
+static const char *or_empty(const char *v)
+{
+    return v ? v : "";
+}
+
+const char *shimmer_session_get_interface(ShimmerSession *s)
+{
+    return up(s) ? or_empty(shimmer_tunnel_get_tun_name(s->tunnel)) : "";
+}
+
+const char *shimmer_session_get_remote_address(ShimmerSession *s)
+{
+    return up(s) ? or_empty(shimmer_tunnel_get_remote_address(s->tunnel)) : "";
+}
+
+const char *shimmer_session_get_cipher(ShimmerSession *s)
+{
+    return up(s) ? or_empty(shimmer_engine_get_cipher(shimmer_tunnel_get_engine(s->tunnel))) : "";
+}
+
+const char *shimmer_session_get_tls_version(ShimmerSession *s)
+{
+    return up(s) ? or_empty(shimmer_engine_get_tls_version(shimmer_tunnel_get_engine(s->tunnel)))
+                 : "";
+}
+
+const char *const *shimmer_session_get_addresses(ShimmerSession *s)
+{
+    return up(s) ? shimmer_tunnel_get_addresses(s->tunnel) : no_strings;
+}
+
+const char *const *shimmer_session_get_routes(ShimmerSession *s)
+{
+    return up(s) ? shimmer_tunnel_get_routes(s->tunnel) : no_strings;
+}
+
+const char *const *shimmer_session_get_dns_servers(ShimmerSession *s)
+{
+    return up(s) ? shimmer_tunnel_get_dns_servers(s->tunnel) : no_strings;
+}
+
+const char *const *shimmer_session_get_dns_domains(ShimmerSession *s)
+{
+    return up(s) ? shimmer_tunnel_get_dns_domains(s->tunnel) : no_strings;
+}
+
+GVariant *shimmer_session_dup_network_config(ShimmerSession *s)
+{
+    /* Kept after a disconnect, as it was last computed. */
+    if (s->tunnel == NULL)
+        return g_variant_ref_sink(g_variant_new("a{sv}", NULL));
+    return shimmer_tunnel_get_network_config(s->tunnel);
+}
+
+void shimmer_session_get_counters(ShimmerSession *s, ShimmerSessionCounters *out)
+{
+    *out = s->last_counters;
+}
