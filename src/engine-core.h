@@ -25,6 +25,17 @@
  *    hands it a client that passed the stateless first exchange),
  *  - and reacting to the hooks, for which the core exports the helpers at
  *    the end of this file.
+ *
+ * The two ends differ in these facts (client / server): tls_flags
+ * GNUTLS_CLIENT / GNUTLS_SERVER; peer_key_purpose TLS server / TLS client;
+ * km_has_pre_master true / false; km_after_peer false / true;
+ * data_send_half 0 / 1; own hard reset HARD_RESET_CLIENT_V2 or _V3 without
+ * acks / HARD_RESET_SERVER_V2 with its ack; the peer's hard resets
+ * HARD_RESET_SERVER_V2 / HARD_RESET_CLIENT_V2 and _V3 (a server also takes
+ * CONTROL_WKC_V1); the control wrapping's direction. Session ids are ours
+ * at random / the dispatcher's cookie (shimmer_core_session_begin's
+ * OWN_SID), the peer's learnt from its reset / known from the first
+ * exchange.
  */
 
 #include <gnutls/gnutls.h>
