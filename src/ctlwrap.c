@@ -8,6 +8,7 @@
 #include <nettle/hmac.h>
 #include <nettle/memops.h>
 
+#include "bytes.h"
 #include "secure.h"
 
 /* op | sid: the part of every control packet that stays in the clear. */
@@ -67,7 +68,7 @@ struct ShimmerCtlwrap {
     gsize metadata_len;
 };
 
-const char *shimmer_ctlwrap_error_str(ShimmerCtlwrapError err)
+const char *shimmer_ctlwrap_error_to_string(ShimmerCtlwrapError err)
 {
     switch (err) {
     case SHIMMER_CTLWRAP_OK:
@@ -92,19 +93,6 @@ const char *shimmer_ctlwrap_error_str(ShimmerCtlwrapError err)
         return "invalid argument";
     }
     return "unknown error";
-}
-
-static guint32 get_be32(const guint8 *p)
-{
-    return ((guint32)p[0] << 24) | ((guint32)p[1] << 16) | ((guint32)p[2] << 8) | (guint32)p[3];
-}
-
-static void put_be32(guint8 *p, guint32 v)
-{
-    p[0] = (guint8)(v >> 24);
-    p[1] = (guint8)(v >> 16);
-    p[2] = (guint8)(v >> 8);
-    p[3] = (guint8)v;
 }
 
 /* ---- primitives ---- */
@@ -264,7 +252,7 @@ static gboolean wkc_length_ok(const guint8 *wkc, gsize wkc_len)
 {
     if (wkc_len < SHIMMER_CTLWRAP_V2_MIN_WKC_LEN || wkc_len > SHIMMER_CTLWRAP_V2_MAX_WKC_LEN)
         return FALSE;
-    return (((gsize)wkc[wkc_len - 2] << 8) | wkc[wkc_len - 1]) == wkc_len;
+    return shimmer_read_be16(wkc + wkc_len - 2) == wkc_len;
 }
 
 ShimmerCtlwrap *
@@ -353,8 +341,8 @@ static void tls_crypt_seal(CryptKey *k, const guint8 *plain, gsize plain_len, gu
     gsize rest_len = plain_len - HDR_LEN;
 
     memcpy(out, plain, HDR_LEN);
-    put_be32(out + HDR_LEN, pid);
-    put_be32(out + HDR_LEN + 4, time);
+    shimmer_write_be32(out + HDR_LEN, pid);
+    shimmer_write_be32(out + HDR_LEN + 4, time);
     hmac_sha256_update(&k->hmac, TC_AD_LEN, out);
     hmac_sha256_update(&k->hmac, rest_len, plain + HDR_LEN);
     hmac_sha256_digest(&k->hmac, TAG_LEN, out + TC_AD_LEN);
@@ -467,8 +455,7 @@ shimmer_ctlwrap_wrap_wkc(const guint8 server_key[SHIMMER_CTLWRAP_V2_SERVER_KEY_L
     total = SHIMMER_CTLWRAP_V2_MIN_WKC_LEN + metadata_len;
     if (out == NULL || out_size < total)
         return SHIMMER_CTLWRAP_ERR_NO_SPACE;
-    trailer[0] = (guint8)(total >> 8);
-    trailer[1] = (guint8)total;
+    shimmer_write_be16(trailer, (guint16)total);
 
     /* Kc and metadata are one CTR stream: assemble them first. */
     memcpy(plain, kc, SHIMMER_CTLWRAP_V2_CLIENT_KEY_LEN);
@@ -554,8 +541,8 @@ ShimmerCtlwrapError shimmer_ctlwrap_wrap(ShimmerCtlwrap *w, const guint8 *plain,
         gsize n = w->hmac_len;
         guint8 *replay = out + HDR_LEN + n;
         memcpy(out, plain, HDR_LEN);
-        put_be32(replay, pid);
-        put_be32(replay + 4, time);
+        shimmer_write_be32(replay, pid);
+        shimmer_write_be32(replay + 4, time);
         memcpy(replay + REPLAY_LEN, plain + HDR_LEN, plain_len - HDR_LEN);
         /* HMAC(pid | time | op | sid | rest); the wire order differs. */
         auth_update(&w->auth_send, w->digest, replay, REPLAY_LEN);
@@ -600,8 +587,8 @@ static ShimmerCtlwrapError tls_auth_open(ShimmerCtlwrap *w, const guint8 *pkt, g
     memcpy(out + HDR_LEN, replay + REPLAY_LEN, rest_len);
     *out_len = HDR_LEN + rest_len;
     info->has_replay = TRUE;
-    info->replay_pid = get_be32(replay);
-    info->replay_time = get_be32(replay + 4);
+    info->replay_pid = shimmer_read_be32(replay);
+    info->replay_time = shimmer_read_be32(replay + 4);
     return SHIMMER_CTLWRAP_OK;
 }
 
@@ -618,7 +605,7 @@ static ShimmerCtlwrapError v2_server_open_wkc(ShimmerCtlwrap *w, const guint8 *p
     /* WKc sits at the end and names its own length in its last two bytes. */
     if (len < TC_MIN_LEN + 2)
         return SHIMMER_CTLWRAP_ERR_TRUNCATED;
-    wkc_len = ((gsize)pkt[len - 2] << 8) | pkt[len - 1];
+    wkc_len = shimmer_read_be16(pkt + len - 2);
     if (wkc_len < SHIMMER_CTLWRAP_V2_MIN_WKC_LEN || wkc_len > SHIMMER_CTLWRAP_V2_MAX_WKC_LEN)
         return SHIMMER_CTLWRAP_ERR_WKC_MALFORMED;
     if (len - TC_MIN_LEN < wkc_len)
@@ -714,8 +701,8 @@ ShimmerCtlwrapError shimmer_ctlwrap_unwrap(ShimmerCtlwrap *w, const guint8 *pkt,
     if (w->mode != SHIMMER_CTLWRAP_TLS_AUTH) {
         /* tls-crypt: pid | time follow op | sid in the clear. */
         info->has_replay = TRUE;
-        info->replay_pid = get_be32(pkt + HDR_LEN);
-        info->replay_time = get_be32(pkt + HDR_LEN + 4);
+        info->replay_pid = shimmer_read_be32(pkt + HDR_LEN);
+        info->replay_time = shimmer_read_be32(pkt + HDR_LEN + 4);
     }
     return SHIMMER_CTLWRAP_OK;
 }

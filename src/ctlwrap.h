@@ -89,7 +89,7 @@ typedef enum {
 } ShimmerCtlwrapError;
 
 /* A static description for logs; never NULL. */
-const char *shimmer_ctlwrap_error_str(ShimmerCtlwrapError err);
+const char *shimmer_ctlwrap_error_to_string(ShimmerCtlwrapError err);
 
 #define SHIMMER_CTLWRAP_STATIC_KEY_LEN    256
 #define SHIMMER_CTLWRAP_V2_SERVER_KEY_LEN 128

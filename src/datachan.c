@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "datachan.h"
 
+#include "bytes.h"
 #include "secure.h"
 
 #include <stdint.h>
@@ -17,7 +18,7 @@ G_STATIC_ASSERT(CHACHA_POLY1305_DIGEST_SIZE == SHIMMER_DATACHAN_TAG_LEN);
 G_STATIC_ASSERT(CHACHA_POLY1305_NONCE_SIZE == SHIMMER_DATACHAN_NONCE_LEN);
 G_STATIC_ASSERT(GCM_IV_SIZE == SHIMMER_DATACHAN_NONCE_LEN);
 
-struct _ShimmerDatachanKey {
+struct ShimmerDatachanKey {
     ShimmerDatachanCipher cipher;
     ShimmerDatachanBackend backend;
     ShimmerDatachanDirection direction;
@@ -397,23 +398,10 @@ static gboolean overlaps(const void *a, gsize alen, const void *b, gsize blen)
     return pa < pb + blen && pb < pa + alen;
 }
 
-static void put_be32(guint8 *p, guint32 v)
-{
-    p[0] = (guint8)(v >> 24);
-    p[1] = (guint8)(v >> 16);
-    p[2] = (guint8)(v >> 8);
-    p[3] = (guint8)v;
-}
-
-static guint32 get_be32(const guint8 *p)
-{
-    return (guint32)p[0] << 24 | (guint32)p[1] << 16 | (guint32)p[2] << 8 | p[3];
-}
-
 static void make_nonce(const ShimmerDatachanKey *k, guint32 packet_id,
                        guint8 nonce[SHIMMER_DATACHAN_NONCE_LEN])
 {
-    put_be32(nonce, packet_id);
+    shimmer_write_be32(nonce, packet_id);
     memcpy(nonce + 4, k->implicit_iv, SHIMMER_DATACHAN_IMPLICIT_IV_LEN);
 }
 
@@ -450,13 +438,11 @@ static ShimmerDatachanResult seal(ShimmerDatachanKey *key, gboolean v2, guint8 k
 
     if (v2) {
         out[0] = SHIMMER_DATACHAN_OP_DATA_V2 << 3 | key_id;
-        out[1] = (guint8)(peer_id >> 16);
-        out[2] = (guint8)(peer_id >> 8);
-        out[3] = (guint8)peer_id;
+        shimmer_write_be24(out + 1, peer_id);
     } else {
         out[0] = SHIMMER_DATACHAN_OP_DATA_V1 << 3 | key_id;
     }
-    put_be32(out + hdr - 4, id);
+    shimmer_write_be32(out + hdr - 4, id);
     make_nonce(key, id, nonce);
 
     /* V2 authenticates opcode, key id and peer id with the packet id; V1 only
@@ -501,7 +487,7 @@ static ShimmerDatachanResult open_packet(ShimmerDatachanKey *key, gboolean v2, c
     if (out != packet + overhead && overlaps(out, len, packet, packet_len))
         return SHIMMER_DATACHAN_ERR_INVALID;
 
-    id = get_be32(packet + hdr - 4);
+    id = shimmer_read_be32(packet + hdr - 4);
     make_nonce(key, id, nonce);
     result = aead_open(key, nonce, v2 ? packet : packet + 1, v2 ? 8 : 4, packet + overhead, len,
                        out, packet + hdr);
@@ -552,7 +538,7 @@ gboolean shimmer_datachan_peek_packet_id(gboolean v2, const guint8 *packet, gsiz
     if (packet == NULL || packet_len < hdr + SHIMMER_DATACHAN_TAG_LEN)
         return FALSE;
     if (packet_id != NULL)
-        *packet_id = get_be32(packet + hdr - 4);
+        *packet_id = shimmer_read_be32(packet + hdr - 4);
     return TRUE;
 }
 

@@ -114,7 +114,7 @@ typedef enum {
  * million packets last 19 s at 10 Gbit/s of 1400-byte packets. */
 #define SHIMMER_DATACHAN_PACKET_ID_REKEY 0xFE000000u
 
-typedef struct _ShimmerDatachanKey ShimmerDatachanKey;
+typedef struct ShimmerDatachanKey ShimmerDatachanKey;
 
 /* Key length for CIPHER in bytes: 16 or 32. */
 gsize shimmer_datachan_cipher_key_len(ShimmerDatachanCipher cipher);

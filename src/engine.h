@@ -8,22 +8,44 @@
 G_BEGIN_DECLS
 
 /*
- * The protocol engine: one OpenVPN session (client role today; the key-state
- * structures are shaped for the server role too). It does no I/O and reads no
- * clock: the caller feeds it transport packets, tun packets and the current
- * time (monotonic microseconds), and takes out packets to send, packets for
- * the tun, events, and the next deadline at which to call
- * shimmer_engine_handle_timeout().
+ * The protocol engine: one OpenVPN session, in the client role today (the
+ * core is role-neutral, see engine-core.h). It does no I/O, reads no clock
+ * and draws no randomness of its own: the caller feeds it transport
+ * packets, tun packets and the time, and takes out packets to send, packets
+ * for the tun, events and the next deadline. The shape is ngtcp2's.
+ *
+ * Time: every NOW is monotonic microseconds (g_get_monotonic_time()) and
+ * never goes back. The wall clock, needed only to judge certificate
+ * validity, comes from ShimmerEngineHooks.realtime.
+ *
+ * The loop. After every call that takes NOW (recv, handle_timeout, start,
+ * set_credentials, transport_up, transport_failed, stop) the caller
+ *   1. calls shimmer_engine_write_pkt() until it returns 0 and sends each
+ *      packet (control packets, acks, keepalive pings, exit notifications
+ *      are built only then, straight into the caller's buffer);
+ *   2. takes every event with shimmer_engine_pop_event();
+ *   3. arms its timer at shimmer_engine_next_deadline(); when it fires,
+ *      calls shimmer_engine_handle_timeout() and goes back to 1.
+ * A deadline at or before NOW means "now"; packets that fall due (a
+ * retransmission, a ping) are part of the deadline and come out of step 1.
+ * Packets are written first: a DISCONNECT_TRANSPORT or EXIT event may
+ * follow the last packets of the old transport.
  *
  * Transport: the engine never opens sockets. It emits SHIMMER_EVENT_CONNECT
  * naming the remote to try; the caller resolves and connects, then calls
- * shimmer_engine_transport_up() or shimmer_engine_transport_failed(). Packets
- * cross this interface without the TCP length prefix: the caller frames TCP
- * (see packet.h's splitter).
+ * shimmer_engine_transport_up() or shimmer_engine_transport_failed().
+ * Packets cross this interface without the TCP length prefix: the caller
+ * frames TCP (see packet.h's splitter).
  *
  * The data path (shimmer_engine_encrypt() and a data packet through
  * shimmer_engine_recv()) allocates nothing and writes into the caller's
  * buffers.
+ *
+ * Nothing a peer sends, nothing in a profile and no argument value a caller
+ * passes (lengths, buffer sizes, calls in the wrong state) aborts the
+ * process: bad input is dropped and counted, calls that do not fit the
+ * state do nothing, and what cannot go on fails the session with a reason.
+ * Only pointers are trusted (an engine that is not one, a NULL buffer).
  */
 
 typedef struct ShimmerEngine ShimmerEngine;
@@ -38,8 +60,15 @@ typedef enum {
 typedef struct {
     /* Log lines; never contain secrets. May be NULL. */
     void (*log)(gpointer user, ShimmerLogLevel level, const char *message);
-    /* Random bytes; NULL: GnuTLS's generator. */
-    void (*random)(gpointer user, guint8 *buf, gsize len);
+    /* Fills BUF with LEN random bytes; FALSE when it cannot, which fails
+     * the session ("no random numbers ..."). NULL: GnuTLS's generator. */
+    gboolean (*random)(gpointer user, guint8 *buf, gsize len);
+    /* The wall clock, seconds since 1970-01-01 UTC: certificate validity
+     * (notBefore/notAfter of the peer's chain up to its root CA, and
+     * thisUpdate/nextUpdate of the CRLs that apply) is judged against it.
+     * Required when the profile has a CA (shimmer_engine_new() fails
+     * without it); the engine reads no clock of its own. */
+    gint64 (*realtime)(gpointer user);
     gpointer user;
 } ShimmerEngineHooks;
 
@@ -49,63 +78,193 @@ typedef enum {
     SHIMMER_STATE_AUTHENTICATING, /* TLS handshake and key exchange */
     SHIMMER_STATE_GETTING_CONFIG, /* PUSH_REQUEST sent, waiting for PUSH_REPLY */
     SHIMMER_STATE_CONNECTED,
-    SHIMMER_STATE_RECONNECTING,   /* waiting before the next attempt */
-    SHIMMER_STATE_DISCONNECTING,  /* sending the exit notification */
+    SHIMMER_STATE_RECONNECTING,  /* waiting before the next attempt */
+    SHIMMER_STATE_DISCONNECTING, /* sending the exit notification */
     SHIMMER_STATE_DISCONNECTED,
     SHIMMER_STATE_FAILED,
 } ShimmerState;
 
-const char *shimmer_state_name(ShimmerState state);
+/* "idle", "connecting", ...; "?" for values outside the enum. */
+const char *shimmer_state_to_string(ShimmerState state);
+
+/* ---- events ---- */
 
 typedef enum {
-    /* The state changed; message says why. */
+    /* The state changed (ev.state is the new one); state_change.reason says
+     * why, or is NULL. */
     SHIMMER_EVENT_STATE,
-    /* Open a transport to connection[index]; close any previous one. */
+    /* Open a transport to connection connect.index (connect.host, the
+     * profile's host name or address); close any previous one. */
     SHIMMER_EVENT_CONNECT,
     /* Close the transport (before a reconnect or at the end). */
     SHIMMER_EVENT_DISCONNECT_TRANSPORT,
     /* The tunnel's configuration arrived: configure the tun from
      * shimmer_engine_get_pushed(). Emitted again after a reconnect. */
     SHIMMER_EVENT_TUN_CONFIG,
-    /* A user name and password are needed: call shimmer_engine_set_credentials().
-     * The message says what: "password", "username and password", or, for a
-     * server's dynamic challenge, "challenge:E:TEXT" (E 1 if the answer may
-     * be echoed); the answer then goes as the password argument. */
+    /* Credentials are needed (credentials.kind says which): answer with
+     * shimmer_engine_set_credentials(). */
     SHIMMER_EVENT_NEED_CREDENTIALS,
-    /* The server refused the credentials; message holds its reason. */
+    /* The server refused the credentials; auth_failed.reason is its
+     * reason ("" if it gave none). The session then fails. */
     SHIMMER_EVENT_AUTH_FAILED,
-    /* A message for the user (INFO from the server). */
+    /* A message for the user from the server: info.text. */
     SHIMMER_EVENT_INFO,
-    /* The session is over (state DISCONNECTED or FAILED): stop the loop. */
+    /* The session is over (ev.state DISCONNECTED or FAILED); exit.reason
+     * says why. Stop the loop. */
     SHIMMER_EVENT_EXIT,
 } ShimmerEventType;
 
+typedef enum {
+    /* The password; the user name is known. */
+    SHIMMER_CREDENTIALS_PASSWORD,
+    /* User name and password. */
+    SHIMMER_CREDENTIALS_USERNAME_PASSWORD,
+    /* The answer to the server's dynamic challenge (text, echo), given as
+     * the password; the user name is ignored. */
+    SHIMMER_CREDENTIALS_CHALLENGE,
+} ShimmerCredentialsKind;
+
+typedef struct {
+    ShimmerCredentialsKind kind;
+    /* CHALLENGE: the server's question; NULL otherwise. */
+    char *text;
+    /* CHALLENGE: the answer may be shown as it is typed. */
+    gboolean echo;
+} ShimmerNeedCredentials;
+
+/* One event. The strings belong to the event: shimmer_event_clear(). */
 typedef struct {
     ShimmerEventType type;
+    /* The engine's state when the event was made. */
     ShimmerState state;
-    guint index;   /* CONNECT: the connection to open */
-    char *message; /* owned by the event; free with shimmer_event_clear() */
+    union {
+        struct {
+            char *reason;
+        } state_change; /* STATE */
+        struct {
+            guint index;
+            char *host;
+        } connect;                             /* CONNECT */
+        ShimmerNeedCredentials credentials; /* NEED_CREDENTIALS */
+        struct {
+            char *reason;
+        } auth_failed; /* AUTH_FAILED */
+        struct {
+            char *text;
+        } info; /* INFO */
+        struct {
+            char *reason;
+        } exit; /* EXIT */
+    };
 } ShimmerEvent;
 
 void shimmer_event_clear(ShimmerEvent *ev);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(ShimmerEvent, shimmer_event_clear)
+
+/* ---- receiving ---- */
+
+/* Why shimmer_engine_recv() dropped a packet. */
+typedef enum {
+    SHIMMER_DROP_NONE, /* not dropped */
+    /* Does not parse: empty, truncated, lengths that do not add up, an
+     * unknown opcode. */
+    SHIMMER_DROP_MALFORMED,
+    /* Failed authentication: the control channel's HMAC or tag (tls-auth,
+     * tls-crypt, tls-crypt-v2), a data packet's AEAD tag. */
+    SHIMMER_DROP_AUTH,
+    /* A packet id seen before, or too old for the replay window (data
+     * channel, or the control channel's wrapping). */
+    SHIMMER_DROP_REPLAY,
+    /* For a key id that has no key state or data keys (yet, or any more:
+     * a lame duck past tran-window). */
+    SHIMMER_DROP_NO_KEY,
+    /* A control packet of another session: its session id is not the
+     * peer's, or its acks name another session than ours. */
+    SHIMMER_DROP_WRONG_SESSION,
+    /* A well-formed packet this end never accepts, or not now: an opcode
+     * only the other role receives, a hard reset on a key id other than
+     * 0. */
+    SHIMMER_DROP_UNEXPECTED,
+    /* There is no session to match it against: before the transport is
+     * up, between attempts, after the end, or a control packet before the
+     * peer's hard reset named its session. */
+    SHIMMER_DROP_NO_SESSION,
+    /* Compressed data, which the engine never negotiates. */
+    SHIMMER_DROP_COMPRESSED,
+    /* The plaintext is larger than the caller's TUN_CAP. */
+    SHIMMER_DROP_TOO_BIG,
+    SHIMMER_DROP_N_REASONS
+} ShimmerDropReason;
+
+/* "malformed", "authentication failed", ...; never NULL. */
+const char *shimmer_drop_reason_to_string(ShimmerDropReason reason);
+
+typedef enum {
+    /* An IP packet for the tun is in TUN_OUT[0..*TUN_LEN). */
+    SHIMMER_RECV_TUN,
+    /* Accepted; nothing for the tun (a control packet, a ping, an OCC
+     * message, a duplicate the reliable layer acks again). */
+    SHIMMER_RECV_CONSUMED,
+    /* Dropped: *DROP says why, and stats.dropped[*DROP] counted it. */
+    SHIMMER_RECV_DROPPED,
+} ShimmerRecvResult;
+
+/* ---- sending ---- */
+
+/* The largest IP packet shimmer_engine_encrypt() takes... */
+#define SHIMMER_ENGINE_MAX_PLAIN 2048
+/* ...and what encryption adds at most (DATA_V2 header and tag,
+ * compression framing). */
+#define SHIMMER_ENGINE_DATA_OVERHEAD 26
+/* shimmer_engine_write_pkt() needs a buffer of at least this size. */
+#define SHIMMER_ENGINE_MAX_PACKET 2048
+
+typedef enum {
+    SHIMMER_ENCRYPT_OK,
+    /* No data keys to send with: not connected (yet), reconnecting, or
+     * ended. */
+    SHIMMER_ENCRYPT_NOT_CONNECTED,
+    /* LEN is 0. */
+    SHIMMER_ENCRYPT_EMPTY,
+    /* LEN is above SHIMMER_ENGINE_MAX_PLAIN, or OUT_CAP below LEN +
+     * SHIMMER_ENGINE_DATA_OVERHEAD. */
+    SHIMMER_ENCRYPT_TOO_BIG,
+    /* The sending key's packet ids are used up; a renegotiation is due
+     * (shimmer_engine_next_deadline() says so) and the new key takes over
+     * once it is ready. */
+    SHIMMER_ENCRYPT_OUT_OF_IDS,
+    /* The crypto library failed. */
+    SHIMMER_ENCRYPT_FAILED,
+    SHIMMER_ENCRYPT_N_RESULTS
+} ShimmerEncryptResult;
+
+/* "ok", "not connected", ...; never NULL. */
+const char *shimmer_encrypt_result_to_string(ShimmerEncryptResult result);
+
+/* ---- statistics ---- */
 
 typedef struct {
-    guint64 tun_bytes_in, tun_bytes_out;     /* plaintext from/to the tun */
+    guint64 tun_bytes_in, tun_bytes_out; /* plaintext from/to the tun */
     guint64 tun_packets_in, tun_packets_out;
-    guint64 link_bytes_in, link_bytes_out;   /* transport bytes */
-    guint64 dropped_auth;    /* failed authentication (data or control) */
-    guint64 dropped_replay;  /* replayed or too old */
-    guint64 dropped_malformed;
-    guint64 dropped_no_key;  /* data for a key we do not have */
+    guint64 link_bytes_in, link_bytes_out; /* transport bytes */
+    /* Received packets dropped, by reason ([SHIMMER_DROP_NONE] stays 0). */
+    guint64 dropped[SHIMMER_DROP_N_REASONS];
+    /* Tun packets shimmer_engine_encrypt() refused, by result ([OK] stays
+     * 0). */
+    guint64 not_encrypted[SHIMMER_ENCRYPT_N_RESULTS];
     guint64 reconnects;
     guint64 renegotiations;
 } ShimmerEngineStats;
 
+/* ---- the engine ---- */
+
 /* Creates a client engine for CFG, which must stay alive as long as the
- * engine. Fails if CFG has errors or its credentials do not load (wrong key
- * passphrase, ...). */
+ * engine. HOOKS is copied; NULL: no log, GnuTLS's randomness. Fails (NULL,
+ * ERROR set) if CFG has errors or is not a client profile, or its
+ * credentials do not load (wrong key passphrase, ...). */
 ShimmerEngine *shimmer_engine_new(const ShimmerConfig *cfg, const ShimmerEngineHooks *hooks,
                                   GError **error);
+/* Wipes every secret and frees. NULL is fine. */
 void shimmer_engine_free(ShimmerEngine *e);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(ShimmerEngine, shimmer_engine_free)
 
@@ -114,59 +273,83 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(ShimmerEngine, shimmer_engine_free)
  * A secret: free with shimmer_str_free_secret(). */
 char *shimmer_engine_static_challenge_password(const char *password, const char *response);
 
-/* Private-key passphrase (askpass); call before start. */
+/* Private-key passphrase. The key is read by shimmer_engine_new(), so this
+ * only matters for an engine that reads it later; a caller puts the
+ * passphrase into the configuration instead (askpass). */
 void shimmer_engine_set_key_passphrase(ShimmerEngine *e, const char *passphrase);
 
-/* Starts connecting: emits CONNECT (or NEED_CREDENTIALS first). */
+/* Starts connecting: emits CONNECT, or NEED_CREDENTIALS first when the
+ * profile wants a password it does not hold. Only in state IDLE; otherwise
+ * does nothing. */
 void shimmer_engine_start(ShimmerEngine *e, gint64 now);
 
+/* Answers NEED_CREDENTIALS (copies both; USERNAME NULL keeps the one
+ * known). In state IDLE it also starts connecting; after a CHALLENGE,
+ * PASSWORD is the answer and the next attempt begins. */
 void shimmer_engine_set_credentials(ShimmerEngine *e, const char *username, const char *password,
                                     gint64 now);
 
 /* The caller's transport to the remote named by the last CONNECT is ready
  * (UDP: socket connected; TCP: connection established). IS_TCP selects the
- * TCP behaviour (no explicit-exit-notify, ...). */
+ * TCP behaviour (no explicit-exit-notify, ...). Only in state CONNECTING;
+ * otherwise does nothing. A session that cannot be set up (no randomness)
+ * fails. */
 void shimmer_engine_transport_up(ShimmerEngine *e, gboolean is_tcp, gint64 now);
 
 /* Opening the transport failed, or an established one broke (TCP reset,
- * ICMP error). The engine tries the next remote after a delay. */
+ * ICMP error). The engine tries the next remote after a delay (state
+ * RECONNECTING), or fails after connect-retry-max. Does nothing once the
+ * session ended. */
 void shimmer_engine_transport_failed(ShimmerEngine *e, const char *why, gint64 now);
 
-typedef enum {
-    SHIMMER_RECV_NONE, /* consumed (control, ping) or dropped */
-    SHIMMER_RECV_TUN,  /* an IP packet for the tun is in the output buffer */
-} ShimmerRecvResult;
-
-/* One received transport packet. A data packet's plaintext goes to
- * TUN_OUT[0..*TUN_LEN); TUN_CAP should be at least the packet's length. */
+/* One received transport packet (PKT[0..LEN), any length, any content).
+ * A data packet's plaintext goes to TUN_OUT[0..*TUN_LEN); TUN_CAP should be
+ * at least LEN. *TUN_LEN is 0 unless the result is SHIMMER_RECV_TUN. DROP
+ * may be NULL; otherwise it is set to the reason (SHIMMER_DROP_NONE unless
+ * the result is SHIMMER_RECV_DROPPED). A dropped packet leaves nothing to
+ * send and no event; only an authentic one leaves a trace (its packet id in
+ * the replay window, and a COMPRESSED one counts as a sign of life). */
 ShimmerRecvResult shimmer_engine_recv(ShimmerEngine *e, const guint8 *pkt, gsize len, gint64 now,
-                                      guint8 *tun_out, gsize tun_cap, gsize *tun_len);
+                                      guint8 *tun_out, gsize tun_cap, gsize *tun_len,
+                                      ShimmerDropReason *drop);
 
-/* Encrypts one IP packet from the tun into OUT (OUT_CAP >= LEN + 64).
- * Returns the packet length, or 0 if it was dropped (not connected). */
-gsize shimmer_engine_encrypt(ShimmerEngine *e, const guint8 *ip, gsize len, guint8 *out,
-                             gsize out_cap, gint64 now);
+/* Encrypts one IP packet IP[0..LEN) from the tun into OUT, a packet of
+ * *OUT_LEN bytes to send as it is (*OUT_LEN is 0 unless the result is OK).
+ * Every result but OK is counted in stats.not_encrypted and leaves
+ * nothing to send. */
+ShimmerEncryptResult shimmer_engine_encrypt(ShimmerEngine *e, const guint8 *ip, gsize len,
+                                            guint8 *out, gsize out_cap, gint64 now, gsize *out_len);
 
-/* Takes the next queued transport packet (control, ping, exit): copies it to
- * OUT and returns its length, or 0 if none is queued. */
-gsize shimmer_engine_pop_packet(ShimmerEngine *e, guint8 *out, gsize out_cap);
+/* Writes the next packet due at NOW (control, ack, keepalive ping, exit
+ * notification) into BUF and returns its length; 0 when nothing is due;
+ * -1 if CAP is below SHIMMER_ENGINE_MAX_PACKET (nothing is taken then).
+ * Call it until it returns 0 (see the loop above). */
+gssize shimmer_engine_write_pkt(ShimmerEngine *e, guint8 *buf, gsize cap, gint64 now);
 
-/* Takes the next event; FALSE if none. Clear it with shimmer_event_clear(). */
+/* Takes the next event into *EV; FALSE if none. Clear it with
+ * shimmer_event_clear() (or declare it g_auto(ShimmerEvent)). */
 gboolean shimmer_engine_pop_event(ShimmerEngine *e, ShimmerEvent *ev);
 
-/* When to call shimmer_engine_handle_timeout() next; G_MAXINT64 for never. */
+/* When to call shimmer_engine_handle_timeout() next; G_MAXINT64 for never.
+ * May be at or before the last NOW: then at once. */
 gint64 shimmer_engine_next_deadline(ShimmerEngine *e);
+/* Serves every timer due at NOW; harmless when none is. */
 void shimmer_engine_handle_timeout(ShimmerEngine *e, gint64 now);
 
-/* Ends the session: sends the exit notification (explicit-exit-notify) and
- * emits EXIT once it is out. */
+/* Ends the session: sends the exit notification (explicit-exit-notify:
+ * EXIT on the control channel when the server offered cc-exit, OCC EXIT
+ * packets otherwise) and emits EXIT once it is out. Does nothing once the
+ * session is ending or ended. */
 void shimmer_engine_stop(ShimmerEngine *e, gint64 now);
 
 ShimmerState shimmer_engine_get_state(const ShimmerEngine *e);
 /* The configuration the server pushed, merged over continuation messages;
  * NULL before the first TUN_CONFIG. */
 const ShimmerConfig *shimmer_engine_get_pushed(const ShimmerEngine *e);
+/* The data-channel cipher in use ("AES-256-GCM"), NULL before one was
+ * negotiated. */
 const char *shimmer_engine_get_cipher(const ShimmerEngine *e);
+/* "TLS1.3" etc. of the session's first key state; NULL without one. */
 const char *shimmer_engine_get_tls_version(const ShimmerEngine *e);
 void shimmer_engine_get_stats(const ShimmerEngine *e, ShimmerEngineStats *out);
 /* The connection the engine is on (index into cfg->connections). */

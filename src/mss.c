@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #include "mss.h"
 
+#include "bytes.h"
+
 /* RFC 1624 incremental update of a one's complement checksum for one 16-bit
  * word changing from OLD to NEW. */
 static guint16 csum_update(guint16 csum, guint16 old, guint16 new_)
@@ -35,22 +37,19 @@ static gboolean clamp_tcp(guint8 *tcp, gsize len, guint mss)
         if (olen < 2 || i + olen > hlen)
             break;
         if (kind == 2 && olen == 4) {
-            guint16 cur = (guint16)((tcp[i + 2] << 8) | tcp[i + 3]);
+            guint16 cur = shimmer_read_be16(tcp + i + 2);
             if (cur <= mss)
                 return FALSE;
-            guint16 csum = (guint16)((tcp[16] << 8) | tcp[17]);
+            guint16 csum = shimmer_read_be16(tcp + 16);
             /* Options need not be aligned: at an odd offset the value's two
              * bytes sit in two checksum words, which the one's complement
              * sum sees as the byte-swapped value (RFC 1071). */
             if ((i + 2) & 1)
-                csum = csum_update(csum, GUINT16_SWAP_LE_BE(cur),
-                                   GUINT16_SWAP_LE_BE((guint16)mss));
+                csum = csum_update(csum, GUINT16_SWAP_LE_BE(cur), GUINT16_SWAP_LE_BE((guint16)mss));
             else
                 csum = csum_update(csum, cur, (guint16)mss);
-            tcp[i + 2] = (guint8)(mss >> 8);
-            tcp[i + 3] = (guint8)mss;
-            tcp[16] = (guint8)(csum >> 8);
-            tcp[17] = (guint8)csum;
+            shimmer_write_be16(tcp + i + 2, (guint16)mss);
+            shimmer_write_be16(tcp + 16, csum);
             return TRUE;
         }
         i += olen;
@@ -68,10 +67,10 @@ gboolean shimmer_mss_clamp(guint8 *pkt, gsize len, guint mss4, guint mss6)
         if (ihl < 20 || ihl > len || pkt[9] != 6)
             return FALSE;
         /* Only the first fragment carries the TCP header; skip all fragments. */
-        guint frag = ((guint)(pkt[6] & 0x1f) << 8) | pkt[7];
+        guint frag = shimmer_read_be16(pkt + 6) & 0x1fff;
         if (frag != 0 || (pkt[6] & 0x20))
             return FALSE;
-        gsize total = ((gsize)pkt[2] << 8) | pkt[3];
+        gsize total = shimmer_read_be16(pkt + 2);
         if (total > len || total < ihl)
             return FALSE;
         return clamp_tcp(pkt + ihl, total - ihl, mss4);
@@ -80,7 +79,7 @@ gboolean shimmer_mss_clamp(guint8 *pkt, gsize len, guint mss4, guint mss6)
         /* Extension headers are rare on SYNs; only the plain case is handled. */
         if (len < 40 || pkt[6] != 6)
             return FALSE;
-        gsize plen = ((gsize)pkt[4] << 8) | pkt[5];
+        gsize plen = shimmer_read_be16(pkt + 4);
         if (plen + 40 > len)
             return FALSE;
         return clamp_tcp(pkt + 40, plen, mss6);

@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 #include "packet.h"
 
+#include "bytes.h"
 #include "secure.h"
 
 #include <string.h>
 
-const char *shimmer_packet_error_str(ShimmerPacketError err)
+const char *shimmer_packet_error_to_string(ShimmerPacketError err)
 {
     switch (err) {
     case SHIMMER_PACKET_OK:
@@ -87,19 +88,6 @@ ShimmerPacketKind shimmer_packet_classify(const guint8 *buf, gsize len)
     return SHIMMER_PACKET_KIND_INVALID;
 }
 
-static guint32 get_be32(const guint8 *p)
-{
-    return ((guint32)p[0] << 24) | ((guint32)p[1] << 16) | ((guint32)p[2] << 8) | (guint32)p[3];
-}
-
-static void put_be32(guint8 *p, guint32 v)
-{
-    p[0] = (guint8)(v >> 24);
-    p[1] = (guint8)(v >> 16);
-    p[2] = (guint8)(v >> 8);
-    p[3] = (guint8)v;
-}
-
 static ShimmerPacketError check_control_opcode(guint op)
 {
     if (shimmer_packet_opcode_is_data(op))
@@ -141,7 +129,7 @@ ShimmerPacketError shimmer_packet_parse_control(const guint8 *buf, gsize len,
     if (len - pos < (gsize)p.n_acks * 4)
         return SHIMMER_PACKET_ERR_TRUNCATED;
     for (guint i = 0; i < p.n_acks; i++) {
-        p.acks[i] = get_be32(buf + pos);
+        p.acks[i] = shimmer_read_be32(buf + pos);
         pos += 4;
     }
     if (p.n_acks > 0) {
@@ -160,7 +148,7 @@ ShimmerPacketError shimmer_packet_parse_control(const guint8 *buf, gsize len,
         if (len - pos < 4)
             return SHIMMER_PACKET_ERR_TRUNCATED;
         p.has_msg_pid = TRUE;
-        p.msg_pid = get_be32(buf + pos);
+        p.msg_pid = shimmer_read_be32(buf + pos);
         pos += 4;
     }
 
@@ -212,7 +200,7 @@ ShimmerPacketError shimmer_packet_build_control(const ShimmerControlPacket *pkt,
     pos += SHIMMER_SESSION_ID_LEN;
     out[pos++] = (guint8)pkt->n_acks;
     for (guint i = 0; i < pkt->n_acks; i++) {
-        put_be32(out + pos, pkt->acks[i]);
+        shimmer_write_be32(out + pos, pkt->acks[i]);
         pos += 4;
     }
     if (pkt->n_acks > 0) {
@@ -220,7 +208,7 @@ ShimmerPacketError shimmer_packet_build_control(const ShimmerControlPacket *pkt,
         pos += SHIMMER_SESSION_ID_LEN;
     }
     if (pkt->opcode != SHIMMER_OP_ACK_V1) {
-        put_be32(out + pos, pkt->msg_pid);
+        shimmer_write_be32(out + pos, pkt->msg_pid);
         pos += 4;
         if (pkt->payload_len > 0) {
             /* memmove: a caller may build in place over its own payload. */
@@ -238,8 +226,7 @@ ShimmerPacketError shimmer_tcp_write_prefix(gsize len, guint8 out[SHIMMER_TCP_PR
 {
     if (len == 0 || len > SHIMMER_TCP_MAX_PACKET)
         return SHIMMER_PACKET_ERR_BAD_LENGTH;
-    out[0] = (guint8)(len >> 8);
-    out[1] = (guint8)len;
+    shimmer_write_be16(out, (guint16)len);
     return SHIMMER_PACKET_OK;
 }
 
@@ -305,7 +292,7 @@ ShimmerPacketError shimmer_tcp_splitter_feed(ShimmerTcpSplitter *s, const guint8
         *consumed = pos;
         if (s->prefix_have < SHIMMER_TCP_PREFIX_LEN)
             return SHIMMER_PACKET_OK;
-        s->body_len = ((gsize)s->prefix[0] << 8) | s->prefix[1];
+        s->body_len = shimmer_read_be16(s->prefix);
         if (s->body_len == 0 || s->body_len > s->max_packet) {
             /* A framing error desynchronises the stream for good: there is
              * no marker to find the next packet by. */

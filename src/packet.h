@@ -62,7 +62,7 @@ typedef enum {
 } ShimmerPacketError;
 
 /* A static description for logs; never NULL. */
-const char *shimmer_packet_error_str(ShimmerPacketError err);
+const char *shimmer_packet_error_to_string(ShimmerPacketError err);
 
 /* "CONTROL_V1" etc.; "UNKNOWN" for anything else. Never NULL. */
 const char *shimmer_packet_opcode_name(guint opcode);

@@ -36,7 +36,7 @@ typedef struct {
     guint8 *data;
 } RecvSlot;
 
-struct _ShimmerReliable {
+struct ShimmerReliable {
     gsize max_payload;
     gsize max_recv_payload;
     gint64 initial_timeout;

@@ -89,7 +89,7 @@ typedef struct {
     gint64 max_timeout;
 } ShimmerReliableConfig;
 
-typedef struct _ShimmerReliable ShimmerReliable;
+typedef struct ShimmerReliable ShimmerReliable;
 
 /* Creates the reliable state of a new key state (next pid to send 0, next pid
  * expected 0). CONFIG may be NULL (all defaults). Returns NULL (with a
@@ -134,7 +134,9 @@ gboolean shimmer_reliable_queue_message(ShimmerReliable *r, guint8 kind, const v
 typedef struct {
     guint32 pid;
     guint8 kind;
-    /* Points into R: valid until the next call that changes R. */
+    /* Points into R: valid until the next call that changes R, except
+     * shimmer_reliable_take_acks(), which leaves it in place (so a packet
+     * can carry the message and the acks taken for it). */
     const guint8 *payload;
     gsize len;
     /* FALSE for the first transmission. */

@@ -279,7 +279,7 @@ static int cmd_unwrap(void)
         ShimmerPacketError perr = shimmer_tcp_splitter_feed(sp, in, in_len, &used, &pkt, &pkt_len);
         if (perr != SHIMMER_PACKET_OK || pkt == NULL || used != in_len) {
             fprintf(stderr, "rejected: tcp framing: %s\n",
-                    perr != SHIMMER_PACKET_OK ? shimmer_packet_error_str(perr) : "incomplete");
+                    perr != SHIMMER_PACKET_OK ? shimmer_packet_error_to_string(perr) : "incomplete");
             return 1;
         }
     }
@@ -288,12 +288,12 @@ static int cmd_unwrap(void)
     ShimmerCtlwrapError err =
         shimmer_ctlwrap_unwrap(w, pkt, pkt_len, out, pkt_len, &out_len, &info);
     if (err != SHIMMER_CTLWRAP_OK) {
-        fprintf(stderr, "rejected: %s\n", shimmer_ctlwrap_error_str(err));
+        fprintf(stderr, "rejected: %s\n", shimmer_ctlwrap_error_to_string(err));
         return 1;
     }
     ShimmerPacketError perr = shimmer_packet_parse_control(out, out_len, &cp);
     if (perr != SHIMMER_PACKET_OK) {
-        fprintf(stderr, "rejected: inner packet: %s\n", shimmer_packet_error_str(perr));
+        fprintf(stderr, "rejected: inner packet: %s\n", shimmer_packet_error_to_string(perr));
         return 1;
     }
 
@@ -341,7 +341,7 @@ static int do_wrap(ShimmerControlPacket *cp)
     g_autofree guint8 *plain = g_malloc(plain_size);
     ShimmerPacketError perr = shimmer_packet_build_control(cp, plain, plain_size, &plain_len);
     if (perr != SHIMMER_PACKET_OK)
-        die("cannot build packet: %s", shimmer_packet_error_str(perr));
+        die("cannot build packet: %s", shimmer_packet_error_to_string(perr));
 
     if (opt_client_packet != NULL) {
         gsize cl_len, cl_out_len;
@@ -351,7 +351,7 @@ static int do_wrap(ShimmerControlPacket *cp)
         ShimmerCtlwrapError cerr =
             shimmer_ctlwrap_unwrap(w, cl, cl_len, cl_out, cl_len, &cl_out_len, &info);
         if (cerr != SHIMMER_CTLWRAP_OK)
-            die("--client-packet: %s", shimmer_ctlwrap_error_str(cerr));
+            die("--client-packet: %s", shimmer_ctlwrap_error_to_string(cerr));
         shimmer_wipe(cl_out, cl_len);
     }
     if (opt_pid >= 0)
@@ -362,7 +362,7 @@ static int do_wrap(ShimmerControlPacket *cp)
     ShimmerCtlwrapError err = shimmer_ctlwrap_wrap(w, plain, plain_len, now, body,
                                                    out_size - SHIMMER_TCP_PREFIX_LEN, &out_len);
     if (err != SHIMMER_CTLWRAP_OK)
-        die("cannot wrap: %s", shimmer_ctlwrap_error_str(err));
+        die("cannot wrap: %s", shimmer_ctlwrap_error_to_string(err));
     if (opt_tcp) {
         if (shimmer_tcp_write_prefix(out_len, out) != SHIMMER_PACKET_OK)
             die("packet too large for TCP");

@@ -836,7 +836,7 @@ static void test_errors(void)
     g_assert_cmpint(unwrap(ts, wire, NULL, &info), ==, SHIMMER_CTLWRAP_ERR_BAD_OPCODE);
 
     for (int e = SHIMMER_CTLWRAP_OK; e <= SHIMMER_CTLWRAP_ERR_INVALID; e++)
-        g_assert_nonnull(shimmer_ctlwrap_error_str(e));
+        g_assert_nonnull(shimmer_ctlwrap_error_to_string(e));
     shimmer_ctlwrap_free(NULL);
 }
 

@@ -27,6 +27,9 @@
 #include "ctlwrap.h"
 #include "datachan.h"
 #include "engine.h"
+/* White box, for the few states a test cannot reach from outside in
+ * reasonable time (a key at the end of its packet ids). */
+#include "engine-core.h"
 #include "kdf.h"
 #include "keys.h"
 #include "packet.h"
@@ -37,6 +40,9 @@
 #define MS 1000
 /* An arbitrary start: nothing may depend on time starting at 0. */
 #define T0 ((gint64)1000 * US)
+/* The wall clock at T0, seconds since 1970: 2030-01-01, inside the test
+ * certificates' validity. */
+#define WALL0 ((gint64)1893456000)
 
 static const guint8 ping_magic[16] = {0x2a, 0x18, 0x7b, 0xf3, 0x64, 0x1e, 0xb4, 0xcb,
                                       0x07, 0xed, 0x2d, 0x0a, 0x98, 0x1f, 0xc7, 0x48};
@@ -784,11 +790,16 @@ static void ts_start_soft_reset(TestServer *s, guint key_id)
 /* ---------------------------------------------------------------------- */
 /* Net: the engine, the server, the link between them and the clock. */
 
+/* An engine event as the tests look at it: its one string (the state
+ * change's reason, the host to connect to, the challenge, the server's
+ * reason or text) in MESSAGE. */
 typedef struct {
     ShimmerEventType type;
     ShimmerState state;
     guint index;
     char *message;
+    ShimmerCredentialsKind credentials;
+    gboolean echo;
     gint64 at;
 } NetEvent;
 
@@ -830,6 +841,15 @@ struct Net {
      * (then net_run() stops and sets STUCK). */
     gboolean tolerate_stuck;
     gboolean stuck;
+    /* The engine's random hook fails from this call on (0: never). */
+    guint random_fails_at;
+    guint random_calls;
+    /* Why the engine dropped the last packet net_to_engine() gave it. */
+    ShimmerDropReason last_drop;
+    /* The wall clock the engine sees at T0 (it runs with the simulated
+     * time). */
+    gint64 wall0;
+    GPtrArray *logs; /* char*: every line the engine logged */
 };
 
 static void net_engine_log(gpointer user, ShimmerLogLevel level, const char *message)
@@ -837,12 +857,23 @@ static void net_engine_log(gpointer user, ShimmerLogLevel level, const char *mes
     Net *n = user;
     if (n->log)
         g_printerr("[%8.3f] engine %d: %s\n", (double)(n->now - T0) / US, level, message);
+    g_ptr_array_add(n->logs, g_strdup(message));
 }
 
-static void net_engine_random(gpointer user, guint8 *buf, gsize len)
+static gboolean net_engine_random(gpointer user, guint8 *buf, gsize len)
 {
     Net *n = user;
+    n->random_calls++;
+    if (n->random_fails_at > 0 && n->random_calls >= n->random_fails_at)
+        return FALSE;
     prng_fill(&n->engine_rng, buf, len);
+    return TRUE;
+}
+
+static gint64 net_engine_realtime(gpointer user)
+{
+    Net *n = user;
+    return n->wall0 + (n->now - T0) / US;
 }
 
 static void net_event_free(NetEvent *ev)
@@ -875,10 +906,15 @@ static Net *net_new(ShimmerConfig *cfg, const TsSetup *setup, guint64 seed)
     n->s2c_log = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
     n->c2s_times = g_array_new(FALSE, FALSE, sizeof(gint64));
     n->tun = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+    n->logs = g_ptr_array_new_with_free_func(g_free);
     n->tcp = cfg->connections->len > 0 &&
              ((ShimmerConnection *)g_ptr_array_index(cfg->connections, 0))->transport ==
                  SHIMMER_TRANSPORT_TCP;
-    ShimmerEngineHooks hooks = {net_engine_log, net_engine_random, n};
+    n->wall0 = WALL0;
+    ShimmerEngineHooks hooks = {.log = net_engine_log,
+                                .random = net_engine_random,
+                                .realtime = net_engine_realtime,
+                                .user = n};
     GError *error = NULL;
     n->e = shimmer_engine_new(cfg, &hooks, &error);
     if (n->e == NULL)
@@ -901,6 +937,7 @@ static void net_free(Net *n)
     g_ptr_array_unref(n->s2c_log);
     g_array_unref(n->c2s_times);
     g_ptr_array_unref(n->tun);
+    g_ptr_array_unref(n->logs);
     g_free(n);
 }
 
@@ -962,25 +999,51 @@ static void net_drop_in_flight_to_client(Net *n)
     }
 }
 
+static const char *net_event_text(const ShimmerEvent *ev)
+{
+    switch (ev->type) {
+    case SHIMMER_EVENT_STATE:
+        return ev->state_change.reason;
+    case SHIMMER_EVENT_CONNECT:
+        return ev->connect.host;
+    case SHIMMER_EVENT_NEED_CREDENTIALS:
+        return ev->credentials.text;
+    case SHIMMER_EVENT_AUTH_FAILED:
+        return ev->auth_failed.reason;
+    case SHIMMER_EVENT_INFO:
+        return ev->info.text;
+    case SHIMMER_EVENT_EXIT:
+        return ev->exit.reason;
+    default:
+        return NULL;
+    }
+}
+
 /* Takes everything the engine and the server produced. */
 static void net_collect(Net *n)
 {
-    guint8 buf[65536];
-    gsize len;
-    while ((len = shimmer_engine_pop_packet(n->e, buf, sizeof(buf))) > 0)
-        net_send(n, FALSE, buf, len);
+    guint8 buf[SHIMMER_ENGINE_MAX_PACKET];
+    gssize len;
+    while ((len = shimmer_engine_write_pkt(n->e, buf, sizeof(buf), n->now)) > 0)
+        net_send(n, FALSE, buf, (gsize)len);
+    g_assert_cmpint(len, ==, 0);
     ShimmerEvent ev;
     while (shimmer_engine_pop_event(n->e, &ev)) {
         NetEvent *r = g_new0(NetEvent, 1);
         r->type = ev.type;
         r->state = ev.state;
-        r->index = ev.index;
-        r->message = g_steal_pointer(&ev.message);
+        r->message = g_strdup(net_event_text(&ev));
+        if (ev.type == SHIMMER_EVENT_CONNECT)
+            r->index = ev.connect.index;
+        if (ev.type == SHIMMER_EVENT_NEED_CREDENTIALS) {
+            r->credentials = ev.credentials.kind;
+            r->echo = ev.credentials.echo;
+        }
         r->at = n->now;
         g_ptr_array_add(n->events, r);
         if (n->log)
             g_printerr("[%8.3f] event %d state %s: %s\n", (double)(n->now - T0) / US, r->type,
-                       shimmer_state_name(r->state), r->message ? r->message : "");
+                       shimmer_state_to_string(r->state), r->message ? r->message : "");
         if (ev.type == SHIMMER_EVENT_CONNECT && n->auto_transport)
             n->transport_pending = TRUE;
         if (ev.type == SHIMMER_EVENT_DISCONNECT_TRANSPORT)
@@ -1001,11 +1064,13 @@ static ShimmerRecvResult net_to_engine(Net *n, const guint8 *pkt, gsize len)
     guint8 tun[4096];
     gsize tun_len = 0;
     n->last_s2c_at = n->now;
-    ShimmerRecvResult r = shimmer_engine_recv(n->e, pkt, len, n->now, tun, sizeof(tun), &tun_len);
+    ShimmerRecvResult r =
+        shimmer_engine_recv(n->e, pkt, len, n->now, tun, sizeof(tun), &tun_len, &n->last_drop);
     if (r == SHIMMER_RECV_TUN)
         g_ptr_array_add(n->tun, g_bytes_new(tun, tun_len));
     else
         g_assert_cmpuint(tun_len, ==, 0);
+    g_assert_cmpint(n->last_drop == SHIMMER_DROP_NONE, ==, r != SHIMMER_RECV_DROPPED);
     return r;
 }
 
@@ -1211,7 +1276,10 @@ static NetEvent *net_event(Net *n, gint index)
 
 static guint64 stats_dropped(const ShimmerEngineStats *st)
 {
-    return st->dropped_auth + st->dropped_replay + st->dropped_malformed + st->dropped_no_key;
+    guint64 sum = 0;
+    for (guint i = 0; i < SHIMMER_DROP_N_REASONS; i++)
+        sum += st->dropped[i];
+    return sum;
 }
 
 #ifndef SHIMMER_TEST_ENGINE_HARNESS_ONLY
@@ -1272,7 +1340,8 @@ static void setup_clear(TsSetup *setup)
     g_bytes_unref(setup->key);
 }
 
-static ShimmerConfig *client_config(ShimmerWrapMode wrap, const char *extra)
+/* The test client's profile; CA_PEM replaces the fixture CA when given. */
+static ShimmerConfig *client_config_ca(ShimmerWrapMode wrap, const char *extra, const char *ca_pem)
 {
     g_autofree char *dir = data_dir();
     GString *t = g_string_new(NULL);
@@ -1281,9 +1350,12 @@ static ShimmerConfig *client_config(ShimmerWrapMode wrap, const char *extra)
                               "remote 192.0.2.1 1194\n"
                               "remote-cert-tls server\n"
                               "verify-x509-name server.shimmer.test name\n"
-                              "ca ca.crt\n"
                               "cert client.crt\n"
                               "key client.key\n");
+    if (ca_pem != NULL)
+        g_string_append_printf(t, "<ca>\n%s</ca>\n", ca_pem);
+    else
+        g_string_append(t, "ca ca.crt\n");
     switch (wrap) {
     case SHIMMER_WRAP_TLS_AUTH:
         g_string_append(t, "tls-auth ta.key 1\nauth SHA256\n");
@@ -1312,6 +1384,11 @@ static ShimmerConfig *client_config(ShimmerWrapMode wrap, const char *extra)
     return cfg;
 }
 
+static ShimmerConfig *client_config(ShimmerWrapMode wrap, const char *extra)
+{
+    return client_config_ca(wrap, extra, NULL);
+}
+
 static Net *net_for(ShimmerWrapMode wrap, const char *extra, guint64 seed)
 {
     TsSetup setup;
@@ -1334,7 +1411,7 @@ static void net_connect(Net *n, gint64 limit)
     net_start(n);
     if (!net_run(n, t + limit, done_state, GINT_TO_POINTER(SHIMMER_STATE_CONNECTED)))
         g_error("not connected after %.1f s: state %s", (double)(n->now - t) / US,
-                shimmer_state_name(shimmer_engine_get_state(n->e)));
+                shimmer_state_to_string(shimmer_engine_get_state(n->e)));
 }
 
 /* A plausible IPv4 packet of LEN bytes. */
@@ -1352,8 +1429,10 @@ static guint8 send_up(Net *n, gsize len, guint seed)
     guint8 ip[2048], pkt[2048 + 128];
     make_ip(ip, len, seed);
     guint before = n->srv->data_in->len;
-    gsize plen = shimmer_engine_encrypt(n->e, ip, len, pkt, sizeof(pkt), n->now);
-    g_assert_cmpuint(plen, >, len);
+    gsize plen = 0;
+    g_assert_cmpint(shimmer_engine_encrypt(n->e, ip, len, pkt, sizeof(pkt), n->now, &plen), ==,
+                    SHIMMER_ENCRYPT_OK);
+    g_assert_cmpuint(plen, ==, len + SHIMMER_DATACHAN_V2_OVERHEAD - (pkt[0] >> 3 == 6 ? 3 : 0));
     net_to_server(n, pkt, plen);
     g_assert_cmpuint(n->srv->data_in->len, ==, before + 1);
     GBytes *got = g_ptr_array_index(n->srv->data_in, before);
@@ -1383,10 +1462,10 @@ static void assert_no_drops(Net *n)
 {
     ShimmerEngineStats st;
     shimmer_engine_get_stats(n->e, &st);
-    g_assert_cmpuint(st.dropped_auth, ==, 0);
-    g_assert_cmpuint(st.dropped_replay, ==, 0);
-    g_assert_cmpuint(st.dropped_malformed, ==, 0);
-    g_assert_cmpuint(st.dropped_no_key, ==, 0);
+    for (guint i = 0; i < SHIMMER_DROP_N_REASONS; i++)
+        g_assert_cmpuint(st.dropped[i], ==, 0);
+    for (guint i = 0; i < SHIMMER_ENCRYPT_N_RESULTS; i++)
+        g_assert_cmpuint(st.not_encrypted[i], ==, 0);
     g_assert_cmpuint(st.reconnects, ==, 0);
 }
 
@@ -1606,7 +1685,7 @@ static void test_impaired(gconstpointer data)
         /* Bounded: well inside hand-window, so no attempt was given up. */
         if (!net_run(n, t + 50 * US, done_state, GINT_TO_POINTER(SHIMMER_STATE_CONNECTED)))
             g_error("seed %" G_GUINT64_FORMAT ": not connected after 50 s (state %s)", seed,
-                    shimmer_state_name(shimmer_engine_get_state(n->e)));
+                    shimmer_state_to_string(shimmer_engine_get_state(n->e)));
         slowest = MAX(slowest, n->now - t);
         ShimmerEngineStats st;
         shimmer_engine_get_stats(n->e, &st);
@@ -1667,38 +1746,38 @@ static void test_replay(void)
 
     /* Twice the same packet: the second is a replay. */
     deliver_sealed(n, pkts, 1, SHIMMER_RECV_TUN);
-    deliver_sealed(n, pkts, 1, SHIMMER_RECV_NONE);
+    deliver_sealed(n, pkts, 1, SHIMMER_RECV_DROPPED);
     shimmer_engine_get_stats(n->e, &st);
-    g_assert_cmpuint(st.dropped_replay, ==, 1);
+    g_assert_cmpuint(st.dropped[SHIMMER_DROP_REPLAY], ==, 1);
     g_assert_cmpuint(st.tun_packets_out, ==, 1);
 
     /* Jump ahead to 71, then the window edge: 71 - 63 = 8 is the oldest id
      * still inside a 64-packet window, 7 is one too old. */
     deliver_sealed(n, pkts, 71, SHIMMER_RECV_TUN);
     deliver_sealed(n, pkts, 8, SHIMMER_RECV_TUN);
-    deliver_sealed(n, pkts, 7, SHIMMER_RECV_NONE);
-    deliver_sealed(n, pkts, 8, SHIMMER_RECV_NONE);
-    deliver_sealed(n, pkts, 71, SHIMMER_RECV_NONE);
-    deliver_sealed(n, pkts, 2, SHIMMER_RECV_NONE);
+    deliver_sealed(n, pkts, 7, SHIMMER_RECV_DROPPED);
+    deliver_sealed(n, pkts, 8, SHIMMER_RECV_DROPPED);
+    deliver_sealed(n, pkts, 71, SHIMMER_RECV_DROPPED);
+    deliver_sealed(n, pkts, 2, SHIMMER_RECV_DROPPED);
     shimmer_engine_get_stats(n->e, &st);
-    g_assert_cmpuint(st.dropped_replay, ==, 5);
+    g_assert_cmpuint(st.dropped[SHIMMER_DROP_REPLAY], ==, 5);
     g_assert_cmpuint(st.tun_packets_out, ==, 3);
     /* Reordered but new inside the window: accepted once each. */
     for (guint i = 70; i >= 60; i--)
         deliver_sealed(n, pkts, i, SHIMMER_RECV_TUN);
     for (guint i = 60; i <= 70; i++)
-        deliver_sealed(n, pkts, i, SHIMMER_RECV_NONE);
+        deliver_sealed(n, pkts, i, SHIMMER_RECV_DROPPED);
     shimmer_engine_get_stats(n->e, &st);
-    g_assert_cmpuint(st.dropped_replay, ==, 16);
+    g_assert_cmpuint(st.dropped[SHIMMER_DROP_REPLAY], ==, 16);
     g_assert_cmpuint(st.tun_packets_out, ==, 14);
 
     /* Time backtrack: 15 s after the newest packet, an older unseen id is
      * too late; a newer one is fine. */
     deliver_sealed(n, pkts, 72, SHIMMER_RECV_TUN);
     n->now += 16 * US;
-    deliver_sealed(n, pkts, 50, SHIMMER_RECV_NONE);
+    deliver_sealed(n, pkts, 50, SHIMMER_RECV_DROPPED);
     shimmer_engine_get_stats(n->e, &st);
-    g_assert_cmpuint(st.dropped_replay, ==, 17);
+    g_assert_cmpuint(st.dropped[SHIMMER_DROP_REPLAY], ==, 17);
     deliver_sealed(n, pkts, 73, SHIMMER_RECV_TUN);
     /* Forged: a packet id beyond the highest with a broken tag must not move
      * the window, or the genuine packet would then be refused. */
@@ -1707,9 +1786,9 @@ static void test_replay(void)
         const guint8 *p = g_bytes_get_data(g_ptr_array_index(pkts, 80), &len);
         g_autofree guint8 *bad = g_memdup2(p, len);
         bad[len - 1] ^= 1;
-        g_assert_cmpint(net_to_engine(n, bad, len), ==, SHIMMER_RECV_NONE);
+        g_assert_cmpint(net_to_engine(n, bad, len), ==, SHIMMER_RECV_DROPPED);
         shimmer_engine_get_stats(n->e, &st);
-        g_assert_cmpuint(st.dropped_auth, ==, 1);
+        g_assert_cmpuint(st.dropped[SHIMMER_DROP_AUTH], ==, 1);
         deliver_sealed(n, pkts, 74, SHIMMER_RECV_TUN);
         deliver_sealed(n, pkts, 80, SHIMMER_RECV_TUN);
     }
@@ -1720,20 +1799,20 @@ static void test_replay(void)
     const guint8 *reset = g_bytes_get_data(g_ptr_array_index(n->s2c_log, 0), &rlen);
     g_assert_cmpuint(shimmer_packet_opcode(reset[0]), ==, SHIMMER_OP_HARD_RESET_SERVER_V2);
     shimmer_engine_get_stats(n->e, &st);
-    guint64 replays = st.dropped_replay;
-    g_assert_cmpint(net_to_engine(n, reset, rlen), ==, SHIMMER_RECV_NONE);
+    guint64 replays = st.dropped[SHIMMER_DROP_REPLAY];
+    g_assert_cmpint(net_to_engine(n, reset, rlen), ==, SHIMMER_RECV_DROPPED);
     /* ...and so is every other control packet the server sent. */
     for (guint i = 1; i < n->s2c_log->len; i++) {
         gsize len;
         const guint8 *p = g_bytes_get_data(g_ptr_array_index(n->s2c_log, i), &len);
         if (shimmer_packet_classify(p, len) == SHIMMER_PACKET_KIND_CONTROL)
-            g_assert_cmpint(net_to_engine(n, p, len), ==, SHIMMER_RECV_NONE);
+            g_assert_cmpint(net_to_engine(n, p, len), ==, SHIMMER_RECV_DROPPED);
     }
     shimmer_engine_get_stats(n->e, &st);
-    g_assert_cmpuint(st.dropped_replay, >, replays + 3);
+    g_assert_cmpuint(st.dropped[SHIMMER_DROP_REPLAY], >, replays + 3);
     net_pump(n);
     g_assert_cmpint(shimmer_engine_get_state(n->e), ==, SHIMMER_STATE_CONNECTED);
-    g_assert_cmpuint(st.dropped_malformed, ==, 0);
+    g_assert_cmpuint(st.dropped[SHIMMER_DROP_MALFORMED], ==, 0);
     send_up(n, 100, 1);
     send_down(n, 0, 100, 2);
     g_ptr_array_unref(pkts);
@@ -1751,6 +1830,7 @@ static guint inject_corruptions(Net *n, const guint8 *pkt, gsize len, guint64 se
     ShimmerEngineStats before, after;
     shimmer_engine_get_stats(n->e, &before);
     ShimmerState state = shimmer_engine_get_state(n->e);
+    gint64 deadline = shimmer_engine_next_deadline(n->e);
     guint8 tun[4096];
     gsize tun_len = 0;
     guint count = 0;
@@ -1759,8 +1839,8 @@ static guint inject_corruptions(Net *n, const guint8 *pkt, gsize len, guint64 se
      * a read past its end. */
     for (gsize cut = 0; cut < len; cut++) {
         guint8 *p = g_memdup2(pkt, cut ? cut : 1);
-        g_assert_cmpint(shimmer_engine_recv(n->e, p, cut, n->now, tun, sizeof(tun), &tun_len), ==,
-                        SHIMMER_RECV_NONE);
+        g_assert_cmpint(shimmer_engine_recv(n->e, p, cut, n->now, tun, sizeof(tun), &tun_len, NULL),
+                        ==, SHIMMER_RECV_DROPPED);
         g_free(p);
         count++;
     }
@@ -1769,8 +1849,9 @@ static guint inject_corruptions(Net *n, const guint8 *pkt, gsize len, guint64 se
     for (gsize bit = 0; bit < len * 8; bit += bit < 96 * 8 ? 1 : 11) {
         memcpy(buf, pkt, len);
         buf[bit / 8] ^= (guint8)(1u << (bit % 8));
-        g_assert_cmpint(shimmer_engine_recv(n->e, buf, len, n->now, tun, sizeof(tun), &tun_len), ==,
-                        SHIMMER_RECV_NONE);
+        g_assert_cmpint(
+            shimmer_engine_recv(n->e, buf, len, n->now, tun, sizeof(tun), &tun_len, NULL), ==,
+            SHIMMER_RECV_DROPPED);
         count++;
     }
     /* The packet with bytes appended. */
@@ -1778,8 +1859,8 @@ static guint inject_corruptions(Net *n, const guint8 *pkt, gsize len, guint64 se
         memcpy(buf, pkt, len);
         memset(buf + len, 0, extra);
         g_assert_cmpint(
-            shimmer_engine_recv(n->e, buf, len + extra, n->now, tun, sizeof(tun), &tun_len), ==,
-            SHIMMER_RECV_NONE);
+            shimmer_engine_recv(n->e, buf, len + extra, n->now, tun, sizeof(tun), &tun_len, NULL),
+            ==, SHIMMER_RECV_DROPPED);
         count++;
     }
     /* Garbage: random, random behind the real first byte, random behind the
@@ -1792,8 +1873,9 @@ static guint inject_corruptions(Net *n, const guint8 *pkt, gsize len, guint64 se
             buf[0] = pkt[0];
         else if (i % 3 == 2)
             memcpy(buf, pkt, MIN(glen, MIN(len, 30)));
-        g_assert_cmpint(shimmer_engine_recv(n->e, buf, glen, n->now, tun, sizeof(tun), &tun_len),
-                        ==, SHIMMER_RECV_NONE);
+        g_assert_cmpint(
+            shimmer_engine_recv(n->e, buf, glen, n->now, tun, sizeof(tun), &tun_len, NULL), ==,
+            SHIMMER_RECV_DROPPED);
         count++;
     }
     g_free(buf);
@@ -1803,8 +1885,10 @@ static guint inject_corruptions(Net *n, const guint8 *pkt, gsize len, guint64 se
     g_assert_cmpuint(after.tun_packets_out, ==, before.tun_packets_out);
     g_assert_cmpuint(after.link_bytes_in, ==, before.link_bytes_in);
     g_assert_cmpint(shimmer_engine_get_state(n->e), ==, state);
-    guint8 out[4096];
-    g_assert_cmpuint(shimmer_engine_pop_packet(n->e, out, sizeof(out)), ==, 0);
+    /* Nothing to send, no timer moved. */
+    guint8 out[SHIMMER_ENGINE_MAX_PACKET];
+    g_assert_cmpint(shimmer_engine_write_pkt(n->e, out, sizeof(out), n->now), ==, 0);
+    g_assert_cmpint(shimmer_engine_next_deadline(n->e), ==, deadline);
     ShimmerEvent ev;
     g_assert_false(shimmer_engine_pop_event(n->e, &ev));
     return count;
@@ -1885,8 +1969,8 @@ static void test_corruption(gconstpointer data)
     ShimmerEngineStats st;
     shimmer_engine_get_stats(n->e, &st);
     g_assert_cmpuint(stats_dropped(&st), ==, c.injected);
-    g_assert_cmpuint(st.dropped_auth, >, 1000);
-    g_assert_cmpuint(st.dropped_malformed, >, 100);
+    g_assert_cmpuint(st.dropped[SHIMMER_DROP_AUTH], >, 1000);
+    g_assert_cmpuint(st.dropped[SHIMMER_DROP_MALFORMED], >, 100);
     g_assert_cmpuint(st.reconnects, ==, 0);
     send_up(n, 64, 9);
     send_down(n, 0, 64, 10);
@@ -1984,9 +2068,9 @@ static void test_reneg_client(void)
     g_assert_cmphex(send_up(n, 60, 9), ==, OPB(SHIMMER_OP_DATA_V2, 2));
     send_down(n, 1, 70, 10);
     send_down(n, 2, 70, 11);
-    g_assert_cmpint(net_to_engine(n, p0, p0_len), ==, SHIMMER_RECV_NONE);
+    g_assert_cmpint(net_to_engine(n, p0, p0_len), ==, SHIMMER_RECV_DROPPED);
     shimmer_engine_get_stats(n->e, &st);
-    g_assert_cmpuint(st.dropped_no_key, ==, 1);
+    g_assert_cmpuint(st.dropped[SHIMMER_DROP_NO_KEY], ==, 1);
     g_assert_cmpuint(st.reconnects, ==, 0);
     net_free(n);
 }
@@ -2159,7 +2243,11 @@ static void test_auth_failed(void)
     g_assert_cmpint(shimmer_engine_next_deadline(n->e), ==, G_MAXINT64);
     guint8 ip[20], out[128];
     make_ip(ip, sizeof(ip), 1);
-    g_assert_cmpuint(shimmer_engine_encrypt(n->e, ip, sizeof(ip), out, sizeof(out), n->now), ==, 0);
+    gsize out_len = 1;
+    g_assert_cmpint(
+        shimmer_engine_encrypt(n->e, ip, sizeof(ip), out, sizeof(out), n->now, &out_len), ==,
+        SHIMMER_ENCRYPT_NOT_CONNECTED);
+    g_assert_cmpuint(out_len, ==, 0);
     net_free(n);
 }
 
@@ -2179,7 +2267,11 @@ static void test_cipher_not_offered(void)
     g_assert_null(shimmer_engine_get_cipher(n->e));
     guint8 ip[20], out[128];
     make_ip(ip, sizeof(ip), 1);
-    g_assert_cmpuint(shimmer_engine_encrypt(n->e, ip, sizeof(ip), out, sizeof(out), n->now), ==, 0);
+    gsize out_len = 1;
+    g_assert_cmpint(
+        shimmer_engine_encrypt(n->e, ip, sizeof(ip), out, sizeof(out), n->now, &out_len), ==,
+        SHIMMER_ENCRYPT_NOT_CONNECTED);
+    g_assert_cmpuint(out_len, ==, 0);
     net_free(n);
 }
 
@@ -2465,6 +2557,639 @@ static void test_stop_during_reneg(void)
     net_free(n);
 }
 
+/* ---------------------------------------------------------------------- */
+/* The contract: drop reasons, encrypt results, write_pkt */
+
+/* Feeds PKT and checks it was dropped for WANT, and counted once. */
+static void expect_drop(Net *n, const guint8 *pkt, gsize len, ShimmerDropReason want)
+{
+    ShimmerEngineStats before, after;
+    shimmer_engine_get_stats(n->e, &before);
+    g_assert_cmpint(net_to_engine(n, pkt, len), ==, SHIMMER_RECV_DROPPED);
+    g_assert_cmpint(n->last_drop, ==, want);
+    shimmer_engine_get_stats(n->e, &after);
+    g_assert_cmpuint(after.dropped[want], ==, before.dropped[want] + 1);
+    g_assert_cmpuint(stats_dropped(&after), ==, stats_dropped(&before) + 1);
+    g_assert_cmpstr(shimmer_drop_reason_to_string(want), !=, "unknown");
+}
+
+/* The next packet the server would send, taken off its queue. */
+static GBytes *ts_take_packet(TestServer *s)
+{
+    GBytes *b = g_queue_pop_tail(s->out);
+    g_assert_nonnull(b);
+    return b;
+}
+
+static void test_drop_reasons(void)
+{
+    Net *n = net_for(SHIMMER_WRAP_TLS_CRYPT, "compress stub-v2\n", 101);
+    guint8 junk[64] = {0};
+
+    /* Before any session: nothing to match against. */
+    junk[0] = OPB(SHIMMER_OP_CONTROL_V1, 0);
+    expect_drop(n, junk, sizeof(junk), SHIMMER_DROP_NO_SESSION);
+    junk[0] = OPB(SHIMMER_OP_DATA_V2, 0);
+    expect_drop(n, junk, sizeof(junk), SHIMMER_DROP_NO_KEY);
+
+    net_connect(n, 10 * US);
+    TestServer *s = n->srv;
+
+    /* Shapes no peer sends. */
+    expect_drop(n, junk, 0, SHIMMER_DROP_MALFORMED);
+    junk[0] = OPB(0, 0);
+    expect_drop(n, junk, sizeof(junk), SHIMMER_DROP_MALFORMED);
+    junk[0] = OPB(31, 2);
+    expect_drop(n, junk, sizeof(junk), SHIMMER_DROP_MALFORMED);
+    junk[0] = OPB(SHIMMER_OP_DATA_V2, 0);
+    expect_drop(n, junk, 5, SHIMMER_DROP_MALFORMED);
+    /* Control opcodes only a server receives. */
+    junk[0] = OPB(SHIMMER_OP_HARD_RESET_CLIENT_V2, 0);
+    expect_drop(n, junk, sizeof(junk), SHIMMER_DROP_UNEXPECTED);
+    junk[0] = OPB(SHIMMER_OP_CONTROL_WKC_V1, 0);
+    expect_drop(n, junk, sizeof(junk), SHIMMER_DROP_UNEXPECTED);
+    /* A forged control packet does not authenticate. */
+    junk[0] = OPB(SHIMMER_OP_CONTROL_V1, 0);
+    expect_drop(n, junk, sizeof(junk), SHIMMER_DROP_AUTH);
+
+    /* Genuine control packets that are not this session's or not now. */
+    TsKey *k = &s->keys[0];
+    guint8 saved[8];
+    memcpy(saved, s->sid, 8);
+    s->sid[0] ^= 1;
+    ts_send_packet(s, k, SHIMMER_OP_CONTROL_V1, 1000, (const guint8 *)"x", 1);
+    memcpy(s->sid, saved, 8);
+    g_autoptr(GBytes) other = ts_take_packet(s);
+    expect_drop(n, g_bytes_get_data(other, NULL), g_bytes_get_size(other),
+                SHIMMER_DROP_WRONG_SESSION);
+    /* A hard reset opens key 0 only; then a message for a key id the
+     * engine has no state for, first new, then replayed. */
+    TsKey k3 = *k;
+    k3.key_id = 3;
+    ts_send_packet(s, &k3, SHIMMER_OP_HARD_RESET_SERVER_V2, 0, NULL, 0);
+    g_autoptr(GBytes) reset3 = ts_take_packet(s);
+    expect_drop(n, g_bytes_get_data(reset3, NULL), g_bytes_get_size(reset3),
+                SHIMMER_DROP_UNEXPECTED);
+    ts_send_packet(s, &k3, SHIMMER_OP_CONTROL_V1, 0, (const guint8 *)"y", 1);
+    g_autoptr(GBytes) nokey = ts_take_packet(s);
+    expect_drop(n, g_bytes_get_data(nokey, NULL), g_bytes_get_size(nokey), SHIMMER_DROP_NO_KEY);
+    expect_drop(n, g_bytes_get_data(nokey, NULL), g_bytes_get_size(nokey), SHIMMER_DROP_REPLAY);
+
+    /* Data: replayed, forged, on a key the engine does not have, too big
+     * for the caller's buffer, compressed. */
+    guint8 ip[200], pkt[512];
+    make_ip(ip, sizeof(ip), 1);
+    gsize len = ts_seal(s, 0, ip, sizeof(ip), pkt, sizeof(pkt));
+    g_assert_cmpint(net_to_engine(n, pkt, len), ==, SHIMMER_RECV_TUN);
+    expect_drop(n, pkt, len, SHIMMER_DROP_REPLAY);
+    len = ts_seal(s, 0, ip, sizeof(ip), pkt, sizeof(pkt));
+    pkt[len - 1] ^= 0x80;
+    expect_drop(n, pkt, len, SHIMMER_DROP_AUTH);
+    pkt[0] = OPB(SHIMMER_OP_DATA_V2, 4);
+    expect_drop(n, pkt, len, SHIMMER_DROP_NO_KEY);
+    len = ts_seal(s, 0, ip, sizeof(ip), pkt, sizeof(pkt));
+    guint8 small[100];
+    gsize tun_len = 1;
+    ShimmerDropReason why = SHIMMER_DROP_NONE;
+    g_assert_cmpint(
+        shimmer_engine_recv(n->e, pkt, len, n->now, small, sizeof(small), &tun_len, &why), ==,
+        SHIMMER_RECV_DROPPED);
+    g_assert_cmpint(why, ==, SHIMMER_DROP_TOO_BIG);
+    g_assert_cmpuint(tun_len, ==, 0);
+    /* ...which did not use up its packet id: with room it goes through. */
+    g_assert_cmpint(net_to_engine(n, pkt, len), ==, SHIMMER_RECV_TUN);
+    guint8 lz[40] = {0x50, 0x01};
+    len = ts_seal(s, 0, lz, sizeof(lz), pkt, sizeof(pkt));
+    expect_drop(n, pkt, len, SHIMMER_DROP_COMPRESSED);
+
+    /* Accepted without a tun packet: a ping, an acked duplicate. */
+    static const guint8 ping[16] = {0x2a, 0x18, 0x7b, 0xf3, 0x64, 0x1e, 0xb4, 0xcb,
+                                    0x07, 0xed, 0x2d, 0x0a, 0x98, 0x1f, 0xc7, 0x48};
+    len = ts_seal(s, 0, ping, sizeof(ping), pkt, sizeof(pkt));
+    g_assert_cmpint(net_to_engine(n, pkt, len), ==, SHIMMER_RECV_CONSUMED);
+    g_assert_cmpint(n->last_drop, ==, SHIMMER_DROP_NONE);
+
+    /* None of it hurt the session. */
+    g_assert_cmpint(shimmer_engine_get_state(n->e), ==, SHIMMER_STATE_CONNECTED);
+    send_up(n, 60, 2);
+    send_down(n, 0, 60, 3);
+    ShimmerEngineStats st;
+    shimmer_engine_get_stats(n->e, &st);
+    g_assert_cmpuint(st.dropped[SHIMMER_DROP_NONE], ==, 0);
+    g_assert_cmpuint(st.reconnects, ==, 0);
+    net_free(n);
+}
+
+static ShimmerEncryptResult encrypt_len(Net *n, gsize len, gsize cap)
+{
+    guint8 ip[SHIMMER_ENGINE_MAX_PLAIN + 8], out[SHIMMER_ENGINE_MAX_PLAIN + 256];
+    g_assert_cmpuint(cap, <=, sizeof(out));
+    make_ip(ip, MIN(len, sizeof(ip)), 7);
+    gsize out_len = 99;
+    ShimmerEncryptResult r = shimmer_engine_encrypt(n->e, ip, len, out, cap, n->now, &out_len);
+    g_assert_cmpuint(out_len == 0, ==, r != SHIMMER_ENCRYPT_OK);
+    g_assert_cmpstr(shimmer_encrypt_result_to_string(r), !=, "unknown");
+    return r;
+}
+
+static void test_encrypt_results(void)
+{
+    Net *n = net_for(SHIMMER_WRAP_TLS_CRYPT, NULL, 102);
+    n->srv->ping_every = 10 * US;
+    g_assert_cmpint(encrypt_len(n, 100, 200), ==, SHIMMER_ENCRYPT_NOT_CONNECTED);
+    net_connect(n, 10 * US);
+    g_assert_cmpint(encrypt_len(n, 0, 200), ==, SHIMMER_ENCRYPT_EMPTY);
+    g_assert_cmpint(encrypt_len(n, SHIMMER_ENGINE_MAX_PLAIN + 1, sizeof(guint8[2200])), ==,
+                    SHIMMER_ENCRYPT_TOO_BIG);
+    g_assert_cmpint(encrypt_len(n, 100, 100 + SHIMMER_ENGINE_DATA_OVERHEAD - 1), ==,
+                    SHIMMER_ENCRYPT_TOO_BIG);
+    g_assert_cmpint(encrypt_len(n, SHIMMER_ENGINE_MAX_PLAIN,
+                                SHIMMER_ENGINE_MAX_PLAIN + SHIMMER_ENGINE_DATA_OVERHEAD),
+                    ==, SHIMMER_ENCRYPT_OK);
+
+    /* Out of packet ids: refused, and a renegotiation is due at once. */
+    g_assert_true(shimmer_datachan_key_skip_to(n->e->ks[0].enc, SHIMMER_DATACHAN_PACKET_ID_LIMIT));
+    g_assert_cmpint(shimmer_engine_next_deadline(n->e), <=, n->now);
+    g_assert_cmpint(encrypt_len(n, 100, 200), ==, SHIMMER_ENCRYPT_OUT_OF_IDS);
+    g_assert_true(net_run(n, n->now + 20 * US, done_renegotiated, GINT_TO_POINTER(1)));
+    g_assert_cmphex(send_up(n, 100, 3), ==, OPB(SHIMMER_OP_DATA_V2, 1));
+
+    ShimmerEngineStats st;
+    shimmer_engine_get_stats(n->e, &st);
+    g_assert_cmpuint(st.not_encrypted[SHIMMER_ENCRYPT_NOT_CONNECTED], ==, 1);
+    g_assert_cmpuint(st.not_encrypted[SHIMMER_ENCRYPT_EMPTY], ==, 1);
+    g_assert_cmpuint(st.not_encrypted[SHIMMER_ENCRYPT_TOO_BIG], ==, 2);
+    g_assert_cmpuint(st.not_encrypted[SHIMMER_ENCRYPT_OUT_OF_IDS], ==, 1);
+    g_assert_cmpuint(st.not_encrypted[SHIMMER_ENCRYPT_OK], ==, 0);
+    g_assert_cmpuint(st.reconnects, ==, 0);
+    net_free(n);
+}
+
+/* A buffer below SHIMMER_ENGINE_MAX_PACKET is refused and takes nothing. */
+static void test_write_pkt_small_buffer(void)
+{
+    Net *n = net_for(SHIMMER_WRAP_TLS_CRYPT, NULL, 103);
+    n->auto_transport = FALSE;
+    shimmer_engine_start(n->e, n->now);
+    shimmer_engine_transport_up(n->e, FALSE, n->now);
+    guint8 buf[SHIMMER_ENGINE_MAX_PACKET];
+    g_assert_cmpint(shimmer_engine_write_pkt(n->e, buf, sizeof(buf) - 1, n->now), ==, -1);
+    gssize len = shimmer_engine_write_pkt(n->e, buf, sizeof(buf), n->now);
+    g_assert_cmpint(len, >, 0);
+    g_assert_cmphex(buf[0], ==, OPB(SHIMMER_OP_HARD_RESET_CLIENT_V2, 0));
+    g_assert_cmpint(shimmer_engine_write_pkt(n->e, buf, sizeof(buf), n->now), ==, 0);
+    net_free(n);
+}
+
+/* Calls that do not fit the state do nothing (and abort nothing). */
+static void test_calls_out_of_state(void)
+{
+    Net *n = net_for(SHIMMER_WRAP_TLS_AUTH, NULL, 104);
+    guint8 buf[SHIMMER_ENGINE_MAX_PACKET];
+    shimmer_engine_transport_up(n->e, FALSE, n->now); /* not connecting */
+    g_assert_cmpint(shimmer_engine_get_state(n->e), ==, SHIMMER_STATE_IDLE);
+    g_assert_cmpint(shimmer_engine_write_pkt(n->e, buf, sizeof(buf), n->now), ==, 0);
+    shimmer_engine_handle_timeout(n->e, n->now);
+    g_assert_null(shimmer_engine_get_pushed(n->e));
+    g_assert_null(shimmer_engine_get_cipher(n->e));
+    g_assert_null(shimmer_engine_get_tls_version(n->e));
+    net_connect(n, 10 * US);
+    shimmer_engine_start(n->e, n->now);                                /* already started */
+    shimmer_engine_set_credentials(n->e, "nobody", "nothing", n->now); /* none asked */
+    net_pump(n);
+    g_assert_cmpuint(net_count_events(n, SHIMMER_EVENT_CONNECT), ==, 1);
+    g_assert_cmpint(shimmer_engine_get_state(n->e), ==, SHIMMER_STATE_CONNECTED);
+    shimmer_engine_stop(n->e, n->now);
+    shimmer_engine_stop(n->e, n->now);
+    g_assert_true(net_run(n, n->now + 10 * US, done_state_final, NULL));
+    g_assert_cmpint(shimmer_engine_get_state(n->e), ==, SHIMMER_STATE_DISCONNECTED);
+    shimmer_engine_transport_failed(n->e, "late", n->now);
+    shimmer_engine_transport_up(n->e, TRUE, n->now);
+    shimmer_engine_stop(n->e, n->now);
+    net_pump(n);
+    g_assert_cmpint(shimmer_engine_get_state(n->e), ==, SHIMMER_STATE_DISCONNECTED);
+    g_assert_cmpuint(net_count_events(n, SHIMMER_EVENT_EXIT), ==, 1);
+    g_assert_cmpint(shimmer_engine_next_deadline(n->e), ==, G_MAXINT64);
+    net_free(n);
+}
+
+/* The random hook fails: the session fails with a reason, nothing aborts. */
+static void test_random_fails(void)
+{
+    static const struct {
+        guint at;
+        const char *why;
+    } cases[] = {
+        {1, "no random numbers for a session id"},
+        {2, "no random numbers for the key exchange"},
+    };
+    for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+        Net *n = net_for(SHIMMER_WRAP_TLS_CRYPT, NULL, 105 + i);
+        n->random_fails_at = cases[i].at;
+        net_start(n);
+        g_assert_true(net_run(n, n->now + 10 * US, done_state_final, NULL));
+        g_assert_cmpint(shimmer_engine_get_state(n->e), ==, SHIMMER_STATE_FAILED);
+        gint ex = net_find_event(n, 0, SHIMMER_EVENT_EXIT, -1);
+        g_assert_cmpint(ex, >=, 0);
+        g_assert_cmpstr(net_event(n, ex)->message, ==, cases[i].why);
+        g_assert_cmpuint(n->c2s_log->len, ==, 0);
+        net_free(n);
+    }
+    /* remote-random draws at creation. */
+    TsSetup setup;
+    setup_init(&setup, SHIMMER_WRAP_NONE);
+    g_autoptr(ShimmerConfig) cfg =
+        client_config(SHIMMER_WRAP_NONE, "remote 192.0.2.2 1194\nremote-random\n");
+    Net dummy = {.random_fails_at = 1};
+    ShimmerEngineHooks hooks = {
+        .random = net_engine_random, .realtime = net_engine_realtime, .user = &dummy};
+    g_autoptr(GError) error = NULL;
+    g_autoptr(ShimmerEngine) e = shimmer_engine_new(cfg, &hooks, &error);
+    g_assert_null(e);
+    g_assert_nonnull(strstr(error->message, "remote-random"));
+    setup_clear(&setup);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Typed events and the paths that carry secrets */
+
+/* A dynamic challenge: a typed event with the question and the echo flag;
+ * the answer goes back as the CRV1 password on the next connection. */
+static void test_challenge(void)
+{
+    Net *n = net_for(SHIMMER_WRAP_TLS_CRYPT,
+                     "<auth-user-pass>\nalice\nsecret\n</auth-user-pass>\nconnect-retry 1\n", 111);
+    /* base64("alice") = YWxpY2U= */
+    ts_set_push(n->srv, "AUTH_FAILED,CRV1:R,E:state-77:YWxpY2U=:Your one-time code?");
+    net_start(n);
+    g_assert_true(
+        net_run(n, n->now + 10 * US, done_state, GINT_TO_POINTER(SHIMMER_STATE_RECONNECTING)));
+    g_assert_cmpstr(n->srv->username, ==, "alice");
+    g_assert_cmpstr(n->srv->password, ==, "secret");
+    gint q = net_find_event(n, 0, SHIMMER_EVENT_NEED_CREDENTIALS, -1);
+    g_assert_cmpint(q, >=, 0);
+    NetEvent *ev = net_event(n, q);
+    g_assert_cmpint(ev->credentials, ==, SHIMMER_CREDENTIALS_CHALLENGE);
+    g_assert_cmpstr(ev->message, ==, "Your one-time code?");
+    g_assert_true(ev->echo);
+    /* Nothing happens until the user answers. */
+    g_assert_true(net_run(n, n->now + 60 * US, NULL, NULL));
+    g_assert_cmpint(shimmer_engine_get_state(n->e), ==, SHIMMER_STATE_RECONNECTING);
+    g_assert_cmpuint(net_count_events(n, SHIMMER_EVENT_CONNECT), ==, 1);
+    g_assert_cmpuint(net_count_events(n, SHIMMER_EVENT_AUTH_FAILED), ==, 0);
+
+    ts_set_push(n->srv, DEFAULT_PUSH);
+    shimmer_engine_set_credentials(n->e, NULL, "424242", n->now);
+    g_assert_true(
+        net_run(n, n->now + 10 * US, done_state, GINT_TO_POINTER(SHIMMER_STATE_CONNECTED)));
+    g_assert_cmpstr(n->srv->username, ==, "alice");
+    g_assert_cmpstr(n->srv->password, ==, "CRV1::state-77::424242");
+    net_free(n);
+}
+
+/* A pushed auth-token replaces the password when the key is renegotiated;
+ * AUTH_FAILED forgets it. */
+static void test_auth_token(void)
+{
+    Net *n = net_for(SHIMMER_WRAP_TLS_CRYPT,
+                     "<auth-user-pass>\nalice\nsecret\n</auth-user-pass>\nreneg-sec 10\n", 112);
+    n->srv->ping_every = 10 * US;
+    ts_set_push(n->srv, DEFAULT_PUSH ",auth-token SESS_abcdef");
+    net_connect(n, 10 * US);
+    g_assert_cmpstr(n->srv->password, ==, "secret");
+    /* The token is the engine's alone, not left in the pushed options. */
+    g_assert_null(shimmer_engine_get_pushed(n->e)->auth_token);
+    g_assert_true(net_run(n, n->now + 30 * US, done_renegotiated, GINT_TO_POINTER(1)));
+    g_assert_cmpstr(n->srv->username, ==, "alice");
+    g_assert_cmpstr(n->srv->password, ==, "SESS_abcdef");
+    net_free(n);
+}
+
+/* A reply that never ends: refused at the limit, not grown without bound. */
+static void test_push_too_large(void)
+{
+    Net *n = net_for(SHIMMER_WRAP_TLS_CRYPT, NULL, 113);
+    g_ptr_array_set_size(n->srv->push_messages, 0);
+    GString *part = g_string_new("PUSH_REPLY");
+    for (guint i = 0; i < 60; i++)
+        g_string_append_printf(part, ",route 10.%u.0.0 255.255.0.0", i);
+    g_string_append(part, ",push-continuation 2");
+    for (guint i = 0; i < 150; i++)
+        g_ptr_array_add(n->srv->push_messages, g_strdup(part->str));
+    g_string_free(part, TRUE);
+    net_start(n);
+    g_assert_true(net_run(n, n->now + 60 * US, done_state_final, NULL));
+    g_assert_cmpint(shimmer_engine_get_state(n->e), ==, SHIMMER_STATE_FAILED);
+    gint ex = net_find_event(n, 0, SHIMMER_EVENT_EXIT, -1);
+    g_assert_cmpstr(net_event(n, ex)->message, ==, "the pushed configuration is too large");
+    net_free(n);
+}
+
+/* A password too long for the key-method record's u16 length fails the
+ * session instead of being cut short. */
+static void test_password_too_long(void)
+{
+    Net *n = net_for(SHIMMER_WRAP_TLS_CRYPT, "auth-user-pass\n", 114);
+    net_start(n);
+    net_pump(n);
+    gint q = net_find_event(n, 0, SHIMMER_EVENT_NEED_CREDENTIALS, -1);
+    g_assert_cmpint(q, >=, 0);
+    g_assert_cmpint(net_event(n, q)->credentials, ==, SHIMMER_CREDENTIALS_USERNAME_PASSWORD);
+    g_assert_null(net_event(n, q)->message);
+    g_autofree char *password = g_strnfill(70000, 'p');
+    shimmer_engine_set_credentials(n->e, "alice", password, n->now);
+    g_assert_true(net_run(n, n->now + 10 * US, done_state_final, NULL));
+    g_assert_cmpint(shimmer_engine_get_state(n->e), ==, SHIMMER_STATE_FAILED);
+    gint ex = net_find_event(n, 0, SHIMMER_EVENT_EXIT, -1);
+    g_assert_cmpstr(net_event(n, ex)->message, ==, "cannot write the key-method record");
+    g_assert_null(n->srv->password);
+    net_free(n);
+}
+
+/* Messages behind one that ends the session stay unread (and are wiped
+ * with the key state): nothing after RESTART is acted on. */
+static void test_messages_after_restart(void)
+{
+    Net *n = net_for(SHIMMER_WRAP_TLS_CRYPT, "connect-retry 5\n", 115);
+    net_connect(n, 10 * US);
+    guint mark = n->events->len;
+    TsKey *k = &n->srv->keys[0];
+    static const char msgs[] = "RESTART,maintenance\0INFO,too late\0INFO,also too late";
+    ts_tls_send(k, msgs, sizeof(msgs));
+    ts_flush(n->srv, k);
+    net_pump(n);
+    g_assert_cmpint(shimmer_engine_get_state(n->e), ==, SHIMMER_STATE_RECONNECTING);
+    g_assert_cmpint(net_find_event(n, mark, SHIMMER_EVENT_INFO, -1), ==, -1);
+    net_free(n);
+}
+
+/* Over TCP the exit is immediate, but the EXIT control message made for it
+ * still goes out before the transport closes. */
+static void test_stop_cc_exit_tcp(void)
+{
+    Net *n = net_for(SHIMMER_WRAP_TLS_CRYPT, "proto tcp-client\nexplicit-exit-notify 2\n", 116);
+    ts_set_push(n->srv, DEFAULT_PUSH ",protocol-flags cc-exit tls-ekm");
+    net_connect(n, 10 * US);
+    shimmer_engine_stop(n->e, n->now);
+    g_assert_cmpint(shimmer_engine_get_state(n->e), ==, SHIMMER_STATE_DISCONNECTED);
+    net_pump(n);
+    g_assert_cmpstr(g_ptr_array_index(n->srv->messages_in, n->srv->messages_in->len - 1), ==,
+                    "EXIT");
+    g_assert_cmpint(shimmer_engine_next_deadline(n->e), ==, G_MAXINT64);
+    net_free(n);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Certificate validity at the injected wall clock */
+
+/* 00:00:00 UTC on the first day of MONTH of YEAR. */
+static gint64 utc(gint year, gint month)
+{
+    g_autoptr(GDateTime) dt = g_date_time_new_utc(year, month, 1, 0, 0, 0);
+    return g_date_time_to_unix(dt);
+}
+
+static char *crt_pem(gnutls_x509_crt_t crt)
+{
+    gnutls_datum_t out = {0};
+    g_assert_cmpint(gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, &out), ==, 0);
+    char *pem = g_strndup((const char *)out.data, out.size);
+    gnutls_free(out.data);
+    return pem;
+}
+
+static gnutls_x509_privkey_t ec_key(void)
+{
+    gnutls_x509_privkey_t key;
+    g_assert_cmpint(gnutls_x509_privkey_init(&key), ==, 0);
+    g_assert_cmpint(gnutls_x509_privkey_generate(
+                        key, GNUTLS_PK_ECDSA, GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0),
+                    ==, 0);
+    return key;
+}
+
+static gnutls_x509_crt_t new_crt(const char *dn, guint8 serial, gnutls_x509_privkey_t key,
+                                 gint64 from, gint64 to)
+{
+    gnutls_x509_crt_t crt;
+    g_assert_cmpint(gnutls_x509_crt_init(&crt), ==, 0);
+    g_assert_cmpint(gnutls_x509_crt_set_version(crt, 3), ==, 0);
+    g_assert_cmpint(gnutls_x509_crt_set_serial(crt, &serial, 1), ==, 0);
+    g_assert_cmpint(gnutls_x509_crt_set_dn(crt, dn, NULL), ==, 0);
+    g_assert_cmpint(gnutls_x509_crt_set_key(crt, key), ==, 0);
+    g_assert_cmpint(gnutls_x509_crt_set_activation_time(crt, (time_t)from), ==, 0);
+    g_assert_cmpint(gnutls_x509_crt_set_expiration_time(crt, (time_t)to), ==, 0);
+    return crt;
+}
+
+/* A CA, a server certificate for server.shimmer.test signed by it, and
+ * (CRL_THIS non-zero) a CRL of the CA revoking nothing, each valid from
+ * and to the times given. */
+typedef struct {
+    gint64 ca_from, ca_to, leaf_from, leaf_to, crl_this, crl_next;
+} PkiTimes;
+
+typedef struct {
+    char *ca, *cert, *key, *crl;
+} Pki;
+
+static void pki_clear(Pki *p)
+{
+    g_free(p->ca);
+    g_free(p->cert);
+    g_free(p->key);
+    g_free(p->crl);
+}
+
+static void make_pki(const PkiTimes *t, Pki *out)
+{
+    gnutls_x509_privkey_t ca_key = ec_key(), leaf_key = ec_key();
+    gnutls_x509_crt_t ca =
+        new_crt("O=Shimmer Test,CN=Time Test CA", 1, ca_key, t->ca_from, t->ca_to);
+    g_assert_cmpint(gnutls_x509_crt_set_basic_constraints(ca, 1, -1), ==, 0);
+    g_assert_cmpint(
+        gnutls_x509_crt_set_key_usage(ca, GNUTLS_KEY_KEY_CERT_SIGN | GNUTLS_KEY_CRL_SIGN), ==, 0);
+    g_assert_cmpint(gnutls_x509_crt_sign2(ca, ca, ca_key, GNUTLS_DIG_SHA256, 0), ==, 0);
+
+    gnutls_x509_crt_t leaf =
+        new_crt("O=Shimmer Test,CN=server.shimmer.test", 2, leaf_key, t->leaf_from, t->leaf_to);
+    g_assert_cmpint(gnutls_x509_crt_set_basic_constraints(leaf, 0, -1), ==, 0);
+    g_assert_cmpint(gnutls_x509_crt_set_key_usage(leaf, GNUTLS_KEY_DIGITAL_SIGNATURE |
+                                                            GNUTLS_KEY_KEY_AGREEMENT),
+                    ==, 0);
+    g_assert_cmpint(gnutls_x509_crt_set_key_purpose_oid(leaf, GNUTLS_KP_TLS_WWW_SERVER, 0), ==, 0);
+    g_assert_cmpint(gnutls_x509_crt_set_subject_alt_name(
+                        leaf, GNUTLS_SAN_DNSNAME, "server.shimmer.test", 19, GNUTLS_FSAN_SET),
+                    ==, 0);
+    g_assert_cmpint(gnutls_x509_crt_sign2(leaf, ca, ca_key, GNUTLS_DIG_SHA256, 0), ==, 0);
+
+    out->ca = crt_pem(ca);
+    out->cert = crt_pem(leaf);
+    gnutls_datum_t key = {0};
+    g_assert_cmpint(gnutls_x509_privkey_export2_pkcs8(leaf_key, GNUTLS_X509_FMT_PEM, NULL,
+                                                      GNUTLS_PKCS_PLAIN, &key),
+                    ==, 0);
+    out->key = g_strndup((const char *)key.data, key.size);
+    gnutls_free(key.data);
+    out->crl = NULL;
+    if (t->crl_this != 0) {
+        gnutls_x509_crl_t crl;
+        g_assert_cmpint(gnutls_x509_crl_init(&crl), ==, 0);
+        g_assert_cmpint(gnutls_x509_crl_set_version(crl, 2), ==, 0);
+        g_assert_cmpint(gnutls_x509_crl_set_this_update(crl, (time_t)t->crl_this), ==, 0);
+        g_assert_cmpint(gnutls_x509_crl_set_next_update(crl, (time_t)t->crl_next), ==, 0);
+        g_assert_cmpint(gnutls_x509_crl_sign2(crl, ca, ca_key, GNUTLS_DIG_SHA256, 0), ==, 0);
+        gnutls_datum_t der = {0};
+        g_assert_cmpint(gnutls_x509_crl_export2(crl, GNUTLS_X509_FMT_PEM, &der), ==, 0);
+        out->crl = g_strndup((const char *)der.data, der.size);
+        gnutls_free(der.data);
+        gnutls_x509_crl_deinit(crl);
+    }
+    gnutls_x509_crt_deinit(ca);
+    gnutls_x509_crt_deinit(leaf);
+    gnutls_x509_privkey_deinit(ca_key);
+    gnutls_x509_privkey_deinit(leaf_key);
+}
+
+/* A client that trusts PKI's CA (and its CRL) against a server with PKI's
+ * certificate; the wall clock reads WALL at T0. */
+static Net *net_for_pki(const Pki *pki, gint64 wall)
+{
+    TsSetup setup;
+    setup_init(&setup, SHIMMER_WRAP_TLS_CRYPT);
+    /* The server still checks the client's fixture certificate. */
+    g_bytes_unref(setup.cert);
+    g_bytes_unref(setup.key);
+    setup.cert = g_bytes_new(pki->cert, strlen(pki->cert));
+    setup.key = g_bytes_new(pki->key, strlen(pki->key));
+    g_autofree char *extra =
+        pki->crl != NULL ? g_strdup_printf("<crl-verify>\n%s</crl-verify>\n", pki->crl) : NULL;
+    Net *n = net_new(client_config_ca(SHIMMER_WRAP_TLS_CRYPT, extra, pki->ca), &setup, 95);
+    setup_clear(&setup);
+    n->wall0 = wall;
+    return n;
+}
+
+static gboolean net_logged(Net *n, const char *needle)
+{
+    for (guint i = 0; i < n->logs->len; i++) {
+        if (strstr(g_ptr_array_index(n->logs, i), needle) != NULL)
+            return TRUE;
+    }
+    return FALSE;
+}
+
+typedef struct {
+    const char *name;
+    PkiTimes times;
+    gint64 wall;
+    const char *refused; /* NULL: the handshake succeeds; else what the log says */
+} CertTimeCase;
+
+static void test_cert_time(gconstpointer data)
+{
+    const CertTimeCase *c = data;
+    Pki pki;
+    make_pki(&c->times, &pki);
+    Net *n = net_for_pki(&pki, c->wall);
+    net_start(n);
+    g_assert_true(net_run(n, n->now + 30 * US, done_state_final, NULL));
+    if (c->refused == NULL) {
+        g_assert_cmpint(shimmer_engine_get_state(n->e), ==, SHIMMER_STATE_CONNECTED);
+        send_up(n, 100, 1);
+        send_down(n, 0, 100, 2);
+    } else {
+        /* Refused for good: a certificate does not get better by retrying. */
+        g_assert_cmpint(shimmer_engine_get_state(n->e), ==, SHIMMER_STATE_FAILED);
+        if (!net_logged(n, c->refused))
+            g_error("no log line has '%s'", c->refused);
+        g_assert_cmpuint(net_count_events(n, SHIMMER_EVENT_CONNECT), ==, 1);
+        g_assert_cmpuint(net_count_events(n, SHIMMER_EVENT_TUN_CONFIG), ==, 0);
+    }
+    net_free(n);
+    pki_clear(&pki);
+}
+
+static void add_cert_time_tests(void)
+{
+    static CertTimeCase cases[] = {
+        {"valid", {0}, 0, NULL},
+        {"leaf-expired",
+         {0},
+         0,
+         "the certificate 'O=Shimmer Test,CN=server.shimmer.test' expired "
+         "at 2029-07-01 00:00:00 UTC"},
+        {"leaf-not-yet-valid",
+         {0},
+         0,
+         "the certificate 'O=Shimmer Test,CN=server.shimmer.test' is not valid before "
+         "2030-07-01 00:00:00 UTC"},
+        {"ca-expired",
+         {0},
+         0,
+         "the certificate 'O=Shimmer Test,CN=Time Test CA' expired at "
+         "2029-07-01 00:00:00 UTC"},
+        {"ca-not-yet-valid",
+         {0},
+         0,
+         "the certificate 'O=Shimmer Test,CN=Time Test CA' is not "
+         "valid before 2030-07-01 00:00:00 UTC"},
+        {"crl-valid", {0}, 0, NULL},
+        {"crl-expired",
+         {0},
+         0,
+         "the CRL for 'O=Shimmer Test,CN=server.shimmer.test' expired at "
+         "2029-12-01 00:00:00 UTC"},
+        {"crl-not-yet-valid",
+         {0},
+         0,
+         "the CRL for 'O=Shimmer Test,CN=server.shimmer.test' is "
+         "not valid before 2030-02-01 00:00:00 UTC"},
+        /* Valid only in 2001, a year the machine's clock is long past: the
+         * engine must judge by the injected clock alone. */
+        {"injected-past", {0}, 0, NULL},
+    };
+    PkiTimes base = {utc(2029, 1), utc(2031, 1), utc(2029, 1), utc(2031, 1), 0, 0};
+    for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+        CertTimeCase *c = &cases[i];
+        c->times = base;
+        c->wall = WALL0;
+        if (strcmp(c->name, "leaf-expired") == 0)
+            c->times.leaf_to = utc(2029, 7);
+        else if (strcmp(c->name, "leaf-not-yet-valid") == 0)
+            c->times.leaf_from = utc(2030, 7);
+        else if (strcmp(c->name, "ca-expired") == 0)
+            c->times.ca_to = utc(2029, 7);
+        else if (strcmp(c->name, "ca-not-yet-valid") == 0)
+            c->times.ca_from = utc(2030, 7);
+        else if (strcmp(c->name, "crl-valid") == 0)
+            c->times.crl_this = utc(2029, 12), c->times.crl_next = utc(2030, 2);
+        else if (strcmp(c->name, "crl-expired") == 0)
+            c->times.crl_this = utc(2029, 11), c->times.crl_next = utc(2029, 12);
+        else if (strcmp(c->name, "crl-not-yet-valid") == 0)
+            c->times.crl_this = utc(2030, 2), c->times.crl_next = utc(2030, 3);
+        else if (strcmp(c->name, "injected-past") == 0) {
+            c->times = (PkiTimes){utc(2001, 1), utc(2002, 1), utc(2001, 1),
+                                  utc(2002, 1), utc(2001, 3), utc(2001, 9)};
+            c->wall = utc(2001, 6);
+        }
+        g_autofree char *path = g_strdup_printf("/engine/cert-time/%s", c->name);
+        g_test_add_data_func(path, c, test_cert_time);
+    }
+}
+
+/* With a CA to verify against, the engine needs the wall clock. */
+static void test_cert_time_no_clock(void)
+{
+    g_autoptr(ShimmerConfig) cfg = client_config(SHIMMER_WRAP_NONE, NULL);
+    ShimmerEngineHooks hooks = {0};
+    g_autoptr(GError) error = NULL;
+    g_autoptr(ShimmerEngine) e = shimmer_engine_new(cfg, &hooks, &error);
+    g_assert_null(e);
+    g_assert_error(error, SHIMMER_ENGINE_ERROR, 0);
+    g_assert_nonnull(strstr(error->message, "wall clock"));
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -2506,6 +3231,19 @@ int main(int argc, char **argv)
     g_test_add_func("/engine/stop/cc-exit", test_stop_cc_exit);
     g_test_add_func("/engine/stop/occ-exit", test_stop_occ_exit);
     g_test_add_func("/engine/stop/during-reneg", test_stop_during_reneg);
+    g_test_add_func("/engine/stop/cc-exit-tcp", test_stop_cc_exit_tcp);
+    g_test_add_func("/engine/contract/drop-reasons", test_drop_reasons);
+    g_test_add_func("/engine/contract/encrypt-results", test_encrypt_results);
+    g_test_add_func("/engine/contract/write-pkt-small-buffer", test_write_pkt_small_buffer);
+    g_test_add_func("/engine/contract/calls-out-of-state", test_calls_out_of_state);
+    g_test_add_func("/engine/contract/random-fails", test_random_fails);
+    g_test_add_func("/engine/secrets/challenge", test_challenge);
+    g_test_add_func("/engine/secrets/auth-token", test_auth_token);
+    g_test_add_func("/engine/secrets/push-too-large", test_push_too_large);
+    g_test_add_func("/engine/secrets/password-too-long", test_password_too_long);
+    g_test_add_func("/engine/secrets/messages-after-restart", test_messages_after_restart);
+    add_cert_time_tests();
+    g_test_add_func("/engine/cert-time/no-clock", test_cert_time_no_clock);
     return g_test_run();
 }
 

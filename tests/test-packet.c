@@ -76,7 +76,7 @@ static void test_opcodes(void)
     g_assert_cmpuint(shimmer_packet_op_byte(SHIMMER_OP_DATA_V2, 1), ==, 0x49);
     g_assert_cmpuint(shimmer_packet_op_byte(SHIMMER_OP_HARD_RESET_SERVER_V2, 0), ==, 0x40);
     for (int e = SHIMMER_PACKET_OK; e <= SHIMMER_PACKET_ERR_INVALID; e++)
-        g_assert_nonnull(shimmer_packet_error_str(e));
+        g_assert_nonnull(shimmer_packet_error_to_string(e));
 }
 
 /* A HARD_RESET_SERVER_V2 as the real OpenVPN sends it (no wrapping). */

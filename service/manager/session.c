@@ -173,7 +173,7 @@ static void on_tunnel_state(gpointer user, ShimmerState state, const char *reaso
         return;
     /* Idle is the time before the first attempt (waiting for credentials):
      * to a user the session is connecting. */
-    const char *name = state == SHIMMER_STATE_IDLE ? "connecting" : shimmer_state_name(state);
+    const char *name = state == SHIMMER_STATE_IDLE ? "connecting" : shimmer_state_to_string(state);
     gboolean up = state == SHIMMER_STATE_CONNECTED;
     guint what = SHIMMER_SESSION_CHANGED_STATE;
     if (up || s->network_up) {
@@ -237,15 +237,15 @@ static void request_credentials(ShimmerSession *s)
         s->listener.credentials_requested(s->listener.user, s, &req);
 }
 
-static void on_tunnel_need_credentials(gpointer user, const char *what)
+static void on_tunnel_need_credentials(gpointer user, const ShimmerNeedCredentials *need)
 {
     ShimmerSession *s = user;
-    if (what != NULL && g_str_has_prefix(what, "challenge:") && strlen(what) >= 12) {
-        /* The server's dynamic challenge: "challenge:E:TEXT". */
+    if (need->kind == SHIMMER_CREDENTIALS_CHALLENGE) {
+        /* The server's dynamic challenge. */
         s->want_response = TRUE;
-        s->challenge_echo = what[10] == '1';
+        s->challenge_echo = need->echo;
         g_free(s->challenge);
-        s->challenge = g_strdup(what + 12);
+        s->challenge = g_strdup(need->text);
         static const char *const fields[] = {"response", NULL};
         set_state(s, "connecting", "waiting for the answer to the server's challenge");
         notify(s, SHIMMER_SESSION_CHANGED_STATE);
@@ -256,8 +256,7 @@ static void on_tunnel_need_credentials(gpointer user, const char *what)
             s->listener.credentials_requested(s->listener.user, s, &req);
         return;
     }
-    s->want_username =
-        what != NULL && strstr(what, "username") != NULL && s->username == NULL;
+    s->want_username = need->kind == SHIMMER_CREDENTIALS_USERNAME_PASSWORD && s->username == NULL;
     /* A password given to Connect waits here for the challenge's answer. */
     s->want_password = s->password == NULL;
     s->want_otp = needs_answer(s);

@@ -86,13 +86,13 @@ static char *prompt(const char *label, gboolean echo)
     return out;
 }
 
-static void on_need_credentials(gpointer user, const char *what)
+static void on_need_credentials(gpointer user, const ShimmerNeedCredentials *need)
 {
     Foreground *d = user;
-    if (what != NULL && g_str_has_prefix(what, "challenge:") && strlen(what) >= 12) {
-        /* The server's dynamic challenge: "challenge:E:TEXT". */
-        g_autofree char *label = g_strdup_printf("%s ", what + 12);
-        char *response = prompt(label, what[10] == '1');
+    if (need->kind == SHIMMER_CREDENTIALS_CHALLENGE) {
+        /* The server's dynamic challenge. */
+        g_autofree char *label = g_strdup_printf("%s ", need->text);
+        char *response = prompt(label, need->echo);
         if (response == NULL) {
             shimmer_log_line("error: ", _("the server asks a challenge but there is no terminal to "
                                   "answer it on"));
@@ -136,7 +136,6 @@ static void on_need_credentials(gpointer user, const char *what)
     }
     shimmer_tunnel_set_credentials(d->tunnel, username, password);
     shimmer_str_free_secret(password);
-    (void)what;
 }
 
 static void on_finished(gpointer user, gboolean failed, const char *reason)

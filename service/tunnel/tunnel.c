@@ -103,6 +103,12 @@ static void clog_(ShimmerTunnel *c, ShimmerLogLevel lvl, const char *fmt, ...)
         c->cb.log(c->cb.user, lvl, msg);
 }
 
+/* The wall clock the engine judges certificate validity by. */
+static gint64 engine_realtime(gpointer user)
+{
+    return g_get_real_time() / G_USEC_PER_SEC;
+}
+
 static void engine_log(gpointer user, ShimmerLogLevel level, const char *message)
 {
     ShimmerTunnel *c = user;
@@ -229,7 +235,7 @@ static void tun_write(ShimmerTunnel *c, const guint8 *pkt, gsize len)
 static void deliver(ShimmerTunnel *c, const guint8 *pkt, gsize len, gint64 now)
 {
     gsize tun_len = 0;
-    if (shimmer_engine_recv(c->engine, pkt, len, now, c->plain, sizeof(c->plain), &tun_len) ==
+    if (shimmer_engine_recv(c->engine, pkt, len, now, c->plain, sizeof(c->plain), &tun_len, NULL) ==
         SHIMMER_RECV_TUN) {
         shimmer_mss_clamp(c->plain, tun_len, shimmer_engine_get_mss(c->engine, FALSE),
                           shimmer_engine_get_mss(c->engine, TRUE));
@@ -315,9 +321,9 @@ static gboolean on_tun_readable(gint fd, GIOCondition cond, gpointer user)
         if (r <= 0)
             break;
         shimmer_mss_clamp(in, (gsize)r, mss4, mss6);
-        gsize len =
-            shimmer_engine_encrypt(c->engine, in, (gsize)r, c->tx[n], sizeof(c->tx[n]), now);
-        if (len == 0) {
+        gsize len = 0;
+        if (shimmer_engine_encrypt(c->engine, in, (gsize)r, c->tx[n], sizeof(c->tx[n]), now,
+                                   &len) != SHIMMER_ENCRYPT_OK) {
             n--;
             continue;
         }
@@ -900,25 +906,32 @@ static void finish(ShimmerTunnel *c, ShimmerTunnelFailure failure, const char *r
         c->cb.finished(c->cb.user, failure != SHIMMER_TUNNEL_FAILURE_NONE, reason);
 }
 
+/* Sends every packet the engine has due now. */
+static void write_packets(ShimmerTunnel *c)
+{
+    guint8 buf[SHIMMER_ENGINE_MAX_PACKET];
+    gssize len;
+    while ((len = shimmer_engine_write_pkt(c->engine, buf, sizeof(buf), g_get_monotonic_time())) >
+           0)
+        send_packet(c, buf, (gsize)len);
+}
+
 static void pump(ShimmerTunnel *c)
 {
-    guint8 buf[PKT_SIZE + HEADROOM];
-    gsize len;
     ShimmerEvent ev;
     gboolean again = TRUE;
     while (again && !c->finished) {
         again = FALSE;
-        while ((len = shimmer_engine_pop_packet(c->engine, buf, sizeof(buf))) > 0)
-            send_packet(c, buf, len);
+        write_packets(c);
         while (shimmer_engine_pop_event(c->engine, &ev)) {
             again = TRUE;
             switch (ev.type) {
             case SHIMMER_EVENT_STATE:
                 if (c->cb.state_changed)
-                    c->cb.state_changed(c->cb.user, ev.state, ev.message);
+                    c->cb.state_changed(c->cb.user, ev.state, ev.state_change.reason);
                 break;
             case SHIMMER_EVENT_CONNECT:
-                open_transport(c, ev.index);
+                open_transport(c, ev.connect.index);
                 break;
             case SHIMMER_EVENT_DISCONNECT_TRANSPORT:
                 close_transport(c);
@@ -935,7 +948,7 @@ static void pump(ShimmerTunnel *c)
             }
             case SHIMMER_EVENT_NEED_CREDENTIALS:
                 if (c->cb.need_credentials)
-                    c->cb.need_credentials(c->cb.user, ev.message);
+                    c->cb.need_credentials(c->cb.user, &ev.credentials);
                 break;
             case SHIMMER_EVENT_AUTH_FAILED:
                 c->auth_failed = TRUE;
@@ -947,11 +960,10 @@ static void pump(ShimmerTunnel *c)
                 if (shimmer_engine_get_state(c->engine) == SHIMMER_STATE_FAILED)
                     failure = c->auth_failed ? SHIMMER_TUNNEL_FAILURE_AUTH
                                              : SHIMMER_TUNNEL_FAILURE_CONNECT;
-                g_autofree char *reason = g_strdup(ev.message);
+                g_autofree char *reason = g_strdup(ev.exit.reason);
                 shimmer_event_clear(&ev);
                 /* Flush what the engine queued last (the exit notification). */
-                while ((len = shimmer_engine_pop_packet(c->engine, buf, sizeof(buf))) > 0)
-                    send_packet(c, buf, len);
+                write_packets(c);
                 finish(c, failure, reason);
                 return;
             }
@@ -981,7 +993,7 @@ ShimmerTunnel *shimmer_tunnel_new(const ShimmerConfig *cfg, const ShimmerTunnelO
     }
     if (callbacks)
         c->cb = *callbacks;
-    ShimmerEngineHooks hooks = {.log = engine_log, .user = c};
+    ShimmerEngineHooks hooks = {.log = engine_log, .realtime = engine_realtime, .user = c};
     c->engine = shimmer_engine_new(cfg, &hooks, error);
     if (c->engine == NULL) {
         g_free(c->tun_name);

@@ -36,8 +36,10 @@ typedef struct {
     void (*state_changed)(gpointer user, ShimmerState state, const char *reason);
     /* A log line (never holds a secret). */
     void (*log)(gpointer user, ShimmerLogLevel level, const char *message);
-    /* Credentials are needed: answer with shimmer_tunnel_set_credentials(). */
-    void (*need_credentials)(gpointer user, const char *what);
+    /* Credentials are needed (NEED says which, and for a server's challenge
+     * its text): answer with shimmer_tunnel_set_credentials(), a challenge
+     * with the answer as the password. */
+    void (*need_credentials)(gpointer user, const ShimmerNeedCredentials *need);
     /* The session is over; FAILED tells how it ended. */
     void (*finished)(gpointer user, gboolean failed, const char *reason);
     /* The tunnel's network configuration grew after it came up (a host-name

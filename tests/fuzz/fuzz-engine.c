@@ -308,8 +308,8 @@ static void run_connected(Net *n, Reader *r)
             g_assert_true(net_run(n, n->now + (gint64)len * 10 * MS, NULL, NULL));
             break;
         case 4:
-            plen = shimmer_engine_encrypt(n->e, b, got, pkt, sizeof(pkt), n->now);
-            if (plen > 0)
+            if (shimmer_engine_encrypt(n->e, b, got, pkt, sizeof(pkt), n->now, &plen) ==
+                SHIMMER_ENCRYPT_OK)
                 net_to_server(n, pkt, plen);
             break;
         case 5:

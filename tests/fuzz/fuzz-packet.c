@@ -149,7 +149,7 @@ static void fuzz_plain(const guint8 *data, gsize size)
 {
     ShimmerControlPacket cp;
     ShimmerPacketError err = shimmer_packet_parse_control(data, size, &cp);
-    (void)shimmer_packet_error_str(err);
+    (void)shimmer_packet_error_to_string(err);
     (void)shimmer_packet_opcode_name(size ? shimmer_packet_opcode(data[0]) : 0);
     if (err != SHIMMER_PACKET_OK)
         return;
@@ -238,7 +238,7 @@ static void fuzz_unwrap(const guint8 *data, gsize size)
     for (guint i = 0; i < n_unwrappers; i++) {
         ShimmerCtlwrapError err =
             shimmer_ctlwrap_unwrap(unwrappers[i].w, data, size, out, size + 16, &out_len, &info);
-        (void)shimmer_ctlwrap_error_str(err);
+        (void)shimmer_ctlwrap_error_to_string(err);
         if (err == SHIMMER_CTLWRAP_OK)
             check_unwrapped(out, out_len, size);
         else
