@@ -501,12 +501,11 @@ static GVariant *connect_options(NMSettingVpn *s_vpn)
     const char *otp = shimmer_nm_secrets_get(s_vpn, SHIMMER_NM_SECRET_OTP);
     if (user != NULL)
         g_variant_builder_add(&b, "{sv}", "username", g_variant_new_string(user));
-    if (password != NULL) {
-        char *combined = otp ? shimmer_engine_static_challenge_password(password, otp) : NULL;
-        g_variant_builder_add(&b, "{sv}", "password",
-                              g_variant_new_string(combined ? combined : password));
-        shimmer_str_free_secret(combined);
-    }
+    if (password != NULL)
+        g_variant_builder_add(&b, "{sv}", "password", g_variant_new_string(password));
+    /* shimmerd puts a static challenge's answer together with the password. */
+    if (otp != NULL)
+        g_variant_builder_add(&b, "{sv}", "otp", g_variant_new_string(otp));
     const char *pass = shimmer_nm_secrets_get(s_vpn, SHIMMER_NM_SECRET_CERT_PASS);
     if (pass != NULL)
         g_variant_builder_add(&b, "{sv}", "key-passphrase", g_variant_new_string(pass));

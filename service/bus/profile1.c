@@ -33,6 +33,7 @@ typedef struct {
     char *caller;
     char *username;
     char *password;       /* secret */
+    char *otp;            /* secret */
     char *key_passphrase; /* secret */
     char *new_name;
 } ProfileCall;
@@ -44,6 +45,7 @@ static void profile_call_free(gpointer data)
     g_free(c->caller);
     g_free(c->username);
     shimmer_str_free_secret(c->password);
+    shimmer_str_free_secret(c->otp);
     shimmer_str_free_secret(c->key_passphrase);
     g_free(c->new_name);
     g_free(c);
@@ -88,6 +90,7 @@ static void connect_allowed(GDBusMethodInvocation *invocation, guint caller_uid,
         .no_netcfg = !c->configure_network,
         .username = c->username,
         .password = c->password,
+        .otp = c->otp,
         .key_passphrase = c->key_passphrase,
     };
     g_autoptr(GError) error = NULL;
@@ -154,13 +157,15 @@ static gboolean read_connect_options(ProfileCall *c, GVariant *options, GError *
             ok = take_string_option(v, key, &c->username, error);
         } else if (strcmp(key, "password") == 0) {
             ok = take_string_option(v, key, &c->password, error);
+        } else if (strcmp(key, "otp") == 0) {
+            ok = take_string_option(v, key, &c->otp, error);
         } else if (strcmp(key, "key-passphrase") == 0) {
             ok = take_string_option(v, key, &c->key_passphrase, error);
         } else {
             g_autofree char *shown = g_strescape(key, NULL);
             g_set_error(error, SHIMMER_SERVICE_ERROR, SHIMMER_SERVICE_ERROR_INVALID_ARGS,
                         "options: unknown option \"%.64s\" (known: bound-to-caller, "
-                        "configure-network, username, password, key-passphrase)",
+                        "configure-network, username, password, otp, key-passphrase)",
                         shown);
             ok = FALSE;
         }

@@ -49,6 +49,9 @@ struct ShimmerSession {
      * the answer to go with the password comes (secrets: wiped). */
     char *username;
     char *password;
+    /* PASSWORD already holds the static challenge's answer (Connect gave
+     * both). */
+    gboolean password_complete;
 };
 
 /* A static challenge's answer goes with the password, never a password
@@ -259,7 +262,7 @@ static void on_tunnel_need_credentials(gpointer user, const ShimmerNeedCredentia
     s->want_username = need->kind == SHIMMER_CREDENTIALS_USERNAME_PASSWORD && s->username == NULL;
     /* A password given to Connect waits here for the challenge's answer. */
     s->want_password = s->password == NULL;
-    s->want_otp = needs_answer(s);
+    s->want_otp = needs_answer(s) && !s->password_complete;
     request_credentials(s);
 }
 
@@ -357,7 +360,9 @@ static gboolean provide_passphrase(ShimmerSession *s, const char *pass, const ch
     const char *u = username ? username : s->username;
     /* Without the challenge's answer, a password given to Connect is kept
      * for when the engine asks (then only the answer is asked for). */
-    const char *pw = secret ? secret : needs_answer(s) ? NULL : s->password;
+    const char *pw = secret                                       ? secret
+                     : needs_answer(s) && !s->password_complete ? NULL
+                                                                : s->password;
     gboolean ok = create_tunnel(s, u, pw, error);
     if (pw != NULL || !ok)
         forget_given(s);
@@ -466,7 +471,7 @@ ShimmerSession *shimmer_session_new(ShimmerProfile *profile, const char *id, gui
     s->profile_name = g_strdup(pname);
     s->owner = owner;
     s->opts = *options;
-    s->opts.username = s->opts.password = s->opts.key_passphrase = NULL;
+    s->opts.username = s->opts.password = s->opts.otp = s->opts.key_passphrase = NULL;
     s->opts.tun_pattern = NULL; /* used below, before the caller's string goes */
     s->listener = *listener;
     s->cfg = g_steal_pointer(&cfg);
@@ -476,13 +481,23 @@ ShimmerSession *shimmer_session_new(ShimmerProfile *profile, const char *id, gui
 
     if (options->key_passphrase != NULL)
         shimmer_tunnel_config_set_key_passphrase(s->cfg, options->key_passphrase);
+    /* With a static challenge a password is complete only with its answer. */
+    char *combined = NULL;
+    const char *password = options->password;
+    gboolean complete = !needs_answer(s);
+    if (needs_answer(s) && options->password != NULL && options->otp != NULL) {
+        combined = shimmer_engine_static_challenge_password(options->password, options->otp);
+        password = combined;
+        complete = TRUE;
+    }
     if (s->cfg->key_encrypted && !s->cfg->askpass_file.present) {
         /* The tunnel is made once the passphrase is there. What the engine
          * would ask for next is asked for at the same time, so that a
          * person answers one prompt. */
         s->want_passphrase = TRUE;
         s->username = g_strdup(options->username);
-        s->password = g_strdup(options->password);
+        s->password = g_strdup(password);
+        s->password_complete = complete;
         if (s->cfg->auth_user_pass != SHIMMER_AUTH_USER_PASS_NONE && s->cfg->password == NULL &&
             s->password == NULL) {
             s->want_password = TRUE;
@@ -492,17 +507,19 @@ ShimmerSession *shimmer_session_new(ShimmerProfile *profile, const char *id, gui
     }
     /* The tun pattern is needed when the tunnel is made, maybe later. */
     s->opts.tun_pattern = g_intern_string(options->tun_pattern);
+    gboolean ok = TRUE;
     if (!s->want_passphrase) {
-        if (needs_answer(s) && options->password != NULL) {
+        if (!complete && password != NULL) {
             /* Kept for when the engine asks: then the answer is asked for. */
             s->username = g_strdup(options->username);
-            s->password = g_strdup(options->password);
+            s->password = g_strdup(password);
         }
-        const char *pw = needs_answer(s) ? NULL : options->password;
-        if (!create_tunnel(s, options->username, pw, error)) {
-            shimmer_session_unref(s);
-            return NULL;
-        }
+        ok = create_tunnel(s, options->username, complete ? password : NULL, error);
+    }
+    shimmer_str_free_secret(combined);
+    if (!ok) {
+        shimmer_session_unref(s);
+        return NULL;
     }
     return s;
 }

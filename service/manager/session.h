@@ -63,6 +63,9 @@ typedef struct {
     /* Credentials given to Connect (copied; may be NULL). */
     const char *username;
     const char *password;
+    /* The static challenge's answer, to go with PASSWORD (without it, a
+     * profile with a static challenge asks for it). */
+    const char *otp;
     const char *key_passphrase;
     /* The tun name pattern and the routes' protocol (os/netcfg.h). */
     const char *tun_pattern;
