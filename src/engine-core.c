@@ -102,6 +102,12 @@ void shimmer_event_clear(ShimmerEvent *ev)
     case SHIMMER_EVENT_EXIT:
         g_clear_pointer(&ev->exit.reason, g_free);
         break;
+    case SHIMMER_EVENT_AUTH_REQUEST:
+        g_clear_pointer(&ev->auth_request.common_name, g_free);
+        g_clear_pointer(&ev->auth_request.username, shimmer_str_free_secret);
+        g_clear_pointer(&ev->auth_request.password, shimmer_str_free_secret);
+        g_clear_pointer(&ev->auth_request.peer_info, g_free);
+        break;
     case SHIMMER_EVENT_DISCONNECT_TRANSPORT:
     case SHIMMER_EVENT_TUN_CONFIG:
         break;
@@ -789,6 +795,32 @@ bool shimmer_core_session_begin(ShimmerEngine *e, ShimmerCtlwrap *wrap, const gu
     return true;
 }
 
+bool shimmer_core_session_adopt(ShimmerEngine *e, ShimmerCtlwrap *wrap,
+                                const guint8 own_sid[SHIMMER_SESSION_ID_LEN],
+                                const guint8 peer_sid[SHIMMER_SESSION_ID_LEN], bool is_tcp,
+                                gint64 now, GError **error)
+{
+    if (!shimmer_core_session_begin(e, wrap, own_sid, is_tcp, now, error))
+        return false;
+    ShimmerKeyState *ks = &e->ks[0];
+    ShimmerReliableMessage reset;
+    guint32 acks[SHIMMER_RELIABLE_MAX_PENDING_ACKS];
+    /* Both resets crossed already: take ours out as sent and acked, and
+     * the peer's in as received and acked. */
+    if (!shimmer_reliable_next_to_send(ks->rel, now, &reset) ||
+        !shimmer_reliable_ack_received(ks->rel, reset.pid) ||
+        shimmer_reliable_incoming(ks->rel, 0, NULL, 0) != SHIMMER_RELIABLE_RX_NEW) {
+        g_set_error(error, SHIMMER_ENGINE_ERROR, 0, "cannot take over the first exchange");
+        return false;
+    }
+    shimmer_reliable_take_acks(ks->rel, acks, G_N_ELEMENTS(acks));
+    memcpy(e->remote_sid, peer_sid, sizeof(e->remote_sid));
+    e->have_remote_sid = true;
+    shimmer_ctlwrap_set_next_pid(e->wrap, 2);
+    ks->status = SHIMMER_KS_TLS;
+    return true;
+}
+
 ShimmerKeyState *shimmer_core_start_renegotiation(ShimmerEngine *e, guint8 key_id, gint64 now)
 {
     ShimmerKeyState *ks = &e->ks[2];
@@ -1139,7 +1171,8 @@ static gint64 reneg_due_at(const ShimmerEngine *e)
         (p->enc != NULL && shimmer_datachan_key_needs_rekey(p->enc)))
         return p->established;
     gint64 reneg = cfg->reneg_sec >= 0 ? cfg->reneg_sec : 3600;
-    return reneg > 0 ? p->established + reneg * SHIMMER_US : G_MAXINT64;
+    return reneg > 0 ? p->established + MAX(reneg * SHIMMER_US - e->reneg_jitter, SHIMMER_US)
+                     : G_MAXINT64;
 }
 
 gint64 shimmer_engine_next_deadline(ShimmerEngine *e)
@@ -1650,6 +1683,27 @@ ShimmerEngine *shimmer_core_new(const ShimmerConfig *cfg, const ShimmerEngineHoo
     return e;
 }
 
+ShimmerEngine *shimmer_core_new_shared(const ShimmerEngine *shared, const ShimmerEngineHooks *hooks,
+                                       const ShimmerEngineRole *role, gpointer role_data)
+{
+    ShimmerEngine *e = g_new0(ShimmerEngine, 1);
+    e->cfg = shared->cfg;
+    if (hooks != NULL)
+        e->hooks = *hooks;
+    e->role = role;
+    e->role_data = role_data;
+    e->events = g_queue_new();
+    e->comp = shared->cfg->comp;
+    e->mssfix = shared->cfg->mssfix;
+    e->shares_credentials = true;
+    e->creds = shared->creds;
+    e->trust = shared->trust;
+    e->crls = shared->crls;
+    e->n_crls = shared->n_crls;
+    e->priority = shared->priority;
+    return e;
+}
+
 void shimmer_engine_free(ShimmerEngine *e)
 {
     if (e == NULL)
@@ -1659,6 +1713,13 @@ void shimmer_engine_free(ShimmerEngine *e)
     for (int i = 0; i < SHIMMER_ENGINE_N_KEY_STATES; i++)
         ks_clear(&e->ks[i]);
     shimmer_ctlwrap_free(e->wrap);
+    if (e->shares_credentials) {
+        e->creds = NULL;
+        e->trust = NULL;
+        e->crls = NULL;
+        e->n_crls = 0;
+        e->priority = NULL;
+    }
     if (e->creds != NULL)
         gnutls_certificate_free_credentials(e->creds);
     if (e->trust != NULL)

@@ -215,6 +215,9 @@ struct ShimmerEngine {
     bool is_tcp;
     bool transport_ready;
 
+    /* Owned, or borrowed from another engine (shimmer_core_new_shared():
+     * a server's peers share one set), then not freed here. */
+    bool shares_credentials;
     gnutls_certificate_credentials_t creds;
     /* The CAs and CRLs (crl-verify) the peer's chain is checked against,
      * and the CRLs again for their validity times. NULL / 0 without. */
@@ -254,6 +257,9 @@ struct ShimmerEngine {
     gint64 last_sent; /* any packet sent (keepalive) */
     gint64 last_recv; /* authenticated packet received */
     gint ping_s, ping_restart_s;
+    /* Taken off reneg-sec (a server's jitter, so that its clients do not
+     * all renegotiate at once); microseconds. */
+    gint64 reneg_jitter;
     gint64 exit_at; /* DISCONNECTING: give up waiting */
     guint exit_pings_left;
     gint64 next_exit_ping;
@@ -268,6 +274,14 @@ struct ShimmerEngine {
  * becomes e->role_data (freed by role->free, also on failure). */
 ShimmerEngine *shimmer_core_new(const ShimmerConfig *cfg, const ShimmerEngineHooks *hooks,
                                 const ShimmerEngineRole *role, gpointer role_data, GError **error);
+
+/* Creates an engine for ROLE that uses the TLS credentials, trust list,
+ * CRLs and priority of SHARED (an engine made by shimmer_core_new() for the
+ * same configuration) instead of loading its own: a server's peers all
+ * present the same certificate and check against the same CAs. SHARED
+ * must outlive the engine. Cannot fail. */
+ShimmerEngine *shimmer_core_new_shared(const ShimmerEngine *shared, const ShimmerEngineHooks *hooks,
+                                       const ShimmerEngineRole *role, gpointer role_data);
 
 void shimmer_core_log(ShimmerEngine *e, ShimmerLogLevel level, const char *fmt, ...)
     G_GNUC_PRINTF(3, 4);
@@ -285,6 +299,16 @@ void shimmer_core_set_state(ShimmerEngine *e, ShimmerState state, const char *wh
  * queued. FALSE (with the reason in ERROR) when that cannot be done. */
 bool shimmer_core_session_begin(ShimmerEngine *e, ShimmerCtlwrap *wrap, const guint8 *own_sid,
                                 bool is_tcp, gint64 now, GError **error);
+/* Opens a server's session whose first exchange happened without state
+ * (the dispatcher's cookie): as shimmer_core_session_begin() with OWN_SID,
+ * then our hard reset (msg pid 0) counts as sent and acked, the peer's
+ * (PEER_SID, msg pid 0) as received and acked, and key state 0 waits for
+ * TLS. The stateless reply carried the wrap's replay pid 1, so WRAP goes on
+ * from 2. FALSE (ERROR set) as shimmer_core_session_begin(). */
+bool shimmer_core_session_adopt(ShimmerEngine *e, ShimmerCtlwrap *wrap,
+                                const guint8 own_sid[SHIMMER_SESSION_ID_LEN],
+                                const guint8 peer_sid[SHIMMER_SESSION_ID_LEN], bool is_tcp,
+                                gint64 now, GError **error);
 /* Forgets the session: key states, wrapping, queued packets. */
 void shimmer_core_reset_session(ShimmerEngine *e);
 /* Ends the engine: the session is reset, the transport closed, the state

@@ -112,6 +112,11 @@ typedef enum {
     /* The session is over (ev.state DISCONNECTED or FAILED); exit.reason
      * says why. Stop the loop. */
     SHIMMER_EVENT_EXIT,
+    /* Server role: the client asks to be let in (its first key-method
+     * record arrived): decide with shimmer_engine_server_set_client() and
+     * shimmer_engine_auth_reply(). auth_request has the certificate's
+     * common name and what the client sent as user name and password. */
+    SHIMMER_EVENT_AUTH_REQUEST,
 } ShimmerEventType;
 
 typedef enum {
@@ -155,6 +160,21 @@ typedef struct {
         struct {
             char *reason;
         } exit; /* EXIT */
+        struct {
+            /* The client certificate's common name (or the x509-username-
+             * field); NULL without a client certificate. */
+            char *common_name;
+            /* What the client sent; NULL when it sent none. The password
+             * is a secret, wiped by shimmer_event_clear(). */
+            char *username;
+            char *password;
+            /* The password was an auth token this server generated
+             * (auth-gen-token) and it checked out: PASSWORD is NULL and
+             * needs no further check. */
+            gboolean token;
+            /* The client's peer info (IV_VER=..., one per line). */
+            char *peer_info;
+        } auth_request; /* AUTH_REQUEST */
     };
 } ShimmerEvent;
 
@@ -356,6 +376,88 @@ void shimmer_engine_get_stats(const ShimmerEngine *e, ShimmerEngineStats *out);
 guint shimmer_engine_get_connection_index(const ShimmerEngine *e);
 /* The MSS to clamp tunnelled TCP SYNs to (0: no clamping). */
 guint shimmer_engine_get_mss(const ShimmerEngine *e, gboolean ipv6);
+
+/* ---- the server role ----
+ *
+ * One engine per client, made by the dispatcher (dispatch.h) once the
+ * client passed the stateless first exchange. The loop is the client's
+ * (write_pkt, pop_event, next_deadline, handle_timeout) without CONNECT
+ * and TUN_CONFIG: the transport belongs to the dispatcher. A session goes
+ * AUTHENTICATING (TLS), GETTING_CONFIG (records exchanged; waiting for the
+ * caller's decision and the client's push request), CONNECTED (the push
+ * reply is out and the data keys are installed), then DISCONNECTED or
+ * FAILED with EXIT. */
+
+/* What the server hands one client (copied by
+ * shimmer_engine_server_set_client()). */
+typedef struct {
+    /* The client's IPv4 address and the tun network's netmask (topology
+     * subnet); NULL: no IPv4. */
+    const char *ifconfig_local;
+    const char *ifconfig_netmask;
+    /* "2001:db8::1000/64" and the server's own IPv6 address; NULL: no
+     * IPv6. */
+    const char *ifconfig_ipv6;
+    const char *ifconfig_ipv6_remote;
+    /* The client's client-config-dir file, NULL without one: its push,
+     * push-reset and push-remove shape the push reply. */
+    const ShimmerCcd *ccd;
+} ShimmerServerClient;
+
+typedef enum {
+    SHIMMER_AUTH_ACCEPT,
+    /* AUTH_FAILED[,reason] is sent and the session ends. */
+    SHIMMER_AUTH_DENY,
+    /* Decided later (a deferred check): the client is told AUTH_PENDING
+     * when it understands it; the answer must come within hand-window. */
+    SHIMMER_AUTH_PENDING,
+} ShimmerAuthDecision;
+
+/* Creates a server engine for the server configuration CFG (which must
+ * outlive it). SHARED: another server engine of CFG whose TLS credentials
+ * this one uses (a dispatcher's peers all share one set, see
+ * shimmer_engine_new_server(cfg, NULL, ...)); NULL: loads its own, and the
+ * auth-token key. Fails as shimmer_engine_new(). */
+ShimmerEngine *shimmer_engine_new_server(const ShimmerConfig *cfg, ShimmerEngine *shared,
+                                         const ShimmerEngineHooks *hooks, GError **error);
+
+/* Starts the session with one client. OWN_SID is the server's session id
+ * (the dispatcher's cookie). CLIENT_SID: the first exchange happened
+ * without state (both hard resets are taken as sent and acked); NULL: the
+ * client's hard reset itself goes to shimmer_engine_recv() next (the old
+ * tls-crypt-v2 path, where the first packet carries the client key).
+ * PEER_ID is pushed as `peer-id` (0xFFFFFF: none). FALSE (ERROR set) when
+ * the session cannot be set up. */
+gboolean shimmer_engine_server_begin(ShimmerEngine *e, const guint8 own_sid[8],
+                                     const guint8 *client_sid, guint32 peer_id, gboolean is_tcp,
+                                     gint64 now, GError **error);
+
+/* What the client gets (addresses, its ccd file), before it is accepted.
+ * Called again it replaces what was given. */
+void shimmer_engine_server_set_client(ShimmerEngine *e, const ShimmerServerClient *client);
+
+/* Answers AUTH_REQUEST. REASON (DENY) goes to the client after
+ * "AUTH_FAILED,"; NULL sends none. Ignored when no decision is waited
+ * for. */
+void shimmer_engine_auth_reply(ShimmerEngine *e, ShimmerAuthDecision decision, const char *reason,
+                               gint64 now);
+
+/* Ends a client's session from the server's side: MESSAGE (NULL:
+ * "RESTART") goes out on the control channel first and the session ends
+ * once it was acked, at most 2 s later. WHY is the EXIT reason. */
+void shimmer_engine_server_kick(ShimmerEngine *e, const char *message, const char *why,
+                                gint64 now);
+
+/* The client's certificate common name (or x509-username-field, or its user
+ * name with username-as-common-name); NULL before the handshake. */
+const char *shimmer_engine_get_common_name(const ShimmerEngine *e);
+/* The user name the client authenticated with; NULL if none. */
+const char *shimmer_engine_get_username(const ShimmerEngine *e);
+/* The client's peer info (IV_... lines); NULL before its record. */
+const char *shimmer_engine_get_peer_info(const ShimmerEngine *e);
+/* tls-crypt-v2: the metadata of the client's key (type byte first); NULL,
+ * *LEN 0 without. */
+const guint8 *shimmer_engine_get_client_key_metadata(const ShimmerEngine *e, gsize *len);
 
 #define SHIMMER_ENGINE_ERROR (shimmer_engine_error_quark())
 GQuark shimmer_engine_error_quark(void);

@@ -954,6 +954,7 @@ static void pump(ShimmerTunnel *c)
                 c->auth_failed = TRUE;
                 break;
             case SHIMMER_EVENT_INFO:
+            case SHIMMER_EVENT_AUTH_REQUEST: /* a server's */
                 break;
             case SHIMMER_EVENT_EXIT: {
                 ShimmerTunnelFailure failure = SHIMMER_TUNNEL_FAILURE_NONE;
