@@ -1,0 +1,8 @@
+/* SPDX-License-Identifier: MIT */
+#include "server-net.h"
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    return g_test_run();
+}
