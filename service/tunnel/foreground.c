@@ -19,6 +19,7 @@
 #include "config.h"
 #include "os/log.h"
 #include "secure.h"
+#include "server.h"
 #include "tunnel.h"
 
 typedef struct {
@@ -180,8 +181,10 @@ int shimmer_foreground_run(const char *file, gboolean verbose)
     fputs(diags->str, stderr);
     if (shimmer_config_has_errors(cfg))
         return 2;
+    if (cfg->role == SHIMMER_ROLE_SERVER)
+        return shimmer_server_foreground_run(cfg, file, verbose);
     if (cfg->role != SHIMMER_ROLE_CLIENT) {
-        fprintf(stderr, "%s: error: only client configurations can be run so far\n", file);
+        fprintf(stderr, "%s: error: only client and server configurations can be run\n", file);
         return 2;
     }
 
