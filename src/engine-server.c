@@ -56,6 +56,9 @@ typedef struct {
     gint64 token_session_start; /* wall clock; 0: no token */
     char *token;                /* the one pushed; a secret */
 
+    /* Refused before the caller was asked (no shared cipher): said once
+     * our own record is out, so the client can read the refusal. */
+    char *refusal;
     bool asked;        /* AUTH_REQUEST emitted */
     bool auth_wait;    /* ...and not yet answered */
     bool accepted;     /* ACCEPT arrived */
@@ -327,12 +330,13 @@ static bool first_record(ShimmerEngine *e, Server *s, const ShimmerKmStrings *pe
     }
     shimmer_core_log(e, SHIMMER_LOG_DEBUG, "client options: %s", peer->options ? peer->options : "");
     if (!choose_cipher(e, s, peer->options)) {
-        deny(e, "Data channel cipher negotiation failed (no shared cipher)", now);
-        return false;
+        s->refusal = g_strdup("Data channel cipher negotiation failed (no shared cipher)");
+        return true;
     }
     if (cfg->force_tls_ekm && !(s->iv_proto & IV_PROTO_TLS_KEY_EXPORT)) {
-        deny(e, "the server requires TLS key material export (force-tls-key-material-export)", now);
-        return false;
+        s->refusal = g_strdup(
+            "the server requires TLS key material export (force-tls-key-material-export)");
+        return true;
     }
     e->tls_ekm = (s->iv_proto & IV_PROTO_TLS_KEY_EXPORT) != 0;
     e->cc_exit = (s->iv_proto & IV_PROTO_CC_EXIT_NOTIFY) != 0;
@@ -544,7 +548,13 @@ static void maybe_push(ShimmerEngine *e, gint64 now)
 
 static void first_key_active(ShimmerEngine *e, ShimmerKeyState *ks, gint64 now)
 {
+    Server *s = server(e);
     shimmer_core_set_state(e, SHIMMER_STATE_GETTING_CONFIG, NULL);
+    if (s->refusal != NULL) {
+        g_autofree char *why = g_steal_pointer(&s->refusal);
+        deny(e, why, now);
+        return;
+    }
     maybe_push(e, now);
 }
 
@@ -725,6 +735,7 @@ static void server_free(ShimmerEngine *e)
     g_clear_pointer(&s->push_extra, g_ptr_array_unref);
     g_clear_pointer(&s->push_remove, g_ptr_array_unref);
     g_free(s->final_reason);
+    g_free(s->refusal);
     shimmer_free_secret(s, sizeof(*s));
     e->role_data = NULL;
 }
