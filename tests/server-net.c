@@ -178,17 +178,26 @@ SrvNet *srvnet_new(const char *extra)
     return n;
 }
 
+static void cli_free(SrvCli *c)
+{
+    shimmer_engine_free(c->e);
+    shimmer_config_free(c->cfg);
+    g_ptr_array_unref(c->events);
+    g_ptr_array_unref(c->tun);
+    g_free(c);
+}
+
+void srvnet_remove_client(SrvNet *n, SrvCli *c)
+{
+    g_ptr_array_remove(n->clients, c);
+    cli_free(c);
+}
+
 void srvnet_free(SrvNet *n)
 {
     shimmer_dispatch_free(n->d);
-    for (guint i = 0; i < n->clients->len; i++) {
-        SrvCli *c = g_ptr_array_index(n->clients, i);
-        shimmer_engine_free(c->e);
-        shimmer_config_free(c->cfg);
-        g_ptr_array_unref(c->events);
-        g_ptr_array_unref(c->tun);
-        g_free(c);
-    }
+    for (guint i = 0; i < n->clients->len; i++)
+        cli_free(g_ptr_array_index(n->clients, i));
     g_ptr_array_unref(n->clients);
     g_queue_free_full(n->to_srv, (GDestroyNotify)pkt_free);
     g_queue_free_full(n->to_cli, (GDestroyNotify)pkt_free);

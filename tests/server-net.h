@@ -86,6 +86,8 @@ SrvNet *srvnet_new(const char *extra);
 void srvnet_free(SrvNet *n);
 /* A client profile for the fixture PKI with EXTRA lines; started at once. */
 SrvCli *srvnet_add_client(SrvNet *n, const char *extra);
+/* Takes C off the network and frees it (it vanishes without a word). */
+void srvnet_remove_client(SrvNet *n, SrvCli *c);
 /* A client config (not started): the text for the fixtures. */
 ShimmerConfig *srvnet_client_config(const char *extra);
 
