@@ -187,6 +187,24 @@ static void ks_clear(ShimmerKeyState *ks)
     shimmer_wipe(ks, sizeof(*ks));
 }
 
+/* Frees a lame duck's control channel once nothing is left in it (nothing
+ * unacked, no acks owed, nothing unread): it only decrypts from then on. A
+ * server holds this for every client after each renegotiation. */
+static void ks_retire_if_quiet(ShimmerKeyState *ks)
+{
+    if (ks->retired || ks->status != SHIMMER_KS_ACTIVE || ks->rel == NULL ||
+        shimmer_reliable_unacked(ks->rel) > 0 || shimmer_reliable_has_pending_acks(ks->rel) ||
+        shimmer_reliable_readable(ks->rel) > 0 || ks->tls_out->len > 0 || ks->app_in.len > 0)
+        return;
+    g_clear_pointer(&ks->rel, shimmer_reliable_free);
+    gnutls_deinit(ks->tls);
+    ks->tls = NULL;
+    g_byte_array_unref(ks->tls_out);
+    ks->tls_out = NULL;
+    shimmer_secret_buf_clear(&ks->app_in);
+    ks->retired = true;
+}
+
 static ShimmerKeyState *ks_by_id(ShimmerEngine *e, guint key_id)
 {
     for (int i = 0; i < SHIMMER_ENGINE_N_KEY_STATES; i++) {
@@ -329,7 +347,7 @@ static gsize build_control(ShimmerEngine *e, ShimmerKeyState *ks, const ShimmerR
 static gsize write_control(ShimmerEngine *e, ShimmerKeyState *ks, guint8 *buf, gsize cap,
                            gint64 now)
 {
-    if (ks->status == SHIMMER_KS_NONE)
+    if (ks->status == SHIMMER_KS_NONE || ks->retired)
         return 0;
     feed_reliable(ks);
     /* Bounded: every round takes a message or acks from the reliable layer,
@@ -889,6 +907,10 @@ static ShimmerKeyState *control_key_state(ShimmerEngine *e, const ShimmerControl
         return NULL;
     }
     ShimmerKeyState *ks = ks_by_id(e, cp->key_id);
+    if (ks != NULL && ks->retired) {
+        *drop = SHIMMER_DROP_NO_KEY;
+        return NULL;
+    }
     if (e->role->peer_hard_resets & (1u << cp->opcode)) {
         ks = e->role->accept_hard_reset(e, cp, drop);
         if (ks == NULL)
@@ -1143,6 +1165,8 @@ gssize shimmer_engine_write_pkt(ShimmerEngine *e, guint8 *buf, gsize cap, gint64
         n = write_control(e, &e->ks[i], buf, cap, now);
     if (n == 0)
         n = write_own_data(e, buf, cap, now);
+    if (n == 0)
+        ks_retire_if_quiet(&e->ks[1]);
     if (n > 0) {
         e->stats.link_bytes_out += n;
         e->last_sent = now;
@@ -1187,6 +1211,8 @@ gint64 shimmer_engine_next_deadline(ShimmerEngine *e)
     }
     for (int i = 0; i < SHIMMER_ENGINE_N_KEY_STATES; i++) {
         ShimmerKeyState *ks = &e->ks[i];
+        if (ks->retired && ks->expires)
+            d = MIN(d, ks->expires);
         if (ks->status == SHIMMER_KS_NONE || ks->rel == NULL)
             continue;
         gint64 r = shimmer_reliable_next_deadline(ks->rel);
@@ -1240,6 +1266,8 @@ static bool serve_key_state_timers(ShimmerEngine *e, gint64 now)
             ks_clear(ks);
             continue;
         }
+        if (ks->retired)
+            continue;
         drive_tls(e, ks, now);
         if (gen != e->session_gen)
             return false;

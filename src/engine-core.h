@@ -77,6 +77,9 @@ typedef struct {
     bool km_sent;
     bool km_received;
     bool keys_installed;
+    /* A lame duck whose control channel went quiet: its TLS session and
+     * reliable layer are freed, it only decrypts until it expires. */
+    bool retired;
     ShimmerReliable *rel;
     gnutls_session_t tls;
     GByteArray *tls_out;     /* TLS bytes the reliable layer had no room for yet */
