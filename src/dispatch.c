@@ -19,11 +19,11 @@
 #include "route-table.h"
 #include "secure.h"
 
-#define US ((gint64)G_USEC_PER_SEC)
+#define US             ((gint64)G_USEC_PER_SEC)
 #define COOKIE_KEY_LEN 32
 /* A first packet larger than this is no client's reset or third packet
  * (the largest is a CONTROL_WKC_V1 with a full WKc and a TLS record). */
-#define FIRST_PACKET_MAX 4096
+#define FIRST_PACKET_MAX    4096
 #define DEFAULT_MAX_CLIENTS 1024
 
 typedef struct {
@@ -98,7 +98,8 @@ struct ShimmerDispatch {
     guint8 plain[SHIMMER_ENGINE_MAX_PACKET + 64];
 };
 
-static void dlog(ShimmerDispatch *d, ShimmerLogLevel level, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+static void dlog(ShimmerDispatch *d, ShimmerLogLevel level, const char *fmt, ...)
+    G_GNUC_PRINTF(3, 4);
 static void dlog(ShimmerDispatch *d, ShimmerLogLevel level, const char *fmt, ...)
 {
     if (d->hooks.log == NULL)
@@ -287,7 +288,8 @@ static bool client_key_fresh(ShimmerDispatch *d, const ShimmerCtlwrap *w)
              "tls-crypt-v2 client key without a creation time refused (tls-crypt-v2-max-age)");
         return false;
     }
-    gint64 created = (gint64)(((guint64)shimmer_read_be32(md + 1) << 32) | shimmer_read_be32(md + 5));
+    gint64 created =
+        (gint64)(((guint64)shimmer_read_be32(md + 1) << 32) | shimmer_read_be32(md + 5));
     if (wall(d) - created > (gint64)days * 86400) {
         d->stats.refused_expired++;
         dlog(d, SHIMMER_LOG_WARNING, "tls-crypt-v2 client key older than %d days refused", days);
@@ -403,8 +405,8 @@ static void peer_log(gpointer user, ShimmerLogLevel level, const char *message)
     char a[80];
     shimmer_link_addr_to_string(&p->key.addr, a, sizeof(a));
     const char *cn = shimmer_engine_get_common_name(p->e);
-    g_autofree char *line = g_strdup_printf("%s%s%s%s: %s", a, cn ? " [" : "", cn ? cn : "",
-                                            cn ? "]" : "", message);
+    g_autofree char *line =
+        g_strdup_printf("%s%s%s%s: %s", a, cn ? " [" : "", cn ? cn : "", cn ? "]" : "", message);
     d->hooks.log(d->hooks.user, level, line);
 }
 
@@ -648,8 +650,7 @@ static void handle_auth_request(ShimmerDispatch *d, Peer *p, ShimmerEvent *ev, g
         mask = g_strdup(cfg->plan->netmask);
     else if (p->has_v4 && ccd != NULL)
         mask = g_strdup(ccd->ifconfig_push_netmask);
-    g_autofree char *v6 =
-        p->has_v6 ? g_strdup_printf("%s/%u", p->v6_text, p->v6_bits) : NULL;
+    g_autofree char *v6 = p->has_v6 ? g_strdup_printf("%s/%u", p->v6_text, p->v6_bits) : NULL;
     g_autofree char *v6_remote = server_v6(d);
     if (ccd != NULL && ccd->ifconfig_ipv6_push_remote != NULL) {
         g_free(v6_remote);
@@ -694,8 +695,7 @@ static void announce(ShimmerDispatch *d, Peer *p, gint64 now)
     p->connected_at = now;
     for (guint i = 0; i < p->iroutes->len; i++)
         iroute_ref(d, g_ptr_array_index(p->iroutes, i), +1);
-    peer_log(p, SHIMMER_LOG_INFO,
-             p->has_v4 && p->has_v6 ? "connected" : "connected");
+    peer_log(p, SHIMMER_LOG_INFO, p->has_v4 && p->has_v6 ? "connected" : "connected");
     push_event(d, SHIMMER_DISPATCH_EVENT_CONNECTED, p, NULL);
 }
 
@@ -777,9 +777,8 @@ static Peer *peer_new(ShimmerDispatch *d, const ShimmerLinkAddr *from,
     };
     g_autoptr(GError) error = NULL;
     p->e = shimmer_engine_new_server(d->cfg, d->shared, &hooks, &error);
-    if (p->e == NULL ||
-        !shimmer_engine_server_begin(p->e, own_sid, adopt ? sid : NULL, p->peer_id, d->is_tcp,
-                                     now, &error)) {
+    if (p->e == NULL || !shimmer_engine_server_begin(p->e, own_sid, adopt ? sid : NULL, p->peer_id,
+                                                     d->is_tcp, now, &error)) {
         dlog(d, SHIMMER_LOG_ERROR, "cannot set up a client: %s", error->message);
         peer_free(p);
         return NULL;
@@ -792,7 +791,8 @@ static Peer *peer_new(ShimmerDispatch *d, const ShimmerLinkAddr *from,
     p->node = d->all.tail;
     d->n_peers++;
     d->stats.peers_created++;
-    peer_log(p, SHIMMER_LOG_INFO, adopt ? "new client" : "new client (tls-crypt-v2 without cookie)");
+    peer_log(p, SHIMMER_LOG_INFO,
+             adopt ? "new client" : "new client (tls-crypt-v2 without cookie)");
     return p;
 }
 
@@ -840,8 +840,8 @@ static ShimmerDispatchResult first_packet(ShimmerDispatch *d, const ShimmerLinkA
 {
     guint op = shimmer_packet_opcode(pkt[0]);
     bool reset = op == SHIMMER_OP_HARD_RESET_CLIENT_V2 || op == SHIMMER_OP_HARD_RESET_CLIENT_V3;
-    bool third = op == SHIMMER_OP_CONTROL_V1 || op == SHIMMER_OP_ACK_V1 ||
-                 op == SHIMMER_OP_CONTROL_WKC_V1;
+    bool third =
+        op == SHIMMER_OP_CONTROL_V1 || op == SHIMMER_OP_ACK_V1 || op == SHIMMER_OP_CONTROL_WKC_V1;
     if (d->stopping || (!reset && !third) || shimmer_packet_key_id(pkt[0]) != 0 ||
         len > sizeof(d->scratch) || len < SHIMMER_PACKET_MIN_CONTROL_LEN) {
         d->stats.no_peer++;
@@ -867,9 +867,9 @@ static ShimmerDispatchResult first_packet(ShimmerDispatch *d, const ShimmerLinkA
         !client_key_fresh(d, w))
         goto out;
     if (reset) {
-        bool early = op == SHIMMER_OP_HARD_RESET_CLIENT_V3 &&
-                     (info.replay_pid & SHIMMER_CTLWRAP_EARLY_NEG_MASK) ==
-                         SHIMMER_CTLWRAP_EARLY_NEG_START;
+        bool early =
+            op == SHIMMER_OP_HARD_RESET_CLIENT_V3 &&
+            (info.replay_pid & SHIMMER_CTLWRAP_EARLY_NEG_MASK) == SHIMMER_CTLWRAP_EARLY_NEG_START;
         if (op == SHIMMER_OP_HARD_RESET_CLIENT_V3 && !early) {
             /* A tls-crypt-v2 client that cannot send its key again: the
              * key is in this packet only, so the session starts here. */
@@ -877,8 +877,7 @@ static ShimmerDispatchResult first_packet(ShimmerDispatch *d, const ShimmerLinkA
             cookie(d, now, 0, from, cp.session_id, own);
             Peer *p = peer_new(d, from, cp.session_id, own, false, now);
             if (p != NULL) {
-                shimmer_engine_recv(p->e, pkt, len, now, d->plain, sizeof(d->plain), out_len,
-                                    NULL);
+                shimmer_engine_recv(p->e, pkt, len, now, d->plain, sizeof(d->plain), out_len, NULL);
                 *out_len = 0;
                 peer_after(d, p, now);
                 result = SHIMMER_DISPATCH_CONSUMED;

@@ -122,19 +122,19 @@ typedef enum {
 } ShimmerDispatchResult;
 
 typedef struct {
-    guint64 resets_answered;   /* stateless answers to hard resets */
-    guint64 resets_limited;    /* first packets not answered: over the rate */
-    guint64 first_invalid;     /* first packets that failed wrapping or parsing */
-    guint64 bad_cookie;        /* packets whose cookie did not check */
-    guint64 refused_full;      /* max-clients reached */
-    guint64 refused_expired;   /* tls-crypt-v2 client key older than max-age */
+    guint64 resets_answered; /* stateless answers to hard resets */
+    guint64 resets_limited;  /* first packets not answered: over the rate */
+    guint64 first_invalid;   /* first packets that failed wrapping or parsing */
+    guint64 bad_cookie;      /* packets whose cookie did not check */
+    guint64 refused_full;    /* max-clients reached */
+    guint64 refused_expired; /* tls-crypt-v2 client key older than max-age */
     guint64 peers_created;
-    guint64 no_peer;           /* packets for no client */
+    guint64 no_peer; /* packets for no client */
     guint64 floats;
-    guint64 bad_source;        /* tunnel packets from an address not the client's */
-    guint64 no_route;          /* tun packets for no client */
-    guint64 forwarded;         /* client-to-client */
-    guint64 dropped_by_peers;  /* dropped by a client's engine */
+    guint64 bad_source;       /* tunnel packets from an address not the client's */
+    guint64 no_route;         /* tun packets for no client */
+    guint64 forwarded;        /* client-to-client */
+    guint64 dropped_by_peers; /* dropped by a client's engine */
 } ShimmerDispatchStats;
 
 /* What a client looks like from outside (shimmer_dispatch_get_peer()).

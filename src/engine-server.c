@@ -31,8 +31,8 @@ enum {
  * continue in further messages. */
 #define PUSH_MESSAGE_LIMIT 1024
 /* How long a closing session waits for its last message to be acked. */
-#define CLOSE_WAIT (2 * SHIMMER_US)
-#define TOKEN_PREFIX "SESS_ID_AT_"
+#define CLOSE_WAIT    (2 * SHIMMER_US)
+#define TOKEN_PREFIX  "SESS_ID_AT_"
 #define TOKEN_KEY_LEN 32
 #define TOKEN_RAW_LEN (8 + 8 + SHA256_DIGEST_SIZE)
 
@@ -132,16 +132,17 @@ static void close_with(ShimmerEngine *e, const char *message, ShimmerState final
 static bool close_done(ShimmerEngine *e)
 {
     const ShimmerKeyState *ks = &e->ks[0];
-    return ks->rel == NULL ||
-           (shimmer_reliable_unacked(ks->rel) == 0 && (ks->tls_out == NULL || ks->tls_out->len == 0));
+    return ks->rel == NULL || (shimmer_reliable_unacked(ks->rel) == 0 &&
+                               (ks->tls_out == NULL || ks->tls_out->len == 0));
 }
 
 static void deny(ShimmerEngine *e, const char *reason, gint64 now)
 {
-    g_autofree char *msg =
-        reason != NULL && reason[0] ? g_strdup_printf("AUTH_FAILED,%s", reason) : g_strdup("AUTH_FAILED");
-    g_autofree char *why = g_strdup_printf("authentication failed%s%s", reason && reason[0] ? ": " : "",
-                                           reason && reason[0] ? reason : "");
+    g_autofree char *msg = reason != NULL && reason[0] ? g_strdup_printf("AUTH_FAILED,%s", reason)
+                                                       : g_strdup("AUTH_FAILED");
+    g_autofree char *why =
+        g_strdup_printf("authentication failed%s%s", reason && reason[0] ? ": " : "",
+                        reason && reason[0] ? reason : "");
     shimmer_core_log(e, SHIMMER_LOG_WARNING, "%s", why);
     server(e)->auth_wait = false;
     close_with(e, msg, SHIMMER_STATE_FAILED, why, CLOSE_WAIT, now);
@@ -149,7 +150,8 @@ static void deny(ShimmerEngine *e, const char *reason, gint64 now)
 
 static void session_lost(ShimmerEngine *e, ShimmerSessionLoss how, const char *why, gint64 now)
 {
-    end(e, how == SHIMMER_SESSION_LOST_NEXT_PEER ? SHIMMER_STATE_DISCONNECTED : SHIMMER_STATE_FAILED,
+    end(e,
+        how == SHIMMER_SESSION_LOST_NEXT_PEER ? SHIMMER_STATE_DISCONNECTED : SHIMMER_STATE_FAILED,
         why);
 }
 
@@ -328,19 +330,21 @@ static bool first_record(ShimmerEngine *e, Server *s, const ShimmerKmStrings *pe
         g_autofree char *p = g_strndup(proto, len);
         s->iv_proto = (guint)g_ascii_strtoull(p, NULL, 10);
     }
-    shimmer_core_log(e, SHIMMER_LOG_DEBUG, "client options: %s", peer->options ? peer->options : "");
+    shimmer_core_log(e, SHIMMER_LOG_DEBUG, "client options: %s",
+                     peer->options ? peer->options : "");
     if (!choose_cipher(e, s, peer->options)) {
         s->refusal = g_strdup("Data channel cipher negotiation failed (no shared cipher)");
         return true;
     }
     if (cfg->force_tls_ekm && !(s->iv_proto & IV_PROTO_TLS_KEY_EXPORT)) {
-        s->refusal = g_strdup(
-            "the server requires TLS key material export (force-tls-key-material-export)");
+        s->refusal =
+            g_strdup("the server requires TLS key material export (force-tls-key-material-export)");
         return true;
     }
     e->tls_ekm = (s->iv_proto & IV_PROTO_TLS_KEY_EXPORT) != 0;
     e->cc_exit = (s->iv_proto & IV_PROTO_CC_EXIT_NOTIFY) != 0;
-    e->use_data_v2 = (s->iv_proto & IV_PROTO_DATA_V2) && s->peer_id != SHIMMER_DATACHAN_PEER_ID_NONE;
+    e->use_data_v2 =
+        (s->iv_proto & IV_PROTO_DATA_V2) && s->peer_id != SHIMMER_DATACHAN_PEER_ID_NONE;
     e->peer_id = e->use_data_v2 ? s->peer_id : SHIMMER_DATACHAN_PEER_ID_NONE;
 
     const char *user = peer->username != NULL && peer->username[0] ? peer->username : NULL;
@@ -444,22 +448,21 @@ static GPtrArray *push_items(ShimmerEngine *e, Server *s)
     for (guint i = 0; s->push_extra != NULL && i < s->push_extra->len; i++)
         g_ptr_array_add(items, g_strdup(g_ptr_array_index(s->push_extra, i)));
     if (s->ifconfig_ipv6 != NULL)
-        g_ptr_array_add(items, g_strdup_printf("ifconfig-ipv6 %s %s", s->ifconfig_ipv6,
-                                               s->ifconfig_ipv6_remote ? s->ifconfig_ipv6_remote
-                                                                       : "::"));
+        g_ptr_array_add(items,
+                        g_strdup_printf("ifconfig-ipv6 %s %s", s->ifconfig_ipv6,
+                                        s->ifconfig_ipv6_remote ? s->ifconfig_ipv6_remote : "::"));
     if (s->ifconfig_local != NULL)
-        g_ptr_array_add(items, g_strdup_printf("ifconfig %s %s", s->ifconfig_local,
-                                               s->ifconfig_netmask ? s->ifconfig_netmask
-                                                                   : "255.255.255.0"));
+        g_ptr_array_add(
+            items, g_strdup_printf("ifconfig %s %s", s->ifconfig_local,
+                                   s->ifconfig_netmask ? s->ifconfig_netmask : "255.255.255.0"));
     if (s->token != NULL)
         g_ptr_array_add(items, g_strconcat("auth-token ", s->token, NULL));
     if (e->use_data_v2)
         g_ptr_array_add(items, g_strdup_printf("peer-id %u", e->peer_id));
-    g_ptr_array_add(items,
-                    g_strdup_printf("cipher %s", shimmer_datachan_cipher_name(e->cipher)));
+    g_ptr_array_add(items, g_strdup_printf("cipher %s", shimmer_datachan_cipher_name(e->cipher)));
     if (e->cc_exit)
-        g_ptr_array_add(items, g_strdup_printf("protocol-flags cc-exit%s",
-                                               e->tls_ekm ? " tls-ekm" : ""));
+        g_ptr_array_add(items,
+                        g_strdup_printf("protocol-flags cc-exit%s", e->tls_ekm ? " tls-ekm" : ""));
     else if (e->tls_ekm)
         g_ptr_array_add(items, g_strdup("key-derivation tls-ekm"));
     if (e->cfg->tun_mtu)
@@ -697,8 +700,7 @@ static bool handle_timeout(ShimmerEngine *e, gint64 now)
         deny(e, "authentication timed out", now);
         return false;
     }
-    if (e->state != SHIMMER_STATE_CONNECTED && s->started &&
-        now >= s->started + hand_window(e)) {
+    if (e->state != SHIMMER_STATE_CONNECTED && s->started && now >= s->started + hand_window(e)) {
         end(e, SHIMMER_STATE_FAILED, "the client did not finish connecting within hand-window");
         return true;
     }
@@ -754,7 +756,8 @@ static const ShimmerEngineRole server_role = {
                             1u << SHIMMER_OP_HARD_RESET_CLIENT_V3 | 1u << SHIMMER_OP_CONTROL_V1 |
                             1u << SHIMMER_OP_CONTROL_WKC_V1 | 1u << SHIMMER_OP_ACK_V1 |
                             1u << SHIMMER_OP_SOFT_RESET_V1,
-    .peer_hard_resets = 1u << SHIMMER_OP_HARD_RESET_CLIENT_V2 | 1u << SHIMMER_OP_HARD_RESET_CLIENT_V3,
+    .peer_hard_resets =
+        1u << SHIMMER_OP_HARD_RESET_CLIENT_V2 | 1u << SHIMMER_OP_HARD_RESET_CLIENT_V3,
     .own_hard_reset_acks = true,
     .own_hard_reset = own_hard_reset,
     .accept_hard_reset = accept_hard_reset,
@@ -795,7 +798,8 @@ static bool init_token_key(ShimmerEngine *e, Server *s, GError **error)
         shimmer_wipe(text, strlen(text));
         if (raw == NULL || len == 0) {
             g_free(raw);
-            g_set_error(error, SHIMMER_ENGINE_ERROR, 0, "auth-gen-token-secret: cannot read the key");
+            g_set_error(error, SHIMMER_ENGINE_ERROR, 0,
+                        "auth-gen-token-secret: cannot read the key");
             return false;
         }
         struct sha256_ctx ctx;
@@ -817,8 +821,7 @@ ShimmerEngine *shimmer_engine_new_server(const ShimmerConfig *cfg, ShimmerEngine
                                          const ShimmerEngineHooks *hooks, GError **error)
 {
     if (shimmer_config_has_errors(cfg) || cfg->role != SHIMMER_ROLE_SERVER || cfg->plan == NULL) {
-        g_set_error(error, SHIMMER_ENGINE_ERROR, 0,
-                    "not a usable server configuration");
+        g_set_error(error, SHIMMER_ENGINE_ERROR, 0, "not a usable server configuration");
         return NULL;
     }
     Server *s = g_new0(Server, 1);
@@ -882,10 +885,10 @@ gboolean shimmer_engine_server_begin(ShimmerEngine *e, const guint8 own_sid[8],
     if (reneg > 0 && shimmer_core_random(e, &r, sizeof(r)))
         e->reneg_jitter = (gint64)(r % 1000) * reneg * SHIMMER_US / 10000;
     shimmer_core_set_state(e, SHIMMER_STATE_CONNECTING, NULL);
-    bool ok = client_sid != NULL
-                  ? shimmer_core_session_adopt(e, make_wrap(cfg), own_sid, client_sid, is_tcp, now,
-                                               error)
-                  : shimmer_core_session_begin(e, make_wrap(cfg), own_sid, is_tcp, now, error);
+    bool ok =
+        client_sid != NULL
+            ? shimmer_core_session_adopt(e, make_wrap(cfg), own_sid, client_sid, is_tcp, now, error)
+            : shimmer_core_session_begin(e, make_wrap(cfg), own_sid, is_tcp, now, error);
     if (!ok) {
         end(e, SHIMMER_STATE_FAILED, "cannot set up the session");
         return FALSE;
@@ -947,8 +950,8 @@ void shimmer_engine_auth_reply(ShimmerEngine *e, ShimmerAuthDecision decision, c
         if (!s->pending_sent && (s->iv_proto & IV_PROTO_AUTH_PENDING_KW) &&
             e->ks[0].status == SHIMMER_KS_ACTIVE) {
             gint64 left = (s->auth_deadline - now) / SHIMMER_US;
-            g_autofree char *msg = g_strdup_printf("AUTH_PENDING,timeout %" G_GINT64_FORMAT,
-                                                   MAX(left, 1));
+            g_autofree char *msg =
+                g_strdup_printf("AUTH_PENDING,timeout %" G_GINT64_FORMAT, MAX(left, 1));
             shimmer_core_send_message(e, &e->ks[0], msg);
             s->pending_sent = true;
         }

@@ -445,8 +445,7 @@ void shimmer_engine_auth_reply(ShimmerEngine *e, ShimmerAuthDecision decision, c
 /* Ends a client's session from the server's side: MESSAGE (NULL:
  * "RESTART") goes out on the control channel first and the session ends
  * once it was acked, at most 2 s later. WHY is the EXIT reason. */
-void shimmer_engine_server_kick(ShimmerEngine *e, const char *message, const char *why,
-                                gint64 now);
+void shimmer_engine_server_kick(ShimmerEngine *e, const char *message, const char *why, gint64 now);
 
 /* The client's certificate common name (or x509-username-field, or its user
  * name with username-as-common-name); NULL before the handshake. */

@@ -114,7 +114,7 @@ static void send_ping(Client *c, gint64 now)
     guint8 out[SHIMMER_ENGINE_MAX_PACKET];
     gsize len = 0;
     if (shimmer_engine_encrypt(c->e, ip, sizeof(ip), out, sizeof(out), now, &len) ==
-        SHIMMER_ENCRYPT_OK &&
+            SHIMMER_ENCRYPT_OK &&
         send(c->sock, out, len, MSG_DONTWAIT) >= 0)
         c->sent++;
 }
@@ -218,8 +218,9 @@ static void summary(Load *l, gboolean final)
         answered += c->replies > 0;
     }
     if (!final) {
-        fprintf(stderr, "%6.1f s: %u started, %u connected, %u failed, %" G_GUINT64_FORMAT
-                        "/%" G_GUINT64_FORMAT " echo replies\n",
+        fprintf(stderr,
+                "%6.1f s: %u started, %u connected, %u failed, %" G_GUINT64_FORMAT
+                "/%" G_GUINT64_FORMAT " echo replies\n",
                 elapsed, l->started, l->connected, l->failed, replies, sent);
         return;
     }
@@ -259,8 +260,8 @@ static gboolean on_tick(gpointer user)
 {
     Load *l = user;
     gint64 now = g_get_monotonic_time();
-    guint due = l->rate > 0 ? (guint)MIN((double)l->n, (double)(now - l->t0) / US * l->rate + 1)
-                            : l->n;
+    guint due =
+        l->rate > 0 ? (guint)MIN((double)l->n, (double)(now - l->t0) / US * l->rate + 1) : l->n;
     while (l->started < due)
         client_start(l, l->started++);
     for (guint i = 0; i < l->clients->len; i++) {
@@ -326,8 +327,8 @@ int main(int argc, char **argv)
     gdouble rate = 0, duration = 30, ping = 1;
     gboolean json = FALSE, verbose = FALSE;
     GOptionEntry entries[] = {
-        {"config", 'c', 0, G_OPTION_ARG_FILENAME, &config, "Client profile (UDP, remote by address)",
-         "FILE"},
+        {"config", 'c', 0, G_OPTION_ARG_FILENAME, &config,
+         "Client profile (UDP, remote by address)", "FILE"},
         {"clients", 'n', 0, G_OPTION_ARG_INT, &clients, "Clients to simulate (default 10)", "N"},
         {"rate", 'r', 0, G_OPTION_ARG_DOUBLE, &rate, "Clients started per second (0: all at once)",
          "R"},
@@ -343,7 +344,8 @@ int main(int argc, char **argv)
     g_option_context_add_main_entries(ctx, entries, NULL);
     g_autoptr(GError) error = NULL;
     if (!g_option_context_parse(ctx, &argc, &argv, &error) || config == NULL || clients <= 0) {
-        fprintf(stderr, "shimmer-load: %s\n", error ? error->message : "give --config and --clients");
+        fprintf(stderr, "shimmer-load: %s\n",
+                error ? error->message : "give --config and --clients");
         return 2;
     }
     g_autoptr(GBytes) bytes = NULL;
@@ -354,8 +356,8 @@ int main(int argc, char **argv)
     gsize len = 0;
     const char *text = g_bytes_get_data(bytes, &len);
     Load l = {0};
-    l.cfg = shimmer_config_parse(config, NULL, text ? text : "", len, shimmer_config_file_loader,
-                                 NULL);
+    l.cfg =
+        shimmer_config_parse(config, NULL, text ? text : "", len, shimmer_config_file_loader, NULL);
     if (shimmer_config_has_errors(l.cfg)) {
         g_autoptr(GString) d = g_string_new(NULL);
         shimmer_config_format_diagnostics(l.cfg, d);

@@ -139,13 +139,13 @@ static void srv_event_free(SrvEvent *ev)
 SrvNet *srvnet_new(const char *extra)
 {
     g_autofree char *dir = srvnet_data_dir();
-    g_autofree char *text = g_strdup_printf("port 1194\n%sdev tun\ntopology subnet\n"
-                                            "server 10.8.0.0 255.255.255.0\n"
-                                            "server-ipv6 fd00:8::/64\n"
-                                            "ca ca.crt\ncert server.crt\nkey server.key\n"
-                                            "dh none\nkeepalive 10 60\n%s",
-                                            extra && strstr(extra, "proto ") ? "" : "proto udp\n",
-                                            extra ? extra : "");
+    g_autofree char *text =
+        g_strdup_printf("port 1194\n%sdev tun\ntopology subnet\n"
+                        "server 10.8.0.0 255.255.255.0\n"
+                        "server-ipv6 fd00:8::/64\n"
+                        "ca ca.crt\ncert server.crt\nkey server.key\n"
+                        "dh none\nkeepalive 10 60\n%s",
+                        extra && strstr(extra, "proto ") ? "" : "proto udp\n", extra ? extra : "");
     SrvNet *n = g_new0(SrvNet, 1);
     n->now = SRVNET_T0;
     n->rng = 0x5eed;
@@ -212,13 +212,13 @@ void srvnet_free(SrvNet *n)
 ShimmerConfig *srvnet_client_config(const char *extra)
 {
     g_autofree char *dir = srvnet_data_dir();
-    g_autofree char *text = g_strdup_printf("client\ndev tun\nremote 10.0.0.1 1194\n"
-                                            "remote-cert-tls server\n"
-                                            "verify-x509-name server.shimmer.test name\n"
-                                            "ca ca.crt\n%s%s%s",
-                                            extra && strstr(extra, "cert ") ? "" : "cert client.crt\nkey client.key\n",
-                                            extra && strstr(extra, "proto ") ? "" : "proto udp\n",
-                                            extra ? extra : "");
+    g_autofree char *text =
+        g_strdup_printf("client\ndev tun\nremote 10.0.0.1 1194\n"
+                        "remote-cert-tls server\n"
+                        "verify-x509-name server.shimmer.test name\n"
+                        "ca ca.crt\n%s%s%s",
+                        extra && strstr(extra, "cert ") ? "" : "cert client.crt\nkey client.key\n",
+                        extra && strstr(extra, "proto ") ? "" : "proto udp\n", extra ? extra : "");
     ShimmerConfig *cfg = shimmer_config_parse("client.ovpn", dir, text, strlen(text),
                                               shimmer_config_file_loader, NULL);
     if (shimmer_config_has_errors(cfg)) {
@@ -299,8 +299,7 @@ static gboolean cli_collect(SrvCli *c)
             rec->text = g_strdup(ev.state_change.reason);
         g_ptr_array_add(c->events, rec);
         if (ev.type == SHIMMER_EVENT_CONNECT)
-            shimmer_engine_transport_up(c->e,
-                                        n->scfg->transport == SHIMMER_TRANSPORT_TCP, n->now);
+            shimmer_engine_transport_up(c->e, n->scfg->transport == SHIMMER_TRANSPORT_TCP, n->now);
         shimmer_event_clear(&ev);
     }
     return moved;
@@ -333,18 +332,17 @@ static gboolean srv_collect(SrvNet *n)
                 shimmer_dispatch_auth_reply(n->d, ev.id, SHIMMER_AUTH_ACCEPT, NULL, n->now);
                 break;
             case SRVNET_AUTH_DENY:
-                shimmer_dispatch_auth_reply(n->d, ev.id, SHIMMER_AUTH_DENY, "bad password",
-                                            n->now);
+                shimmer_dispatch_auth_reply(n->d, ev.id, SHIMMER_AUTH_DENY, "bad password", n->now);
                 break;
             case SRVNET_AUTH_HOLD:
                 shimmer_dispatch_auth_reply(n->d, ev.id, SHIMMER_AUTH_PENDING, NULL, n->now);
                 break;
             case SRVNET_AUTH_PASSWORD:
-                shimmer_dispatch_auth_reply(
-                    n->d, ev.id,
-                    g_strcmp0(ev.password, n->password) == 0 ? SHIMMER_AUTH_ACCEPT
-                                                             : SHIMMER_AUTH_DENY,
-                    "wrong password", n->now);
+                shimmer_dispatch_auth_reply(n->d, ev.id,
+                                            g_strcmp0(ev.password, n->password) == 0
+                                                ? SHIMMER_AUTH_ACCEPT
+                                                : SHIMMER_AUTH_DENY,
+                                            "wrong password", n->now);
                 break;
             }
         }
@@ -364,8 +362,8 @@ static gboolean deliver(SrvNet *n)
         gsize len = 0, out_len = 0;
         const guint8 *data = g_bytes_get_data(p->pkt, &len);
         ShimmerLinkAddr to;
-        ShimmerDispatchResult r =
-            shimmer_dispatch_recv(n->d, &p->addr, data, len, n->now, out, sizeof(out), &out_len, &to);
+        ShimmerDispatchResult r = shimmer_dispatch_recv(n->d, &p->addr, data, len, n->now, out,
+                                                        sizeof(out), &out_len, &to);
         if (r == SHIMMER_DISPATCH_TUN)
             g_ptr_array_add(n->srv_tun, g_bytes_new(out, out_len));
         else if (r == SHIMMER_DISPATCH_LINK)

@@ -57,8 +57,7 @@ typedef enum {
 } SrvNetAuth;
 
 /* Drops (FALSE) or lets pass a packet; may rewrite *FROM (server-bound). */
-typedef gboolean (*SrvNetFilter)(SrvNet *n, gboolean to_client, ShimmerLinkAddr *addr,
-                                 GBytes *pkt);
+typedef gboolean (*SrvNetFilter)(SrvNet *n, gboolean to_client, ShimmerLinkAddr *addr, GBytes *pkt);
 
 struct SrvNet {
     gint64 now;

@@ -35,16 +35,16 @@ static ShimmerCtlwrap *client_tls_crypt(void)
     g_autoptr(GBytes) k = srvnet_fixture("tc.key");
     guint8 key[SHIMMER_STATIC_KEY_LEN];
     g_autoptr(GError) error = NULL;
-    g_assert_true(shimmer_keys_parse_static(g_bytes_get_data(k, NULL), g_bytes_get_size(k), key,
-                                            &error));
+    g_assert_true(
+        shimmer_keys_parse_static(g_bytes_get_data(k, NULL), g_bytes_get_size(k), key, &error));
     return shimmer_ctlwrap_new_tls_crypt(key, SHIMMER_CTLWRAP_ROLE_CLIENT);
 }
 
 /* A wrapped control packet: OP, client SID, acks (N_ACKS of them, naming
  * REMOTE), msg pid. */
 static gsize make_control(ShimmerCtlwrap *w, guint op, const guint8 sid[8], guint n_acks,
-                          const guint32 *acks, const guint8 *remote, guint32 msg_pid,
-                          guint8 *out, gsize cap)
+                          const guint32 *acks, const guint8 *remote, guint32 msg_pid, guint8 *out,
+                          gsize cap)
 {
     ShimmerControlPacket p = {0};
     p.opcode = (guint8)op;
@@ -85,8 +85,8 @@ static void reset_and_cookie(SrvNet *n, ShimmerCtlwrap *w, const ShimmerLinkAddr
                              const guint8 sid[8], guint8 cookie[8])
 {
     guint8 pkt[512], out[4096], plain[2048];
-    gsize len = make_control(w, SHIMMER_OP_HARD_RESET_CLIENT_V2, sid, 0, NULL, NULL, 0, pkt,
-                             sizeof(pkt));
+    gsize len =
+        make_control(w, SHIMMER_OP_HARD_RESET_CLIENT_V2, sid, 0, NULL, NULL, 0, pkt, sizeof(pkt));
     gsize out_len = 0;
     ShimmerLinkAddr to;
     g_assert_cmpint(srvnet_inject(n, from, pkt, len, out, &out_len, &to), ==,
@@ -165,8 +165,8 @@ static void test_flood(void)
     shimmer_dispatch_set_rate_limit(n->d, 1000000, 1000000);
     g_autoptr(ShimmerCtlwrap) w = client_tls_crypt();
     guint8 pkt[512], out[4096];
-    gsize len = make_control(w, SHIMMER_OP_HARD_RESET_CLIENT_V2, sid_a, 0, NULL, NULL, 0, pkt,
-                             sizeof(pkt));
+    gsize len =
+        make_control(w, SHIMMER_OP_HARD_RESET_CLIENT_V2, sid_a, 0, NULL, NULL, 0, pkt, sizeof(pkt));
     /* Warm up (first allocations of the tables) before measuring. */
     ShimmerLinkAddr from, to;
     gsize out_len;
@@ -597,7 +597,7 @@ static void test_route_table(void)
         const char *ip;
         gpointer want;
     } cases[] = {
-        {"10.1.2.3", &v3}, {"10.1.2.4", &v2}, {"10.2.0.1", &v1}, {"11.0.0.1", NULL},
+        {"10.1.2.3", &v3},  {"10.1.2.4", &v2},         {"10.2.0.1", &v1},   {"11.0.0.1", NULL},
         {"fd00:1::1", &v6}, {"fd00:1:0:ffff::1", &v6}, {"fd00:2::1", NULL},
     };
     for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {

@@ -61,13 +61,12 @@ typedef struct {
 static void test_connect(gconstpointer data)
 {
     const ConnectCase *cc = data;
-    g_autofree char *sx = g_strdup_printf("%s%s%s", wraps[cc->wrap],
-                                          cc->cipher ? "data-ciphers " : "",
-                                          cc->cipher ? cc->cipher : "");
+    g_autofree char *sx = g_strdup_printf(
+        "%s%s%s", wraps[cc->wrap], cc->cipher ? "data-ciphers " : "", cc->cipher ? cc->cipher : "");
     g_autofree char *sextra = g_strdup_printf("%s\n%s", sx, cc->tcp ? "proto tcp-server\n" : "");
     SrvNet *n = srvnet_new(sextra);
-    g_autofree char *cextra = g_strdup_printf("%s%s", client_wraps[cc->wrap],
-                                              cc->tcp ? "proto tcp-client\n" : "");
+    g_autofree char *cextra =
+        g_strdup_printf("%s%s", client_wraps[cc->wrap], cc->tcp ? "proto tcp-client\n" : "");
     SrvCli *c = srvnet_add_client(n, cextra);
     g_assert_true(srvnet_connect_all(n, 10 * US));
     if (cc->cipher != NULL)
@@ -134,9 +133,9 @@ static void test_password(void)
         shimmer_dispatch_set_check_credentials(n->d, TRUE);
         n->auth = SRVNET_AUTH_PASSWORD;
         n->password = "s3cret";
-        g_autofree char *extra = g_strdup_printf(
-            "tls-crypt tc.key\n<auth-user-pass>\nalice\n%s\n</auth-user-pass>\n",
-            right ? "s3cret" : "wrong");
+        g_autofree char *extra =
+            g_strdup_printf("tls-crypt tc.key\n<auth-user-pass>\nalice\n%s\n</auth-user-pass>\n",
+                            right ? "s3cret" : "wrong");
         SrvCli *c = srvnet_add_client(n, extra);
         srvnet_run(n, n->now + 10 * US, right ? client_connected : client_failed, c);
         SrvEvent *ev = srv_event(n, SHIMMER_DISPATCH_EVENT_AUTH_REQUEST);
@@ -212,7 +211,8 @@ static void test_auth_token(void)
                                      "reneg-sec 20\n");
     g_assert_true(srvnet_connect_all(n, 10 * US));
     /* (The client keeps the pushed token to itself: what shows it was
-     * used is that nobody asked again.) Renegotiations authenticate with the token: no new request. */
+     * used is that nobody asked again.) Renegotiations authenticate with the token: no new request.
+     */
     srvnet_run(n, n->now + 70 * US, NULL, NULL);
     ShimmerEngineStats st;
     shimmer_engine_get_stats(c->e, &st);
@@ -239,9 +239,10 @@ static void test_auth_token_forged(void)
     n->password = "pw";
     /* A token-shaped password that this server did not make is just a
      * wrong password. */
-    SrvCli *c = srvnet_add_client(
-        n, "<auth-user-pass>\ncarol\nSESS_ID_AT_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n"
-           "</auth-user-pass>\n");
+    SrvCli *c =
+        srvnet_add_client(n, "<auth-user-pass>\ncarol\nSESS_ID_AT_"
+                             "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n"
+                             "</auth-user-pass>\n");
     g_assert_true(srvnet_run(n, n->now + 10 * US, client_failed, c));
     SrvEvent *ev = srv_event(n, SHIMMER_DISPATCH_EVENT_AUTH_REQUEST);
     g_assert_nonnull(ev->password);
@@ -422,8 +423,8 @@ static void test_engine_pair(void)
     static const char stext[] = "port 1194\nproto udp\ndev tun\ntopology subnet\n"
                                 "server 10.8.0.0 255.255.255.0\nca ca.crt\ncert server.crt\n"
                                 "key server.key\ndh none\ntls-crypt tc.key\nkeepalive 10 60\n";
-    g_autoptr(ShimmerConfig) scfg = shimmer_config_parse("s.conf", dir, stext, strlen(stext),
-                                                         shimmer_config_file_loader, NULL);
+    g_autoptr(ShimmerConfig) scfg =
+        shimmer_config_parse("s.conf", dir, stext, strlen(stext), shimmer_config_file_loader, NULL);
     g_assert_false(shimmer_config_has_errors(scfg));
     g_autoptr(ShimmerConfig) ccfg = srvnet_client_config("tls-crypt tc.key\n");
     ShimmerEngineHooks hooks = {.realtime = pair_realtime};

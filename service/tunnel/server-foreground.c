@@ -48,8 +48,8 @@ static void on_pam_done(GObject *source, GAsyncResult *result, gpointer user)
     if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
         Foreground *f = pc->f;
         if (!ok) {
-            g_autofree char *line = g_strdup_printf("PAM refused user '%s': %s", pc->username,
-                                                    error->message);
+            g_autofree char *line =
+                g_strdup_printf("PAM refused user '%s': %s", pc->username, error->message);
             shimmer_log_line("warning: ", line);
         }
         shimmer_server_auth_reply(f->server, pc->id, ok ? SHIMMER_AUTH_ACCEPT : SHIMMER_AUTH_DENY,

@@ -292,8 +292,8 @@ static gboolean on_udp_readable(gint fd, GIOCondition cond, gpointer user)
             ShimmerLinkAddr from, to;
             to_link(&s->names[i], &from);
             gsize out_len = 0;
-            ShimmerDispatchResult r = shimmer_dispatch_recv(s->d, &from, s->rx[i], s->msgs[i].msg_len,
-                                                            now, out, sizeof(out), &out_len, &to);
+            ShimmerDispatchResult r = shimmer_dispatch_recv(
+                s->d, &from, s->rx[i], s->msgs[i].msg_len, now, out, sizeof(out), &out_len, &to);
             if (r == SHIMMER_DISPATCH_TUN) {
                 tun_write(s, out, out_len);
             } else if (r == SHIMMER_DISPATCH_LINK) {
@@ -326,8 +326,8 @@ static gboolean on_tun_readable(gint fd, GIOCondition cond, gpointer user)
                 break;
             ShimmerLinkAddr to;
             gsize len = 0;
-            if (shimmer_dispatch_encrypt(s->d, s->rx[i], (gsize)r, now, s->tx[nout], PKT_SIZE,
-                                         &len, &to) != SHIMMER_DISPATCH_LINK)
+            if (shimmer_dispatch_encrypt(s->d, s->rx[i], (gsize)r, now, s->tx[nout], PKT_SIZE, &len,
+                                         &to) != SHIMMER_DISPATCH_LINK)
                 continue;
             if (s->tcp) {
                 tcp_send(s, &to, s->tx[nout], len);
@@ -400,8 +400,8 @@ static gboolean on_conn_readable(gint fd, GIOCondition cond, gpointer user)
         if (pkt != NULL) {
             ShimmerLinkAddr to;
             gsize out_len = 0;
-            ShimmerDispatchResult r =
-                shimmer_dispatch_recv(s->d, &c->addr, pkt, pkt_len, now, out, sizeof(out), &out_len, &to);
+            ShimmerDispatchResult r = shimmer_dispatch_recv(s->d, &c->addr, pkt, pkt_len, now, out,
+                                                            sizeof(out), &out_len, &to);
             handle_result(s, r, out, out_len, &to);
         } else if (used == 0) {
             break;
