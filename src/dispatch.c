@@ -14,6 +14,7 @@
 #include "bytes.h"
 #include "ctlwrap.h"
 #include "datachan.h"
+#include "engine-core.h"
 #include "ippool.h"
 #include "packet.h"
 #include "route-table.h"
@@ -1239,6 +1240,13 @@ void shimmer_dispatch_get_stats(const ShimmerDispatch *d, ShimmerDispatchStats *
     *out = d->stats;
 }
 
+guint shimmer_dispatch_get_mss(const ShimmerDispatch *d, gboolean ipv6)
+{
+    /* Every client's engine has the configuration's mssfix and transport,
+     * as the engine holding the credentials has. */
+    return shimmer_engine_get_mss(d->shared, ipv6);
+}
+
 GPtrArray *shimmer_dispatch_list_iroutes(const ShimmerDispatch *d)
 {
     GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
@@ -1285,6 +1293,8 @@ ShimmerDispatch *shimmer_dispatch_new(const ShimmerConfig *cfg, const ShimmerDis
         return NULL;
     }
     d->is_tcp = cfg->transport == SHIMMER_TRANSPORT_TCP;
+    /* Its transport only shapes get_mss(): the overhead to allow for. */
+    d->shared->is_tcp = d->is_tcp;
     gint hw = cfg->hand_window >= 0 ? cfg->hand_window : 60;
     d->slot_seconds = MAX(1, (hw + 1) / 2);
     d->max_peers = cfg->max_clients > 0 ? (guint)cfg->max_clients : DEFAULT_MAX_CLIENTS;

@@ -214,6 +214,8 @@ guint shimmer_dispatch_get_n_peers(const ShimmerDispatch *d);
 GArray *shimmer_dispatch_list_peers(const ShimmerDispatch *d);
 gboolean shimmer_dispatch_get_peer(const ShimmerDispatch *d, guint64 id, ShimmerPeerInfo *out);
 void shimmer_dispatch_get_stats(const ShimmerDispatch *d, ShimmerDispatchStats *out);
+/* The MSS to clamp tunnelled TCP SYNs to (mssfix; 0: no clamping). */
+guint shimmer_dispatch_get_mss(const ShimmerDispatch *d, gboolean ipv6);
 /* Routes the caller must lead into the tun for the clients' networks
  * (iroute), as "10.9.0.0/24": changed after CONNECTED and GONE events. */
 GPtrArray *shimmer_dispatch_list_iroutes(const ShimmerDispatch *d);

@@ -57,6 +57,7 @@ struct ShimmerServer {
     ShimmerNetcfg *net;
     GHashTable *iroutes; /* prefix text -> TRUE: routed into the tun */
 
+    guint mss4, mss6; /* mssfix: TCP SYNs in both directions */
     GSource *timer;
     guint stop_timeout;
     bool stopping;
@@ -248,10 +249,11 @@ static void send_batch(ShimmerServer *s, const gsize *lens, guint n)
     }
 }
 
-static void tun_write(ShimmerServer *s, const guint8 *pkt, gsize len)
+static void tun_write(ShimmerServer *s, guint8 *pkt, gsize len)
 {
     if (s->tun == NULL)
         return;
+    shimmer_mss_clamp(pkt, len, s->mss4, s->mss6);
     if (write(shimmer_tun_get_fd(s->tun), pkt, len) < 0 && errno != EAGAIN)
         slog(s, SHIMMER_LOG_DEBUG, "tun write: %s", g_strerror(errno));
 }
@@ -324,6 +326,7 @@ static gboolean on_tun_readable(gint fd, GIOCondition cond, gpointer user)
             ssize_t r = read(fd, s->rx[i], PKT_SIZE);
             if (r <= 0)
                 break;
+            shimmer_mss_clamp(s->rx[i], (gsize)r, s->mss4, s->mss6);
             ShimmerLinkAddr to;
             gsize len = 0;
             if (shimmer_dispatch_encrypt(s->d, s->rx[i], (gsize)r, now, s->tx[nout], PKT_SIZE, &len,
@@ -854,6 +857,8 @@ ShimmerServer *shimmer_server_new(const ShimmerConfig *cfg, const ShimmerServerO
     }
     if (s->opts.check_credentials)
         shimmer_dispatch_set_check_credentials(s->d, TRUE);
+    s->mss4 = shimmer_dispatch_get_mss(s->d, FALSE);
+    s->mss6 = shimmer_dispatch_get_mss(s->d, TRUE);
     if (s->opts.reset_rate > 0)
         shimmer_dispatch_set_rate_limit(s->d, s->opts.reset_rate,
                                         s->opts.reset_burst ? s->opts.reset_burst

@@ -363,3 +363,49 @@ def test_pam(lab, client_cmd, pam_service, password):
         cli = lab.start_client(prof, client_cmd, wait=False)
         cli.wait_log(client_cmd.auth_failed, 15)
         srv.wait_log(r"PAM refused user 'alice'", 5)
+
+
+# ---------------------------------------------------------------- load
+
+def find_load_tool():
+    env = os.environ.get("SHIMMER_LOAD")
+    if env:
+        return env if os.access(env, os.X_OK) else None
+    shimmerd = labmod.find_shimmerd()
+    if shimmerd:
+        p = os.path.join(os.path.dirname(os.path.dirname(shimmerd)), "tests",
+                         "shimmer-load")
+        if os.access(p, os.X_OK):
+            return p
+    return None
+
+
+def test_load_clients(lab):
+    """shimmer-load: 100 clients in one process, all in, all answered
+    through the tunnel; the server's memory per client stays small."""
+    tool = find_load_tool()
+    if tool is None:
+        pytest.skip("shimmer-load not built (set $SHIMMER_LOAD)")
+    count = 100
+    srv = lab.start_shimmer_server({"wrap": "tls-crypt", "ipv6": False,
+                                    "extra": ["duplicate-cn", "max-clients 200"]})
+    time.sleep(0.3)
+    rss0 = srv.rss_kb()
+    prof = lab.write_client_config({"verify_x509_name": None})
+    load = lab.spawn_in_client([tool, "--config", prof, "-n", str(count), "--duration", "12",
+                                "--ping", "1", "--json"], name="load")
+    lab.wait_for(lambda: srv.read_log().count(" connected from ") >= count, 20,
+                 what="all simulated clients to connect")
+    time.sleep(2)
+    rss1 = srv.rss_kb()
+    lab.wait_for(lambda: not load.alive(), 30, what="shimmer-load to finish")
+    assert load.returncode == 0, load.log_tail()
+    m = re.search(r"^\{.*\}$", load.read_log(whole=True), re.M)
+    assert m, load.log_tail()
+    import json
+    result = json.loads(m.group(0))
+    assert result["connected"] == count and result["clients_with_replies"] == count, result
+    per_client = (rss1 - rss0) / count
+    print("\nshimmer-load: %.0f handshakes/s, server memory %.1f KiB per client"
+          % (result["handshakes_per_s"], per_client))
+    assert per_client < 96, "server memory per client %.1f KiB" % per_client
