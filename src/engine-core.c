@@ -1566,6 +1566,11 @@ static int verify_peer(gnutls_session_t session)
     unsigned int n = 0;
     const gnutls_datum_t *chain = gnutls_certificate_get_peers(session, &n);
     if (chain == NULL || n == 0) {
+        /* A server's verify-client-cert optional or none (its parser only
+         * lets that through with a password check). */
+        if (cfg->verify_client_cert == SHIMMER_VERIFY_CLIENT_CERT_OPTIONAL ||
+            cfg->verify_client_cert == SHIMMER_VERIFY_CLIENT_CERT_NONE)
+            return 0;
         shimmer_core_log(e, SHIMMER_LOG_ERROR, "the %s sent no certificate", peer);
         return GNUTLS_E_CERTIFICATE_ERROR;
     }

@@ -217,7 +217,9 @@ ShimmerConfig *srvnet_client_config(const char *extra)
                         "remote-cert-tls server\n"
                         "verify-x509-name server.shimmer.test name\n"
                         "ca ca.crt\n%s%s%s",
-                        extra && strstr(extra, "cert ") ? "" : "cert client.crt\nkey client.key\n",
+                        extra && (strstr(extra, "cert ") || strstr(extra, "# no cert"))
+                            ? ""
+                            : "cert client.crt\nkey client.key\n",
                         extra && strstr(extra, "proto ") ? "" : "proto udp\n", extra ? extra : "");
     ShimmerConfig *cfg = shimmer_config_parse("client.ovpn", dir, text, strlen(text),
                                               shimmer_config_file_loader, NULL);

@@ -249,6 +249,30 @@ static void test_auth_token_forged(void)
     srvnet_free(n);
 }
 
+/* verify-client-cert optional: a client without a certificate comes in on
+ * its password, named by its user name; one with a certificate is still
+ * checked. */
+static void test_optional_client_cert(void)
+{
+    SrvNet *n = srvnet_new("verify-client-cert optional\nusername-as-common-name\n"
+                           "plugin /usr/lib/openvpn/openvpn-plugin-auth-pam.so login\n");
+    n->auth = SRVNET_AUTH_PASSWORD;
+    n->password = "pw";
+    srvnet_add_client(n, "# no cert\n<auth-user-pass>\ndave\npw\n</auth-user-pass>\n");
+    srvnet_add_client(n, "<auth-user-pass>\nerin\npw\n</auth-user-pass>\n");
+    g_assert_true(srvnet_connect_all(n, 10 * US));
+    g_assert_cmpuint(srvnet_count_srv_events(n, SHIMMER_DISPATCH_EVENT_AUTH_REQUEST), ==, 2);
+    GArray *ids = shimmer_dispatch_list_peers(n->d);
+    g_assert_cmpuint(ids->len, ==, 2);
+    ShimmerPeerInfo info;
+    g_assert_true(shimmer_dispatch_get_peer(n->d, g_array_index(ids, guint64, 0), &info));
+    g_assert_cmpstr(info.common_name, ==, "dave");
+    g_assert_true(shimmer_dispatch_get_peer(n->d, g_array_index(ids, guint64, 1), &info));
+    g_assert_cmpstr(info.common_name, ==, "erin");
+    g_array_unref(ids);
+    srvnet_free(n);
+}
+
 /* ---------- the push reply ---------- */
 
 static void test_push_ccd(void)
@@ -536,6 +560,7 @@ int main(int argc, char **argv)
     g_test_add_func("/server/deferred", test_deferred);
     g_test_add_func("/server/auth-token", test_auth_token);
     g_test_add_func("/server/auth-token-forged", test_auth_token_forged);
+    g_test_add_func("/server/optional-client-cert", test_optional_client_cert);
     g_test_add_func("/server/push-ccd", test_push_ccd);
     g_test_add_func("/server/push-continuation", test_push_continuation);
     g_test_add_func("/server/no-shared-cipher", test_no_shared_cipher);
