@@ -149,7 +149,7 @@ typedef struct {
         struct {
             guint index;
             char *host;
-        } connect;                             /* CONNECT */
+        } connect;                          /* CONNECT */
         ShimmerNeedCredentials credentials; /* NEED_CREDENTIALS */
         struct {
             char *reason;
