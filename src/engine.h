@@ -112,6 +112,19 @@ typedef enum {
     /* The session is over (ev.state DISCONNECTED or FAILED); exit.reason
      * says why. Stop the loop. */
     SHIMMER_EVENT_EXIT,
+    /* The server holds the login open (AUTH_PENDING): it waits for
+     * something outside the tunnel, a web sign-in or a CR_TEXT answer,
+     * that WEB_AUTH or NEED_CREDENTIALS (kind CR_TEXT) announce.
+     * auth_pending.timeout_s is how long the engine waits for the server
+     * to decide (the server's timeout, capped as OpenVPN caps it) and
+     * auth_pending.deadline when that is over (monotonic µs). */
+    SHIMMER_EVENT_AUTH_PENDING,
+    /* The server asks the user to sign in on a web page (INFO_PRE or INFO
+     * with OPEN_URL:url or WEB_AUTH:flags:url): show web_auth.url, open
+     * it in a browser where that is possible. Nothing is answered to the
+     * engine: the server lets the session in (PUSH_REPLY) or refuses it
+     * (AUTH_FAILED), or the engine gives up at web_auth.deadline. */
+    SHIMMER_EVENT_WEB_AUTH,
 } ShimmerEventType;
 
 typedef enum {
@@ -122,15 +135,49 @@ typedef enum {
     /* The answer to the server's dynamic challenge (text, echo), given as
      * the password; the user name is ignored. */
     SHIMMER_CREDENTIALS_CHALLENGE,
+    /* The answer to a CR_TEXT challenge of a pending login (text, echo,
+     * response_required), given as the password; it goes to the server as
+     * CR_RESPONSE on the running session. Without response_required the
+     * text is for the user only and nothing needs answering. */
+    SHIMMER_CREDENTIALS_CR_TEXT,
 } ShimmerCredentialsKind;
 
 typedef struct {
     ShimmerCredentialsKind kind;
-    /* CHALLENGE: the server's question; NULL otherwise. */
+    /* CHALLENGE, CR_TEXT: the server's question; NULL otherwise. */
     char *text;
-    /* CHALLENGE: the answer may be shown as it is typed. */
+    /* CHALLENGE, CR_TEXT: the answer may be shown as it is typed. */
     gboolean echo;
+    /* CR_TEXT: the server waits for an answer (flag R). TRUE for the other
+     * kinds. */
+    gboolean response_required;
 } ShimmerNeedCredentials;
+
+/* How the server asked for a web sign-in. */
+typedef enum {
+    SHIMMER_WEB_AUTH_OPEN_URL, /* OPEN_URL:url (deprecated, no flags) */
+    SHIMMER_WEB_AUTH_WEB_AUTH, /* WEB_AUTH:flags:url */
+} ShimmerWebAuthKind;
+
+typedef struct {
+    ShimmerWebAuthKind kind;
+    /* An http: or https: URL of at most SHIMMER_WEB_AUTH_MAX_URL bytes,
+     * printable ASCII only (the engine drops any other request with a
+     * warning: a server must not make a client open a local file or run a
+     * URL handler of its choosing). */
+    char *url;
+    /* WEB_AUTH's flags as the server sent them ("external", "hidden"),
+     * NULL-terminated, empty for OPEN_URL. A "proxy=" flag, which carries
+     * proxy credentials, is left out (the engine does not announce proxy
+     * support). */
+    char **flags;
+    /* When the engine gives up waiting (monotonic µs), and the same as
+     * seconds from the event on. */
+    gint64 deadline;
+    guint timeout_s;
+} ShimmerWebAuth;
+
+#define SHIMMER_WEB_AUTH_MAX_URL 2048
 
 /* One event. The strings belong to the event: shimmer_event_clear(). */
 typedef struct {
@@ -144,7 +191,7 @@ typedef struct {
         struct {
             guint index;
             char *host;
-        } connect;                             /* CONNECT */
+        } connect;                          /* CONNECT */
         ShimmerNeedCredentials credentials; /* NEED_CREDENTIALS */
         struct {
             char *reason;
@@ -155,6 +202,11 @@ typedef struct {
         struct {
             char *reason;
         } exit; /* EXIT */
+        struct {
+            guint timeout_s;
+            gint64 deadline;
+        } auth_pending;          /* AUTH_PENDING */
+        ShimmerWebAuth web_auth; /* WEB_AUTH */
     };
 } ShimmerEvent;
 
@@ -189,10 +241,16 @@ typedef enum {
      * up, between attempts, after the end, or a control packet before the
      * peer's hard reset named its session. */
     SHIMMER_DROP_NO_SESSION,
-    /* Compressed data, which the engine never negotiates. */
+    /* Compressed with an algorithm the profile (or the push) does not
+     * allow, or compressed at all when the profile has no compression
+     * framing. */
     SHIMMER_DROP_COMPRESSED,
-    /* The plaintext is larger than the caller's TUN_CAP. */
+    /* The plaintext is larger than the caller's TUN_CAP (also when it
+     * would decompress to more). */
     SHIMMER_DROP_TOO_BIG,
+    /* Compression framing that does not parse, or compressed data that
+     * does not decompress. */
+    SHIMMER_DROP_BAD_COMPRESSION,
     SHIMMER_DROP_N_REASONS
 } ShimmerDropReason;
 
@@ -214,7 +272,8 @@ typedef enum {
 /* The largest IP packet shimmer_engine_encrypt() takes... */
 #define SHIMMER_ENGINE_MAX_PLAIN 2048
 /* ...and what encryption adds at most (DATA_V2 header and tag,
- * compression framing). */
+ * compression framing). What arrives may decompress to more: a server
+ * that compresses sends packets up to its tun-mtu. */
 #define SHIMMER_ENGINE_DATA_OVERHEAD 26
 /* shimmer_engine_write_pkt() needs a buffer of at least this size. */
 #define SHIMMER_ENGINE_MAX_PACKET 2048
@@ -285,7 +344,11 @@ void shimmer_engine_start(ShimmerEngine *e, gint64 now);
 
 /* Answers NEED_CREDENTIALS (copies both; USERNAME NULL keeps the one
  * known). In state IDLE it also starts connecting; after a CHALLENGE,
- * PASSWORD is the answer and the next attempt begins. */
+ * PASSWORD is the answer and the next attempt begins; after a CR_TEXT,
+ * PASSWORD is the answer and goes to the server at once (CR_RESPONSE);
+ * a password asked for before a reconnect (auth-nocache, auth-retry
+ * interact) starts that attempt; one asked for during a renegotiation
+ * (auth-nocache without an auth-token) completes it. */
 void shimmer_engine_set_credentials(ShimmerEngine *e, const char *username, const char *password,
                                     gint64 now);
 

@@ -955,6 +955,14 @@ static void pump(ShimmerTunnel *c)
                 break;
             case SHIMMER_EVENT_INFO:
                 break;
+            case SHIMMER_EVENT_AUTH_PENDING:
+                if (c->cb.auth_pending)
+                    c->cb.auth_pending(c->cb.user, ev.auth_pending.timeout_s);
+                break;
+            case SHIMMER_EVENT_WEB_AUTH:
+                if (c->cb.web_auth)
+                    c->cb.web_auth(c->cb.user, &ev.web_auth);
+                break;
             case SHIMMER_EVENT_EXIT: {
                 ShimmerTunnelFailure failure = SHIMMER_TUNNEL_FAILURE_NONE;
                 if (shimmer_engine_get_state(c->engine) == SHIMMER_STATE_FAILED)
