@@ -474,32 +474,12 @@ static void handle_auth_pending(ShimmerEngine *e, const char *msg, gint64 now)
     ev->auth_pending.deadline = c->push_deadline;
 }
 
-/* A URL we may hand to a browser: http or https with a host, printable
- * ASCII, bounded. Anything else (file:, a URL handler's scheme, control
- * characters that could rewrite a terminal) is refused. */
-static bool web_url_ok(const char *url)
-{
-    gsize len = strlen(url);
-    if (len == 0 || len > SHIMMER_WEB_AUTH_MAX_URL)
-        return false;
-    for (const char *p = url; *p; p++)
-        if ((guchar)*p <= 0x20 || (guchar)*p >= 0x7f)
-            return false;
-    g_autoptr(GUri) uri = g_uri_parse(url, G_URI_FLAGS_NONE, NULL);
-    if (uri == NULL)
-        return false;
-    const char *scheme = g_uri_get_scheme(uri);
-    const char *host = g_uri_get_host(uri);
-    return (g_ascii_strcasecmp(scheme, "https") == 0 || g_ascii_strcasecmp(scheme, "http") == 0) &&
-           host != NULL && host[0] != '\0';
-}
-
 /* OPEN_URL:url or WEB_AUTH:flags:url (FLAGS NULL for OPEN_URL). */
 static void handle_web_auth(ShimmerEngine *e, ShimmerWebAuthKind kind, const char *flags,
                             const char *url, gint64 now)
 {
     Client *c = client(e);
-    if (!web_url_ok(url)) {
+    if (!shimmer_web_auth_url_is_safe(url)) {
         shimmer_core_log(e, SHIMMER_LOG_WARNING,
                          "the server asks for a web sign-in at an address that is not an http(s) "
                          "URL; ignored");
@@ -520,7 +500,10 @@ static void handle_web_auth(ShimmerEngine *e, ShimmerWebAuthKind kind, const cha
                 g_strv_builder_add(fb, f);
         }
     }
-    shimmer_core_log(e, SHIMMER_LOG_INFO, "the server asks for a web sign-in: %s", url);
+    /* Not the URL: it may carry a session secret, and logs travel further
+     * than the event. */
+    shimmer_core_log(e, SHIMMER_LOG_INFO, "the server asks for a web sign-in (%s)",
+                     kind == SHIMMER_WEB_AUTH_OPEN_URL ? "OPEN_URL" : "WEB_AUTH");
     ShimmerEvent *ev = shimmer_core_push_event(e, SHIMMER_EVENT_WEB_AUTH);
     ev->web_auth.kind = kind;
     ev->web_auth.url = g_strdup(url);

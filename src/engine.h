@@ -4,6 +4,7 @@
 #include <glib.h>
 
 #include "config.h"
+#include "webauth.h"
 
 G_BEGIN_DECLS
 
@@ -161,10 +162,8 @@ typedef enum {
 
 typedef struct {
     ShimmerWebAuthKind kind;
-    /* An http: or https: URL of at most SHIMMER_WEB_AUTH_MAX_URL bytes,
-     * printable ASCII only (the engine drops any other request with a
-     * warning: a server must not make a client open a local file or run a
-     * URL handler of its choosing). */
+    /* A URL shimmer_web_auth_url_is_safe() accepts (webauth.h); the
+     * engine drops any other request with a warning. */
     char *url;
     /* WEB_AUTH's flags as the server sent them ("external", "hidden"),
      * NULL-terminated, empty for OPEN_URL. A "proxy=" flag, which carries
@@ -176,8 +175,6 @@ typedef struct {
     gint64 deadline;
     guint timeout_s;
 } ShimmerWebAuth;
-
-#define SHIMMER_WEB_AUTH_MAX_URL 2048
 
 /* One event. The strings belong to the event: shimmer_event_clear(). */
 typedef struct {

@@ -983,6 +983,8 @@ static void pump(ShimmerTunnel *c)
                 c->auth_failed = TRUE;
                 break;
             case SHIMMER_EVENT_INFO:
+                if (c->cb.info)
+                    c->cb.info(c->cb.user, ev.info.text);
                 break;
             case SHIMMER_EVENT_AUTH_PENDING:
                 if (c->cb.auth_pending)

@@ -47,6 +47,8 @@ typedef struct {
      * URL, open it where that is possible; nothing is answered. May be
      * NULL (the URL is logged anyway). */
     void (*web_auth)(gpointer user, const ShimmerWebAuth *request);
+    /* A message from the server for the user (INFO). May be NULL. */
+    void (*info)(gpointer user, const char *text);
     /* The session is over; FAILED tells how it ended. */
     void (*finished)(gpointer user, gboolean failed, const char *reason);
     /* The tunnel's network configuration grew after it came up (a host-name
