@@ -28,7 +28,7 @@ typedef struct {
     GHashTable *props;    /* the session's properties: name -> GVariant */
     char *last_state;
     gboolean verbose;
-    gboolean no_browser;  /* --no-browser */
+    gboolean no_browser; /* --no-browser */
     char *web_url_shown; /* the sign-in URL already shown */
     gboolean done;
     int code;
@@ -96,14 +96,16 @@ static void connecting_web_auth(Connecting *c, GVariant *request)
     /* The daemon checked it; a client checks again before anything may
      * reach a browser. */
     if (!shimmer_web_auth_url_is_safe(url)) {
-        ctl_print(stderr, "%s", _("  the server asks for a web sign-in at an address that is not an "
-                                  "http(s) URL; not shown\n"));
+        ctl_print(stderr, "%s",
+                  _("  the server asks for a web sign-in at an address that is not an "
+                    "http(s) URL; not shown\n"));
         return;
     }
     g_free(c->web_url_shown);
     c->web_url_shown = g_strdup(url);
-    ctl_print(stdout, "%s", _("The server asks you to sign in on a web page. Open this address "
-                              "to continue:\n"));
+    ctl_print(stdout, "%s",
+              _("The server asks you to sign in on a web page. Open this address "
+                "to continue:\n"));
     ctl_print(stdout, "%s\n", url);
     if (timeout > 0)
         ctl_print(stdout, _("The server waits up to %u seconds.\n"), timeout);
@@ -133,9 +135,8 @@ static void connecting_fetch_web_auth(Connecting *c)
     if (c->web_url_shown != NULL)
         return;
     g_autoptr(GError) error = NULL;
-    g_autoptr(GVariant) reply =
-        ctl_call(c->ctl, c->session, IFACE_SESSION, "GetWebAuthRequest", NULL,
-                 G_VARIANT_TYPE("(a{sv})"), &error);
+    g_autoptr(GVariant) reply = ctl_call(c->ctl, c->session, IFACE_SESSION, "GetWebAuthRequest",
+                                         NULL, G_VARIANT_TYPE("(a{sv})"), &error);
     if (reply == NULL)
         return;
     g_autoptr(GVariant) dict = g_variant_get_child_value(reply, 0);
@@ -431,8 +432,7 @@ int ctl_cmd_connect(Ctl *ctl, int argc, char **argv)
     if (!connect_options(p, username, wait, &opts))
         return EXIT_REFUSED;
 
-    Connecting c = {
-        .ctl = ctl, .username = username, .verbose = verbose, .no_browser = no_browser};
+    Connecting c = {.ctl = ctl, .username = username, .verbose = verbose, .no_browser = no_browser};
     c.profile_name =
         g_strdup(shimmer_dbus_profile1_get_name(p) ? shimmer_dbus_profile1_get_name(p) : pos[0]);
     c.props =
