@@ -284,7 +284,9 @@ static void request_credentials(ShimmerSession *s)
     const char *why = s->want_password || s->want_otp || s->want_username
                           ? "waiting for credentials"
                           : "waiting for the private key's passphrase";
-    set_state(s, "connecting", why);
+    /* A renegotiation that needs the password again (auth-nocache) leaves
+     * the tunnel up: only the reason changes then. */
+    set_state(s, s->network_up ? s->state : "connecting", why);
     notify(s, SHIMMER_SESSION_CHANGED_STATE);
     session_logf(s, SHIMMER_LOG_INFO, "%s (%s)", why, list);
     gboolean challenge = s->want_otp && s->cfg->static_challenge != NULL;
@@ -544,7 +546,7 @@ gboolean shimmer_session_provide_credentials(ShimmerSession *s, GHashTable *cred
         ok = provide_passphrase(s, pass, username, secret, error);
     } else {
         clear_wants(s);
-        set_state(s, "connecting", NULL);
+        set_state(s, s->network_up ? s->state : "connecting", NULL);
         notify(s, SHIMMER_SESSION_CHANGED_STATE);
         shimmer_tunnel_set_credentials(s->tunnel, username ? username : s->username, secret);
         forget_given(s);

@@ -419,3 +419,61 @@ def test_pushed_dns_options_reach_resolved(h, tmp_path):
         h.stop_daemon()
         h.daemon = None
         dns_server.stop()
+
+
+ANSWERER = r"""
+import json, sys, dbus, dbus.mainloop.glib
+from gi.repository import GLib
+dbus.mainloop.glib.DBusGMainLoop(set_as_default=True)
+addr, session, password = sys.argv[1:4]
+bus = dbus.bus.BusConnection(addr)
+loop = GLib.MainLoop()
+def creds(fields, prompt, echo, path=None):
+    if path != session:
+        return
+    state = bus.call_blocking("org.shimmervpn", path, "org.freedesktop.DBus.Properties", "Get",
+                              "ss", ["org.shimmervpn.Session1", "State"])
+    print(json.dumps({"fields": [str(f) for f in fields], "state": str(state)}), flush=True)
+    bus.call_blocking("org.shimmervpn", path, "org.shimmervpn.Session1", "ProvideCredentials",
+                      "a{ss}", [{"password": password}])
+    loop.quit()
+bus.add_signal_receiver(creds, "CredentialsRequested", "org.shimmervpn.Session1",
+                        "org.shimmervpn", None, path_keyword="path")
+# Directed signals reach connections that called the daemon.
+bus.call_blocking("org.shimmervpn", "/org/shimmervpn", "org.shimmervpn.Manager1",
+                  "ListSessions", "", [])
+print("ready", flush=True)
+GLib.timeout_add_seconds(40, loop.quit)
+loop.run()
+"""
+
+
+def test_auth_nocache_asks_again_at_renegotiation(h):
+    # auth-nocache without a token: the password is forgotten once the
+    # tunnel is up, so the renegotiation asks for it again; the tunnel stays
+    # up meanwhile (State stays "connected").
+    h.backend.policy = "approve"
+    path = h.write_profile("nocache", h.profile_text(extra=["auth-nocache", "reneg-sec 6"]))
+    r = h.ctl("import", path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    try:
+        r = h.ctl("connect", "nocache", "--wait", input="%s\n%s\n" % (USERNAME, PASSWORD),
+                  timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+        session = h.ctl_json("status", "nocache")["Path"]
+        ans = h.spawn([ts.PYTHON, "-c", ANSWERER, h.bus.address, session, PASSWORD], uid=USER_A)
+        assert ans.stdout.readline().strip() == "ready"
+        line = ans.stdout.readline()
+        assert line, ans.stderr.read() if ans.poll() is not None else "no request"
+        ev = json.loads(line)
+        assert ev["fields"] == ["password"] and ev["state"] == "connected", ev
+        # The server let the new key in (a REAUTH answered), and the
+        # tunnel still carries traffic.
+        h.backend.m.wait(lambda e: e["type"] == "REAUTH", 20, "the re-authentication")
+        ts.wait_for(lambda: h.props(session, S1)["State"] == "connected", 10, "connected")
+        assert h.ping_through_tunnel()
+        r = h.ctl("disconnect", "nocache")
+        assert r.returncode == 0, r.stderr
+        h.wait_tunnel_gone()
+    finally:
+        h.remove_profile("nocache")
