@@ -1086,6 +1086,12 @@ void shimmer_engine_set_credentials(ShimmerEngine *e, const char *username, cons
             begin_connect(e, now);
         return;
     }
+    if (e->state != SHIMMER_STATE_IDLE && !c->cred_wait && !c->km_wait) {
+        /* Nothing asked (an answer that came too late, after its session
+         * was gone): it must not replace the password. */
+        shimmer_core_log(e, SHIMMER_LOG_DEBUG, "credentials that were not asked for: ignored");
+        return;
+    }
     if (username != NULL) {
         g_free(c->username);
         c->username = g_strdup(username);

@@ -345,7 +345,9 @@ void shimmer_engine_start(ShimmerEngine *e, gint64 now);
  * PASSWORD is the answer and goes to the server at once (CR_RESPONSE);
  * a password asked for before a reconnect (auth-nocache, auth-retry
  * interact) starts that attempt; one asked for during a renegotiation
- * (auth-nocache without an auth-token) completes it. */
+ * (auth-nocache without an auth-token) completes it. Credentials nobody
+ * asked for (outside IDLE) are ignored: a late answer to a challenge of a
+ * session that is gone must not become the password. */
 void shimmer_engine_set_credentials(ShimmerEngine *e, const char *username, const char *password,
                                     gint64 now);
 

@@ -3541,10 +3541,21 @@ static void test_cr_text(void)
     g_assert_true(net_run(n, n->now + 5 * US, srv_got_message, "CR_RESPONSE,"));
     /* base64("123456") */
     g_assert_true(srv_got_message(n, "CR_RESPONSE,MTIzNDU2"));
-    /* The session goes on (the password is not replaced by the answer). */
+    /* A second answer, not asked for, is not sent and changes nothing. */
+    guint sent = n->srv->messages_in->len;
+    shimmer_engine_set_credentials(n->e, NULL, "second-answer", n->now);
+    g_assert_true(net_run(n, n->now + 1 * US, NULL, NULL));
+    for (guint i = sent; i < n->srv->messages_in->len; i++)
+        g_assert_false(g_str_has_prefix(g_ptr_array_index(n->srv->messages_in, i), "CR_"));
+    /* The session goes on (the password is not replaced by the answers). */
     n->srv->answer_push = TRUE;
     g_assert_true(
         net_run(n, n->now + 10 * US, done_state, GINT_TO_POINTER(SHIMMER_STATE_CONNECTED)));
+    g_assert_cmpstr(n->srv->password, ==, "secret");
+    /* Nor after a reconnect. */
+    shimmer_engine_transport_failed(n->e, "test", n->now);
+    g_assert_true(
+        net_run(n, n->now + 20 * US, done_state, GINT_TO_POINTER(SHIMMER_STATE_CONNECTED)));
     g_assert_cmpstr(n->srv->password, ==, "secret");
     net_free(n);
 
