@@ -259,8 +259,8 @@ gboolean shimmer_manager_rename_profile(ShimmerManager *m, ShimmerProfile *p, co
         shimmer_profile_set_name(p, old);
         return FALSE;
     }
-    g_message("profile %s renamed from \"%s\" to \"%s\" by uid %u", shimmer_profile_get_id(p), old,
-              name, by_uid);
+    g_message("profile %s renamed from \"%s\" to \"%s\" by uid %u", shimmer_profile_get_id(p),
+              old, name, by_uid);
     profile_changed(m, p);
     return TRUE;
 }
@@ -451,8 +451,9 @@ static gboolean load_one(gpointer user, ShimmerStoredProfile *sp, GError **error
                             "a profile with this id was loaded already");
         return FALSE;
     }
-    g_autoptr(ShimmerProfile) p = shimmer_profile_new(sp->id, sp->name, sp->owner, sp->created,
-                                                      TRUE, sp->text, sp->len, error);
+    g_autoptr(ShimmerProfile) p =
+        shimmer_profile_new(sp->id, sp->name, sp->owner, sp->created, TRUE, sp->text, sp->len,
+                            error);
     if (p == NULL)
         return FALSE;
     if (shimmer_manager_find_profile(m, sp->owner, sp->name) != NULL)
