@@ -358,13 +358,10 @@ static gboolean on_linger_over(gpointer user)
 {
     Linger *l = user;
     ShimmerManager *m = l->m;
-    /* This source is going: only its entry goes (the table frees its copy
-     * of the key; it has no value destructor that would remove the
-     * source). */
-    g_hash_table_remove(m->lingers, l->id);
     g_autoptr(ShimmerSession) s = g_hash_table_lookup(m->sessions, l->id);
     if (s != NULL) {
         shimmer_session_ref(s);
+        g_hash_table_remove(m->lingers, l->id); /* this source, going */
         g_hash_table_remove(m->sessions, l->id);
         if (m->listener.session_removed)
             m->listener.session_removed(m->listener.user, s);
