@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "bytes.h"
+#include "compress.h"
 
 static const guint8 ping_magic[16] = {0x2a, 0x18, 0x7b, 0xf3, 0x64, 0x1e, 0xb4, 0xcb,
                                       0x07, 0xed, 0x2d, 0x0a, 0x98, 0x1f, 0xc7, 0x48};
@@ -64,6 +65,7 @@ const char *shimmer_drop_reason_to_string(ShimmerDropReason reason)
         [SHIMMER_DROP_NO_SESSION] = "no session",
         [SHIMMER_DROP_COMPRESSED] = "compressed",
         [SHIMMER_DROP_TOO_BIG] = "larger than the buffer",
+        [SHIMMER_DROP_BAD_COMPRESSION] = "bad compression",
     };
     return (guint)reason < G_N_ELEMENTS(names) ? names[reason] : "unknown";
 }
@@ -108,8 +110,13 @@ void shimmer_event_clear(ShimmerEvent *ev)
         g_clear_pointer(&ev->auth_request.password, shimmer_str_free_secret);
         g_clear_pointer(&ev->auth_request.peer_info, g_free);
         break;
+    case SHIMMER_EVENT_WEB_AUTH:
+        g_clear_pointer(&ev->web_auth.url, g_free);
+        g_clear_pointer(&ev->web_auth.flags, g_strfreev);
+        break;
     case SHIMMER_EVENT_DISCONNECT_TRANSPORT:
     case SHIMMER_EVENT_TUN_CONFIG:
+    case SHIMMER_EVENT_AUTH_PENDING:
         break;
     }
 }
@@ -261,8 +268,14 @@ static bool ks_start(ShimmerEngine *e, ShimmerKeyState *ks, guint8 key_id, gint6
     ks->tls_out = g_byte_array_new();
     shimmer_secret_buf_init(&ks->app_in, 0, APP_IN_LIMIT);
     ks->started = now;
-    shimmer_replay_init(&ks->replay, SHIMMER_REPLAY_DEFAULT_WINDOW,
-                        SHIMMER_REPLAY_DEFAULT_TIME_BACKTRACK_S);
+    /* replay-window N [T]; the parser keeps N within what replay.h takes. */
+    const ShimmerConfig *cfg = e->cfg;
+    guint window = cfg->replay_window ? cfg->replay_window : SHIMMER_REPLAY_DEFAULT_WINDOW;
+    guint backtrack =
+        cfg->replay_time >= 0 ? (guint)cfg->replay_time : SHIMMER_REPLAY_DEFAULT_TIME_BACKTRACK_S;
+    if (!shimmer_replay_init(&ks->replay, MIN(window, SHIMMER_REPLAY_MAX_WINDOW), backtrack))
+        shimmer_replay_init(&ks->replay, SHIMMER_REPLAY_DEFAULT_WINDOW,
+                            SHIMMER_REPLAY_DEFAULT_TIME_BACKTRACK_S);
     if ((e->role->km_has_pre_master &&
          !shimmer_core_random(e, ks->pre_master, sizeof(ks->pre_master))) ||
         !shimmer_core_random(e, ks->own_random1, sizeof(ks->own_random1)) ||
@@ -469,6 +482,16 @@ static bool send_key_method(ShimmerEngine *e, ShimmerKeyState *ks)
     tls_send(e, ks, record.data, record.len);
     ks->km_sent = true;
     return true;
+}
+
+bool shimmer_core_send_key_method(ShimmerEngine *e, ShimmerKeyState *ks, gint64 now)
+{
+    if (ks->km_sent)
+        return true;
+    if (send_key_method(e, ks))
+        return true;
+    lose_session(e, SHIMMER_SESSION_LOST_FATAL, "cannot write the key-method record", now);
+    return false;
 }
 
 /* One u16-length-prefixed string at *P: 1 taken (into *OUT if OUT is not
@@ -744,7 +767,8 @@ static void drive_tls(ShimmerEngine *e, ShimmerKeyState *ks, gint64 now)
             shimmer_core_log(e, SHIMMER_LOG_INFO, "TLS handshake done (key %u): %s", ks->key_id,
                              desc);
             ks->status = SHIMMER_KS_OPEN;
-            if (!e->role->km_after_peer && !send_key_method(e, ks)) {
+            bool ready = e->role->km_ready == NULL || e->role->km_ready(e, ks, now);
+            if (!e->role->km_after_peer && ready && !send_key_method(e, ks)) {
                 lose_session(e, SHIMMER_SESSION_LOST_FATAL, "cannot write the key-method record",
                              now);
                 return;
@@ -804,6 +828,7 @@ bool shimmer_core_session_begin(ShimmerEngine *e, ShimmerCtlwrap *wrap, const gu
         return false;
     }
     e->transport_ready = true;
+    e->comp_seen = false;
     e->linger_len = e->linger_pos = 0;
     shimmer_replay_init(&e->ctl_replay, SHIMMER_REPLAY_DEFAULT_WINDOW, 0);
     ShimmerKeyState *ks = &e->ks[0];
@@ -989,6 +1014,53 @@ static ShimmerDropReason open_drop_reason(ShimmerDatachanResult r)
     }
 }
 
+/* Whether the framed plaintext BUF[0..LEN) holds a compressed packet. */
+static bool is_compressed(ShimmerCompFraming framing, const guint8 *buf, gsize len)
+{
+    switch (framing) {
+    case SHIMMER_COMP_LZO_NO:
+        return len > 0 && buf[0] == 0x66;
+    case SHIMMER_COMP_STUB:
+        return len > 0 && buf[0] == 0x69;
+    case SHIMMER_COMP_STUB_V2:
+        return len > 1 && buf[0] == 0x50 && buf[1] == 0x01;
+    case SHIMMER_COMP_NONE:
+        break;
+    }
+    return false;
+}
+
+/* Removes the compression framing of the plaintext in BUF (room for CAP
+ * bytes) and decompresses what the peer compressed. */
+static ShimmerDropReason decompress(ShimmerEngine *e, guint8 *buf, gsize *len, gsize cap)
+{
+    bool compressed = is_compressed(e->comp, buf, *len);
+    if (compressed && !e->comp_seen && e->comp_alg != SHIMMER_COMP_ALG_NONE) {
+        e->comp_seen = true;
+        shimmer_core_log(e, SHIMMER_LOG_WARNING,
+                         "the %s compresses the packets it sends: an attacker who can inject "
+                         "traffic may learn secrets from the compressed sizes (VORACLE); ask "
+                         "for compression to be turned off",
+                         e->role->peer_name);
+    }
+    /* The scratch holds no secret between calls on the data path; a
+     * compressed packet decodes there and is copied back. */
+    ShimmerDecompResult r =
+        shimmer_decompress(e->comp, e->comp_alg, buf, len, cap, e->scratch, sizeof(e->scratch));
+    switch (r) {
+    case SHIMMER_DECOMP_OK:
+        return SHIMMER_DROP_NONE;
+    case SHIMMER_DECOMP_NOT_ALLOWED:
+        return SHIMMER_DROP_COMPRESSED;
+    case SHIMMER_DECOMP_TOO_LARGE:
+        return SHIMMER_DROP_TOO_BIG;
+    case SHIMMER_DECOMP_MALFORMED:
+    case SHIMMER_DECOMP_BAD_DATA:
+        break;
+    }
+    return SHIMMER_DROP_BAD_COMPRESSION;
+}
+
 /* A data packet: its plaintext for the tun in OUT[0..*OUT_LEN), or
  * consumed here (*OUT_LEN 0: ping, OCC). */
 static ShimmerDropReason recv_data(ShimmerEngine *e, const guint8 *pkt, gsize len, gint64 now,
@@ -1016,8 +1088,11 @@ static ShimmerDropReason recv_data(ShimmerEngine *e, const guint8 *pkt, gsize le
     e->stats.link_bytes_in += len;
     ks->bytes += plain_len;
     ks->packets++;
-    if (!shimmer_compframe_unwrap(e->comp, out, &plain_len))
-        return SHIMMER_DROP_COMPRESSED;
+    if (e->comp != SHIMMER_COMP_NONE) {
+        ShimmerDropReason why = decompress(e, out, &plain_len, cap);
+        if (why != SHIMMER_DROP_NONE)
+            return why;
+    }
     if (plain_len == sizeof(ping_magic) && memcmp(out, ping_magic, sizeof(ping_magic)) == 0)
         return SHIMMER_DROP_NONE;
     if (plain_len >= sizeof(occ_magic) + 1 && memcmp(out, occ_magic, sizeof(occ_magic)) == 0) {
@@ -1402,20 +1477,6 @@ void shimmer_engine_set_key_passphrase(ShimmerEngine *e, const char *passphrase)
 
 /* ---------- certificates and construction ---------- */
 
-static char *build_priority(const ShimmerConfig *cfg)
-{
-    static const char *const vers[] = {NULL, "VERS-TLS1.0", "VERS-TLS1.1", "VERS-TLS1.2",
-                                       "VERS-TLS1.3"};
-    ShimmerTlsVersion min = cfg->tls_version_min ? cfg->tls_version_min : SHIMMER_TLS_VERSION_1_2;
-    ShimmerTlsVersion max = cfg->tls_version_max ? cfg->tls_version_max : SHIMMER_TLS_VERSION_1_3;
-    if (cfg->tls_version_min_or_highest)
-        min = SHIMMER_TLS_VERSION_1_2;
-    GString *s = g_string_new("NORMAL:-VERS-ALL");
-    for (int v = min; v <= (int)max; v++)
-        g_string_append_printf(s, ":+%s", vers[v]);
-    return g_string_free(s, FALSE);
-}
-
 /* The longest chain a peer may send (GnuTLS's own verification depth). */
 #define MAX_PEER_CHAIN 16
 
@@ -1452,34 +1513,25 @@ static bool valid_at(ShimmerEngine *e, const char *what, time_t from, time_t to,
     return true;
 }
 
-/* The configured CRLs that CRT's issuer signed must be current at NOW. */
-static bool crls_valid_at(ShimmerEngine *e, gnutls_x509_crt_t crt, gint64 now)
+/* CRT against the CRLs of its issuer: not revoked, and the CRL current
+ * at NOW (crl.h). */
+static bool crl_allows(ShimmerEngine *e, gnutls_x509_crt_t crt, gint64 now)
 {
-    gnutls_datum_t issuer = {0};
-    if (e->n_crls == 0 || gnutls_x509_crt_get_raw_issuer_dn(crt, &issuer) != 0)
+    g_autoptr(GError) error = NULL;
+    if (e->crls == NULL || shimmer_crl_set_check(e->crls, crt, now, &error))
         return true;
-    bool ok = true;
-    for (unsigned int i = 0; i < e->n_crls && ok; i++) {
-        gnutls_datum_t by = {0};
-        if (gnutls_x509_crl_get_raw_issuer_dn(e->crls[i], &by) != 0)
-            continue;
-        if (by.size == issuer.size && memcmp(by.data, issuer.data, by.size) == 0) {
-            g_autofree char *subject = crt_subject(crt);
-            g_autofree char *what = g_strdup_printf("the CRL for '%s'", subject);
-            ok = valid_at(e, what, gnutls_x509_crl_get_this_update(e->crls[i]),
-                          gnutls_x509_crl_get_next_update(e->crls[i]), now);
-        }
-        gnutls_free(by.data);
-    }
-    gnutls_free(issuer.data);
-    return ok;
+    g_autofree char *subject = crt_subject(crt);
+    shimmer_core_log(e, SHIMMER_LOG_ERROR, "the certificate '%s': %s", subject, error->message);
+    return false;
 }
 
 /* Walks from the leaf CHAIN[0] up to a self-signed root (through the
  * peer's chain, then the trusted CAs) and checks every certificate's
- * validity period, and the CRLs that apply to it, against the wall clock
- * NOW. GnuTLS verified signatures, usages and revocation with its own time
- * checks off: it would read the system clock. */
+ * validity period, and its revocation by the CRLs of its issuer (their
+ * validity included), against the wall clock NOW. GnuTLS verified
+ * signatures and usages with its own time checks off: it would read the
+ * system clock. CRLs are read by crl.h, not GnuTLS: GnuTLS refuses CRLs
+ * whose dates are not DER, which some providers ship. */
 static bool chain_valid_at(ShimmerEngine *e, gnutls_x509_crt_t *chain, unsigned int n, gint64 now)
 {
     gnutls_x509_crt_t crt = chain[0];
@@ -1491,7 +1543,7 @@ static bool chain_valid_at(ShimmerEngine *e, gnutls_x509_crt_t *chain, unsigned 
             return false;
         if (gnutls_x509_crt_check_issuer(crt, crt))
             return true; /* the root; its CRL is no concern of its own */
-        if (!crls_valid_at(e, crt, now))
+        if (!crl_allows(e, crt, now))
             return false;
         gnutls_x509_crt_t issuer = NULL;
         for (unsigned int i = 0; i < n && issuer == NULL; i++) {
@@ -1626,16 +1678,20 @@ static bool load_trust(ShimmerEngine *e, GError **error)
     }
     if (!cfg->crl_verify.present)
         return true;
-    gnutls_datum_t crl = {cfg->crl_verify.data, (unsigned int)cfg->crl_verify.len};
-    rc = gnutls_x509_crl_list_import2(&e->crls, &e->n_crls, &crl, GNUTLS_X509_FMT_PEM, 0);
-    if (rc >= 0)
-        rc = gnutls_x509_trust_list_add_trust_mem(
-            e->trust, NULL, &crl, GNUTLS_X509_FMT_PEM, GNUTLS_TL_VERIFY_CRL,
-            GNUTLS_VERIFY_DISABLE_TIME_CHECKS | GNUTLS_VERIFY_DISABLE_TRUSTED_TIME_CHECKS);
-    if (rc < 0) {
-        g_set_error(error, SHIMMER_ENGINE_ERROR, 0, "cannot load the CRL: %s", gnutls_strerror(rc));
+    g_autoptr(GError) crl_error = NULL;
+    g_autoptr(GPtrArray) unused = g_ptr_array_new();
+    e->crls = shimmer_crl_set_new(cfg->crl_verify.data, cfg->crl_verify.len, &crl_error);
+    if (e->crls == NULL ||
+        !shimmer_crl_set_verify(e->crls, cfg->ca.data, cfg->ca.len, unused, &crl_error)) {
+        g_set_error(error, SHIMMER_ENGINE_ERROR, 0, "cannot use the CRL: %s", crl_error->message);
         return false;
     }
+    /* As OpenSSL does: a CRL no CA of ours signed proves nothing. */
+    for (guint i = 0; i < unused->len; i++)
+        shimmer_core_log(e, SHIMMER_LOG_WARNING,
+                         "crl-verify: the CRL of '%s' is not issued by a CA of the profile; "
+                         "it is not used",
+                         shimmer_crl_set_issuer(e->crls, GPOINTER_TO_UINT(unused->pdata[i])));
     return true;
 }
 
@@ -1708,9 +1764,19 @@ ShimmerEngine *shimmer_core_new(const ShimmerConfig *cfg, const ShimmerEngineHoo
     e->role = role;
     e->role_data = role_data;
     e->events = g_queue_new();
-    e->priority = build_priority(cfg);
     e->comp = cfg->comp;
+    e->comp_alg = cfg->comp_alg;
     e->mssfix = cfg->mssfix;
+    /* tls-cipher, tls-ciphersuites, tls-groups, tls-cert-profile and the
+     * versions; the parser refused every profile for which this fails. */
+    g_autoptr(GError) perr = NULL;
+    e->priority = shimmer_config_tls_priority(cfg, NULL, &perr);
+    if (e->priority == NULL) {
+        g_set_error(error, SHIMMER_ENGINE_ERROR, 0, "the TLS restrictions cannot be used: %s",
+                    perr->message);
+        shimmer_engine_free(e);
+        return NULL;
+    }
     if (!load_credentials(e, error)) {
         shimmer_engine_free(e);
         return NULL;
@@ -1734,7 +1800,6 @@ ShimmerEngine *shimmer_core_new_shared(const ShimmerEngine *shared, const Shimme
     e->creds = shared->creds;
     e->trust = shared->trust;
     e->crls = shared->crls;
-    e->n_crls = shared->n_crls;
     e->priority = shared->priority;
     return e;
 }
@@ -1752,16 +1817,13 @@ void shimmer_engine_free(ShimmerEngine *e)
         e->creds = NULL;
         e->trust = NULL;
         e->crls = NULL;
-        e->n_crls = 0;
         e->priority = NULL;
     }
     if (e->creds != NULL)
         gnutls_certificate_free_credentials(e->creds);
     if (e->trust != NULL)
         gnutls_x509_trust_list_deinit(e->trust, 1);
-    for (unsigned int i = 0; i < e->n_crls; i++)
-        gnutls_x509_crl_deinit(e->crls[i]);
-    gnutls_free(e->crls);
+    shimmer_crl_set_free(e->crls);
     g_free(e->priority);
     shimmer_str_free_secret(e->key_passphrase);
     ShimmerEvent *ev;

@@ -43,6 +43,7 @@
 #include <stdbool.h>
 
 #include "compframe.h"
+#include "crl.h"
 #include "ctlwrap.h"
 #include "datachan.h"
 #include "engine.h"
@@ -176,6 +177,12 @@ struct ShimmerEngineRole {
     /* Checks of the peer's leaf certificate after its chain verified
      * (remote-cert-tls, verify-x509-name). 0 or a GnuTLS error. */
     int (*check_peer_cert)(ShimmerEngine *e, gnutls_x509_crt_t leaf);
+    /* Whether our key-method record on KS can be written now, once the
+     * handshake is done (a client may first have to ask the user for the
+     * password). When FALSE the role writes it later with
+     * shimmer_core_send_key_method(); hand-window still bounds the wait.
+     * May be NULL: always. */
+    bool (*km_ready)(ShimmerEngine *e, ShimmerKeyState *ks, gint64 now);
     /* The strings of our key-method record on KS (the core adds the
      * randoms and the pre-master). FALSE if they cannot be made. */
     bool (*km_strings)(ShimmerEngine *e, ShimmerKeyState *ks, ShimmerKmStrings *out);
@@ -222,11 +229,11 @@ struct ShimmerEngine {
      * a server's peers share one set), then not freed here. */
     bool shares_credentials;
     gnutls_certificate_credentials_t creds;
-    /* The CAs and CRLs (crl-verify) the peer's chain is checked against,
-     * and the CRLs again for their validity times. NULL / 0 without. */
+    /* The CAs the peer's chain is checked against, and the CRLs
+     * (crl-verify, read by crl.h and verified against the CAs) each
+     * certificate of it is checked against. NULL without. */
     gnutls_x509_trust_list_t trust;
-    gnutls_x509_crl_t *crls;
-    unsigned int n_crls;
+    ShimmerCrlSet *crls;
     char *priority;
     char *key_passphrase;
 
@@ -253,6 +260,10 @@ struct ShimmerEngine {
     bool tls_ekm;
     bool cc_exit;
     ShimmerCompFraming comp;
+    /* What the peer may compress with (compress.h); the role sets it. */
+    ShimmerCompAlgorithm comp_alg;
+    /* A compressed packet arrived in this session (warned once). */
+    bool comp_seen;
     /* mssfix in force (-1: the default); the role sets it. */
     gint mssfix;
 
@@ -324,6 +335,9 @@ void shimmer_core_send_message(ShimmerEngine *e, ShimmerKeyState *ks, const char
 /* Starts a renegotiation on KEY_ID with our SOFT_RESET queued; NULL if
  * the key state cannot be set up. */
 ShimmerKeyState *shimmer_core_start_renegotiation(ShimmerEngine *e, guint8 key_id, gint64 now);
+/* Writes our key-method record on KS now (after km_ready said FALSE).
+ * FALSE when it cannot be made; the session is then lost. */
+bool shimmer_core_send_key_method(ShimmerEngine *e, ShimmerKeyState *ks, gint64 now);
 /* Derives and installs KS's data keys for e->cipher. */
 bool shimmer_core_install_keys(ShimmerEngine *e, ShimmerKeyState *ks, gint64 now);
 

@@ -4,6 +4,7 @@
 #include <glib.h>
 
 #include "config.h"
+#include "webauth.h"
 
 G_BEGIN_DECLS
 
@@ -117,6 +118,19 @@ typedef enum {
      * shimmer_engine_auth_reply(). auth_request has the certificate's
      * common name and what the client sent as user name and password. */
     SHIMMER_EVENT_AUTH_REQUEST,
+    /* The server holds the login open (AUTH_PENDING): it waits for
+     * something outside the tunnel, a web sign-in or a CR_TEXT answer,
+     * that WEB_AUTH or NEED_CREDENTIALS (kind CR_TEXT) announce.
+     * auth_pending.timeout_s is how long the engine waits for the server
+     * to decide (the server's timeout, capped as OpenVPN caps it) and
+     * auth_pending.deadline when that is over (monotonic µs). */
+    SHIMMER_EVENT_AUTH_PENDING,
+    /* The server asks the user to sign in on a web page (INFO_PRE or INFO
+     * with OPEN_URL:url or WEB_AUTH:flags:url): show web_auth.url, open
+     * it in a browser where that is possible. Nothing is answered to the
+     * engine: the server lets the session in (PUSH_REPLY) or refuses it
+     * (AUTH_FAILED), or the engine gives up at web_auth.deadline. */
+    SHIMMER_EVENT_WEB_AUTH,
 } ShimmerEventType;
 
 typedef enum {
@@ -127,15 +141,45 @@ typedef enum {
     /* The answer to the server's dynamic challenge (text, echo), given as
      * the password; the user name is ignored. */
     SHIMMER_CREDENTIALS_CHALLENGE,
+    /* The answer to a CR_TEXT challenge of a pending login (text, echo,
+     * response_required), given as the password; it goes to the server as
+     * CR_RESPONSE on the running session. Without response_required the
+     * text is for the user only and nothing needs answering. */
+    SHIMMER_CREDENTIALS_CR_TEXT,
 } ShimmerCredentialsKind;
 
 typedef struct {
     ShimmerCredentialsKind kind;
-    /* CHALLENGE: the server's question; NULL otherwise. */
+    /* CHALLENGE, CR_TEXT: the server's question; NULL otherwise. */
     char *text;
-    /* CHALLENGE: the answer may be shown as it is typed. */
+    /* CHALLENGE, CR_TEXT: the answer may be shown as it is typed. */
     gboolean echo;
+    /* CR_TEXT: the server waits for an answer (flag R). TRUE for the other
+     * kinds. */
+    gboolean response_required;
 } ShimmerNeedCredentials;
+
+/* How the server asked for a web sign-in. */
+typedef enum {
+    SHIMMER_WEB_AUTH_OPEN_URL, /* OPEN_URL:url (deprecated, no flags) */
+    SHIMMER_WEB_AUTH_WEB_AUTH, /* WEB_AUTH:flags:url */
+} ShimmerWebAuthKind;
+
+typedef struct {
+    ShimmerWebAuthKind kind;
+    /* A URL shimmer_web_auth_url_is_safe() accepts (webauth.h); the
+     * engine drops any other request with a warning. */
+    char *url;
+    /* WEB_AUTH's flags as the server sent them ("external", "hidden"),
+     * NULL-terminated, empty for OPEN_URL. A "proxy=" flag, which carries
+     * proxy credentials, is left out (the engine does not announce proxy
+     * support). */
+    char **flags;
+    /* When the engine gives up waiting (monotonic µs), and the same as
+     * seconds from the event on. */
+    gint64 deadline;
+    guint timeout_s;
+} ShimmerWebAuth;
 
 /* One event. The strings belong to the event: shimmer_event_clear(). */
 typedef struct {
@@ -175,6 +219,11 @@ typedef struct {
             /* The client's peer info (IV_VER=..., one per line). */
             char *peer_info;
         } auth_request; /* AUTH_REQUEST */
+        struct {
+            guint timeout_s;
+            gint64 deadline;
+        } auth_pending;          /* AUTH_PENDING */
+        ShimmerWebAuth web_auth; /* WEB_AUTH */
     };
 } ShimmerEvent;
 
@@ -209,10 +258,16 @@ typedef enum {
      * up, between attempts, after the end, or a control packet before the
      * peer's hard reset named its session. */
     SHIMMER_DROP_NO_SESSION,
-    /* Compressed data, which the engine never negotiates. */
+    /* Compressed with an algorithm the profile (or the push) does not
+     * allow, or compressed at all when the profile has no compression
+     * framing. */
     SHIMMER_DROP_COMPRESSED,
-    /* The plaintext is larger than the caller's TUN_CAP. */
+    /* The plaintext is larger than the caller's TUN_CAP (also when it
+     * would decompress to more). */
     SHIMMER_DROP_TOO_BIG,
+    /* Compression framing that does not parse, or compressed data that
+     * does not decompress. */
+    SHIMMER_DROP_BAD_COMPRESSION,
     SHIMMER_DROP_N_REASONS
 } ShimmerDropReason;
 
@@ -234,7 +289,8 @@ typedef enum {
 /* The largest IP packet shimmer_engine_encrypt() takes... */
 #define SHIMMER_ENGINE_MAX_PLAIN 2048
 /* ...and what encryption adds at most (DATA_V2 header and tag,
- * compression framing). */
+ * compression framing). What arrives may decompress to more: a server
+ * that compresses sends packets up to its tun-mtu. */
 #define SHIMMER_ENGINE_DATA_OVERHEAD 26
 /* shimmer_engine_write_pkt() needs a buffer of at least this size. */
 #define SHIMMER_ENGINE_MAX_PACKET 2048
@@ -305,7 +361,13 @@ void shimmer_engine_start(ShimmerEngine *e, gint64 now);
 
 /* Answers NEED_CREDENTIALS (copies both; USERNAME NULL keeps the one
  * known). In state IDLE it also starts connecting; after a CHALLENGE,
- * PASSWORD is the answer and the next attempt begins. */
+ * PASSWORD is the answer and the next attempt begins; after a CR_TEXT,
+ * PASSWORD is the answer and goes to the server at once (CR_RESPONSE);
+ * a password asked for before a reconnect (auth-nocache, auth-retry
+ * interact) starts that attempt; one asked for during a renegotiation
+ * (auth-nocache without an auth-token) completes it. Credentials nobody
+ * asked for (outside IDLE) are ignored: a late answer to a challenge of a
+ * session that is gone must not become the password. */
 void shimmer_engine_set_credentials(ShimmerEngine *e, const char *username, const char *password,
                                     gint64 now);
 
