@@ -55,6 +55,9 @@ typedef struct {
      * give up (hand-window, or what AUTH_PENDING asked for). */
     gint64 config_started;
     gint64 push_deadline;
+    /* When the server gives up on a pending login (push_deadline is a
+     * little later, see PENDING_GRACE). */
+    gint64 pending_deadline;
     /* The server holds the login open (AUTH_PENDING) for a web sign-in or
      * a CR_TEXT answer. */
     bool auth_pending;
@@ -437,6 +440,11 @@ static guint seconds_until(gint64 deadline, gint64 now)
                            : (guint)MIN((deadline - now + SHIMMER_US - 1) / SHIMMER_US, G_MAXUINT);
 }
 
+/* How long past a pending login's timeout the client still waits: the
+ * server gives up at the same time and says why (AUTH_FAILED), which tells
+ * the user more than our own "not completed". */
+#define PENDING_GRACE (3 * SHIMMER_US)
+
 /* AUTH_PENDING[,timeout N]: the server holds the login open while it waits
  * for something outside the tunnel. We wait as long as it asks, capped as
  * OpenVPN 2.6 caps it (half of reneg-sec or hand-window, whichever is
@@ -465,13 +473,14 @@ static void handle_auth_pending(ShimmerEngine *e, const char *msg, gint64 now)
     }
     wait = MIN(wait, max_wait);
     c->auth_pending = true;
-    c->push_deadline = c->config_started + wait;
-    guint left = seconds_until(c->push_deadline, now);
+    guint left = seconds_until(c->config_started + wait, now);
+    c->pending_deadline = c->config_started + wait;
+    c->push_deadline = c->pending_deadline + PENDING_GRACE;
     shimmer_core_log(e, SHIMMER_LOG_INFO,
                      "the server holds the login open (authentication pending, up to %u s)", left);
     ShimmerEvent *ev = shimmer_core_push_event(e, SHIMMER_EVENT_AUTH_PENDING);
     ev->auth_pending.timeout_s = left;
-    ev->auth_pending.deadline = c->push_deadline;
+    ev->auth_pending.deadline = c->pending_deadline;
 }
 
 /* OPEN_URL:url or WEB_AUTH:flags:url (FLAGS NULL for OPEN_URL). */
@@ -508,8 +517,9 @@ static void handle_web_auth(ShimmerEngine *e, ShimmerWebAuthKind kind, const cha
     ev->web_auth.kind = kind;
     ev->web_auth.url = g_strdup(url);
     ev->web_auth.flags = g_strv_builder_end(fb);
-    ev->web_auth.deadline = c->push_deadline;
-    ev->web_auth.timeout_s = seconds_until(c->push_deadline, now);
+    gint64 deadline = c->auth_pending ? c->pending_deadline : c->push_deadline;
+    ev->web_auth.deadline = deadline;
+    ev->web_auth.timeout_s = seconds_until(deadline, now);
 }
 
 /* CR_TEXT:flags:text, a challenge of a pending login: E echo, R a
@@ -894,7 +904,8 @@ static bool handle_timeout(ShimmerEngine *e, gint64 now)
         g_autofree char *why = g_strdup_printf(
             "the login was not completed: the server's %s was not finished within %u s",
             c->web_auth ? "web sign-in" : "pending authentication",
-            seconds_until(c->push_deadline, c->config_started));
+            seconds_until(c->auth_pending ? c->pending_deadline : c->push_deadline,
+                          c->config_started));
         fail(e, why);
         return true;
     }
