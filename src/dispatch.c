@@ -63,6 +63,7 @@ struct ShimmerDispatch {
     bool is_tcp;
     bool stopping;
     bool check_credentials;
+    bool ask_every_login; /* also logins without user name and password */
     guint8 cookie_key[COOKIE_KEY_LEN];
     gint64 slot_seconds;
 
@@ -667,16 +668,19 @@ static void handle_auth_request(ShimmerDispatch *d, Peer *p, ShimmerEvent *ev, g
     shimmer_engine_server_set_client(p->e, &client);
     drop_duplicates(d, p, name, now);
 
-    if (!d->check_credentials || ev->auth_request.token) {
+    if (ev->auth_request.token || (!d->check_credentials && !d->ask_every_login)) {
         shimmer_engine_auth_reply(p->e, SHIMMER_AUTH_ACCEPT, NULL, now);
         return;
     }
     if (ev->auth_request.username == NULL || ev->auth_request.password == NULL) {
-        if (cfg->auth_user_pass_optional)
-            shimmer_engine_auth_reply(p->e, SHIMMER_AUTH_ACCEPT, NULL, now);
-        else
+        if (d->check_credentials && !cfg->auth_user_pass_optional) {
             shimmer_engine_auth_reply(p->e, SHIMMER_AUTH_DENY, "no user name and password", now);
-        return;
+            return;
+        }
+        if (!d->ask_every_login) {
+            shimmer_engine_auth_reply(p->e, SHIMMER_AUTH_ACCEPT, NULL, now);
+            return;
+        }
     }
     ShimmerDispatchEvent *out = g_new0(ShimmerDispatchEvent, 1);
     out->type = SHIMMER_DISPATCH_EVENT_AUTH_REQUEST;
@@ -1198,6 +1202,11 @@ void shimmer_dispatch_set_rate_limit(ShimmerDispatch *d, guint per_second, guint
 void shimmer_dispatch_set_check_credentials(ShimmerDispatch *d, gboolean check)
 {
     d->check_credentials = check;
+}
+
+void shimmer_dispatch_set_ask_every_login(ShimmerDispatch *d, gboolean ask)
+{
+    d->ask_every_login = ask;
 }
 
 guint shimmer_dispatch_get_n_peers(const ShimmerDispatch *d)
