@@ -18,13 +18,17 @@
 
 /* How often the counters are read (and reported when they changed). */
 #define TICK_SECONDS 1
+/* An undecided login is denied this long before the client's hand-window
+ * ends its session. */
+#define DENY_MARGIN_US (G_USEC_PER_SEC)
 
 typedef struct {
     ShimmerServerAuthRequest view;
     char *common_name;
     char *username;
     char *real_address;
-    gint64 t0;         /* monotonic: when the client asked */
+    gint64 deadline; /* monotonic: denied then */
+    guint timer;
     gboolean open;     /* announced: waits for answer_auth */
     gboolean pam_busy; /* PAM checks the password */
 } Request;
@@ -232,6 +236,8 @@ static void remove_all_clients(ShimmerManagedServer *s)
 static void request_free(gpointer data)
 {
     Request *r = data;
+    if (r->timer)
+        g_source_remove(r->timer);
     g_free(r->common_name);
     g_free(r->username);
     g_free(r->real_address);
@@ -253,7 +259,7 @@ static void close_request(ShimmerManagedServer *s, guint64 id, const char *outco
 static void open_request(ShimmerManagedServer *s, Request *r)
 {
     r->open = TRUE;
-    gint64 left = r->t0 + s->hand_window_us - g_get_monotonic_time();
+    gint64 left = r->deadline - g_get_monotonic_time();
     r->view.timeout = (guint)MAX(left / G_USEC_PER_SEC, 0);
     r->view.deadline = unix_now() + r->view.timeout;
     r->view.requested = g_get_monotonic_time();
@@ -263,6 +269,26 @@ static void open_request(ShimmerManagedServer *s, Request *r)
                 r->username[0] ? ")" : "", r->real_address);
     if (s->listener.auth_requested != NULL)
         s->listener.auth_requested(s->listener.user, s, &r->view);
+}
+
+typedef struct {
+    ShimmerManagedServer *s;
+    guint64 id;
+} Expiry;
+
+static gboolean on_request_expired(gpointer user)
+{
+    Expiry *x = user;
+    ShimmerManagedServer *s = x->s;
+    guint64 id = x->id;
+    Request *r = g_hash_table_lookup(s->requests, &id);
+    if (r == NULL)
+        return G_SOURCE_REMOVE;
+    r->timer = 0; /* this source, going */
+    server_logf(s, SHIMMER_LOG_INFO, "client %" G_GUINT64_FORMAT ": no decision in time", id);
+    close_request(s, id, "timeout");
+    shimmer_server_auth_reply(s->runner, id, SHIMMER_AUTH_DENY, "authentication timed out");
+    return G_SOURCE_REMOVE;
 }
 
 typedef struct {
@@ -314,12 +340,21 @@ static void on_auth_request(gpointer user, guint64 id, const char *common_name,
     Request *r = g_new0(Request, 1);
     r->common_name = g_utf8_make_valid(common_name ? common_name : "", -1);
     r->username = g_utf8_make_valid(username ? username : "", -1);
-    ShimmerPeerInfo info;
+    ShimmerPeerInfo info = {0};
     char a[80] = "";
     if (shimmer_server_get_client(s->runner, id, &info))
         shimmer_link_addr_to_string(&info.addr, a, sizeof(a));
     r->real_address = g_strdup(a);
-    r->t0 = g_get_monotonic_time();
+    /* The client's session ends at hand-window from its first packet,
+     * without a word: deny a little before, so that it hears why. */
+    gint64 now = g_get_monotonic_time();
+    gint64 from = info.created > 0 && info.created <= now ? info.created : now;
+    r->deadline = MAX(from + s->hand_window_us - DENY_MARGIN_US, now + G_USEC_PER_SEC);
+    Expiry *x = g_new0(Expiry, 1);
+    x->s = s;
+    x->id = id;
+    r->timer = g_timeout_add_full(G_PRIORITY_DEFAULT, (guint)((r->deadline - now) / 1000),
+                                  on_request_expired, x, g_free);
     r->view.id = id;
     r->view.common_name = r->common_name;
     r->view.username = r->username;
@@ -340,12 +375,10 @@ static void on_auth_request(gpointer user, guint64 id, const char *common_name,
     open_request(s, r);
 }
 
-/* Requests past hand-window are denied; those whose client went away are
- * dropped. */
+/* Requests whose client went away (without a word, or before it was in)
+ * are dropped. */
 static void sweep_requests(ShimmerManagedServer *s)
 {
-    gint64 now = g_get_monotonic_time();
-    g_autoptr(GArray) expired = g_array_new(FALSE, FALSE, sizeof(guint64));
     g_autoptr(GArray) gone = g_array_new(FALSE, FALSE, sizeof(guint64));
     GHashTableIter it;
     gpointer value;
@@ -353,20 +386,11 @@ static void sweep_requests(ShimmerManagedServer *s)
     while (g_hash_table_iter_next(&it, NULL, &value)) {
         Request *r = value;
         ShimmerPeerInfo info;
-        /* Past the time first: the engine may have let it go already. */
-        if (now >= r->t0 + s->hand_window_us)
-            g_array_append_val(expired, r->view.id);
-        else if (!shimmer_server_get_client(s->runner, r->view.id, &info))
+        if (!shimmer_server_get_client(s->runner, r->view.id, &info))
             g_array_append_val(gone, r->view.id);
     }
     for (guint i = 0; i < gone->len; i++)
         close_request(s, g_array_index(gone, guint64, i), "gone");
-    for (guint i = 0; i < expired->len; i++) {
-        guint64 id = g_array_index(expired, guint64, i);
-        server_logf(s, SHIMMER_LOG_INFO, "client %" G_GUINT64_FORMAT ": no decision in time", id);
-        close_request(s, id, "timeout");
-        shimmer_server_auth_reply(s->runner, id, SHIMMER_AUTH_DENY, "authentication timed out");
-    }
 }
 
 /* ---------- the runner's reports ---------- */
