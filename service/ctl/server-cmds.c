@@ -90,6 +90,11 @@ static GPtrArray *clients_of(GDBusObjectManager *om, const char *server_path)
     return out;
 }
 
+static gboolean server_state_final(const char *state)
+{
+    return g_strcmp0(state, "stopped") == 0 || g_strcmp0(state, "failed") == 0;
+}
+
 static gboolean all_digits(const char *s)
 {
     if (*s == '\0')
@@ -100,8 +105,9 @@ static gboolean all_digits(const char *s)
     return TRUE;
 }
 
-/* The server SPEC names: its path, its id, or a profile (name, id or
- * path) whose server runs. NULL and *CODE (printed why) otherwise. */
+/* The server SPEC names: its path, its id, or the name, id or path of the
+ * profile it runs (found among the servers, whose properties everyone may
+ * read). NULL and *CODE (printed why) otherwise. */
 static ShimmerDBusServer1 *find_server(Ctl *ctl, GDBusObjectManager *om, const char *spec,
                                        int *code)
 {
@@ -111,19 +117,34 @@ static ShimmerDBusServer1 *find_server(Ctl *ctl, GDBusObjectManager *om, const c
     } else if (all_digits(spec)) {
         path = g_strconcat(SERVER_PREFIX, spec, NULL);
     } else {
-        g_autoptr(ShimmerDBusProfile1) p = ctl_find_profile(ctl, spec, TRUE, code);
-        if (p == NULL) {
-            ctl_print(stderr, _("shimmerctl: no server or server profile '%s'\n"), spec);
+        g_autoptr(GPtrArray) servers = all_servers(om);
+        g_autoptr(GPtrArray) match = g_ptr_array_new();
+        for (guint i = 0; i < servers->len; i++) {
+            ShimmerDBusServer1 *s = servers->pdata[i];
+            const char *profile = shimmer_dbus_server1_get_profile(s);
+            if (profile == NULL || server_state_final(shimmer_dbus_server1_get_state(s)))
+                continue;
+            g_autoptr(GVariant) id = ctl_get_property(ctl, profile, IFACE_PROFILE, "Id");
+            g_autofree char *name = ctl_profile_name(ctl, profile);
+            if (strcmp(profile, spec) == 0 || g_strcmp0(name, spec) == 0 ||
+                (id != NULL && g_strcmp0(g_variant_get_string(id, NULL), spec) == 0))
+                g_ptr_array_add(match, s);
+        }
+        if (match->len > 1) {
+            ctl_print(stderr, _("shimmerctl: several servers run a profile called '%s':\n"), spec);
+            for (guint i = 0; i < match->len; i++)
+                ctl_print(stderr, "  %s\n", g_dbus_proxy_get_object_path(match->pdata[i]));
             *code = EXIT_REFUSED;
             return NULL;
         }
-        const char *active = shimmer_dbus_profile1_get_active_server(p);
-        if (active == NULL || strcmp(active, "/") == 0) {
-            ctl_print(stderr, _("shimmerctl: profile '%s' has no running server\n"), spec);
+        if (match->len == 0) {
+            ctl_print(stderr,
+                      _("shimmerctl: no server runs '%s' (see 'shimmerctl server status')\n"),
+                      spec);
             *code = EXIT_REFUSED;
             return NULL;
         }
-        path = g_strdup(active);
+        return g_object_ref(match->pdata[0]);
     }
     GDBusInterface *i = g_dbus_object_manager_get_interface(om, path, "org.shimmervpn.Server1");
     if (i == NULL) {
@@ -218,11 +239,6 @@ typedef struct {
     gboolean ended;
     char *reason;
 } Stopping;
-
-static gboolean server_state_final(const char *state)
-{
-    return g_strcmp0(state, "stopped") == 0 || g_strcmp0(state, "failed") == 0;
-}
 
 static void stopping_signal(Follow *f, const char *path, const char *iface, const char *member,
                             GVariant *params)

@@ -492,3 +492,54 @@ def test_daemon_stop_ends_servers(h):
     h.dbus.close()
     h.dbus = Bus(h.bus.address)
     h.remove_profile("s-term", uid=0)
+
+
+# ------------------------------------------------------------ bash completion
+
+COMPLETION = os.path.join(ts.REPO, "data", "completion", "shimmerctl")
+
+
+def complete(words, uid=USER_A):
+    """Runs the completion function on WORDS (the last one being completed)
+    in a fresh bash as UID; returns COMPREPLY."""
+    script = r'''
+source "$1"; shift
+COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+COMP_LINE="${COMP_WORDS[*]}"; COMP_POINT=${#COMP_LINE}
+_shimmerctl
+printf '%s\n' "${COMPREPLY[@]}"
+'''
+    e = dict(os.environ, LC_ALL="C.UTF-8")
+    e.pop("SHIMMER_BUS_ADDRESS", None)
+    r = subprocess.run(ts.as_uid(uid, ["bash", "--norc", "--noprofile", "-c", script, "bash",
+                                       COMPLETION] + list(words)),
+                       capture_output=True, text=True, timeout=30, env=e,
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    return [w for w in r.stdout.split("\n") if w]
+
+
+def test_bash_completion_of_server_commands(h):
+    h.polkit_allow(ts.OWN_ACTIONS + [SERVER_ACTION])
+    h.import_server("s-compl", {"wrap": "tls-crypt"})
+    base = [ts.SHIMMERCTL, "--bus-address", h.bus.address]
+    assert complete(base + ["ser"]) == ["server"]
+    assert complete(base + ["server", ""]) == ["start", "stop", "status", "clients", "kick",
+                                               "requests", "answer"]
+    assert complete(base + ["server", "st"]) == ["start", "stop", "status"]
+    assert complete(base + ["server", "start", ""]) == ["s-compl"]
+    assert complete(base + ["server", "start", "s-compl", "--a"]) == ["--auth"]
+    assert complete(base + ["server", "start", "s-compl", "--auth", ""]) == ["bus"]
+    assert complete(base + ["server", "stop", ""]) == []      # none runs
+    assert complete(base + ["server", "clients", "s-compl", "--"]) == [
+        "--json", "--bus-address", "--help"]
+    h.start_server("s-compl")
+    assert complete(base + ["server", "stop", ""]) == ["s-compl"]
+    assert complete(base + ["server", "answer", "s-compl", "3", ""]) == [
+        "accept", "deny", "pending"]
+    assert complete(base + ["server", "kick", "s-compl", "1", "--r"]) == ["--reason"]
+    # Reading a server is everyone's: another user names it by its profile.
+    r = h.ctl("server", "clients", "s-compl", uid=USER_B)
+    assert r.returncode == 0 and "No clients" in r.stdout, r.stdout + r.stderr
+    assert h.ctl("server", "stop", "s-compl").returncode == 0
+    h.remove_profile("s-compl")
