@@ -1317,6 +1317,12 @@ ShimmerDispatch *shimmer_dispatch_new(const ShimmerConfig *cfg, const ShimmerDis
     d->iroute_refs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     d->check_credentials = cfg->pam_service != NULL;
     shimmer_dispatch_set_rate_limit(d, 100, 200);
+    if (cfg->connect_freq_initial_max > 0 && cfg->connect_freq_initial_seconds > 0) {
+        /* OpenVPN's connect-freq-initial: MAX answers per SECONDS. */
+        d->rate = (double)cfg->connect_freq_initial_max / cfg->connect_freq_initial_seconds;
+        d->burst = cfg->connect_freq_initial_max;
+        d->tokens = d->burst;
+    }
     return d;
 }
 

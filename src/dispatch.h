@@ -167,7 +167,8 @@ void shimmer_dispatch_free(ShimmerDispatch *d);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(ShimmerDispatch, shimmer_dispatch_free)
 
 /* First packets answered per second and the burst allowed (defaults 100
- * and 200). */
+ * and 200, or what the configuration's connect-freq-initial MAX SECONDS
+ * says: MAX / SECONDS per second, bursts of MAX). */
 void shimmer_dispatch_set_rate_limit(ShimmerDispatch *d, guint per_second, guint burst);
 /* Whether user names and passwords go to the caller (AUTH_REQUEST events);
  * on by default when the configuration names PAM. Off: certificates alone
