@@ -9,7 +9,7 @@ meson ninja-build pkg-config gcc clang libclang-rt-14-dev llvm
 libglib2.0-dev libgnutls28-dev nettle-dev gnutls-bin
 libnl-3-dev libnl-route-3-dev libnm-dev libpolkit-gobject-1-dev
 gettext jq libxml2-utils
-openvpn iperf3 iputils-ping iproute2 openssl
+openvpn iperf3 iputils-ping iproute2 openssl nftables
 dbus python3 python3-pytest python3-gi python3-dbusmock
 network-manager udev
 "
