@@ -138,7 +138,7 @@ class Relay:
 
 
 def start_relay(lab, server, seed, loss=0.0, reorder=0.0, dup=0.0, delay_ms=0.0,
-                reorder_ms=(4, 30), port=None, lifetime=900):
+                reorder_ms=(4, 30), port=None, lifetime=900, log_fates=False):
     """Starts impair.py relay in LAB's server namespace in front of SERVER
     (a UDP OpenVPNServer) and waits until it listens. Percentages are per
     datagram and per direction."""
@@ -150,7 +150,7 @@ def start_relay(lab, server, seed, loss=0.0, reorder=0.0, dup=0.0, delay_ms=0.0,
             "--seed", str(seed), "--loss", str(loss), "--reorder", str(reorder),
             "--dup", str(dup), "--delay-ms", str(delay_ms),
             "--reorder-ms", "%s,%s" % reorder_ms,
-            "--lifetime", str(lifetime), "--stats", stats]
+            "--lifetime", str(lifetime), "--stats", stats] + (["--log-fates"] if log_fates else [])
     proc = lab.spawn_in_server(argv, name="relay-%d" % port)
     proc.wait_log(r"relay: listening", 10)
     return Relay(proc, lab.server_ip4, port, stats)
@@ -279,7 +279,13 @@ def _relay_main(a):
 
     def schedule(direction, sock, data, dest, now):
         nonlocal seq
-        for d in direction.fates():
+        fates = direction.fates()
+        if a.log_fates:
+            print("relay: %.3f %s #%d %dB op%d %s" % (
+                now, direction.name, direction.stats["in"], len(data), data[0] >> 3,
+                "lost" if not fates else " ".join("+%.0fms" % (d * 1000) for d in fates)),
+                flush=True)
+        for d in fates:
             if len(queue) >= MAX_QUEUE:
                 direction.stats["overflow"] += 1
                 continue
@@ -421,6 +427,8 @@ def main(argv):
     r.add_argument("--reorder-ms", default="4,30", help="extra delay of a reordered datagram")
     r.add_argument("--lifetime", type=float, default=900)
     r.add_argument("--stats")
+    r.add_argument("--log-fates", action="store_true",
+                   help="print each datagram's fate (time, direction, index, size, opcode)")
     s = sub.add_parser("sink")
     s.add_argument("--listen", required=True)
     s.add_argument("--out", required=True)
