@@ -6,7 +6,7 @@
 # --loss). Runs tests/lab/soak.py; every option goes through:
 #
 #   sudo ./scripts/soak.sh [--minutes 30] [--rate 50M] [--reneg 10] [--loss PCT]
-#                          [--shimmerd PATH] [--json FILE]
+#                          [--shimmerd PATH | --client openvpn] [--json FILE]
 #
 # shimmerd is --shimmerd, $SHIMMERD, or the newest _build/*/service/shimmerd.
 # Exit status 1 when shimmerd died, the tunnel stopped passing traffic, or

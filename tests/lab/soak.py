@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
-"""Soak: shimmerd (`--config`) against OpenVPN 2.6's server in the lab
+"""Soak: shimmerd (`--config`; --client openvpn for the reference) against OpenVPN 2.6's server in the lab
 (tests/lab/lab.py) for MINUTES, with the data key renegotiated every
 RENEG seconds, under a constant iperf3 UDP load at RATE through the tunnel.
 Every INTERVAL seconds (10): shimmerd's RSS and fds, the server's RSS, the
@@ -11,7 +11,7 @@ at the end; --json FILE writes every sample. Not part of CI (scripts/soak.sh
 runs it).
 
     sudo /usr/bin/python3 tests/lab/soak.py --minutes 30 [--rate 50M] [--reneg 10]
-        [--loss 0] [--shimmerd PATH] [--json FILE]
+        [--loss 0] [--shimmerd PATH | --client openvpn] [--json FILE]
 
 Exits 1 when shimmerd died, the tunnel stopped passing traffic, or loss
 beyond the induced one exceeded --max-excess (percentage points, 0.5) in
@@ -54,6 +54,8 @@ def main(argv):
     ap.add_argument("--max-excess", type=float, default=0.5,
                     help="loss beyond the induced one that fails the run, percentage points")
     ap.add_argument("--shimmerd", default=None)
+    ap.add_argument("--client", default="shimmerd", choices=["shimmerd", "openvpn"],
+                    help="the client under test (openvpn: the reference)")
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
 
@@ -65,7 +67,7 @@ def main(argv):
         if not shutil.which(tool):
             print("soak: %s is not installed" % tool, file=sys.stderr)
             return 2
-    cmd = labmod.shimmerd_command(a.shimmerd)
+    cmd = labmod.OPENVPN if a.client == "openvpn" else labmod.shimmerd_command(a.shimmerd)
     if cmd is None:
         print("soak: shimmerd not found (build it or give --shimmerd)", file=sys.stderr)
         return 2
@@ -82,9 +84,9 @@ def main(argv):
         iperf = lab.spawn_in_server(["iperf3", "-s", "-B", srv.tunnel_v4, "-p", "5202"],
                                     name="iperf3-server")
         time.sleep(0.5)
-        print("soak: shimmerd pid %d, server pid %d, %s min, UDP %s, reneg-sec %d, "
-              "induced loss %d%%; lab %s" % (cli.pid, srv.pid, a.minutes, a.rate, a.reneg,
-                                              a.loss, lab.dir), flush=True)
+        print("soak: %s pid %d, server pid %d, %s min, UDP %s, reneg-sec %d, "
+              "induced loss %d%%; lab %s" % (cmd.name, cli.pid, srv.pid, a.minutes, a.rate,
+                                              a.reneg, a.loss, lab.dir), flush=True)
         print("%8s %9s %5s %9s %10s %8s %7s %6s" % ("t(s)", "RSS(KiB)", "fds", "srvRSS",
                                                     "udp pkts", "lost", "lost%", "ping"),
               flush=True)
@@ -92,7 +94,7 @@ def main(argv):
         deadline = t_start + a.minutes * 60
         while time.monotonic() < deadline:
             if not cli.alive():
-                print("soak: shimmerd exited (%s):\n%s" % (cli.returncode, cli.log_tail(40)))
+                print("soak: %s exited (%s):\n%s" % (cmd.name, cli.returncode, cli.log_tail(40)))
                 status = 1
                 break
             secs = max(1, int(min(a.interval, deadline - time.monotonic())))
@@ -115,8 +117,12 @@ def main(argv):
                      pkts, lost, pct, "ok" if ping.ok else "LOST"), flush=True)
         iperf.stop()
         log = cli.read_log(whole=True)
-        renegs = len(re.findall(r"TLS handshake done \(key \d+\)", log)) - 1
-        restarts = len(re.findall(r"restarting:", log))
+        if cmd.name == "openvpn":
+            renegs = len(re.findall(r"Control Channel: TLS", log)) - 1
+            restarts = len(re.findall(r"SIGUSR1\[", log))
+        else:
+            renegs = len(re.findall(r"TLS handshake done \(key \d+\)", log)) - 1
+            restarts = len(re.findall(r"restarting:", log))
         cli_alive = cli.alive()
 
     if not samples:
@@ -138,18 +144,19 @@ def main(argv):
     summary = [
         ("duration", "%.1f min, %d samples every %.0f s" % (samples[-1]["t"] / 60, len(samples),
                                                             a.interval)),
-        ("shimmerd RSS", "first %d KiB, min %d, max %d, last %d KiB" % (rss[0], min(rss),
+        ("client", cmd.name),
+        ("client RSS", "first %d KiB, min %d, max %d, last %d KiB" % (rss[0], min(rss),
                                                                          max(rss), rss[-1])),
         ("RSS growth", "%+d KiB after the first minute (%+.0f KiB/hour, least squares)"
          % ((warm[-1][1] - warm[0][1]) if warm else 0, slope_per_hour(warm))),
-        ("shimmerd fds", ", ".join(map(str, fds))),
+        ("client fds", ", ".join(map(str, fds))),
         ("renegotiations", "%d (reneg-sec %d), restarts %d" % (renegs, a.reneg, restarts)),
         ("UDP through the tunnel", "%d packets at %s, %d lost (%.4f%%), worst interval %.3f%%"
          % (total, a.rate, lost, loss_pct, worst)),
         ("loss beyond induced", "%+.4f percentage points (induced %d%%)" % (excess, a.loss)),
         ("iperf3 runs that failed", str(failed_runs)),
         ("pings through the tunnel", "%d of %d" % (pings, len(samples))),
-        ("shimmerd at the end", "running" if cli_alive else "EXITED"),
+        ("client at the end", "running" if cli_alive else "EXITED"),
     ]
     width = max(len(k) for k, _ in summary)
     print("\n---- soak summary ----")
