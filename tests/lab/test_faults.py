@@ -247,6 +247,29 @@ def test_server_frozen_then_killed(lab, client_cmd):
     report("server-killed-restarted", client_cmd.name, back_after_restart_s=round(restarted, 2))
 
 
+def test_tcp_server_killed_and_restarted(lab, client_cmd):
+    """Over TCP the server's death is a reset connection, and the restarted
+    server refuses connections until it listens: the client keeps trying
+    and the tunnel comes back, one tun device, the same routes and fds."""
+    srv = fault_server(lab, proto="tcp")
+    cli = lab.start_client(client_profile(lab), client_cmd, timeout=15)
+    assert tunnel_pings(lab, srv).ok
+    before = snapshot(lab, cli)
+    for round_ in range(2):
+        mark = cli.mark()
+        srv.signal(signal.SIGKILL)
+        srv.wait_exit(5)
+        if round_ == 1:
+            time.sleep(3)   # refused for a while: nothing listens
+        srv.restart()
+        back = wait_tunnel_back(lab, cli, srv, mark, timeout=30)
+        time.sleep(1)
+        assert_nothing_leaked(lab, cli, before, "after restart %d of the TCP server" % round_)
+        report("tcp-server-killed-restarted" + ("-after-3s" if round_ else ""),
+               client_cmd.name, back_after_restart_s=round(back, 2))
+    assert cli.alive(), cli.log_tail()
+
+
 def test_mtu_black_hole(lab, client_cmd):
     """UDP datagrams over 1200 bytes vanish on the path (no ICMP): small
     packets keep flowing, large pings are lost, and TCP works both ways
