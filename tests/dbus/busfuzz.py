@@ -299,6 +299,25 @@ def send_invalid_utf8(address, rng):
 
 # ---------------------------------------------------------------- the caller
 
+# BUS_FUZZ_SEND_UNREADABLE=1: send bodies GDBus cannot read back too.
+SEND_UNREADABLE = os.environ.get("BUS_FUZZ_SEND_UNREADABLE") == "1"
+
+
+def glib_reads_back(body):
+    """Whether GDBus parses the D-Bus serialization of BODY into BODY again
+    (it does not for some valid messages: an array of 8-aligned elements
+    whose last element is at most 4 bytes long, e.g. a{gn}, can lose that
+    element, and what follows is misread)."""
+    m = Gio.DBusMessage.new_method_call(BUS_NAME, ROOT, "org.shimmervpn.Manager1", "X")
+    m.set_body(body)
+    try:
+        blob = m.to_blob(Gio.DBusCapabilityFlags.NONE)
+        back = Gio.DBusMessage.new_from_blob(blob, Gio.DBusCapabilityFlags.NONE).get_body()
+    except GLib.Error:
+        return False
+    return back is not None and back.print_(True) == body.print_(True)
+
+
 class Caller:
     def __init__(self, address, spec, rng):
         self.address, self.spec, self.r = address, spec, rng
@@ -325,6 +344,12 @@ class Caller:
             args = GLib.Variant("(" + "".join(sig) + ")", tuple(values)) if sig else None
         except (TypeError, ValueError, OverflowError, GLib.Error):
             self.count("unbuildable")
+            return None
+        if args is not None and not SEND_UNREADABLE and not glib_reads_back(args):
+            # GDBus (GLib 2.74) misreads some valid bodies and then drops
+            # the whole connection: test_bus_fuzz.py has the case on its
+            # own. Not sent, so that the fuzzer looks for other trouble.
+            self.count("not sent: GDBus cannot read it back")
             return None
         try:
             r = self.conn.call_sync(BUS_NAME, path, iface, member, args, None,
