@@ -7,7 +7,8 @@ org.shimmervpn on the bus at ADDRESS, drawn from random.Random(SEED).
 
 SPEC (JSON, written by the test from dbus/*.xml): {"interfaces": {name:
 {"methods": {name: [in signatures]}, "properties": {name: [type, access]}}},
-"profile": a usable inline profile, "options": Connect/Import option names}.
+"profile": a usable inline profile, "options": Connect/Import option names,
+"credentials": what the server asks for, if it does}.
 
 Each call is one of: a method of the interfaces with its signature and
 random values; the same with a wrong signature; Properties Get/Set/GetAll
@@ -472,6 +473,10 @@ class Caller:
                 o[name] = (GLib.Variant("b", r.random() < 0.5)
                            if name in ("bound-to-caller", "configure-network", "persistent")
                            else GLib.Variant("s", gen.string()))
+            if r.random() < 0.3:
+                # the right ones, for the server that asks
+                for k, v in self.spec.get("credentials", {}).items():
+                    o[k] = GLib.Variant("s", v)
             self.call(r.choice(self.profiles()), "org.shimmervpn.Profile1", "Connect", ["a{sv}"],
                       [o])
             self.refresh_paths()
@@ -481,6 +486,8 @@ class Caller:
             if member == "ProvideCredentials":
                 creds = {r.choice(["username", "password", "otp", "response", "key-passphrase",
                                    "nope"]): gen.string() for _ in range(r.randint(0, 3))}
+                if r.random() < 0.4:
+                    creds = dict(self.spec.get("credentials", {}))
                 self.call(s, "org.shimmervpn.Session1", member, ["a{ss}"], [creds])
             else:
                 self.call(s, "org.shimmervpn.Session1", member, [], [])

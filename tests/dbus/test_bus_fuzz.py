@@ -28,6 +28,7 @@ import json
 import os
 import pwd
 import random
+import re
 import subprocess
 import sys
 import time
@@ -191,7 +192,9 @@ def test_bus_fuzz():
             for name, text in (("plain", plain), ("asks", asks)):
                 p = os.path.join(env.dir, "spec-%s.json" % name)
                 with open(p, "w") as f:
-                    json.dump(dict(spec, profile=text), f)
+                    json.dump(dict(spec, profile=text,
+                                   credentials={"username": USERNAME, "password": PASSWORD}
+                                   if name == "asks" else {}), f)
                 os.chmod(p, 0o644)
                 specs[name] = p
             totals = {}
@@ -234,8 +237,12 @@ def test_bus_fuzz():
             except BaseException:
                 print("---- shimmerd's log (tail) ----\n" + env.daemon.log_tail(80))
                 raise
-            print("bus fuzz: %d batches, outcomes %s" % (
-                batch, json.dumps(dict(sorted(totals.items())), indent=1)))
+            log = env.daemon.read_log(whole=True)
+            print("bus fuzz: %d batches, outcomes %s; shimmerd started %d sessions, %d got "
+                  "connected" % (batch, json.dumps(dict(sorted(totals.items())), indent=1),
+                                 len(re.findall(r"^\S+ session \d+ of profile", log, re.M)),
+                                 len(re.findall(r"^\S+ session \d+ .*: state connected$", log,
+                                                re.M))))
             assert totals.get("ok", 0) > 0 and any(k.startswith("error org.shimmervpn.Error.")
                                                    for k in totals), totals
 
