@@ -32,7 +32,8 @@ What it sets up (see /work/shared/LAB.md, "Real NetworkManager end to end"):
 
 Every process started here is stopped by its pid (and gets SIGTERM from the
 kernel if this process dies); the veth, the namespace and the temporary
-directory are removed on exit, also after a failure. Needs root.
+directory are removed on exit, also after a failure, and by the next NMLab
+(cleanup_stale()) when this process was SIGKILLed. Needs root.
 """
 
 import ctypes
@@ -208,6 +209,49 @@ def _other_udev_users(mine):
     return users
 
 
+def cleanup_stale():
+    """Removes what an NMLab whose process is gone (SIGKILLed: nothing ran
+    its close()) left: its namespace shimmer-nm-PID, its veth shnmPID and
+    its directory. Returns the names removed. A lab whose process still runs
+    is left alone."""
+    removed = []
+
+    def dead(pid):
+        try:
+            os.kill(pid, 0)
+            return False
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+    for line in _run(["ip", "netns", "list"], check=False).stdout.splitlines():
+        name = line.split()[0] if line.split() else ""
+        if name.startswith("shimmer-nm-") and name[11:].isdigit() and dead(int(name[11:])):
+            for pid in _run(["ip", "netns", "pids", name], check=False).stdout.split():
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (ValueError, ProcessLookupError):
+                    pass
+            _run(["ip", "netns", "del", name], check=False)
+            removed.append(name)
+    for line in _run(["ip", "-o", "link", "show", "type", "veth"], check=False).stdout.splitlines():
+        parts = line.split(":")
+        name = parts[1].strip().split("@")[0] if len(parts) > 1 else ""
+        if name.startswith("shnm") and name[4:].isdigit() and dead(int(name[4:])):
+            _run(["ip", "link", "del", name], check=False)
+            removed.append(name)
+    for path in glob.glob(os.path.join(tempfile.gettempdir(), "shimmer-nmlab-*", UDEV_USER)):
+        try:
+            with open(path) as f:
+                pid = int(f.read().strip())
+        except (OSError, ValueError):
+            continue
+        if dead(pid):
+            shutil.rmtree(os.path.dirname(path), ignore_errors=True)
+            removed.append(os.path.dirname(path))
+    return removed
+
+
 def sanitizer_preload(name_file):
     """An ASan/UBSan build of the plugin can only be loaded into nmcli with the
     sanitizer runtimes preloaded: the environment for that, or {}."""
@@ -279,6 +323,8 @@ class NMLab:
         reason = preflight()
         if reason:
             raise NMLabError(reason)
+        with _UdevLock():   # not while another lab decides about its udevd
+            cleanup_stale()
         self.dir = tempfile.mkdtemp(prefix="shimmer-nmlab-")
         for sub in ("vpn", "conf.d", "profiles", "realrun"):
             os.mkdir(os.path.join(self.dir, sub))
