@@ -8,7 +8,8 @@ the D-Bus service on a private bus (tests/lab/daemonenv.py).
   loss, reordering and duplication (a seeded relay, tests/lab/impair.py)
       during handshakes and during a bulk TCP transfer;
   the client's link down for 20 s, then up;
-  the server frozen (SIGSTOP 15 s), and the server killed and restarted;
+  the server frozen (SIGSTOP 15 s), and the server killed and restarted
+      (UDP; TCP at once and after 3 s of refused connections);
   an MTU black hole (nftables: UDP datagrams over 1200 bytes vanish);
   shimmerd (the service) killed with SIGKILL during a session, restarted;
   200 connect/disconnect cycles through the service.
