@@ -1458,14 +1458,30 @@ guint shimmer_engine_get_mss(const ShimmerEngine *e, gboolean ipv6)
     gint mssfix = e->mssfix;
     if (mssfix == 0)
         return 0;
-    if (mssfix < 0)
-        mssfix = 1492;
-    /* mssfix bounds the encrypted UDP packet: take off the outer IPv4 and
-     * UDP headers, our overhead, and the inner IP and TCP headers. */
-    gint overhead = 20 + 8 + SHIMMER_DATACHAN_V2_OVERHEAD + (e->comp ? 2 : 0);
-    if (e->is_tcp)
-        overhead = 20 + 20 + 2 + SHIMMER_DATACHAN_V2_OVERHEAD;
-    gint mss = mssfix - overhead - (ipv6 ? 40 : 20) - 20;
+    gboolean encap = e->cfg->mssfix_mtu, fixed = e->cfg->mssfix_fixed;
+    if (mssfix < 0) {
+        mssfix = 1492; /* OpenVPN 2.6's default: 1492 mtu */
+        encap = TRUE;
+        fixed = FALSE;
+    }
+    /* The inner IP and TCP headers (an IPv6 packet's are 20 bytes more). */
+    gint inner = (ipv6 ? 40 : 20) + 20;
+    gint mss;
+    if (fixed) {
+        /* `mssfix N fixed`: N is the largest inner packet. */
+        mss = mssfix - inner;
+    } else {
+        /* `mssfix N`: N bounds the encrypted payload of a UDP datagram (or
+         * TCP segment); with `mtu` it bounds the whole outer IP packet. As
+         * OpenVPN counts it: the data channel's own header and tag, the TCP
+         * length prefix, the compression framing byte, the outer headers. */
+        gint overhead =
+            (e->use_data_v2 ? SHIMMER_DATACHAN_V2_OVERHEAD : SHIMMER_DATACHAN_V1_OVERHEAD) +
+            (e->is_tcp ? 2 : 0) + (e->comp != SHIMMER_COMP_NONE ? 1 : 0);
+        if (encap)
+            overhead += (e->transport_ipv6 ? 40 : 20) + (e->is_tcp ? 20 : 8);
+        mss = mssfix - overhead - inner;
+    }
     return mss > 0 ? (guint)mss : 0;
 }
 

@@ -223,6 +223,8 @@ struct ShimmerEngine {
      * compares it to see whether the session it worked on still exists. */
     guint session_gen;
     bool is_tcp;
+    /* The transport runs over IPv6 (mssfix N mtu counts its header). */
+    bool transport_ipv6;
     bool transport_ready;
 
     /* Owned, or borrowed from another engine (shimmer_core_new_shared():

@@ -313,11 +313,6 @@ def _mss_with(lab, srv, client, line, port):
         cli.stop()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "shimmerd bug: `mssfix N` without a flag and `mssfix N fixed` clamp as `mssfix N mtu` "
-    "(src/engine.c shimmer_engine_get_mss ignores cfg mssfix_mtu/mssfix_fixed and always "
-    "takes the outer IP and UDP headers off N); OpenVPN 2.6 counts them only with 'mtu', "
-    "and with 'fixed' takes N as the UDP payload without the tunnel's overhead"))
 def test_mssfix_forms_clamp_like_openvpn(lab):
     """The three forms of mssfix give the MSS OpenVPN 2.6 gives."""
     shimmerd = _shimmerd_or_skip()
@@ -487,13 +482,6 @@ def test_service_connect_disconnect_cycles(lab):
                rss_kib=[fresh[1], rss0, rss1], heap_in_use=[heap0, heap1], samples=samples)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "shimmerd: an ended session keeps its whole client (service/session.c "
-    "on_client_finished frees nothing; s->client, ~270 KiB with client.c's in-struct "
-    "packet buffers, the engine and the TLS session, goes only when the object is removed "
-    "SHIMMER_SESSION_LINGER_SECONDS later), so quick cycles pile up dozens of dead "
-    "clients (16 MiB live at ~12 cycles/s) and glibc keeps the grown heap: RSS stays "
-    "about 10 MiB above the baseline"))
 def test_service_rss_back_to_baseline_after_cycles():
     """After the cycles of the previous test, shimmerd's RSS is back within
     2 MiB of what it was after the warm-up. (The live heap is checked there;
