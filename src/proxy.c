@@ -172,7 +172,9 @@ gboolean shimmer_proxy_check(const ShimmerProxy *p, gboolean udp, GError **error
     if (p->auth == SHIMMER_PROXY_AUTH_BASIC && !have_credentials(p)) {
         g_set_error(error, SHIMMER_PROXY_ERROR, SHIMMER_PROXY_ERROR_AUTH,
                     "the %s's user name and password are not in the profile%s", what,
-                    p->auth_prompt ? " (its authfile 'stdin' asks for them on a terminal)" : "");
+                    p->auth_prompt ? " (authfile 'stdin': shimmerd --config asks for them on its "
+                                     "terminal; a service cannot)"
+                                   : "");
         return FALSE;
     }
     if (have_credentials(p)) {
