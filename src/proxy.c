@@ -672,6 +672,11 @@ static ShimmerProxyStatus http_head(ShimmerProxyClient *c, const char *head, gsi
                     q);
     if (code == 200)
         return SHIMMER_PROXY_STATUS_DONE;
+    /* Some proxies (tinyproxy) answer wrong credentials with 401. */
+    if (code == 401 && c->sent != SCHEME_NONE)
+        return fail(c, error, SHIMMER_PROXY_ERROR_AUTH,
+                    "the HTTP proxy refused the user name or password (%s authentication): %s",
+                    c->sent == SCHEME_BASIC ? "Basic" : "Digest", q);
     if (code != 407)
         return fail(c, error, SHIMMER_PROXY_ERROR_REFUSED, "the HTTP proxy answered %s", q);
 

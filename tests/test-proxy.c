@@ -190,6 +190,14 @@ static void test_http_basic(void)
     g_assert_nonnull(strstr(error->message, "'HTTP/1.0 407 Proxy Authentication Required'"));
     g_assert_null(strstr(error->message, "sesame"));
     g_assert_null(strstr(error->message, "QWxh"));
+    /* tinyproxy answers wrong credentials with 401: a refusal too. */
+    g_autoptr(ShimmerProxyClient) c401 =
+        shimmer_proxy_client_new(p, "vpn.example.org", 1194, SHIMMER_PROXY_CONNECT_TCP, NULL);
+    shimmer_proxy_client_begin(c401, RANDOM);
+    g_autoptr(GError) e401 = NULL;
+    st = feed_str(c401, "HTTP/1.0 401 Unauthorized\r\n\r\n", &used, &e401);
+    g_assert_error(e401, SHIMMER_PROXY_ERROR, SHIMMER_PROXY_ERROR_AUTH);
+    g_assert_nonnull(strstr(e401->message, "'HTTP/1.0 401 Unauthorized'"));
     /* A failed negotiation takes nothing more. */
     g_clear_error(&error);
     st = feed_str(c, "HTTP/1.0 200 OK\r\n\r\n", &used, &error);

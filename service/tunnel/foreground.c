@@ -37,9 +37,9 @@ static void on_log(gpointer user, ShimmerLogLevel level, const char *message)
     if (level == SHIMMER_LOG_DEBUG && !d->verbose)
         return;
     shimmer_log_line(level == SHIMMER_LOG_ERROR     ? "error: "
-             : level == SHIMMER_LOG_WARNING ? "warning: "
-                                            : "",
-             message);
+                     : level == SHIMMER_LOG_WARNING ? "warning: "
+                                                    : "",
+                     message);
 }
 
 static void on_state(gpointer user, ShimmerState state, const char *reason)
@@ -48,12 +48,10 @@ static void on_state(gpointer user, ShimmerState state, const char *reason)
     g_autofree char *msg = NULL;
     if (state == SHIMMER_STATE_CONNECTED) {
         ShimmerEngine *e = shimmer_tunnel_get_engine(d->tunnel);
-        msg = g_strdup_printf("connected to %s (%s, %s, tun %s)",
-                              shimmer_tunnel_get_remote_address(d->tunnel),
-                              shimmer_engine_get_tls_version(e), shimmer_engine_get_cipher(e),
-                              shimmer_tunnel_get_tun_name(d->tunnel)
-                                  ? shimmer_tunnel_get_tun_name(d->tunnel)
-                                  : "-");
+        msg = g_strdup_printf(
+            "connected to %s (%s, %s, tun %s)", shimmer_tunnel_get_remote_address(d->tunnel),
+            shimmer_engine_get_tls_version(e), shimmer_engine_get_cipher(e),
+            shimmer_tunnel_get_tun_name(d->tunnel) ? shimmer_tunnel_get_tun_name(d->tunnel) : "-");
         shimmer_log_line("", msg);
     }
     (void)reason;
@@ -96,7 +94,7 @@ static void on_need_credentials(gpointer user, const ShimmerNeedCredentials *nee
         char *response = prompt(label, need->echo);
         if (response == NULL) {
             shimmer_log_line("error: ", _("the server asks a challenge but there is no terminal to "
-                                  "answer it on"));
+                                          "answer it on"));
             d->exit_code = 1;
             g_main_loop_quit(d->loop);
             return;
@@ -109,8 +107,9 @@ static void on_need_credentials(gpointer user, const ShimmerNeedCredentials *nee
     if (d->cfg->username == NULL) {
         username = prompt(_("Username: "), TRUE);
         if (username == NULL) {
-            shimmer_log_line("error: ", _("credentials are needed but there is no terminal to ask on "
-                                  "(put them in the auth-user-pass file)"));
+            shimmer_log_line("error: ",
+                             _("credentials are needed but there is no terminal to ask on "
+                               "(put them in the auth-user-pass file)"));
             d->exit_code = 1;
             g_main_loop_quit(d->loop);
             return;
@@ -174,8 +173,8 @@ int shimmer_foreground_run(const char *file, gboolean verbose)
     }
     gsize len;
     const char *text = g_bytes_get_data(bytes, &len);
-    g_autoptr(ShimmerConfig) cfg = shimmer_config_parse(file, NULL, text ? text : "", len,
-                                                        shimmer_config_file_loader, NULL);
+    g_autoptr(ShimmerConfig) cfg =
+        shimmer_config_parse(file, NULL, text ? text : "", len, shimmer_config_file_loader, NULL);
     g_autoptr(GString) diags = g_string_new(NULL);
     shimmer_config_format_diagnostics(cfg, diags);
     fputs(diags->str, stderr);
@@ -190,8 +189,9 @@ int shimmer_foreground_run(const char *file, gboolean verbose)
     if (cfg->askpass && !cfg->askpass_file.present && cfg->key_encrypted) {
         g_autofree char *pass = prompt(_("Private key passphrase: "), FALSE);
         if (pass == NULL) {
-            fprintf(stderr, "%s: error: the private key is encrypted and there is no terminal "
-                            "to ask for its passphrase\n",
+            fprintf(stderr,
+                    "%s: error: the private key is encrypted and there is no terminal "
+                    "to ask for its passphrase\n",
                     file);
             return 1;
         }
@@ -204,8 +204,9 @@ int shimmer_foreground_run(const char *file, gboolean verbose)
         g_autofree char *user = prompt(_("Proxy username: "), TRUE);
         char *pass = user != NULL ? prompt(_("Proxy password: "), FALSE) : NULL;
         if (pass == NULL) {
-            fprintf(stderr, "%s: error: the proxy's user name and password are to be asked for "
-                            "and there is no terminal to ask on\n",
+            fprintf(stderr,
+                    "%s: error: the proxy's user name and password are to be asked for "
+                    "and there is no terminal to ask on\n",
                     file);
             return 1;
         }
@@ -238,4 +239,3 @@ int shimmer_foreground_run(const char *file, gboolean verbose)
     g_main_loop_unref(d.loop);
     return d.exit_code;
 }
-

@@ -19,6 +19,7 @@ struct ShimmerProxyConn {
     char *what; /* "HTTP proxy host:port" */
     char *proxy_host;
     guint16 proxy_port;
+    gboolean proxy_literal; /* the host is an address: no lookup */
     ShimmerProxyClient *client;
 
     GCancellable *cancel;
@@ -326,7 +327,10 @@ static void try_next(ShimmerProxyConn *pc)
         setsockopt(pc->fd, SOL_SOCKET, SO_MARK, &pc->o.mark, sizeof(int));
     socklen_t sl = g_socket_address_get_native_size(G_SOCKET_ADDRESS(pc->current));
     g_autofree char *a = g_socket_connectable_to_string(G_SOCKET_CONNECTABLE(pc->current));
-    plog(pc, SHIMMER_LOG_INFO, "connecting to %s at %s", pc->what, a);
+    if (pc->proxy_literal)
+        plog(pc, SHIMMER_LOG_INFO, "connecting to the %s", pc->what);
+    else
+        plog(pc, SHIMMER_LOG_INFO, "connecting to the %s at %s", pc->what, a);
     if (connect(pc->fd, (struct sockaddr *)&ss, sl) < 0 && errno != EINPROGRESS) {
         plog(pc, SHIMMER_LOG_WARNING, "%s: cannot connect to %s: %s", pc->what, a,
              g_strerror(errno));
@@ -375,6 +379,7 @@ ShimmerProxyConn *shimmer_proxy_conn_start(const ShimmerProxyConnOptions *o, GEr
     g_source_attach(pc->timeout, NULL);
     GInetAddress *literal = g_inet_address_new_from_string(pc->proxy_host);
     if (literal != NULL) {
+        pc->proxy_literal = TRUE;
         pc->addresses = g_list_prepend(NULL, literal);
         pc->next = pc->addresses;
         try_next(pc);

@@ -522,11 +522,10 @@ static void on_proxy_done(gpointer user, ShimmerProxyLink *link, const GError *e
         c->remote_text = g_strdup_printf("%s:%u via %s", conn->host, conn->port, via);
         c->sock = link->fd;
         link->fd = -1;
-        clog_(c, SHIMMER_LOG_INFO, "connected to %s:%u through the %s (%s, authentication %s)",
-              conn->host, conn->port, what, via, link->auth);
+        clog_(c, SHIMMER_LOG_INFO, "the %s (%s) opened a TCP stream to %s:%u (authentication %s)",
+              what, via, conn->host, conn->port, link->auth);
     } else {
-        g_autofree char *relay =
-            g_socket_connectable_to_string(G_SOCKET_CONNECTABLE(link->relay));
+        g_autofree char *relay = g_socket_connectable_to_string(G_SOCKET_CONNECTABLE(link->relay));
         g_autofree char *server =
             g_socket_connectable_to_string(G_SOCKET_CONNECTABLE(c->socks_server));
         /* The datagrams go to the relay: that is the address to keep
@@ -537,8 +536,8 @@ static void on_proxy_done(gpointer user, ShimmerProxyLink *link, const GError *e
               "sending to %s over UDP through the %s (relay %s, authentication %s)", server, what,
               relay, link->auth);
         g_autoptr(GError) err = NULL;
-        c->socks_udp = shimmer_socks_udp_new(g_steal_pointer(&link), c->socks_server,
-                                             c->cfg->mark, on_socks_closed, c, &c->sock, &err);
+        c->socks_udp = shimmer_socks_udp_new(g_steal_pointer(&link), c->socks_server, c->cfg->mark,
+                                             on_socks_closed, c, &c->sock, &err);
         if (c->socks_udp == NULL) {
             transport_failed(c, err->message);
             return;
