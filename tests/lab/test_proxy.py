@@ -1,6 +1,7 @@
 """Proxies between the client and the real OpenVPN 2.6 server: tinyproxy for
 HTTP CONNECT (no authentication, Basic from an authfile, `auto` with
-http-proxy-user-pass, a wrong password), dante for SOCKS5 (TCP and UDP,
+http-proxy-user-pass, a wrong password), squid for Digest (`auto-nct`),
+dante for SOCKS5 (TCP and UDP,
 without authentication and with a user name and password), microsocks for
 SOCKS5 TCP with a user name and password.
 
@@ -13,9 +14,10 @@ logged the connection to the server.
 
 Runs for every client in $LAB_CLIENTS, so each case also holds for OpenVPN's
 own client (the reference). Needs root, tinyproxy, danted, microsocks and
-nft (skips with the reason otherwise).
+nft, and squid for the Digest case (skips with the reason otherwise).
 """
 import os
+import pwd
 import re
 import shutil
 import subprocess
@@ -28,6 +30,7 @@ import lab as labmod
 pytestmark = pytest.mark.client
 
 HTTP_PORT = 3128
+SQUID_PORT = 3129
 SOCKS_PORT = 1080
 
 
@@ -88,6 +91,49 @@ class ProxyLab:
             f.write("\n".join(lines) + "\n")
         p = self.lab.spawn_in_server(["tinyproxy", "-d", "-c", conf], name="tinyproxy")
         p.wait_log(r"Starting main loop", 10)
+        return p
+
+    def squid(self, user, password):
+        """squid asking for Digest authentication (qop auth) of one user.
+        Its helpers run as the 'proxy' user: their files are in a directory
+        of their own that user can reach."""
+        d = os.path.join(self.lab.dir, "squid")
+        os.mkdir(d, 0o755)
+        os.chmod(self.lab.dir, 0o711)
+        pw = pwd.getpwnam("proxy")
+        os.chown(d, pw.pw_uid, pw.pw_gid)
+        users = os.path.join(d, "digest-users")
+        with open(users, "w") as f:
+            f.write("%s:%s\n" % (user, password))
+        os.chmod(users, 0o644)
+        conf = os.path.join(d, "squid.conf")
+        with open(conf, "w") as f:
+            f.write("http_port %s:%d\n"
+                    "visible_hostname shimmer-lab\n"
+                    "pid_filename none\n"
+                    "cache_effective_user proxy\n"
+                    "cache deny all\n"
+                    "cache_mem 8 MB\n"
+                    "cache_log %s/cache.log\n"
+                    "access_log stdio:%s/access.log\n"
+                    "coredump_dir %s\n"
+                    "pinger_enable off\n"
+                    "dns_nameservers 127.0.0.1\n"
+                    "shutdown_lifetime 0 seconds\n"
+                    "auth_param digest program /usr/lib/squid/digest_file_auth %s\n"
+                    "auth_param digest realm shimmer-lab\n"
+                    "auth_param digest children 2\n"
+                    "acl authed proxy_auth REQUIRED\n"
+                    "acl CONNECT method CONNECT\n"
+                    "http_access allow CONNECT authed\n"
+                    "http_access deny all\n"
+                    % (self.addr, SQUID_PORT, d, d, d, users))
+        p = self.lab.spawn_in_server(["squid", "-N", "-f", conf], name="squid")
+        p.access_log = os.path.join(d, "access.log")
+        cache_log = os.path.join(d, "cache.log")
+        labmod.wait_for(lambda: os.path.exists(cache_log) and
+                        "Accepting HTTP Socket connections" in open(cache_log).read(), 15,
+                        what="squid to listen")
         return p
 
     def danted(self, username=False):
@@ -223,6 +269,27 @@ def test_http_proxy_wrong_password(lab, client_cmd, px):
     if client_cmd.name == "shimmerd":
         assert "wrong" not in cli.read_log(whole=True)
     px.assert_no_direct_traffic()
+
+
+def test_http_proxy_digest(lab, client_cmd, px):
+    # auto-nct: squid's 407 offers Digest, which needs no clear text.
+    if shutil.which("squid") is None:
+        pytest.skip("squid is not installed (scripts/install-deps.sh)")
+    sq = px.squid("dave", "d1gest-pw")
+    srv, cli = connect(lab, client_cmd, px, "tcp",
+                       ["http-proxy %s %d auto-nct" % (px.addr, SQUID_PORT),
+                        "<http-proxy-user-pass>", "dave", "d1gest-pw",
+                        "</http-proxy-user-pass>"])
+    # squid logs a tunnel when it closes: its first answer was the 407...
+    log = labmod.wait_for(lambda: open(sq.access_log).read() if os.path.exists(sq.access_log)
+                          else None, 5, what="squid's access log")
+    assert re.search(r"TCP_DENIED/407 \d+ CONNECT %s:1194 " % re.escape(lab.server_ip4), log), log
+    # ...and the tunnel runs over squid's connection to the server.
+    ss = lab.run_in_server(["ss", "-Htnp", "state", "established", "( dport = :1194 )"]).stdout
+    assert "squid" in ss, ss
+    if client_cmd.name == "shimmerd":
+        assert re.search(r"authentication digest", cli.read_log(whole=True))
+        assert "d1gest-pw" not in cli.read_log(whole=True)
 
 
 # ---------------------------------------------------------------- SOCKS5
