@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "bytes.h"
+#include "compress.h"
 
 static const guint8 ping_magic[16] = {0x2a, 0x18, 0x7b, 0xf3, 0x64, 0x1e, 0xb4, 0xcb,
                                       0x07, 0xed, 0x2d, 0x0a, 0x98, 0x1f, 0xc7, 0x48};
@@ -64,6 +65,7 @@ const char *shimmer_drop_reason_to_string(ShimmerDropReason reason)
         [SHIMMER_DROP_NO_SESSION] = "no session",
         [SHIMMER_DROP_COMPRESSED] = "compressed",
         [SHIMMER_DROP_TOO_BIG] = "larger than the buffer",
+        [SHIMMER_DROP_BAD_COMPRESSION] = "bad compression",
     };
     return (guint)reason < G_N_ELEMENTS(names) ? names[reason] : "unknown";
 }
@@ -102,8 +104,19 @@ void shimmer_event_clear(ShimmerEvent *ev)
     case SHIMMER_EVENT_EXIT:
         g_clear_pointer(&ev->exit.reason, g_free);
         break;
+    case SHIMMER_EVENT_AUTH_REQUEST:
+        g_clear_pointer(&ev->auth_request.common_name, g_free);
+        g_clear_pointer(&ev->auth_request.username, shimmer_str_free_secret);
+        g_clear_pointer(&ev->auth_request.password, shimmer_str_free_secret);
+        g_clear_pointer(&ev->auth_request.peer_info, g_free);
+        break;
+    case SHIMMER_EVENT_WEB_AUTH:
+        g_clear_pointer(&ev->web_auth.url, g_free);
+        g_clear_pointer(&ev->web_auth.flags, g_strfreev);
+        break;
     case SHIMMER_EVENT_DISCONNECT_TRANSPORT:
     case SHIMMER_EVENT_TUN_CONFIG:
+    case SHIMMER_EVENT_AUTH_PENDING:
         break;
     }
 }
@@ -181,6 +194,24 @@ static void ks_clear(ShimmerKeyState *ks)
     shimmer_wipe(ks, sizeof(*ks));
 }
 
+/* Frees a lame duck's control channel once nothing is left in it (nothing
+ * unacked, no acks owed, nothing unread): it only decrypts from then on. A
+ * server holds this for every client after each renegotiation. */
+static void ks_retire_if_quiet(ShimmerKeyState *ks)
+{
+    if (ks->retired || ks->status != SHIMMER_KS_ACTIVE || ks->rel == NULL ||
+        shimmer_reliable_unacked(ks->rel) > 0 || shimmer_reliable_has_pending_acks(ks->rel) ||
+        shimmer_reliable_readable(ks->rel) > 0 || ks->tls_out->len > 0 || ks->app_in.len > 0)
+        return;
+    g_clear_pointer(&ks->rel, shimmer_reliable_free);
+    gnutls_deinit(ks->tls);
+    ks->tls = NULL;
+    g_byte_array_unref(ks->tls_out);
+    ks->tls_out = NULL;
+    shimmer_secret_buf_clear(&ks->app_in);
+    ks->retired = true;
+}
+
 static ShimmerKeyState *ks_by_id(ShimmerEngine *e, guint key_id)
 {
     for (int i = 0; i < SHIMMER_ENGINE_N_KEY_STATES; i++) {
@@ -237,8 +268,14 @@ static bool ks_start(ShimmerEngine *e, ShimmerKeyState *ks, guint8 key_id, gint6
     ks->tls_out = g_byte_array_new();
     shimmer_secret_buf_init(&ks->app_in, 0, APP_IN_LIMIT);
     ks->started = now;
-    shimmer_replay_init(&ks->replay, SHIMMER_REPLAY_DEFAULT_WINDOW,
-                        SHIMMER_REPLAY_DEFAULT_TIME_BACKTRACK_S);
+    /* replay-window N [T]; the parser keeps N within what replay.h takes. */
+    const ShimmerConfig *cfg = e->cfg;
+    guint window = cfg->replay_window ? cfg->replay_window : SHIMMER_REPLAY_DEFAULT_WINDOW;
+    guint backtrack =
+        cfg->replay_time >= 0 ? (guint)cfg->replay_time : SHIMMER_REPLAY_DEFAULT_TIME_BACKTRACK_S;
+    if (!shimmer_replay_init(&ks->replay, MIN(window, SHIMMER_REPLAY_MAX_WINDOW), backtrack))
+        shimmer_replay_init(&ks->replay, SHIMMER_REPLAY_DEFAULT_WINDOW,
+                            SHIMMER_REPLAY_DEFAULT_TIME_BACKTRACK_S);
     if ((e->role->km_has_pre_master &&
          !shimmer_core_random(e, ks->pre_master, sizeof(ks->pre_master))) ||
         !shimmer_core_random(e, ks->own_random1, sizeof(ks->own_random1)) ||
@@ -323,7 +360,7 @@ static gsize build_control(ShimmerEngine *e, ShimmerKeyState *ks, const ShimmerR
 static gsize write_control(ShimmerEngine *e, ShimmerKeyState *ks, guint8 *buf, gsize cap,
                            gint64 now)
 {
-    if (ks->status == SHIMMER_KS_NONE)
+    if (ks->status == SHIMMER_KS_NONE || ks->retired)
         return 0;
     feed_reliable(ks);
     /* Bounded: every round takes a message or acks from the reliable layer,
@@ -445,6 +482,16 @@ static bool send_key_method(ShimmerEngine *e, ShimmerKeyState *ks)
     tls_send(e, ks, record.data, record.len);
     ks->km_sent = true;
     return true;
+}
+
+bool shimmer_core_send_key_method(ShimmerEngine *e, ShimmerKeyState *ks, gint64 now)
+{
+    if (ks->km_sent)
+        return true;
+    if (send_key_method(e, ks))
+        return true;
+    lose_session(e, SHIMMER_SESSION_LOST_FATAL, "cannot write the key-method record", now);
+    return false;
 }
 
 /* One u16-length-prefixed string at *P: 1 taken (into *OUT if OUT is not
@@ -720,7 +767,8 @@ static void drive_tls(ShimmerEngine *e, ShimmerKeyState *ks, gint64 now)
             shimmer_core_log(e, SHIMMER_LOG_INFO, "TLS handshake done (key %u): %s", ks->key_id,
                              desc);
             ks->status = SHIMMER_KS_OPEN;
-            if (!e->role->km_after_peer && !send_key_method(e, ks)) {
+            bool ready = e->role->km_ready == NULL || e->role->km_ready(e, ks, now);
+            if (!e->role->km_after_peer && ready && !send_key_method(e, ks)) {
                 lose_session(e, SHIMMER_SESSION_LOST_FATAL, "cannot write the key-method record",
                              now);
                 return;
@@ -780,6 +828,7 @@ bool shimmer_core_session_begin(ShimmerEngine *e, ShimmerCtlwrap *wrap, const gu
         return false;
     }
     e->transport_ready = true;
+    e->comp_seen = false;
     e->linger_len = e->linger_pos = 0;
     shimmer_replay_init(&e->ctl_replay, SHIMMER_REPLAY_DEFAULT_WINDOW, 0);
     ShimmerKeyState *ks = &e->ks[0];
@@ -788,6 +837,32 @@ bool shimmer_core_session_begin(ShimmerEngine *e, ShimmerCtlwrap *wrap, const gu
     e->next_key_id = 1;
     shimmer_reliable_queue_message(ks->rel, e->role->own_hard_reset(e), NULL, 0, NULL, NULL);
     e->last_recv = e->last_sent = now;
+    return true;
+}
+
+bool shimmer_core_session_adopt(ShimmerEngine *e, ShimmerCtlwrap *wrap,
+                                const guint8 own_sid[SHIMMER_SESSION_ID_LEN],
+                                const guint8 peer_sid[SHIMMER_SESSION_ID_LEN], bool is_tcp,
+                                gint64 now, GError **error)
+{
+    if (!shimmer_core_session_begin(e, wrap, own_sid, is_tcp, now, error))
+        return false;
+    ShimmerKeyState *ks = &e->ks[0];
+    ShimmerReliableMessage reset;
+    guint32 acks[SHIMMER_RELIABLE_MAX_PENDING_ACKS];
+    /* Both resets crossed already: take ours out as sent and acked, and
+     * the peer's in as received and acked. */
+    if (!shimmer_reliable_next_to_send(ks->rel, now, &reset) ||
+        !shimmer_reliable_ack_received(ks->rel, reset.pid) ||
+        shimmer_reliable_incoming(ks->rel, 0, NULL, 0) != SHIMMER_RELIABLE_RX_NEW) {
+        g_set_error(error, SHIMMER_ENGINE_ERROR, 0, "cannot take over the first exchange");
+        return false;
+    }
+    shimmer_reliable_take_acks(ks->rel, acks, G_N_ELEMENTS(acks));
+    memcpy(e->remote_sid, peer_sid, sizeof(e->remote_sid));
+    e->have_remote_sid = true;
+    shimmer_ctlwrap_set_next_pid(e->wrap, 2);
+    ks->status = SHIMMER_KS_TLS;
     return true;
 }
 
@@ -859,6 +934,10 @@ static ShimmerKeyState *control_key_state(ShimmerEngine *e, const ShimmerControl
         return NULL;
     }
     ShimmerKeyState *ks = ks_by_id(e, cp->key_id);
+    if (ks != NULL && ks->retired) {
+        *drop = SHIMMER_DROP_NO_KEY;
+        return NULL;
+    }
     if (e->role->peer_hard_resets & (1u << cp->opcode)) {
         ks = e->role->accept_hard_reset(e, cp, drop);
         if (ks == NULL)
@@ -935,6 +1014,53 @@ static ShimmerDropReason open_drop_reason(ShimmerDatachanResult r)
     }
 }
 
+/* Whether the framed plaintext BUF[0..LEN) holds a compressed packet. */
+static bool is_compressed(ShimmerCompFraming framing, const guint8 *buf, gsize len)
+{
+    switch (framing) {
+    case SHIMMER_COMP_LZO_NO:
+        return len > 0 && buf[0] == 0x66;
+    case SHIMMER_COMP_STUB:
+        return len > 0 && buf[0] == 0x69;
+    case SHIMMER_COMP_STUB_V2:
+        return len > 1 && buf[0] == 0x50 && buf[1] == 0x01;
+    case SHIMMER_COMP_NONE:
+        break;
+    }
+    return false;
+}
+
+/* Removes the compression framing of the plaintext in BUF (room for CAP
+ * bytes) and decompresses what the peer compressed. */
+static ShimmerDropReason decompress(ShimmerEngine *e, guint8 *buf, gsize *len, gsize cap)
+{
+    bool compressed = is_compressed(e->comp, buf, *len);
+    if (compressed && !e->comp_seen && e->comp_alg != SHIMMER_COMP_ALG_NONE) {
+        e->comp_seen = true;
+        shimmer_core_log(e, SHIMMER_LOG_WARNING,
+                         "the %s compresses the packets it sends: an attacker who can inject "
+                         "traffic may learn secrets from the compressed sizes (VORACLE); ask "
+                         "for compression to be turned off",
+                         e->role->peer_name);
+    }
+    /* The scratch holds no secret between calls on the data path; a
+     * compressed packet decodes there and is copied back. */
+    ShimmerDecompResult r =
+        shimmer_decompress(e->comp, e->comp_alg, buf, len, cap, e->scratch, sizeof(e->scratch));
+    switch (r) {
+    case SHIMMER_DECOMP_OK:
+        return SHIMMER_DROP_NONE;
+    case SHIMMER_DECOMP_NOT_ALLOWED:
+        return SHIMMER_DROP_COMPRESSED;
+    case SHIMMER_DECOMP_TOO_LARGE:
+        return SHIMMER_DROP_TOO_BIG;
+    case SHIMMER_DECOMP_MALFORMED:
+    case SHIMMER_DECOMP_BAD_DATA:
+        break;
+    }
+    return SHIMMER_DROP_BAD_COMPRESSION;
+}
+
 /* A data packet: its plaintext for the tun in OUT[0..*OUT_LEN), or
  * consumed here (*OUT_LEN 0: ping, OCC). */
 static ShimmerDropReason recv_data(ShimmerEngine *e, const guint8 *pkt, gsize len, gint64 now,
@@ -962,8 +1088,11 @@ static ShimmerDropReason recv_data(ShimmerEngine *e, const guint8 *pkt, gsize le
     e->stats.link_bytes_in += len;
     ks->bytes += plain_len;
     ks->packets++;
-    if (!shimmer_compframe_unwrap(e->comp, out, &plain_len))
-        return SHIMMER_DROP_COMPRESSED;
+    if (e->comp != SHIMMER_COMP_NONE) {
+        ShimmerDropReason why = decompress(e, out, &plain_len, cap);
+        if (why != SHIMMER_DROP_NONE)
+            return why;
+    }
     if (plain_len == sizeof(ping_magic) && memcmp(out, ping_magic, sizeof(ping_magic)) == 0)
         return SHIMMER_DROP_NONE;
     if (plain_len >= sizeof(occ_magic) + 1 && memcmp(out, occ_magic, sizeof(occ_magic)) == 0) {
@@ -1113,6 +1242,8 @@ gssize shimmer_engine_write_pkt(ShimmerEngine *e, guint8 *buf, gsize cap, gint64
         n = write_control(e, &e->ks[i], buf, cap, now);
     if (n == 0)
         n = write_own_data(e, buf, cap, now);
+    if (n == 0)
+        ks_retire_if_quiet(&e->ks[1]);
     if (n > 0) {
         e->stats.link_bytes_out += n;
         e->last_sent = now;
@@ -1141,7 +1272,8 @@ static gint64 reneg_due_at(const ShimmerEngine *e)
         (p->enc != NULL && shimmer_datachan_key_needs_rekey(p->enc)))
         return p->established;
     gint64 reneg = cfg->reneg_sec >= 0 ? cfg->reneg_sec : 3600;
-    return reneg > 0 ? p->established + reneg * SHIMMER_US : G_MAXINT64;
+    return reneg > 0 ? p->established + MAX(reneg * SHIMMER_US - e->reneg_jitter, SHIMMER_US)
+                     : G_MAXINT64;
 }
 
 gint64 shimmer_engine_next_deadline(ShimmerEngine *e)
@@ -1156,6 +1288,8 @@ gint64 shimmer_engine_next_deadline(ShimmerEngine *e)
     }
     for (int i = 0; i < SHIMMER_ENGINE_N_KEY_STATES; i++) {
         ShimmerKeyState *ks = &e->ks[i];
+        if (ks->retired && ks->expires)
+            d = MIN(d, ks->expires);
         if (ks->status == SHIMMER_KS_NONE || ks->rel == NULL)
             continue;
         gint64 r = shimmer_reliable_next_deadline(ks->rel);
@@ -1209,6 +1343,8 @@ static bool serve_key_state_timers(ShimmerEngine *e, gint64 now)
             ks_clear(ks);
             continue;
         }
+        if (ks->retired)
+            continue;
         drive_tls(e, ks, now);
         if (gen != e->session_gen)
             return false;
@@ -1341,20 +1477,6 @@ void shimmer_engine_set_key_passphrase(ShimmerEngine *e, const char *passphrase)
 
 /* ---------- certificates and construction ---------- */
 
-static char *build_priority(const ShimmerConfig *cfg)
-{
-    static const char *const vers[] = {NULL, "VERS-TLS1.0", "VERS-TLS1.1", "VERS-TLS1.2",
-                                       "VERS-TLS1.3"};
-    ShimmerTlsVersion min = cfg->tls_version_min ? cfg->tls_version_min : SHIMMER_TLS_VERSION_1_2;
-    ShimmerTlsVersion max = cfg->tls_version_max ? cfg->tls_version_max : SHIMMER_TLS_VERSION_1_3;
-    if (cfg->tls_version_min_or_highest)
-        min = SHIMMER_TLS_VERSION_1_2;
-    GString *s = g_string_new("NORMAL:-VERS-ALL");
-    for (int v = min; v <= (int)max; v++)
-        g_string_append_printf(s, ":+%s", vers[v]);
-    return g_string_free(s, FALSE);
-}
-
 /* The longest chain a peer may send (GnuTLS's own verification depth). */
 #define MAX_PEER_CHAIN 16
 
@@ -1391,34 +1513,25 @@ static bool valid_at(ShimmerEngine *e, const char *what, time_t from, time_t to,
     return true;
 }
 
-/* The configured CRLs that CRT's issuer signed must be current at NOW. */
-static bool crls_valid_at(ShimmerEngine *e, gnutls_x509_crt_t crt, gint64 now)
+/* CRT against the CRLs of its issuer: not revoked, and the CRL current
+ * at NOW (crl.h). */
+static bool crl_allows(ShimmerEngine *e, gnutls_x509_crt_t crt, gint64 now)
 {
-    gnutls_datum_t issuer = {0};
-    if (e->n_crls == 0 || gnutls_x509_crt_get_raw_issuer_dn(crt, &issuer) != 0)
+    g_autoptr(GError) error = NULL;
+    if (e->crls == NULL || shimmer_crl_set_check(e->crls, crt, now, &error))
         return true;
-    bool ok = true;
-    for (unsigned int i = 0; i < e->n_crls && ok; i++) {
-        gnutls_datum_t by = {0};
-        if (gnutls_x509_crl_get_raw_issuer_dn(e->crls[i], &by) != 0)
-            continue;
-        if (by.size == issuer.size && memcmp(by.data, issuer.data, by.size) == 0) {
-            g_autofree char *subject = crt_subject(crt);
-            g_autofree char *what = g_strdup_printf("the CRL for '%s'", subject);
-            ok = valid_at(e, what, gnutls_x509_crl_get_this_update(e->crls[i]),
-                          gnutls_x509_crl_get_next_update(e->crls[i]), now);
-        }
-        gnutls_free(by.data);
-    }
-    gnutls_free(issuer.data);
-    return ok;
+    g_autofree char *subject = crt_subject(crt);
+    shimmer_core_log(e, SHIMMER_LOG_ERROR, "the certificate '%s': %s", subject, error->message);
+    return false;
 }
 
 /* Walks from the leaf CHAIN[0] up to a self-signed root (through the
  * peer's chain, then the trusted CAs) and checks every certificate's
- * validity period, and the CRLs that apply to it, against the wall clock
- * NOW. GnuTLS verified signatures, usages and revocation with its own time
- * checks off: it would read the system clock. */
+ * validity period, and its revocation by the CRLs of its issuer (their
+ * validity included), against the wall clock NOW. GnuTLS verified
+ * signatures and usages with its own time checks off: it would read the
+ * system clock. CRLs are read by crl.h, not GnuTLS: GnuTLS refuses CRLs
+ * whose dates are not DER, which some providers ship. */
 static bool chain_valid_at(ShimmerEngine *e, gnutls_x509_crt_t *chain, unsigned int n, gint64 now)
 {
     gnutls_x509_crt_t crt = chain[0];
@@ -1430,7 +1543,7 @@ static bool chain_valid_at(ShimmerEngine *e, gnutls_x509_crt_t *chain, unsigned 
             return false;
         if (gnutls_x509_crt_check_issuer(crt, crt))
             return true; /* the root; its CRL is no concern of its own */
-        if (!crls_valid_at(e, crt, now))
+        if (!crl_allows(e, crt, now))
             return false;
         gnutls_x509_crt_t issuer = NULL;
         for (unsigned int i = 0; i < n && issuer == NULL; i++) {
@@ -1505,6 +1618,11 @@ static int verify_peer(gnutls_session_t session)
     unsigned int n = 0;
     const gnutls_datum_t *chain = gnutls_certificate_get_peers(session, &n);
     if (chain == NULL || n == 0) {
+        /* A server's verify-client-cert optional or none (its parser only
+         * lets that through with a password check). */
+        if (cfg->verify_client_cert == SHIMMER_VERIFY_CLIENT_CERT_OPTIONAL ||
+            cfg->verify_client_cert == SHIMMER_VERIFY_CLIENT_CERT_NONE)
+            return 0;
         shimmer_core_log(e, SHIMMER_LOG_ERROR, "the %s sent no certificate", peer);
         return GNUTLS_E_CERTIFICATE_ERROR;
     }
@@ -1560,16 +1678,20 @@ static bool load_trust(ShimmerEngine *e, GError **error)
     }
     if (!cfg->crl_verify.present)
         return true;
-    gnutls_datum_t crl = {cfg->crl_verify.data, (unsigned int)cfg->crl_verify.len};
-    rc = gnutls_x509_crl_list_import2(&e->crls, &e->n_crls, &crl, GNUTLS_X509_FMT_PEM, 0);
-    if (rc >= 0)
-        rc = gnutls_x509_trust_list_add_trust_mem(
-            e->trust, NULL, &crl, GNUTLS_X509_FMT_PEM, GNUTLS_TL_VERIFY_CRL,
-            GNUTLS_VERIFY_DISABLE_TIME_CHECKS | GNUTLS_VERIFY_DISABLE_TRUSTED_TIME_CHECKS);
-    if (rc < 0) {
-        g_set_error(error, SHIMMER_ENGINE_ERROR, 0, "cannot load the CRL: %s", gnutls_strerror(rc));
+    g_autoptr(GError) crl_error = NULL;
+    g_autoptr(GPtrArray) unused = g_ptr_array_new();
+    e->crls = shimmer_crl_set_new(cfg->crl_verify.data, cfg->crl_verify.len, &crl_error);
+    if (e->crls == NULL ||
+        !shimmer_crl_set_verify(e->crls, cfg->ca.data, cfg->ca.len, unused, &crl_error)) {
+        g_set_error(error, SHIMMER_ENGINE_ERROR, 0, "cannot use the CRL: %s", crl_error->message);
         return false;
     }
+    /* As OpenSSL does: a CRL no CA of ours signed proves nothing. */
+    for (guint i = 0; i < unused->len; i++)
+        shimmer_core_log(e, SHIMMER_LOG_WARNING,
+                         "crl-verify: the CRL of '%s' is not issued by a CA of the profile; "
+                         "it is not used",
+                         shimmer_crl_set_issuer(e->crls, GPOINTER_TO_UINT(unused->pdata[i])));
     return true;
 }
 
@@ -1642,13 +1764,43 @@ ShimmerEngine *shimmer_core_new(const ShimmerConfig *cfg, const ShimmerEngineHoo
     e->role = role;
     e->role_data = role_data;
     e->events = g_queue_new();
-    e->priority = build_priority(cfg);
     e->comp = cfg->comp;
+    e->comp_alg = cfg->comp_alg;
     e->mssfix = cfg->mssfix;
+    /* tls-cipher, tls-ciphersuites, tls-groups, tls-cert-profile and the
+     * versions; the parser refused every profile for which this fails. */
+    g_autoptr(GError) perr = NULL;
+    e->priority = shimmer_config_tls_priority(cfg, NULL, &perr);
+    if (e->priority == NULL) {
+        g_set_error(error, SHIMMER_ENGINE_ERROR, 0, "the TLS restrictions cannot be used: %s",
+                    perr->message);
+        shimmer_engine_free(e);
+        return NULL;
+    }
     if (!load_credentials(e, error)) {
         shimmer_engine_free(e);
         return NULL;
     }
+    return e;
+}
+
+ShimmerEngine *shimmer_core_new_shared(const ShimmerEngine *shared, const ShimmerEngineHooks *hooks,
+                                       const ShimmerEngineRole *role, gpointer role_data)
+{
+    ShimmerEngine *e = g_new0(ShimmerEngine, 1);
+    e->cfg = shared->cfg;
+    if (hooks != NULL)
+        e->hooks = *hooks;
+    e->role = role;
+    e->role_data = role_data;
+    e->events = g_queue_new();
+    e->comp = shared->cfg->comp;
+    e->mssfix = shared->cfg->mssfix;
+    e->shares_credentials = true;
+    e->creds = shared->creds;
+    e->trust = shared->trust;
+    e->crls = shared->crls;
+    e->priority = shared->priority;
     return e;
 }
 
@@ -1661,13 +1813,17 @@ void shimmer_engine_free(ShimmerEngine *e)
     for (int i = 0; i < SHIMMER_ENGINE_N_KEY_STATES; i++)
         ks_clear(&e->ks[i]);
     shimmer_ctlwrap_free(e->wrap);
+    if (e->shares_credentials) {
+        e->creds = NULL;
+        e->trust = NULL;
+        e->crls = NULL;
+        e->priority = NULL;
+    }
     if (e->creds != NULL)
         gnutls_certificate_free_credentials(e->creds);
     if (e->trust != NULL)
         gnutls_x509_trust_list_deinit(e->trust, 1);
-    for (unsigned int i = 0; i < e->n_crls; i++)
-        gnutls_x509_crl_deinit(e->crls[i]);
-    gnutls_free(e->crls);
+    shimmer_crl_set_free(e->crls);
     g_free(e->priority);
     shimmer_str_free_secret(e->key_passphrase);
     ShimmerEvent *ev;
