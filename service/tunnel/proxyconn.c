@@ -374,7 +374,7 @@ ShimmerProxyConn *shimmer_proxy_conn_start(const ShimmerProxyConnOptions *o, GEr
     pc->proxy_port = o->proxy->port;
     pc->fd = -1;
     pc->cancel = g_cancellable_new();
-    pc->timeout = g_timeout_source_new_seconds(MAX(o->timeout_s, 1));
+    pc->timeout = g_timeout_source_new(MAX(o->timeout_s, 1) * 1000);
     g_source_set_callback(pc->timeout, on_timeout, pc, NULL);
     g_source_attach(pc->timeout, NULL);
     GInetAddress *literal = g_inet_address_new_from_string(pc->proxy_host);
