@@ -146,6 +146,54 @@ static void test_proxy_hangs_up(void)
     g_free(r.error);
 }
 
+static gpointer answer_with_early_bytes(gpointer data)
+{
+    int lfd = GPOINTER_TO_INT(data);
+    int c = accept(lfd, NULL, NULL);
+    if (c >= 0) {
+        char buf[512];
+        (void)!read(c, buf, sizeof(buf));
+        /* The answer and the server's first bytes in one segment. */
+        const char *a = "HTTP/1.0 200 Connection established\r\n\r\n\x00\x05"
+                        "EARLY";
+        (void)!write(c, a, 46);
+        g_usleep(500 * 1000);
+        close(c);
+    }
+    return NULL;
+}
+
+static void test_handoff_exact(void)
+{
+    guint16 port;
+    int lfd = listener(&port);
+    GThread *t = g_thread_new("proxy", answer_with_early_bytes, GINT_TO_POINTER(lfd));
+    g_autoptr(ShimmerProxy) p = http_proxy(port);
+    Result r = {0};
+    g_autoptr(ShimmerProxyConn) pc = start(p, 10, &r);
+    run_until(&r.done, 5);
+    g_assert_null(r.error);
+    g_assert_nonnull(r.link);
+    g_assert_null(r.link->relay);
+    g_assert_cmpstr(r.link->auth, ==, "none");
+    /* What came after the answer is still in the socket for the tunnel. */
+    char buf[64];
+    ssize_t n = -1;
+    for (int i = 0; i < 100 && n < 0; i++) {
+        n = recv(r.link->fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (n < 0)
+            g_usleep(10 * 1000);
+    }
+    g_assert_cmpint(n, ==, 7);
+    g_assert_cmpmem(buf, 7,
+                    "\x00\x05"
+                    "EARLY",
+                    7);
+    shimmer_proxy_link_free(r.link);
+    g_thread_join(t);
+    close(lfd);
+}
+
 static void test_no_proxy(void)
 {
     guint16 port;
@@ -294,6 +342,7 @@ int main(int argc, char **argv)
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/proxyconn/silent-proxy", test_silent_proxy);
     g_test_add_func("/proxyconn/proxy-hangs-up", test_proxy_hangs_up);
+    g_test_add_func("/proxyconn/handoff-exact", test_handoff_exact);
     g_test_add_func("/proxyconn/no-proxy", test_no_proxy);
     g_test_add_func("/proxyconn/socks-udp-relay", test_socks_udp_relay);
     return g_test_run();

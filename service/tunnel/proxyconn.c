@@ -95,8 +95,6 @@ void shimmer_proxy_link_free(ShimmerProxyLink *link)
         return;
     if (link->fd >= 0)
         close(link->fd);
-    if (link->early != NULL)
-        g_bytes_unref(link->early);
     g_clear_object(&link->proxy);
     g_clear_object(&link->relay);
     g_free(link);
@@ -177,11 +175,10 @@ static GSource *watch(ShimmerProxyConn *pc, GIOCondition cond,
     return s;
 }
 
-static void done(ShimmerProxyConn *pc, const guint8 *rest, gsize rest_len)
+static void done(ShimmerProxyConn *pc)
 {
     ShimmerProxyLink *link = g_new0(ShimmerProxyLink, 1);
     link->fd = pc->fd;
-    link->early = g_bytes_new(rest, rest_len);
     link->proxy = g_object_ref(pc->current);
     link->auth = shimmer_proxy_client_get_auth_name(pc->client);
     if (pc->o.udp) {
@@ -206,7 +203,9 @@ static gboolean on_readable(gint fd, GIOCondition cond, gpointer user)
 {
     ShimmerProxyConn *pc = user;
     guint8 buf[4096];
-    ssize_t n = read(fd, buf, sizeof(buf));
+    /* Peeked, then only the negotiation's bytes taken: what follows the
+     * proxy's answer stays in the socket for the tunnel to read. */
+    ssize_t n = recv(fd, buf, sizeof(buf), MSG_PEEK);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return G_SOURCE_CONTINUE;
     if (n <= 0) {
@@ -218,14 +217,21 @@ static gboolean on_readable(gint fd, GIOCondition cond, gpointer user)
     gsize used = 0;
     g_autoptr(GError) error = NULL;
     ShimmerProxyStatus st = shimmer_proxy_client_feed(pc->client, buf, (gsize)n, &used, &error);
+    if (st == SHIMMER_PROXY_STATUS_WANT_MORE || st == SHIMMER_PROXY_STATUS_DONE) {
+        /* The bytes are there (peeked): this cannot block or fall short. */
+        if (used > 0 && recv(fd, buf, used, 0) != (ssize_t)used) {
+            g_clear_pointer(&pc->in_source, g_source_unref);
+            fail(pc, "reading its answer: %s", g_strerror(errno));
+            return G_SOURCE_REMOVE;
+        }
+    }
     switch (st) {
     case SHIMMER_PROXY_STATUS_WANT_MORE:
         step(pc);
         return G_SOURCE_CONTINUE;
     case SHIMMER_PROXY_STATUS_DONE:
         g_clear_pointer(&pc->in_source, g_source_unref);
-        done(pc, buf + used, (gsize)n - used);
-        shimmer_wipe(buf, sizeof(buf));
+        done(pc);
         return G_SOURCE_REMOVE;
     case SHIMMER_PROXY_STATUS_RECONNECT:
         /* The proxy told how it wants the credentials: a new connection

@@ -24,13 +24,11 @@ typedef struct ShimmerProxyConn ShimmerProxyConn;
 
 /* What a negotiation that succeeded gives. */
 typedef struct {
-    /* TCP: the stream to the server through the proxy. UDP: the control
-     * connection, which must stay open as long as the association. Non-
-     * blocking, close-on-exec. */
+    /* TCP: the stream to the server through the proxy, from its first
+     * byte on (the negotiation took exactly the proxy's answer). UDP: the
+     * control connection, which must stay open as long as the association.
+     * Non-blocking, close-on-exec. */
     int fd;
-    /* TCP: bytes of the server's stream that came with the proxy's answer
-     * (usually none). */
-    GBytes *early;
     /* The proxy's address and port the connection went to. */
     GInetSocketAddress *proxy;
     /* UDP: where the datagrams go (the proxy's own address when it said

@@ -501,6 +501,19 @@ static void on_socks_closed(gpointer user, const char *why)
     transport_failed(user, why);
 }
 
+/* SOCK is connected (here: through a proxy): it becomes the transport and
+ * the engine may start. */
+static void transport_ready(ShimmerTunnel *c, gboolean tcp)
+{
+    c->tcp = tcp;
+    c->sock_source = g_unix_fd_source_new(c->sock, G_IO_IN);
+    g_source_set_callback(c->sock_source, (GSourceFunc)(void (*)(void))on_sock_readable, c, NULL);
+    g_source_attach(c->sock_source, NULL);
+    if (tcp)
+        c->splitter = shimmer_tcp_splitter_new(SHIMMER_TCP_MAX_PACKET);
+    shimmer_engine_transport_up(c->engine, tcp, g_get_monotonic_time());
+}
+
 /* The proxy's socket becomes the transport, as a direct one would. */
 static void on_proxy_done(gpointer user, ShimmerProxyLink *link, const GError *error)
 {
@@ -543,37 +556,8 @@ static void on_proxy_done(gpointer user, ShimmerProxyLink *link, const GError *e
             return;
         }
     }
-    c->tcp = tcp;
-    c->sock_source = g_unix_fd_source_new(c->sock, G_IO_IN);
-    g_source_set_callback(c->sock_source, (GSourceFunc)(void (*)(void))on_sock_readable, c, NULL);
-    g_source_attach(c->sock_source, NULL);
-    if (tcp) {
-        c->splitter = shimmer_tcp_splitter_new(SHIMMER_TCP_MAX_PACKET);
-        shimmer_engine_transport_up(c->engine, TRUE, g_get_monotonic_time());
-        /* What the server sent along with the proxy's answer. */
-        gsize left;
-        const guint8 *p = g_bytes_get_data(link->early, &left);
-        while (left > 0) {
-            gsize used = 0;
-            const guint8 *pkt = NULL;
-            gsize pkt_len = 0;
-            if (shimmer_tcp_splitter_feed(c->splitter, p, left, &used, &pkt, &pkt_len) !=
-                SHIMMER_PACKET_OK) {
-                shimmer_proxy_link_free(link);
-                transport_failed(c, "malformed TCP framing from the server");
-                return;
-            }
-            p += used;
-            left -= used;
-            if (pkt != NULL)
-                deliver(c, pkt, pkt_len, g_get_monotonic_time());
-            else if (used == 0)
-                break;
-        }
-        shimmer_proxy_link_free(link);
-    } else {
-        shimmer_engine_transport_up(c->engine, FALSE, g_get_monotonic_time());
-    }
+    transport_ready(c, tcp);
+    shimmer_proxy_link_free(link);
     pump(c);
 }
 
