@@ -17,6 +17,7 @@ own client (the reference). Needs root, tinyproxy, danted, microsocks and
 nft, and squid for the Digest case (skips with the reason otherwise).
 """
 import os
+import pty
 import pwd
 import re
 import shutil
@@ -290,6 +291,55 @@ def test_http_proxy_digest(lab, client_cmd, px):
     if client_cmd.name == "shimmerd":
         assert re.search(r"authentication digest", cli.read_log(whole=True))
         assert "d1gest-pw" not in cli.read_log(whole=True)
+
+
+class PtyProc(labmod.Proc):
+    """A lab process whose standard input is a terminal the test types on
+    (the proxy login of `http-proxy ... stdin` is asked there)."""
+
+    def start(self):
+        self.master, slave = pty.openpty()
+        with open(self.log, "ab") as logf:
+            self.started = time.monotonic()
+            self.popen = subprocess.Popen(
+                ["ip", "netns", "exec", self.ns] + self.argv, stdin=slave, stdout=logf,
+                stderr=subprocess.STDOUT, start_new_session=True,
+                preexec_fn=labmod._child_setup)
+        os.close(slave)
+        self.pid = self.popen.pid
+        self.lab._track(self)
+        return self
+
+    def type(self, text):
+        os.write(self.master, text.encode())
+
+    def stop(self, timeout=5.0):
+        try:
+            return super().stop(timeout)
+        finally:
+            if getattr(self, "master", None) is not None:
+                os.close(self.master)
+                self.master = None
+
+
+def test_http_proxy_login_asked(lab, client_cmd, px):
+    # `stdin`: the client asks for the proxy's login on its terminal.
+    tp = px.tinyproxy(basic=("erin", "typed-pw"))
+    srv = lab.start_openvpn_server({"proto": "tcp", "wrap": "tls-crypt"})
+    profile = lab.write_client_config(
+        {"extra": ["http-proxy %s %d stdin basic" % (px.addr, HTTP_PORT)]})
+    cli = PtyProc(lab, lab.cli_ns, client_cmd.build(profile),
+                  os.path.join(lab.dir, "asked-%s.log" % client_cmd.name)).start()
+    cli.wait_log(r"(?i)proxy username:", 10)
+    cli.type("erin\n")
+    cli.wait_log(r"(?i)proxy password:", 10)
+    cli.type("typed-pw\n")
+    cli.wait_log(client_cmd.ready, 20)
+    assert lab.ping_from_client(srv.tunnel_v4, count=2).ok
+    px.assert_no_direct_traffic()
+    tp.wait_log(r"CONNECT %s:1194" % re.escape(lab.server_ip4), 5)
+    # The password was not echoed to the terminal or logged.
+    assert "typed-pw" not in cli.read_log(whole=True)
 
 
 # ---------------------------------------------------------------- SOCKS5
