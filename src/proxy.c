@@ -14,6 +14,11 @@
 
 G_DEFINE_QUARK(shimmer - proxy - error - quark, shimmer_proxy_error)
 
+/* The bounds on what the profile puts into a request (so that a request,
+ * with a Digest answer to an answer head of at most 8 KiB, always fits the
+ * 64 KiB output buffer). */
+#define MAX_PROFILE_HEADERS 16384
+#define MAX_HTTP_CREDENTIAL 1024
 /* Quoted text from the proxy in a message is cut here. */
 #define QUOTE_MAX 200
 /* RFC 1928: VER REP RSV ATYP, a name of up to 255 bytes with its length, a port. */
@@ -177,12 +182,29 @@ gboolean shimmer_proxy_check(const ShimmerProxy *p, gboolean udp, GError **error
                                    : "");
         return FALSE;
     }
+    gsize header_bytes = p->user_agent != NULL ? strlen(p->user_agent) : 0;
+    for (guint i = 0; p->custom_headers != NULL && i < p->custom_headers->len; i++) {
+        const ShimmerHttpHeader *h = g_ptr_array_index(p->custom_headers, i);
+        header_bytes += strlen(h->name) + (h->content != NULL ? strlen(h->content) : 0) + 4;
+    }
+    if (header_bytes > MAX_PROFILE_HEADERS) {
+        g_set_error(error, SHIMMER_PROXY_ERROR, SHIMMER_PROXY_ERROR_UNSUPPORTED,
+                    "the http-proxy-option headers have more than %d bytes", MAX_PROFILE_HEADERS);
+        return FALSE;
+    }
     if (have_credentials(p)) {
         if (p->type == SHIMMER_PROXY_SOCKS &&
             (strlen(p->username) > 255 || strlen(p->password) > 255 || p->username[0] == '\0')) {
             g_set_error(error, SHIMMER_PROXY_ERROR, SHIMMER_PROXY_ERROR_UNSUPPORTED,
                         "a SOCKS5 user name must have 1 to 255 bytes, a password at most 255 "
                         "(RFC 1929)");
+            return FALSE;
+        }
+        if (p->type == SHIMMER_PROXY_HTTP && (strlen(p->username) > MAX_HTTP_CREDENTIAL ||
+                                              strlen(p->password) > MAX_HTTP_CREDENTIAL)) {
+            g_set_error(error, SHIMMER_PROXY_ERROR, SHIMMER_PROXY_ERROR_UNSUPPORTED,
+                        "an HTTP proxy's user name and password may have at most %d bytes each",
+                        MAX_HTTP_CREDENTIAL);
             return FALSE;
         }
         if (p->type == SHIMMER_PROXY_HTTP && strchr(p->username, ':') != NULL) {
@@ -968,7 +990,8 @@ static ShimmerProxyStatus socks_feed(ShimmerProxyClient *c, const guint8 *data, 
                         "the SOCKS proxy's reply has address type 0x%02x", c->in->data[3]);
         if (c->in->len < need && !bad)
             continue;
-        g_assert(c->in->len <= SOCKS_REPLY_MAX);
+        if (c->in->len > SOCKS_REPLY_MAX) /* socks_need() never asks for more */
+            return fail(c, error, SHIMMER_PROXY_ERROR_PROTOCOL, "the SOCKS reply is too long");
         ShimmerProxyStatus st = socks_step(c, error);
         g_byte_array_set_size(c->in, 0);
         if (st != SHIMMER_PROXY_STATUS_WANT_MORE)

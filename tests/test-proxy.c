@@ -456,6 +456,19 @@ static void test_check(void)
     s->username[255] = '\0';
     g_assert_true(shimmer_proxy_check(s, TRUE, &error));
 
+    /* Requests stay bounded: the profile's headers and credentials too. */
+    g_autoptr(ShimmerProxy) big =
+        proxy_new(SHIMMER_PROXY_HTTP, SHIMMER_PROXY_AUTH_NONE, NULL, NULL);
+    g_autofree char *huge = g_strnfill(20000, 'x');
+    add_header(big, "X-Big", huge);
+    g_assert_false(shimmer_proxy_check(big, FALSE, &error));
+    g_assert_nonnull(strstr(error->message, "more than 16384 bytes"));
+    g_clear_error(&error);
+    g_autoptr(ShimmerProxy) bigpw =
+        proxy_new(SHIMMER_PROXY_HTTP, SHIMMER_PROXY_AUTH_BASIC, "u", huge);
+    g_assert_false(shimmer_proxy_check(bigpw, FALSE, &error));
+    g_clear_error(&error);
+
     /* Targets the request line could not carry. */
     g_autoptr(ShimmerProxy) n = proxy_new(SHIMMER_PROXY_HTTP, SHIMMER_PROXY_AUTH_NONE, NULL, NULL);
     const char *bad[] = {"", "a b", "a\r\nX: y", "a/b", "user@host"};
