@@ -15,9 +15,12 @@
 #include <unistd.h>
 
 #include "tunnel/ipconfig.h"
+#include "tunnel/proxyconn.h"
+#include "tunnel/socksudp.h"
 #include "mss.h"
 #include "os/netcfg.h"
 #include "packet.h"
+#include "proxy.h"
 #include "secure.h"
 #include "os/tun.h"
 
@@ -42,6 +45,11 @@ struct ShimmerTunnel {
     GCancellable *resolve_cancel;
     GSocketAddress *remote;
     char *remote_text;
+    /* Through a proxy: the negotiation under way, and for UDP the relay
+     * (its socket pair's other end is SOCK) and the server it is for. */
+    ShimmerProxyConn *proxy_conn;
+    ShimmerSocksUdp *socks_udp;
+    GInetSocketAddress *socks_server;
 
     /* tun */
     ShimmerTun *tun;
@@ -91,6 +99,7 @@ struct ShimmerTunnel {
 
 static void pump(ShimmerTunnel *c);
 static gboolean on_writable(gint fd, GIOCondition cond, gpointer user);
+static gboolean open_via_proxy(ShimmerTunnel *c, const ShimmerConnection *conn, GInetAddress *addr);
 
 static void clog_(ShimmerTunnel *c, ShimmerLogLevel lvl, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
 static void clog_(ShimmerTunnel *c, ShimmerLogLevel lvl, const char *fmt, ...)
@@ -124,6 +133,8 @@ static void close_transport(ShimmerTunnel *c)
         g_cancellable_cancel(c->resolve_cancel);
         g_clear_object(&c->resolve_cancel);
     }
+    g_clear_pointer(&c->proxy_conn, shimmer_proxy_conn_free);
+    g_clear_pointer(&c->socks_udp, shimmer_socks_udp_free);
     if (c->sock_source) {
         g_source_destroy(c->sock_source);
         g_clear_pointer(&c->sock_source, g_source_unref);
@@ -436,7 +447,8 @@ static void on_resolved(GObject *src, GAsyncResult *res, gpointer user)
     }
     g_object_ref(pick);
     g_resolver_free_addresses(addrs);
-    start_socket(c, pick, conn->port, conn->transport == SHIMMER_TRANSPORT_TCP);
+    if (!open_via_proxy(c, conn, pick))
+        start_socket(c, pick, conn->port, conn->transport == SHIMMER_TRANSPORT_TCP);
     g_object_unref(pick);
     pump(c);
 }
@@ -445,9 +457,15 @@ static void open_transport(ShimmerTunnel *c, guint index)
 {
     close_transport(c);
     ShimmerConnection *conn = g_ptr_array_index(c->cfg->connections, index);
+    /* TCP through a proxy: the proxy looks the server up. */
+    if (conn->proxy != NULL && conn->transport == SHIMMER_TRANSPORT_TCP) {
+        open_via_proxy(c, conn, NULL);
+        return;
+    }
     g_autoptr(GInetAddress) literal = g_inet_address_new_from_string(conn->host);
     if (literal != NULL) {
-        start_socket(c, literal, conn->port, conn->transport == SHIMMER_TRANSPORT_TCP);
+        if (!open_via_proxy(c, conn, literal))
+            start_socket(c, literal, conn->port, conn->transport == SHIMMER_TRANSPORT_TCP);
         return;
     }
     g_autofree char *host = NULL;
@@ -467,6 +485,112 @@ static void open_transport(ShimmerTunnel *c, guint index)
     c->resolve_cancel = g_cancellable_new();
     g_autoptr(GResolver) resolver = g_resolver_get_default();
     g_resolver_lookup_by_name_async(resolver, host, c->resolve_cancel, on_resolved, rd);
+}
+
+/* ---------- through a proxy ---------- */
+
+static void proxy_log(gpointer user, ShimmerLogLevel level, const char *message)
+{
+    ShimmerTunnel *c = user;
+    if (c->cb.log)
+        c->cb.log(c->cb.user, level, message);
+}
+
+static void on_socks_closed(gpointer user, const char *why)
+{
+    transport_failed(user, why);
+}
+
+/* SOCK is connected (here: through a proxy): it becomes the transport and
+ * the engine may start. */
+static void transport_ready(ShimmerTunnel *c, gboolean tcp)
+{
+    c->tcp = tcp;
+    c->sock_source = g_unix_fd_source_new(c->sock, G_IO_IN);
+    g_source_set_callback(c->sock_source, (GSourceFunc)(void (*)(void))on_sock_readable, c, NULL);
+    g_source_attach(c->sock_source, NULL);
+    if (tcp)
+        c->splitter = shimmer_tcp_splitter_new(SHIMMER_TCP_MAX_PACKET);
+    shimmer_engine_transport_up(c->engine, tcp, g_get_monotonic_time());
+}
+
+/* The proxy's socket becomes the transport, as a direct one would. */
+static void on_proxy_done(gpointer user, ShimmerProxyLink *link, const GError *error)
+{
+    ShimmerTunnel *c = user;
+    g_clear_pointer(&c->proxy_conn, shimmer_proxy_conn_free);
+    if (link == NULL) {
+        transport_failed(c, error->message);
+        return;
+    }
+    ShimmerConnection *conn =
+        g_ptr_array_index(c->cfg->connections, shimmer_engine_get_connection_index(c->engine));
+    g_autofree char *what = shimmer_proxy_describe(conn->proxy);
+    g_autofree char *via = g_socket_connectable_to_string(G_SOCKET_CONNECTABLE(link->proxy));
+    gboolean tcp = link->relay == NULL;
+    g_clear_object(&c->remote);
+    g_free(c->remote_text);
+    if (tcp) {
+        c->remote = G_SOCKET_ADDRESS(g_object_ref(link->proxy));
+        c->remote_text = g_strdup_printf("%s:%u via %s", conn->host, conn->port, via);
+        c->sock = link->fd;
+        link->fd = -1;
+        clog_(c, SHIMMER_LOG_INFO, "the %s (%s) opened a TCP stream to %s:%u (authentication %s)",
+              what, via, conn->host, conn->port, link->auth);
+    } else {
+        g_autofree char *relay = g_socket_connectable_to_string(G_SOCKET_CONNECTABLE(link->relay));
+        g_autofree char *server =
+            g_socket_connectable_to_string(G_SOCKET_CONNECTABLE(c->socks_server));
+        /* The datagrams go to the relay: that is the address to keep
+         * outside the tunnel. */
+        c->remote = G_SOCKET_ADDRESS(g_object_ref(link->relay));
+        c->remote_text = g_strdup_printf("%s via %s", server, relay);
+        clog_(c, SHIMMER_LOG_INFO,
+              "sending to %s over UDP through the %s (relay %s, authentication %s)", server, what,
+              relay, link->auth);
+        g_autoptr(GError) err = NULL;
+        c->socks_udp = shimmer_socks_udp_new(g_steal_pointer(&link), c->socks_server, c->cfg->mark,
+                                             on_socks_closed, c, &c->sock, &err);
+        if (c->socks_udp == NULL) {
+            transport_failed(c, err->message);
+            return;
+        }
+    }
+    transport_ready(c, tcp);
+    shimmer_proxy_link_free(link);
+    pump(c);
+}
+
+/* Starts the connection through CONN's proxy, if it has one (FALSE: it
+ * has not). ADDR: the server's address for UDP (the datagrams name it);
+ * NULL for TCP, where the proxy looks the server's name up. */
+static gboolean open_via_proxy(ShimmerTunnel *c, const ShimmerConnection *conn, GInetAddress *addr)
+{
+    if (conn->proxy == NULL)
+        return FALSE;
+    gboolean udp = conn->transport != SHIMMER_TRANSPORT_TCP;
+    g_clear_object(&c->socks_server);
+    g_autofree char *host = NULL;
+    if (udp) {
+        c->socks_server = G_INET_SOCKET_ADDRESS(g_inet_socket_address_new(addr, conn->port));
+        host = g_inet_address_to_string(addr);
+    }
+    ShimmerProxyConnOptions o = {
+        .proxy = conn->proxy,
+        .host = udp ? host : conn->host,
+        .port = conn->port,
+        .udp = udp,
+        .mark = c->cfg->mark,
+        .timeout_s = conn->connect_timeout,
+        .done = on_proxy_done,
+        .log = proxy_log,
+        .user = c,
+    };
+    g_autoptr(GError) error = NULL;
+    c->proxy_conn = shimmer_proxy_conn_start(&o, &error);
+    if (c->proxy_conn == NULL)
+        transport_failed(c, error->message);
+    return TRUE;
 }
 
 /* ---------- tun configuration ---------- */
@@ -1021,6 +1145,18 @@ static void pump(ShimmerTunnel *c)
 ShimmerTunnel *shimmer_tunnel_new(const ShimmerConfig *cfg, const ShimmerTunnelOptions *options,
                                   const ShimmerTunnelCallbacks *callbacks, GError **error)
 {
+    /* A proxy that cannot carry its connection (NTLM, credentials nobody
+     * gave) fails every attempt alike: say so now, not at each retry. */
+    for (guint i = 0; cfg->connections != NULL && i < cfg->connections->len; i++) {
+        const ShimmerConnection *conn = g_ptr_array_index(cfg->connections, i);
+        g_autoptr(GError) why = NULL;
+        if (conn->proxy != NULL &&
+            !shimmer_proxy_check(conn->proxy, conn->transport != SHIMMER_TRANSPORT_TCP, &why)) {
+            g_set_error(error, why->domain, why->code, "line %u: %s", conn->proxy->line,
+                        why->message);
+            return NULL;
+        }
+    }
     ShimmerTunnel *c = g_new0(ShimmerTunnel, 1);
     c->cfg = cfg;
     c->sock = -1;
@@ -1183,6 +1319,7 @@ void shimmer_tunnel_free(ShimmerTunnel *c)
         g_source_unref(c->timer);
     }
     g_clear_object(&c->remote);
+    g_clear_object(&c->socks_server);
     g_free(c->remote_text);
     g_byte_array_unref(c->tcp_out);
     g_ptr_array_unref(c->addresses);
