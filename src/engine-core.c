@@ -1029,8 +1029,13 @@ static ShimmerEncryptResult seal(ShimmerEngine *e, const guint8 *plain, gsize le
     if (ks->enc == NULL)
         return SHIMMER_ENCRYPT_NOT_CONNECTED;
     if (e->comp != SHIMMER_COMP_NONE) {
-        len = shimmer_compframe_wrap(e->comp, plain, len, e->scratch);
-        plain = e->scratch;
+        /* Framed right where the seal expects its plaintext, so it seals in
+         * place: no copy of the packet besides this one. */
+        gsize hdr = e->use_data_v2 ? SHIMMER_DATACHAN_V2_OVERHEAD : SHIMMER_DATACHAN_V1_OVERHEAD;
+        if (cap < hdr + len + SHIMMER_COMPFRAME_MAX_OVERHEAD)
+            return SHIMMER_ENCRYPT_TOO_BIG;
+        len = shimmer_compframe_wrap(e->comp, plain, len, out + hdr);
+        plain = out + hdr;
     }
     ShimmerDatachanResult r =
         e->use_data_v2
@@ -1042,8 +1047,6 @@ static ShimmerEncryptResult seal(ShimmerEngine *e, const guint8 *plain, gsize le
 
 G_STATIC_ASSERT(SHIMMER_ENGINE_DATA_OVERHEAD >=
                 SHIMMER_DATACHAN_V2_OVERHEAD + SHIMMER_COMPFRAME_MAX_OVERHEAD);
-G_STATIC_ASSERT(SHIMMER_ENGINE_SCRATCH >=
-                SHIMMER_ENGINE_MAX_PLAIN + SHIMMER_COMPFRAME_MAX_OVERHEAD);
 
 ShimmerEncryptResult shimmer_engine_encrypt(ShimmerEngine *e, const guint8 *ip, gsize len,
                                             guint8 *out, gsize out_cap, gint64 now, gsize *out_len)

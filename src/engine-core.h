@@ -60,8 +60,9 @@ G_BEGIN_DECLS
  * being negotiated. */
 #define SHIMMER_ENGINE_N_KEY_STATES 3
 /* Room for one plain control packet (the reliable layer's payloads are far
- * smaller) and for one framed plaintext. */
-#define SHIMMER_ENGINE_SCRATCH (SHIMMER_ENGINE_MAX_PLAIN + 128)
+ * smaller). Data packets never pass through it: their compression framing
+ * is written straight into the caller's output buffer. */
+#define SHIMMER_ENGINE_SCRATCH (SHIMMER_ENGINE_MAX_PACKET + 128)
 
 typedef enum {
     SHIMMER_KS_NONE,

@@ -211,12 +211,17 @@ typedef enum {
 
 /* ---- sending ---- */
 
-/* The largest IP packet shimmer_engine_encrypt() takes... */
-#define SHIMMER_ENGINE_MAX_PLAIN 2048
+/* The largest IP packet shimmer_engine_encrypt() takes: any an IPv4 header
+ * can describe, so that no tun-mtu the profile or the server sets (the
+ * parser takes up to 65535) is cut short here. What a runner reads from its
+ * tun is bounded by the tun's MTU; it sizes its buffers by that. */
+#define SHIMMER_ENGINE_MAX_PLAIN 65535
 /* ...and what encryption adds at most (DATA_V2 header and tag,
  * compression framing). */
 #define SHIMMER_ENGINE_DATA_OVERHEAD 26
-/* shimmer_engine_write_pkt() needs a buffer of at least this size. */
+/* shimmer_engine_write_pkt() needs a buffer of at least this size: the
+ * packets it makes (control, acks, keepalive pings, exit notifications) are
+ * small whatever the tun-mtu. */
 #define SHIMMER_ENGINE_MAX_PACKET 2048
 
 typedef enum {

@@ -22,8 +22,10 @@
 #include "os/tun.h"
 
 #define BATCH    32
-#define PKT_SIZE 2048
 #define HEADROOM 64
+/* Room beyond the tun MTU in a receive slot: the peer's data-channel
+ * overhead and compression framing. */
+#define SLOT_SLACK 256
 
 struct ShimmerTunnel {
     const ShimmerConfig *cfg;
@@ -80,16 +82,48 @@ struct ShimmerTunnel {
 
     char *tun_name;
 
-    /* Batches for the data path: no allocation per packet. */
-    guint8 rx[BATCH][PKT_SIZE];
-    guint8 tx[BATCH][PKT_SIZE + HEADROOM];
-    guint8 plain[PKT_SIZE];
+    /* Batches for the data path: no allocation per packet. Slots are
+     * sized from the largest tun MTU in force (resize_buffers()). */
+    gsize slot;
+    guint8 *rx;    /* BATCH slots of SLOT bytes */
+    guint8 *tx;    /* BATCH slots of SLOT + HEADROOM bytes */
+    guint8 *plain; /* SLOT bytes */
     guint8 stream[65536];
     struct mmsghdr msgs[BATCH];
     struct iovec iov[BATCH];
 };
 
 static void pump(ShimmerTunnel *c);
+
+#define RX_SLOT(c, i) ((c)->rx + (gsize)(i) * (c)->slot)
+#define TX_SLOT(c, i) ((c)->tx + (gsize)(i) * ((c)->slot + HEADROOM))
+
+static void free_buffers(ShimmerTunnel *c)
+{
+    if (c->rx != NULL)
+        shimmer_free_secret(c->rx, BATCH * c->slot);
+    if (c->tx != NULL)
+        shimmer_free_secret(c->tx, BATCH * (c->slot + HEADROOM));
+    if (c->plain != NULL)
+        shimmer_free_secret(c->plain, c->slot);
+    c->rx = c->tx = c->plain = NULL;
+}
+
+/* Sizes the data path's slots for a tun MTU of MTU bytes: a packet the
+ * size of the MTU from the tun, or from the peer with its overhead, fits
+ * whole. Never shrinks (a peer may still send what an earlier MTU allowed);
+ * only called between batches. */
+static void resize_buffers(ShimmerTunnel *c, guint mtu)
+{
+    gsize slot = MAX((gsize)mtu, 1500) + SLOT_SLACK;
+    if (slot <= c->slot)
+        return;
+    free_buffers(c);
+    c->slot = slot;
+    c->rx = g_malloc(BATCH * slot);
+    c->tx = g_malloc(BATCH * (slot + HEADROOM));
+    c->plain = g_malloc(slot);
+}
 static gboolean on_writable(gint fd, GIOCondition cond, gpointer user);
 
 static void clog_(ShimmerTunnel *c, ShimmerLogLevel lvl, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
@@ -235,7 +269,7 @@ static void tun_write(ShimmerTunnel *c, const guint8 *pkt, gsize len)
 static void deliver(ShimmerTunnel *c, const guint8 *pkt, gsize len, gint64 now)
 {
     gsize tun_len = 0;
-    if (shimmer_engine_recv(c->engine, pkt, len, now, c->plain, sizeof(c->plain), &tun_len, NULL) ==
+    if (shimmer_engine_recv(c->engine, pkt, len, now, c->plain, c->slot, &tun_len, NULL) ==
         SHIMMER_RECV_TUN) {
         shimmer_mss_clamp(c->plain, tun_len, shimmer_engine_get_mss(c->engine, FALSE),
                           shimmer_engine_get_mss(c->engine, TRUE));
@@ -250,8 +284,8 @@ static gboolean on_sock_readable(gint fd, GIOCondition cond, gpointer user)
     if (!c->tcp) {
         for (int round = 0; round < 8; round++) {
             for (int i = 0; i < BATCH; i++) {
-                c->iov[i].iov_base = c->rx[i];
-                c->iov[i].iov_len = PKT_SIZE;
+                c->iov[i].iov_base = RX_SLOT(c, i);
+                c->iov[i].iov_len = c->slot;
                 memset(&c->msgs[i].msg_hdr, 0, sizeof(c->msgs[i].msg_hdr));
                 c->msgs[i].msg_hdr.msg_iov = &c->iov[i];
                 c->msgs[i].msg_hdr.msg_iovlen = 1;
@@ -272,8 +306,14 @@ static gboolean on_sock_readable(gint fd, GIOCondition cond, gpointer user)
                 }
                 break;
             }
-            for (int i = 0; i < n; i++)
-                deliver(c, c->rx[i], c->msgs[i].msg_len, now);
+            for (int i = 0; i < n; i++) {
+                if (c->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
+                    /* Larger than any MTU in force: it cannot be ours. */
+                    clog_(c, SHIMMER_LOG_DEBUG, "dropped an oversized datagram");
+                    continue;
+                }
+                deliver(c, RX_SLOT(c, i), c->msgs[i].msg_len, now);
+            }
             if (n < BATCH)
                 break;
         }
@@ -315,24 +355,34 @@ static gboolean on_tun_readable(gint fd, GIOCondition cond, gpointer user)
     int n = 0;
     guint mss4 = shimmer_engine_get_mss(c->engine, FALSE);
     guint mss6 = shimmer_engine_get_mss(c->engine, TRUE);
-    for (; n < BATCH; n++) {
-        guint8 *in = c->rx[n];
-        ssize_t r = read(fd, in, PKT_SIZE);
-        if (r <= 0)
+    for (int reads = 0; n < BATCH && reads < 2 * BATCH; n++, reads++) {
+        guint8 *in = RX_SLOT(c, n);
+        gsize r = 0;
+        g_autoptr(GError) error = NULL;
+        /* Through the tun module's read: it notices a packet larger than
+         * the slot (and drops it) instead of passing a truncated one on. */
+        if (!shimmer_tun_read(c->tun, in, c->slot, &r, &error)) {
+            clog_(c, SHIMMER_LOG_DEBUG, "%s", error->message);
+            if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_MESSAGE_TOO_LARGE))
+                break;
+            n--;
+            continue;
+        }
+        if (r == 0)
             break;
-        shimmer_mss_clamp(in, (gsize)r, mss4, mss6);
+        shimmer_mss_clamp(in, r, mss4, mss6);
         gsize len = 0;
-        if (shimmer_engine_encrypt(c->engine, in, (gsize)r, c->tx[n], sizeof(c->tx[n]), now,
+        if (shimmer_engine_encrypt(c->engine, in, r, TX_SLOT(c, n), c->slot + HEADROOM, now,
                                    &len) != SHIMMER_ENCRYPT_OK) {
             n--;
             continue;
         }
         if (c->tcp) {
-            send_packet(c, c->tx[n], len);
+            send_packet(c, TX_SLOT(c, n), len);
             n--;
             continue;
         }
-        c->iov[n].iov_base = c->tx[n];
+        c->iov[n].iov_base = TX_SLOT(c, n);
         c->iov[n].iov_len = len;
         memset(&c->msgs[n].msg_hdr, 0, sizeof(c->msgs[n].msg_hdr));
         c->msgs[n].msg_hdr.msg_iov = &c->iov[n];
@@ -840,6 +890,7 @@ static gboolean configure_tun(ShimmerTunnel *c, GError **error)
         return FALSE;
     int ifindex = shimmer_tun_get_ifindex(c->tun);
     const char *dev = shimmer_tun_get_name(c->tun);
+    resize_buffers(c, c->ip->mtu);
     if (!shimmer_netcfg_link_set_mtu(c->net, ifindex, c->ip->mtu, error) ||
         !shimmer_netcfg_link_set_up(c->net, ifindex, TRUE, error))
         return FALSE;
@@ -1009,6 +1060,7 @@ ShimmerTunnel *shimmer_tunnel_new(const ShimmerConfig *cfg, const ShimmerTunnelO
     c->dns_servers = g_ptr_array_new_null_terminated(2, g_free, TRUE);
     c->dns_domains = g_ptr_array_new_null_terminated(2, g_free, TRUE);
     c->tcp_out = g_byte_array_new();
+    resize_buffers(c, cfg->tun_mtu);
     c->timer = g_source_new(&timer_funcs, sizeof(GSource));
     g_source_set_callback(c->timer, on_timer, c, NULL);
     g_source_set_ready_time(c->timer, -1);
@@ -1154,8 +1206,6 @@ void shimmer_tunnel_free(ShimmerTunnel *c)
     g_free(c->username);
     shimmer_str_free_secret(c->password);
     shimmer_engine_free(c->engine);
-    shimmer_wipe(c->rx, sizeof(c->rx));
-    shimmer_wipe(c->tx, sizeof(c->tx));
-    shimmer_wipe(c->plain, sizeof(c->plain));
+    free_buffers(c);
     g_free(c);
 }
