@@ -14,6 +14,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "tunnel/deadline.h"
 #include "tunnel/ipconfig.h"
 #include "mss.h"
 #include "os/netcfg.h"
@@ -94,6 +95,21 @@ struct ShimmerTunnel {
 };
 
 static void pump(ShimmerTunnel *c);
+
+/* A source for FD on the default context. Marked as one that may recurse
+ * (none of its callbacks runs a nested loop): GLib otherwise blocks a source
+ * while it dispatches by taking its descriptor out of the poll set and
+ * putting it back, and each of those signals the context's wake-up
+ * descriptor, two system calls per batch for nothing. */
+static GSource *fd_source(int fd, GIOCondition cond, gboolean (*func)(gint, GIOCondition, gpointer),
+                          gpointer user)
+{
+    GSource *s = g_unix_fd_source_new(fd, cond);
+    g_source_set_callback(s, (GSourceFunc)(void (*)(void))func, user, NULL);
+    g_source_set_can_recurse(s, TRUE);
+    g_source_attach(s, NULL);
+    return s;
+}
 
 #define RX_SLOT(c, i) ((c)->rx + (gsize)(i) * (c)->slot)
 #define TX_SLOT(c, i) ((c)->tx + (gsize)(i) * ((c)->slot + HEADROOM))
@@ -219,10 +235,7 @@ static void send_packet(ShimmerTunnel *c, const guint8 *pkt, gsize len)
         g_byte_array_append(c->tcp_out, pkt, (guint)len);
     }
     if (c->sock_out_source == NULL) {
-        c->sock_out_source = g_unix_fd_source_new(c->sock, G_IO_OUT);
-        g_source_set_callback(c->sock_out_source, (GSourceFunc)(void (*)(void))on_writable, c,
-                              NULL);
-        g_source_attach(c->sock_out_source, NULL);
+        c->sock_out_source = fd_source(c->sock, G_IO_OUT, on_writable, c);
     }
 }
 
@@ -435,16 +448,11 @@ static void start_socket(ShimmerTunnel *c, GInetAddress *addr, guint16 port, gbo
         transport_failed(c, g_strerror(errno));
         return;
     }
-    c->sock_source = g_unix_fd_source_new(c->sock, G_IO_IN);
-    g_source_set_callback(c->sock_source, (GSourceFunc)(void (*)(void))on_sock_readable, c, NULL);
-    g_source_attach(c->sock_source, NULL);
+    c->sock_source = fd_source(c->sock, G_IO_IN, on_sock_readable, c);
     if (tcp) {
         c->splitter = shimmer_tcp_splitter_new(SHIMMER_TCP_MAX_PACKET);
         c->tcp_connecting = TRUE;
-        c->sock_out_source = g_unix_fd_source_new(c->sock, G_IO_OUT);
-        g_source_set_callback(c->sock_out_source, (GSourceFunc)(void (*)(void))on_writable, c,
-                              NULL);
-        g_source_attach(c->sock_out_source, NULL);
+        c->sock_out_source = fd_source(c->sock, G_IO_OUT, on_writable, c);
         clog_(c, SHIMMER_LOG_INFO, "connecting to %s over TCP", c->remote_text);
         return;
     }
@@ -863,9 +871,7 @@ static gboolean configure_tun(ShimmerTunnel *c, GError **error)
         c->tun = shimmer_tun_open(name, error);
         if (c->tun == NULL)
             return FALSE;
-        c->tun_source = g_unix_fd_source_new(shimmer_tun_get_fd(c->tun), G_IO_IN);
-        g_source_set_callback(c->tun_source, (GSourceFunc)(void (*)(void))on_tun_readable, c, NULL);
-        g_source_attach(c->tun_source, NULL);
+        c->tun_source = fd_source(shimmer_tun_get_fd(c->tun), G_IO_IN, on_tun_readable, c);
         clog_(c, SHIMMER_LOG_INFO, "tun device %s", shimmer_tun_get_name(c->tun));
     }
     /* What the tunnel asks for, decided once: applied below, or shown to
@@ -929,20 +935,11 @@ static void teardown_tun(ShimmerTunnel *c)
 
 /* ---------- the loop ---------- */
 
-static gboolean timer_dispatch(GSource *source, GSourceFunc callback, gpointer user)
-{
-    return callback(user);
-}
-
-static GSourceFuncs timer_funcs = {NULL, NULL, timer_dispatch, NULL, NULL, NULL};
-
-static gboolean on_timer(gpointer user)
+static void on_timer(gpointer user)
 {
     ShimmerTunnel *c = user;
-    g_source_set_ready_time(c->timer, -1);
     shimmer_engine_handle_timeout(c->engine, g_get_monotonic_time());
     pump(c);
-    return G_SOURCE_CONTINUE;
 }
 
 static void finish(ShimmerTunnel *c, ShimmerTunnelFailure failure, const char *reason)
@@ -1024,8 +1021,8 @@ static void pump(ShimmerTunnel *c)
     }
     if (c->finished)
         return;
-    gint64 d = shimmer_engine_next_deadline(c->engine);
-    g_source_set_ready_time(c->timer, d == G_MAXINT64 ? -1 : d);
+    /* No system call: the source reads it on the loop's next turn. */
+    shimmer_deadline_source_set(c->timer, shimmer_engine_next_deadline(c->engine));
 }
 
 ShimmerTunnel *shimmer_tunnel_new(const ShimmerConfig *cfg, const ShimmerTunnelOptions *options,
@@ -1061,9 +1058,8 @@ ShimmerTunnel *shimmer_tunnel_new(const ShimmerConfig *cfg, const ShimmerTunnelO
     c->dns_domains = g_ptr_array_new_null_terminated(2, g_free, TRUE);
     c->tcp_out = g_byte_array_new();
     resize_buffers(c, cfg->tun_mtu);
-    c->timer = g_source_new(&timer_funcs, sizeof(GSource));
-    g_source_set_callback(c->timer, on_timer, c, NULL);
-    g_source_set_ready_time(c->timer, -1);
+    c->timer = shimmer_deadline_source_new(on_timer, c);
+    g_source_set_can_recurse(c->timer, TRUE);
     g_source_attach(c->timer, NULL);
     return c;
 }
