@@ -2862,7 +2862,8 @@ typedef struct {
     guint n_in;
     guint accepted;
     guint failures;
-    gint *stop; /* NULL: a fixed count */
+    gint *stop;    /* NULL: a fixed count */
+    gint produced; /* atomic: packets sealed so far */
 } LaneJob;
 
 static gpointer lane_encrypt_thread(gpointer data)
@@ -2879,6 +2880,7 @@ static gpointer lane_encrypt_thread(gpointer data)
                 g_ptr_array_add(j->pkts, b);
             else
                 j->failures++;
+            g_atomic_int_inc(&j->produced);
         }
         shimmer_dataplane_end(j->dp, j->lane);
         if (j->stop != NULL)
@@ -2992,14 +2994,15 @@ static void test_dataplane_reneg_under_load(void)
     LaneJob job = {.dp = dp, .lane = 1, .now = n->now, .stop = &stop};
     job.pkts = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
     GThread *th = g_thread_new("lane", lane_encrypt_thread, &job);
-    g_assert_true(net_run(n, n->now + 60 * US, done_renegotiated_twice, NULL));
-    /* A few more batches on the newest key. */
-    guint seen = job.pkts->len;
-    while (g_atomic_int_get(&stop) == 0) {
+    /* Some batches on key 0 first, then the renegotiations while it runs,
+     * then a few more batches on the newest key (bounded waits). */
+    for (guint i = 0; i < 5000 && g_atomic_int_get(&job.produced) < 64; i++)
         g_usleep(1000);
-        if (job.pkts->len > seen + 64)
-            g_atomic_int_set(&stop, 1);
-    }
+    g_assert_true(net_run(n, n->now + 60 * US, done_renegotiated_twice, NULL));
+    gint seen = g_atomic_int_get(&job.produced);
+    for (guint i = 0; i < 5000 && g_atomic_int_get(&job.produced) < seen + 64; i++)
+        g_usleep(1000);
+    g_atomic_int_set(&stop, 1);
     g_thread_join(th);
     g_assert_cmpuint(job.failures, ==, 0);
     guint by_key[8] = {0};
