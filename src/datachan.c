@@ -306,6 +306,23 @@ gboolean shimmer_datachan_key_skip_to(ShimmerDatachanKey *key, guint32 next_id)
     return TRUE;
 }
 
+guint shimmer_datachan_key_reserve(ShimmerDatachanKey *key, guint n, guint32 *first)
+{
+    g_return_val_if_fail(key != NULL, 0);
+    if (key->direction != SHIMMER_DATACHAN_ENCRYPT || n == 0)
+        return 0;
+    guint32 cur = __atomic_load_n(&key->next_packet_id, __ATOMIC_RELAXED);
+    guint got;
+    do {
+        if (cur >= SHIMMER_DATACHAN_PACKET_ID_LIMIT)
+            return 0;
+        got = (guint)MIN((guint32)n, SHIMMER_DATACHAN_PACKET_ID_LIMIT - cur);
+    } while (!__atomic_compare_exchange_n(&key->next_packet_id, &cur, cur + got, TRUE,
+                                          __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+    *first = cur;
+    return got;
+}
+
 /* Takes the next packet id for a seal: FALSE (nothing taken) once the ids
  * are used up. A compare-and-swap rather than an add, so that the counter
  * never moves past the limit however many lanes keep trying. */
@@ -472,9 +489,12 @@ static gsize header_len(gboolean v2)
     return v2 ? 8 : 5;
 }
 
+/* RESERVED: the id to use (from shimmer_datachan_key_reserve()), or 0 to
+ * take the next one. */
 static ShimmerDatachanResult seal(ShimmerDatachanKey *key, guint lane, gboolean v2, guint8 key_id,
-                                  guint32 peer_id, const guint8 *plain, gsize plain_len,
-                                  guint8 *out, gsize out_size, gsize *out_len, guint32 *packet_id)
+                                  guint32 peer_id, guint32 reserved, const guint8 *plain,
+                                  gsize plain_len, guint8 *out, gsize out_size, gsize *out_len,
+                                  guint32 *packet_id)
 {
     gsize hdr = header_len(v2);
     gsize overhead = hdr + SHIMMER_DATACHAN_TAG_LEN;
@@ -492,7 +512,9 @@ static ShimmerDatachanResult seal(ShimmerDatachanKey *key, guint lane, gboolean 
         return SHIMMER_DATACHAN_ERR_INVALID;
     /* The id is used up before the cipher runs: even a failed encryption
      * must never be followed by another under the same nonce. */
-    if (!take_packet_id(key, &id))
+    if (reserved != 0)
+        id = reserved;
+    else if (!take_packet_id(key, &id))
         return SHIMMER_DATACHAN_ERR_EXHAUSTED;
 
     if (v2) {
@@ -565,14 +587,15 @@ ShimmerDatachanResult shimmer_datachan_seal_v2(ShimmerDatachanKey *key, guint8 k
                                                gsize plain_len, guint8 *out, gsize out_size,
                                                gsize *out_len, guint32 *packet_id)
 {
-    return seal(key, 0, TRUE, key_id, peer_id, plain, plain_len, out, out_size, out_len, packet_id);
+    return seal(key, 0, TRUE, key_id, peer_id, 0, plain, plain_len, out, out_size, out_len,
+                packet_id);
 }
 
 ShimmerDatachanResult shimmer_datachan_seal_v1(ShimmerDatachanKey *key, guint8 key_id,
                                                const guint8 *plain, gsize plain_len, guint8 *out,
                                                gsize out_size, gsize *out_len, guint32 *packet_id)
 {
-    return seal(key, 0, FALSE, key_id, 0, plain, plain_len, out, out_size, out_len, packet_id);
+    return seal(key, 0, FALSE, key_id, 0, 0, plain, plain_len, out, out_size, out_len, packet_id);
 }
 
 ShimmerDatachanResult shimmer_datachan_seal(ShimmerDatachanKey *key, guint lane, gboolean v2,
@@ -580,8 +603,20 @@ ShimmerDatachanResult shimmer_datachan_seal(ShimmerDatachanKey *key, guint lane,
                                             gsize plain_len, guint8 *out, gsize out_size,
                                             gsize *out_len, guint32 *packet_id)
 {
-    return seal(key, lane, v2, key_id, v2 ? peer_id : 0, plain, plain_len, out, out_size, out_len,
-                packet_id);
+    return seal(key, lane, v2, key_id, v2 ? peer_id : 0, 0, plain, plain_len, out, out_size,
+                out_len, packet_id);
+}
+
+ShimmerDatachanResult shimmer_datachan_seal_reserved(ShimmerDatachanKey *key, guint lane,
+                                                     gboolean v2, guint8 key_id, guint32 peer_id,
+                                                     guint32 packet_id, const guint8 *plain,
+                                                     gsize plain_len, guint8 *out, gsize out_size,
+                                                     gsize *out_len)
+{
+    if (packet_id == 0 || packet_id >= SHIMMER_DATACHAN_PACKET_ID_LIMIT)
+        return SHIMMER_DATACHAN_ERR_INVALID;
+    return seal(key, lane, v2, key_id, v2 ? peer_id : 0, packet_id, plain, plain_len, out, out_size,
+                out_len, NULL);
 }
 
 ShimmerDatachanResult shimmer_datachan_open(ShimmerDatachanKey *key, guint lane, gboolean v2,

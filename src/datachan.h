@@ -220,6 +220,20 @@ ShimmerDatachanResult shimmer_datachan_seal(ShimmerDatachanKey *key, guint lane,
                                             gsize plain_len, guint8 *out, gsize out_size,
                                             gsize *out_len, guint32 *packet_id);
 
+/* Takes N consecutive packet ids of the encrypt key KEY at once (fewer
+ * near the limit): the first in *FIRST. Returns how many (0: used up). Each
+ * must be given to exactly one shimmer_datachan_seal_reserved(), or never
+ * used: a nonce is the key's and the id's, so an id sealed twice reveals
+ * plaintext. */
+guint shimmer_datachan_key_reserve(ShimmerDatachanKey *key, guint n, guint32 *first);
+
+/* shimmer_datachan_seal() with the reserved PACKET_ID. */
+ShimmerDatachanResult shimmer_datachan_seal_reserved(ShimmerDatachanKey *key, guint lane,
+                                                     gboolean v2, guint8 key_id, guint32 peer_id,
+                                                     guint32 packet_id, const guint8 *plain,
+                                                     gsize plain_len, guint8 *out, gsize out_size,
+                                                     gsize *out_len);
+
 /*
  * Opens the DATA_V2 packet PACKET (PACKET_LEN bytes): checks the opcode,
  * authenticates header and ciphertext, and writes the plaintext (PACKET_LEN -

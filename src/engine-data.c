@@ -21,6 +21,7 @@
 #include "engine-core.h"
 
 #include <pthread.h>
+#include <time.h>
 #include <string.h>
 
 #include "bytes.h"
@@ -55,6 +56,12 @@ typedef struct {
     ShimmerReplay replay;
     /* The engine was woken for this key's limits already. */
     gint signalled;
+    /* Sending in packet-id order across lanes (shimmer_dataplane_reserve):
+     * tickets are handed out with the ids, and the lane whose ticket is
+     * `turn` sends next. */
+    pthread_mutex_t seq_lock;
+    pthread_cond_t seq_cond;
+    guint64 next_ticket, turn;
     Usage usage[];
 } KeySet;
 
@@ -71,6 +78,13 @@ typedef struct {
 
 typedef struct {
     Snapshot *snap; /* lanes >= 1, between begin and end */
+    /* The lane's reservation: ids RES_NEXT..RES_END of RES_KEY, and its
+     * ticket. */
+    KeySet *res_key;
+    guint32 res_next, res_end;
+    guint64 ticket;
+    bool has_ticket;
+    guint64 turn_timeouts;
     guint64 tun_bytes_in, tun_packets_in, tun_bytes_out, tun_packets_out;
     guint64 link_bytes_in, link_bytes_out;
     guint64 dropped[SHIMMER_DROP_N_REASONS];
@@ -105,6 +119,8 @@ static void keyset_unref(KeySet *k)
     shimmer_datachan_key_free(k->enc);
     shimmer_datachan_key_free(k->dec);
     pthread_mutex_destroy(&k->replay_lock);
+    pthread_mutex_destroy(&k->seq_lock);
+    pthread_cond_destroy(&k->seq_cond);
     shimmer_wipe(k, sizeof(*k));
     g_aligned_free(k);
 }
@@ -253,6 +269,8 @@ bool shimmer_dataplane_install(ShimmerDataPlane *dp, guint8 key_id, ShimmerDatac
     k->key_id = key_id;
     k->n_lanes = dp->n_lanes;
     pthread_mutex_init(&k->replay_lock, NULL);
+    pthread_mutex_init(&k->seq_lock, NULL);
+    pthread_cond_init(&k->seq_cond, NULL);
     shimmer_replay_init(&k->replay, SHIMMER_REPLAY_DEFAULT_WINDOW,
                         SHIMMER_REPLAY_DEFAULT_TIME_BACKTRACK_S);
     k->enc = shimmer_datachan_key_new_lanes(cipher, SHIMMER_DATACHAN_BACKEND_DEFAULT,
@@ -456,9 +474,88 @@ void shimmer_dataplane_end(ShimmerDataPlane *dp, guint lane)
     Snapshot *s = l->snap;
     if (s == NULL)
         return;
+    shimmer_dataplane_release(dp, lane);
     check_limits(dp, s);
     l->snap = NULL;
     snap_unref(s);
+}
+
+guint shimmer_dataplane_reserve(ShimmerDataPlane *dp, guint lane, guint n)
+{
+    if (lane == 0 || lane >= dp->n_lanes)
+        return 0;
+    Lane *l = &dp->lanes[lane];
+    Snapshot *s = l->snap;
+    if (s == NULL || s->primary < 0 || l->has_ticket || n == 0)
+        return 0;
+    KeySet *k = s->slot[s->primary];
+    guint32 first = 0;
+    pthread_mutex_lock(&k->seq_lock);
+    /* Ids and ticket together: tickets in order have ids in order. */
+    guint got = shimmer_datachan_key_reserve(k->enc, n, &first);
+    l->ticket = k->next_ticket++;
+    pthread_mutex_unlock(&k->seq_lock);
+    l->has_ticket = true;
+    l->res_key = k;
+    l->res_next = first;
+    l->res_end = first + got;
+    return got;
+}
+
+/* How long a lane waits for its turn before it sends anyway: only a lane
+ * that stalls between its reservation and its release (descheduled for
+ * that long) makes another wait, and order matters less than not hanging. */
+#define TURN_WAIT_US (200 * 1000)
+
+void shimmer_dataplane_wait_turn(ShimmerDataPlane *dp, guint lane)
+{
+    if (lane == 0 || lane >= dp->n_lanes)
+        return;
+    Lane *l = &dp->lanes[lane];
+    if (!l->has_ticket)
+        return;
+    KeySet *k = l->res_key;
+    pthread_mutex_lock(&k->seq_lock);
+    if (k->turn < l->ticket) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += (TURN_WAIT_US % 1000000) * 1000;
+        until.tv_sec += TURN_WAIT_US / 1000000 + until.tv_nsec / 1000000000;
+        until.tv_nsec %= 1000000000;
+        while (k->turn < l->ticket) {
+            if (pthread_cond_timedwait(&k->seq_cond, &k->seq_lock, &until) != 0) {
+                BUMP(l->turn_timeouts, 1);
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&k->seq_lock);
+}
+
+void shimmer_dataplane_release(ShimmerDataPlane *dp, guint lane)
+{
+    if (lane == 0 || lane >= dp->n_lanes)
+        return;
+    Lane *l = &dp->lanes[lane];
+    if (!l->has_ticket)
+        return;
+    KeySet *k = l->res_key;
+    pthread_mutex_lock(&k->seq_lock);
+    k->turn = MAX(k->turn, l->ticket + 1);
+    pthread_cond_broadcast(&k->seq_cond);
+    pthread_mutex_unlock(&k->seq_lock);
+    /* Ids reserved and not sealed are never used: the peer sees a gap. */
+    l->has_ticket = false;
+    l->res_key = NULL;
+    l->res_next = l->res_end = 0;
+}
+
+guint64 shimmer_dataplane_get_turn_timeouts(const ShimmerDataPlane *dp)
+{
+    guint64 n = 0;
+    for (guint i = 0; i < dp->n_lanes; i++)
+        n += PEEK(dp->lanes[i].turn_timeouts);
+    return n;
 }
 
 static Snapshot *lane_snap(ShimmerDataPlane *dp, guint lane)
@@ -490,8 +587,9 @@ static gsize data_overhead(const Snapshot *s)
 }
 
 /* Frames and seals the plaintext at BUF[OFF..OFF+LEN) in place with S's
- * sending key on LANE; room is the caller's concern. */
-static ShimmerEncryptResult seal_in_place(Snapshot *s, guint lane, guint8 *buf, gsize off,
+ * sending key on LANE (L: its state, NULL for lane 0's copies), with the
+ * lane's next reserved id if it has one; room is the caller's concern. */
+static ShimmerEncryptResult seal_in_place(Snapshot *s, guint lane, Lane *l, guint8 *buf, gsize off,
                                           gsize len, gsize *pkt_off, gsize *pkt_len)
 {
     KeySet *k = s->primary >= 0 ? s->slot[s->primary] : NULL;
@@ -501,8 +599,13 @@ static ShimmerEncryptResult seal_in_place(Snapshot *s, guint lane, guint8 *buf, 
     gsize hdr = data_overhead(s);
     guint8 *out = buf + off - hdr;
     gsize n = 0;
-    ShimmerDatachanResult r = shimmer_datachan_seal(k->enc, lane, s->v2, k->key_id, s->peer_id,
-                                                    buf + off, len, out, hdr + len, &n, NULL);
+    ShimmerDatachanResult r;
+    if (l != NULL && l->res_key == k && l->res_next < l->res_end)
+        r = shimmer_datachan_seal_reserved(k->enc, lane, s->v2, k->key_id, s->peer_id,
+                                           l->res_next++, buf + off, len, out, hdr + len, &n);
+    else
+        r = shimmer_datachan_seal(k->enc, lane, s->v2, k->key_id, s->peer_id, buf + off, len, out,
+                                  hdr + len, &n, NULL);
     if (r != SHIMMER_DATACHAN_OK)
         return seal_result(r);
     Usage *u = &k->usage[lane];
@@ -531,7 +634,7 @@ ShimmerEncryptResult shimmer_dataplane_encrypt(ShimmerDataPlane *dp, guint lane,
              cap - off < len + SHIMMER_ENGINE_TAILROOM)
         r = SHIMMER_ENCRYPT_TOO_BIG;
     else
-        r = seal_in_place(s, lane, buf, off, len, pkt_off, pkt_len);
+        r = seal_in_place(s, lane, l, buf, off, len, pkt_off, pkt_len);
     if (r != SHIMMER_ENCRYPT_OK) {
         *pkt_off = *pkt_len = 0;
         BUMP(l->not_encrypted[r], 1);
@@ -576,7 +679,7 @@ ShimmerEncryptResult shimmer_dataplane_seal_copy(ShimmerDataPlane *dp, const gui
     if (len > 0)
         memmove(out + off, plain, len);
     gsize pkt_off = 0;
-    ShimmerEncryptResult r = seal_in_place(s, 0, out, off, len, &pkt_off, out_len);
+    ShimmerEncryptResult r = seal_in_place(s, 0, NULL, out, off, len, &pkt_off, out_len);
     if (r == SHIMMER_ENCRYPT_OK && pkt_off > 0)
         memmove(out, out + pkt_off, *out_len);
     return r;

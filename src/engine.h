@@ -427,6 +427,24 @@ void shimmer_dataplane_set_wake(ShimmerDataPlane *dp, ShimmerDataPlaneWake wake,
 void shimmer_dataplane_begin(ShimmerDataPlane *dp, guint lane);
 void shimmer_dataplane_end(ShimmerDataPlane *dp, guint lane);
 
+/* Sending in order. Lanes that encrypt for the same peer at once put their
+ * packets on the wire in whatever order their sends happen, and a peer
+ * drops what arrives more than its replay window (64 packets in OpenVPN)
+ * behind the newest. A lane that cannot rule that out (another lane may
+ * send for the peer) brackets each send within a batch:
+ * shimmer_dataplane_reserve() with the number of packets it is about to
+ * encrypt (they take consecutive ids, returns how many it got), encrypt
+ * them, shimmer_dataplane_wait_turn() (returns once every earlier
+ * reservation for the key was released; after 200 ms it gives up and
+ * counts a timeout), send, shimmer_dataplane_release(). Ids reserved and
+ * not used are a gap the peer never sees filled. shimmer_dataplane_end()
+ * releases what is still held. */
+guint shimmer_dataplane_reserve(ShimmerDataPlane *dp, guint lane, guint n);
+void shimmer_dataplane_wait_turn(ShimmerDataPlane *dp, guint lane);
+void shimmer_dataplane_release(ShimmerDataPlane *dp, guint lane);
+/* Turns waited for in vain, all lanes. */
+guint64 shimmer_dataplane_get_turn_timeouts(const ShimmerDataPlane *dp);
+
 /* Encrypts the IP packet BUF[OFF..OFF+LEN) (BUF has CAP bytes) in place on
  * LANE: the data packet to send is BUF[*PKT_OFF..*PKT_OFF+*PKT_LEN). Results
  * as shimmer_engine_encrypt() (TOO_BIG also when the room in front or

@@ -2973,6 +2973,76 @@ static void test_dataplane_threads(void)
     net_free(n);
 }
 
+typedef struct {
+    ShimmerDataPlane *dp;
+    guint lane;
+    gint64 now;
+    GMutex *wire_lock;
+    GPtrArray *wire; /* GBytes, in the order "sent" */
+} OrderedJob;
+
+static gpointer lane_ordered_thread(gpointer data)
+{
+    OrderedJob *j = data;
+    for (guint b = 0; b < LANE_PACKETS / 16; b++) {
+        shimmer_dataplane_begin(j->dp, j->lane);
+        g_assert_cmpuint(shimmer_dataplane_reserve(j->dp, j->lane, 16), ==, 16);
+        GBytes *pkts[16];
+        for (guint k = 0; k < 16; k++) {
+            ShimmerEncryptResult r;
+            pkts[k] = lane_seal(j->dp, j->lane, 100 + k, b * 16 + k, j->now, &r);
+            g_assert_cmpint(r, ==, SHIMMER_ENCRYPT_OK);
+        }
+        /* Something between sealing and sending, where another lane could
+         * overtake. */
+        if (b % 7 == j->lane)
+            g_usleep(200);
+        shimmer_dataplane_wait_turn(j->dp, j->lane);
+        g_mutex_lock(j->wire_lock);
+        for (guint k = 0; k < 16; k++)
+            g_ptr_array_add(j->wire, pkts[k]);
+        g_mutex_unlock(j->wire_lock);
+        shimmer_dataplane_release(j->dp, j->lane);
+        shimmer_dataplane_end(j->dp, j->lane);
+    }
+    return NULL;
+}
+
+/* Lanes that reserve, wait their turn and release put their packets on the
+ * wire in packet-id order. */
+static void test_dataplane_ordered(void)
+{
+    Net *n = net_for(SHIMMER_WRAP_TLS_CRYPT, NULL, 114);
+    n->srv->ping_every = 100 * US;
+    g_assert_true(shimmer_engine_set_lanes(n->e, LANE_THREADS + 1));
+    net_connect(n, 10 * US);
+    ShimmerDataPlane *dp = shimmer_engine_get_dataplane(n->e);
+    GMutex lock;
+    g_mutex_init(&lock);
+    g_autoptr(GPtrArray) wire = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+    OrderedJob jobs[LANE_THREADS];
+    GThread *threads[LANE_THREADS];
+    for (guint t = 0; t < LANE_THREADS; t++) {
+        jobs[t] = (OrderedJob){dp, t + 1, n->now, &lock, wire};
+        threads[t] = g_thread_new("lane", lane_ordered_thread, &jobs[t]);
+    }
+    for (guint t = 0; t < LANE_THREADS; t++)
+        g_thread_join(threads[t]);
+    g_mutex_clear(&lock);
+    g_assert_cmpuint(wire->len, ==, LANE_THREADS * (LANE_PACKETS / 16) * 16);
+    for (guint i = 0; i < wire->len; i++)
+        g_assert_cmpuint(pkt_id(g_ptr_array_index(wire, i)), ==, i + 1);
+    g_assert_cmpuint(shimmer_dataplane_get_turn_timeouts(dp), ==, 0);
+    /* And the peer takes them all. */
+    guint before = n->srv->data_in->len;
+    for (guint i = 0; i < wire->len; i++) {
+        GBytes *b = g_ptr_array_index(wire, i);
+        net_to_server(n, g_bytes_get_data(b, NULL), g_bytes_get_size(b));
+    }
+    g_assert_cmpuint(n->srv->data_in->len - before, ==, wire->len);
+    net_free(n);
+}
+
 static gboolean done_renegotiated_twice(Net *n, gconstpointer data)
 {
     ShimmerEngineStats st;
@@ -3591,6 +3661,7 @@ int main(int argc, char **argv)
     g_test_add_func("/engine/contract/write-pkt-small-buffer", test_write_pkt_small_buffer);
     g_test_add_func("/engine/dataplane/in-place", test_dataplane_in_place);
     g_test_add_func("/engine/dataplane/threads", test_dataplane_threads);
+    g_test_add_func("/engine/dataplane/ordered", test_dataplane_ordered);
     g_test_add_func("/engine/dataplane/reneg-under-load", test_dataplane_reneg_under_load);
     g_test_add_func("/engine/dataplane/wake", test_dataplane_wake);
     g_test_add_func("/engine/contract/calls-out-of-state", test_calls_out_of_state);
