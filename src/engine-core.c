@@ -152,7 +152,11 @@ ShimmerEvent *shimmer_core_push_event(ShimmerEngine *e, ShimmerEventType type)
 static void sync_dataplane(ShimmerEngine *e)
 {
     const ShimmerKeyState *p = &e->ks[0];
+    const ShimmerKeyState *lame = &e->ks[1];
     gint primary = p->status != SHIMMER_KS_NONE && p->keys_installed ? p->key_id : -1;
+    /* A renegotiated key sends once it settled; the one before until then. */
+    if (primary >= 0 && !p->sending && lame->status != SHIMMER_KS_NONE && lame->keys_installed)
+        primary = lame->key_id;
     for (int i = 0; i < SHIMMER_ENGINE_N_KEY_STATES; i++) {
         if (e->ks[i].keys_installed)
             shimmer_dataplane_set_expiry(e->dp, e->ks[i].key_id, e->ks[i].expires);
@@ -588,6 +592,7 @@ bool shimmer_core_install_keys(ShimmerEngine *e, ShimmerKeyState *ks, gint64 now
         return false;
     }
     ks->keys_installed = true;
+    ks->sending = true;
     ks->established = now;
     sync_dataplane(e);
     shimmer_core_log(e, SHIMMER_LOG_INFO, "data channel key %u: %s, %s", ks->key_id,
@@ -609,6 +614,8 @@ static ShimmerKeyState *rotate_keys(ShimmerEngine *e, ShimmerKeyState *ks, gint6
     e->ks[0] = *ks;
     memset(ks, 0, sizeof(*ks));
     e->ks[1] = old;
+    /* Receives at once; sends once settled (settle_keys()). */
+    e->ks[0].sending = false;
     e->ks[1].expires = now + (gint64)tran * SHIMMER_US;
     /* The structs moved: point GnuTLS at their new home. */
     gnutls_transport_set_ptr(e->ks[0].tls, &e->ks[0]);
@@ -1045,10 +1052,50 @@ static gsize write_own_data(ShimmerEngine *e, guint8 *buf, gsize cap, gint64 now
     return n;
 }
 
+/* How long a renegotiated key that both ends should have waits for a data
+ * packet from the peer on it before it sends anyway. */
+#define SETTLE_WAIT (1 * SHIMMER_US)
+
+/* A renegotiated key takes over sending only once the peer surely has it.
+ * An OpenVPN server sets up its data keys only when its key-method record
+ * is acked, so data on the new key that overtook that ack is dropped ("not
+ * initialized"), and with data sent from other threads it easily does, as
+ * does data sent while the ack was lost. So the new key sends as soon as a
+ * data packet from the peer arrives on it (the peer has it then), or at the
+ * latest SETTLE_WAIT after the exchange settled (our record acked, our acks
+ * of the peer's sent: the runner sends each packet before it calls
+ * write_pkt() again, so at the start of a call the acks taken before are on
+ * their way). The old key keeps sending meanwhile; it is the peer's lame
+ * duck, valid for tran-window. */
+static void settle_keys(ShimmerEngine *e, gint64 now)
+{
+    ShimmerKeyState *ks = &e->ks[0];
+    if (ks->status != SHIMMER_KS_ACTIVE || !ks->keys_installed || ks->sending || ks->rel == NULL)
+        return;
+    /* The old key running out of packet ids cannot wait. */
+    const ShimmerKeyState *old = &e->ks[1];
+    bool now_or_never =
+        !old->keys_installed || shimmer_dataplane_key_needs_rekey(e->dp, old->key_id);
+    bool heard = shimmer_dataplane_key_heard(e->dp, ks->key_id);
+    if (!heard && !now_or_never) {
+        if (shimmer_reliable_unacked(ks->rel) > 0 || shimmer_reliable_has_pending_acks(ks->rel)) {
+            ks->settled_at = 0;
+            return;
+        }
+        if (ks->settled_at == 0)
+            ks->settled_at = now;
+        if (now < ks->settled_at + SETTLE_WAIT)
+            return;
+    }
+    ks->sending = true;
+    sync_dataplane(e);
+}
+
 gssize shimmer_engine_write_pkt(ShimmerEngine *e, guint8 *buf, gsize cap, gint64 now)
 {
     if (cap < SHIMMER_ENGINE_MAX_PACKET)
         return -1;
+    settle_keys(e, now);
     gsize n = take_linger(e, buf);
     if (n > 0)
         return (gssize)n;
@@ -1121,6 +1168,13 @@ gint64 shimmer_engine_next_deadline(ShimmerEngine *e)
             d = MIN(d, last_recv(e) + (gint64)e->ping_restart_s * SHIMMER_US);
         if (shimmer_dataplane_peer_exit_pending(e->dp))
             d = G_MININT64;
+        const ShimmerKeyState *p = &e->ks[0];
+        if (p->keys_installed && !p->sending) {
+            if (shimmer_dataplane_key_heard(e->dp, p->key_id))
+                d = G_MININT64;
+            else if (p->settled_at != 0)
+                d = MIN(d, p->settled_at + SETTLE_WAIT);
+        }
         if (e->ks[2].status == SHIMMER_KS_NONE)
             d = MIN(d, reneg_due_at(e));
     }
@@ -1195,6 +1249,7 @@ void shimmer_engine_handle_timeout(ShimmerEngine *e, gint64 now)
 {
     if (e->role->handle_timeout(e, now))
         return;
+    settle_keys(e, now);
     if (e->state == SHIMMER_STATE_DISCONNECTING) {
         serve_exit_timers(e, now);
         return;

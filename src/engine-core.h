@@ -78,6 +78,10 @@ typedef struct {
     bool km_sent;
     bool km_received;
     bool keys_installed;
+    /* Data goes out on this key (see settle_keys() in engine-core.c), and
+     * when it could first have (0: not yet). */
+    bool sending;
+    gint64 settled_at;
     ShimmerReliable *rel;
     gnutls_session_t tls;
     GByteArray *tls_out;     /* TLS bytes the reliable layer had no room for yet */
@@ -288,6 +292,8 @@ void shimmer_dataplane_set_rekey_limits(ShimmerDataPlane *dp, guint64 bytes, gui
 bool shimmer_dataplane_key_usage(const ShimmerDataPlane *dp, guint8 key_id, guint64 *bytes,
                                  guint64 *packets);
 bool shimmer_dataplane_key_needs_rekey(const ShimmerDataPlane *dp, guint8 key_id);
+/* A data packet from the peer opened with KEY_ID. */
+bool shimmer_dataplane_key_heard(const ShimmerDataPlane *dp, guint8 key_id);
 /* Tests: moves KEY_ID's sending counter forward. */
 bool shimmer_dataplane_key_skip_to(ShimmerDataPlane *dp, guint8 key_id, guint32 next_id);
 /* The last data packet sent and received on any lane (0: none). */

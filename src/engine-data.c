@@ -56,6 +56,8 @@ typedef struct {
     ShimmerReplay replay;
     /* The engine was woken for this key's limits already. */
     gint signalled;
+    /* A data packet from the peer opened with this key. */
+    gint heard;
     /* Sending in packet-id order across lanes (shimmer_dataplane_reserve):
      * tickets are handed out with the ids, and the lane whose ticket is
      * `turn` sends next. */
@@ -377,6 +379,12 @@ bool shimmer_dataplane_key_needs_rekey(const ShimmerDataPlane *dp, guint8 key_id
 {
     KeySet *k = current_key(dp, key_id);
     return k != NULL && shimmer_datachan_key_needs_rekey(k->enc);
+}
+
+bool shimmer_dataplane_key_heard(const ShimmerDataPlane *dp, guint8 key_id)
+{
+    KeySet *k = current_key(dp, key_id);
+    return k != NULL && g_atomic_int_get(&k->heard);
 }
 
 bool shimmer_dataplane_key_skip_to(ShimmerDataPlane *dp, guint8 key_id, guint32 next_id)
@@ -743,6 +751,11 @@ static ShimmerDropReason open_data(ShimmerDataPlane *dp, guint lane, const guint
         shimmer_wipe(out, n);
         return SHIMMER_DROP_REPLAY;
     }
+    /* The peer sends with this key: it has it. A key the engine is waiting
+     * to send with can take over now. */
+    if (!g_atomic_int_get(&k->heard) && g_atomic_int_compare_and_exchange(&k->heard, 0, 1) &&
+        s->primary != (gint)key_id && lane != 0)
+        wake(dp);
     /* Authentic: it counts as heard from the peer whatever it holds. */
     POKE(l->last_recv, now);
     BUMP(l->link_bytes_in, len);

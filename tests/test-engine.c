@@ -2043,7 +2043,11 @@ static void test_reneg_client(void)
     g_assert_cmpint(shimmer_engine_get_state(n->e), ==, SHIMMER_STATE_CONNECTED);
     g_assert_cmpuint(net_count_events(n, SHIMMER_EVENT_TUN_CONFIG), ==, 1);
 
-    /* The client now sends on key 1. */
+    /* The client keeps sending on key 0 until the server shows it has key
+     * 1, with a data packet on it; then on key 1. */
+    g_assert_cmphex(send_up(n, 200, 4), ==, OPB(SHIMMER_OP_DATA_V2, 0));
+    send_down(n, 1, 90, 40);
+    net_pump(n);
     g_assert_cmphex(send_up(n, 200, 4), ==, OPB(SHIMMER_OP_DATA_V2, 1));
     g_assert_cmpuint(n->srv->last_data_key_id, ==, 1);
     /* Lame duck: key 0 still decrypts, the held packet included. */
@@ -2065,6 +2069,13 @@ static void test_reneg_client(void)
     g_assert_true(net_run(n, n->now + 30 * US, done_renegotiated, GINT_TO_POINTER(2)));
     shimmer_engine_get_stats(n->e, &st);
     g_assert_cmpuint(st.renegotiations, ==, 2);
+    /* Without a word from the server on key 2, the client takes it a
+     * second after the exchange settled. */
+    gint64 settled = n->now;
+    g_assert_cmphex(send_up(n, 60, 9), ==, OPB(SHIMMER_OP_DATA_V2, 1));
+    g_assert_true(net_run(n, settled + US / 2, NULL, NULL));
+    g_assert_cmphex(send_up(n, 60, 9), ==, OPB(SHIMMER_OP_DATA_V2, 1));
+    g_assert_true(net_run(n, settled + US + US / 10, NULL, NULL));
     g_assert_cmphex(send_up(n, 60, 9), ==, OPB(SHIMMER_OP_DATA_V2, 2));
     send_down(n, 1, 70, 10);
     send_down(n, 2, 70, 11);
@@ -2097,8 +2108,10 @@ static void test_reneg_server(void)
     shimmer_engine_get_stats(n->e, &st);
     g_assert_cmpuint(st.renegotiations, ==, 1);
     g_assert_cmpuint(st.reconnects, ==, 0);
-    g_assert_cmphex(send_up(n, 200, 4), ==, OPB(SHIMMER_OP_DATA_V2, 1));
+    /* Key 1 sends once the server has shown it has it. */
     send_down(n, 1, 100, 5);
+    net_pump(n);
+    g_assert_cmphex(send_up(n, 200, 4), ==, OPB(SHIMMER_OP_DATA_V2, 1));
     g_assert_cmpint(net_to_engine(n, old_pkt, old_len), ==, SHIMMER_RECV_TUN);
     send_down(n, 0, 100, 6);
     /* The client's own next rotation takes the next key id. */
@@ -2128,8 +2141,9 @@ static void test_reneg_wrap(void)
         }
         g_assert_cmpuint(st.renegotiations, ==, before + 1);
         g_assert_cmpint(n->srv->primary, ==, (gint)want[i]);
-        g_assert_cmphex(send_up(n, 50, i), ==, OPB(SHIMMER_OP_DATA_V2, want[i]));
         send_down(n, want[i], 50, i);
+        net_pump(n);
+        g_assert_cmphex(send_up(n, 50, i), ==, OPB(SHIMMER_OP_DATA_V2, want[i]));
         g_assert_cmpuint(st.reconnects, ==, 0);
     }
     net_free(n);
@@ -3069,6 +3083,9 @@ static void test_dataplane_reneg_under_load(void)
     for (guint i = 0; i < 5000 && g_atomic_int_get(&job.produced) < 64; i++)
         g_usleep(1000);
     g_assert_true(net_run(n, n->now + 60 * US, done_renegotiated_twice, NULL));
+    /* The newest key sends a second after it settled (the server sends no
+     * data here to show it has it sooner). */
+    g_assert_true(net_run(n, n->now + US + US / 10, NULL, NULL));
     gint seen = g_atomic_int_get(&job.produced);
     for (guint i = 0; i < 5000 && g_atomic_int_get(&job.produced) < seen + 64; i++)
         g_usleep(1000);
@@ -3130,6 +3147,9 @@ static void test_dataplane_wake(void)
     shimmer_dataplane_end(dp, 1);
     g_assert_cmpint(g_atomic_int_get(&wakes), ==, 1);
     g_assert_true(net_run(n, n->now + 10 * US, done_renegotiated, GINT_TO_POINTER(1)));
+    /* Key 1 sends a second after it settled (a packet from the server on
+     * it would have woken the engine for that sooner). */
+    g_assert_true(net_run(n, n->now + US + US / 10, NULL, NULL));
 
     /* The server's OCC EXIT, opened by the worker. */
     static const guint8 occ_exit[17] = {0x28, 0x7f, 0x34, 0x6b, 0xd4, 0xef, 0x7a, 0x81, 0x2d,

@@ -17,6 +17,7 @@
 #include <glib-unix.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -1191,12 +1192,21 @@ gboolean shimmer_datapath_link_send(ShimmerDatapathLink *link, const guint8 *pkt
         /* Both pieces are one frame: the buffer keeps them together. */
         return tcp_send_frames(link, iov, 2, NULL);
     }
-    ssize_t r;
-    do
-        r = link->connected ? send(link->fd, pkt, len, MSG_DONTWAIT)
-                            : sendto(link->fd, pkt, len, MSG_DONTWAIT, to, to_len);
-    while (r < 0 && errno == EINTR);
-    return r == (ssize_t)len;
+    /* A control packet lost to a socket buffer the workers just filled
+     * costs a retransmission a second or more later (and a renegotiation
+     * waits that long): it waits a little for room instead. */
+    for (guint tries = 0;; tries++) {
+        ssize_t r = link->connected ? send(link->fd, pkt, len, MSG_DONTWAIT)
+                                    : sendto(link->fd, pkt, len, MSG_DONTWAIT, to, to_len);
+        if (r == (ssize_t)len)
+            return TRUE;
+        if (r >= 0 || (errno != EINTR && errno != EAGAIN && errno != ENOBUFS) || tries >= 4)
+            return FALSE;
+        if (errno != EINTR) {
+            struct pollfd pfd = {.fd = link->fd, .events = POLLOUT};
+            poll(&pfd, 1, 2);
+        }
+    }
 }
 
 /* ---------- peers ---------- */
