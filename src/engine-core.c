@@ -505,6 +505,8 @@ static int get_string(const guint8 **p, const guint8 *end, char **out)
  * is answered, so nothing else can follow yet). */
 static gssize km_parse(ShimmerEngine *e, ShimmerKeyState *ks, ShimmerKmStrings *out)
 {
+    if (ks->app_in.len == 0)
+        return 0; /* nothing yet (and no buffer to point into) */
     const guint8 *start = ks->app_in.data;
     const guint8 *p = start, *end = start + ks->app_in.len;
     bool peer_has_pre_master = !e->role->km_has_pre_master;

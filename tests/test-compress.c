@@ -89,7 +89,8 @@ static ShimmerDecompResult run(ShimmerCompFraming f, ShimmerCompAlgorithm a, con
     guard_init(buf);
     guard_init(scratch);
     g_assert_cmpuint(in_len, <=, cap);
-    memcpy(buf->data, in, in_len);
+    if (in_len > 0)
+        memcpy(buf->data, in, in_len);
     *out_len = in_len;
     ShimmerDecompResult r =
         shimmer_decompress(f, a, buf->data, out_len, cap, scratch->data, scratch_cap);

@@ -361,7 +361,7 @@ static gboolean on_linger_over(gpointer user)
     g_autoptr(ShimmerSession) s = g_hash_table_lookup(m->sessions, l->id);
     if (s != NULL) {
         shimmer_session_ref(s);
-        g_hash_table_steal(m->lingers, l->id); /* this source, going */
+        g_hash_table_remove(m->lingers, l->id); /* this source, going */
         g_hash_table_remove(m->sessions, l->id);
         if (m->listener.session_removed)
             m->listener.session_removed(m->listener.user, s);
