@@ -81,6 +81,7 @@ struct ShimmerDatapathLink {
 
 struct ShimmerDatapathPeer {
     ShimmerDataPlane *dataplane;
+    gpointer user;
     ShimmerDatapathLink *link;
     struct sockaddr_storage to;
     socklen_t to_len;
@@ -137,7 +138,8 @@ struct Worker {
 
 typedef struct {
     ShimmerDatapathLink *link;
-    int err; /* an error event when ERR_SET */
+    ShimmerDatapathPeer *peer; /* an IP packet an inbound hook passed on */
+    int err;                   /* an error event when IS_ERROR */
     gboolean is_error;
     socklen_t from_len;
     struct sockaddr_storage from;
@@ -235,6 +237,7 @@ static void post_packet(Worker *w, ShimmerDatapathLink *link, const guint8 *pkt,
 {
     Handoff *h = g_malloc(sizeof(Handoff) + len);
     h->link = link;
+    h->peer = NULL;
     h->is_error = FALSE;
     h->err = 0;
     h->len = len;
@@ -242,6 +245,16 @@ static void post_packet(Worker *w, ShimmerDatapathLink *link, const guint8 *pkt,
     if (h->from_len > 0)
         memcpy(&h->from, from, h->from_len);
     memcpy(h->data, pkt, len);
+    BUMP(w->stats.to_runner, 1);
+    post(w->dp, h);
+}
+
+static void post_inner(Worker *w, ShimmerDatapathPeer *peer, const guint8 *ip, gsize len)
+{
+    Handoff *h = g_malloc0(sizeof(Handoff) + len);
+    h->peer = peer;
+    h->len = len;
+    memcpy(h->data, ip, len);
     BUMP(w->stats.to_runner, 1);
     post(w->dp, h);
 }
@@ -271,6 +284,9 @@ static gboolean on_handoff(gint fd, GIOCondition cond, gpointer user)
         if (h->is_error) {
             if (dp->hooks.link_error != NULL)
                 dp->hooks.link_error(dp->hooks.user, h->link, h->err);
+        } else if (h->peer != NULL) {
+            if (dp->hooks.tun_packet != NULL)
+                dp->hooks.tun_packet(dp->hooks.user, h->peer, h->data, h->len);
         } else if (dp->hooks.control != NULL) {
             dp->hooks.control(dp->hooks.user, h->link, h->data, h->len,
                               h->from_len > 0 ? (struct sockaddr *)&h->from : NULL, h->from_len);
@@ -400,8 +416,17 @@ static void rx_packet(Worker *w, RxBatch *b, ShimmerDatapathLink *link, guint8 *
     gsize off = 0, plen = 0;
     ShimmerRecvResult r =
         shimmer_dataplane_decrypt(peer->dataplane, w->lane, pkt, len, now, &off, &plen, NULL);
-    if (r == SHIMMER_RECV_TUN)
+    if (r != SHIMMER_RECV_TUN)
+        return;
+    ShimmerDatapathVerdict v = dp->hooks.inbound != NULL
+                                   ? dp->hooks.inbound(dp->hooks.user, peer, pkt + off, plen)
+                                   : SHIMMER_DATAPATH_ACCEPT;
+    if (v == SHIMMER_DATAPATH_ACCEPT)
         to_tun(w, peer, pkt + off, plen);
+    else if (v == SHIMMER_DATAPATH_TO_RUNNER)
+        post_inner(w, peer, pkt + off, plen);
+    else
+        BUMP(w->stats.dropped, 1);
 }
 
 static void rx_done(Worker *w, RxBatch *b)
@@ -1079,6 +1104,20 @@ void shimmer_datapath_detach_tun(ShimmerDatapath *dp)
     dp->tun = NULL;
 }
 
+gboolean shimmer_datapath_write_tun(ShimmerDatapath *dp, const guint8 *ip, gsize len)
+{
+    if (dp->tun == NULL)
+        return FALSE;
+    ShimmerVnetHdr none = {0};
+    struct iovec iov[2] = {{&none, SHIMMER_VNET_HDR_LEN}, {(void *)ip, len}};
+    gboolean vnet = shimmer_tun_has_vnet_hdr(dp->tun);
+    ssize_t r;
+    do
+        r = writev(shimmer_tun_get_fd(dp->tun), vnet ? iov : iov + 1, vnet ? 2 : 1);
+    while (r < 0 && errno == EINTR);
+    return r >= 0;
+}
+
 void shimmer_datapath_attach_tun(ShimmerDatapath *dp, ShimmerTun *tun, guint mtu)
 {
     shimmer_datapath_detach_tun(dp);
@@ -1223,6 +1262,16 @@ ShimmerDatapathPeer *shimmer_datapath_peer_new(ShimmerDataPlane *dataplane,
         p->to_len = to_len;
     }
     return p;
+}
+
+void shimmer_datapath_peer_set_user(ShimmerDatapathPeer *peer, gpointer user)
+{
+    peer->user = user;
+}
+
+gpointer shimmer_datapath_peer_get_user(const ShimmerDatapathPeer *peer)
+{
+    return peer->user;
 }
 
 void shimmer_datapath_peer_set_mss(ShimmerDatapathPeer *peer, guint mss4, guint mss6)

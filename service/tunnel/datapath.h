@@ -69,6 +69,17 @@ typedef struct {
 gboolean shimmer_datapath_options_parse(const char *text, ShimmerDatapathOptions *opts,
                                         GError **error);
 
+/* What becomes of an IP packet a worker decrypted (the inbound hook). */
+typedef enum {
+    /* To the tun. */
+    SHIMMER_DATAPATH_ACCEPT,
+    /* Dropped (counted). */
+    SHIMMER_DATAPATH_DROP,
+    /* A copy goes to the runner's tun_packet hook (a server forwards it to
+     * another client). */
+    SHIMMER_DATAPATH_TO_RUNNER,
+} ShimmerDatapathVerdict;
+
 typedef struct {
     /* Worker thread: the peer that encrypts the IP packet IP[0..LEN) read
      * from the tun (by its destination), or NULL to drop it. */
@@ -79,6 +90,14 @@ typedef struct {
      * opcodes; everything else goes to control() unasked. */
     ShimmerDatapathPeer *(*route_link)(gpointer user, ShimmerDatapathLink *link, const guint8 *pkt,
                                        gsize len, const struct sockaddr *from, socklen_t from_len);
+    /* Worker thread, may be NULL (everything accepted): what becomes of the
+     * IP packet IP[0..LEN) PEER sent (a server checks the source is the
+     * client's own). */
+    ShimmerDatapathVerdict (*inbound)(gpointer user, ShimmerDatapathPeer *peer, const guint8 *ip,
+                                      gsize len);
+    /* An IP packet from PEER an inbound hook passed on (a copy, valid during
+     * the call); PEER is only compared, never used: it may be gone. */
+    void (*tun_packet)(gpointer user, ShimmerDatapathPeer *peer, const guint8 *ip, gsize len);
     /* A packet from LINK for the runner (a copy, valid during the call). */
     void (*control)(gpointer user, ShimmerDatapathLink *link, const guint8 *pkt, gsize len,
                     const struct sockaddr *from, socklen_t from_len);
@@ -121,6 +140,10 @@ ShimmerTun *shimmer_datapath_open_tun(ShimmerDatapath *dp, const char *name, GEr
 void shimmer_datapath_attach_tun(ShimmerDatapath *dp, ShimmerTun *tun, guint mtu);
 /* No worker reads or writes the tun any more when this returns. */
 void shimmer_datapath_detach_tun(ShimmerDatapath *dp);
+/* Writes one IP packet to the attached tun from the runner's thread (one
+ * that reached it rather than a worker). FALSE when none is attached or the
+ * kernel refused it. */
+gboolean shimmer_datapath_write_tun(ShimmerDatapath *dp, const guint8 *ip, gsize len);
 
 /* ---- links ---- */
 
@@ -154,6 +177,9 @@ gboolean shimmer_datapath_link_send(ShimmerDatapathLink *link, const guint8 *pkt
 ShimmerDatapathPeer *shimmer_datapath_peer_new(ShimmerDataPlane *dataplane,
                                                ShimmerDatapathLink *link, const struct sockaddr *to,
                                                socklen_t to_len);
+/* The runner's own pointer on PEER (for its hooks). */
+void shimmer_datapath_peer_set_user(ShimmerDatapathPeer *peer, gpointer user);
+gpointer shimmer_datapath_peer_get_user(const ShimmerDatapathPeer *peer);
 /* The MSS to clamp TCP SYNs to, both ways (shimmer_engine_get_mss()). */
 void shimmer_datapath_peer_set_mss(ShimmerDatapathPeer *peer, guint mss4, guint mss6);
 ShimmerDataPlane *shimmer_datapath_peer_get_dataplane(const ShimmerDatapathPeer *peer);

@@ -156,13 +156,7 @@ static ShimmerDatapathPeer *route_link(gpointer user, ShimmerDatapathLink *link,
  * the workers knew the peer). */
 static void tun_write(ShimmerTunnel *c, const guint8 *pkt, gsize len)
 {
-    if (c->tun == NULL)
-        return;
-    ShimmerVnetHdr none = {0};
-    struct iovec iov[2] = {{&none, SHIMMER_VNET_HDR_LEN}, {(void *)pkt, len}};
-    gboolean vnet = shimmer_tun_has_vnet_hdr(c->tun);
-    if (writev(shimmer_tun_get_fd(c->tun), vnet ? iov : iov + 1, vnet ? 2 : 1) < 0 &&
-        errno != EAGAIN)
+    if (!shimmer_datapath_write_tun(c->dpath, pkt, len))
         clog_(c, SHIMMER_LOG_DEBUG, "tun write: %s", g_strerror(errno));
 }
 
