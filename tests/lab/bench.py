@@ -51,7 +51,10 @@ def iperf(lab, addr, seconds, streams=1, udp_rate=None, port=IPERF_PORT):
     if streams > 1:
         cmd += ["-P", str(streams)]
     if udp_rate:
-        cmd += ["-u", "-b", udp_rate, "-l", "1400"]
+        # 4 MB socket buffers at both ends: with the default, iperf3's own
+        # receiving socket overflows on a busy machine, which measures
+        # iperf3 rather than the tunnel.
+        cmd += ["-u", "-b", udp_rate, "-l", "1400", "-w", "4M"]
     r = lab.run_in_client(cmd, timeout=seconds + 30, check=False)
     try:
         # stderr comes in the same stream: a warning may precede the JSON.
