@@ -54,6 +54,7 @@ typedef struct {
     gboolean reported;          /* IP configuration reported at least once */
     gboolean stopping;          /* Disconnect was asked: the session's end is expected */
     gboolean pending_challenge; /* SecretsRequired sent, NewSecrets awaited */
+    gboolean pending_web_auth;  /* the same for a web sign-in (nothing to pass on) */
     char *config_digest;        /* the last NetworkConfig reported, to skip repeats */
     int failure;                /* the reason fail() gave, -1 if none */
 } ShimmerNmPlugin;
@@ -473,6 +474,46 @@ static void on_credentials_requested(ShimmerDBusSession1 *session, const char *c
                                            (const char **)hints->pdata);
 }
 
+/* The server asks for a web sign-in. The plugin runs as root and opens no
+ * browser: the URL goes to the user's secret agent (the auth dialog opens
+ * it in the user's session, nmcli --ask shows it), which only has to
+ * confirm. */
+static void on_web_auth_requested(ShimmerDBusSession1 *session, GVariant *request, gpointer user)
+{
+    ShimmerNmPlugin *self = user;
+    const char *url = NULL;
+    guint32 timeout = 0;
+    if (!g_variant_lookup(request, "url", "&s", &url) || !shimmer_web_auth_url_is_safe(url)) {
+        g_warning("shimmerd reports a web sign-in without a usable URL");
+        return;
+    }
+    g_variant_lookup(request, "timeout", "u", &timeout);
+    if (!self->interactive) {
+        /* Not the URL: NetworkManager's log is not the user's alone. */
+        g_warning("the server asks for a web sign-in, and this activation may not ask the user "
+                  "(use nmcli --ask or a secret agent); the server waits up to %u s",
+                  timeout);
+        return;
+    }
+    g_autofree char *message = g_strdup_printf(
+        _("Sign in on this web page to connect (the server waits up to %u seconds):\n%s"), timeout,
+        url);
+    g_autofree char *msg_hint = g_strconcat(SHIMMER_NM_HINT_VPN_MESSAGE, message, NULL);
+    g_autofree char *url_hint = g_strconcat(SHIMMER_NM_HINT_WEB_AUTH, url, NULL);
+    /* Tagged: NetworkManager 1.46 and later never store the confirmation. */
+    g_autofree char *field =
+        g_strconcat(SHIMMER_NM_HINT_DYNAMIC_CHALLENGE_ECHO, SHIMMER_NM_SECRET_WEB_SIGN_IN, NULL);
+    const char *hints[] = {field, msg_hint, url_hint, NULL};
+    self->pending_web_auth = TRUE;
+    g_message("asking NetworkManager's secret agents to show the web sign-in");
+    nm_vpn_service_plugin_secrets_required(NM_VPN_SERVICE_PLUGIN(self), message, hints);
+}
+
+static void on_server_message(ShimmerDBusSession1 *session, const char *text, gpointer user)
+{
+    g_message("the server says: %s", text);
+}
+
 static void on_shimmerd_vanished(GDBusConnection *bus, const char *name, gpointer user)
 {
     ShimmerNmPlugin *self = user;
@@ -600,6 +641,8 @@ static gboolean do_connect(ShimmerNmPlugin *self, NMConnection *connection, GErr
     g_signal_connect(self->session, "credentials-requested", G_CALLBACK(on_credentials_requested),
                      self);
     g_signal_connect(self->session, "log", G_CALLBACK(on_session_log), self);
+    g_signal_connect(self->session, "web-auth-requested", G_CALLBACK(on_web_auth_requested), self);
+    g_signal_connect(self->session, "server-message", G_CALLBACK(on_server_message), self);
     g_message("connecting \"%s\" through shimmerd (session %s)", nm_connection_get_id(connection),
               spath);
     /* What happened before the proxy was there: from the next main-loop
@@ -645,6 +688,11 @@ static gboolean real_new_secrets(NMVpnServicePlugin *plugin, NMConnection *conne
 {
     ShimmerNmPlugin *self = SHIMMER_NM_PLUGIN(plugin);
     NMSettingVpn *s_vpn = nm_connection_get_setting_vpn(connection);
+    if (self->pending_web_auth && !self->pending_challenge) {
+        /* The user confirmed the web sign-in; the server decides. */
+        self->pending_web_auth = FALSE;
+        return TRUE;
+    }
     if (self->session == NULL || !self->pending_challenge || s_vpn == NULL) {
         g_set_error(error, NM_VPN_PLUGIN_ERROR, NM_VPN_PLUGIN_ERROR_WRONG_STATE,
                     "no secrets were asked for");

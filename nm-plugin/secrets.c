@@ -21,6 +21,7 @@ typedef enum {
     KIND_OTP,
     KIND_CERT_PASS,
     KIND_CHALLENGE_RESPONSE,
+    KIND_WEB_SIGN_IN,
     N_KINDS,
 } Kind;
 
@@ -34,11 +35,14 @@ static const struct {
     [KIND_OTP] = {SHIMMER_NM_SECRET_OTP, N_("Challenge response")},
     [KIND_CERT_PASS] = {SHIMMER_NM_SECRET_CERT_PASS, N_("Private key passphrase")},
     [KIND_CHALLENGE_RESPONSE] = {SHIMMER_NM_SECRET_CHALLENGE_RESPONSE, N_("Challenge response")},
+    [KIND_WEB_SIGN_IN] = {SHIMMER_NM_SECRET_WEB_SIGN_IN,
+                          N_("Press Enter once you have signed in on the web page")},
 };
 
 static const char *const never_saved[] = {
     SHIMMER_NM_SECRET_OTP,
     SHIMMER_NM_SECRET_CHALLENGE_RESPONSE,
+    SHIMMER_NM_SECRET_WEB_SIGN_IN,
     NULL,
 };
 
@@ -206,6 +210,9 @@ GPtrArray *shimmer_nm_secrets_fields(NMSettingVpn *s_vpn, const char *const *hin
         case KIND_CHALLENGE_RESPONSE:
             f->is_secret = !h.echo;
             break;
+        case KIND_WEB_SIGN_IN:
+            f->is_secret = FALSE; /* nothing secret is typed */
+            break;
         default:
             break;
         }
@@ -227,6 +234,15 @@ GPtrArray *shimmer_nm_secrets_fields(NMSettingVpn *s_vpn, const char *const *hin
     }
     hints_clear(&h);
     return fields;
+}
+
+const char *shimmer_nm_secrets_web_auth_url(const char *const *hints)
+{
+    for (gsize i = 0; hints != NULL && hints[i] != NULL; i++) {
+        if (g_str_has_prefix(hints[i], SHIMMER_NM_HINT_WEB_AUTH))
+            return hints[i] + strlen(SHIMMER_NM_HINT_WEB_AUTH);
+    }
+    return NULL;
 }
 
 gboolean shimmer_nm_secrets_needed(NMSettingVpn *s_vpn, const char *const *hints)

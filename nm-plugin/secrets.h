@@ -21,8 +21,12 @@ G_BEGIN_DECLS
  *                       (`"Enter PIN" 1`: the text, then 1 if it may be shown
  *                       while typed)
  *   cert-pass           the private key's passphrase ("cert-pass-flags")
- *   challenge-response  the answer to the server's dynamic (CRV1) challenge;
- *                       never stored, asked only through hints
+ *   challenge-response  the answer to the server's dynamic (CRV1) challenge
+ *                       or to a pending login's CR_TEXT; never stored, asked
+ *                       only through hints
+ *   web-sign-in         no secret: the user confirms (Enter) once they have
+ *                       signed in on the web page the server named; asked
+ *                       only through hints, its value is ignored
  *
  * Without hints, the profile decides: a secret applies when its flags item is
  * in vpn.data (otp: when "static-challenge" is) and its flags are not
@@ -43,6 +47,9 @@ G_BEGIN_DECLS
  *     challenge);
  *   - SHIMMER_NM_HINT_ECHO: the dynamic challenge's answer may be shown while
  *     typed;
+ *   - SHIMMER_NM_HINT_WEB_AUTH followed by the URL of a web sign-in (the auth
+ *     dialog opens it in the user's browser where it may,
+ *     shimmer_nm_secrets_web_auth_url());
  *   - anything else starting with "x-" is metadata and is ignored, as are
  *     names this module does not know.
  * Hints that name no secret (only metadata) count as no hints.
@@ -51,11 +58,13 @@ G_BEGIN_DECLS
 /* vpn.secrets names not in mapping.h (the others are SHIMMER_NM_SECRET_*). */
 #define SHIMMER_NM_SECRET_USERNAME           "username"
 #define SHIMMER_NM_SECRET_CHALLENGE_RESPONSE "challenge-response"
+#define SHIMMER_NM_SECRET_WEB_SIGN_IN        "web-sign-in"
 
 #define SHIMMER_NM_HINT_VPN_MESSAGE            "x-vpn-message:"
 #define SHIMMER_NM_HINT_ECHO                   "x-shimmer-echo"
 #define SHIMMER_NM_HINT_DYNAMIC_CHALLENGE      "x-dynamic-challenge:"
 #define SHIMMER_NM_HINT_DYNAMIC_CHALLENGE_ECHO "x-dynamic-challenge-echo:"
+#define SHIMMER_NM_HINT_WEB_AUTH               "x-shimmer-web-auth:"
 
 /* One thing to ask. Holds no secret value: read it from the setting with
  * shimmer_nm_secrets_get(). */
@@ -88,6 +97,10 @@ gboolean shimmer_nm_secrets_needed(NMSettingVpn *s_vpn, const char *const *hints
 /* The secrets that are never stored in a profile: answers valid once (otp,
  * challenge-response). A NULL-terminated static vector. */
 const char *const *shimmer_nm_secrets_never_saved(void);
+
+/* The URL of a web sign-in among HINTS (SHIMMER_NM_HINT_WEB_AUTH), or
+ * NULL. Points into HINTS. */
+const char *shimmer_nm_secrets_web_auth_url(const char *const *hints);
 
 /* The value of secret NAME in S_VPN, or NULL when it is absent or empty.
  * Also looks under NAME tagged with SHIMMER_NM_HINT_DYNAMIC_CHALLENGE(_ECHO):

@@ -13,6 +13,7 @@ gettext jq libxml2-utils man-db groff-base bash-completion
 openvpn iperf3 iputils-ping iproute2 openssl
 dbus python3 python3-pytest python3-gi python3-dbusmock
 network-manager udev
+libpam0g-dev libpam-modules nftables
 "
 
 missing=""

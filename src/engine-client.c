@@ -17,8 +17,13 @@ enum {
     IV_PROTO_DATA_V2 = 1 << 1,
     IV_PROTO_REQUEST_PUSH = 1 << 2,
     IV_PROTO_TLS_KEY_EXPORT = 1 << 3,
+    IV_PROTO_AUTH_PENDING_KW = 1 << 4, /* AUTH_PENDING,timeout N */
+    IV_PROTO_DNS_OPTION = 1 << 6,      /* pushed `dns` options */
     IV_PROTO_CC_EXIT_NOTIFY = 1 << 7,
 };
+
+/* The pending-login methods we handle (management-notes: IV_SSO). */
+#define IV_SSO "openurl,webauth,crtext"
 
 #define PUSH_REQUEST_INTERVAL (5 * SHIMMER_US)
 /* A PUSH_REPLY merged over its continuations; 2.6 sends 1 KiB parts. */
@@ -32,10 +37,32 @@ typedef struct {
 
     char *username, *password;
     char *auth_token;
+    /* auth-token-user, decoded: the user name that goes with the token. */
+    char *token_user;
     /* A dynamic challenge (CRV1) waiting for the user's response. */
     bool crv1_pending;
     char *crv1_state_id;
     char *crv1_username;
+    /* NEED_CREDENTIALS was sent before a connection attempt (no password
+     * and no token): the attempt starts with the answer. */
+    bool cred_wait;
+    /* A renegotiation's key-method record waits for the password
+     * (auth-nocache without a token): the key state's id. */
+    bool km_wait;
+    guint8 km_wait_key;
+
+    /* Between the first key and PUSH_REPLY: when that began, and when we
+     * give up (hand-window, or what AUTH_PENDING asked for). */
+    gint64 config_started;
+    gint64 push_deadline;
+    /* When the server gives up on a pending login (push_deadline is a
+     * little later, see PENDING_GRACE). */
+    gint64 pending_deadline;
+    /* The server holds the login open (AUTH_PENDING) for a web sign-in or
+     * a CR_TEXT answer. */
+    bool auth_pending;
+    bool web_auth;
+    bool crtext_pending; /* a CR_TEXT answer is awaited from the user */
 
     bool wkc_resend_requested;
     gint64 push_request_at;
@@ -100,6 +127,7 @@ static void restart_session(ShimmerEngine *e, const char *why, bool next_remote,
     shimmer_core_reset_session(e);
     shimmer_secret_buf_reset(&c->push_text);
     c->wkc_resend_requested = false;
+    c->auth_pending = c->web_auth = c->crtext_pending = c->km_wait = false;
     shimmer_core_push_event(e, SHIMMER_EVENT_DISCONNECT_TRANSPORT);
     e->stats.reconnects++;
     c->attempts++;
@@ -124,10 +152,35 @@ static void restart_session(ShimmerEngine *e, const char *why, bool next_remote,
     c->retry_at = now + delay;
 }
 
+/* The profile wants a password and we hold neither it nor a token (the
+ * start, auth-nocache, auth-retry interact). */
+static bool needs_credentials(ShimmerEngine *e, Client *c)
+{
+    return e->cfg->auth_user_pass != SHIMMER_AUTH_USER_PASS_NONE && c->password == NULL &&
+           c->auth_token == NULL;
+}
+
+static void ask_password(ShimmerEngine *e, Client *c)
+{
+    shimmer_core_push_event(e, SHIMMER_EVENT_NEED_CREDENTIALS)->credentials =
+        (ShimmerNeedCredentials){
+            .kind =
+                c->username ? SHIMMER_CREDENTIALS_PASSWORD : SHIMMER_CREDENTIALS_USERNAME_PASSWORD,
+            .response_required = TRUE,
+        };
+}
+
 static void begin_connect(ShimmerEngine *e, gint64 now)
 {
     Client *c = client(e);
     ShimmerConnection *conn = connection(e, c);
+    if (needs_credentials(e, c)) {
+        /* Asked once; set_credentials() comes back here. */
+        if (!c->cred_wait)
+            ask_password(e, c);
+        c->cred_wait = true;
+        return;
+    }
     c->retry_at = 0;
     if (conn == NULL) {
         fail(e, "the profile names no server");
@@ -188,6 +241,11 @@ static bool apply_push(ShimmerEngine *e, Client *c)
     }
     if (shimmer_config_has_errors(p))
         return false;
+    g_autoptr(GError) comp_error = NULL;
+    if (!shimmer_config_check_pushed_compression(e->cfg, p, &comp_error)) {
+        shimmer_core_log(e, SHIMMER_LOG_ERROR, "%s", comp_error->message);
+        return false;
+    }
     ShimmerDatachanCipher dc;
     if (!pick_cipher(e, p, &dc))
         return false;
@@ -197,13 +255,29 @@ static bool apply_push(ShimmerEngine *e, Client *c)
     e->cc_exit = p->protocol_flag_cc_exit;
     e->peer_id = p->peer_id >= 0 ? (guint32)p->peer_id : SHIMMER_DATACHAN_PEER_ID_NONE;
     e->use_data_v2 = p->peer_id >= 0;
+    /* A pushed comp-lzo or compress sets the framing and the algorithm
+     * the server may compress with (allowed by the check above). */
     e->comp = p->comp != SHIMMER_COMP_NONE ? p->comp : e->cfg->comp;
+    e->comp_alg = p->comp != SHIMMER_COMP_NONE ? p->comp_alg : e->cfg->comp_alg;
     /* The token replaces the password on renegotiation; auth-nocache only
      * concerns the password the user typed, not the server's token. */
     if (p->auth_token != NULL) {
         /* Taken, not copied: one copy of the token, ours. */
         shimmer_str_free_secret(c->auth_token);
         c->auth_token = g_steal_pointer(&p->auth_token);
+    }
+    if (p->auth_token_user != NULL) {
+        /* base64 of the user name the token belongs to. */
+        gsize len = 0;
+        g_autofree guint8 *raw = g_base64_decode(p->auth_token_user, &len);
+        if (raw != NULL && len > 0 && memchr(raw, 0, len) == NULL &&
+            g_utf8_validate((const char *)raw, (gssize)len, NULL)) {
+            g_free(c->token_user);
+            c->token_user = g_strndup((const char *)raw, len);
+        } else {
+            shimmer_core_log(e, SHIMMER_LOG_WARNING,
+                             "the pushed auth-token-user is not a base64 user name; ignored");
+        }
     }
     if (p->ping >= 0)
         e->ping_s = p->ping;
@@ -273,6 +347,14 @@ static void handle_push_reply(ShimmerEngine *e, ShimmerKeyState *ks, const char 
         return;
     }
     c->attempts = 0;
+    c->auth_pending = c->web_auth = c->crtext_pending = false;
+    if (e->cfg->auth_nocache && c->password != NULL) {
+        /* auth-nocache: the password does not outlive the login; a token
+         * (if the server gave one) serves renegotiations and reconnects,
+         * otherwise the user is asked again. */
+        g_clear_pointer(&c->password, shimmer_str_free_secret);
+        shimmer_core_log(e, SHIMMER_LOG_INFO, "auth-nocache: the password is forgotten");
+    }
     /* The tun is configured before anyone hears "connected". */
     shimmer_core_push_event(e, SHIMMER_EVENT_TUN_CONFIG);
     shimmer_core_set_state(e, SHIMMER_STATE_CONNECTED, NULL);
@@ -311,18 +393,188 @@ static void handle_challenge(ShimmerEngine *e, const char *crv1, gint64 now)
     ev->credentials.kind = SHIMMER_CREDENTIALS_CHALLENGE;
     ev->credentials.text = g_strdup(f[3]);
     ev->credentials.echo = echo;
+    ev->credentials.response_required = TRUE;
 }
 
-static void handle_auth_failed(ShimmerEngine *e, const char *msg)
+static void handle_auth_failed(ShimmerEngine *e, const char *msg, gint64 now)
 {
     Client *c = client(e);
     const char *reason = msg[11] == ',' ? msg + 12 : "";
     g_autofree char *text =
         g_strdup_printf("authentication failed%s%s", reason[0] ? ": " : "", reason);
     shimmer_core_log(e, SHIMMER_LOG_ERROR, "%s", text);
-    g_clear_pointer(&c->auth_token, shimmer_str_free_secret);
+    if (c->auth_token != NULL) {
+        /* An expired token, or one a restarted server does not know, is
+         * refused like a wrong password: start over with the password
+         * (asking for it if auth-nocache forgot it), as OpenVPN does. */
+        g_clear_pointer(&c->auth_token, shimmer_str_free_secret);
+        g_clear_pointer(&c->token_user, g_free);
+        restart_session(e, "the server refused the auth-token; logging in again", false, now);
+        return;
+    }
+    switch (e->cfg->auth_retry) {
+    case SHIMMER_AUTH_RETRY_INTERACT:
+        /* Ask again before the next attempt (begin_connect). */
+        g_clear_pointer(&c->password, shimmer_str_free_secret);
+        restart_session(e, text, false, now);
+        return;
+    case SHIMMER_AUTH_RETRY_NOINTERACT:
+        restart_session(e, text, false, now);
+        return;
+    case SHIMMER_AUTH_RETRY_NONE:
+        break;
+    }
     shimmer_core_push_event(e, SHIMMER_EVENT_AUTH_FAILED)->auth_failed.reason = g_strdup(reason);
     fail(e, text);
+}
+
+static gint64 hand_window_us(const ShimmerEngine *e)
+{
+    return (gint64)(e->cfg->hand_window >= 0 ? e->cfg->hand_window : 60) * SHIMMER_US;
+}
+
+/* Whole seconds from NOW to DEADLINE, rounded up. */
+static guint seconds_until(gint64 deadline, gint64 now)
+{
+    return deadline <= now ? 0
+                           : (guint)MIN((deadline - now + SHIMMER_US - 1) / SHIMMER_US, G_MAXUINT);
+}
+
+/* How long past a pending login's timeout the client still waits: the
+ * server gives up at the same time and says why (AUTH_FAILED), which tells
+ * the user more than our own "not completed". */
+#define PENDING_GRACE (3 * SHIMMER_US)
+
+/* AUTH_PENDING[,timeout N]: the server holds the login open while it waits
+ * for something outside the tunnel. We wait as long as it asks, capped as
+ * OpenVPN 2.6 caps it (half of reneg-sec or hand-window, whichever is
+ * longer), counted from when the login reached the server. */
+static void handle_auth_pending(ShimmerEngine *e, const char *msg, gint64 now)
+{
+    Client *c = client(e);
+    if (e->state != SHIMMER_STATE_GETTING_CONFIG)
+        return;
+    const ShimmerConfig *cfg = e->cfg;
+    gint64 hand = hand_window_us(e);
+    gint64 reneg = (cfg->reneg_sec >= 0 ? cfg->reneg_sec : 3600) * SHIMMER_US;
+    gint64 max_wait = MAX(reneg / 2, hand);
+    gint64 wait = hand;
+    if (msg[strlen("AUTH_PENDING")] == ',') {
+        g_auto(GStrv) words = g_strsplit(msg + strlen("AUTH_PENDING,"), ",", 16);
+        for (guint i = 0; words[i] != NULL; i++) {
+            guint64 n;
+            const char *w = g_strstrip(words[i]);
+            if (g_str_has_prefix(w, "timeout ") &&
+                g_ascii_string_to_unsigned(w + strlen("timeout "), 10, 0, G_MAXUINT32, &n, NULL))
+                wait = (gint64)n * SHIMMER_US;
+            else
+                shimmer_core_log(e, SHIMMER_LOG_DEBUG, "AUTH_PENDING: ignored '%.40s'", w);
+        }
+    }
+    wait = MIN(wait, max_wait);
+    c->auth_pending = true;
+    guint left = seconds_until(c->config_started + wait, now);
+    c->pending_deadline = c->config_started + wait;
+    c->push_deadline = c->pending_deadline + PENDING_GRACE;
+    shimmer_core_log(e, SHIMMER_LOG_INFO,
+                     "the server holds the login open (authentication pending, up to %u s)", left);
+    ShimmerEvent *ev = shimmer_core_push_event(e, SHIMMER_EVENT_AUTH_PENDING);
+    ev->auth_pending.timeout_s = left;
+    ev->auth_pending.deadline = c->pending_deadline;
+}
+
+/* OPEN_URL:url or WEB_AUTH:flags:url (FLAGS NULL for OPEN_URL). */
+static void handle_web_auth(ShimmerEngine *e, ShimmerWebAuthKind kind, const char *flags,
+                            const char *url, gint64 now)
+{
+    Client *c = client(e);
+    if (!shimmer_web_auth_url_is_safe(url)) {
+        shimmer_core_log(e, SHIMMER_LOG_WARNING,
+                         "the server asks for a web sign-in at an address that is not an http(s) "
+                         "URL; ignored");
+        return;
+    }
+    if (e->state != SHIMMER_STATE_GETTING_CONFIG) {
+        shimmer_core_log(e, SHIMMER_LOG_DEBUG, "a web sign-in request outside the login; ignored");
+        return;
+    }
+    c->web_auth = true;
+    g_autoptr(GStrvBuilder) fb = g_strv_builder_new();
+    if (flags != NULL) {
+        g_auto(GStrv) parts = g_strsplit(flags, ",", 32);
+        for (guint i = 0; parts[i] != NULL; i++) {
+            const char *f = g_strstrip(parts[i]);
+            /* proxy= carries proxy credentials; we do not announce proxy. */
+            if (*f != '\0' && !g_str_has_prefix(f, "proxy"))
+                g_strv_builder_add(fb, f);
+        }
+    }
+    /* Not the URL: it may carry a session secret, and logs travel further
+     * than the event. */
+    shimmer_core_log(e, SHIMMER_LOG_INFO, "the server asks for a web sign-in (%s)",
+                     kind == SHIMMER_WEB_AUTH_OPEN_URL ? "OPEN_URL" : "WEB_AUTH");
+    ShimmerEvent *ev = shimmer_core_push_event(e, SHIMMER_EVENT_WEB_AUTH);
+    ev->web_auth.kind = kind;
+    ev->web_auth.url = g_strdup(url);
+    ev->web_auth.flags = g_strv_builder_end(fb);
+    gint64 deadline = c->auth_pending ? c->pending_deadline : c->push_deadline;
+    ev->web_auth.deadline = deadline;
+    ev->web_auth.timeout_s = seconds_until(deadline, now);
+}
+
+/* CR_TEXT:flags:text, a challenge of a pending login: E echo, R a
+ * response is required. The answer goes back as CR_RESPONSE. */
+static void handle_cr_text(ShimmerEngine *e, const char *flags, const char *text)
+{
+    Client *c = client(e);
+    if (e->state != SHIMMER_STATE_GETTING_CONFIG) {
+        shimmer_core_log(e, SHIMMER_LOG_DEBUG, "a CR_TEXT challenge outside the login; ignored");
+        return;
+    }
+    bool echo = false, required = false;
+    g_auto(GStrv) parts = g_strsplit(flags, ",", 32);
+    for (guint i = 0; parts[i] != NULL; i++) {
+        const char *f = g_strstrip(parts[i]);
+        echo |= strcmp(f, "E") == 0;
+        required |= strcmp(f, "R") == 0;
+    }
+    c->crtext_pending = required;
+    shimmer_core_log(e, SHIMMER_LOG_INFO, "the server asks: %s", text);
+    ShimmerEvent *ev = shimmer_core_push_event(e, SHIMMER_EVENT_NEED_CREDENTIALS);
+    ev->credentials.kind = SHIMMER_CREDENTIALS_CR_TEXT;
+    ev->credentials.text = g_strdup(text);
+    ev->credentials.echo = echo;
+    ev->credentials.response_required = required;
+}
+
+/* INFO,text and INFO_PRE,text: a message for the user, or the form of a
+ * pending login's request (OPEN_URL, WEB_AUTH, CR_TEXT). */
+static void handle_info(ShimmerEngine *e, const char *msg, gint64 now)
+{
+    const char *comma = strchr(msg, ',');
+    const char *text = comma ? comma + 1 : "";
+    if (g_str_has_prefix(text, "OPEN_URL:")) {
+        handle_web_auth(e, SHIMMER_WEB_AUTH_OPEN_URL, NULL, text + strlen("OPEN_URL:"), now);
+        return;
+    }
+    if (g_str_has_prefix(text, "WEB_AUTH:") || g_str_has_prefix(text, "CR_TEXT:")) {
+        bool web = text[0] == 'W';
+        const char *rest = strchr(text, ':') + 1;
+        const char *colon = strchr(rest, ':');
+        if (colon == NULL) {
+            shimmer_core_log(e, SHIMMER_LOG_WARNING, "a malformed %s request from the server",
+                             web ? "WEB_AUTH" : "CR_TEXT");
+            return;
+        }
+        g_autofree char *flags = g_strndup(rest, (gsize)(colon - rest));
+        if (web)
+            handle_web_auth(e, SHIMMER_WEB_AUTH_WEB_AUTH, flags, colon + 1, now);
+        else
+            handle_cr_text(e, flags, colon + 1);
+        return;
+    }
+    shimmer_core_push_event(e, SHIMMER_EVENT_INFO)->info.text = g_strdup(text);
+    shimmer_core_log(e, SHIMMER_LOG_INFO, "server: %s", comma ? text : msg);
 }
 
 /* RESTART[,[flags]text]: N in the flags moves on to the next server. */
@@ -352,7 +604,7 @@ static void control_message(ShimmerEngine *e, ShimmerKeyState *ks, const char *m
     } else if (g_str_has_prefix(msg, "AUTH_FAILED,CRV1:")) {
         handle_challenge(e, msg + strlen("AUTH_FAILED,CRV1:"), now);
     } else if (g_str_has_prefix(msg, "AUTH_FAILED")) {
-        handle_auth_failed(e, msg);
+        handle_auth_failed(e, msg, now);
     } else if (g_str_has_prefix(msg, "RESTART")) {
         handle_restart(e, msg, now);
     } else if (g_str_has_prefix(msg, "HALT")) {
@@ -361,11 +613,9 @@ static void control_message(ShimmerEngine *e, ShimmerKeyState *ks, const char *m
                             msg[4] == ',' ? msg + 5 : "");
         fail(e, why);
     } else if (g_str_has_prefix(msg, "INFO")) {
-        const char *text = strchr(msg, ',');
-        shimmer_core_push_event(e, SHIMMER_EVENT_INFO)->info.text = g_strdup(text ? text + 1 : "");
-        shimmer_core_log(e, SHIMMER_LOG_INFO, "server: %s", text ? text + 1 : msg);
+        handle_info(e, msg, now);
     } else if (g_str_has_prefix(msg, "AUTH_PENDING")) {
-        shimmer_core_log(e, SHIMMER_LOG_INFO, "authentication pending on the server");
+        handle_auth_pending(e, msg, now);
     } else if (strcmp(msg, "EXIT") == 0) {
         restart_session(e, "the server is shutting down", true, now);
     } else {
@@ -394,6 +644,7 @@ static char *peer_info(ShimmerEngine *e)
                            "0.1.0");
     g_string_append_printf(s, "IV_PROTO=%d\n",
                            IV_PROTO_DATA_V2 | IV_PROTO_REQUEST_PUSH | IV_PROTO_TLS_KEY_EXPORT |
+                               IV_PROTO_AUTH_PENDING_KW | IV_PROTO_DNS_OPTION |
                                IV_PROTO_CC_EXIT_NOTIFY);
     g_string_append(s, "IV_NCP=2\nIV_CIPHERS=");
     for (guint i = 0; i < e->cfg->data_ciphers->len; i++) {
@@ -405,6 +656,11 @@ static char *peer_info(ShimmerEngine *e)
      * picks a stub; without it a 2.6 server sends unframed packets. */
     if (e->cfg->comp != SHIMMER_COMP_NONE)
         g_string_append(s, "IV_LZO_STUB=1\nIV_COMP_STUB=1\nIV_COMP_STUBv2=1\n");
+    /* A profile that allows the server to compress says which algorithms
+     * we decompress, as OpenVPN 2.6 does. */
+    if (e->cfg->comp_alg != SHIMMER_COMP_ALG_NONE)
+        g_string_append(s, "IV_LZ4=1\nIV_LZ4v2=1\nIV_LZO=1\n");
+    g_string_append(s, "IV_SSO=" IV_SSO "\n");
     return g_string_free(s, FALSE);
 }
 
@@ -417,11 +673,31 @@ static bool km_strings(ShimmerEngine *e, ShimmerKeyState *ks, ShimmerKmStrings *
         return true;
     /* After a pushed auth-token, renegotiations authenticate with it. */
     const char *user = c->username;
-    if (c->auth_token != NULL && c->pushed != NULL && c->pushed->auth_token_user != NULL)
-        user = c->pushed->auth_token_user;
+    if (c->auth_token != NULL && c->token_user != NULL)
+        user = c->token_user;
     out->username = g_strdup(user);
     out->password = g_strdup(c->auth_token ? c->auth_token : c->password);
     return true;
+}
+
+/* Our record needs the password or the token: auth-nocache may have
+ * forgotten the first and the server may have given no second, so a
+ * renegotiation asks the user and waits (within hand-window). */
+static bool km_ready(ShimmerEngine *e, ShimmerKeyState *ks, gint64 now)
+{
+    Client *c = client(e);
+    if (!needs_credentials(e, c))
+        return true;
+    if (!c->km_wait || c->km_wait_key != ks->key_id) {
+        c->km_wait = true;
+        c->km_wait_key = ks->key_id;
+        shimmer_core_log(e, SHIMMER_LOG_INFO,
+                         "renegotiating key %u: the password is needed again (auth-nocache, no "
+                         "auth-token)",
+                         ks->key_id);
+        ask_password(e, c);
+    }
+    return false;
 }
 
 static bool km_received(ShimmerEngine *e, ShimmerKeyState *ks, const ShimmerKmStrings *peer,
@@ -433,6 +709,11 @@ static bool km_received(ShimmerEngine *e, ShimmerKeyState *ks, const ShimmerKmSt
 
 static void first_key_active(ShimmerEngine *e, ShimmerKeyState *ks, gint64 now)
 {
+    Client *c = client(e);
+    /* As OpenVPN: a PUSH_REPLY within hand-window, unless the server says
+     * the login is pending (AUTH_PENDING moves the deadline). */
+    c->config_started = now;
+    c->push_deadline = now + hand_window_us(e);
     shimmer_core_set_state(e, SHIMMER_STATE_GETTING_CONFIG, NULL);
     send_push_request(e, ks, now);
 }
@@ -539,31 +820,6 @@ static bool name_matches(const ShimmerConfig *cfg, const char *candidate)
     return strcmp(candidate, cfg->verify_x509_name) == 0;
 }
 
-/* remote-cert-tls server: TLS server extended key usage, and a key usage
- * that allows the handshake. */
-static bool remote_cert_tls_ok(ShimmerEngine *e, gnutls_x509_crt_t crt)
-{
-    bool eku = false;
-    char oid[128];
-    for (unsigned int i = 0;; i++) {
-        size_t sz = sizeof(oid);
-        unsigned int crit;
-        if (gnutls_x509_crt_get_key_purpose_oid(crt, i, oid, &sz, &crit) < 0)
-            break;
-        eku |= strcmp(oid, GNUTLS_KP_TLS_WWW_SERVER) == 0;
-    }
-    unsigned int ku = 0, crit = 0;
-    int kurc = gnutls_x509_crt_get_key_usage(crt, &ku, &crit);
-    bool ku_ok = kurc == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE ||
-                 (kurc >= 0 && (ku & (GNUTLS_KEY_DIGITAL_SIGNATURE | GNUTLS_KEY_KEY_ENCIPHERMENT |
-                                      GNUTLS_KEY_KEY_AGREEMENT)));
-    if (!eku || !ku_ok)
-        shimmer_core_log(e, SHIMMER_LOG_ERROR, "remote-cert-tls server: the certificate %s",
-                         !eku ? "lacks the TLS server extended key usage"
-                              : "has the wrong key usage");
-    return eku && ku_ok;
-}
-
 static bool x509_name_ok(ShimmerEngine *e, gnutls_x509_crt_t crt)
 {
     const ShimmerConfig *cfg = e->cfg;
@@ -597,8 +853,14 @@ static bool x509_name_ok(ShimmerEngine *e, gnutls_x509_crt_t crt)
 static int check_peer_cert(ShimmerEngine *e, gnutls_x509_crt_t crt)
 {
     const ShimmerConfig *cfg = e->cfg;
-    if (cfg->remote_cert_tls == SHIMMER_CERT_TLS_SERVER && !remote_cert_tls_ok(e, crt))
+    /* remote-cert-tls, ns-cert-type, remote-cert-ku, remote-cert-eku. */
+    ShimmerCertUsage usage;
+    shimmer_config_get_cert_usage(cfg, &usage);
+    g_autoptr(GError) error = NULL;
+    if (!shimmer_keys_check_cert_usage(&usage, crt, &error)) {
+        shimmer_core_log(e, SHIMMER_LOG_ERROR, "the server's certificate: %s", error->message);
         return GNUTLS_E_CERTIFICATE_ERROR;
+    }
     if (cfg->verify_x509_type != SHIMMER_X509_NAME_UNSET && !x509_name_ok(e, crt))
         return GNUTLS_E_CERTIFICATE_ERROR;
     return 0;
@@ -610,20 +872,23 @@ static gint64 next_deadline(ShimmerEngine *e)
 {
     Client *c = client(e);
     gint64 d = G_MAXINT64;
-    if (e->state == SHIMMER_STATE_RECONNECTING && c->retry_at && !c->crv1_pending)
+    if (e->state == SHIMMER_STATE_RECONNECTING && c->retry_at && !c->crv1_pending && !c->cred_wait)
         d = MIN(d, c->retry_at);
     if (e->state == SHIMMER_STATE_CONNECTING && e->transport_ready && !e->have_remote_sid)
         d = MIN(d, c->connect_deadline);
-    if (e->state == SHIMMER_STATE_GETTING_CONFIG)
+    if (e->state == SHIMMER_STATE_GETTING_CONFIG) {
         d = MIN(d, c->push_request_at);
+        d = MIN(d, c->push_deadline);
+        d = MIN(d, e->last_recv + hand_window_us(e));
+    }
     return d;
 }
 
 static bool handle_timeout(ShimmerEngine *e, gint64 now)
 {
     Client *c = client(e);
-    if (e->state == SHIMMER_STATE_RECONNECTING && c->crv1_pending)
-        return true; /* nothing happens until the user answers the challenge */
+    if (e->state == SHIMMER_STATE_RECONNECTING && (c->crv1_pending || c->cred_wait))
+        return true; /* nothing happens until the user answers */
     if (e->state == SHIMMER_STATE_RECONNECTING && c->retry_at && now >= c->retry_at) {
         begin_connect(e, now);
         return true;
@@ -631,6 +896,22 @@ static bool handle_timeout(ShimmerEngine *e, gint64 now)
     if (e->state == SHIMMER_STATE_CONNECTING && e->transport_ready && !e->have_remote_sid &&
         now >= c->connect_deadline) {
         restart_session(e, "no answer from the server (server-poll-timeout)", true, now);
+        return true;
+    }
+    if (e->state == SHIMMER_STATE_GETTING_CONFIG && now >= c->push_deadline &&
+        (c->auth_pending || c->web_auth)) {
+        /* The server gives up too, at about the same time (AUTH_FAILED). */
+        g_autofree char *why = g_strdup_printf(
+            "the login was not completed: the server's %s was not finished within %u s",
+            c->web_auth ? "web sign-in" : "pending authentication",
+            seconds_until(c->auth_pending ? c->pending_deadline : c->push_deadline,
+                          c->config_started));
+        fail(e, why);
+        return true;
+    }
+    if (e->state == SHIMMER_STATE_GETTING_CONFIG &&
+        (now >= c->push_deadline || now >= e->last_recv + hand_window_us(e))) {
+        restart_session(e, "no reply from the server to the push request", true, now);
         return true;
     }
     if (e->state == SHIMMER_STATE_GETTING_CONFIG && now >= c->push_request_at &&
@@ -665,6 +946,7 @@ static void client_free(ShimmerEngine *e)
     g_free(c->username);
     shimmer_str_free_secret(c->password);
     shimmer_str_free_secret(c->auth_token);
+    g_free(c->token_user);
     g_free(c->crv1_state_id);
     g_free(c->crv1_username);
     shimmer_secret_buf_clear(&c->push_text);
@@ -690,6 +972,7 @@ static const ShimmerEngineRole client_role = {
     .hard_reset_received = hard_reset_received,
     .tls_setup = NULL,
     .check_peer_cert = check_peer_cert,
+    .km_ready = km_ready,
     .km_strings = km_strings,
     .km_received = km_received,
     .first_key_active = first_key_active,
@@ -761,12 +1044,33 @@ void shimmer_engine_start(ShimmerEngine *e, gint64 now)
     Client *c = client_of(e);
     if (c == NULL || e->state != SHIMMER_STATE_IDLE)
         return;
-    if (e->cfg->auth_user_pass != SHIMMER_AUTH_USER_PASS_NONE && c->password == NULL) {
-        shimmer_core_push_event(e, SHIMMER_EVENT_NEED_CREDENTIALS)->credentials.kind =
-            c->username ? SHIMMER_CREDENTIALS_PASSWORD : SHIMMER_CREDENTIALS_USERNAME_PASSWORD;
-        return;
-    }
+    /* Asks for the password first when the profile holds none. */
     begin_connect(e, now);
+}
+
+/* The answer to a CR_TEXT challenge goes to the server at once. */
+static void send_cr_response(ShimmerEngine *e, const char *response)
+{
+    if (e->state != SHIMMER_STATE_GETTING_CONFIG || e->ks[0].status != SHIMMER_KS_ACTIVE)
+        return;
+    const char *r = response ? response : "";
+    g_auto(ShimmerSecretStr) b64 = g_base64_encode((const guchar *)r, strlen(r));
+    g_auto(ShimmerSecretStr) msg = g_strconcat("CR_RESPONSE,", b64, NULL);
+    shimmer_core_send_message(e, &e->ks[0], msg);
+    shimmer_core_log(e, SHIMMER_LOG_INFO, "the answer to the server's challenge is sent");
+}
+
+/* A renegotiated key state that waited for the password. */
+static void resume_key_method(ShimmerEngine *e, Client *c, gint64 now)
+{
+    c->km_wait = false;
+    for (int i = 0; i < SHIMMER_ENGINE_N_KEY_STATES; i++) {
+        ShimmerKeyState *ks = &e->ks[i];
+        if (ks->status == SHIMMER_KS_OPEN && ks->key_id == c->km_wait_key && !ks->km_sent) {
+            shimmer_core_send_key_method(e, ks, now);
+            return;
+        }
+    }
 }
 
 void shimmer_engine_set_credentials(ShimmerEngine *e, const char *username, const char *password,
@@ -775,6 +1079,11 @@ void shimmer_engine_set_credentials(ShimmerEngine *e, const char *username, cons
     Client *c = client_of(e);
     if (c == NULL)
         return;
+    if (c->crtext_pending) {
+        c->crtext_pending = false;
+        send_cr_response(e, password);
+        return;
+    }
     if (c->crv1_pending) {
         /* PASSWORD is the response to the dynamic challenge. */
         c->crv1_pending = false;
@@ -783,8 +1092,15 @@ void shimmer_engine_set_credentials(ShimmerEngine *e, const char *username, cons
         shimmer_str_free_secret(c->password);
         c->password = g_strconcat("CRV1::", c->crv1_state_id, "::", password ? password : "", NULL);
         g_clear_pointer(&c->auth_token, shimmer_str_free_secret);
+        g_clear_pointer(&c->token_user, g_free);
         if (e->state == SHIMMER_STATE_RECONNECTING)
             begin_connect(e, now);
+        return;
+    }
+    if (e->state != SHIMMER_STATE_IDLE && !c->cred_wait && !c->km_wait) {
+        /* Nothing asked (an answer that came too late, after its session
+         * was gone): it must not replace the password. */
+        shimmer_core_log(e, SHIMMER_LOG_DEBUG, "credentials that were not asked for: ignored");
         return;
     }
     if (username != NULL) {
@@ -793,7 +1109,13 @@ void shimmer_engine_set_credentials(ShimmerEngine *e, const char *username, cons
     }
     shimmer_str_free_secret(c->password);
     c->password = g_strdup(password);
-    if (e->state == SHIMMER_STATE_IDLE)
+    if (c->km_wait) {
+        resume_key_method(e, c, now);
+        return;
+    }
+    bool waiting = c->cred_wait;
+    c->cred_wait = false;
+    if (e->state == SHIMMER_STATE_IDLE || (waiting && e->state == SHIMMER_STATE_RECONNECTING))
         begin_connect(e, now);
 }
 

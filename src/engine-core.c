@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "bytes.h"
+#include "compress.h"
 
 static const guint8 ping_magic[16] = {0x2a, 0x18, 0x7b, 0xf3, 0x64, 0x1e, 0xb4, 0xcb,
                                       0x07, 0xed, 0x2d, 0x0a, 0x98, 0x1f, 0xc7, 0x48};
@@ -64,6 +65,7 @@ const char *shimmer_drop_reason_to_string(ShimmerDropReason reason)
         [SHIMMER_DROP_NO_SESSION] = "no session",
         [SHIMMER_DROP_COMPRESSED] = "compressed",
         [SHIMMER_DROP_TOO_BIG] = "larger than the buffer",
+        [SHIMMER_DROP_BAD_COMPRESSION] = "bad compression",
     };
     return (guint)reason < G_N_ELEMENTS(names) ? names[reason] : "unknown";
 }
@@ -102,8 +104,19 @@ void shimmer_event_clear(ShimmerEvent *ev)
     case SHIMMER_EVENT_EXIT:
         g_clear_pointer(&ev->exit.reason, g_free);
         break;
+    case SHIMMER_EVENT_AUTH_REQUEST:
+        g_clear_pointer(&ev->auth_request.common_name, g_free);
+        g_clear_pointer(&ev->auth_request.username, shimmer_str_free_secret);
+        g_clear_pointer(&ev->auth_request.password, shimmer_str_free_secret);
+        g_clear_pointer(&ev->auth_request.peer_info, g_free);
+        break;
+    case SHIMMER_EVENT_WEB_AUTH:
+        g_clear_pointer(&ev->web_auth.url, g_free);
+        g_clear_pointer(&ev->web_auth.flags, g_strfreev);
+        break;
     case SHIMMER_EVENT_DISCONNECT_TRANSPORT:
     case SHIMMER_EVENT_TUN_CONFIG:
+    case SHIMMER_EVENT_AUTH_PENDING:
         break;
     }
 }
@@ -162,7 +175,7 @@ static void sync_dataplane(ShimmerEngine *e)
             shimmer_dataplane_set_expiry(e->dp, e->ks[i].key_id, e->ks[i].expires);
     }
     shimmer_dataplane_configure(e->dp, primary, e->state == SHIMMER_STATE_CONNECTED, e->use_data_v2,
-                                e->peer_id, e->comp);
+                                e->peer_id, e->comp, e->comp_alg);
 }
 
 /* The last data or control packet sent / received, on any thread. */
@@ -213,6 +226,24 @@ static void ks_clear(ShimmerEngine *e, ShimmerKeyState *ks)
     }
     shimmer_secret_buf_clear(&ks->app_in);
     shimmer_wipe(ks, sizeof(*ks));
+}
+
+/* Frees a lame duck's control channel once nothing is left in it (nothing
+ * unacked, no acks owed, nothing unread): it only decrypts from then on. A
+ * server holds this for every client after each renegotiation. */
+static void ks_retire_if_quiet(ShimmerKeyState *ks)
+{
+    if (ks->retired || ks->status != SHIMMER_KS_ACTIVE || ks->rel == NULL ||
+        shimmer_reliable_unacked(ks->rel) > 0 || shimmer_reliable_has_pending_acks(ks->rel) ||
+        shimmer_reliable_readable(ks->rel) > 0 || ks->tls_out->len > 0 || ks->app_in.len > 0)
+        return;
+    g_clear_pointer(&ks->rel, shimmer_reliable_free);
+    gnutls_deinit(ks->tls);
+    ks->tls = NULL;
+    g_byte_array_unref(ks->tls_out);
+    ks->tls_out = NULL;
+    shimmer_secret_buf_clear(&ks->app_in);
+    ks->retired = true;
 }
 
 static ShimmerKeyState *ks_by_id(ShimmerEngine *e, guint key_id)
@@ -355,7 +386,7 @@ static gsize build_control(ShimmerEngine *e, ShimmerKeyState *ks, const ShimmerR
 static gsize write_control(ShimmerEngine *e, ShimmerKeyState *ks, guint8 *buf, gsize cap,
                            gint64 now)
 {
-    if (ks->status == SHIMMER_KS_NONE)
+    if (ks->status == SHIMMER_KS_NONE || ks->retired)
         return 0;
     feed_reliable(ks);
     /* Bounded: every round takes a message or acks from the reliable layer,
@@ -477,6 +508,16 @@ static bool send_key_method(ShimmerEngine *e, ShimmerKeyState *ks)
     tls_send(e, ks, record.data, record.len);
     ks->km_sent = true;
     return true;
+}
+
+bool shimmer_core_send_key_method(ShimmerEngine *e, ShimmerKeyState *ks, gint64 now)
+{
+    if (ks->km_sent)
+        return true;
+    if (send_key_method(e, ks))
+        return true;
+    lose_session(e, SHIMMER_SESSION_LOST_FATAL, "cannot write the key-method record", now);
+    return false;
 }
 
 /* One u16-length-prefixed string at *P: 1 taken (into *OUT if OUT is not
@@ -750,7 +791,8 @@ static void drive_tls(ShimmerEngine *e, ShimmerKeyState *ks, gint64 now)
             shimmer_core_log(e, SHIMMER_LOG_INFO, "TLS handshake done (key %u): %s", ks->key_id,
                              desc);
             ks->status = SHIMMER_KS_OPEN;
-            if (!e->role->km_after_peer && !send_key_method(e, ks)) {
+            bool ready = e->role->km_ready == NULL || e->role->km_ready(e, ks, now);
+            if (!e->role->km_after_peer && ready && !send_key_method(e, ks)) {
                 lose_session(e, SHIMMER_SESSION_LOST_FATAL, "cannot write the key-method record",
                              now);
                 return;
@@ -812,6 +854,7 @@ bool shimmer_core_session_begin(ShimmerEngine *e, ShimmerCtlwrap *wrap, const gu
         return false;
     }
     e->transport_ready = true;
+    e->comp_seen = false;
     e->linger_len = e->linger_pos = 0;
     shimmer_replay_init(&e->ctl_replay, SHIMMER_REPLAY_DEFAULT_WINDOW, 0);
     ShimmerKeyState *ks = &e->ks[0];
@@ -820,6 +863,32 @@ bool shimmer_core_session_begin(ShimmerEngine *e, ShimmerCtlwrap *wrap, const gu
     e->next_key_id = 1;
     shimmer_reliable_queue_message(ks->rel, e->role->own_hard_reset(e), NULL, 0, NULL, NULL);
     e->last_recv = e->last_sent = now;
+    return true;
+}
+
+bool shimmer_core_session_adopt(ShimmerEngine *e, ShimmerCtlwrap *wrap,
+                                const guint8 own_sid[SHIMMER_SESSION_ID_LEN],
+                                const guint8 peer_sid[SHIMMER_SESSION_ID_LEN], bool is_tcp,
+                                gint64 now, GError **error)
+{
+    if (!shimmer_core_session_begin(e, wrap, own_sid, is_tcp, now, error))
+        return false;
+    ShimmerKeyState *ks = &e->ks[0];
+    ShimmerReliableMessage reset;
+    guint32 acks[SHIMMER_RELIABLE_MAX_PENDING_ACKS];
+    /* Both resets crossed already: take ours out as sent and acked, and
+     * the peer's in as received and acked. */
+    if (!shimmer_reliable_next_to_send(ks->rel, now, &reset) ||
+        !shimmer_reliable_ack_received(ks->rel, reset.pid) ||
+        shimmer_reliable_incoming(ks->rel, 0, NULL, 0) != SHIMMER_RELIABLE_RX_NEW) {
+        g_set_error(error, SHIMMER_ENGINE_ERROR, 0, "cannot take over the first exchange");
+        return false;
+    }
+    shimmer_reliable_take_acks(ks->rel, acks, G_N_ELEMENTS(acks));
+    memcpy(e->remote_sid, peer_sid, sizeof(e->remote_sid));
+    e->have_remote_sid = true;
+    shimmer_ctlwrap_set_next_pid(e->wrap, 2);
+    ks->status = SHIMMER_KS_TLS;
     return true;
 }
 
@@ -891,6 +960,10 @@ static ShimmerKeyState *control_key_state(ShimmerEngine *e, const ShimmerControl
         return NULL;
     }
     ShimmerKeyState *ks = ks_by_id(e, cp->key_id);
+    if (ks != NULL && ks->retired) {
+        *drop = SHIMMER_DROP_NO_KEY;
+        return NULL;
+    }
     if (e->role->peer_hard_resets & (1u << cp->opcode)) {
         ks = e->role->accept_hard_reset(e, cp, drop);
         if (ks == NULL)
@@ -955,12 +1028,26 @@ static ShimmerDropReason recv_control(ShimmerEngine *e, const guint8 *pkt, gsize
 
 /* ---------- data channel ---------- */
 
+/* Once per session: the peer compresses what it sends. */
+static void warn_compression(ShimmerEngine *e)
+{
+    if (!shimmer_dataplane_take_comp_seen(e->dp) || e->comp_seen)
+        return;
+    e->comp_seen = true;
+    shimmer_core_log(e, SHIMMER_LOG_WARNING,
+                     "the %s compresses the packets it sends: an attacker who can inject "
+                     "traffic may learn secrets from the compressed sizes (VORACLE); ask "
+                     "for compression to be turned off",
+                     e->role->peer_name);
+}
+
 /* A data packet on the engine's own lane: its plaintext for the tun in
  * OUT[0..*OUT_LEN), or consumed (*OUT_LEN 0: ping, OCC). */
 static ShimmerDropReason recv_data(ShimmerEngine *e, const guint8 *pkt, gsize len, gint64 now,
                                    guint8 *out, gsize cap, gsize *out_len)
 {
     ShimmerDropReason why = shimmer_dataplane_open_copy(e->dp, pkt, len, now, out, cap, out_len);
+    warn_compression(e);
     if (why == SHIMMER_DROP_NONE && shimmer_dataplane_take_peer_exit(e->dp)) {
         g_autofree char *reason = g_strdup_printf("the %s is shutting down", e->role->peer_name);
         lose_session(e, SHIMMER_SESSION_LOST_NEXT_PEER, reason, now);
@@ -1107,6 +1194,8 @@ gssize shimmer_engine_write_pkt(ShimmerEngine *e, guint8 *buf, gsize cap, gint64
         n = write_control(e, &e->ks[i], buf, cap, now);
     if (n == 0)
         n = write_own_data(e, buf, cap, now);
+    if (n == 0)
+        ks_retire_if_quiet(&e->ks[1]);
     if (n > 0) {
         e->stats.link_bytes_out += n;
         e->last_sent = now;
@@ -1138,7 +1227,8 @@ static gint64 reneg_due_at(const ShimmerEngine *e)
         (p->keys_installed && shimmer_dataplane_key_needs_rekey(e->dp, p->key_id)))
         return p->established;
     gint64 reneg = cfg->reneg_sec >= 0 ? cfg->reneg_sec : 3600;
-    return reneg > 0 ? p->established + reneg * SHIMMER_US : G_MAXINT64;
+    return reneg > 0 ? p->established + MAX(reneg * SHIMMER_US - e->reneg_jitter, SHIMMER_US)
+                     : G_MAXINT64;
 }
 
 gint64 shimmer_engine_next_deadline(ShimmerEngine *e)
@@ -1153,6 +1243,8 @@ gint64 shimmer_engine_next_deadline(ShimmerEngine *e)
     }
     for (int i = 0; i < SHIMMER_ENGINE_N_KEY_STATES; i++) {
         ShimmerKeyState *ks = &e->ks[i];
+        if (ks->retired && ks->expires)
+            d = MIN(d, ks->expires);
         if (ks->status == SHIMMER_KS_NONE || ks->rel == NULL)
             continue;
         gint64 r = shimmer_reliable_next_deadline(ks->rel);
@@ -1215,6 +1307,8 @@ static bool serve_key_state_timers(ShimmerEngine *e, gint64 now)
             ks_clear(e, ks);
             continue;
         }
+        if (ks->retired)
+            continue;
         drive_tls(e, ks, now);
         if (gen != e->session_gen)
             return false;
@@ -1252,6 +1346,7 @@ void shimmer_engine_handle_timeout(ShimmerEngine *e, gint64 now)
     if (e->role->handle_timeout(e, now))
         return;
     settle_keys(e, now);
+    warn_compression(e);
     if (e->state == SHIMMER_STATE_DISCONNECTING) {
         serve_exit_timers(e, now);
         return;
@@ -1364,20 +1459,6 @@ void shimmer_engine_set_key_passphrase(ShimmerEngine *e, const char *passphrase)
 
 /* ---------- certificates and construction ---------- */
 
-static char *build_priority(const ShimmerConfig *cfg)
-{
-    static const char *const vers[] = {NULL, "VERS-TLS1.0", "VERS-TLS1.1", "VERS-TLS1.2",
-                                       "VERS-TLS1.3"};
-    ShimmerTlsVersion min = cfg->tls_version_min ? cfg->tls_version_min : SHIMMER_TLS_VERSION_1_2;
-    ShimmerTlsVersion max = cfg->tls_version_max ? cfg->tls_version_max : SHIMMER_TLS_VERSION_1_3;
-    if (cfg->tls_version_min_or_highest)
-        min = SHIMMER_TLS_VERSION_1_2;
-    GString *s = g_string_new("NORMAL:-VERS-ALL");
-    for (int v = min; v <= (int)max; v++)
-        g_string_append_printf(s, ":+%s", vers[v]);
-    return g_string_free(s, FALSE);
-}
-
 /* The longest chain a peer may send (GnuTLS's own verification depth). */
 #define MAX_PEER_CHAIN 16
 
@@ -1414,34 +1495,25 @@ static bool valid_at(ShimmerEngine *e, const char *what, time_t from, time_t to,
     return true;
 }
 
-/* The configured CRLs that CRT's issuer signed must be current at NOW. */
-static bool crls_valid_at(ShimmerEngine *e, gnutls_x509_crt_t crt, gint64 now)
+/* CRT against the CRLs of its issuer: not revoked, and the CRL current
+ * at NOW (crl.h). */
+static bool crl_allows(ShimmerEngine *e, gnutls_x509_crt_t crt, gint64 now)
 {
-    gnutls_datum_t issuer = {0};
-    if (e->n_crls == 0 || gnutls_x509_crt_get_raw_issuer_dn(crt, &issuer) != 0)
+    g_autoptr(GError) error = NULL;
+    if (e->crls == NULL || shimmer_crl_set_check(e->crls, crt, now, &error))
         return true;
-    bool ok = true;
-    for (unsigned int i = 0; i < e->n_crls && ok; i++) {
-        gnutls_datum_t by = {0};
-        if (gnutls_x509_crl_get_raw_issuer_dn(e->crls[i], &by) != 0)
-            continue;
-        if (by.size == issuer.size && memcmp(by.data, issuer.data, by.size) == 0) {
-            g_autofree char *subject = crt_subject(crt);
-            g_autofree char *what = g_strdup_printf("the CRL for '%s'", subject);
-            ok = valid_at(e, what, gnutls_x509_crl_get_this_update(e->crls[i]),
-                          gnutls_x509_crl_get_next_update(e->crls[i]), now);
-        }
-        gnutls_free(by.data);
-    }
-    gnutls_free(issuer.data);
-    return ok;
+    g_autofree char *subject = crt_subject(crt);
+    shimmer_core_log(e, SHIMMER_LOG_ERROR, "the certificate '%s': %s", subject, error->message);
+    return false;
 }
 
 /* Walks from the leaf CHAIN[0] up to a self-signed root (through the
  * peer's chain, then the trusted CAs) and checks every certificate's
- * validity period, and the CRLs that apply to it, against the wall clock
- * NOW. GnuTLS verified signatures, usages and revocation with its own time
- * checks off: it would read the system clock. */
+ * validity period, and its revocation by the CRLs of its issuer (their
+ * validity included), against the wall clock NOW. GnuTLS verified
+ * signatures and usages with its own time checks off: it would read the
+ * system clock. CRLs are read by crl.h, not GnuTLS: GnuTLS refuses CRLs
+ * whose dates are not DER, which some providers ship. */
 static bool chain_valid_at(ShimmerEngine *e, gnutls_x509_crt_t *chain, unsigned int n, gint64 now)
 {
     gnutls_x509_crt_t crt = chain[0];
@@ -1453,7 +1525,7 @@ static bool chain_valid_at(ShimmerEngine *e, gnutls_x509_crt_t *chain, unsigned 
             return false;
         if (gnutls_x509_crt_check_issuer(crt, crt))
             return true; /* the root; its CRL is no concern of its own */
-        if (!crls_valid_at(e, crt, now))
+        if (!crl_allows(e, crt, now))
             return false;
         gnutls_x509_crt_t issuer = NULL;
         for (unsigned int i = 0; i < n && issuer == NULL; i++) {
@@ -1528,6 +1600,11 @@ static int verify_peer(gnutls_session_t session)
     unsigned int n = 0;
     const gnutls_datum_t *chain = gnutls_certificate_get_peers(session, &n);
     if (chain == NULL || n == 0) {
+        /* A server's verify-client-cert optional or none (its parser only
+         * lets that through with a password check). */
+        if (cfg->verify_client_cert == SHIMMER_VERIFY_CLIENT_CERT_OPTIONAL ||
+            cfg->verify_client_cert == SHIMMER_VERIFY_CLIENT_CERT_NONE)
+            return 0;
         shimmer_core_log(e, SHIMMER_LOG_ERROR, "the %s sent no certificate", peer);
         return GNUTLS_E_CERTIFICATE_ERROR;
     }
@@ -1583,16 +1660,20 @@ static bool load_trust(ShimmerEngine *e, GError **error)
     }
     if (!cfg->crl_verify.present)
         return true;
-    gnutls_datum_t crl = {cfg->crl_verify.data, (unsigned int)cfg->crl_verify.len};
-    rc = gnutls_x509_crl_list_import2(&e->crls, &e->n_crls, &crl, GNUTLS_X509_FMT_PEM, 0);
-    if (rc >= 0)
-        rc = gnutls_x509_trust_list_add_trust_mem(
-            e->trust, NULL, &crl, GNUTLS_X509_FMT_PEM, GNUTLS_TL_VERIFY_CRL,
-            GNUTLS_VERIFY_DISABLE_TIME_CHECKS | GNUTLS_VERIFY_DISABLE_TRUSTED_TIME_CHECKS);
-    if (rc < 0) {
-        g_set_error(error, SHIMMER_ENGINE_ERROR, 0, "cannot load the CRL: %s", gnutls_strerror(rc));
+    g_autoptr(GError) crl_error = NULL;
+    g_autoptr(GPtrArray) unused = g_ptr_array_new();
+    e->crls = shimmer_crl_set_new(cfg->crl_verify.data, cfg->crl_verify.len, &crl_error);
+    if (e->crls == NULL ||
+        !shimmer_crl_set_verify(e->crls, cfg->ca.data, cfg->ca.len, unused, &crl_error)) {
+        g_set_error(error, SHIMMER_ENGINE_ERROR, 0, "cannot use the CRL: %s", crl_error->message);
         return false;
     }
+    /* As OpenSSL does: a CRL no CA of ours signed proves nothing. */
+    for (guint i = 0; i < unused->len; i++)
+        shimmer_core_log(e, SHIMMER_LOG_WARNING,
+                         "crl-verify: the CRL of '%s' is not issued by a CA of the profile; "
+                         "it is not used",
+                         shimmer_crl_set_issuer(e->crls, GPOINTER_TO_UINT(unused->pdata[i])));
     return true;
 }
 
@@ -1655,6 +1736,19 @@ gnutls_fail:
     return false;
 }
 
+/* The data plane of an engine of CFG: its renegotiation limits (to wake
+ * the engine's thread) and its replay window. */
+static ShimmerDataPlane *core_new_dataplane(const ShimmerConfig *cfg)
+{
+    ShimmerDataPlane *dp = shimmer_dataplane_new();
+    shimmer_dataplane_set_rekey_limits(dp, cfg->reneg_bytes > 0 ? (guint64)cfg->reneg_bytes : 0,
+                                       cfg->reneg_pkts > 0 ? (guint64)cfg->reneg_pkts : 0);
+    shimmer_dataplane_set_replay(dp, cfg->replay_window,
+                                 cfg->replay_time >= 0 ? (guint)cfg->replay_time
+                                                       : SHIMMER_REPLAY_DEFAULT_TIME_BACKTRACK_S);
+    return dp;
+}
+
 ShimmerEngine *shimmer_core_new(const ShimmerConfig *cfg, const ShimmerEngineHooks *hooks,
                                 const ShimmerEngineRole *role, gpointer role_data, GError **error)
 {
@@ -1665,16 +1759,45 @@ ShimmerEngine *shimmer_core_new(const ShimmerConfig *cfg, const ShimmerEngineHoo
     e->role = role;
     e->role_data = role_data;
     e->events = g_queue_new();
-    e->priority = build_priority(cfg);
     e->comp = cfg->comp;
+    e->comp_alg = cfg->comp_alg;
     e->mssfix = cfg->mssfix;
-    e->dp = shimmer_dataplane_new();
-    shimmer_dataplane_set_rekey_limits(e->dp, cfg->reneg_bytes > 0 ? (guint64)cfg->reneg_bytes : 0,
-                                       cfg->reneg_pkts > 0 ? (guint64)cfg->reneg_pkts : 0);
+    /* tls-cipher, tls-ciphersuites, tls-groups, tls-cert-profile and the
+     * versions; the parser refused every profile for which this fails. */
+    g_autoptr(GError) perr = NULL;
+    e->priority = shimmer_config_tls_priority(cfg, NULL, &perr);
+    if (e->priority == NULL) {
+        g_set_error(error, SHIMMER_ENGINE_ERROR, 0, "the TLS restrictions cannot be used: %s",
+                    perr->message);
+        shimmer_engine_free(e);
+        return NULL;
+    }
+    e->dp = core_new_dataplane(cfg);
     if (!load_credentials(e, error)) {
         shimmer_engine_free(e);
         return NULL;
     }
+    return e;
+}
+
+ShimmerEngine *shimmer_core_new_shared(const ShimmerEngine *shared, const ShimmerEngineHooks *hooks,
+                                       const ShimmerEngineRole *role, gpointer role_data)
+{
+    ShimmerEngine *e = g_new0(ShimmerEngine, 1);
+    e->cfg = shared->cfg;
+    if (hooks != NULL)
+        e->hooks = *hooks;
+    e->role = role;
+    e->role_data = role_data;
+    e->events = g_queue_new();
+    e->comp = shared->cfg->comp;
+    e->mssfix = shared->cfg->mssfix;
+    e->dp = core_new_dataplane(shared->cfg);
+    e->shares_credentials = true;
+    e->creds = shared->creds;
+    e->trust = shared->trust;
+    e->crls = shared->crls;
+    e->priority = shared->priority;
     return e;
 }
 
@@ -1688,13 +1811,17 @@ void shimmer_engine_free(ShimmerEngine *e)
         ks_clear(e, &e->ks[i]);
     shimmer_dataplane_unref(e->dp);
     shimmer_ctlwrap_free(e->wrap);
+    if (e->shares_credentials) {
+        e->creds = NULL;
+        e->trust = NULL;
+        e->crls = NULL;
+        e->priority = NULL;
+    }
     if (e->creds != NULL)
         gnutls_certificate_free_credentials(e->creds);
     if (e->trust != NULL)
         gnutls_x509_trust_list_deinit(e->trust, 1);
-    for (unsigned int i = 0; i < e->n_crls; i++)
-        gnutls_x509_crl_deinit(e->crls[i]);
-    gnutls_free(e->crls);
+    shimmer_crl_set_free(e->crls);
     g_free(e->priority);
     shimmer_str_free_secret(e->key_passphrase);
     ShimmerEvent *ev;

@@ -43,6 +43,7 @@
 #include <stdbool.h>
 
 #include "compframe.h"
+#include "crl.h"
 #include "ctlwrap.h"
 #include "datachan.h"
 #include "engine.h"
@@ -82,6 +83,9 @@ typedef struct {
      * when it could first have (0: not yet). */
     bool sending;
     gint64 settled_at;
+    /* A lame duck whose control channel went quiet: its TLS session and
+     * reliable layer are freed, it only decrypts until it expires. */
+    bool retired;
     ShimmerReliable *rel;
     gnutls_session_t tls;
     GByteArray *tls_out;     /* TLS bytes the reliable layer had no room for yet */
@@ -177,6 +181,12 @@ struct ShimmerEngineRole {
     /* Checks of the peer's leaf certificate after its chain verified
      * (remote-cert-tls, verify-x509-name). 0 or a GnuTLS error. */
     int (*check_peer_cert)(ShimmerEngine *e, gnutls_x509_crt_t leaf);
+    /* Whether our key-method record on KS can be written now, once the
+     * handshake is done (a client may first have to ask the user for the
+     * password). When FALSE the role writes it later with
+     * shimmer_core_send_key_method(); hand-window still bounds the wait.
+     * May be NULL: always. */
+    bool (*km_ready)(ShimmerEngine *e, ShimmerKeyState *ks, gint64 now);
     /* The strings of our key-method record on KS (the core adds the
      * randoms and the pre-master). FALSE if they cannot be made. */
     bool (*km_strings)(ShimmerEngine *e, ShimmerKeyState *ks, ShimmerKmStrings *out);
@@ -219,12 +229,15 @@ struct ShimmerEngine {
     bool is_tcp;
     bool transport_ready;
 
+    /* Owned, or borrowed from another engine (shimmer_core_new_shared():
+     * a server's peers share one set), then not freed here. */
+    bool shares_credentials;
     gnutls_certificate_credentials_t creds;
-    /* The CAs and CRLs (crl-verify) the peer's chain is checked against,
-     * and the CRLs again for their validity times. NULL / 0 without. */
+    /* The CAs the peer's chain is checked against, and the CRLs
+     * (crl-verify, read by crl.h and verified against the CAs) each
+     * certificate of it is checked against. NULL without. */
     gnutls_x509_trust_list_t trust;
-    gnutls_x509_crl_t *crls;
-    unsigned int n_crls;
+    ShimmerCrlSet *crls;
     char *priority;
     char *key_passphrase;
 
@@ -251,6 +264,10 @@ struct ShimmerEngine {
     bool tls_ekm;
     bool cc_exit;
     ShimmerCompFraming comp;
+    /* What the peer may compress with (compress.h); the role sets it. */
+    ShimmerCompAlgorithm comp_alg;
+    /* A compressed packet arrived in this session (warned once). */
+    bool comp_seen;
     /* mssfix in force (-1: the default); the role sets it. */
     gint mssfix;
 
@@ -258,6 +275,9 @@ struct ShimmerEngine {
     gint64 last_sent; /* any packet sent (keepalive) */
     gint64 last_recv; /* authenticated packet received */
     gint ping_s, ping_restart_s;
+    /* Taken off reneg-sec (a server's jitter, so that its clients do not
+     * all renegotiate at once); microseconds. */
+    gint64 reneg_jitter;
     gint64 exit_at; /* DISCONNECTING: give up waiting */
     guint exit_pings_left;
     gint64 next_exit_ping;
@@ -283,9 +303,16 @@ void shimmer_dataplane_remove(ShimmerDataPlane *dp, guint8 key_id);
 void shimmer_dataplane_clear(ShimmerDataPlane *dp);
 /* KEY_ID receives until EXPIRES (a lame duck; 0: no end). */
 void shimmer_dataplane_set_expiry(ShimmerDataPlane *dp, guint8 key_id, gint64 expires);
-/* PRIMARY: the key id that sends (-1: none); OPEN: tun packets are taken. */
+/* PRIMARY: the key id that sends (-1: none); OPEN: tun packets are taken;
+ * COMP/COMP_ALG: the framing sent and received, what the peer may compress
+ * with. */
 void shimmer_dataplane_configure(ShimmerDataPlane *dp, gint primary, bool open, bool v2,
-                                 guint32 peer_id, ShimmerCompFraming comp);
+                                 guint32 peer_id, ShimmerCompFraming comp,
+                                 ShimmerCompAlgorithm comp_alg);
+/* replay-window N T (0: the default window) for keys installed from now on. */
+void shimmer_dataplane_set_replay(ShimmerDataPlane *dp, guint window, guint backtrack_s);
+/* TRUE when a lane saw a compressed packet since the last call. */
+bool shimmer_dataplane_take_comp_seen(ShimmerDataPlane *dp);
 /* reneg-bytes / reneg-pkts (0: none), to wake the engine when reached. */
 void shimmer_dataplane_set_rekey_limits(ShimmerDataPlane *dp, guint64 bytes, guint64 packets);
 /* Plaintext bytes and packets through KEY_ID, all lanes and directions. */
@@ -321,6 +348,14 @@ ShimmerDropReason shimmer_dataplane_open_copy(ShimmerDataPlane *dp, const guint8
 ShimmerEngine *shimmer_core_new(const ShimmerConfig *cfg, const ShimmerEngineHooks *hooks,
                                 const ShimmerEngineRole *role, gpointer role_data, GError **error);
 
+/* Creates an engine for ROLE that uses the TLS credentials, trust list,
+ * CRLs and priority of SHARED (an engine made by shimmer_core_new() for the
+ * same configuration) instead of loading its own: a server's peers all
+ * present the same certificate and check against the same CAs. SHARED
+ * must outlive the engine. Cannot fail. */
+ShimmerEngine *shimmer_core_new_shared(const ShimmerEngine *shared, const ShimmerEngineHooks *hooks,
+                                       const ShimmerEngineRole *role, gpointer role_data);
+
 void shimmer_core_log(ShimmerEngine *e, ShimmerLogLevel level, const char *fmt, ...)
     G_GNUC_PRINTF(3, 4);
 /* Random bytes from the hook or GnuTLS. FALSE (BUF wiped) when there are
@@ -337,6 +372,16 @@ void shimmer_core_set_state(ShimmerEngine *e, ShimmerState state, const char *wh
  * queued. FALSE (with the reason in ERROR) when that cannot be done. */
 bool shimmer_core_session_begin(ShimmerEngine *e, ShimmerCtlwrap *wrap, const guint8 *own_sid,
                                 bool is_tcp, gint64 now, GError **error);
+/* Opens a server's session whose first exchange happened without state
+ * (the dispatcher's cookie): as shimmer_core_session_begin() with OWN_SID,
+ * then our hard reset (msg pid 0) counts as sent and acked, the peer's
+ * (PEER_SID, msg pid 0) as received and acked, and key state 0 waits for
+ * TLS. The stateless reply carried the wrap's replay pid 1, so WRAP goes on
+ * from 2. FALSE (ERROR set) as shimmer_core_session_begin(). */
+bool shimmer_core_session_adopt(ShimmerEngine *e, ShimmerCtlwrap *wrap,
+                                const guint8 own_sid[SHIMMER_SESSION_ID_LEN],
+                                const guint8 peer_sid[SHIMMER_SESSION_ID_LEN], bool is_tcp,
+                                gint64 now, GError **error);
 /* Forgets the session: key states, wrapping, queued packets. */
 void shimmer_core_reset_session(ShimmerEngine *e);
 /* Ends the engine: the session is reset, the transport closed, the state
@@ -349,6 +394,9 @@ void shimmer_core_send_message(ShimmerEngine *e, ShimmerKeyState *ks, const char
 /* Starts a renegotiation on KEY_ID with our SOFT_RESET queued; NULL if
  * the key state cannot be set up. */
 ShimmerKeyState *shimmer_core_start_renegotiation(ShimmerEngine *e, guint8 key_id, gint64 now);
+/* Writes our key-method record on KS now (after km_ready said FALSE).
+ * FALSE when it cannot be made; the session is then lost. */
+bool shimmer_core_send_key_method(ShimmerEngine *e, ShimmerKeyState *ks, gint64 now);
 /* Derives and installs KS's data keys for e->cipher. */
 bool shimmer_core_install_keys(ShimmerEngine *e, ShimmerKeyState *ks, gint64 now);
 

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "bytes.h"
+#include "compress.h"
 
 /* Counters that one lane writes and the engine's thread reads: relaxed
  * atomics, so that neither a torn value nor a data race is possible and
@@ -76,6 +77,7 @@ typedef struct {
     bool v2;
     guint32 peer_id;
     ShimmerCompFraming comp;
+    ShimmerCompAlgorithm comp_alg;
 } Snapshot;
 
 typedef struct {
@@ -92,7 +94,14 @@ typedef struct {
     guint64 dropped[SHIMMER_DROP_N_REASONS];
     guint64 not_encrypted[SHIMMER_ENCRYPT_N_RESULTS];
     gint64 last_sent, last_recv;
+    /* A compressed packet decodes here (the lane's own; allocated at the
+     * first one: servers rarely compress). */
+    guint8 *decomp;
+    guint8 *decomp_tmp;
 } __attribute__((aligned(CACHE_LINE))) Lane;
+
+/* Room for a decompressed packet. */
+#define DECOMP_CAP (SHIMMER_ENGINE_MAX_PLAIN + 64)
 
 struct ShimmerDataPlane {
     gint ref;
@@ -101,7 +110,9 @@ struct ShimmerDataPlane {
     guint n_lanes;
     Lane *lanes;
     guint64 reneg_bytes, reneg_packets;
+    guint replay_window, replay_backtrack_s;
     gint peer_exit;
+    gint comp_seen;
     ShimmerDataPlaneWake wake;
     gpointer wake_user;
 };
@@ -148,6 +159,7 @@ static Snapshot *snap_copy(const Snapshot *o)
     s->v2 = o->v2;
     s->peer_id = o->peer_id;
     s->comp = o->comp;
+    s->comp_alg = o->comp_alg;
     return s;
 }
 
@@ -184,7 +196,18 @@ ShimmerDataPlane *shimmer_dataplane_new(void)
     dp->current = snap_new();
     dp->n_lanes = 1;
     dp->lanes = g_aligned_alloc0(1, sizeof(Lane), CACHE_LINE);
+    dp->replay_window = SHIMMER_REPLAY_DEFAULT_WINDOW;
+    dp->replay_backtrack_s = SHIMMER_REPLAY_DEFAULT_TIME_BACKTRACK_S;
     return dp;
+}
+
+static void lane_free_buffers(Lane *l)
+{
+    if (l->decomp != NULL)
+        shimmer_free_secret(l->decomp, DECOMP_CAP);
+    if (l->decomp_tmp != NULL)
+        shimmer_free_secret(l->decomp_tmp, DECOMP_CAP);
+    l->decomp = l->decomp_tmp = NULL;
 }
 
 ShimmerDataPlane *shimmer_dataplane_ref(ShimmerDataPlane *dp)
@@ -197,8 +220,10 @@ void shimmer_dataplane_unref(ShimmerDataPlane *dp)
 {
     if (dp == NULL || !g_atomic_int_dec_and_test(&dp->ref))
         return;
-    for (guint i = 0; i < dp->n_lanes; i++)
+    for (guint i = 0; i < dp->n_lanes; i++) {
         snap_unref(dp->lanes[i].snap);
+        lane_free_buffers(&dp->lanes[i]);
+    }
     snap_unref(dp->current);
     pthread_mutex_destroy(&dp->lock);
     g_aligned_free(dp->lanes);
@@ -246,6 +271,7 @@ gboolean shimmer_dataplane_set_lanes(ShimmerDataPlane *dp, guint n_lanes)
             sum.not_encrypted[r] += l->not_encrypted[r];
         sum.last_sent = MAX(sum.last_sent, l->last_sent);
         sum.last_recv = MAX(sum.last_recv, l->last_recv);
+        lane_free_buffers(l);
     }
     lanes[0] = sum;
     g_aligned_free(dp->lanes);
@@ -273,8 +299,9 @@ bool shimmer_dataplane_install(ShimmerDataPlane *dp, guint8 key_id, ShimmerDatac
     pthread_mutex_init(&k->replay_lock, NULL);
     pthread_mutex_init(&k->seq_lock, NULL);
     pthread_cond_init(&k->seq_cond, NULL);
-    shimmer_replay_init(&k->replay, SHIMMER_REPLAY_DEFAULT_WINDOW,
-                        SHIMMER_REPLAY_DEFAULT_TIME_BACKTRACK_S);
+    if (!shimmer_replay_init(&k->replay, dp->replay_window, dp->replay_backtrack_s))
+        shimmer_replay_init(&k->replay, SHIMMER_REPLAY_DEFAULT_WINDOW,
+                            SHIMMER_REPLAY_DEFAULT_TIME_BACKTRACK_S);
     k->enc = shimmer_datachan_key_new_lanes(cipher, SHIMMER_DATACHAN_BACKEND_DEFAULT,
                                             SHIMMER_DATACHAN_ENCRYPT, send_key, klen, send_iv,
                                             dp->n_lanes, error);
@@ -312,6 +339,7 @@ void shimmer_dataplane_clear(ShimmerDataPlane *dp)
     s->v2 = dp->current->v2;
     s->peer_id = dp->current->peer_id;
     s->comp = dp->current->comp;
+    s->comp_alg = dp->current->comp_alg;
     publish(dp, s);
 }
 
@@ -325,13 +353,14 @@ void shimmer_dataplane_set_expiry(ShimmerDataPlane *dp, guint8 key_id, gint64 ex
 }
 
 void shimmer_dataplane_configure(ShimmerDataPlane *dp, gint primary, bool open, bool v2,
-                                 guint32 peer_id, ShimmerCompFraming comp)
+                                 guint32 peer_id, ShimmerCompFraming comp,
+                                 ShimmerCompAlgorithm comp_alg)
 {
     const Snapshot *c = dp->current;
     if (primary >= N_KEY_IDS || (primary >= 0 && c->slot[primary] == NULL))
         primary = -1;
     if (c->primary == primary && c->open == open && c->v2 == v2 && c->peer_id == peer_id &&
-        c->comp == comp)
+        c->comp == comp && c->comp_alg == comp_alg)
         return;
     Snapshot *s = edit(dp);
     s->primary = primary;
@@ -339,7 +368,20 @@ void shimmer_dataplane_configure(ShimmerDataPlane *dp, gint primary, bool open, 
     s->v2 = v2;
     s->peer_id = peer_id;
     s->comp = comp;
+    s->comp_alg = comp_alg;
     publish(dp, s);
+}
+
+void shimmer_dataplane_set_replay(ShimmerDataPlane *dp, guint window, guint backtrack_s)
+{
+    dp->replay_window =
+        MIN(window ? window : SHIMMER_REPLAY_DEFAULT_WINDOW, SHIMMER_REPLAY_MAX_WINDOW);
+    dp->replay_backtrack_s = backtrack_s;
+}
+
+bool shimmer_dataplane_take_comp_seen(ShimmerDataPlane *dp)
+{
+    return g_atomic_int_compare_and_exchange(&dp->comp_seen, 1, 0);
 }
 
 void shimmer_dataplane_set_rekey_limits(ShimmerDataPlane *dp, guint64 bytes, guint64 packets)
@@ -717,11 +759,58 @@ static ShimmerReplayResult replay_check(KeySet *k, guint32 id, gint64 now, bool 
     return r;
 }
 
+/* Whether the framed plaintext BUF[0..LEN) holds a compressed packet. */
+static bool is_compressed(ShimmerCompFraming framing, const guint8 *buf, gsize len)
+{
+    switch (framing) {
+    case SHIMMER_COMP_LZO_NO:
+        return len > 0 && buf[0] == 0x66;
+    case SHIMMER_COMP_STUB:
+        return len > 0 && buf[0] == 0x69;
+    case SHIMMER_COMP_STUB_V2:
+        return len > 1 && buf[0] == 0x50 && buf[1] == 0x01;
+    case SHIMMER_COMP_NONE:
+        break;
+    }
+    return false;
+}
+
+/* A compressed packet decodes into the lane's buffer: the packet's own room
+ * ends where the next datagram of a GRO buffer begins. */
+static ShimmerDropReason decompress(ShimmerDataPlane *dp, Lane *l, const Snapshot *s,
+                                    const guint8 *in, gsize *len, guint8 **plain)
+{
+    if (s->comp_alg != SHIMMER_COMP_ALG_NONE)
+        g_atomic_int_compare_and_exchange(&dp->comp_seen, 0, 1);
+    if (l->decomp == NULL) {
+        l->decomp = g_malloc(DECOMP_CAP);
+        l->decomp_tmp = g_malloc(DECOMP_CAP);
+    }
+    memcpy(l->decomp, in, *len);
+    ShimmerDecompResult r = shimmer_decompress(s->comp, s->comp_alg, l->decomp, len, DECOMP_CAP,
+                                               l->decomp_tmp, DECOMP_CAP);
+    switch (r) {
+    case SHIMMER_DECOMP_OK:
+        *plain = l->decomp;
+        return SHIMMER_DROP_NONE;
+    case SHIMMER_DECOMP_NOT_ALLOWED:
+        return SHIMMER_DROP_COMPRESSED;
+    case SHIMMER_DECOMP_TOO_LARGE:
+        return SHIMMER_DROP_TOO_BIG;
+    case SHIMMER_DECOMP_MALFORMED:
+    case SHIMMER_DECOMP_BAD_DATA:
+        break;
+    }
+    return SHIMMER_DROP_BAD_COMPRESSION;
+}
+
 /* Opens the data packet PKT[0..LEN) into OUT (which may be PKT + the
  * overhead: in place) on LANE. The plaintext for the tun is
- * OUT[*OFF..*OFF+*PLEN) (*PLEN 0: nothing for the tun). */
+ * *PLAIN[0..*PLEN) (*PLEN 0: nothing for the tun): inside OUT, or in the
+ * lane's buffer when it came compressed (valid until the lane's next
+ * packet). */
 static ShimmerDropReason open_data(ShimmerDataPlane *dp, guint lane, const guint8 *pkt, gsize len,
-                                   gint64 now, guint8 *out, gsize cap, gsize *off, gsize *plen)
+                                   gint64 now, guint8 *out, gsize cap, guint8 **plain, gsize *plen)
 {
     Lane *l = &dp->lanes[lane];
     Snapshot *s = lane_snap(dp, lane);
@@ -762,10 +851,21 @@ static ShimmerDropReason open_data(ShimmerDataPlane *dp, guint lane, const guint
     Usage *u = &k->usage[lane];
     BUMP(u->bytes, n);
     BUMP(u->packets, 1);
-    gsize o = 0;
-    if (!shimmer_compframe_unwrap_in_place(s->comp, out, &o, &n))
-        return SHIMMER_DROP_COMPRESSED;
-    const guint8 *p = out + o;
+    guint8 *p = out;
+    if (s->comp != SHIMMER_COMP_NONE) {
+        if (is_compressed(s->comp, out, n)) {
+            ShimmerDropReason why = decompress(dp, l, s, out, &n, &p);
+            if (why != SHIMMER_DROP_NONE)
+                return why;
+        } else {
+            /* Uncompressed: the framing comes off without moving the
+             * packet. */
+            gsize o = 0;
+            if (!shimmer_compframe_unwrap_in_place(s->comp, out, &o, &n))
+                return SHIMMER_DROP_BAD_COMPRESSION;
+            p = out + o;
+        }
+    }
     if (n == sizeof(ping_magic) && memcmp(p, ping_magic, sizeof(ping_magic)) == 0)
         return SHIMMER_DROP_NONE;
     if (n >= sizeof(occ_magic) + 1 && memcmp(p, occ_magic, sizeof(occ_magic)) == 0) {
@@ -778,18 +878,20 @@ static ShimmerDropReason open_data(ShimmerDataPlane *dp, guint lane, const guint
         return SHIMMER_DROP_NONE;
     BUMP(l->tun_bytes_out, n);
     BUMP(l->tun_packets_out, 1);
-    *off = o;
+    *plain = p;
     *plen = n;
     return SHIMMER_DROP_NONE;
 }
 
 ShimmerRecvResult shimmer_dataplane_decrypt(ShimmerDataPlane *dp, guint lane, guint8 *pkt,
-                                            gsize len, gint64 now, gsize *plain_off,
-                                            gsize *plain_len, ShimmerDropReason *drop)
+                                            gsize len, gint64 now, guint8 **plain, gsize *plain_len,
+                                            ShimmerDropReason *drop)
 {
-    *plain_off = *plain_len = 0;
+    *plain = NULL;
+    *plain_len = 0;
     ShimmerDropReason why;
-    gsize off = 0, n = 0;
+    guint8 *p = NULL;
+    gsize n = 0;
     if (lane >= dp->n_lanes) {
         why = SHIMMER_DROP_NO_KEY;
     } else {
@@ -797,9 +899,7 @@ ShimmerRecvResult shimmer_dataplane_decrypt(ShimmerDataPlane *dp, guint lane, gu
                         ? SHIMMER_DATACHAN_V1_OVERHEAD
                         : SHIMMER_DATACHAN_V2_OVERHEAD;
         gsize cap = len > hdr ? len - hdr : 0;
-        why = open_data(dp, lane, pkt, len, now, pkt + MIN(hdr, len), cap, &off, &n);
-        if (why == SHIMMER_DROP_NONE)
-            off += hdr;
+        why = open_data(dp, lane, pkt, len, now, pkt + MIN(hdr, len), cap, &p, &n);
     }
     if (drop != NULL)
         *drop = why;
@@ -808,7 +908,7 @@ ShimmerRecvResult shimmer_dataplane_decrypt(ShimmerDataPlane *dp, guint lane, gu
             BUMP(dp->lanes[lane].dropped[why], 1);
         return SHIMMER_RECV_DROPPED;
     }
-    *plain_off = off;
+    *plain = p;
     *plain_len = n;
     return n > 0 ? SHIMMER_RECV_TUN : SHIMMER_RECV_CONSUMED;
 }
@@ -816,13 +916,18 @@ ShimmerRecvResult shimmer_dataplane_decrypt(ShimmerDataPlane *dp, guint lane, gu
 ShimmerDropReason shimmer_dataplane_open_copy(ShimmerDataPlane *dp, const guint8 *pkt, gsize len,
                                               gint64 now, guint8 *out, gsize cap, gsize *out_len)
 {
-    gsize off = 0, n = 0;
+    guint8 *p = NULL;
+    gsize n = 0;
     *out_len = 0;
-    ShimmerDropReason why = open_data(dp, 0, pkt, len, now, out, cap, &off, &n);
+    ShimmerDropReason why = open_data(dp, 0, pkt, len, now, out, cap, &p, &n);
     if (why == SHIMMER_DROP_NONE && n > 0) {
-        if (off > 0)
-            memmove(out, out + off, n);
-        *out_len = n;
+        if (n > cap) {
+            why = SHIMMER_DROP_TOO_BIG;
+        } else {
+            if (p != out)
+                memmove(out, p, n);
+            *out_len = n;
+        }
     }
     if (why != SHIMMER_DROP_NONE)
         BUMP(dp->lanes[0].dropped[why], 1);

@@ -4,6 +4,7 @@
 #include <glib.h>
 
 #include "config.h"
+#include "webauth.h"
 
 G_BEGIN_DECLS
 
@@ -112,6 +113,24 @@ typedef enum {
     /* The session is over (ev.state DISCONNECTED or FAILED); exit.reason
      * says why. Stop the loop. */
     SHIMMER_EVENT_EXIT,
+    /* Server role: the client asks to be let in (its first key-method
+     * record arrived): decide with shimmer_engine_server_set_client() and
+     * shimmer_engine_auth_reply(). auth_request has the certificate's
+     * common name and what the client sent as user name and password. */
+    SHIMMER_EVENT_AUTH_REQUEST,
+    /* The server holds the login open (AUTH_PENDING): it waits for
+     * something outside the tunnel, a web sign-in or a CR_TEXT answer,
+     * that WEB_AUTH or NEED_CREDENTIALS (kind CR_TEXT) announce.
+     * auth_pending.timeout_s is how long the engine waits for the server
+     * to decide (the server's timeout, capped as OpenVPN caps it) and
+     * auth_pending.deadline when that is over (monotonic µs). */
+    SHIMMER_EVENT_AUTH_PENDING,
+    /* The server asks the user to sign in on a web page (INFO_PRE or INFO
+     * with OPEN_URL:url or WEB_AUTH:flags:url): show web_auth.url, open
+     * it in a browser where that is possible. Nothing is answered to the
+     * engine: the server lets the session in (PUSH_REPLY) or refuses it
+     * (AUTH_FAILED), or the engine gives up at web_auth.deadline. */
+    SHIMMER_EVENT_WEB_AUTH,
 } ShimmerEventType;
 
 typedef enum {
@@ -122,15 +141,45 @@ typedef enum {
     /* The answer to the server's dynamic challenge (text, echo), given as
      * the password; the user name is ignored. */
     SHIMMER_CREDENTIALS_CHALLENGE,
+    /* The answer to a CR_TEXT challenge of a pending login (text, echo,
+     * response_required), given as the password; it goes to the server as
+     * CR_RESPONSE on the running session. Without response_required the
+     * text is for the user only and nothing needs answering. */
+    SHIMMER_CREDENTIALS_CR_TEXT,
 } ShimmerCredentialsKind;
 
 typedef struct {
     ShimmerCredentialsKind kind;
-    /* CHALLENGE: the server's question; NULL otherwise. */
+    /* CHALLENGE, CR_TEXT: the server's question; NULL otherwise. */
     char *text;
-    /* CHALLENGE: the answer may be shown as it is typed. */
+    /* CHALLENGE, CR_TEXT: the answer may be shown as it is typed. */
     gboolean echo;
+    /* CR_TEXT: the server waits for an answer (flag R). TRUE for the other
+     * kinds. */
+    gboolean response_required;
 } ShimmerNeedCredentials;
+
+/* How the server asked for a web sign-in. */
+typedef enum {
+    SHIMMER_WEB_AUTH_OPEN_URL, /* OPEN_URL:url (deprecated, no flags) */
+    SHIMMER_WEB_AUTH_WEB_AUTH, /* WEB_AUTH:flags:url */
+} ShimmerWebAuthKind;
+
+typedef struct {
+    ShimmerWebAuthKind kind;
+    /* A URL shimmer_web_auth_url_is_safe() accepts (webauth.h); the
+     * engine drops any other request with a warning. */
+    char *url;
+    /* WEB_AUTH's flags as the server sent them ("external", "hidden"),
+     * NULL-terminated, empty for OPEN_URL. A "proxy=" flag, which carries
+     * proxy credentials, is left out (the engine does not announce proxy
+     * support). */
+    char **flags;
+    /* When the engine gives up waiting (monotonic µs), and the same as
+     * seconds from the event on. */
+    gint64 deadline;
+    guint timeout_s;
+} ShimmerWebAuth;
 
 /* One event. The strings belong to the event: shimmer_event_clear(). */
 typedef struct {
@@ -144,7 +193,7 @@ typedef struct {
         struct {
             guint index;
             char *host;
-        } connect;                             /* CONNECT */
+        } connect;                          /* CONNECT */
         ShimmerNeedCredentials credentials; /* NEED_CREDENTIALS */
         struct {
             char *reason;
@@ -155,6 +204,26 @@ typedef struct {
         struct {
             char *reason;
         } exit; /* EXIT */
+        struct {
+            /* The client certificate's common name (or the x509-username-
+             * field); NULL without a client certificate. */
+            char *common_name;
+            /* What the client sent; NULL when it sent none. The password
+             * is a secret, wiped by shimmer_event_clear(). */
+            char *username;
+            char *password;
+            /* The password was an auth token this server generated
+             * (auth-gen-token) and it checked out: PASSWORD is NULL and
+             * needs no further check. */
+            gboolean token;
+            /* The client's peer info (IV_VER=..., one per line). */
+            char *peer_info;
+        } auth_request; /* AUTH_REQUEST */
+        struct {
+            guint timeout_s;
+            gint64 deadline;
+        } auth_pending;          /* AUTH_PENDING */
+        ShimmerWebAuth web_auth; /* WEB_AUTH */
     };
 } ShimmerEvent;
 
@@ -189,10 +258,16 @@ typedef enum {
      * up, between attempts, after the end, or a control packet before the
      * peer's hard reset named its session. */
     SHIMMER_DROP_NO_SESSION,
-    /* Compressed data, which the engine never negotiates. */
+    /* Compressed with an algorithm the profile (or the push) does not
+     * allow, or compressed at all when the profile has no compression
+     * framing. */
     SHIMMER_DROP_COMPRESSED,
-    /* The plaintext is larger than the caller's TUN_CAP. */
+    /* The plaintext is larger than the caller's TUN_CAP (also when it
+     * would decompress to more). */
     SHIMMER_DROP_TOO_BIG,
+    /* Compression framing that does not parse, or compressed data that
+     * does not decompress. */
+    SHIMMER_DROP_BAD_COMPRESSION,
     SHIMMER_DROP_N_REASONS
 } ShimmerDropReason;
 
@@ -217,7 +292,8 @@ typedef enum {
  * tun is bounded by the tun's MTU; it sizes its buffers by that. */
 #define SHIMMER_ENGINE_MAX_PLAIN 65535
 /* ...and what encryption adds at most (DATA_V2 header and tag,
- * compression framing). */
+ * compression framing). What arrives may decompress to more: a server
+ * that compresses sends packets up to its tun-mtu. */
 #define SHIMMER_ENGINE_DATA_OVERHEAD 26
 /* shimmer_engine_write_pkt() needs a buffer of at least this size: the
  * packets it makes (control, acks, keepalive pings, exit notifications) are
@@ -290,7 +366,13 @@ void shimmer_engine_start(ShimmerEngine *e, gint64 now);
 
 /* Answers NEED_CREDENTIALS (copies both; USERNAME NULL keeps the one
  * known). In state IDLE it also starts connecting; after a CHALLENGE,
- * PASSWORD is the answer and the next attempt begins. */
+ * PASSWORD is the answer and the next attempt begins; after a CR_TEXT,
+ * PASSWORD is the answer and goes to the server at once (CR_RESPONSE);
+ * a password asked for before a reconnect (auth-nocache, auth-retry
+ * interact) starts that attempt; one asked for during a renegotiation
+ * (auth-nocache without an auth-token) completes it. Credentials nobody
+ * asked for (outside IDLE) are ignored: a late answer to a challenge of a
+ * session that is gone must not become the password. */
 void shimmer_engine_set_credentials(ShimmerEngine *e, const char *username, const char *password,
                                     gint64 now);
 
@@ -454,13 +536,96 @@ ShimmerEncryptResult shimmer_dataplane_encrypt(ShimmerDataPlane *dp, guint lane,
                                                gsize *pkt_off, gsize *pkt_len);
 
 /* Decrypts the data packet (DATA_V1 or DATA_V2) PKT[0..LEN) in place on
- * LANE: for SHIMMER_RECV_TUN the IP packet is PKT[*PLAIN_OFF..+*PLAIN_LEN).
- * Results and DROP as shimmer_engine_recv(); a packet that is not a data
- * packet is dropped as UNEXPECTED (hand it to the engine's thread, which
- * gives it to shimmer_engine_recv()). */
+ * LANE: for SHIMMER_RECV_TUN the IP packet is *PLAIN[0..*PLAIN_LEN), inside
+ * PKT, or, when the peer sent it compressed, in a buffer of the lane's that
+ * the lane's next packet overwrites. Results and DROP as
+ * shimmer_engine_recv(); a packet that is not a data packet is dropped as
+ * UNEXPECTED (hand it to the engine's thread, which gives it to
+ * shimmer_engine_recv()). */
 ShimmerRecvResult shimmer_dataplane_decrypt(ShimmerDataPlane *dp, guint lane, guint8 *pkt,
-                                            gsize len, gint64 now, gsize *plain_off,
+                                            gsize len, gint64 now, guint8 **plain,
                                             gsize *plain_len, ShimmerDropReason *drop);
+
+/* ---- the server role ----
+ *
+ * One engine per client, made by the dispatcher (dispatch.h) once the
+ * client passed the stateless first exchange. The loop is the client's
+ * (write_pkt, pop_event, next_deadline, handle_timeout) without CONNECT
+ * and TUN_CONFIG: the transport belongs to the dispatcher. A session goes
+ * AUTHENTICATING (TLS), GETTING_CONFIG (records exchanged; waiting for the
+ * caller's decision and the client's push request), CONNECTED (the push
+ * reply is out and the data keys are installed), then DISCONNECTED or
+ * FAILED with EXIT. */
+
+/* What the server hands one client (copied by
+ * shimmer_engine_server_set_client()). */
+typedef struct {
+    /* The client's IPv4 address and the tun network's netmask (topology
+     * subnet); NULL: no IPv4. */
+    const char *ifconfig_local;
+    const char *ifconfig_netmask;
+    /* "2001:db8::1000/64" and the server's own IPv6 address; NULL: no
+     * IPv6. */
+    const char *ifconfig_ipv6;
+    const char *ifconfig_ipv6_remote;
+    /* The client's client-config-dir file, NULL without one: its push,
+     * push-reset and push-remove shape the push reply. */
+    const ShimmerCcd *ccd;
+} ShimmerServerClient;
+
+typedef enum {
+    SHIMMER_AUTH_ACCEPT,
+    /* AUTH_FAILED[,reason] is sent and the session ends. */
+    SHIMMER_AUTH_DENY,
+    /* Decided later (a deferred check): the client is told AUTH_PENDING
+     * when it understands it; the answer must come within hand-window. */
+    SHIMMER_AUTH_PENDING,
+} ShimmerAuthDecision;
+
+/* Creates a server engine for the server configuration CFG (which must
+ * outlive it). SHARED: another server engine of CFG whose TLS credentials
+ * this one uses (a dispatcher's peers all share one set, see
+ * shimmer_engine_new_server(cfg, NULL, ...)); NULL: loads its own, and the
+ * auth-token key. Fails as shimmer_engine_new(). */
+ShimmerEngine *shimmer_engine_new_server(const ShimmerConfig *cfg, ShimmerEngine *shared,
+                                         const ShimmerEngineHooks *hooks, GError **error);
+
+/* Starts the session with one client. OWN_SID is the server's session id
+ * (the dispatcher's cookie). CLIENT_SID: the first exchange happened
+ * without state (both hard resets are taken as sent and acked); NULL: the
+ * client's hard reset itself goes to shimmer_engine_recv() next (the old
+ * tls-crypt-v2 path, where the first packet carries the client key).
+ * PEER_ID is pushed as `peer-id` (0xFFFFFF: none). FALSE (ERROR set) when
+ * the session cannot be set up. */
+gboolean shimmer_engine_server_begin(ShimmerEngine *e, const guint8 own_sid[8],
+                                     const guint8 *client_sid, guint32 peer_id, gboolean is_tcp,
+                                     gint64 now, GError **error);
+
+/* What the client gets (addresses, its ccd file), before it is accepted.
+ * Called again it replaces what was given. */
+void shimmer_engine_server_set_client(ShimmerEngine *e, const ShimmerServerClient *client);
+
+/* Answers AUTH_REQUEST. REASON (DENY) goes to the client after
+ * "AUTH_FAILED,"; NULL sends none. Ignored when no decision is waited
+ * for. */
+void shimmer_engine_auth_reply(ShimmerEngine *e, ShimmerAuthDecision decision, const char *reason,
+                               gint64 now);
+
+/* Ends a client's session from the server's side: MESSAGE (NULL:
+ * "RESTART") goes out on the control channel first and the session ends
+ * once it was acked, at most 2 s later. WHY is the EXIT reason. */
+void shimmer_engine_server_kick(ShimmerEngine *e, const char *message, const char *why, gint64 now);
+
+/* The client's certificate common name (or x509-username-field, or its user
+ * name with username-as-common-name); NULL before the handshake. */
+const char *shimmer_engine_get_common_name(const ShimmerEngine *e);
+/* The user name the client authenticated with; NULL if none. */
+const char *shimmer_engine_get_username(const ShimmerEngine *e);
+/* The client's peer info (IV_... lines); NULL before its record. */
+const char *shimmer_engine_get_peer_info(const ShimmerEngine *e);
+/* tls-crypt-v2: the metadata of the client's key (type byte first); NULL,
+ * *LEN 0 without. */
+const guint8 *shimmer_engine_get_client_key_metadata(const ShimmerEngine *e, gsize *len);
 
 #define SHIMMER_ENGINE_ERROR (shimmer_engine_error_quark())
 GQuark shimmer_engine_error_quark(void);

@@ -59,9 +59,6 @@ struct ShimmerReliable {
     guint ack_count;
 
     ShimmerReliableStats stats;
-
-    guint8 *send_mem;
-    guint8 *recv_mem;
 };
 
 /* clang-format off */
@@ -102,12 +99,6 @@ ShimmerReliable *shimmer_reliable_new(const ShimmerReliableConfig *config)
     r->initial_timeout = c.initial_timeout;
     r->max_timeout = c.max_timeout;
 
-    r->send_mem = g_malloc(SHIMMER_RELIABLE_SEND_WINDOW * r->max_payload);
-    for (guint i = 0; i < SHIMMER_RELIABLE_SEND_WINDOW; i++)
-        r->send[i].data = r->send_mem + i * r->max_payload;
-    r->recv_mem = g_malloc(SHIMMER_RELIABLE_RECV_WINDOW * r->max_recv_payload);
-    for (guint i = 0; i < SHIMMER_RELIABLE_RECV_WINDOW; i++)
-        r->recv[i].data = r->recv_mem + i * r->max_recv_payload;
     return r;
 }
 
@@ -115,8 +106,10 @@ void shimmer_reliable_free(ShimmerReliable *r)
 {
     if (r == NULL)
         return;
-    g_free(r->send_mem);
-    g_free(r->recv_mem);
+    for (guint i = 0; i < SHIMMER_RELIABLE_SEND_WINDOW; i++)
+        g_free(r->send[i].data);
+    for (guint i = 0; i < SHIMMER_RELIABLE_RECV_WINDOW; i++)
+        g_free(r->recv[i].data);
     g_free(r);
 }
 
@@ -176,9 +169,10 @@ static SendSlot *new_message(ShimmerReliable *r, guint8 kind, gboolean sealed)
         SendSlot *s = &r->send[i];
         if (s->in_use)
             continue;
-        guint8 *data = s->data;
         *s = (SendSlot){0};
-        s->data = data;
+        /* Its buffer lives while the message is unacked: an idle layer
+         * holds none (a server keeps one per key state of every client). */
+        s->data = g_malloc(r->max_payload);
         s->in_use = TRUE;
         s->sealed = sealed;
         s->kind = kind;
@@ -333,6 +327,7 @@ gboolean shimmer_reliable_ack_received(ShimmerReliable *r, guint32 pid)
     }
 
     acked->in_use = FALSE;
+    g_clear_pointer(&acked->data, g_free);
     r->n_unacked--;
     r->stats.acks_received++;
     return TRUE;
@@ -375,6 +370,7 @@ static void rx_advance(ShimmerReliable *r)
         if (!s->present || s->pid != r->rx_base || r->rx_off < s->len)
             return;
         s->present = FALSE;
+        g_clear_pointer(&s->data, g_free);
         r->rx_base++;
         r->rx_off = 0;
     }
@@ -412,8 +408,8 @@ ShimmerReliableRx shimmer_reliable_incoming(ShimmerReliable *r, guint32 pid, con
     s->present = TRUE;
     s->pid = pid;
     s->len = len;
-    if (len > 0)
-        memcpy(s->data, payload, len);
+    g_free(s->data);
+    s->data = len > 0 ? g_memdup2(payload, len) : NULL;
     r->stats.messages_received++;
     push_ack(r, pid);
     rx_advance(r);

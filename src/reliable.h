@@ -38,9 +38,11 @@ G_BEGIN_DECLS
  * retransmission; a message is resent early once 3 messages sent after it were
  * acked.
  *
- * Memory is bounded and allocated once by shimmer_reliable_new(): 6 send
- * buffers of max_payload bytes, 12 receive buffers of max_recv_payload bytes
- * and a fixed-size list of pending acks. Nothing allocates afterwards.
+ * Memory is bounded: at most 6 send buffers of max_payload bytes, 12 receive
+ * buffers of at most max_recv_payload bytes and a fixed-size list of pending
+ * acks. A buffer exists only while its message does (queued until acked,
+ * received until read), so an idle layer holds none: a server keeps one
+ * layer per key state of every client.
  *
  * Pids do not wrap: after pid 0xffffffff a key state can queue nothing more
  * (renegotiation replaces it long before that).

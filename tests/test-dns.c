@@ -1005,6 +1005,51 @@ static char *skip_reason(void)
     return NULL;
 }
 
+/* DNSSEC and DNS over TLS (pushed `dns server N dnssec|transport`) after
+ * servers and domains; a resolved without the calls, or one that refuses
+ * them, keeps the servers. */
+static void test_resolved_extra(Fixture *f, gconstpointer data)
+{
+    g_autoptr(ShimmerDns) dns = resolved_dns(f);
+    const char *servers[] = {"10.8.0.1", NULL};
+    const char *domains[] = {"corp.example", NULL};
+    ShimmerDnsExtra extra = {.dnssec = "allow-downgrade", .dns_over_tls = "yes"};
+    GAsyncResult *result = NULL;
+    g_autoptr(GError) error = NULL;
+
+    shimmer_dns_apply_full(dns, f->lo, "lo", servers, domains, FALSE, &extra, NULL, on_done,
+                           &result);
+    g_assert_true(finish(&result, &error));
+    g_assert_no_error(error);
+    assert_calls(f,
+                 "[('SetLinkDNS', <(%d, [(2, [byte 10, 8, 0, 1])])>),"
+                 " ('SetLinkDomains', <(%d, [('corp.example', false)])>),"
+                 " ('SetLinkDefaultRoute', <(%d, false)>),"
+                 " ('SetLinkDNSSEC', <(%d, 'allow-downgrade')>),"
+                 " ('SetLinkDNSOverTLS', <(%d, 'yes')>)]",
+                 f->lo, f->lo, f->lo, f->lo, f->lo);
+
+    /* Too old for DNSSEC per link: skipped quietly; a refusal only warns. */
+    mock_reset(f);
+    mock_fail_next(f, "SetLinkDNSSEC", "org.freedesktop.DBus.Error.UnknownMethod");
+    mock_fail_next(f, "SetLinkDNSOverTLS", "org.freedesktop.DBus.Error.AccessDenied");
+    g_test_expect_message("shimmerd", G_LOG_LEVEL_WARNING, "*SetLinkDNSOverTLS*");
+    shimmer_dns_apply_full(dns, f->lo, "lo", servers, domains, FALSE, &extra, NULL, on_done,
+                           &result);
+    g_assert_true(finish(&result, &error));
+    g_test_assert_expected_messages();
+    assert_links(f, "{%d: <([(2, [byte 10, 8, 0, 1])], [('corp.example', false)], false)>}", f->lo);
+
+    /* Values resolved does not know are refused before anything changes. */
+    mock_reset(f);
+    ShimmerDnsExtra bad = {.dnssec = "maybe"};
+    shimmer_dns_apply_full(dns, f->lo, "lo", servers, domains, FALSE, &bad, NULL, on_done, &result);
+    g_assert_false(finish(&result, &error));
+    g_assert_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+    assert_calls(f, "@a(sv) []");
+    dns_revert_all(dns);
+}
+
 #define ADD(path, fn) g_test_add(path, Fixture, NULL, fixture_setup, fn, fixture_teardown)
 
 int main(int argc, char **argv)
@@ -1028,6 +1073,7 @@ int main(int argc, char **argv)
     g_test_add_func("/dns/backend-names", test_backend_names);
     ADD("/dns/backend-choice", test_backend_choice);
     ADD("/dns/resolved/split", test_resolved_split);
+    ADD("/dns/resolved/extra", test_resolved_extra);
     ADD("/dns/resolved/default-route-ipv6", test_resolved_default_route_ipv6);
     ADD("/dns/resolved/no-servers", test_resolved_no_servers);
     ADD("/dns/resolved/bad-input", test_bad_input);

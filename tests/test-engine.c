@@ -21,6 +21,8 @@
 #include <errno.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
+#include <lz4.h>
+#include <lzo/lzo1x.h>
 #include <string.h>
 
 #include "config.h"
@@ -800,6 +802,12 @@ typedef struct {
     char *message;
     ShimmerCredentialsKind credentials;
     gboolean echo;
+    gboolean response_required;
+    /* WEB_AUTH: the URL is the message */
+    ShimmerWebAuthKind web_kind;
+    char *web_flags; /* joined with ',' */
+    gint64 deadline; /* WEB_AUTH, AUTH_PENDING */
+    guint timeout_s;
     gint64 at;
 } NetEvent;
 
@@ -879,6 +887,7 @@ static gint64 net_engine_realtime(gpointer user)
 static void net_event_free(NetEvent *ev)
 {
     g_free(ev->message);
+    g_free(ev->web_flags);
     g_free(ev);
 }
 
@@ -1014,6 +1023,8 @@ static const char *net_event_text(const ShimmerEvent *ev)
         return ev->info.text;
     case SHIMMER_EVENT_EXIT:
         return ev->exit.reason;
+    case SHIMMER_EVENT_WEB_AUTH:
+        return ev->web_auth.url;
     default:
         return NULL;
     }
@@ -1038,6 +1049,17 @@ static void net_collect(Net *n)
         if (ev.type == SHIMMER_EVENT_NEED_CREDENTIALS) {
             r->credentials = ev.credentials.kind;
             r->echo = ev.credentials.echo;
+            r->response_required = ev.credentials.response_required;
+        }
+        if (ev.type == SHIMMER_EVENT_WEB_AUTH) {
+            r->web_kind = ev.web_auth.kind;
+            r->web_flags = g_strjoinv(",", ev.web_auth.flags);
+            r->deadline = ev.web_auth.deadline;
+            r->timeout_s = ev.web_auth.timeout_s;
+        }
+        if (ev.type == SHIMMER_EVENT_AUTH_PENDING) {
+            r->deadline = ev.auth_pending.deadline;
+            r->timeout_s = ev.auth_pending.timeout_s;
         }
         r->at = n->now;
         g_ptr_array_add(n->events, r);
@@ -2811,6 +2833,7 @@ static void test_dataplane_in_place(void)
     /* Too little room in front or behind. */
     guint8 buf[200];
     gsize off, plen;
+    guint8 *plain;
     g_assert_cmpint(shimmer_dataplane_encrypt(dp, 1, buf, sizeof(buf), SHIMMER_ENGINE_HEADROOM - 1,
                                               100, n->now, &off, &plen),
                     ==, SHIMMER_ENCRYPT_TOO_BIG);
@@ -2826,19 +2849,20 @@ static void test_dataplane_in_place(void)
         gsize len = ts_seal(n->srv, 0, ip, sizes[i], pkt, sizeof(pkt));
         g_assert_cmpuint(len, >, 0);
         ShimmerDropReason why = SHIMMER_DROP_AUTH;
-        g_assert_cmpint(shimmer_dataplane_decrypt(dp, 2, pkt, len, n->now, &off, &plen, &why), ==,
+        g_assert_cmpint(shimmer_dataplane_decrypt(dp, 2, pkt, len, n->now, &plain, &plen, &why), ==,
                         SHIMMER_RECV_TUN);
         g_assert_cmpint(why, ==, SHIMMER_DROP_NONE);
-        g_assert_cmpmem(pkt + off, plen, ip, sizes[i]);
+        g_assert_true(plain >= pkt && plain + plen <= pkt + len);
+        g_assert_cmpmem(plain, plen, ip, sizes[i]);
         /* The same packet again, on another lane: a replay. */
         shimmer_dataplane_begin(dp, 1);
         gsize len2 = ts_seal(n->srv, 0, ip, sizes[i], pkt, sizeof(pkt));
         g_assert_cmpuint(len2, ==, len);
         guint8 copy[4096 + 64];
         memcpy(copy, pkt, len);
-        g_assert_cmpint(shimmer_dataplane_decrypt(dp, 1, pkt, len, n->now, &off, &plen, &why), ==,
+        g_assert_cmpint(shimmer_dataplane_decrypt(dp, 1, pkt, len, n->now, &plain, &plen, &why), ==,
                         SHIMMER_RECV_TUN);
-        g_assert_cmpint(shimmer_dataplane_decrypt(dp, 2, copy, len, n->now, &off, &plen, &why), ==,
+        g_assert_cmpint(shimmer_dataplane_decrypt(dp, 2, copy, len, n->now, &plain, &plen, &why), ==,
                         SHIMMER_RECV_DROPPED);
         g_assert_cmpint(why, ==, SHIMMER_DROP_REPLAY);
         shimmer_dataplane_end(dp, 1);
@@ -2846,7 +2870,7 @@ static void test_dataplane_in_place(void)
     /* A control packet is not the data plane's. */
     guint8 ctl[40] = {OPB(SHIMMER_OP_ACK_V1, 0)};
     ShimmerDropReason why;
-    g_assert_cmpint(shimmer_dataplane_decrypt(dp, 2, ctl, sizeof(ctl), n->now, &off, &plen, &why),
+    g_assert_cmpint(shimmer_dataplane_decrypt(dp, 2, ctl, sizeof(ctl), n->now, &plain, &plen, &why),
                     ==, SHIMMER_RECV_DROPPED);
     g_assert_cmpint(why, ==, SHIMMER_DROP_UNEXPECTED);
     shimmer_dataplane_end(dp, 2);
@@ -2911,8 +2935,9 @@ static gpointer lane_decrypt_thread(gpointer data)
         gsize len;
         const guint8 *p = g_bytes_get_data(j->in[i], &len);
         g_autofree guint8 *copy = g_memdup2(p, len);
-        gsize off, plen;
-        if (shimmer_dataplane_decrypt(j->dp, j->lane, copy, len, j->now, &off, &plen, NULL) ==
+        guint8 *plain;
+        gsize plen;
+        if (shimmer_dataplane_decrypt(j->dp, j->lane, copy, len, j->now, &plain, &plen, NULL) ==
             SHIMMER_RECV_TUN)
             j->accepted++;
         if (i % 64 == 63) {
@@ -3157,9 +3182,10 @@ static void test_dataplane_wake(void)
     guint8 pkt[128];
     gsize len = ts_seal(n->srv, 1, occ_exit, sizeof(occ_exit), pkt, sizeof(pkt));
     g_assert_cmpuint(len, >, 0);
-    gsize off, plen;
+    guint8 *plain;
+    gsize plen;
     shimmer_dataplane_begin(dp, 1);
-    g_assert_cmpint(shimmer_dataplane_decrypt(dp, 1, pkt, len, n->now, &off, &plen, NULL), ==,
+    g_assert_cmpint(shimmer_dataplane_decrypt(dp, 1, pkt, len, n->now, &plain, &plen, NULL), ==,
                     SHIMMER_RECV_CONSUMED);
     shimmer_dataplane_end(dp, 1);
     g_assert_cmpint(g_atomic_int_get(&wakes), ==, 2);
@@ -3431,6 +3457,7 @@ static gnutls_x509_crt_t new_crt(const char *dn, guint8 serial, gnutls_x509_priv
  * and to the times given. */
 typedef struct {
     gint64 ca_from, ca_to, leaf_from, leaf_to, crl_this, crl_next;
+    gboolean revoke_leaf; /* the CRL lists the server's certificate */
 } PkiTimes;
 
 typedef struct {
@@ -3482,6 +3509,8 @@ static void make_pki(const PkiTimes *t, Pki *out)
         g_assert_cmpint(gnutls_x509_crl_set_version(crl, 2), ==, 0);
         g_assert_cmpint(gnutls_x509_crl_set_this_update(crl, (time_t)t->crl_this), ==, 0);
         g_assert_cmpint(gnutls_x509_crl_set_next_update(crl, (time_t)t->crl_next), ==, 0);
+        if (t->revoke_leaf)
+            g_assert_cmpint(gnutls_x509_crl_set_crt(crl, leaf, (time_t)t->crl_this), ==, 0);
         g_assert_cmpint(gnutls_x509_crl_sign2(crl, ca, ca_key, GNUTLS_DIG_SHA256, 0), ==, 0);
         gnutls_datum_t der = {0};
         g_assert_cmpint(gnutls_x509_crl_export2(crl, GNUTLS_X509_FMT_PEM, &der), ==, 0);
@@ -3582,18 +3611,23 @@ static void add_cert_time_tests(void)
         {"crl-expired",
          {0},
          0,
-         "the CRL for 'O=Shimmer Test,CN=server.shimmer.test' expired at "
-         "2029-12-01 00:00:00 UTC"},
+         "the certificate 'O=Shimmer Test,CN=server.shimmer.test': the CRL from "
+         "CN=Time Test CA,O=Shimmer Test expired on 2029-12-01 00:00:00 UTC"},
         {"crl-not-yet-valid",
          {0},
          0,
-         "the CRL for 'O=Shimmer Test,CN=server.shimmer.test' is "
-         "not valid before 2030-02-01 00:00:00 UTC"},
+         "the certificate 'O=Shimmer Test,CN=server.shimmer.test': the CRL from "
+         "CN=Time Test CA,O=Shimmer Test is not valid yet"},
+        {"crl-revoked",
+         {0},
+         0,
+         "the certificate 'O=Shimmer Test,CN=server.shimmer.test': the certificate with serial "
+         "number 02 is revoked by the CRL from CN=Time Test CA,O=Shimmer Test"},
         /* Valid only in 2001, a year the machine's clock is long past: the
          * engine must judge by the injected clock alone. */
         {"injected-past", {0}, 0, NULL},
     };
-    PkiTimes base = {utc(2029, 1), utc(2031, 1), utc(2029, 1), utc(2031, 1), 0, 0};
+    PkiTimes base = {utc(2029, 1), utc(2031, 1), utc(2029, 1), utc(2031, 1), 0, 0, FALSE};
     for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
         CertTimeCase *c = &cases[i];
         c->times = base;
@@ -3610,11 +3644,14 @@ static void add_cert_time_tests(void)
             c->times.crl_this = utc(2029, 12), c->times.crl_next = utc(2030, 2);
         else if (strcmp(c->name, "crl-expired") == 0)
             c->times.crl_this = utc(2029, 11), c->times.crl_next = utc(2029, 12);
+        else if (strcmp(c->name, "crl-revoked") == 0)
+            c->times.crl_this = utc(2029, 12), c->times.crl_next = utc(2030, 2),
+            c->times.revoke_leaf = TRUE;
         else if (strcmp(c->name, "crl-not-yet-valid") == 0)
             c->times.crl_this = utc(2030, 2), c->times.crl_next = utc(2030, 3);
         else if (strcmp(c->name, "injected-past") == 0) {
-            c->times = (PkiTimes){utc(2001, 1), utc(2002, 1), utc(2001, 1),
-                                  utc(2002, 1), utc(2001, 3), utc(2001, 9)};
+            c->times = (PkiTimes){utc(2001, 1), utc(2002, 1), utc(2001, 1), utc(2002, 1),
+                                  utc(2001, 3), utc(2001, 9), FALSE};
             c->wall = utc(2001, 6);
         }
         g_autofree char *path = g_strdup_printf("/engine/cert-time/%s", c->name);
@@ -3632,6 +3669,527 @@ static void test_cert_time_no_clock(void)
     g_assert_null(e);
     g_assert_error(error, SHIMMER_ENGINE_ERROR, 0);
     g_assert_nonnull(strstr(error->message, "wall clock"));
+}
+
+/* ---------------------------------------------------------------------- */
+/* Compression the server applies (compress.h through the engine). */
+
+static guint count_logs(Net *n, const char *needle)
+{
+    guint k = 0;
+    for (guint i = 0; i < n->logs->len; i++)
+        k += strstr(g_ptr_array_index(n->logs, i), needle) != NULL;
+    return k;
+}
+
+/* An IP packet that compresses well. */
+static void make_compressible(guint8 *buf, gsize len)
+{
+    make_ip(buf, 20, 1);
+    for (gsize i = 20; i < len; i++)
+        buf[i] = (guint8)("compressible "[i % 13]);
+}
+
+/* The server seals PLAIN (already framed) on key 0; the engine's result. */
+static ShimmerRecvResult down_framed(Net *n, const guint8 *plain, gsize len)
+{
+    guint8 pkt[4096];
+    gsize plen = ts_seal(n->srv, 0, plain, len, pkt, sizeof(pkt));
+    g_assert_cmpuint(plen, >, 0);
+    return net_to_engine(n, pkt, plen);
+}
+
+static void assert_last_tun(Net *n, const guint8 *ip, gsize len)
+{
+    gsize got_len;
+    const guint8 *g = g_bytes_get_data(g_ptr_array_index(n->tun, n->tun->len - 1), &got_len);
+    g_assert_cmpmem(g, got_len, ip, len);
+}
+
+static void test_compress_lz4_v2(void)
+{
+    Net *n = net_for(SHIMMER_WRAP_TLS_CRYPT, "compress lz4-v2\n", 301);
+    ts_set_push(n->srv, DEFAULT_PUSH ",compress lz4-v2");
+    net_connect(n, 10 * US);
+    /* What we can take in, as OpenVPN 2.6 says it. */
+    g_assert_nonnull(strstr(n->srv->peer_info, "IV_LZ4=1\n"));
+    g_assert_nonnull(strstr(n->srv->peer_info, "IV_LZ4v2=1\n"));
+    g_assert_nonnull(strstr(n->srv->peer_info, "IV_LZO=1\n"));
+    g_assert_nonnull(strstr(n->srv->peer_info, "IV_COMP_STUBv2=1\n"));
+
+    guint8 ip[1400], framed[1600];
+    make_compressible(ip, sizeof(ip));
+    framed[0] = 0x50;
+    framed[1] = 0x01;
+    int c = LZ4_compress_default((const char *)ip, (char *)framed + 2, (int)sizeof(ip),
+                                 (int)sizeof(framed) - 2);
+    g_assert_cmpint(c, >, 0);
+    g_assert_cmpint(c, <, 200);
+    g_assert_cmpint(down_framed(n, framed, (gsize)c + 2), ==, SHIMMER_RECV_TUN);
+    assert_last_tun(n, ip, sizeof(ip));
+    g_assert_cmpint(down_framed(n, framed, (gsize)c + 2), ==, SHIMMER_RECV_TUN);
+    /* Uncompressed packets need no header in this framing. */
+    g_assert_cmpint(down_framed(n, ip, 100), ==, SHIMMER_RECV_TUN);
+    assert_last_tun(n, ip, 100);
+    /* Warned once per session, not per packet. */
+    g_assert_cmpuint(count_logs(n, "VORACLE"), ==, 1);
+
+    /* Garbage after the LZ4 header: dropped and counted. */
+    guint8 bad[64] = {0x50, 0x01};
+    memset(bad + 2, 0xff, sizeof(bad) - 2);
+    g_assert_cmpint(down_framed(n, bad, sizeof(bad)), ==, SHIMMER_RECV_DROPPED);
+    g_assert_cmpint(n->last_drop, ==, SHIMMER_DROP_BAD_COMPRESSION);
+    /* An unknown escape. */
+    guint8 esc[3] = {0x50, 0x07, 0x45};
+    g_assert_cmpint(down_framed(n, esc, sizeof(esc)), ==, SHIMMER_RECV_DROPPED);
+    g_assert_cmpint(n->last_drop, ==, SHIMMER_DROP_BAD_COMPRESSION);
+    /* A packet that would decompress past the tun buffer (an empty one
+     * first: malformed). */
+    guint8 small[64];
+    gsize small_len = 0;
+    g_assert_cmpint(
+        shimmer_engine_recv(n->e, framed, 0, n->now, small, sizeof(small), &small_len, NULL), ==,
+        SHIMMER_RECV_DROPPED);
+    {
+        guint8 pkt[4096];
+        gsize plen = ts_seal(n->srv, 0, framed, (gsize)c + 2, pkt, sizeof(pkt));
+        ShimmerDropReason why = SHIMMER_DROP_NONE;
+        g_assert_cmpint(
+            shimmer_engine_recv(n->e, pkt, plen, n->now, small, sizeof(small), &small_len, &why),
+            ==, SHIMMER_RECV_DROPPED);
+        /* LZ4's safe decoder only says that the output bound was hit:
+         * too big or bad data, never written past the buffer. */
+        g_assert_true(why == SHIMMER_DROP_TOO_BIG || why == SHIMMER_DROP_BAD_COMPRESSION);
+        g_assert_cmpuint(small_len, ==, 0);
+    }
+    net_free(n);
+}
+
+static void test_compress_lzo(void)
+{
+    Net *n = net_for(SHIMMER_WRAP_TLS_CRYPT, "comp-lzo\n", 302);
+    ts_set_push(n->srv, DEFAULT_PUSH ",comp-lzo yes");
+    net_connect(n, 10 * US);
+    g_assert_cmpint(lzo_init(), ==, LZO_E_OK);
+    guint8 ip[1200], framed[1400];
+    make_compressible(ip, sizeof(ip));
+    guint8 wrk[LZO1X_1_MEM_COMPRESS];
+    lzo_uint clen = 0;
+    framed[0] = 0x66;
+    g_assert_cmpint(lzo1x_1_compress(ip, sizeof(ip), framed + 1, &clen, wrk), ==, LZO_E_OK);
+    g_assert_cmpint(down_framed(n, framed, clen + 1), ==, SHIMMER_RECV_TUN);
+    assert_last_tun(n, ip, sizeof(ip));
+    /* 0xFA: sent uncompressed. */
+    framed[0] = 0xfa;
+    memcpy(framed + 1, ip, 300);
+    g_assert_cmpint(down_framed(n, framed, 301), ==, SHIMMER_RECV_TUN);
+    assert_last_tun(n, ip, 300);
+    g_assert_cmpuint(count_logs(n, "VORACLE"), ==, 1);
+    net_free(n);
+}
+
+/* A profile that only frames (stub) takes no compressed packet; one without
+ * compression refuses a pushed algorithm, as OpenVPN 2.6 does. */
+static void test_compress_not_allowed(void)
+{
+    Net *n = net_for(SHIMMER_WRAP_TLS_CRYPT, "compress stub-v2\n", 303);
+    ts_set_push(n->srv, DEFAULT_PUSH ",compress stub-v2");
+    net_connect(n, 10 * US);
+    g_assert_null(strstr(n->srv->peer_info, "IV_LZ4=1"));
+    guint8 ip[600], framed[700];
+    make_compressible(ip, sizeof(ip));
+    framed[0] = 0x50;
+    framed[1] = 0x01;
+    int c = LZ4_compress_default((const char *)ip, (char *)framed + 2, (int)sizeof(ip),
+                                 (int)sizeof(framed) - 2);
+    g_assert_cmpint(down_framed(n, framed, (gsize)c + 2), ==, SHIMMER_RECV_DROPPED);
+    g_assert_cmpint(n->last_drop, ==, SHIMMER_DROP_COMPRESSED);
+    g_assert_cmpuint(count_logs(n, "VORACLE"), ==, 0);
+    net_free(n);
+
+    n = net_for(SHIMMER_WRAP_TLS_CRYPT, NULL, 304);
+    ts_set_push(n->srv, DEFAULT_PUSH ",compress lz4-v2");
+    net_start(n);
+    g_assert_true(net_run(n, n->now + 10 * US, done_state_final, NULL));
+    g_assert_cmpint(shimmer_engine_get_state(n->e), ==, SHIMMER_STATE_FAILED);
+    g_assert_true(net_logged(n, "the profile does not allow compression"));
+    net_free(n);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Pending logins: AUTH_PENDING, web sign-in, CR_TEXT. */
+
+#define AUTH_EXTRA "<auth-user-pass>\nalice\nsecret\n</auth-user-pass>\n"
+
+/* Connects until the engine asks for its configuration; the server holds
+ * the login (no PUSH_REPLY). */
+static Net *net_pending(const char *extra, guint64 seed)
+{
+    g_autofree char *all = g_strconcat(AUTH_EXTRA, extra ? extra : "", NULL);
+    Net *n = net_for(SHIMMER_WRAP_TLS_CRYPT, all, seed);
+    n->srv->answer_push = FALSE;
+    net_start(n);
+    g_assert_true(
+        net_run(n, n->now + 10 * US, done_state, GINT_TO_POINTER(SHIMMER_STATE_GETTING_CONFIG)));
+    return n;
+}
+
+static void test_web_auth(void)
+{
+    Net *n = net_pending(NULL, 311);
+    g_assert_nonnull(strstr(n->srv->peer_info, "IV_SSO=openurl,webauth,crtext\n"));
+    /* DATA_V2, REQUEST_PUSH, TLS_KEY_EXPORT, AUTH_PENDING_KW, DNS_OPTION,
+     * CC_EXIT_NOTIFY. */
+    g_assert_nonnull(strstr(n->srv->peer_info, "IV_PROTO=222\n"));
+    gint64 started = n->now;
+    g_assert_true(ts_send_message(n->srv, 0, "AUTH_PENDING,timeout 40"));
+    g_assert_true(ts_send_message(n->srv, 0,
+                                  "INFO_PRE,WEB_AUTH:external,proxy=1.2.3.4;80;dTE=;cDE=,hidden:"
+                                  "https://sso.example.test/auth?session=7&x=1"));
+    g_assert_true(net_run(n, n->now + 2 * US, NULL, NULL));
+    gint p = net_find_event(n, 0, SHIMMER_EVENT_AUTH_PENDING, -1);
+    gint w = net_find_event(n, 0, SHIMMER_EVENT_WEB_AUTH, -1);
+    g_assert_cmpint(p, >=, 0);
+    g_assert_cmpint(w, >, p);
+    NetEvent *ev = net_event(n, w);
+    g_assert_cmpstr(ev->message, ==, "https://sso.example.test/auth?session=7&x=1");
+    g_assert_cmpint(ev->web_kind, ==, SHIMMER_WEB_AUTH_WEB_AUTH);
+    /* The proxy flag (with credentials) is not passed on. */
+    g_assert_cmpstr(ev->web_flags, ==, "external,hidden");
+    /* 40 s from when the login reached the server (it is counted there
+     * from the same moment). */
+    g_assert_cmpint(ev->deadline, <=, started + 40 * US);
+    g_assert_cmpint(ev->deadline, >, started + 38 * US);
+    g_assert_cmpuint(ev->timeout_s, <=, 40);
+    g_assert_cmpuint(ev->timeout_s, >=, 37);
+    /* Still asking for the configuration while the server waits. */
+    guint before = n->srv->push_requests;
+    g_assert_true(net_run(n, n->now + 20 * US, NULL, NULL));
+    g_assert_cmpint(shimmer_engine_get_state(n->e), ==, SHIMMER_STATE_GETTING_CONFIG);
+    g_assert_cmpuint(n->srv->push_requests, >, before);
+    /* Approved: the next push request gets the reply. */
+    n->srv->answer_push = TRUE;
+    g_assert_true(
+        net_run(n, n->now + 10 * US, done_state, GINT_TO_POINTER(SHIMMER_STATE_CONNECTED)));
+    g_assert_cmpuint(net_count_events(n, SHIMMER_EVENT_AUTH_FAILED), ==, 0);
+    /* No leftover deadline fails a connected session. */
+    n->srv->ping_every = 10 * US;
+    g_assert_true(net_run(n, n->now + 90 * US, NULL, NULL));
+    g_assert_cmpint(shimmer_engine_get_state(n->e), ==, SHIMMER_STATE_CONNECTED);
+    net_free(n);
+}
+
+/* Never approved: the session fails when the server's time is up, with a
+ * reason that says so, and does not start over. */
+static void test_web_auth_timeout(void)
+{
+    Net *n = net_pending(NULL, 312);
+    gint64 started = n->now;
+    g_assert_true(ts_send_message(n->srv, 0, "AUTH_PENDING,timeout 30"));
+    g_assert_true(ts_send_message(n->srv, 0, "INFO_PRE,OPEN_URL:https://sso.example.test/x"));
+    g_assert_true(net_run(n, n->now + 120 * US, done_state_final, NULL));
+    g_assert_cmpint(shimmer_engine_get_state(n->e), ==, SHIMMER_STATE_FAILED);
+    /* The server's 30 s, and 3 s more for its own AUTH_FAILED to come. */
+    g_assert_cmpint(n->now, >=, started + 32 * US);
+    g_assert_cmpint(n->now, <=, started + 34 * US);
+    NetEvent *ev = net_event(n, net_find_event(n, 0, SHIMMER_EVENT_WEB_AUTH, -1));
+    g_assert_cmpint(ev->web_kind, ==, SHIMMER_WEB_AUTH_OPEN_URL);
+    g_assert_cmpstr(ev->web_flags, ==, "");
+    gint x = net_find_event(n, 0, SHIMMER_EVENT_EXIT, -1);
+    g_assert_nonnull(strstr(net_event(n, x)->message, "web sign-in was not finished within 30 s"));
+    g_assert_cmpuint(net_count_events(n, SHIMMER_EVENT_CONNECT), ==, 1);
+    net_free(n);
+}
+
+/* AUTH_PENDING's timeout is capped at the larger of half reneg-sec and
+ * hand-window; without a timeout keyword hand-window applies. */
+static void test_auth_pending_cap(void)
+{
+    Net *n = net_pending("hand-window 20\nreneg-sec 30\n", 313);
+    gint64 started = n->now;
+    g_assert_true(ts_send_message(n->srv, 0, "AUTH_PENDING,timeout 300,unknown-word"));
+    g_assert_true(net_run(n, n->now + 100 * US, done_state_final, NULL));
+    g_assert_cmpint(n->now, <=, started + 24 * US);
+    g_assert_true(net_logged(n, "pending authentication was not finished within 20 s"));
+    net_free(n);
+
+    n = net_pending("hand-window 20\n", 314);
+    started = n->now;
+    g_assert_true(ts_send_message(n->srv, 0, "AUTH_PENDING"));
+    g_assert_true(net_run(n, n->now + 100 * US, done_state_final, NULL));
+    g_assert_cmpint(n->now, <=, started + 24 * US);
+    net_free(n);
+}
+
+/* No reply to the push request and no AUTH_PENDING: start over after
+ * hand-window, as OpenVPN does. */
+static void test_push_timeout(void)
+{
+    Net *n = net_pending("hand-window 15\n", 315);
+    gint64 started = n->now;
+    g_assert_true(
+        net_run(n, n->now + 60 * US, done_state, GINT_TO_POINTER(SHIMMER_STATE_RECONNECTING)));
+    g_assert_cmpint(n->now, >=, started + 14 * US);
+    g_assert_cmpint(n->now, <=, started + 16 * US);
+    g_assert_true(net_logged(n, "no reply from the server to the push request"));
+    n->srv->answer_push = TRUE;
+    g_assert_true(
+        net_run(n, n->now + 30 * US, done_state, GINT_TO_POINTER(SHIMMER_STATE_CONNECTED)));
+    net_free(n);
+}
+
+/* Requests the engine refuses to pass on. */
+static void test_web_auth_bad_urls(void)
+{
+    Net *n = net_pending(NULL, 316);
+    static const char *const bad[] = {
+        "INFO_PRE,OPEN_URL:file:///etc/passwd",
+        "INFO_PRE,OPEN_URL:javascript:alert(1)",
+        "INFO_PRE,WEB_AUTH::ms-settings:network",
+        "INFO_PRE,OPEN_URL:https://evil.example/\x1b[2J",
+        "INFO_PRE,OPEN_URL:https://spaced example/",
+        "INFO_PRE,OPEN_URL:https:///no-host",
+        "INFO_PRE,WEB_AUTH:no-second-colon",
+    };
+    for (guint i = 0; i < G_N_ELEMENTS(bad); i++)
+        g_assert_true(ts_send_message(n->srv, 0, bad[i]));
+    g_assert_true(net_run(n, n->now + 2 * US, NULL, NULL));
+    g_assert_cmpuint(net_count_events(n, SHIMMER_EVENT_WEB_AUTH), ==, 0);
+    g_assert_cmpuint(count_logs(n, "not an http(s) URL"), ==, 6);
+    g_assert_true(net_logged(n, "a malformed WEB_AUTH request"));
+    /* A plain INFO stays a message for the user. */
+    g_assert_true(ts_send_message(n->srv, 0, "INFO,Welcome back"));
+    g_assert_true(net_run(n, n->now + 1 * US, NULL, NULL));
+    NetEvent *ev = net_event(n, net_find_event(n, 0, SHIMMER_EVENT_INFO, -1));
+    g_assert_cmpstr(ev->message, ==, "Welcome back");
+    net_free(n);
+}
+
+static gboolean srv_got_message(Net *n, gconstpointer data)
+{
+    for (guint i = 0; i < n->srv->messages_in->len; i++)
+        if (g_str_has_prefix(g_ptr_array_index(n->srv->messages_in, i), data))
+            return TRUE;
+    return FALSE;
+}
+
+static void test_cr_text(void)
+{
+    Net *n = net_pending(NULL, 317);
+    g_assert_true(ts_send_message(n->srv, 0, "AUTH_PENDING,timeout 60"));
+    g_assert_true(ts_send_message(n->srv, 0, "INFO_PRE,CR_TEXT:E,R:Your code: please?"));
+    g_assert_true(net_run(n, n->now + 2 * US, NULL, NULL));
+    gint q = net_find_event(n, 0, SHIMMER_EVENT_NEED_CREDENTIALS, -1);
+    g_assert_cmpint(q, >=, 0);
+    NetEvent *ev = net_event(n, q);
+    g_assert_cmpint(ev->credentials, ==, SHIMMER_CREDENTIALS_CR_TEXT);
+    g_assert_cmpstr(ev->message, ==, "Your code: please?");
+    g_assert_true(ev->echo);
+    g_assert_true(ev->response_required);
+    shimmer_engine_set_credentials(n->e, NULL, "123456", n->now);
+    g_assert_true(net_run(n, n->now + 5 * US, srv_got_message, "CR_RESPONSE,"));
+    /* base64("123456") */
+    g_assert_true(srv_got_message(n, "CR_RESPONSE,MTIzNDU2"));
+    /* A second answer, not asked for, is not sent and changes nothing. */
+    guint sent = n->srv->messages_in->len;
+    shimmer_engine_set_credentials(n->e, NULL, "second-answer", n->now);
+    g_assert_true(net_run(n, n->now + 1 * US, NULL, NULL));
+    for (guint i = sent; i < n->srv->messages_in->len; i++)
+        g_assert_false(g_str_has_prefix(g_ptr_array_index(n->srv->messages_in, i), "CR_"));
+    /* The session goes on (the password is not replaced by the answers). */
+    n->srv->answer_push = TRUE;
+    g_assert_true(
+        net_run(n, n->now + 10 * US, done_state, GINT_TO_POINTER(SHIMMER_STATE_CONNECTED)));
+    g_assert_cmpstr(n->srv->password, ==, "secret");
+    /* Nor after a reconnect. */
+    shimmer_engine_transport_failed(n->e, "test", n->now);
+    g_assert_true(
+        net_run(n, n->now + 20 * US, done_state, GINT_TO_POINTER(SHIMMER_STATE_CONNECTED)));
+    g_assert_cmpstr(n->srv->password, ==, "secret");
+    net_free(n);
+
+    /* Without R nothing is awaited: an answer is not sent as CR_RESPONSE. */
+    n = net_pending(NULL, 318);
+    g_assert_true(ts_send_message(n->srv, 0, "INFO_PRE,CR_TEXT::Check your phone"));
+    g_assert_true(net_run(n, n->now + 2 * US, NULL, NULL));
+    ev = net_event(n, net_find_event(n, 0, SHIMMER_EVENT_NEED_CREDENTIALS, -1));
+    g_assert_false(ev->echo);
+    g_assert_false(ev->response_required);
+    net_free(n);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Credentials across renegotiations and reconnects. */
+
+/* auth-nocache without a token: the renegotiation asks for the password. */
+static void test_auth_nocache(void)
+{
+    Net *n = net_for(SHIMMER_WRAP_TLS_CRYPT, AUTH_EXTRA "auth-nocache\nreneg-sec 10\n", 321);
+    n->srv->ping_every = 5 * US;
+    net_connect(n, 10 * US);
+    g_assert_cmpstr(n->srv->password, ==, "secret");
+    g_assert_true(net_logged(n, "auth-nocache: the password is forgotten"));
+    guint asked = net_count_events(n, SHIMMER_EVENT_NEED_CREDENTIALS);
+    g_assert_true(net_run(n, n->now + 15 * US, NULL, NULL));
+    g_assert_cmpuint(net_count_events(n, SHIMMER_EVENT_NEED_CREDENTIALS), ==, asked + 1);
+    NetEvent *ev = net_event(n, net_find_event(n, 0, SHIMMER_EVENT_NEED_CREDENTIALS, -1));
+    g_assert_cmpint(ev->credentials, ==, SHIMMER_CREDENTIALS_PASSWORD);
+    /* The data keys of the first key still carry traffic meanwhile. */
+    send_down(n, 0, 100, 3);
+    shimmer_engine_set_credentials(n->e, NULL, "typed-again", n->now);
+    g_assert_true(net_run(n, n->now + 10 * US, done_renegotiated, GINT_TO_POINTER(1)));
+    g_assert_cmpstr(n->srv->password, ==, "typed-again");
+    g_assert_cmpint(shimmer_engine_get_state(n->e), ==, SHIMMER_STATE_CONNECTED);
+    net_free(n);
+
+    /* With an auth-token nothing is asked: the token serves. */
+    n = net_for(SHIMMER_WRAP_TLS_CRYPT, AUTH_EXTRA "auth-nocache\nreneg-sec 10\n", 322);
+    n->srv->ping_every = 5 * US;
+    ts_set_push(n->srv, DEFAULT_PUSH ",auth-token SESS_tok,auth-token-user Ym9i");
+    net_connect(n, 10 * US);
+    asked = net_count_events(n, SHIMMER_EVENT_NEED_CREDENTIALS);
+    g_assert_true(net_run(n, n->now + 20 * US, done_renegotiated, GINT_TO_POINTER(1)));
+    g_assert_cmpuint(net_count_events(n, SHIMMER_EVENT_NEED_CREDENTIALS), ==, asked);
+    g_assert_cmpstr(n->srv->password, ==, "SESS_tok");
+    /* auth-token-user is the base64 of the user name. */
+    g_assert_cmpstr(n->srv->username, ==, "bob");
+    net_free(n);
+}
+
+static gboolean done_logged(Net *n, gconstpointer data)
+{
+    return net_logged(n, data);
+}
+
+/* A reconnect keeps using the token; a refused token falls back to the
+ * password without failing the session. */
+static void test_auth_token_reconnect(void)
+{
+    Net *n = net_for(SHIMMER_WRAP_TLS_CRYPT, AUTH_EXTRA "connect-retry 1\n", 323);
+    ts_set_push(n->srv, DEFAULT_PUSH ",auth-token SESS_one");
+    net_connect(n, 10 * US);
+    shimmer_engine_transport_failed(n->e, "test", n->now);
+    g_assert_true(
+        net_run(n, n->now + 20 * US, done_state, GINT_TO_POINTER(SHIMMER_STATE_CONNECTED)));
+    g_assert_cmpstr(n->srv->password, ==, "SESS_one");
+    g_assert_cmpuint(net_count_events(n, SHIMMER_EVENT_NEED_CREDENTIALS), ==, 0);
+
+    /* The server forgot the token (restarted): AUTH_FAILED, then the
+     * password. */
+    ts_set_push(n->srv, "AUTH_FAILED");
+    shimmer_engine_transport_failed(n->e, "test", n->now);
+    g_assert_true(net_run(n, n->now + 20 * US, done_logged, "refused the auth-token"));
+    g_assert_cmpint(shimmer_engine_get_state(n->e), !=, SHIMMER_STATE_FAILED);
+    ts_set_push(n->srv, DEFAULT_PUSH);
+    g_assert_true(
+        net_run(n, n->now + 20 * US, done_state, GINT_TO_POINTER(SHIMMER_STATE_CONNECTED)));
+    g_assert_cmpstr(n->srv->password, ==, "secret");
+    g_assert_cmpuint(net_count_events(n, SHIMMER_EVENT_AUTH_FAILED), ==, 0);
+    net_free(n);
+}
+
+static void test_auth_retry(void)
+{
+    /* interact: asked again, then a new attempt with the answer. */
+    Net *n =
+        net_for(SHIMMER_WRAP_TLS_CRYPT, AUTH_EXTRA "auth-retry interact\nconnect-retry 1\n", 324);
+    ts_set_push(n->srv, "AUTH_FAILED,wrong password");
+    net_start(n);
+    g_assert_true(net_run(n, n->now + 20 * US, NULL, NULL));
+    g_assert_cmpint(shimmer_engine_get_state(n->e), ==, SHIMMER_STATE_RECONNECTING);
+    g_assert_cmpint(net_find_event(n, 0, SHIMMER_EVENT_NEED_CREDENTIALS, -1), >=, 0);
+    g_assert_cmpuint(net_count_events(n, SHIMMER_EVENT_CONNECT), ==, 1);
+    g_assert_cmpuint(net_count_events(n, SHIMMER_EVENT_AUTH_FAILED), ==, 0);
+    ts_set_push(n->srv, DEFAULT_PUSH);
+    shimmer_engine_set_credentials(n->e, NULL, "right", n->now);
+    g_assert_true(
+        net_run(n, n->now + 20 * US, done_state, GINT_TO_POINTER(SHIMMER_STATE_CONNECTED)));
+    g_assert_cmpstr(n->srv->password, ==, "right");
+    net_free(n);
+
+    /* nointeract: the same credentials again, without asking. */
+    n = net_for(SHIMMER_WRAP_TLS_CRYPT, AUTH_EXTRA "auth-retry nointeract\nconnect-retry 1\n", 325);
+    ts_set_push(n->srv, "AUTH_FAILED");
+    net_start(n);
+    g_assert_true(net_run(n, n->now + 3 * US, NULL, NULL));
+    g_assert_true(
+        net_run(n, n->now + 20 * US, done_state, GINT_TO_POINTER(SHIMMER_STATE_RECONNECTING)));
+    ts_set_push(n->srv, DEFAULT_PUSH);
+    g_assert_true(
+        net_run(n, n->now + 20 * US, done_state, GINT_TO_POINTER(SHIMMER_STATE_CONNECTED)));
+    g_assert_cmpstr(n->srv->password, ==, "secret");
+    g_assert_cmpuint(net_count_events(n, SHIMMER_EVENT_NEED_CREDENTIALS), ==, 0);
+    g_assert_cmpuint(n->srv->sessions, >=, 2);
+    net_free(n);
+}
+
+/* replay-window N T widens the data channel's window. */
+static void test_replay_window_option(void)
+{
+    Net *n = net_for(SHIMMER_WRAP_TLS_CRYPT, "replay-window 256 30\n", 326);
+    net_connect(n, 10 * US);
+    GPtrArray *pkts = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+    g_ptr_array_add(pkts, g_bytes_new(NULL, 0));
+    for (guint i = 1; i <= 200; i++) {
+        guint8 ip[64], pkt[256];
+        make_ip(ip, 48, i);
+        gsize len = ts_seal(n->srv, 0, ip, 48, pkt, sizeof(pkt));
+        g_ptr_array_add(pkts, g_bytes_new(pkt, len));
+    }
+    deliver_sealed(n, pkts, 200, SHIMMER_RECV_TUN);
+    /* 199 behind: outside OpenVPN's default of 64, inside 256. */
+    deliver_sealed(n, pkts, 1, SHIMMER_RECV_TUN);
+    /* The time backtrack is 30 s, not 15. */
+    n->now += 20 * US;
+    deliver_sealed(n, pkts, 2, SHIMMER_RECV_TUN);
+    n->now += 11 * US;
+    deliver_sealed(n, pkts, 3, SHIMMER_RECV_DROPPED);
+    g_assert_cmpint(n->last_drop, ==, SHIMMER_DROP_REPLAY);
+    g_ptr_array_unref(pkts);
+    net_free(n);
+}
+
+/* remote-cert-eku, ns-cert-type: checked on the server's certificate. */
+static void test_cert_usage(void)
+{
+    Net *n = net_for(SHIMMER_WRAP_TLS_CRYPT, "ns-cert-type server\nremote-cert-ku\n", 327);
+    net_connect(n, 10 * US);
+    net_free(n);
+    n = net_for(SHIMMER_WRAP_TLS_CRYPT, "remote-cert-eku 1.3.6.1.5.5.7.3.2\n", 328);
+    net_start(n);
+    g_assert_true(net_run(n, n->now + 10 * US, done_state_final, NULL));
+    g_assert_cmpint(shimmer_engine_get_state(n->e), ==, SHIMMER_STATE_FAILED);
+    g_assert_true(net_logged(n, "the server's certificate: "));
+    g_assert_cmpuint(net_count_events(n, SHIMMER_EVENT_CONNECT), ==, 1);
+    net_free(n);
+}
+
+static gint64 net_engine_realtime_now(gpointer user)
+{
+    return g_get_real_time() / US;
+}
+
+/* The corpus's provider profiles whose CRL GnuTLS refuses: the engine
+ * reads it (crl.h) and starts. */
+static void test_crl_nonder_profile(void)
+{
+    g_autofree char *corpus = g_build_filename(g_getenv("SHIMMER_TEST_SRCDIR"), "corpus", NULL);
+    static const char *const files[] = {"ok-crl-nonder-provider.ovpn",
+                                        "ok-pia-legacy-comp-lzo.ovpn"};
+    for (guint i = 0; i < G_N_ELEMENTS(files); i++) {
+        g_autofree char *path = g_build_filename(corpus, files[i], NULL);
+        g_autofree char *text = NULL;
+        gsize len = 0;
+        g_assert_true(g_file_get_contents(path, &text, &len, NULL));
+        g_autoptr(ShimmerConfig) cfg =
+            shimmer_config_parse(path, NULL, text, len, shimmer_config_file_loader, NULL);
+        g_assert_false(shimmer_config_has_errors(cfg));
+        ShimmerEngineHooks hooks = {.realtime = net_engine_realtime_now};
+        g_autoptr(GError) error = NULL;
+        g_autoptr(ShimmerEngine) e = shimmer_engine_new(cfg, &hooks, &error);
+        g_assert_no_error(error);
+        g_assert_nonnull(e);
+    }
 }
 
 int main(int argc, char **argv)
@@ -3676,6 +4234,21 @@ int main(int argc, char **argv)
     g_test_add_func("/engine/stop/occ-exit", test_stop_occ_exit);
     g_test_add_func("/engine/stop/during-reneg", test_stop_during_reneg);
     g_test_add_func("/engine/stop/cc-exit-tcp", test_stop_cc_exit_tcp);
+    g_test_add_func("/engine/compress/lz4-v2", test_compress_lz4_v2);
+    g_test_add_func("/engine/compress/lzo", test_compress_lzo);
+    g_test_add_func("/engine/compress/not-allowed", test_compress_not_allowed);
+    g_test_add_func("/engine/pending/web-auth", test_web_auth);
+    g_test_add_func("/engine/pending/web-auth-timeout", test_web_auth_timeout);
+    g_test_add_func("/engine/pending/cap", test_auth_pending_cap);
+    g_test_add_func("/engine/pending/push-timeout", test_push_timeout);
+    g_test_add_func("/engine/pending/bad-urls", test_web_auth_bad_urls);
+    g_test_add_func("/engine/pending/cr-text", test_cr_text);
+    g_test_add_func("/engine/credentials/auth-nocache", test_auth_nocache);
+    g_test_add_func("/engine/credentials/token-reconnect", test_auth_token_reconnect);
+    g_test_add_func("/engine/credentials/auth-retry", test_auth_retry);
+    g_test_add_func("/engine/replay-window", test_replay_window_option);
+    g_test_add_func("/engine/cert-usage", test_cert_usage);
+    g_test_add_func("/engine/crl/non-der-profile", test_crl_nonder_profile);
     g_test_add_func("/engine/contract/drop-reasons", test_drop_reasons);
     g_test_add_func("/engine/contract/encrypt-results", test_encrypt_results);
     g_test_add_func("/engine/contract/write-pkt-small-buffer", test_write_pkt_small_buffer);

@@ -184,6 +184,44 @@ static void test_host_routes(void)
     g_assert_cmpuint(g_variant_n_children(r4), ==, 1);
 }
 
+/* Pushed `dns` options: they win over dhcp-option DNS; servers on another
+ * port are left out (the system resolver cannot be told a port); DNSSEC and
+ * the transport of the servers used. */
+static void test_dns_options(void)
+{
+    g_autoptr(ShimmerConfig) cfg = profile("client\ndev tun\n");
+    g_autoptr(ShimmerConfig) p =
+        push("dhcp-option DNS 10.8.0.1,"
+             "dns server 1 address 10.8.0.53 [fd00:8::53]:53,dns server 1 dnssec optional,"
+             "dns server 1 transport DoT,dns server 1 resolve-domains corp.example,"
+             "dns server 2 address 10.8.0.54:5353,dns server 2 dnssec no,"
+             "dns search-domains lab.example,"
+             "ifconfig 10.8.0.2 255.255.255.0,topology subnet");
+    g_autoptr(ShimmerIpConfig) ip = shimmer_ip_config_new(cfg, p);
+    g_assert_cmpuint(ip->dns_servers->len, ==, 2);
+    g_assert_cmpstr(g_ptr_array_index(ip->dns_servers, 0), ==, "10.8.0.53");
+    g_assert_cmpstr(g_ptr_array_index(ip->dns_servers, 1), ==, "fd00:8::53");
+    g_assert_cmpint(ip->dnssec, ==, SHIMMER_DNSSEC_OPTIONAL);
+    g_assert_cmpint(ip->dns_transport, ==, SHIMMER_DNS_TRANSPORT_DOT);
+    gboolean routing = FALSE, search = FALSE;
+    for (guint i = 0; i < ip->dns_domains->len; i++) {
+        routing |= g_strcmp0(g_ptr_array_index(ip->dns_domains, i), "~corp.example") == 0;
+        search |= g_strcmp0(g_ptr_array_index(ip->dns_domains, i), "lab.example") == 0;
+    }
+    g_assert_true(routing && search);
+    gboolean warned = FALSE;
+    for (guint i = 0; i < ip->warnings->len; i++)
+        warned |= strstr(g_ptr_array_index(ip->warnings, i), "uses port 5353") != NULL;
+    g_assert_true(warned);
+
+    /* Only a server on another port: nothing of its settings is taken. */
+    g_autoptr(ShimmerConfig) p2 =
+        push("dns server 1 address 10.8.0.54:5353,dns server 1 dnssec yes");
+    g_autoptr(ShimmerIpConfig) ip2 = shimmer_ip_config_new(cfg, p2);
+    g_assert_cmpuint(ip2->dns_servers->len, ==, 0);
+    g_assert_cmpint(ip2->dnssec, ==, SHIMMER_DNSSEC_UNSET);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -192,5 +230,6 @@ int main(int argc, char **argv)
     g_test_add_func("/ipconfig/route-metric", test_route_metric);
     g_test_add_func("/ipconfig/net-gateway-route", test_net_gateway_route);
     g_test_add_func("/ipconfig/host-routes", test_host_routes);
+    g_test_add_func("/ipconfig/dns-options", test_dns_options);
     return g_test_run();
 }

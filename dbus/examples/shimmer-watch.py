@@ -130,15 +130,13 @@ class Watcher:
         self.session_signals = {
             "CredentialsRequested": self.on_credentials_requested,
             "Log": self.on_log,
-            # ---- WEB SIGN-IN HOOK -------------------------------------------
-            # shimmerd has no D-Bus API for web sign-in yet (a server's
-            # WEB_AUTH / OPEN_URL: "open this URL in a browser to log in").
-            # When it has one, add its signal here, e.g.
-            #     "WebAuthRequested": lambda path, params: self.show_web_sign_in(
-            #         path, params.unpack()[0]),
-            # (or, for a property, call show_web_sign_in() from
-            # on_session_properties()). Nothing else needs to change.
-            # ------------------------------------------------------------------
+            # A server's web sign-in (WEB_AUTH / OPEN_URL): the request's
+            # "url" is for the user to open (a tray applet would call
+            # Gio.AppInfo.launch_default_for_uri()). Only the owner gets it.
+            "WebAuthRequested": lambda path, params: self.show_web_sign_in(
+                path, params.unpack()[0].get("url", "")),
+            "ServerMessage": lambda path, params: say(
+                "%s: the server says: %s" % (path, safe(params.unpack()[0]))),
         }
 
     # ---------------------------------------------------------- names
@@ -328,8 +326,8 @@ class Watcher:
 
     def show_web_sign_in(self, path, url):
         """Shows the address at which the user signs in for session PATH (a
-        tray applet opens it with Gio.AppInfo.launch_default_for_uri()).
-        Wired to a signal in self.session_signals once the daemon has one."""
+        tray applet opens it with Gio.AppInfo.launch_default_for_uri());
+        called for Session1.WebAuthRequested."""
         session = self.sessions.get(path)
         who = self.label(session) if session else path
         say("%s: sign in at %s" % (who, safe(url)))

@@ -44,6 +44,7 @@
 #include "mapping.h"
 #include "secrets.h"
 #include "secure.h"
+#include "webauth.h"
 
 #define PROG     "nm-shimmer-auth-dialog"
 #define UI_GROUP "VPN Plugin UI"
@@ -78,6 +79,8 @@ static const char *field_what(const ShimmerNmSecretField *f)
         return _("password");
     if (strcmp(f->name, SHIMMER_NM_SECRET_CERT_PASS) == 0)
         return _("private key passphrase");
+    if (strcmp(f->name, SHIMMER_NM_SECRET_WEB_SIGN_IN) == 0)
+        return _("confirmation of the web sign-in");
     return _("challenge response");
 }
 
@@ -294,6 +297,31 @@ static void add_secret(gpointer key, gpointer value, gpointer user)
         nm_setting_vpn_add_secret(user, key, value);
 }
 
+/* A web sign-in: the dialog runs as the user, in the user's session (the
+ * agent started it), so it may start the user's browser where
+ * shimmer_web_auth_open_command() allows; the description shows the URL
+ * either way. */
+static void open_web_auth(const char *url)
+{
+    ShimmerBrowserEnv env = {
+        .euid = (guint)geteuid(),
+        .display = g_getenv("DISPLAY"),
+        .wayland_display = g_getenv("WAYLAND_DISPLAY"),
+        .xdg_runtime_dir = g_getenv("XDG_RUNTIME_DIR"),
+        .xdg_session_type = g_getenv("XDG_SESSION_TYPE"),
+    };
+    const char *why = NULL;
+    g_auto(GStrv) argv = shimmer_web_auth_open_command(&env, url, &why);
+    g_autoptr(GError) error = NULL;
+    if (argv == NULL)
+        fprintf(stderr, "%s: %s: %s\n", PROG, _("not opening the web sign-in"), why);
+    else if (!g_spawn_async(NULL, argv, NULL,
+                            G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL |
+                                G_SPAWN_STDERR_TO_DEV_NULL,
+                            NULL, NULL, NULL, &error))
+        fprintf(stderr, "%s: %s: %s\n", PROG, _("cannot start a browser"), error->message);
+}
+
 static int run(const Options *o)
 {
     GHashTable *data = NULL;
@@ -313,6 +341,9 @@ static int run(const Options *o)
     g_autofree char *prompt = NULL;
     g_autoptr(GPtrArray) fields =
         shimmer_nm_secrets_fields(s_vpn, (const char *const *)o->hints, &prompt);
+    const char *url = shimmer_nm_secrets_web_auth_url((const char *const *)o->hints);
+    if (url != NULL && o->external_ui && o->allow_interaction)
+        open_web_auth(url);
     if (o->external_ui)
         return external_ui(o, s_vpn, fields, prompt);
     return line_protocol(o, s_vpn, fields);

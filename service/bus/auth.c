@@ -70,6 +70,10 @@ static const MethodEntry methods[] = {
     {"org.shimmervpn.Session1", "Disconnect", SHIMMER_AUTH_SESSION, OWNER_OBJECT},
     {"org.shimmervpn.Session1", "Restart", SHIMMER_AUTH_SESSION, OWNER_OBJECT},
     {"org.shimmervpn.Session1", "ProvideCredentials", SHIMMER_AUTH_SESSION, OWNER_OBJECT},
+    /* These two also check that the caller is the owner (session1.c): a
+     * sign-in URL is the owner's alone, whoever else may control it. */
+    {"org.shimmervpn.Session1", "GetCredentialsRequest", SHIMMER_AUTH_SESSION, OWNER_OBJECT},
+    {"org.shimmervpn.Session1", "GetWebAuthRequest", SHIMMER_AUTH_SESSION, OWNER_OBJECT},
 };
 
 struct ShimmerAuth {
@@ -306,8 +310,7 @@ static void deny(GTask *task, const char *why)
         check->action != NULL ? g_strdup_printf(" for %s", check->action) : g_strdup("");
     g_autofree char *because = why != NULL ? g_strdup_printf(": %s", why) : g_strdup("");
     g_message("denied %s%s%s", who, what, because);
-    g_task_return_new_error(task, SHIMMER_SERVICE_ERROR,
-                            SHIMMER_SERVICE_ERROR_NOT_AUTHORIZED,
+    g_task_return_new_error(task, SHIMMER_SERVICE_ERROR, SHIMMER_SERVICE_ERROR_NOT_AUTHORIZED,
                             "not authorized%s%s", what, because);
 }
 

@@ -38,14 +38,13 @@ static void update_network(ShimmerBusSession *bs)
 {
     ShimmerSession *s = bs->s;
     g_autoptr(GVariant) netconf = shimmer_session_dup_network_config(s);
-    g_object_set(bs->iface, "network-config", netconf, "interface",
-                 shimmer_session_get_interface(s), "remote-address",
-                 shimmer_session_get_remote_address(s), "addresses",
-                 shimmer_session_get_addresses(s), "routes", shimmer_session_get_routes(s),
-                 "dns-servers", shimmer_session_get_dns_servers(s), "dns-domains",
-                 shimmer_session_get_dns_domains(s), "cipher", shimmer_session_get_cipher(s),
-                 "tls-version", shimmer_session_get_tls_version(s), "connected-since",
-                 shimmer_session_get_connected_since(s), NULL);
+    g_object_set(
+        bs->iface, "network-config", netconf, "interface", shimmer_session_get_interface(s),
+        "remote-address", shimmer_session_get_remote_address(s), "addresses",
+        shimmer_session_get_addresses(s), "routes", shimmer_session_get_routes(s), "dns-servers",
+        shimmer_session_get_dns_servers(s), "dns-domains", shimmer_session_get_dns_domains(s),
+        "cipher", shimmer_session_get_cipher(s), "tls-version", shimmer_session_get_tls_version(s),
+        "connected-since", shimmer_session_get_connected_since(s), NULL);
 }
 
 static void update_counters(ShimmerBusSession *bs)
@@ -55,6 +54,43 @@ static void update_counters(ShimmerBusSession *bs)
     /* The skeleton only announces values that changed. */
     g_object_set(bs->iface, "bytes-in", c.bytes_in, "bytes-out", c.bytes_out, "packets-in",
                  c.packets_in, "packets-out", c.packets_out, "reconnects", c.reconnects, NULL);
+}
+
+static GVariant *web_auth_dict(const ShimmerSessionWebAuth *w)
+{
+    GVariantBuilder b;
+    g_variant_builder_init(&b, G_VARIANT_TYPE_VARDICT);
+    if (w != NULL) {
+        /* The engine passes printable ASCII URLs only; flags are the
+         * server's text. */
+        g_autofree char *url = g_utf8_make_valid(w->url, -1);
+        g_variant_builder_add(&b, "{sv}", "url", g_variant_new_string(url));
+        g_variant_builder_add(&b, "{sv}", "kind", g_variant_new_string(w->kind));
+        GVariantBuilder fb;
+        g_variant_builder_init(&fb, G_VARIANT_TYPE_STRING_ARRAY);
+        for (guint i = 0; w->flags != NULL && w->flags[i] != NULL; i++) {
+            g_autofree char *f = g_utf8_make_valid(w->flags[i], -1);
+            g_variant_builder_add(&fb, "s", f);
+        }
+        g_variant_builder_add(&b, "{sv}", "flags", g_variant_builder_end(&fb));
+        g_variant_builder_add(&b, "{sv}", "deadline", g_variant_new_uint64(w->deadline));
+        g_variant_builder_add(&b, "{sv}", "timeout", g_variant_new_uint32(w->timeout));
+    }
+    return g_variant_builder_end(&b);
+}
+
+static GVariant *credentials_dict(const ShimmerCredentialsRequest *r)
+{
+    GVariantBuilder b;
+    g_variant_builder_init(&b, G_VARIANT_TYPE_VARDICT);
+    if (r != NULL) {
+        g_variant_builder_add(&b, "{sv}", "fields", g_variant_new_strv(r->fields, -1));
+        g_variant_builder_add(&b, "{sv}", "prompt", g_variant_new_string(r->challenge));
+        g_variant_builder_add(&b, "{sv}", "echo", g_variant_new_boolean(r->echo));
+        g_variant_builder_add(&b, "{sv}", "kind", g_variant_new_string(r->kind ? r->kind : ""));
+        g_variant_builder_add(&b, "{sv}", "response-required", g_variant_new_boolean(TRUE));
+    }
+    return g_variant_builder_end(&b);
 }
 
 void shimmer_bus_session_update(ShimmerBusSession *bs, guint what)
@@ -67,6 +103,18 @@ void shimmer_bus_session_update(ShimmerBusSession *bs, guint what)
         update_counters(bs);
     if (what & SHIMMER_SESSION_CHANGED_STATE)
         update_state(bs);
+    guint owner = shimmer_session_get_owner(bs->s);
+    /* Directed signals: a sign-in URL may carry a session secret, and what
+     * the server says is the owner's business. */
+    if (what & SHIMMER_SESSION_CHANGED_WEB_AUTH) {
+        const ShimmerSessionWebAuth *w = shimmer_session_get_web_auth(bs->s);
+        if (w != NULL)
+            shimmer_bus_emit_to_uid(bs->ctx, owner, bs->path, SESSION1, "WebAuthRequested",
+                                    g_variant_new_tuple((GVariant *[]){web_auth_dict(w)}, 1));
+    }
+    if (what & SHIMMER_SESSION_CHANGED_MESSAGE)
+        shimmer_bus_emit_to_uid(bs->ctx, owner, bs->path, SESSION1, "ServerMessage",
+                                g_variant_new("(s)", shimmer_session_get_message(bs->s)));
 }
 
 void shimmer_bus_session_log(ShimmerBusSession *bs, ShimmerLogLevel level, const char *line)
@@ -121,8 +169,8 @@ static void session_call_free(gpointer data)
 static void gate(ShimmerBusSession *bs, GDBusMethodInvocation *invocation,
                  ShimmerAuthAllowedFunc func, SessionCall *c)
 {
-    shimmer_auth_gate(bs->ctx->auth, invocation, shimmer_session_get_owner(bs->s),
-                      bs->ctx->cancel, func, c, session_call_free);
+    shimmer_auth_gate(bs->ctx->auth, invocation, shimmer_session_get_owner(bs->s), bs->ctx->cancel,
+                      func, c, session_call_free);
 }
 
 static void disconnect_allowed(GDBusMethodInvocation *invocation, guint caller_uid, gpointer data)
@@ -209,6 +257,53 @@ static gboolean handle_provide_credentials(ShimmerDBusSession1 *iface,
     return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
+/* The owner alone (or root) reads what the session waits for: polkit may
+ * let an administrator control any session, but a sign-in URL is the
+ * owner's. */
+static gboolean caller_is_owner(GDBusMethodInvocation *invocation, guint caller_uid, SessionCall *c)
+{
+    if (caller_uid == shimmer_session_get_owner(c->s) || caller_uid == 0)
+        return TRUE;
+    shimmer_bus_return_new(invocation, SHIMMER_SERVICE_ERROR_NOT_AUTHORIZED,
+                           "only the session's owner may read what it waits for");
+    return FALSE;
+}
+
+static void get_web_auth_allowed(GDBusMethodInvocation *invocation, guint caller_uid, gpointer data)
+{
+    SessionCall *c = data;
+    if (!caller_is_owner(invocation, caller_uid, c))
+        return;
+    shimmer_dbus_session1_complete_get_web_auth_request(
+        NULL, invocation, web_auth_dict(shimmer_session_get_web_auth(c->s)));
+}
+
+static gboolean handle_get_web_auth_request(ShimmerDBusSession1 *iface,
+                                            GDBusMethodInvocation *invocation, gpointer user)
+{
+    ShimmerBusSession *bs = user;
+    gate(bs, invocation, get_web_auth_allowed, session_call_new(bs));
+    return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static void get_credentials_allowed(GDBusMethodInvocation *invocation, guint caller_uid,
+                                    gpointer data)
+{
+    SessionCall *c = data;
+    if (!caller_is_owner(invocation, caller_uid, c))
+        return;
+    shimmer_dbus_session1_complete_get_credentials_request(
+        NULL, invocation, credentials_dict(shimmer_session_get_credentials_request(c->s)));
+}
+
+static gboolean handle_get_credentials_request(ShimmerDBusSession1 *iface,
+                                               GDBusMethodInvocation *invocation, gpointer user)
+{
+    ShimmerBusSession *bs = user;
+    gate(bs, invocation, get_credentials_allowed, session_call_new(bs));
+    return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
 /* ---------- the object ---------- */
 
 static void on_caller_vanished(GDBusConnection *bus, const char *name, gpointer user)
@@ -240,13 +335,17 @@ ShimmerBusSession *shimmer_bus_session_new(ShimmerBusContext *ctx, ShimmerSessio
     g_object_set(bs->iface, "profile", profile, "owner", shimmer_session_get_owner(s),
                  "bound-to-caller", shimmer_session_get_bound_to_caller(s), "configure-network",
                  shimmer_session_get_configure_network(s), "addresses", no_strings, "routes",
-                 no_strings, "dns-servers", no_strings, "dns-domains", no_strings,
-                 "network-config", g_variant_new("a{sv}", NULL), NULL);
+                 no_strings, "dns-servers", no_strings, "dns-domains", no_strings, "network-config",
+                 g_variant_new("a{sv}", NULL), NULL);
     shimmer_bus_session_update(bs, SHIMMER_SESSION_CHANGED_STATE);
     g_signal_connect(bs->iface, "handle-disconnect", G_CALLBACK(handle_disconnect), bs);
     g_signal_connect(bs->iface, "handle-restart", G_CALLBACK(handle_restart), bs);
-    g_signal_connect(bs->iface, "handle-provide-credentials", G_CALLBACK(handle_provide_credentials),
-                     bs);
+    g_signal_connect(bs->iface, "handle-provide-credentials",
+                     G_CALLBACK(handle_provide_credentials), bs);
+    g_signal_connect(bs->iface, "handle-get-web-auth-request",
+                     G_CALLBACK(handle_get_web_auth_request), bs);
+    g_signal_connect(bs->iface, "handle-get-credentials-request",
+                     G_CALLBACK(handle_get_credentials_request), bs);
     shimmer_dbus_object_skeleton_set_session1(bs->object, bs->iface);
     return bs;
 }

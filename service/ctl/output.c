@@ -230,6 +230,7 @@ const char *ctl_state_label(const char *state)
         {"connecting", N_("connecting")},
         {"authenticating", N_("authenticating")},
         {"getting-config", N_("getting the configuration")},
+        {"web-sign-in", N_("waiting for the web sign-in")},
         {"connected", N_("connected")},
         {"reconnecting", N_("reconnecting")},
         {"disconnecting", N_("disconnecting")},

@@ -5,12 +5,14 @@
 #include <glib/gi18n.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ctl.h"
 #include "follow.h"
 #include "output.h"
 #include "prompt.h"
 #include "secure.h"
+#include "webauth.h"
 
 /* How long `disconnect` waits for the session to end. */
 #define DISCONNECT_TIMEOUT_S 20
@@ -26,6 +28,8 @@ typedef struct {
     GHashTable *props;    /* the session's properties: name -> GVariant */
     char *last_state;
     gboolean verbose;
+    gboolean no_browser; /* --no-browser */
+    char *web_url_shown; /* the sign-in URL already shown */
     gboolean done;
     int code;
 } Connecting;
@@ -60,6 +64,85 @@ static void connecting_finish(Connecting *c, int code)
     g_main_loop_quit(c->follow.loop);
 }
 
+/* Where shimmerctl runs, for the decision whether to start a browser. */
+static void browser_env(ShimmerBrowserEnv *env)
+{
+    *env = (ShimmerBrowserEnv){
+        .euid = (guint)geteuid(),
+        .display = g_getenv("DISPLAY"),
+        .wayland_display = g_getenv("WAYLAND_DISPLAY"),
+        .xdg_runtime_dir = g_getenv("XDG_RUNTIME_DIR"),
+        .xdg_session_type = g_getenv("XDG_SESSION_TYPE"),
+        .sudo_uid = g_getenv("SUDO_UID"),
+        .sudo_user = g_getenv("SUDO_USER"),
+    };
+    if (env->sudo_uid != NULL) {
+        g_autofree char *dir = g_build_filename("/run/user", env->sudo_uid, NULL);
+        env->sudo_user_has_session = g_file_test(dir, G_FILE_TEST_IS_DIR);
+    }
+}
+
+/* The server asks for a web sign-in: the URL on a line of its own, and a
+ * browser when this runs in a desktop session (--no-browser: never). */
+static void connecting_web_auth(Connecting *c, GVariant *request)
+{
+    const char *url = NULL;
+    guint32 timeout = 0;
+    if (!g_variant_lookup(request, "url", "&s", &url))
+        return;
+    g_variant_lookup(request, "timeout", "u", &timeout);
+    if (g_strcmp0(url, c->web_url_shown) == 0)
+        return;
+    /* The daemon checked it; a client checks again before anything may
+     * reach a browser. */
+    if (!shimmer_web_auth_url_is_safe(url)) {
+        ctl_print(stderr, "%s",
+                  _("  the server asks for a web sign-in at an address that is not an "
+                    "http(s) URL; not shown\n"));
+        return;
+    }
+    g_free(c->web_url_shown);
+    c->web_url_shown = g_strdup(url);
+    ctl_print(stdout, "%s",
+              _("The server asks you to sign in on a web page. Open this address "
+                "to continue:\n"));
+    ctl_print(stdout, "%s\n", url);
+    if (timeout > 0)
+        ctl_print(stdout, _("The server waits up to %u seconds.\n"), timeout);
+    if (!c->no_browser) {
+        ShimmerBrowserEnv env;
+        browser_env(&env);
+        const char *why = NULL;
+        g_auto(GStrv) argv = shimmer_web_auth_open_command(&env, url, &why);
+        g_autoptr(GError) error = NULL;
+        if (argv == NULL)
+            ctl_print(stdout, _("(No browser is started: %s.)\n"), why);
+        else if (!g_spawn_async(NULL, argv, NULL,
+                                G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL |
+                                    G_SPAWN_STDERR_TO_DEV_NULL,
+                                NULL, NULL, NULL, &error))
+            ctl_print(stdout, _("(Cannot start a browser: %s.)\n"), error->message);
+        else
+            ctl_print(stdout, "%s", _("Opening it in your browser.\n"));
+    }
+    fflush(stdout);
+}
+
+/* The session entered "web-sign-in" before the signal could be seen (or
+ * its signal was missed): the request is asked for. */
+static void connecting_fetch_web_auth(Connecting *c)
+{
+    if (c->web_url_shown != NULL)
+        return;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GVariant) reply = ctl_call(c->ctl, c->session, IFACE_SESSION, "GetWebAuthRequest",
+                                         NULL, G_VARIANT_TYPE("(a{sv})"), &error);
+    if (reply == NULL)
+        return;
+    g_autoptr(GVariant) dict = g_variant_get_child_value(reply, 0);
+    connecting_web_auth(c, dict);
+}
+
 static void connecting_check_state(Connecting *c)
 {
     const char *state = prop_string(c->props, "State");
@@ -86,6 +169,8 @@ static void connecting_check_state(Connecting *c)
         connecting_finish(c, EXIT_REFUSED);
     } else {
         ctl_print(stdout, "  %s\n", ctl_state_label(state));
+        if (strcmp(state, "web-sign-in") == 0)
+            connecting_fetch_web_auth(c);
     }
     fflush(stdout);
 }
@@ -207,6 +292,16 @@ static void connecting_signal(Follow *f, const char *path, const char *iface, co
     } else if (strcmp(iface, IFACE_SESSION) == 0 && strcmp(member, "CredentialsRequested") == 0 &&
                g_variant_is_of_type(params, G_VARIANT_TYPE("(assb)"))) {
         connecting_credentials(c, params);
+    } else if (strcmp(iface, IFACE_SESSION) == 0 && strcmp(member, "WebAuthRequested") == 0 &&
+               g_variant_is_of_type(params, G_VARIANT_TYPE("(a{sv})"))) {
+        g_autoptr(GVariant) dict = g_variant_get_child_value(params, 0);
+        connecting_web_auth(c, dict);
+    } else if (strcmp(iface, IFACE_SESSION) == 0 && strcmp(member, "ServerMessage") == 0 &&
+               g_variant_is_of_type(params, G_VARIANT_TYPE("(s)"))) {
+        const char *text;
+        g_variant_get(params, "(&s)", &text);
+        ctl_print(stdout, _("Message from the server: %s\n"), text);
+        fflush(stdout);
     } else if (strcmp(iface, IFACE_SESSION) == 0 && strcmp(member, "Log") == 0 &&
                g_variant_is_of_type(params, G_VARIANT_TYPE("(us)"))) {
         guint level;
@@ -307,14 +402,15 @@ static int connecting_follow(Connecting *c, const char *timeout)
 
 int ctl_cmd_connect(Ctl *ctl, int argc, char **argv)
 {
-    static const char synopsis[] =
-        "connect NAME|ID|PATH [--wait] [--timeout SECONDS] [--username USER] [--verbose]";
-    gboolean wait = FALSE, verbose = FALSE;
+    static const char synopsis[] = "connect NAME|ID|PATH [--wait] [--timeout SECONDS] "
+                                   "[--username USER] [--no-browser] [--verbose]";
+    gboolean wait = FALSE, verbose = FALSE, no_browser = FALSE;
     const char *timeout = NULL, *username = NULL;
     const char *pos[1];
     const Option options[] = {
         {"--wait", &wait, NULL},
         {"--verbose", &verbose, NULL},
+        {"--no-browser", &no_browser, NULL},
         {"--timeout", NULL, &timeout},
         {"--username", NULL, &username},
         {NULL, NULL, NULL},
@@ -336,7 +432,7 @@ int ctl_cmd_connect(Ctl *ctl, int argc, char **argv)
     if (!connect_options(p, username, wait, &opts))
         return EXIT_REFUSED;
 
-    Connecting c = {.ctl = ctl, .username = username, .verbose = verbose};
+    Connecting c = {.ctl = ctl, .username = username, .verbose = verbose, .no_browser = no_browser};
     c.profile_name =
         g_strdup(shimmer_dbus_profile1_get_name(p) ? shimmer_dbus_profile1_get_name(p) : pos[0]);
     c.props =
@@ -367,6 +463,7 @@ int ctl_cmd_connect(Ctl *ctl, int argc, char **argv)
     g_free(c.session);
     g_free(c.profile_name);
     g_free(c.last_state);
+    g_free(c.web_url_shown);
     g_hash_table_unref(c.props);
     return code;
 }

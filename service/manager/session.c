@@ -52,6 +52,22 @@ struct ShimmerSession {
     /* PASSWORD already holds the static challenge's answer (Connect gave
      * both). */
     gboolean password_complete;
+
+    /* The request waiting for an answer (shimmer_session_get_
+     * credentials_request()), and the web sign-in waiting for the user. */
+    gboolean request_active;
+    GPtrArray *request_fields; /* char*, NULL-terminated */
+    char *request_prompt;
+    const char *request_kind;
+    ShimmerCredentialsRequest request_view;
+    gboolean web_auth_active;
+    char *web_url;
+    char **web_flags;
+    const char *web_kind;
+    guint64 web_deadline;
+    guint web_timeout;
+    ShimmerSessionWebAuth web_view;
+    char *message;
 };
 
 /* A static challenge's answer goes with the password, never a password
@@ -123,12 +139,43 @@ static void notify(ShimmerSession *s, guint what)
         s->listener.changed(s->listener.user, s, what);
 }
 
+/* Keeps REQ for shimmer_session_get_credentials_request() and hands it to
+ * the listener. */
+static void emit_request(ShimmerSession *s, const ShimmerCredentialsRequest *req)
+{
+    g_ptr_array_set_size(s->request_fields, 0);
+    for (guint i = 0; req->fields[i] != NULL; i++)
+        g_ptr_array_add(s->request_fields, g_strdup(req->fields[i]));
+    g_ptr_array_add(s->request_fields, NULL);
+    g_free(s->request_prompt);
+    s->request_prompt = g_utf8_make_valid(req->challenge ? req->challenge : "", -1);
+    s->request_kind = req->kind;
+    s->request_view = (ShimmerCredentialsRequest){
+        .fields = (const char *const *)s->request_fields->pdata,
+        .challenge = s->request_prompt,
+        .echo = req->echo,
+        .kind = req->kind,
+    };
+    s->request_active = TRUE;
+    if (s->listener.credentials_requested != NULL)
+        s->listener.credentials_requested(s->listener.user, s, &s->request_view);
+}
+
+static void forget_web_auth(ShimmerSession *s)
+{
+    s->web_auth_active = FALSE;
+    g_clear_pointer(&s->web_url, g_free);
+    g_clear_pointer(&s->web_flags, g_strfreev);
+}
+
 /* ---------- state ---------- */
 
 static void set_state(ShimmerSession *s, const char *state, const char *reason)
 {
+    /* STATE may be s->state itself (a new reason only). */
+    char *copy = g_strdup(state);
     g_free(s->state);
-    s->state = g_strdup(state);
+    s->state = copy;
     g_free(s->state_reason);
     s->state_reason = g_utf8_make_valid(reason ? reason : "", -1);
 }
@@ -178,6 +225,16 @@ static void on_tunnel_state(gpointer user, ShimmerState state, const char *reaso
      * to a user the session is connecting. */
     const char *name = state == SHIMMER_STATE_IDLE ? "connecting" : shimmer_state_to_string(state);
     gboolean up = state == SHIMMER_STATE_CONNECTED;
+    /* A web sign-in or an answer only matters within the login it was
+     * asked for. */
+    forget_web_auth(s);
+    gboolean cr_text = g_strcmp0(s->request_kind, "cr-text") == 0;
+    if (s->want_response && (cr_text || state != SHIMMER_STATE_RECONNECTING)) {
+        /* A CR_TEXT answer belongs to the login that asked; a CRV1 answer
+         * is awaited while the session waits to reconnect. */
+        s->want_response = FALSE;
+        s->request_active = FALSE;
+    }
     guint what = SHIMMER_SESSION_CHANGED_STATE;
     if (up || s->network_up) {
         s->network_up = up;
@@ -227,7 +284,9 @@ static void request_credentials(ShimmerSession *s)
     const char *why = s->want_password || s->want_otp || s->want_username
                           ? "waiting for credentials"
                           : "waiting for the private key's passphrase";
-    set_state(s, "connecting", why);
+    /* A renegotiation that needs the password again (auth-nocache) leaves
+     * the tunnel up: only the reason changes then. */
+    set_state(s, s->network_up ? s->state : "connecting", why);
     notify(s, SHIMMER_SESSION_CHANGED_STATE);
     session_logf(s, SHIMMER_LOG_INFO, "%s (%s)", why, list);
     gboolean challenge = s->want_otp && s->cfg->static_challenge != NULL;
@@ -235,28 +294,48 @@ static void request_credentials(ShimmerSession *s)
         .fields = (const char *const *)fields->pdata,
         .challenge = challenge ? s->cfg->static_challenge : "",
         .echo = challenge && s->cfg->static_challenge_echo,
+        .kind = s->want_password || s->want_otp || s->want_username ? "password" : "key-passphrase",
     };
-    if (s->listener.credentials_requested != NULL)
-        s->listener.credentials_requested(s->listener.user, s, &req);
+    emit_request(s, &req);
+}
+
+static void set_message(ShimmerSession *s, const char *text)
+{
+    g_free(s->message);
+    s->message = g_utf8_make_valid(text, -1);
+    notify(s, SHIMMER_SESSION_CHANGED_MESSAGE);
 }
 
 static void on_tunnel_need_credentials(gpointer user, const ShimmerNeedCredentials *need)
 {
     ShimmerSession *s = user;
-    if (need->kind == SHIMMER_CREDENTIALS_CHALLENGE) {
-        /* The server's dynamic challenge. */
+    if (need->kind == SHIMMER_CREDENTIALS_CR_TEXT && !need->response_required) {
+        /* Nothing to answer ("approve on your phone"): the user only needs
+         * to read it. */
+        set_message(s, need->text ? need->text : "");
+        return;
+    }
+    if (need->kind == SHIMMER_CREDENTIALS_CHALLENGE || need->kind == SHIMMER_CREDENTIALS_CR_TEXT) {
+        /* The server's dynamic challenge (answered on a new connection) or
+         * a pending login's (answered on this one). */
+        gboolean cr_text = need->kind == SHIMMER_CREDENTIALS_CR_TEXT;
         s->want_response = TRUE;
         s->challenge_echo = need->echo;
         g_free(s->challenge);
         s->challenge = g_strdup(need->text);
         static const char *const fields[] = {"response", NULL};
-        set_state(s, "connecting", "waiting for the answer to the server's challenge");
+        /* A pending login stays in its state; a CRV1 answer waits for a
+         * new connection. */
+        set_state(s, cr_text ? s->state : "connecting",
+                  "waiting for the answer to the server's challenge");
         notify(s, SHIMMER_SESSION_CHANGED_STATE);
-        session_logf(s, SHIMMER_LOG_INFO, "the server asks: %s", s->challenge);
         ShimmerCredentialsRequest req = {
-            .fields = fields, .challenge = s->challenge, .echo = s->challenge_echo};
-        if (s->listener.credentials_requested != NULL)
-            s->listener.credentials_requested(s->listener.user, s, &req);
+            .fields = fields,
+            .challenge = s->challenge,
+            .echo = s->challenge_echo,
+            .kind = cr_text ? "cr-text" : "dynamic-challenge",
+        };
+        emit_request(s, &req);
         return;
     }
     s->want_username = need->kind == SHIMMER_CREDENTIALS_USERNAME_PASSWORD && s->username == NULL;
@@ -264,6 +343,41 @@ static void on_tunnel_need_credentials(gpointer user, const ShimmerNeedCredentia
     s->want_password = s->password == NULL;
     s->want_otp = needs_answer(s) && !s->password_complete;
     request_credentials(s);
+}
+
+static void on_tunnel_web_auth(gpointer user, const ShimmerWebAuth *request)
+{
+    ShimmerSession *s = user;
+    if (s->finished)
+        return;
+    forget_web_auth(s);
+    s->web_url = g_strdup(request->url);
+    s->web_flags = g_strdupv(request->flags);
+    s->web_kind = request->kind == SHIMMER_WEB_AUTH_OPEN_URL ? "openurl" : "webauth";
+    s->web_timeout = request->timeout_s;
+    s->web_deadline = (guint64)(g_get_real_time() / G_USEC_PER_SEC) + request->timeout_s;
+    s->web_view = (ShimmerSessionWebAuth){
+        .url = s->web_url,
+        .kind = s->web_kind,
+        .flags = (const char *const *)s->web_flags,
+        .deadline = s->web_deadline,
+        .timeout = s->web_timeout,
+    };
+    s->web_auth_active = TRUE;
+    g_autofree char *why = g_strdup_printf(
+        "waiting for the web sign-in the server asks for (%u s left)", request->timeout_s);
+    set_state(s, "web-sign-in", why);
+    /* The URL itself goes to the owner only (WebAuthRequested), never to
+     * the daemon's log: it may carry a session secret. */
+    session_log(s, SHIMMER_LOG_INFO, why);
+    notify(s, SHIMMER_SESSION_CHANGED_STATE | SHIMMER_SESSION_CHANGED_WEB_AUTH);
+}
+
+static void on_tunnel_info(gpointer user, const char *text)
+{
+    ShimmerSession *s = user;
+    if (!s->finished)
+        set_message(s, text);
 }
 
 static const char *failure_kind_of(ShimmerSession *s, gboolean failed)
@@ -289,6 +403,8 @@ static void on_tunnel_finished(gpointer user, gboolean failed, const char *reaso
         return;
     s->finished = TRUE;
     clear_wants(s);
+    s->request_active = FALSE;
+    forget_web_auth(s);
     forget_given(s);
     update_counters(s);
     if (s->stats_timer) {
@@ -328,6 +444,8 @@ static gboolean create_tunnel(ShimmerSession *s, const char *username, const cha
         .need_credentials = on_tunnel_need_credentials,
         .finished = on_tunnel_finished,
         .network_changed = on_tunnel_network_changed,
+        .web_auth = on_tunnel_web_auth,
+        .info = on_tunnel_info,
         .user = s,
     };
     g_autoptr(GError) cerr = NULL;
@@ -360,7 +478,7 @@ static gboolean provide_passphrase(ShimmerSession *s, const char *pass, const ch
     const char *u = username ? username : s->username;
     /* Without the challenge's answer, a password given to Connect is kept
      * for when the engine asks (then only the answer is asked for). */
-    const char *pw = secret                                       ? secret
+    const char *pw = secret                                     ? secret
                      : needs_answer(s) && !s->password_complete ? NULL
                                                                 : s->password;
     gboolean ok = create_tunnel(s, u, pw, error);
@@ -391,7 +509,13 @@ gboolean shimmer_session_provide_credentials(ShimmerSession *s, GHashTable *cred
         if (response == NULL)
             return FALSE;
         s->want_response = FALSE;
-        set_state(s, "connecting", NULL);
+        s->request_active = FALSE;
+        if (g_strcmp0(s->request_kind, "cr-text") == 0) {
+            /* The answer goes to the server now; the login goes on. */
+            set_state(s, s->state, "the answer to the server's challenge was sent");
+        } else {
+            set_state(s, "connecting", NULL);
+        }
         notify(s, SHIMMER_SESSION_CHANGED_STATE);
         shimmer_tunnel_set_credentials(s->tunnel, NULL, response);
         return TRUE;
@@ -417,11 +541,12 @@ gboolean shimmer_session_provide_credentials(ShimmerSession *s, GHashTable *cred
     char *combined = otp ? shimmer_engine_static_challenge_password(password, otp) : NULL;
     const char *secret = combined ? combined : password;
     gboolean ok = TRUE;
+    s->request_active = FALSE;
     if (pass != NULL) {
         ok = provide_passphrase(s, pass, username, secret, error);
     } else {
         clear_wants(s);
-        set_state(s, "connecting", NULL);
+        set_state(s, s->network_up ? s->state : "connecting", NULL);
         notify(s, SHIMMER_SESSION_CHANGED_STATE);
         shimmer_tunnel_set_credentials(s->tunnel, username ? username : s->username, secret);
         forget_given(s);
@@ -478,6 +603,8 @@ ShimmerSession *shimmer_session_new(ShimmerProfile *profile, const char *id, gui
     s->state = g_strdup("connecting");
     s->state_reason = g_strdup("");
     s->failure_kind = "";
+    s->request_fields = g_ptr_array_new_with_free_func(g_free);
+    s->message = g_strdup("");
 
     if (options->key_passphrase != NULL)
         shimmer_tunnel_config_set_key_passphrase(s->cfg, options->key_passphrase);
@@ -583,6 +710,10 @@ void shimmer_session_unref(ShimmerSession *s)
     g_free(s->username);
     g_free(s->challenge);
     shimmer_str_free_secret(s->password);
+    g_ptr_array_unref(s->request_fields);
+    g_free(s->request_prompt);
+    forget_web_auth(s);
+    g_free(s->message);
     g_free(s->profile_name);
     g_free(s->id);
     g_free(s);
@@ -638,6 +769,21 @@ const char *shimmer_session_get_failure_kind(ShimmerSession *s)
 guint64 shimmer_session_get_connected_since(ShimmerSession *s)
 {
     return s->connected_since;
+}
+
+const ShimmerSessionWebAuth *shimmer_session_get_web_auth(ShimmerSession *s)
+{
+    return s->web_auth_active ? &s->web_view : NULL;
+}
+
+const ShimmerCredentialsRequest *shimmer_session_get_credentials_request(ShimmerSession *s)
+{
+    return s->request_active ? &s->request_view : NULL;
+}
+
+const char *shimmer_session_get_message(ShimmerSession *s)
+{
+    return s->message;
 }
 
 static gboolean up(ShimmerSession *s)

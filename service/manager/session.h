@@ -31,18 +31,39 @@ typedef enum {
     SHIMMER_SESSION_CHANGED_STATE = 1 << 0,    /* state, reason, failure kind */
     SHIMMER_SESSION_CHANGED_NETWORK = 1 << 1,  /* interface ... tls version */
     SHIMMER_SESSION_CHANGED_COUNTERS = 1 << 2, /* bytes, packets, reconnects */
+    /* The server asks for a web sign-in: shimmer_session_get_web_auth()
+     * has a new request (for the owner's eyes only: the URL may carry a
+     * session secret). */
+    SHIMMER_SESSION_CHANGED_WEB_AUTH = 1 << 3,
+    /* A message from the server for the user (INFO, a CR_TEXT that needs
+     * no answer): shimmer_session_get_message(). */
+    SHIMMER_SESSION_CHANGED_MESSAGE = 1 << 4,
 } ShimmerSessionChange;
 
 /* What a person is asked for. FIELDS (NULL-terminated) in the order to ask:
  * "username", "password", "otp", "key-passphrase", or "response" alone for
  * a server's challenge, whose text is CHALLENGE (also the static
  * challenge's text with "otp"; "" if none); ECHO: the answer may be shown
- * while typed. */
+ * while typed. KIND says which request it is: "password" (user name and
+ * password, a static challenge's answer with them), "key-passphrase" (that
+ * alone, or with the password), "dynamic-challenge" (CRV1: answered on a
+ * new connection), "cr-text" (a pending login's CR_TEXT: answered on the
+ * running one). */
 typedef struct {
     const char *const *fields;
     const char *challenge;
     gboolean echo;
+    const char *kind;
 } ShimmerCredentialsRequest;
+
+/* A web sign-in the server asks for (see ShimmerWebAuth in engine.h). */
+typedef struct {
+    const char *url;
+    const char *kind;         /* "webauth" (WEB_AUTH) or "openurl" (OPEN_URL) */
+    const char *const *flags; /* WEB_AUTH's flags, NULL-terminated */
+    guint64 deadline;         /* Unix time in seconds when the login times out */
+    guint timeout;            /* seconds from the request on */
+} ShimmerSessionWebAuth;
 
 typedef struct {
     void (*changed)(gpointer user, ShimmerSession *s, guint what);
@@ -101,8 +122,7 @@ gboolean shimmer_session_restart(ShimmerSession *s, const char *why, GError **er
  * requested field is missing or nothing was requested, FAILED when the
  * session has ended (or, with a key passphrase, the key does not open:
  * the session then ends too). */
-gboolean shimmer_session_provide_credentials(ShimmerSession *s, GHashTable *creds,
-                                             GError **error);
+gboolean shimmer_session_provide_credentials(ShimmerSession *s, GHashTable *creds, GError **error);
 
 const char *shimmer_session_get_id(ShimmerSession *s);
 guint shimmer_session_get_owner(ShimmerSession *s);
@@ -112,6 +132,7 @@ gboolean shimmer_session_get_bound_to_caller(ShimmerSession *s);
 gboolean shimmer_session_get_configure_network(ShimmerSession *s);
 
 /* "connecting", "authenticating", "getting-config", "connected",
+ * "web-sign-in" (the server waits for the user to sign in on a web page),
  * "reconnecting", "disconnecting", "disconnected", "failed". */
 const char *shimmer_session_get_state(ShimmerSession *s);
 const char *shimmer_session_get_state_reason(ShimmerSession *s);
@@ -119,6 +140,16 @@ const char *shimmer_session_get_state_reason(ShimmerSession *s);
 const char *shimmer_session_get_failure_kind(ShimmerSession *s);
 /* Seconds since the epoch; 0 when not connected. */
 guint64 shimmer_session_get_connected_since(ShimmerSession *s);
+
+/* The web sign-in the session waits for (state "web-sign-in"), NULL when
+ * none. Valid until the next state change. */
+const ShimmerSessionWebAuth *shimmer_session_get_web_auth(ShimmerSession *s);
+/* The credentials request the session waits for, NULL when none. Valid
+ * until the next state change. */
+const ShimmerCredentialsRequest *shimmer_session_get_credentials_request(ShimmerSession *s);
+/* The last message from the server (SHIMMER_SESSION_CHANGED_MESSAGE);
+ * "" before the first. */
+const char *shimmer_session_get_message(ShimmerSession *s);
 
 /* The tunnel, while it is up ("" and empty lists otherwise). */
 const char *shimmer_session_get_interface(ShimmerSession *s);

@@ -39,10 +39,11 @@ typedef struct {
     GVariant *servers; /* a(iay) */
     char **domains;
     gboolean default_route;
+    char *dnssec, *dns_over_tls; /* ShimmerDnsExtra; NULL: not set */
 } DnsLink;
 
 struct ShimmerDns {
-    gint ref; /* the owner's, and one per call under way */
+    gint ref;             /* the owner's, and one per call under way */
     GDBusConnection *bus; /* NULL: no bus to look for resolved on */
     char *resolvconf;     /* absolute path, NULL when not installed */
     ShimmerDnsBackend backend;
@@ -64,6 +65,8 @@ static void dns_link_free(gpointer p)
     g_free(l->ifname);
     g_clear_pointer(&l->servers, g_variant_unref);
     g_strfreev(l->domains);
+    g_free(l->dnssec);
+    g_free(l->dns_over_tls);
     g_free(l);
 }
 
@@ -262,6 +265,8 @@ enum {
     APPLY_DNS_SET,
     APPLY_DOMAINS_SET,
     APPLY_DEFAULT_ROUTE_SET,
+    APPLY_DNSSEC_SET,
+    APPLY_DOT_SET,
     APPLY_BACKED_OUT,
     APPLY_RESOLVCONF_DONE,
 };
@@ -275,10 +280,11 @@ typedef struct {
     char **server_texts; /* the same, as written (for resolvconf) */
     char **domains;
     gboolean default_route;
-    gboolean quiet;    /* a re-apply after resolved came back: logged here */
-    DnsLink *link;     /* a link taken out of the table while it is undone */
-    GPtrArray *todo;   /* revert-all: DnsLink*; cleanup: ifnames */
-    GError *error;     /* the failure an apply is backing out of */
+    char *dnssec, *dns_over_tls;
+    gboolean quiet;  /* a re-apply after resolved came back: logged here */
+    DnsLink *link;   /* a link taken out of the table while it is undone */
+    GPtrArray *todo; /* revert-all: DnsLink*; cleanup: ifnames */
+    GError *error;   /* the failure an apply is backing out of */
 } Op;
 
 static void op_free(gpointer data)
@@ -289,6 +295,8 @@ static void op_free(gpointer data)
     g_clear_pointer(&op->servers, g_variant_unref);
     g_strfreev(op->server_texts);
     g_strfreev(op->domains);
+    g_free(op->dnssec);
+    g_free(op->dns_over_tls);
     if (op->link != NULL)
         dns_link_free(op->link);
     g_clear_pointer(&op->todo, g_ptr_array_unref);
@@ -591,10 +599,13 @@ static void remember_link(ShimmerDns *dns, Op *op)
     l->servers = g_variant_ref(op->servers);
     l->domains = g_strdupv(op->domains);
     l->default_route = op->default_route;
+    g_free(l->dnssec);
+    g_free(l->dns_over_tls);
+    l->dnssec = g_strdup(op->dnssec);
+    l->dns_over_tls = g_strdup(op->dns_over_tls);
     g_debug("DNS for %s through %s: %" G_GSIZE_FORMAT " server(s), %u domain(s)%s", op->ifname,
             shimmer_dns_backend_name(dns->backend), g_variant_n_children(op->servers),
-            op->domains ? g_strv_length(op->domains) : 0,
-            op->default_route ? ", all queries" : "");
+            op->domains ? g_strv_length(op->domains) : 0, op->default_route ? ", all queries" : "");
 }
 
 static void apply_step(ShimmerDns *dns, Op *op, GError *error)
@@ -686,7 +697,31 @@ static void apply_step(ShimmerDns *dns, Op *op, GError *error)
                           op->ifname, NULL);
             return;
         }
+        /* The link works now; what follows is extra and only warns. */
         remember_link(dns, op);
+        if (op->dnssec != NULL) {
+            op->step = APPLY_DNSSEC_SET;
+            resolved_call(dns, "SetLinkDNSSEC", g_variant_new("(is)", op->ifindex, op->dnssec),
+                          op->ifindex, op->ifname, "org.freedesktop.DBus.Error.UnknownMethod");
+            return;
+        }
+        G_GNUC_FALLTHROUGH;
+    case APPLY_DNSSEC_SET:
+        if (error != NULL)
+            g_warning("%s", error->message);
+        g_clear_error(&error);
+        if (op->dns_over_tls != NULL) {
+            op->step = APPLY_DOT_SET;
+            resolved_call(dns, "SetLinkDNSOverTLS",
+                          g_variant_new("(is)", op->ifindex, op->dns_over_tls), op->ifindex,
+                          op->ifname, "org.freedesktop.DBus.Error.UnknownMethod");
+            return;
+        }
+        G_GNUC_FALLTHROUGH;
+    case APPLY_DOT_SET:
+        if (error != NULL)
+            g_warning("%s", error->message);
+        g_clear_error(&error);
         op_done(dns, NULL);
         return;
     case APPLY_BACKED_OUT:
@@ -848,8 +883,9 @@ static void on_resolved_vanished(GDBusConnection *bus, const char *name, gpointe
 
 static GTask *apply_task(ShimmerDns *dns, int ifindex, const char *ifname, GVariant *servers,
                          const char *const *server_texts, const char *const *domains,
-                         gboolean default_route, GCancellable *cancellable,
-                         GAsyncReadyCallback callback, gpointer user_data);
+                         gboolean default_route, const ShimmerDnsExtra *extra,
+                         GCancellable *cancellable, GAsyncReadyCallback callback,
+                         gpointer user_data);
 
 /* resolved is back (restarted): it knows nothing of our links. */
 static void on_resolved_appeared(GDBusConnection *bus, const char *name, const char *owner,
@@ -865,8 +901,9 @@ static void on_resolved_appeared(GDBusConnection *bus, const char *name, const c
 
         if (l->backend != SHIMMER_DNS_BACKEND_RESOLVED)
             continue;
+        ShimmerDnsExtra extra = {.dnssec = l->dnssec, .dns_over_tls = l->dns_over_tls};
         enqueue(dns, apply_task(dns, l->ifindex, l->ifname, l->servers, NULL,
-                                (const char *const *)l->domains, l->default_route, NULL,
+                                (const char *const *)l->domains, l->default_route, &extra, NULL,
                                 on_reapplied, g_strdup(l->ifname)));
     }
 }
@@ -933,8 +970,7 @@ void shimmer_dns_free(ShimmerDns *dns)
     dns->resolved_watch = 0;
     GTask *task;
     while ((task = g_queue_pop_head(&dns->queue)) != NULL) {
-        g_task_return_new_error(task, G_IO_ERROR, G_IO_ERROR_CANCELLED,
-                                "the DNS helper was freed");
+        g_task_return_new_error(task, G_IO_ERROR, G_IO_ERROR_CANCELLED, "the DNS helper was freed");
         g_object_unref(task);
     }
     dns_unref(dns);
@@ -968,12 +1004,12 @@ void shimmer_dns_set_resolvconf_dir(ShimmerDns *dns, const char *dir)
 
 static GTask *apply_task(ShimmerDns *dns, int ifindex, const char *ifname, GVariant *servers,
                          const char *const *server_texts, const char *const *domains,
-                         gboolean default_route, GCancellable *cancellable,
-                         GAsyncReadyCallback callback, gpointer user_data)
+                         gboolean default_route, const ShimmerDnsExtra *extra,
+                         GCancellable *cancellable, GAsyncReadyCallback callback,
+                         gpointer user_data)
 {
     Op *op;
-    GTask *task =
-        new_task(OP_APPLY, shimmer_dns_apply, cancellable, callback, user_data, &op);
+    GTask *task = new_task(OP_APPLY, shimmer_dns_apply, cancellable, callback, user_data, &op);
 
     op->ifindex = ifindex;
     op->ifname = g_strdup(ifname);
@@ -981,15 +1017,49 @@ static GTask *apply_task(ShimmerDns *dns, int ifindex, const char *ifname, GVari
     op->server_texts = g_strdupv((char **)server_texts);
     op->domains = g_strdupv((char **)domains);
     op->default_route = default_route;
+    if (extra != NULL) {
+        op->dnssec = g_strdup(extra->dnssec);
+        op->dns_over_tls = g_strdup(extra->dns_over_tls);
+    }
     return task;
 }
 
-void shimmer_dns_apply(ShimmerDns *dns, int ifindex, const char *ifname,
-                       const char *const *servers, const char *const *domains,
-                       gboolean default_route, GCancellable *cancellable,
-                       GAsyncReadyCallback callback, gpointer user_data)
+gboolean shimmer_dns_backend_takes_extra(ShimmerDnsBackend backend)
 {
+    return backend == SHIMMER_DNS_BACKEND_RESOLVED;
+}
+
+static gboolean one_of(const char *v, const char *const *allowed)
+{
+    return v == NULL || g_strv_contains(allowed, v);
+}
+
+void shimmer_dns_apply(ShimmerDns *dns, int ifindex, const char *ifname, const char *const *servers,
+                       const char *const *domains, gboolean default_route,
+                       GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
+{
+    shimmer_dns_apply_full(dns, ifindex, ifname, servers, domains, default_route, NULL, cancellable,
+                           callback, user_data);
+}
+
+void shimmer_dns_apply_full(ShimmerDns *dns, int ifindex, const char *ifname,
+                            const char *const *servers, const char *const *domains,
+                            gboolean default_route, const ShimmerDnsExtra *extra,
+                            GCancellable *cancellable, GAsyncReadyCallback callback,
+                            gpointer user_data)
+{
+    static const char *const dnssec_values[] = {"yes", "no", "allow-downgrade", NULL};
+    static const char *const dot_values[] = {"yes", "no", "opportunistic", NULL};
     g_autoptr(GError) error = NULL;
+
+    if (extra != NULL &&
+        (!one_of(extra->dnssec, dnssec_values) || !one_of(extra->dns_over_tls, dot_values))) {
+        g_task_report_new_error(NULL, callback, user_data, shimmer_dns_apply, G_IO_ERROR,
+                                G_IO_ERROR_INVALID_ARGUMENT,
+                                "DNSSEC or DNS-over-TLS setting for %s is not one resolved knows",
+                                ifname ? ifname : "?");
+        return;
+    }
 
     if (!ifname_is_valid(ifname) || ifindex <= 0) {
         g_autofree char *q = quote_token(ifname ? ifname : "");
@@ -1004,11 +1074,10 @@ void shimmer_dns_apply(ShimmerDns *dns, int ifindex, const char *ifname,
     /* Everything is checked before anything changes. */
     g_autoptr(GVariant) parsed = parse_settings(ifname, servers, domains, &error);
     if (parsed == NULL) {
-        g_task_report_error(NULL, callback, user_data, shimmer_dns_apply,
-                            g_steal_pointer(&error));
+        g_task_report_error(NULL, callback, user_data, shimmer_dns_apply, g_steal_pointer(&error));
         return;
     }
-    enqueue(dns, apply_task(dns, ifindex, ifname, parsed, servers, domains, default_route,
+    enqueue(dns, apply_task(dns, ifindex, ifname, parsed, servers, domains, default_route, extra,
                             cancellable, callback, user_data));
 }
 
@@ -1017,9 +1086,8 @@ gboolean shimmer_dns_apply_finish(ShimmerDns *dns, GAsyncResult *result, GError 
     return g_task_propagate_boolean(G_TASK(result), error);
 }
 
-void shimmer_dns_revert(ShimmerDns *dns, int ifindex, const char *ifname,
-                        GCancellable *cancellable, GAsyncReadyCallback callback,
-                        gpointer user_data)
+void shimmer_dns_revert(ShimmerDns *dns, int ifindex, const char *ifname, GCancellable *cancellable,
+                        GAsyncReadyCallback callback, gpointer user_data)
 {
     Op *op;
     GTask *task = new_task(OP_REVERT, shimmer_dns_revert, cancellable, callback, user_data, &op);
@@ -1039,8 +1107,8 @@ void shimmer_dns_revert_all(ShimmerDns *dns, GCancellable *cancellable,
 {
     Op *op;
 
-    enqueue(dns, new_task(OP_REVERT_ALL, shimmer_dns_revert_all, cancellable, callback, user_data,
-                          &op));
+    enqueue(dns,
+            new_task(OP_REVERT_ALL, shimmer_dns_revert_all, cancellable, callback, user_data, &op));
 }
 
 void shimmer_dns_cleanup_stale(ShimmerDns *dns, GCancellable *cancellable,

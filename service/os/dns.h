@@ -57,19 +57,41 @@ const char *shimmer_dns_backend_name(ShimmerDnsBackend backend);
  * apply on the link is undone), success. With SHIMMER_DNS_BACKEND_NONE:
  * G_IO_ERROR_NOT_SUPPORTED, for the caller's warning. Applying again to the
  * same link replaces its settings. */
-void shimmer_dns_apply(ShimmerDns *dns, int ifindex, const char *ifname,
-                       const char *const *servers, const char *const *domains,
-                       gboolean default_route, GCancellable *cancellable,
-                       GAsyncReadyCallback callback, gpointer user_data);
+void shimmer_dns_apply(ShimmerDns *dns, int ifindex, const char *ifname, const char *const *servers,
+                       const char *const *domains, gboolean default_route,
+                       GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data);
 gboolean shimmer_dns_apply_finish(ShimmerDns *dns, GAsyncResult *result, GError **error);
+
+/* Per-link resolver settings beyond servers and domains (pushed `dns
+ * server N dnssec` and `transport`), as systemd-resolved spells them. NULL
+ * leaves resolved's global setting. Only resolved applies them
+ * (SetLinkDNSSEC, SetLinkDNSOverTLS; a resolved too old for one skips it
+ * with a debug line); resolvconf cannot, see
+ * shimmer_dns_backend_takes_extra(). */
+typedef struct {
+    const char *dnssec;       /* "yes", "no", "allow-downgrade" */
+    const char *dns_over_tls; /* "yes", "no", "opportunistic" */
+} ShimmerDnsExtra;
+
+/* shimmer_dns_apply() with EXTRA (may be NULL). Values of EXTRA other than
+ * the ones above fail with G_IO_ERROR_INVALID_ARGUMENT before anything
+ * changes. A failure of these two calls only warns: servers and domains
+ * stay applied. */
+void shimmer_dns_apply_full(ShimmerDns *dns, int ifindex, const char *ifname,
+                            const char *const *servers, const char *const *domains,
+                            gboolean default_route, const ShimmerDnsExtra *extra,
+                            GCancellable *cancellable, GAsyncReadyCallback callback,
+                            gpointer user_data);
+
+/* Whether BACKEND can apply ShimmerDnsExtra (resolved only). */
+gboolean shimmer_dns_backend_takes_extra(ShimmerDnsBackend backend);
 
 /* Undoes what shimmer_dns_apply() did to the link (found by IFINDEX, or by
  * IFNAME); success when there was nothing to undo. The link is forgotten
  * even when undoing fails (e.g. resolved left the bus): the error reports
  * it. */
-void shimmer_dns_revert(ShimmerDns *dns, int ifindex, const char *ifname,
-                        GCancellable *cancellable, GAsyncReadyCallback callback,
-                        gpointer user_data);
+void shimmer_dns_revert(ShimmerDns *dns, int ifindex, const char *ifname, GCancellable *cancellable,
+                        GAsyncReadyCallback callback, gpointer user_data);
 gboolean shimmer_dns_revert_finish(ShimmerDns *dns, GAsyncResult *result, GError **error);
 
 /* Undoes every link this object configured (daemon shutdown), newest

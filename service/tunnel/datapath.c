@@ -346,6 +346,28 @@ static void flush_tun(Worker *w)
     shimmer_coalescer_reset(w->coal);
 }
 
+/* One IP packet to the tun at once (with an empty virtio-net header when
+ * the tun has them). */
+static void write_one(Worker *w, const guint8 *ip, gsize len)
+{
+    int fd = g_atomic_int_get(&w->tun_wfd);
+    if (fd < 0) {
+        BUMP(w->stats.dropped, 1);
+        return;
+    }
+    ShimmerVnetHdr none = {0};
+    struct iovec iov[2] = {{&none, SHIMMER_VNET_HDR_LEN}, {(void *)ip, len}};
+    ssize_t r;
+    do
+        r = writev(fd, w->vnet ? iov : iov + 1, w->vnet ? 2 : 1);
+    while (r < 0 && errno == EINTR);
+    BUMP(w->stats.tun_writes, 1);
+    if (r < 0)
+        BUMP(w->stats.dropped, 1);
+    else
+        BUMP(w->stats.tun_packets_out, 1);
+}
+
 /* One IP packet for the tun: into the batch (written by flush_tun()), or
  * at once without a virtio-net header. */
 static void to_tun(Worker *w, ShimmerDatapathPeer *peer, guint8 *ip, gsize len)
@@ -358,20 +380,7 @@ static void to_tun(Worker *w, ShimmerDatapathPeer *peer, guint8 *ip, gsize len)
         }
         return;
     }
-    int fd = g_atomic_int_get(&w->tun_wfd);
-    if (fd < 0) {
-        BUMP(w->stats.dropped, 1);
-        return;
-    }
-    ssize_t r;
-    do
-        r = write(fd, ip, len);
-    while (r < 0 && errno == EINTR);
-    BUMP(w->stats.tun_writes, 1);
-    if (r < 0)
-        BUMP(w->stats.dropped, 1);
-    else
-        BUMP(w->stats.tun_packets_out, 1);
+    write_one(w, ip, len);
 }
 
 /* ---------- receiving ---------- */
@@ -413,20 +422,29 @@ static void rx_packet(Worker *w, RxBatch *b, ShimmerDatapathLink *link, guint8 *
         return;
     }
     rx_switch(w, b, peer->dataplane);
-    gsize off = 0, plen = 0;
+    guint8 *ip = NULL;
+    gsize plen = 0;
     ShimmerRecvResult r =
-        shimmer_dataplane_decrypt(peer->dataplane, w->lane, pkt, len, now, &off, &plen, NULL);
+        shimmer_dataplane_decrypt(peer->dataplane, w->lane, pkt, len, now, &ip, &plen, NULL);
     if (r != SHIMMER_RECV_TUN)
         return;
     ShimmerDatapathVerdict v = dp->hooks.inbound != NULL
-                                   ? dp->hooks.inbound(dp->hooks.user, peer, pkt + off, plen)
+                                   ? dp->hooks.inbound(dp->hooks.user, peer, ip, plen)
                                    : SHIMMER_DATAPATH_ACCEPT;
-    if (v == SHIMMER_DATAPATH_ACCEPT)
-        to_tun(w, peer, pkt + off, plen);
-    else if (v == SHIMMER_DATAPATH_TO_RUNNER)
-        post_inner(w, peer, pkt + off, plen);
-    else
+    if (v == SHIMMER_DATAPATH_TO_RUNNER) {
+        post_inner(w, peer, ip, plen);
+    } else if (v != SHIMMER_DATAPATH_ACCEPT) {
         BUMP(w->stats.dropped, 1);
+    } else if (ip >= pkt && ip + plen <= pkt + len) {
+        to_tun(w, peer, ip, plen);
+    } else {
+        /* Decompressed into the lane's buffer, which the next packet
+         * reuses: written now, after what the batch holds. */
+        if (w->vnet)
+            flush_tun(w);
+        shimmer_mss_clamp(ip, plen, PEEK(peer->mss4), PEEK(peer->mss6));
+        write_one(w, ip, plen);
+    }
 }
 
 static void rx_done(Worker *w, RxBatch *b)

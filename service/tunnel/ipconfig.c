@@ -111,23 +111,39 @@ static gboolean is_address(const char *text)
     return a != NULL;
 }
 
-static char *dns_address(const char *text)
+static char *dns_address_port(const char *text, guint *port)
 {
+    *port = 0;
     if (is_address(text))
         return g_strdup(text);
     g_autofree char *bare = NULL;
+    const char *port_text = NULL;
     if (text[0] == '[') {
         const char *close = strchr(text, ']');
-        if (close != NULL)
+        if (close != NULL) {
             bare = g_strndup(text + 1, (gsize)(close - text - 1));
+            port_text = close[1] == ':' ? close + 2 : NULL;
+        }
     } else {
         const char *colon = strchr(text, ':');
-        if (colon != NULL && strchr(colon + 1, ':') == NULL)
+        if (colon != NULL && strchr(colon + 1, ':') == NULL) {
             bare = g_strndup(text, (gsize)(colon - text));
+            port_text = colon + 1;
+        }
     }
     if (bare == NULL || !is_address(bare))
         return NULL;
+    guint64 p = 0;
+    if (port_text != NULL && !g_ascii_string_to_unsigned(port_text, 10, 1, 65535, &p, NULL))
+        return NULL;
+    *port = (guint)p;
     return g_steal_pointer(&bare);
+}
+
+static char *dns_address(const char *text)
+{
+    guint port;
+    return dns_address_port(text, &port);
 }
 
 static void collect_dns(ShimmerIpConfig *ip, const ShimmerConfig *cfg, const ShimmerConfig *p)
@@ -140,14 +156,32 @@ static void collect_dns(ShimmerIpConfig *ip, const ShimmerConfig *cfg, const Shi
     if (dns_src != NULL) {
         for (guint i = 0; i < dns_src->dns_servers->len; i++) {
             ShimmerDnsServer *srv = g_ptr_array_index(dns_src->dns_servers, i);
+            guint used = 0;
             for (guint j = 0; j < srv->addresses->len; j++) {
                 const char *text = g_ptr_array_index(srv->addresses, j);
-                g_autofree char *addr = dns_address(text);
-                if (addr == NULL)
+                guint port = 0;
+                g_autofree char *addr = dns_address_port(text, &port);
+                if (port == 0)
+                    port = srv->port;
+                if (addr == NULL) {
                     warn(ip, "dns server %d: %s is not an address, skipped", srv->priority, text);
-                else
+                } else if (port != 0 && port != 53) {
+                    /* The system resolver takes addresses only: queries
+                     * would go to port 53, where this server may not
+                     * answer. */
+                    warn(ip,
+                         "dns server %d: %s uses port %u, which the system resolver cannot "
+                         "be told; skipped",
+                         srv->priority, addr, port);
+                } else {
                     add_unique(ip->dns_servers, addr);
+                    used++;
+                }
             }
+            if (used > 0 && ip->dnssec == SHIMMER_DNSSEC_UNSET)
+                ip->dnssec = srv->dnssec;
+            if (used > 0 && ip->dns_transport == SHIMMER_DNS_TRANSPORT_UNSET)
+                ip->dns_transport = srv->transport;
             for (guint j = 0; srv->resolve_domains && j < srv->resolve_domains->len; j++)
                 add_domain(ip, "~", g_ptr_array_index(srv->resolve_domains, j));
         }

@@ -72,6 +72,10 @@ typedef struct {
      * "~" before routing-only ones (dns ... resolve-domains). */
     GPtrArray *dns_servers;
     GPtrArray *dns_domains;
+    /* `dns server N dnssec` and `transport` of the servers used (the first
+     * in priority order that says), UNSET when none does. */
+    ShimmerDnssec dnssec;
+    ShimmerDnsTransport dns_transport;
     /* What was left out and why, one sentence each, for the log. */
     GPtrArray *warnings;
 } ShimmerIpConfig;

@@ -487,6 +487,33 @@ static void on_dns_applied(GObject *source, GAsyncResult *result, gpointer user)
         c->cb.network_changed(c->cb.user);
 }
 
+/* Pushed `dns server N dnssec|transport` as resolved spells them; what the
+ * DNS backend cannot do is said once in the log. */
+static void dns_extra(ShimmerTunnel *c, const ShimmerIpConfig *ip, ShimmerDnsExtra *out)
+{
+    static const char *const dnssec[] = {
+        [SHIMMER_DNSSEC_YES] = "yes",
+        [SHIMMER_DNSSEC_NO] = "no",
+        [SHIMMER_DNSSEC_OPTIONAL] = "allow-downgrade",
+    };
+    if (ip->dnssec != SHIMMER_DNSSEC_UNSET)
+        out->dnssec = dnssec[ip->dnssec];
+    if (ip->dns_transport == SHIMMER_DNS_TRANSPORT_DOT)
+        out->dns_over_tls = "yes";
+    else if (ip->dns_transport == SHIMMER_DNS_TRANSPORT_PLAIN)
+        out->dns_over_tls = "no";
+    else if (ip->dns_transport == SHIMMER_DNS_TRANSPORT_DOH)
+        clog_(c, SHIMMER_LOG_WARNING,
+              "the server asks for DNS over HTTPS, which the system resolver does not offer: "
+              "plain DNS is used");
+    if ((out->dnssec || out->dns_over_tls) &&
+        !shimmer_dns_backend_takes_extra(shimmer_dns_get_backend(c->opts.dns))) {
+        clog_(c, SHIMMER_LOG_WARNING,
+              "the server's DNSSEC or DNS-over-TLS setting needs systemd-resolved; not applied");
+        out->dnssec = out->dns_over_tls = NULL;
+    }
+}
+
 static void apply_dns(ShimmerTunnel *c, int ifindex, const char *dev)
 {
     const ShimmerIpConfig *ip = c->ip;
@@ -520,9 +547,11 @@ static void apply_dns(ShimmerTunnel *c, int ifindex, const char *dev)
     copy_strings(c->dns_domains, ip->dns_domains);
     if (c->dns_cancel == NULL)
         c->dns_cancel = g_cancellable_new();
-    shimmer_dns_apply(c->opts.dns, ifindex, dev, (const char *const *)ip->dns_servers->pdata,
-                      (const char *const *)ip->dns_domains->pdata, ip->redirect, c->dns_cancel,
-                      on_dns_applied, c);
+    ShimmerDnsExtra extra = {0};
+    dns_extra(c, ip, &extra);
+    shimmer_dns_apply_full(c->opts.dns, ifindex, dev, (const char *const *)ip->dns_servers->pdata,
+                           (const char *const *)ip->dns_domains->pdata, ip->redirect, &extra,
+                           c->dns_cancel, on_dns_applied, c);
 }
 
 static void on_dns_reverted(GObject *source, GAsyncResult *result, gpointer user)
@@ -905,6 +934,18 @@ static void pump(ShimmerTunnel *c)
                 c->auth_failed = TRUE;
                 break;
             case SHIMMER_EVENT_INFO:
+                if (c->cb.info)
+                    c->cb.info(c->cb.user, ev.info.text);
+                break;
+            case SHIMMER_EVENT_AUTH_PENDING:
+                if (c->cb.auth_pending)
+                    c->cb.auth_pending(c->cb.user, ev.auth_pending.timeout_s);
+                break;
+            case SHIMMER_EVENT_WEB_AUTH:
+                if (c->cb.web_auth)
+                    c->cb.web_auth(c->cb.user, &ev.web_auth);
+                break;
+            case SHIMMER_EVENT_AUTH_REQUEST: /* a server's */
                 break;
             case SHIMMER_EVENT_EXIT: {
                 ShimmerTunnelFailure failure = SHIMMER_TUNNEL_FAILURE_NONE;

@@ -40,6 +40,15 @@ typedef struct {
      * its text): answer with shimmer_tunnel_set_credentials(), a challenge
      * with the answer as the password. */
     void (*need_credentials)(gpointer user, const ShimmerNeedCredentials *need);
+    /* The server holds the login open (AUTH_PENDING) for up to TIMEOUT_S
+     * seconds. May be NULL. */
+    void (*auth_pending)(gpointer user, guint timeout_s);
+    /* The server asks for a web sign-in (WEB_AUTH / OPEN_URL): show the
+     * URL, open it where that is possible; nothing is answered. May be
+     * NULL (the URL is logged anyway). */
+    void (*web_auth)(gpointer user, const ShimmerWebAuth *request);
+    /* A message from the server for the user (INFO). May be NULL. */
+    void (*info)(gpointer user, const char *text);
     /* The session is over; FAILED tells how it ended. */
     void (*finished)(gpointer user, gboolean failed, const char *reason);
     /* The tunnel's network configuration grew after it came up (a host-name

@@ -6,7 +6,9 @@
 Owns org.freedesktop.resolve1 on the bus at ADDRESS and serves, at
 /org/freedesktop/resolve1, the part of org.freedesktop.resolve1.Manager that
 Shimmer uses: SetLinkDNS(i, a(iay)), SetLinkDomains(i, a(sb)),
-SetLinkDefaultRoute(i, b) and RevertLink(i). Arguments are checked the way
+SetLinkDefaultRoute(i, b), SetLinkDNSSEC(i, s), SetLinkDNSOverTLS(i, s) and
+RevertLink(i). With --no-extras the DNSSEC and DNS-over-TLS calls are not
+there and get UnknownMethod, as from an older resolved. Arguments are checked the way
 resolved checks them (the link must exist on this machine, address family
 and length must agree, a domain is a name without "~"); bad ones get the
 errors resolved gives.
@@ -26,6 +28,7 @@ on SIGTERM, or after --lifetime seconds (60 by default), so that a crashed
 test cannot leave it behind for long.
 """
 import argparse
+import re
 import signal
 import socket
 import sys
@@ -54,6 +57,14 @@ XML = """
     </method>
     <method name="RevertLink">
       <arg name="ifindex" type="i" direction="in"/>
+    </method>
+    <method name="SetLinkDNSSEC">
+      <arg name="ifindex" type="i" direction="in"/>
+      <arg name="mode" type="s" direction="in"/>
+    </method>
+    <method name="SetLinkDNSOverTLS">
+      <arg name="ifindex" type="i" direction="in"/>
+      <arg name="mode" type="s" direction="in"/>
     </method>
   </interface>
   <interface name="org.shimmervpn.test.ResolvedMock">
@@ -121,6 +132,18 @@ class Resolved:
     def SetLinkDefaultRoute(self, ifindex, enable):
         self.link(ifindex)["default_route"] = enable
 
+    def SetLinkDNSSEC(self, ifindex, mode):
+        link = self.link(ifindex)
+        if mode not in ("", "yes", "no", "allow-downgrade"):
+            raise invalid("Invalid DNSSEC setting: %s" % mode)
+        link["dnssec"] = mode
+
+    def SetLinkDNSOverTLS(self, ifindex, mode):
+        link = self.link(ifindex)
+        if mode not in ("", "yes", "no", "opportunistic"):
+            raise invalid("Invalid DNSOverTLS setting: %s" % mode)
+        link["dot"] = mode
+
     def RevertLink(self, ifindex):
         self.link(ifindex)
         self.links.pop(ifindex, None)
@@ -150,11 +173,16 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--address", required=True)
     ap.add_argument("--lifetime", type=float, default=60)
+    ap.add_argument("--no-extras", action="store_true")
     args = ap.parse_args()
 
     loop = GLib.MainLoop()
     state = Resolved()
-    node = Gio.DBusNodeInfo.new_for_xml(XML)
+    xml = XML
+    if args.no_extras:
+        xml = re.sub(r'\s*<method name="SetLinkDNS(SEC|OverTLS)">.*?</method>', "", xml,
+                     flags=re.S)
+    node = Gio.DBusNodeInfo.new_for_xml(xml)
     conn = Gio.DBusConnection.new_for_address_sync(
         args.address,
         Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT

@@ -174,8 +174,8 @@ def test_watcher_once_modes_and_exit_codes(h):
 
 
 def test_web_sign_in_hook_escapes_the_url(capsys):
-    # The daemon has no web sign-in API yet; the function the hook calls
-    # must show an untrusted URL without letting it drive the terminal.
+    # Session1.WebAuthRequested calls this: an untrusted URL must be shown
+    # without letting it drive the terminal.
     spec = importlib.util.spec_from_file_location("shimmer_watch", WATCH)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
@@ -187,8 +187,8 @@ def test_web_sign_in_hook_escapes_the_url(capsys):
     assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out
     assert "\\x1b]8;;x\\x07\\u202eevil" in out
     assert mod.human_rate(0) == "0 B/s" and mod.human_rate(1536) == "1.5 KiB/s"
-    # The hook is where the README says it is.
-    assert "WEB SIGN-IN HOOK" in open(WATCH).read()
+    # It is wired to the signal.
+    assert '"WebAuthRequested": lambda path, params: self.show_web_sign_in(' in open(WATCH).read()
 
 
 # ------------------------------------------------- the README's one-liners

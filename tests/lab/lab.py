@@ -42,7 +42,8 @@ SERVER_CN = "server.shimmer.test"
 OPENVPN_READY = r"Initialization Sequence Completed"
 AUTH_FAILED = r"AUTH_FAILED"
 
-_NS_RE = re.compile(r"^shimmer-(?:srv|cli)-(\d+)(?:-\d+)?$")
+_NS_RE = re.compile(r"^shimmer-(?:srv|cli)-(\d+)(?:-\d+)?(?:-c\d+)?$")
+SHIMMER_SERVER_READY = r"listening on \S+ \((?:UDP|TCP)\), tun "
 
 
 class LabError(RuntimeError):
@@ -286,6 +287,14 @@ class OpenVPNServer(Proc):
             return ""
 
 
+class ShimmerServerProc(OpenVPNServer):
+    """`shimmerd --config server.conf` in the server namespace: the same
+    interface as OpenVPNServer, Shimmer's ready line, no status file."""
+
+    def wait_ready(self, timeout=15.0):
+        return self.wait_log(SHIMMER_SERVER_READY, timeout)
+
+
 @dataclasses.dataclass
 class PingResult:
     ok: bool
@@ -509,6 +518,7 @@ class Lab:
         self._created_ns = []
         self._closed = False
         self._seq = 0
+        self.extra_clients = []
 
     @classmethod
     def servers_only(cls, srv_ns, server_ip4, directory):
@@ -617,10 +627,11 @@ class Lab:
                               text=True, timeout=timeout, check=check,
                               preexec_fn=_child_setup)
 
-    def run_in_client(self, cmd, timeout=30, check=True, input=None):
-        """Run cmd (list or shell-like string) in the client namespace and
-        wait; returns CompletedProcess (stdout has stderr merged in)."""
-        return self._run(self.cli_ns, cmd, timeout, check, input)
+    def run_in_client(self, cmd, timeout=30, check=True, input=None, ns=None):
+        """Run cmd (list or shell-like string) in the client namespace (or
+        NS, one of add_client_namespace()'s) and wait; returns
+        CompletedProcess (stdout has stderr merged in)."""
+        return self._run(ns or self.cli_ns, cmd, timeout, check, input)
 
     def run_in_server(self, cmd, timeout=30, check=True, input=None):
         return self._run(self.srv_ns, cmd, timeout, check, input)
@@ -631,10 +642,11 @@ class Lab:
         name = name or self._unique(os.path.basename(cmd[0]))
         return Proc(self, ns, cmd, self._path(name + ".log"), env=env, cwd=cwd).start()
 
-    def spawn_in_client(self, cmd, name=None, env=None, cwd=None):
-        """Start cmd in the client namespace without waiting; returns a Proc
-        (stopped by pid when the lab closes). Output goes to Proc.log."""
-        return self._spawn(self.cli_ns, cmd, name, env, cwd)
+    def spawn_in_client(self, cmd, name=None, env=None, cwd=None, ns=None):
+        """Start cmd in the client namespace (or NS) without waiting;
+        returns a Proc (stopped by pid when the lab closes). Output goes to
+        Proc.log."""
+        return self._spawn(ns or self.cli_ns, cmd, name, env, cwd)
 
     def spawn_in_server(self, cmd, name=None, env=None, cwd=None):
         return self._spawn(self.srv_ns, cmd, name, env, cwd)
@@ -652,14 +664,15 @@ class Lab:
             for name, addr in names.items():
                 f.write("%s %s\n" % (addr, name))
 
-    def route_dev(self, addr):
-        """The device the client namespace routes ADDR through, or None."""
-        r = self.run_in_client(["ip", "route", "get", addr], check=False)
+    def route_dev(self, addr, ns=None):
+        """The device the client namespace (or NS) routes ADDR through, or
+        None."""
+        r = self.run_in_client(["ip", "route", "get", addr], check=False, ns=ns)
         m = re.search(r"\bdev (\S+)", r.stdout)
         return m.group(1) if m else None
 
     def ping_from_client(self, addr, count=3, size=56, timeout=None, interval=0.2,
-                         through_tunnel=None):
+                         through_tunnel=None, ns=None):
         """ping from the client namespace; a PingResult, true if any reply came.
 
         The client namespace has a default route into the server namespace,
@@ -678,32 +691,32 @@ class Lab:
         dev = None
         rx_before = 0
         if through_tunnel:
-            dev = self.route_dev(addr)
+            dev = self.route_dev(addr, ns=ns)
             # tunN from `shimmerd --config` / OpenVPN, shimN from shimmerd's sessions
             if not dev or not dev.startswith(("tun", "shim")):
                 return PingResult(ok=False, transmitted=0, received=0,
                                   output="%s is routed via %s, not a tunnel" % (addr, dev))
-            rx_before = self._rx_packets(dev)
+            rx_before = self._rx_packets(dev, ns=ns)
         deadline = timeout or max(3, int(count * interval + 3))
         cmd = ["ping", "-n", "-q", "-c", str(count), "-s", str(size),
                "-i", str(interval), "-W", "2", "-w", str(deadline)]
         if ":" in addr:
             cmd.append("-6")
         cmd.append(addr)
-        r = self.run_in_client(cmd, timeout=deadline + 5, check=False)
+        r = self.run_in_client(cmd, timeout=deadline + 5, check=False, ns=ns)
         m = re.search(r"(\d+) packets transmitted, (\d+) (?:packets )?received", r.stdout)
         tx, rx = (int(m.group(1)), int(m.group(2))) if m else (0, 0)
         ok = r.returncode == 0 and rx > 0
         if ok and dev:
-            arrived = self._rx_packets(dev) - rx_before
+            arrived = self._rx_packets(dev, ns=ns) - rx_before
             if arrived < rx:
                 ok = False
                 r.stdout += "\nonly %d packets arrived on %s for %d replies" % (arrived, dev, rx)
         return PingResult(ok=ok, transmitted=tx, received=rx, output=r.stdout)
 
-    def _rx_packets(self, dev):
+    def _rx_packets(self, dev, ns=None):
         r = self.run_in_client(["cat", "/sys/class/net/%s/statistics/rx_packets" % dev],
-                               check=False)
+                               check=False, ns=ns)
         try:
             return int(r.stdout.strip())
         except ValueError:
@@ -848,6 +861,73 @@ class Lab:
             srv.wait_ready(timeout)
         return srv
 
+    # -- Shimmer's server
+
+    def start_shimmer_server(self, options=None, name="srv", wait=True, timeout=15.0,
+                             shimmerd=None, env=None):
+        """As start_openvpn_server(), but `shimmerd --config` serves the same
+        configuration text (the builder's options, so the client profiles
+        match). Returns a ShimmerServerProc (an OpenVPNServer whose ready
+        line is Shimmer's). Skips nothing: raises LabError without a
+        shimmerd binary."""
+        exe = shimmerd or find_shimmerd()
+        if not exe:
+            raise LabError("shimmerd is not built (set $SHIMMERD)")
+        text, spec = self.server_config(options, name)
+        sdir = self._path("server-" + name)
+        conf = os.path.join(sdir, "server.conf")
+        with open(conf, "w") as f:
+            f.write(text)
+        srv = ShimmerServerProc(self, self.srv_ns, [exe, "--config", conf],
+                                os.path.join(sdir, "shimmerd.log"), env=env)
+        srv.name, srv.dev, srv.port, srv.proto = name, "tun-" + name, spec["port"], spec["proto"]
+        srv.spec, srv.config, srv.dir = spec, conf, sdir
+        net4 = ipaddress.ip_network(spec["tunnel_v4"])
+        net6 = ipaddress.ip_network(spec["tunnel_v6"])
+        srv.tunnel_net4, srv.tunnel_net6 = str(net4), str(net6)
+        srv.tunnel_v4 = str(net4.network_address + 1)
+        srv.tunnel_v6 = str(net6.network_address + 1) if spec["ipv6"] else None
+        self.servers = [s for s in self.servers if s.name != name] + [srv]
+        srv.start()
+        if wait:
+            srv.wait_ready(timeout)
+        return srv
+
+    # -- more client namespaces
+
+    def add_client_namespace(self):
+        """One more client namespace, linked to the server namespace by a
+        veth pair of its own (a /30 and a /64 per namespace):
+
+            server side  lab-cJ  10.215.N.(4J+1)/30  fd5f:N:J::1/64
+            client side  lab-c   10.215.N.(4J+2)/30  fd5f:N:J::2/64
+
+        J counts from 1 (at most 60). Returns (namespace, client_ip4,
+        client_ip6, server_ip4, server_ip6); the client namespace routes
+        the server's veth addresses and the default through its link.
+        Removed with the lab."""
+        j = len(self.extra_clients) + 1
+        if j > 60:
+            raise LabError("at most 60 extra client namespaces")
+        ns = "%s-c%d" % (self.cli_ns, j)
+        _ip("netns", "add", ns)
+        self._created_ns.append(ns)
+        dev = "lab-c%d" % j
+        _ip("-n", self.srv_ns, "link", "add", dev, "type", "veth", "peer", "name", "lab-c",
+            "netns", ns)
+        s4, c4 = "10.215.%d.%d" % (self.n, 4 * j + 1), "10.215.%d.%d" % (self.n, 4 * j + 2)
+        s6, c6 = "fd5f:%d:%d::1" % (self.n, j), "fd5f:%d:%d::2" % (self.n, j)
+        for where, d, a4, a6 in ((self.srv_ns, dev, s4, s6), (ns, "lab-c", c4, c6)):
+            _ip("-n", where, "link", "set", "lo", "up")
+            _ip("-n", where, "addr", "add", a4 + "/30", "dev", d)
+            _ip("-n", where, "-6", "addr", "add", a6 + "/64", "dev", d, "nodad")
+            _ip("-n", where, "link", "set", d, "up")
+        _ip("-n", ns, "route", "add", "default", "via", s4)
+        _ip("-n", ns, "-6", "route", "add", "default", "via", s6)
+        entry = (ns, c4, c6, s4, s6)
+        self.extra_clients.append(entry)
+        return entry
+
     # -- client profiles and clients
 
     def client_config(self, options=None, server=None):
@@ -948,7 +1028,8 @@ class Lab:
         os.chmod(p, 0o600)
         return p
 
-    def start_client(self, config=None, client_cmd=OPENVPN, name=None, wait=True, timeout=15.0):
+    def start_client(self, config=None, client_cmd=OPENVPN, name=None, wait=True, timeout=15.0,
+                     ns=None):
         """Run a client implementation in the client namespace. `config` is
         profile text, a path to a profile, or None (client_config()).
         Waits for client_cmd.ready unless wait=False. Returns a Proc with
@@ -962,7 +1043,7 @@ class Lab:
             os.chmod(p, 0o600)
             config = p
         name = name or self._unique(client_cmd.name)
-        proc = Proc(self, self.cli_ns, client_cmd.build(config), self._path(name + ".log"))
+        proc = Proc(self, ns or self.cli_ns, client_cmd.build(config), self._path(name + ".log"))
         proc.client_cmd, proc.config = client_cmd, config
         proc.connect_time = None
         proc.start()

@@ -173,6 +173,26 @@ static void test_hints_dynamic_challenge(void)
           "challenge-response:x-dynamic-challenge:challenge-response:sA");
 }
 
+/* A web sign-in: only the confirmation is asked (shown while typed), with
+ * the server's message; the URL comes with its own hint. */
+static void test_hints_web_sign_in(void)
+{
+    const char *const *data = V("username=alice", "password-flags=1");
+    g_autoptr(NMSettingVpn) s = vpn(data, V("password=pw"));
+    g_autofree char *prompt = NULL;
+    const char *const *hints =
+        V("x-dynamic-challenge-echo:web-sign-in", "x-vpn-message:Sign in at https://sso.example/x",
+          "x-shimmer-web-auth:https://sso.example/x");
+    g_autofree char *got = describe(s, hints, &prompt);
+    g_assert_cmpstr(got, ==, "web-sign-in:x-dynamic-challenge-echo:web-sign-in:eA");
+    g_assert_cmpstr(prompt, ==, "Sign in at https://sso.example/x");
+    g_assert_cmpstr(shimmer_nm_secrets_web_auth_url(hints), ==, "https://sso.example/x");
+    g_assert_null(shimmer_nm_secrets_web_auth_url(V("web-sign-in")));
+    g_assert_null(shimmer_nm_secrets_web_auth_url(NULL));
+    /* Never asked without hints. */
+    g_assert_false(shimmer_nm_secrets_needed(s, NULL));
+}
+
 static void test_hints_filter(void)
 {
     const char *const *data = V("password-flags=1", "cert-pass-flags=1");
@@ -202,8 +222,9 @@ static void test_never_saved(void)
     const char *const *names = shimmer_nm_secrets_never_saved();
     g_assert_true(g_strv_contains(names, "otp"));
     g_assert_true(g_strv_contains(names, "challenge-response"));
+    g_assert_true(g_strv_contains(names, "web-sign-in"));
     g_assert_false(g_strv_contains(names, "password"));
-    g_assert_cmpuint(g_strv_length((char **)names), ==, 2);
+    g_assert_cmpuint(g_strv_length((char **)names), ==, 3);
 }
 
 static void test_get(void)
@@ -228,6 +249,7 @@ int main(int argc, char **argv)
     g_test_add_func("/nm/secrets/cert-pass-and-order", test_cert_pass_and_order);
     g_test_add_func("/nm/secrets/hints/dynamic-challenge", test_hints_dynamic_challenge);
     g_test_add_func("/nm/secrets/hints/filter", test_hints_filter);
+    g_test_add_func("/nm/secrets/hints/web-sign-in", test_hints_web_sign_in);
     g_test_add_func("/nm/secrets/never-saved", test_never_saved);
     g_test_add_func("/nm/secrets/get", test_get);
     return g_test_run();

@@ -370,13 +370,15 @@ def _nmcli_on_terminal(world, args, answers, timeout=90):
                     os.write(fd, answers[answered][1].encode() + b"\n")
                     out += b"\n<answered>\n"
                     answered += 1
-            done, status = os.waitpid(pid, os.WNOHANG)
+            done, st = os.waitpid(pid, os.WNOHANG)
             if done:
+                # Reaped: a status of 0 is a status, not "not yet".
+                status = st
                 break
         else:
             os.kill(pid, signal.SIGKILL)
     finally:
-        if not status:
+        if status is None:
             _, status = os.waitpid(pid, 0)
         os.close(fd)
     return os.waitstatus_to_exitcode(status), out.decode(errors="replace"), answered
