@@ -311,7 +311,8 @@ void shimmer_dataplane_configure(ShimmerDataPlane *dp, gint primary, bool open, 
                                  ShimmerCompAlgorithm comp_alg);
 /* replay-window N T (0: the default window) for keys installed from now on. */
 void shimmer_dataplane_set_replay(ShimmerDataPlane *dp, guint window, guint backtrack_s);
-/* TRUE when a lane saw a compressed packet since the last call. */
+/* TRUE once per session (shimmer_dataplane_clear() starts one): a lane
+ * saw a compressed packet; a worker's lane wakes the engine for it. */
 bool shimmer_dataplane_take_comp_seen(ShimmerDataPlane *dp);
 /* reneg-bytes / reneg-pkts (0: none), to wake the engine when reached. */
 void shimmer_dataplane_set_rekey_limits(ShimmerDataPlane *dp, guint64 bytes, guint64 packets);

@@ -335,6 +335,7 @@ void shimmer_dataplane_remove(ShimmerDataPlane *dp, guint8 key_id)
 
 void shimmer_dataplane_clear(ShimmerDataPlane *dp)
 {
+    g_atomic_int_set(&dp->comp_seen, 0);
     Snapshot *s = snap_new();
     s->v2 = dp->current->v2;
     s->peer_id = dp->current->peer_id;
@@ -381,7 +382,7 @@ void shimmer_dataplane_set_replay(ShimmerDataPlane *dp, guint window, guint back
 
 bool shimmer_dataplane_take_comp_seen(ShimmerDataPlane *dp)
 {
-    return g_atomic_int_compare_and_exchange(&dp->comp_seen, 1, 0);
+    return g_atomic_int_compare_and_exchange(&dp->comp_seen, 1, 2);
 }
 
 void shimmer_dataplane_set_rekey_limits(ShimmerDataPlane *dp, guint64 bytes, guint64 packets)
@@ -777,11 +778,13 @@ static bool is_compressed(ShimmerCompFraming framing, const guint8 *buf, gsize l
 
 /* A compressed packet decodes into the lane's buffer: the packet's own room
  * ends where the next datagram of a GRO buffer begins. */
-static ShimmerDropReason decompress(ShimmerDataPlane *dp, Lane *l, const Snapshot *s,
+static ShimmerDropReason decompress(ShimmerDataPlane *dp, guint lane, Lane *l, const Snapshot *s,
                                     const guint8 *in, gsize *len, guint8 **plain)
 {
-    if (s->comp_alg != SHIMMER_COMP_ALG_NONE)
-        g_atomic_int_compare_and_exchange(&dp->comp_seen, 0, 1);
+    /* 0: not seen this session; 1: seen, for the engine to say; 2: said. */
+    if (s->comp_alg != SHIMMER_COMP_ALG_NONE &&
+        g_atomic_int_compare_and_exchange(&dp->comp_seen, 0, 1) && lane != 0)
+        wake(dp);
     if (l->decomp == NULL) {
         l->decomp = g_malloc(DECOMP_CAP);
         l->decomp_tmp = g_malloc(DECOMP_CAP);
@@ -854,7 +857,7 @@ static ShimmerDropReason open_data(ShimmerDataPlane *dp, guint lane, const guint
     guint8 *p = out;
     if (s->comp != SHIMMER_COMP_NONE) {
         if (is_compressed(s->comp, out, n)) {
-            ShimmerDropReason why = decompress(dp, l, s, out, &n, &p);
+            ShimmerDropReason why = decompress(dp, lane, l, s, out, &n, &p);
             if (why != SHIMMER_DROP_NONE)
                 return why;
         } else {

@@ -426,6 +426,8 @@ static void rx_packet(Worker *w, RxBatch *b, ShimmerDatapathLink *link, guint8 *
     gsize plen = 0;
     ShimmerRecvResult r =
         shimmer_dataplane_decrypt(peer->dataplane, w->lane, pkt, len, now, &ip, &plen, NULL);
+    if (r == SHIMMER_RECV_DROPPED)
+        BUMP(w->stats.dropped, 1); /* replayed, forged, no key...: the engine's stats say which */
     if (r != SHIMMER_RECV_TUN)
         return;
     ShimmerDatapathVerdict v = dp->hooks.inbound != NULL
@@ -434,7 +436,7 @@ static void rx_packet(Worker *w, RxBatch *b, ShimmerDatapathLink *link, guint8 *
     if (v == SHIMMER_DATAPATH_TO_RUNNER) {
         post_inner(w, peer, ip, plen);
     } else if (v != SHIMMER_DATAPATH_ACCEPT) {
-        BUMP(w->stats.dropped, 1);
+        BUMP(w->stats.refused, 1);
     } else if (ip >= pkt && ip + plen <= pkt + len) {
         to_tun(w, peer, ip, plen);
     } else {
@@ -751,7 +753,7 @@ static void tun_ready(Worker *w)
                        ? dp->hooks.route_tun(dp->hooks.user, it->buf + it->off, it->len)
                        : NULL;
         if (it->peer == NULL)
-            BUMP(w->stats.dropped, 1);
+            BUMP(w->stats.no_peer, 1);
         else
             shimmer_mss_clamp(it->buf + it->off, it->len, PEEK(it->peer->mss4),
                               PEEK(it->peer->mss6));
@@ -1333,8 +1335,28 @@ void shimmer_datapath_get_stats(const ShimmerDatapath *dp, ShimmerDatapathStats 
         out->tcp_writes += PEEK(s->tcp_writes);
         out->tcp_reads += PEEK(s->tcp_reads);
         out->to_runner += PEEK(s->to_runner);
+        out->no_peer += PEEK(s->no_peer);
+        out->refused += PEEK(s->refused);
         out->dropped += PEEK(s->dropped);
     }
+}
+
+char *shimmer_datapath_format_stats(const ShimmerDatapathStats *st)
+{
+    return g_strdup_printf(
+        "tun reads %" G_GUINT64_FORMAT " (super-packets %" G_GUINT64_FORMAT
+        ", segments %" G_GUINT64_FORMAT "), tun writes %" G_GUINT64_FORMAT
+        " (glued %" G_GUINT64_FORMAT ", packets %" G_GUINT64_FORMAT
+        "), UDP sends %" G_GUINT64_FORMAT " calls (%" G_GUINT64_FORMAT
+        " datagrams, GSO buffers %" G_GUINT64_FORMAT "), UDP receives %" G_GUINT64_FORMAT
+        " calls (%" G_GUINT64_FORMAT " datagrams, GRO buffers %" G_GUINT64_FORMAT
+        "), TCP writes %" G_GUINT64_FORMAT ", TCP reads %" G_GUINT64_FORMAT
+        ", to the main loop %" G_GUINT64_FORMAT ", no peer %" G_GUINT64_FORMAT
+        ", refused %" G_GUINT64_FORMAT ", dropped %" G_GUINT64_FORMAT,
+        st->tun_reads, st->tun_gso_reads, st->tun_segments, st->tun_writes, st->tun_glued,
+        st->tun_packets_out, st->udp_send_calls, st->udp_sent, st->udp_gso_sends,
+        st->udp_recv_calls, st->udp_received, st->udp_gro_buffers, st->tcp_writes, st->tcp_reads,
+        st->to_runner, st->no_peer, st->refused, st->dropped);
 }
 
 char *shimmer_datapath_describe(const ShimmerDatapath *dp)

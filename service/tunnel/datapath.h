@@ -205,10 +205,16 @@ typedef struct {
     guint64 tcp_writes;
     guint64 tcp_reads;
     guint64 to_runner; /* packets passed to the runner's thread */
-    guint64 dropped;   /* for no peer, no room, no tun, a full buffer, malformed */
+    guint64 no_peer;   /* tun packets the route hook had no peer for */
+    guint64 refused;   /* decrypted packets the inbound hook dropped (a bad source) */
+    guint64 dropped;   /* no peer, no room, no tun, a full buffer, malformed; received
+                        * packets the data plane dropped (replayed, forged, no key) */
 } ShimmerDatapathStats;
 
 void shimmer_datapath_get_stats(const ShimmerDatapath *dp, ShimmerDatapathStats *out);
+/* The counters as one line of text ("tun reads N (super-packets N, ...").
+ * Free with g_free(). */
+char *shimmer_datapath_format_stats(const ShimmerDatapathStats *st);
 
 /* One line on what is in use: workers, tun queues and offloads, UDP
  * GSO/GRO (what the kernel refused included). */

@@ -777,19 +777,8 @@ static void log_datapath(ShimmerServer *s)
 {
     ShimmerDatapathStats st;
     shimmer_datapath_get_stats(s->dpath, &st);
-    slog(s, SHIMMER_LOG_INFO,
-         "data path counters: tun reads %" G_GUINT64_FORMAT " (super-packets %" G_GUINT64_FORMAT
-         ", segments %" G_GUINT64_FORMAT "), tun writes %" G_GUINT64_FORMAT
-         " (glued %" G_GUINT64_FORMAT ", packets %" G_GUINT64_FORMAT
-         "), UDP sends %" G_GUINT64_FORMAT " calls (%" G_GUINT64_FORMAT
-         " datagrams, GSO buffers %" G_GUINT64_FORMAT "), UDP receives %" G_GUINT64_FORMAT
-         " calls (%" G_GUINT64_FORMAT " datagrams, GRO buffers %" G_GUINT64_FORMAT
-         "), TCP writes %" G_GUINT64_FORMAT ", TCP reads %" G_GUINT64_FORMAT
-         ", to the main loop %" G_GUINT64_FORMAT ", dropped %" G_GUINT64_FORMAT,
-         st.tun_reads, st.tun_gso_reads, st.tun_segments, st.tun_writes, st.tun_glued,
-         st.tun_packets_out, st.udp_send_calls, st.udp_sent, st.udp_gso_sends, st.udp_recv_calls,
-         st.udp_received, st.udp_gro_buffers, st.tcp_writes, st.tcp_reads, st.to_runner,
-         st.dropped);
+    g_autofree char *text = shimmer_datapath_format_stats(&st);
+    slog(s, SHIMMER_LOG_INFO, "data path counters: %s", text);
 }
 
 static void teardown(ShimmerServer *s)

@@ -857,20 +857,10 @@ static void log_datapath(ShimmerTunnel *c)
 {
     ShimmerDatapathStats st;
     shimmer_datapath_get_stats(c->dpath, &st);
+    g_autofree char *text = shimmer_datapath_format_stats(&st);
     clog_(c, SHIMMER_LOG_INFO,
-          "data path counters: tun reads %" G_GUINT64_FORMAT " (super-packets %" G_GUINT64_FORMAT
-          ", segments %" G_GUINT64_FORMAT "), tun writes %" G_GUINT64_FORMAT
-          " (glued %" G_GUINT64_FORMAT ", packets %" G_GUINT64_FORMAT
-          "), UDP sends %" G_GUINT64_FORMAT " calls (%" G_GUINT64_FORMAT
-          " datagrams, GSO buffers %" G_GUINT64_FORMAT "), UDP receives %" G_GUINT64_FORMAT
-          " calls (%" G_GUINT64_FORMAT " datagrams, GRO buffers %" G_GUINT64_FORMAT
-          "), TCP writes %" G_GUINT64_FORMAT ", TCP reads %" G_GUINT64_FORMAT
-          ", to the main loop %" G_GUINT64_FORMAT ", dropped %" G_GUINT64_FORMAT
-          ", send-order waits timed out %" G_GUINT64_FORMAT,
-          st.tun_reads, st.tun_gso_reads, st.tun_segments, st.tun_writes, st.tun_glued,
-          st.tun_packets_out, st.udp_send_calls, st.udp_sent, st.udp_gso_sends, st.udp_recv_calls,
-          st.udp_received, st.udp_gro_buffers, st.tcp_writes, st.tcp_reads, st.to_runner,
-          st.dropped, shimmer_dataplane_get_turn_timeouts(shimmer_engine_get_dataplane(c->engine)));
+          "data path counters: %s, send-order waits timed out %" G_GUINT64_FORMAT, text,
+          shimmer_dataplane_get_turn_timeouts(shimmer_engine_get_dataplane(c->engine)));
 }
 
 static void finish(ShimmerTunnel *c, ShimmerTunnelFailure failure, const char *reason)
