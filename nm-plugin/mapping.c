@@ -90,6 +90,7 @@ static const DataDirective data_directives[] = {
     {"ifconfig", 2, false},
     {"ifconfig-ipv6", 2, false},
     {"block-ipv6", 0, false},
+    {"http-proxy-option", 1, true},
 };
 
 static const DataDirective *data_directive(const char *name)
@@ -221,6 +222,9 @@ typedef struct {
     GString *extra_blocks; /* secret: unknown blocks may hold credentials */
     GPtrArray *notes;
     const char *filename;
+    /* The top-level proxy went to the proxy-* keys: its directives (and
+     * the credentials of an HTTP one) are taken from there. */
+    const ShimmerProxy *proxy;
 } Importer;
 
 static void note_kept(Importer *im, const ShimmerItem *it, const char *where)
@@ -407,6 +411,72 @@ static bool import_typed(Importer *im, GError **error)
     return true;
 }
 
+static const char *const http_auth_names[] = {
+    [SHIMMER_PROXY_AUTH_NONE] = NULL,   [SHIMMER_PROXY_AUTH_BASIC] = "basic",
+    [SHIMMER_PROXY_AUTH_NTLM] = "ntlm", [SHIMMER_PROXY_AUTH_NTLM2] = "ntlm2",
+    [SHIMMER_PROXY_AUTH_AUTO] = "auto", [SHIMMER_PROXY_AUTH_AUTO_NCT] = "auto-nct",
+};
+
+/* The top-level http-proxy or socks-proxy in NetworkManager-openvpn's keys.
+ * (A SOCKS proxy's authfile has no inline form: the parser's inline check
+ * refuses such a profile before this.) */
+static bool import_proxy(Importer *im, GError **error)
+{
+    const ShimmerProxy *x = im->cfg->proxy;
+    if (x == NULL || x->host == NULL || (x->type == SHIMMER_PROXY_SOCKS && x->auth_file != NULL))
+        return true;
+    bool http = x->type == SHIMMER_PROXY_HTTP;
+    const char *user = http && x->auth != SHIMMER_PROXY_AUTH_NONE ? x->username : NULL;
+    const char *pass = user != NULL ? x->password : NULL;
+    for (const char *const *v = (const char *const[]){user, pass, NULL}; *v != NULL; v++) {
+        if (strchr(*v, '\n') != NULL || !g_utf8_validate(*v, -1, NULL)) {
+            g_set_error(error, NM_VPN_PLUGIN_ERROR, NM_VPN_PLUGIN_ERROR_INVALID_CONNECTION,
+                        "%s:%u: the HTTP proxy's user name and password must be UTF-8 text",
+                        im->filename, x->line);
+            return false;
+        }
+    }
+    char port[8];
+    g_snprintf(port, sizeof(port), "%u", x->port);
+    nm_setting_vpn_add_data_item(im->s_vpn, SHIMMER_NM_KEY_PROXY_TYPE, http ? "http" : "socks");
+    nm_setting_vpn_add_data_item(im->s_vpn, SHIMMER_NM_KEY_PROXY_SERVER, x->host);
+    nm_setting_vpn_add_data_item(im->s_vpn, SHIMMER_NM_KEY_PROXY_PORT, port);
+    if (http && http_auth_names[x->auth] != NULL)
+        nm_setting_vpn_add_data_item(im->s_vpn, SHIMMER_NM_KEY_HTTP_PROXY_AUTH,
+                                     http_auth_names[x->auth]);
+    if (user != NULL)
+        nm_setting_vpn_add_data_item(im->s_vpn, SHIMMER_NM_KEY_HTTP_PROXY_USERNAME, user);
+    if (pass != NULL)
+        set_secret(im->s_vpn, SHIMMER_NM_SECRET_HTTP_PROXY_PASSWORD, pass,
+                   NM_SETTING_SECRET_FLAG_NONE);
+    else if (user != NULL || (http && x->auth_prompt))
+        set_secret(im->s_vpn, SHIMMER_NM_SECRET_HTTP_PROXY_PASSWORD, NULL,
+                   NM_SETTING_SECRET_FLAG_AGENT_OWNED);
+    im->proxy = x;
+    return true;
+}
+
+/* Whether IT is one of the proxy's directives or blocks the proxy-* keys
+ * hold now. */
+static bool proxy_item(Importer *im, const ShimmerItem *it)
+{
+    if (im->proxy == NULL)
+        return false;
+    bool http = im->proxy->type == SHIMMER_PROXY_HTTP;
+    const char *name = it->kind == SHIMMER_ITEM_BLOCK ? it->block_name : it->argv[0];
+    if (strcmp(name, "http-proxy-user-pass") == 0)
+        return http && im->proxy->auth != SHIMMER_PROXY_AUTH_NONE;
+    if (it->kind == SHIMMER_ITEM_BLOCK)
+        return false;
+    if (strcmp(name, http ? "http-proxy" : "socks-proxy") == 0)
+        return true;
+    if (strcmp(name, "http-proxy-retry") == 0 || strcmp(name, "socks-proxy-retry") == 0) {
+        nm_setting_vpn_add_data_item(im->s_vpn, SHIMMER_NM_KEY_PROXY_RETRY, "yes");
+        return true;
+    }
+    return false;
+}
+
 static bool parse_metric(const char *s, gint64 *out)
 {
     if (s == NULL || strcmp(s, "default") == 0) {
@@ -546,6 +616,8 @@ static void import_items(Importer *im, GPtrArray *items)
 {
     for (guint i = 0; i < items->len; i++) {
         const ShimmerItem *it = g_ptr_array_index(items, i);
+        if (proxy_item(im, it))
+            continue;
         if (it->kind == SHIMMER_ITEM_BLOCK) {
             if (in_list(it->block_name, typed_blocks))
                 continue;
@@ -640,7 +712,7 @@ NMConnection *shimmer_nm_connection_from_config(const ShimmerConfig *cfg, const 
         .notes = notes,
         .filename = cfg->filename,
     };
-    bool ok = import_typed(&im, error);
+    bool ok = import_typed(&im, error) && import_proxy(&im, error);
     if (ok) {
         import_items(&im, items);
         if (cfg->tls_crypt_v2.present) {
@@ -831,6 +903,7 @@ gboolean shimmer_nm_connection_lacks_secrets(NMConnection *connection)
     }
     return secret_missing(s_vpn, SHIMMER_NM_SECRET_EXTRA_BLOCKS) ||
            secret_missing(s_vpn, SHIMMER_NM_SECRET_PASSWORD) ||
+           secret_missing(s_vpn, SHIMMER_NM_SECRET_HTTP_PROXY_PASSWORD) ||
            secret_missing(s_vpn, SHIMMER_NM_SECRET_CERT_PASS);
 }
 
@@ -977,6 +1050,103 @@ static gboolean export_typed(NMSettingVpn *s_vpn, GString *out, GError **error)
     return TRUE;
 }
 
+/* The proxy-* keys back as http-proxy or socks-proxy, an HTTP proxy's
+ * stored credentials as an <http-proxy-user-pass> block. */
+static gboolean export_proxy(NMSettingVpn *s_vpn, GString *out, GError **error)
+{
+    const char *type = nm_setting_vpn_get_data_item(s_vpn, SHIMMER_NM_KEY_PROXY_TYPE);
+    const char *server = nm_setting_vpn_get_data_item(s_vpn, SHIMMER_NM_KEY_PROXY_SERVER);
+    const char *port = nm_setting_vpn_get_data_item(s_vpn, SHIMMER_NM_KEY_PROXY_PORT);
+    const char *retry = nm_setting_vpn_get_data_item(s_vpn, SHIMMER_NM_KEY_PROXY_RETRY);
+    const char *auth = nm_setting_vpn_get_data_item(s_vpn, SHIMMER_NM_KEY_HTTP_PROXY_AUTH);
+    const char *user = nm_setting_vpn_get_data_item(s_vpn, SHIMMER_NM_KEY_HTTP_PROXY_USERNAME);
+    if (type == NULL) {
+        if (server != NULL || port != NULL || auth != NULL || user != NULL)
+            return export_fail(error, "vpn.data '%s' is missing (http or socks)",
+                               SHIMMER_NM_KEY_PROXY_TYPE);
+        return TRUE;
+    }
+    bool http = strcmp(type, "http") == 0;
+    if (!http && strcmp(type, "socks") != 0)
+        return export_fail(error, "vpn.data '%s' is '%s', not http or socks",
+                           SHIMMER_NM_KEY_PROXY_TYPE, type);
+    if (server == NULL || server[0] == '\0' || strpbrk(server, " \t\r\n") != NULL)
+        return export_fail(error, "vpn.data '%s' must name the proxy", SHIMMER_NM_KEY_PROXY_SERVER);
+    guint64 p = 0;
+    if (port == NULL ? !http : !g_ascii_string_to_unsigned(port, 10, 1, 65535, &p, NULL))
+        return export_fail(error, "vpn.data '%s' must be a port from 1 to 65535",
+                           SHIMMER_NM_KEY_PROXY_PORT);
+    if (port == NULL)
+        p = 1080; /* socks-proxy's own default */
+    if (!http && (auth != NULL || user != NULL))
+        return export_fail(error,
+                           "a SOCKS proxy takes no '%s' or '%s' here (its credentials "
+                           "have no inline form)",
+                           SHIMMER_NM_KEY_HTTP_PROXY_AUTH, SHIMMER_NM_KEY_HTTP_PROXY_USERNAME);
+    if (retry != NULL && strcmp(retry, "yes") != 0 && strcmp(retry, "no") != 0)
+        return export_fail(error, "vpn.data '%s' is '%s', not yes or no",
+                           SHIMMER_NM_KEY_PROXY_RETRY, retry);
+    if (auth != NULL) {
+        bool known = false;
+        for (gsize i = 0; i < G_N_ELEMENTS(http_auth_names); i++)
+            known |= http_auth_names[i] != NULL && strcmp(http_auth_names[i], auth) == 0;
+        if (!known && strcmp(auth, "none") != 0)
+            return export_fail(error, "vpn.data '%s' is '%s' (basic, ntlm, ntlm2, auto, auto-nct)",
+                               SHIMMER_NM_KEY_HTTP_PROXY_AUTH, auth);
+        if (strcmp(auth, "none") == 0)
+            auth = NULL;
+    }
+    bool has_flags;
+    NMSettingSecretFlags flags =
+        secret_flags(s_vpn, SHIMMER_NM_SECRET_HTTP_PROXY_PASSWORD, &has_flags);
+    const char *pass = nm_setting_vpn_get_secret(s_vpn, SHIMMER_NM_SECRET_HTTP_PROXY_PASSWORD);
+    if (flags != NM_SETTING_SECRET_FLAG_NONE || (pass != NULL && pass[0] == '\0'))
+        pass = NULL;
+    else if (pass == NULL && secret_missing(s_vpn, SHIMMER_NM_SECRET_HTTP_PROXY_PASSWORD))
+        return export_fail(error,
+                           "the connection does not carry its secret '%s' (ask "
+                           "NetworkManager for the secrets first)",
+                           SHIMMER_NM_SECRET_HTTP_PROXY_PASSWORD);
+    if (user != NULL && (user[0] == '\0' || strpbrk(user, "\r\n") != NULL))
+        return export_fail(error, "vpn.data '%s' must be one non-empty line",
+                           SHIMMER_NM_KEY_HTTP_PROXY_USERNAME);
+    if (pass != NULL && strpbrk(pass, "\r\n") != NULL)
+        return export_fail(error, "the HTTP proxy's password must be one line");
+    if ((user != NULL || pass != NULL) && auth == NULL)
+        return export_fail(error, "the HTTP proxy's credentials need vpn.data '%s'",
+                           SHIMMER_NM_KEY_HTTP_PROXY_AUTH);
+    if (pass != NULL && user == NULL)
+        return export_fail(error, "a stored proxy password needs vpn.data '%s'",
+                           SHIMMER_NM_KEY_HTTP_PROXY_USERNAME);
+
+    g_string_append(out, http ? "http-proxy " : "socks-proxy ");
+    append_token(out, server);
+    g_string_append_printf(out, " %" G_GUINT64_FORMAT, p);
+    if (auth != NULL) {
+        bool automatic = g_str_has_prefix(auth, "auto");
+        if (!automatic) {
+            /* An authfile of "" with the block, or `stdin`: asked for. */
+            g_string_append(out, user != NULL ? " \"\"" : " stdin");
+        }
+        g_string_append_printf(out, " %s", auth);
+    }
+    g_string_append_c(out, '\n');
+    if (user != NULL && (!check_block_body("vpn.data '" SHIMMER_NM_KEY_HTTP_PROXY_USERNAME "'",
+                                           "http-proxy-user-pass", user, error) ||
+                         (pass != NULL && !check_block_body("the HTTP proxy's password",
+                                                            "http-proxy-user-pass", pass, error))))
+        return FALSE;
+    if (user != NULL) {
+        g_string_append_printf(out, "<http-proxy-user-pass>\n%s\n", user);
+        if (pass != NULL)
+            g_string_append_printf(out, "%s\n", pass);
+        g_string_append(out, "</http-proxy-user-pass>\n");
+    }
+    if (retry != NULL && strcmp(retry, "yes") == 0)
+        g_string_append(out, http ? "http-proxy-retry\n" : "socks-proxy-retry\n");
+    return TRUE;
+}
+
 static void export_routes(NMSettingIPConfig *s_ip, int family, GString *out)
 {
     if (s_ip == NULL)
@@ -1075,7 +1245,7 @@ char *shimmer_nm_connection_to_ovpn(NMConnection *connection, GError **error)
     g_string_append(out, "'.\n# Self-contained: it may hold private keys and passwords.\n");
 
     gboolean ok = export_data_directives(s_vpn, out, error) && export_typed(s_vpn, out, error) &&
-                  export_ip(connection, s_vpn, out, error);
+                  export_proxy(s_vpn, out, error) && export_ip(connection, s_vpn, out, error);
     if (ok) {
         const char *extra = nm_setting_vpn_get_data_item(s_vpn, SHIMMER_NM_KEY_CONFIG_EXTRA);
         if (extra != NULL)

@@ -32,17 +32,28 @@ G_BEGIN_DECLS
 #define SHIMMER_NM_KEY_USERNAME          "username"
 #define SHIMMER_NM_KEY_REDIRECT_GATEWAY  "redirect-gateway"
 #define SHIMMER_NM_KEY_CONFIG_EXTRA      "config-extra"
+/* The top-level http-proxy / socks-proxy, in NetworkManager-openvpn's keys
+ * (proxy-type "http" or "socks", proxy-retry "yes"), and how an HTTP proxy
+ * is answered: http-proxy-auth "basic", "ntlm", "ntlm2", "auto" or
+ * "auto-nct" (absent: no credentials). */
+#define SHIMMER_NM_KEY_PROXY_TYPE          "proxy-type"
+#define SHIMMER_NM_KEY_PROXY_SERVER        "proxy-server"
+#define SHIMMER_NM_KEY_PROXY_PORT          "proxy-port"
+#define SHIMMER_NM_KEY_PROXY_RETRY         "proxy-retry"
+#define SHIMMER_NM_KEY_HTTP_PROXY_AUTH     "http-proxy-auth"
+#define SHIMMER_NM_KEY_HTTP_PROXY_USERNAME "http-proxy-username"
 
 /* vpn.secrets names (each with a "NAME-flags" entry in vpn.data). */
-#define SHIMMER_NM_SECRET_KEY          "key-pem"
-#define SHIMMER_NM_SECRET_PKCS12       "pkcs12"
-#define SHIMMER_NM_SECRET_TLS_AUTH     "tls-auth-key"
-#define SHIMMER_NM_SECRET_TLS_CRYPT    "tls-crypt-key"
-#define SHIMMER_NM_SECRET_TLS_CRYPT_V2 "tls-crypt-v2-key"
-#define SHIMMER_NM_SECRET_EXTRA_BLOCKS "extra-blocks"
-#define SHIMMER_NM_SECRET_PASSWORD     "password"
-#define SHIMMER_NM_SECRET_CERT_PASS    "cert-pass"
-#define SHIMMER_NM_SECRET_OTP          "otp"
+#define SHIMMER_NM_SECRET_KEY                 "key-pem"
+#define SHIMMER_NM_SECRET_PKCS12              "pkcs12"
+#define SHIMMER_NM_SECRET_TLS_AUTH            "tls-auth-key"
+#define SHIMMER_NM_SECRET_TLS_CRYPT           "tls-crypt-key"
+#define SHIMMER_NM_SECRET_TLS_CRYPT_V2        "tls-crypt-v2-key"
+#define SHIMMER_NM_SECRET_EXTRA_BLOCKS        "extra-blocks"
+#define SHIMMER_NM_SECRET_PASSWORD            "password"
+#define SHIMMER_NM_SECRET_CERT_PASS           "cert-pass"
+#define SHIMMER_NM_SECRET_OTP                 "otp"
+#define SHIMMER_NM_SECRET_HTTP_PROXY_PASSWORD "http-proxy-password"
 
 /* Reads FILENAME, parses it with the files it names (relative paths resolve
  * against its directory) and maps it to a new connection named after the

@@ -1,20 +1,24 @@
 #!/bin/sh
-# The client benchmark: one OpenVPN 2.6 server (UDP, tls-crypt, AES-256-GCM)
-# in a throwaway pair of network namespaces (tests/lab/lab.py); for each
-# client available -- OpenVPN, and Shimmer's shimmerd once it is built --
-# connect time (process start to its ready line), iperf3 TCP throughput
-# through the tunnel and the client's peak RSS during the transfer. Runs
-# alternate between the clients; the table gives shimmerd/openvpn per metric.
-# Bounded: at most ~3 minutes. Needs root, openvpn, iperf3, iproute2.
+# The tunnel benchmark: four pairs through a UDP / tls-crypt / AES-256-GCM
+# tunnel in a throwaway pair of network namespaces (tests/lab/lab.py), run
+# alternately: Shimmer <-> Shimmer, OpenVPN <-> OpenVPN, Shimmer's client <->
+# OpenVPN's server, OpenVPN's client <-> Shimmer's server. Per pair: iperf3
+# TCP with 1 and 4 streams, UDP at a fixed rate and its loss, CPU seconds
+# per GB at both ends, ping latency under load; beside them the crypto limit
+# (bench-datachan) and the bare veth. One table of medians (tests/lab/bench.py).
+# Bounded: about 4 minutes with the defaults. Needs root, openvpn, iperf3,
+# iproute2.
 #
 #   sudo ./scripts/bench.sh
-#   sudo SHIMMERD=/path/to/shimmerd SHIMMERD_READY='connected' ./scripts/bench.sh
+#   sudo RUNS=3 BENCH_SECONDS=10 BENCH_MARKDOWN=table.md ./scripts/bench.sh
 #
 # Environment: SHIMMERD (default: newest _build/*/service/shimmerd),
-# SHIMMERD_READY (regex in shimmerd's output meaning "tunnel usable",
-# default "connected"), RUNS (3), BENCH_SECONDS (iperf3 seconds per run, 5),
-# CONNECTS (extra connect-only cycles per client, 5), BENCH_REVERSE=1
-# (iperf3 -R), BENCH_JSON=FILE (raw results).
+# SHIMMERD_READY (regex in shimmerd's output meaning "tunnel usable"),
+# RUNS (2), BENCH_SECONDS (seconds per iperf3 test, 5), BENCH_UDP_RATE
+# (300M), BENCH_PAIRS (comma list of shimmer-shimmer, openvpn-openvpn,
+# shimmer-openvpn, openvpn-shimmer; default all), BENCH_JSON=FILE (raw
+# results), BENCH_MARKDOWN=FILE (the table for the README). SHIMMER_DATAPATH
+# passes through to shimmerd (e.g. workers=1, no-udp-gso).
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -26,13 +30,16 @@ for tool in openvpn iperf3 ip ping ss; do
     command -v "$tool" >/dev/null 2>&1 || { echo "bench.sh: $tool is not installed (see scripts/install-deps.sh)" >&2; exit 2; }
 done
 
-set -- --runs "${RUNS:-3}" --seconds "${BENCH_SECONDS:-5}" --connects "${CONNECTS:-5}" --budget 170
+set -- --runs "${RUNS:-2}" --seconds "${BENCH_SECONDS:-5}" --udp-rate "${BENCH_UDP_RATE:-300M}" \
+    --pairs "${BENCH_PAIRS:-all}" --budget 840
 [ -n "${SHIMMERD:-}" ] && set -- "$@" --shimmerd "$SHIMMERD"
 [ -n "${SHIMMERD_READY:-}" ] && set -- "$@" --ready "$SHIMMERD_READY"
-[ "${BENCH_REVERSE:-0}" = 1 ] && set -- "$@" --reverse
 [ -n "${BENCH_JSON:-}" ] && set -- "$@" --json "$BENCH_JSON"
+[ -n "${BENCH_MARKDOWN:-}" ] && set -- "$@" --markdown "$BENCH_MARKDOWN"
 
-printf 'machine: %s, %s CPUs; %s\n' "$(uname -r)" "$(nproc)" "$(openvpn --version | head -1 | cut -d' ' -f1-2)"
+printf 'machine: %s, %s CPUs (%s); %s\n' "$(uname -r)" "$(nproc)" \
+    "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')" \
+    "$(openvpn --version | head -1 | cut -d' ' -f1-2)"
 # The lab removes its namespaces and stops its processes on SIGTERM; the hard
 # limit is a backstop for a hung run.
-exec timeout -k 10 180 /usr/bin/python3 tests/lab/bench.py "$@"
+exec timeout -k 10 900 /usr/bin/python3 tests/lab/bench.py "$@"

@@ -5,6 +5,7 @@
 set -eu
 
 PACKAGES="
+tinyproxy dante-server microsocks squid nftables
 meson ninja-build pkg-config gcc clang clang-format libclang-rt-14-dev llvm
 libglib2.0-dev libgnutls28-dev nettle-dev gnutls-bin
 libnl-3-dev libnl-route-3-dev libnm-dev libpolkit-gobject-1-dev

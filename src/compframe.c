@@ -68,3 +68,69 @@ gboolean shimmer_compframe_unwrap(ShimmerCompFraming mode, guint8 *buf, gsize *l
     }
     return FALSE;
 }
+
+void shimmer_compframe_wrap_in_place(ShimmerCompFraming mode, guint8 *buf, gsize *off, gsize *len)
+{
+    guint8 *p = buf + *off;
+    gsize n = *len;
+    switch (mode) {
+    case SHIMMER_COMP_NONE:
+        return;
+    case SHIMMER_COMP_LZO_NO:
+        p[-1] = NO_COMPRESS;
+        *off -= 1;
+        *len = n + 1;
+        return;
+    case SHIMMER_COMP_STUB:
+        if (n == 0) {
+            p[-1] = NO_COMPRESS;
+            *off -= 1;
+            *len = 1;
+            return;
+        }
+        /* The first byte travels at the end, so the payload stays put. */
+        p[n] = p[0];
+        p[0] = NO_COMPRESS_SWAP;
+        *len = n + 1;
+        return;
+    case SHIMMER_COMP_STUB_V2:
+        if (n > 0 && p[0] == V2_INDICATOR) {
+            p[-2] = V2_INDICATOR;
+            p[-1] = 0;
+            *off -= 2;
+            *len = n + 2;
+        }
+        return;
+    }
+}
+
+gboolean shimmer_compframe_unwrap_in_place(ShimmerCompFraming mode, guint8 *buf, gsize *off,
+                                           gsize *len)
+{
+    guint8 *p = buf + *off;
+    gsize n = *len;
+    if (mode == SHIMMER_COMP_NONE)
+        return TRUE;
+    if (mode == SHIMMER_COMP_STUB_V2) {
+        if (n == 0 || p[0] != V2_INDICATOR)
+            return TRUE;
+        if (n < 2 || p[1] != 0)
+            return FALSE;
+        *off += 2;
+        *len = n - 2;
+        return TRUE;
+    }
+    if (n == 0)
+        return FALSE;
+    if (p[0] == NO_COMPRESS) {
+        *off += 1;
+        *len = n - 1;
+        return TRUE;
+    }
+    if (p[0] == NO_COMPRESS_SWAP && n >= 2) {
+        p[0] = p[n - 1];
+        *len = n - 1;
+        return TRUE;
+    }
+    return FALSE;
+}

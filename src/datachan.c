@@ -18,23 +18,27 @@ G_STATIC_ASSERT(CHACHA_POLY1305_DIGEST_SIZE == SHIMMER_DATACHAN_TAG_LEN);
 G_STATIC_ASSERT(CHACHA_POLY1305_NONCE_SIZE == SHIMMER_DATACHAN_NONCE_LEN);
 G_STATIC_ASSERT(GCM_IV_SIZE == SHIMMER_DATACHAN_NONCE_LEN);
 
+/* The expanded key of whichever backend and cipher is in use. Nettle keeps
+ * the per-message state in the same context, hence the non-const key in
+ * every call, and one context per lane. */
+typedef union {
+    struct gcm_aes128_ctx aes128;
+    struct gcm_aes192_ctx aes192;
+    struct gcm_aes256_ctx aes256;
+    struct chacha_poly1305_ctx chacha;
+    gnutls_aead_cipher_hd_t gnutls;
+} CipherCtx;
+
 struct ShimmerDatachanKey {
     ShimmerDatachanCipher cipher;
     ShimmerDatachanBackend backend;
     ShimmerDatachanDirection direction;
-    /* Encrypt keys only: the id the next sealed packet gets. */
+    /* Encrypt keys only: the id the next sealed packet gets. Shared by the
+     * lanes, so it is only touched atomically (seal_id()). */
     guint32 next_packet_id;
+    guint n_lanes;
     guint8 implicit_iv[SHIMMER_DATACHAN_IMPLICIT_IV_LEN];
-    /* The expanded key of whichever backend and cipher is in use. Nettle keeps
-     * the per-message state in the same context, hence the non-const key in
-     * every call. */
-    union {
-        struct gcm_aes128_ctx aes128;
-        struct gcm_aes192_ctx aes192;
-        struct gcm_aes256_ctx aes256;
-        struct chacha_poly1305_ctx chacha;
-        gnutls_aead_cipher_hd_t gnutls;
-    } ctx;
+    CipherCtx ctx[];
 };
 
 GQuark shimmer_datachan_error_quark(void)
@@ -141,10 +145,25 @@ static gnutls_cipher_algorithm_t gnutls_algorithm(ShimmerDatachanCipher cipher)
     return GNUTLS_CIPHER_UNKNOWN;
 }
 
+static gsize key_size(guint n_lanes)
+{
+    return sizeof(ShimmerDatachanKey) + n_lanes * sizeof(CipherCtx);
+}
+
 ShimmerDatachanKey *
 shimmer_datachan_key_new(ShimmerDatachanCipher cipher, ShimmerDatachanBackend backend,
                          ShimmerDatachanDirection direction, const guint8 *key, gsize key_len,
                          const guint8 implicit_iv[SHIMMER_DATACHAN_IMPLICIT_IV_LEN], GError **error)
+{
+    return shimmer_datachan_key_new_lanes(cipher, backend, direction, key, key_len, implicit_iv, 1,
+                                          error);
+}
+
+ShimmerDatachanKey *
+shimmer_datachan_key_new_lanes(ShimmerDatachanCipher cipher, ShimmerDatachanBackend backend,
+                               ShimmerDatachanDirection direction, const guint8 *key, gsize key_len,
+                               const guint8 implicit_iv[SHIMMER_DATACHAN_IMPLICIT_IV_LEN],
+                               guint n_lanes, GError **error)
 {
     gsize want = shimmer_datachan_cipher_key_len(cipher);
     ShimmerDatachanKey *k;
@@ -170,44 +189,54 @@ shimmer_datachan_key_new(ShimmerDatachanCipher cipher, ShimmerDatachanBackend ba
                     shimmer_datachan_cipher_name(cipher), want);
         return NULL;
     }
+    if (n_lanes == 0 || n_lanes > SHIMMER_DATACHAN_MAX_LANES) {
+        g_set_error(error, SHIMMER_DATACHAN_ERROR, SHIMMER_DATACHAN_ERROR_INVALID_ARGUMENT,
+                    "A key has 1 to %d lanes, not %u", SHIMMER_DATACHAN_MAX_LANES, n_lanes);
+        return NULL;
+    }
 
-    k = g_new0(ShimmerDatachanKey, 1);
+    k = g_malloc0(key_size(n_lanes));
     k->cipher = cipher;
     k->backend = backend;
     k->direction = direction;
+    k->n_lanes = n_lanes;
     k->next_packet_id = direction == SHIMMER_DATACHAN_ENCRYPT ? 1 : 0;
     memcpy(k->implicit_iv, implicit_iv, sizeof(k->implicit_iv));
 
-    if (backend == SHIMMER_DATACHAN_BACKEND_GNUTLS) {
-        /* GnuTLS copies the key into its own context and wipes that on
-         * deinit; the datum only borrows ours. */
-        gnutls_datum_t datum = {(unsigned char *)key, (unsigned int)key_len};
-        int ret = gnutls_aead_cipher_init(&k->ctx.gnutls, gnutls_algorithm(cipher), &datum);
+    for (guint lane = 0; lane < n_lanes; lane++) {
+        CipherCtx *c = &k->ctx[lane];
 
-        if (ret < 0) {
-            g_set_error(error, SHIMMER_DATACHAN_ERROR, SHIMMER_DATACHAN_ERROR_BACKEND,
-                        "GnuTLS refused the %s key: %s", shimmer_datachan_cipher_name(cipher),
-                        gnutls_strerror(ret));
-            k->ctx.gnutls = NULL;
-            shimmer_datachan_key_free(k);
-            return NULL;
+        if (backend == SHIMMER_DATACHAN_BACKEND_GNUTLS) {
+            /* GnuTLS copies the key into its own context and wipes that on
+             * deinit; the datum only borrows ours. */
+            gnutls_datum_t datum = {(unsigned char *)key, (unsigned int)key_len};
+            int ret = gnutls_aead_cipher_init(&c->gnutls, gnutls_algorithm(cipher), &datum);
+
+            if (ret < 0) {
+                g_set_error(error, SHIMMER_DATACHAN_ERROR, SHIMMER_DATACHAN_ERROR_BACKEND,
+                            "GnuTLS refused the %s key: %s", shimmer_datachan_cipher_name(cipher),
+                            gnutls_strerror(ret));
+                c->gnutls = NULL;
+                shimmer_datachan_key_free(k);
+                return NULL;
+            }
+            continue;
         }
-        return k;
-    }
 
-    switch (cipher) {
-    case SHIMMER_DATACHAN_AES_128_GCM:
-        gcm_aes128_set_key(&k->ctx.aes128, key);
-        break;
-    case SHIMMER_DATACHAN_AES_192_GCM:
-        gcm_aes192_set_key(&k->ctx.aes192, key);
-        break;
-    case SHIMMER_DATACHAN_AES_256_GCM:
-        gcm_aes256_set_key(&k->ctx.aes256, key);
-        break;
-    case SHIMMER_DATACHAN_CHACHA20_POLY1305:
-        chacha_poly1305_set_key(&k->ctx.chacha, key);
-        break;
+        switch (cipher) {
+        case SHIMMER_DATACHAN_AES_128_GCM:
+            gcm_aes128_set_key(&c->aes128, key);
+            break;
+        case SHIMMER_DATACHAN_AES_192_GCM:
+            gcm_aes192_set_key(&c->aes192, key);
+            break;
+        case SHIMMER_DATACHAN_AES_256_GCM:
+            gcm_aes256_set_key(&c->aes256, key);
+            break;
+        case SHIMMER_DATACHAN_CHACHA20_POLY1305:
+            chacha_poly1305_set_key(&c->chacha, key);
+            break;
+        }
     }
     return k;
 }
@@ -216,12 +245,20 @@ void shimmer_datachan_key_free(ShimmerDatachanKey *key)
 {
     if (key == NULL)
         return;
-    if (key->backend == SHIMMER_DATACHAN_BACKEND_GNUTLS && key->ctx.gnutls != NULL)
-        gnutls_aead_cipher_deinit(key->ctx.gnutls);
+    for (guint lane = 0; lane < key->n_lanes; lane++) {
+        if (key->backend == SHIMMER_DATACHAN_BACKEND_GNUTLS && key->ctx[lane].gnutls != NULL)
+            gnutls_aead_cipher_deinit(key->ctx[lane].gnutls);
+    }
     /* The Nettle contexts hold the expanded key (and the GHASH key); the
      * implicit IV is part of the nonce secret too. */
-    shimmer_wipe(key, sizeof(*key));
+    shimmer_wipe(key, key_size(key->n_lanes));
     g_free(key);
+}
+
+guint shimmer_datachan_key_get_lanes(const ShimmerDatachanKey *key)
+{
+    g_return_val_if_fail(key != NULL, 0);
+    return key->n_lanes;
 }
 
 ShimmerDatachanCipher shimmer_datachan_key_get_cipher(const ShimmerDatachanKey *key)
@@ -245,30 +282,69 @@ ShimmerDatachanDirection shimmer_datachan_key_get_direction(const ShimmerDatacha
 guint32 shimmer_datachan_key_next_packet_id(const ShimmerDatachanKey *key)
 {
     g_return_val_if_fail(key != NULL, 0);
-    return key->next_packet_id;
+    return __atomic_load_n(&key->next_packet_id, __ATOMIC_RELAXED);
 }
 
 gboolean shimmer_datachan_key_needs_rekey(const ShimmerDatachanKey *key)
 {
     g_return_val_if_fail(key != NULL, FALSE);
     return key->direction == SHIMMER_DATACHAN_ENCRYPT &&
-           key->next_packet_id >= SHIMMER_DATACHAN_PACKET_ID_REKEY;
+           shimmer_datachan_key_next_packet_id(key) >= SHIMMER_DATACHAN_PACKET_ID_REKEY;
 }
 
 gboolean shimmer_datachan_key_skip_to(ShimmerDatachanKey *key, guint32 next_id)
 {
     g_return_val_if_fail(key != NULL, FALSE);
-    if (key->direction != SHIMMER_DATACHAN_ENCRYPT || next_id < key->next_packet_id)
+    if (key->direction != SHIMMER_DATACHAN_ENCRYPT)
         return FALSE;
-    key->next_packet_id = next_id;
+    guint32 cur = __atomic_load_n(&key->next_packet_id, __ATOMIC_RELAXED);
+    do {
+        if (next_id < cur)
+            return FALSE;
+    } while (!__atomic_compare_exchange_n(&key->next_packet_id, &cur, next_id, TRUE,
+                                          __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+    return TRUE;
+}
+
+guint shimmer_datachan_key_reserve(ShimmerDatachanKey *key, guint n, guint32 *first)
+{
+    g_return_val_if_fail(key != NULL, 0);
+    if (key->direction != SHIMMER_DATACHAN_ENCRYPT || n == 0)
+        return 0;
+    guint32 cur = __atomic_load_n(&key->next_packet_id, __ATOMIC_RELAXED);
+    guint got;
+    do {
+        if (cur >= SHIMMER_DATACHAN_PACKET_ID_LIMIT)
+            return 0;
+        got = (guint)MIN((guint32)n, SHIMMER_DATACHAN_PACKET_ID_LIMIT - cur);
+    } while (!__atomic_compare_exchange_n(&key->next_packet_id, &cur, cur + got, TRUE,
+                                          __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+    *first = cur;
+    return got;
+}
+
+/* Takes the next packet id for a seal: FALSE (nothing taken) once the ids
+ * are used up. A compare-and-swap rather than an add, so that the counter
+ * never moves past the limit however many lanes keep trying. */
+static gboolean take_packet_id(ShimmerDatachanKey *key, guint32 *id)
+{
+    guint32 cur = __atomic_load_n(&key->next_packet_id, __ATOMIC_RELAXED);
+    do {
+        if (cur >= SHIMMER_DATACHAN_PACKET_ID_LIMIT)
+            return FALSE;
+    } while (!__atomic_compare_exchange_n(&key->next_packet_id, &cur, cur + 1, TRUE,
+                                          __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+    *id = cur;
     return TRUE;
 }
 
 /* The bare AEAD. IN and OUT are equal or disjoint (checked by the callers). */
-static ShimmerDatachanResult aead_seal(ShimmerDatachanKey *k, const guint8 *nonce,
+static ShimmerDatachanResult aead_seal(ShimmerDatachanKey *k, guint lane, const guint8 *nonce,
                                        const guint8 *aad, gsize aad_len, const guint8 *in,
                                        gsize len, guint8 *out, guint8 *tag)
 {
+    CipherCtx *c = &k->ctx[lane];
+
     if (k->backend == SHIMMER_DATACHAN_BACKEND_GNUTLS) {
         /* encryptv2 works in place and writes the tag separately, which
          * suits a layout with the tag in front of the ciphertext; the
@@ -281,7 +357,7 @@ static ShimmerDatachanResult aead_seal(ShimmerDatachanKey *k, const guint8 *nonc
 
         if (len > 0 && out != in)
             memcpy(out, in, len);
-        ret = gnutls_aead_cipher_encryptv2(k->ctx.gnutls, nonce, SHIMMER_DATACHAN_NONCE_LEN, &auth,
+        ret = gnutls_aead_cipher_encryptv2(c->gnutls, nonce, SHIMMER_DATACHAN_NONCE_LEN, &auth,
                                            aad_len > 0 ? 1 : 0, &data, len > 0 ? 1 : 0, tag,
                                            &tag_len);
         if (ret < 0 || tag_len != SHIMMER_DATACHAN_TAG_LEN)
@@ -291,37 +367,38 @@ static ShimmerDatachanResult aead_seal(ShimmerDatachanKey *k, const guint8 *nonc
 
     switch (k->cipher) {
     case SHIMMER_DATACHAN_AES_128_GCM:
-        gcm_aes128_set_iv(&k->ctx.aes128, SHIMMER_DATACHAN_NONCE_LEN, nonce);
-        gcm_aes128_update(&k->ctx.aes128, aad_len, aad);
-        gcm_aes128_encrypt(&k->ctx.aes128, len, out, in);
-        gcm_aes128_digest(&k->ctx.aes128, SHIMMER_DATACHAN_TAG_LEN, tag);
+        gcm_aes128_set_iv(&c->aes128, SHIMMER_DATACHAN_NONCE_LEN, nonce);
+        gcm_aes128_update(&c->aes128, aad_len, aad);
+        gcm_aes128_encrypt(&c->aes128, len, out, in);
+        gcm_aes128_digest(&c->aes128, SHIMMER_DATACHAN_TAG_LEN, tag);
         break;
     case SHIMMER_DATACHAN_AES_192_GCM:
-        gcm_aes192_set_iv(&k->ctx.aes192, SHIMMER_DATACHAN_NONCE_LEN, nonce);
-        gcm_aes192_update(&k->ctx.aes192, aad_len, aad);
-        gcm_aes192_encrypt(&k->ctx.aes192, len, out, in);
-        gcm_aes192_digest(&k->ctx.aes192, SHIMMER_DATACHAN_TAG_LEN, tag);
+        gcm_aes192_set_iv(&c->aes192, SHIMMER_DATACHAN_NONCE_LEN, nonce);
+        gcm_aes192_update(&c->aes192, aad_len, aad);
+        gcm_aes192_encrypt(&c->aes192, len, out, in);
+        gcm_aes192_digest(&c->aes192, SHIMMER_DATACHAN_TAG_LEN, tag);
         break;
     case SHIMMER_DATACHAN_AES_256_GCM:
-        gcm_aes256_set_iv(&k->ctx.aes256, SHIMMER_DATACHAN_NONCE_LEN, nonce);
-        gcm_aes256_update(&k->ctx.aes256, aad_len, aad);
-        gcm_aes256_encrypt(&k->ctx.aes256, len, out, in);
-        gcm_aes256_digest(&k->ctx.aes256, SHIMMER_DATACHAN_TAG_LEN, tag);
+        gcm_aes256_set_iv(&c->aes256, SHIMMER_DATACHAN_NONCE_LEN, nonce);
+        gcm_aes256_update(&c->aes256, aad_len, aad);
+        gcm_aes256_encrypt(&c->aes256, len, out, in);
+        gcm_aes256_digest(&c->aes256, SHIMMER_DATACHAN_TAG_LEN, tag);
         break;
     case SHIMMER_DATACHAN_CHACHA20_POLY1305:
-        chacha_poly1305_set_nonce(&k->ctx.chacha, nonce);
-        chacha_poly1305_update(&k->ctx.chacha, aad_len, aad);
-        chacha_poly1305_encrypt(&k->ctx.chacha, len, out, in);
-        chacha_poly1305_digest(&k->ctx.chacha, SHIMMER_DATACHAN_TAG_LEN, tag);
+        chacha_poly1305_set_nonce(&c->chacha, nonce);
+        chacha_poly1305_update(&c->chacha, aad_len, aad);
+        chacha_poly1305_encrypt(&c->chacha, len, out, in);
+        chacha_poly1305_digest(&c->chacha, SHIMMER_DATACHAN_TAG_LEN, tag);
         break;
     }
     return SHIMMER_DATACHAN_OK;
 }
 
-static ShimmerDatachanResult aead_open(ShimmerDatachanKey *k, const guint8 *nonce,
+static ShimmerDatachanResult aead_open(ShimmerDatachanKey *k, guint lane, const guint8 *nonce,
                                        const guint8 *aad, gsize aad_len, const guint8 *in,
                                        gsize len, guint8 *out, const guint8 *tag)
 {
+    CipherCtx *c = &k->ctx[lane];
     /* A copy, because in place the tag sits right in front of OUT in the
      * caller's packet, and GnuTLS wants a non-const pointer. */
     guint8 want[SHIMMER_DATACHAN_TAG_LEN];
@@ -336,7 +413,7 @@ static ShimmerDatachanResult aead_open(ShimmerDatachanKey *k, const guint8 *nonc
 
         if (len > 0 && out != in)
             memcpy(out, in, len);
-        ret = gnutls_aead_cipher_decryptv2(k->ctx.gnutls, nonce, SHIMMER_DATACHAN_NONCE_LEN, &auth,
+        ret = gnutls_aead_cipher_decryptv2(c->gnutls, nonce, SHIMMER_DATACHAN_NONCE_LEN, &auth,
                                            aad_len > 0 ? 1 : 0, &data, len > 0 ? 1 : 0, want,
                                            sizeof(want));
         if (ret == GNUTLS_E_DECRYPTION_FAILED)
@@ -348,28 +425,28 @@ static ShimmerDatachanResult aead_open(ShimmerDatachanKey *k, const guint8 *nonc
 
         switch (k->cipher) {
         case SHIMMER_DATACHAN_AES_128_GCM:
-            gcm_aes128_set_iv(&k->ctx.aes128, SHIMMER_DATACHAN_NONCE_LEN, nonce);
-            gcm_aes128_update(&k->ctx.aes128, aad_len, aad);
-            gcm_aes128_decrypt(&k->ctx.aes128, len, out, in);
-            gcm_aes128_digest(&k->ctx.aes128, sizeof(got), got);
+            gcm_aes128_set_iv(&c->aes128, SHIMMER_DATACHAN_NONCE_LEN, nonce);
+            gcm_aes128_update(&c->aes128, aad_len, aad);
+            gcm_aes128_decrypt(&c->aes128, len, out, in);
+            gcm_aes128_digest(&c->aes128, sizeof(got), got);
             break;
         case SHIMMER_DATACHAN_AES_192_GCM:
-            gcm_aes192_set_iv(&k->ctx.aes192, SHIMMER_DATACHAN_NONCE_LEN, nonce);
-            gcm_aes192_update(&k->ctx.aes192, aad_len, aad);
-            gcm_aes192_decrypt(&k->ctx.aes192, len, out, in);
-            gcm_aes192_digest(&k->ctx.aes192, sizeof(got), got);
+            gcm_aes192_set_iv(&c->aes192, SHIMMER_DATACHAN_NONCE_LEN, nonce);
+            gcm_aes192_update(&c->aes192, aad_len, aad);
+            gcm_aes192_decrypt(&c->aes192, len, out, in);
+            gcm_aes192_digest(&c->aes192, sizeof(got), got);
             break;
         case SHIMMER_DATACHAN_AES_256_GCM:
-            gcm_aes256_set_iv(&k->ctx.aes256, SHIMMER_DATACHAN_NONCE_LEN, nonce);
-            gcm_aes256_update(&k->ctx.aes256, aad_len, aad);
-            gcm_aes256_decrypt(&k->ctx.aes256, len, out, in);
-            gcm_aes256_digest(&k->ctx.aes256, sizeof(got), got);
+            gcm_aes256_set_iv(&c->aes256, SHIMMER_DATACHAN_NONCE_LEN, nonce);
+            gcm_aes256_update(&c->aes256, aad_len, aad);
+            gcm_aes256_decrypt(&c->aes256, len, out, in);
+            gcm_aes256_digest(&c->aes256, sizeof(got), got);
             break;
         case SHIMMER_DATACHAN_CHACHA20_POLY1305:
-            chacha_poly1305_set_nonce(&k->ctx.chacha, nonce);
-            chacha_poly1305_update(&k->ctx.chacha, aad_len, aad);
-            chacha_poly1305_decrypt(&k->ctx.chacha, len, out, in);
-            chacha_poly1305_digest(&k->ctx.chacha, sizeof(got), got);
+            chacha_poly1305_set_nonce(&c->chacha, nonce);
+            chacha_poly1305_update(&c->chacha, aad_len, aad);
+            chacha_poly1305_decrypt(&c->chacha, len, out, in);
+            chacha_poly1305_digest(&c->chacha, sizeof(got), got);
             break;
         }
         /* Constant time, so a forger learns nothing from how long the
@@ -412,9 +489,12 @@ static gsize header_len(gboolean v2)
     return v2 ? 8 : 5;
 }
 
-static ShimmerDatachanResult seal(ShimmerDatachanKey *key, gboolean v2, guint8 key_id,
-                                  guint32 peer_id, const guint8 *plain, gsize plain_len,
-                                  guint8 *out, gsize out_size, gsize *out_len, guint32 *packet_id)
+/* RESERVED: the id to use (from shimmer_datachan_key_reserve()), or 0 to
+ * take the next one. */
+static ShimmerDatachanResult seal(ShimmerDatachanKey *key, guint lane, gboolean v2, guint8 key_id,
+                                  guint32 peer_id, guint32 reserved, const guint8 *plain,
+                                  gsize plain_len, guint8 *out, gsize out_size, gsize *out_len,
+                                  guint32 *packet_id)
 {
     gsize hdr = header_len(v2);
     gsize overhead = hdr + SHIMMER_DATACHAN_TAG_LEN;
@@ -423,18 +503,19 @@ static ShimmerDatachanResult seal(ShimmerDatachanKey *key, gboolean v2, guint8 k
     guint32 id;
 
     if (key == NULL || key->direction != SHIMMER_DATACHAN_ENCRYPT || key_id > 7 ||
-        peer_id > 0xFFFFFF || out == NULL || (plain == NULL && plain_len > 0))
+        peer_id > 0xFFFFFF || out == NULL || (plain == NULL && plain_len > 0) ||
+        lane >= key->n_lanes)
         return SHIMMER_DATACHAN_ERR_INVALID;
     if (plain_len > G_MAXSIZE - overhead || out_size < overhead + plain_len)
         return SHIMMER_DATACHAN_ERR_BUFFER;
     if (plain != out + overhead && overlaps(plain, plain_len, out, overhead + plain_len))
         return SHIMMER_DATACHAN_ERR_INVALID;
-    if (key->next_packet_id >= SHIMMER_DATACHAN_PACKET_ID_LIMIT)
-        return SHIMMER_DATACHAN_ERR_EXHAUSTED;
-
     /* The id is used up before the cipher runs: even a failed encryption
      * must never be followed by another under the same nonce. */
-    id = key->next_packet_id++;
+    if (reserved != 0)
+        id = reserved;
+    else if (!take_packet_id(key, &id))
+        return SHIMMER_DATACHAN_ERR_EXHAUSTED;
 
     if (v2) {
         out[0] = SHIMMER_DATACHAN_OP_DATA_V2 << 3 | key_id;
@@ -447,8 +528,8 @@ static ShimmerDatachanResult seal(ShimmerDatachanKey *key, gboolean v2, guint8 k
 
     /* V2 authenticates opcode, key id and peer id with the packet id; V1 only
      * the packet id. */
-    result = aead_seal(key, nonce, v2 ? out : out + 1, v2 ? 8 : 4, plain, plain_len, out + overhead,
-                       out + hdr);
+    result = aead_seal(key, lane, nonce, v2 ? out : out + 1, v2 ? 8 : 4, plain, plain_len,
+                       out + overhead, out + hdr);
     if (result != SHIMMER_DATACHAN_OK) {
         shimmer_wipe(out, overhead + plain_len);
         return result;
@@ -461,9 +542,9 @@ static ShimmerDatachanResult seal(ShimmerDatachanKey *key, gboolean v2, guint8 k
     return SHIMMER_DATACHAN_OK;
 }
 
-static ShimmerDatachanResult open_packet(ShimmerDatachanKey *key, gboolean v2, const guint8 *packet,
-                                         gsize packet_len, guint8 *out, gsize out_size,
-                                         gsize *out_len, guint32 *packet_id)
+static ShimmerDatachanResult open_packet(ShimmerDatachanKey *key, guint lane, gboolean v2,
+                                         const guint8 *packet, gsize packet_len, guint8 *out,
+                                         gsize out_size, gsize *out_len, guint32 *packet_id)
 {
     gsize hdr = header_len(v2);
     gsize overhead = hdr + SHIMMER_DATACHAN_TAG_LEN;
@@ -474,7 +555,7 @@ static ShimmerDatachanResult open_packet(ShimmerDatachanKey *key, gboolean v2, c
     guint32 id;
 
     if (key == NULL || key->direction != SHIMMER_DATACHAN_DECRYPT ||
-        (packet == NULL && packet_len > 0))
+        (packet == NULL && packet_len > 0) || lane >= key->n_lanes)
         return SHIMMER_DATACHAN_ERR_INVALID;
     if (packet_len < overhead)
         return SHIMMER_DATACHAN_ERR_SHORT;
@@ -489,8 +570,8 @@ static ShimmerDatachanResult open_packet(ShimmerDatachanKey *key, gboolean v2, c
 
     id = shimmer_read_be32(packet + hdr - 4);
     make_nonce(key, id, nonce);
-    result = aead_open(key, nonce, v2 ? packet : packet + 1, v2 ? 8 : 4, packet + overhead, len,
-                       out, packet + hdr);
+    result = aead_open(key, lane, nonce, v2 ? packet : packet + 1, v2 ? 8 : 4, packet + overhead,
+                       len, out, packet + hdr);
     if (result != SHIMMER_DATACHAN_OK)
         return result;
 
@@ -506,28 +587,57 @@ ShimmerDatachanResult shimmer_datachan_seal_v2(ShimmerDatachanKey *key, guint8 k
                                                gsize plain_len, guint8 *out, gsize out_size,
                                                gsize *out_len, guint32 *packet_id)
 {
-    return seal(key, TRUE, key_id, peer_id, plain, plain_len, out, out_size, out_len, packet_id);
+    return seal(key, 0, TRUE, key_id, peer_id, 0, plain, plain_len, out, out_size, out_len,
+                packet_id);
 }
 
 ShimmerDatachanResult shimmer_datachan_seal_v1(ShimmerDatachanKey *key, guint8 key_id,
                                                const guint8 *plain, gsize plain_len, guint8 *out,
                                                gsize out_size, gsize *out_len, guint32 *packet_id)
 {
-    return seal(key, FALSE, key_id, 0, plain, plain_len, out, out_size, out_len, packet_id);
+    return seal(key, 0, FALSE, key_id, 0, 0, plain, plain_len, out, out_size, out_len, packet_id);
+}
+
+ShimmerDatachanResult shimmer_datachan_seal(ShimmerDatachanKey *key, guint lane, gboolean v2,
+                                            guint8 key_id, guint32 peer_id, const guint8 *plain,
+                                            gsize plain_len, guint8 *out, gsize out_size,
+                                            gsize *out_len, guint32 *packet_id)
+{
+    return seal(key, lane, v2, key_id, v2 ? peer_id : 0, 0, plain, plain_len, out, out_size,
+                out_len, packet_id);
+}
+
+ShimmerDatachanResult shimmer_datachan_seal_reserved(ShimmerDatachanKey *key, guint lane,
+                                                     gboolean v2, guint8 key_id, guint32 peer_id,
+                                                     guint32 packet_id, const guint8 *plain,
+                                                     gsize plain_len, guint8 *out, gsize out_size,
+                                                     gsize *out_len)
+{
+    if (packet_id == 0 || packet_id >= SHIMMER_DATACHAN_PACKET_ID_LIMIT)
+        return SHIMMER_DATACHAN_ERR_INVALID;
+    return seal(key, lane, v2, key_id, v2 ? peer_id : 0, packet_id, plain, plain_len, out, out_size,
+                out_len, NULL);
+}
+
+ShimmerDatachanResult shimmer_datachan_open(ShimmerDatachanKey *key, guint lane, gboolean v2,
+                                            const guint8 *packet, gsize packet_len, guint8 *out,
+                                            gsize out_size, gsize *out_len, guint32 *packet_id)
+{
+    return open_packet(key, lane, v2, packet, packet_len, out, out_size, out_len, packet_id);
 }
 
 ShimmerDatachanResult shimmer_datachan_open_v2(ShimmerDatachanKey *key, const guint8 *packet,
                                                gsize packet_len, guint8 *out, gsize out_size,
                                                gsize *out_len, guint32 *packet_id)
 {
-    return open_packet(key, TRUE, packet, packet_len, out, out_size, out_len, packet_id);
+    return open_packet(key, 0, TRUE, packet, packet_len, out, out_size, out_len, packet_id);
 }
 
 ShimmerDatachanResult shimmer_datachan_open_v1(ShimmerDatachanKey *key, const guint8 *packet,
                                                gsize packet_len, guint8 *out, gsize out_size,
                                                gsize *out_len, guint32 *packet_id)
 {
-    return open_packet(key, FALSE, packet, packet_len, out, out_size, out_len, packet_id);
+    return open_packet(key, 0, FALSE, packet, packet_len, out, out_size, out_len, packet_id);
 }
 
 gboolean shimmer_datachan_peek_packet_id(gboolean v2, const guint8 *packet, gsize packet_len,
@@ -553,7 +663,7 @@ ShimmerDatachanResult shimmer_datachan_raw_seal(ShimmerDatachanKey *key,
         return SHIMMER_DATACHAN_ERR_INVALID;
     if (in != out && overlaps(in, len, out, len))
         return SHIMMER_DATACHAN_ERR_INVALID;
-    return aead_seal(key, nonce, aad, aad_len, in, len, out, tag);
+    return aead_seal(key, 0, nonce, aad, aad_len, in, len, out, tag);
 }
 
 ShimmerDatachanResult shimmer_datachan_raw_open(ShimmerDatachanKey *key,
@@ -567,5 +677,5 @@ ShimmerDatachanResult shimmer_datachan_raw_open(ShimmerDatachanKey *key,
         return SHIMMER_DATACHAN_ERR_INVALID;
     if (in != out && overlaps(in, len, out, len))
         return SHIMMER_DATACHAN_ERR_INVALID;
-    return aead_open(key, nonce, aad, aad_len, in, len, out, tag);
+    return aead_open(key, 0, nonce, aad, aad_len, in, len, out, tag);
 }

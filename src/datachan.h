@@ -31,9 +31,16 @@ G_BEGIN_DECLS
  * GError: forged and stray packets are routine input, and a GError would be
  * an allocation for each.
  *
- * A key object is not thread safe (every call mutates per-message cipher
- * state); use one object per thread.
+ * Threads: every seal and open mutates per-message cipher state, so a key
+ * object holds one cipher context per "lane" (shimmer_datachan_key_new_lanes())
+ * and each thread uses a lane of its own. The packet-id counter of an
+ * encrypt key is shared by its lanes and taken atomically: seals on different
+ * lanes may run at the same time and never share an id. The functions
+ * without a lane argument use lane 0.
  */
+
+/* The most lanes a key object holds. */
+#define SHIMMER_DATACHAN_MAX_LANES 64
 
 typedef enum {
     SHIMMER_DATACHAN_AES_128_GCM,
@@ -146,6 +153,18 @@ shimmer_datachan_key_new(ShimmerDatachanCipher cipher, ShimmerDatachanBackend ba
                          const guint8 implicit_iv[SHIMMER_DATACHAN_IMPLICIT_IV_LEN],
                          GError **error);
 
+/* As shimmer_datachan_key_new() with N_LANES (1 to SHIMMER_DATACHAN_MAX_LANES)
+ * cipher contexts of the same key, one per thread that seals or opens with
+ * it; an encrypt key's lanes share its packet-id counter. */
+ShimmerDatachanKey *
+shimmer_datachan_key_new_lanes(ShimmerDatachanCipher cipher, ShimmerDatachanBackend backend,
+                               ShimmerDatachanDirection direction, const guint8 *key, gsize key_len,
+                               const guint8 implicit_iv[SHIMMER_DATACHAN_IMPLICIT_IV_LEN],
+                               guint n_lanes, GError **error);
+
+/* The number of lanes of KEY. */
+guint shimmer_datachan_key_get_lanes(const ShimmerDatachanKey *key);
+
 /* Wipes every secret the object holds (cipher contexts, implicit IV) and frees
  * it. NULL is fine. */
 void shimmer_datachan_key_free(ShimmerDatachanKey *key);
@@ -193,6 +212,28 @@ ShimmerDatachanResult shimmer_datachan_seal_v1(ShimmerDatachanKey *key, guint8 k
                                                const guint8 *plain, gsize plain_len, guint8 *out,
                                                gsize out_size, gsize *out_len, guint32 *packet_id);
 
+/* shimmer_datachan_seal_v2() (V2 TRUE) or _v1() on LANE; ERR_INVALID for a
+ * lane the key does not have. Any number of threads may seal at once, each
+ * on a lane of its own. */
+ShimmerDatachanResult shimmer_datachan_seal(ShimmerDatachanKey *key, guint lane, gboolean v2,
+                                            guint8 key_id, guint32 peer_id, const guint8 *plain,
+                                            gsize plain_len, guint8 *out, gsize out_size,
+                                            gsize *out_len, guint32 *packet_id);
+
+/* Takes N consecutive packet ids of the encrypt key KEY at once (fewer
+ * near the limit): the first in *FIRST. Returns how many (0: used up). Each
+ * must be given to exactly one shimmer_datachan_seal_reserved(), or never
+ * used: a nonce is the key's and the id's, so an id sealed twice reveals
+ * plaintext. */
+guint shimmer_datachan_key_reserve(ShimmerDatachanKey *key, guint n, guint32 *first);
+
+/* shimmer_datachan_seal() with the reserved PACKET_ID. */
+ShimmerDatachanResult shimmer_datachan_seal_reserved(ShimmerDatachanKey *key, guint lane,
+                                                     gboolean v2, guint8 key_id, guint32 peer_id,
+                                                     guint32 packet_id, const guint8 *plain,
+                                                     gsize plain_len, guint8 *out, gsize out_size,
+                                                     gsize *out_len);
+
 /*
  * Opens the DATA_V2 packet PACKET (PACKET_LEN bytes): checks the opcode,
  * authenticates header and ciphertext, and writes the plaintext (PACKET_LEN -
@@ -218,6 +259,11 @@ ShimmerDatachanResult shimmer_datachan_open_v2(ShimmerDatachanKey *key, const gu
 ShimmerDatachanResult shimmer_datachan_open_v1(ShimmerDatachanKey *key, const guint8 *packet,
                                                gsize packet_len, guint8 *out, gsize out_size,
                                                gsize *out_len, guint32 *packet_id);
+
+/* shimmer_datachan_open_v2() (V2 TRUE) or _v1() on LANE. */
+ShimmerDatachanResult shimmer_datachan_open(ShimmerDatachanKey *key, guint lane, gboolean v2,
+                                            const guint8 *packet, gsize packet_len, guint8 *out,
+                                            gsize out_size, gsize *out_len, guint32 *packet_id);
 
 /* Reads the packet id of a DATA_V1 (V2 FALSE) or DATA_V2 (V2 TRUE) packet
  * without authenticating it, so the replay window can reject a packet before

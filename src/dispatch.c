@@ -73,6 +73,8 @@ struct ShimmerDispatch {
     ShimmerCtlwrap *probe;
 
     guint max_peers;
+    /* Lanes of every client engine's data plane (shimmer_dispatch_set_lanes). */
+    guint lanes;
     Peer **by_peer_id;
     guint next_peer_id;
     guint n_peers;
@@ -782,6 +784,8 @@ static Peer *peer_new(ShimmerDispatch *d, const ShimmerLinkAddr *from,
     };
     g_autoptr(GError) error = NULL;
     p->e = shimmer_engine_new_server(d->cfg, d->shared, &hooks, &error);
+    if (p->e != NULL && d->lanes > 1)
+        shimmer_engine_set_lanes(p->e, d->lanes);
     if (p->e == NULL || !shimmer_engine_server_begin(p->e, own_sid, adopt ? sid : NULL, p->peer_id,
                                                      d->is_tcp, now, &error)) {
         dlog(d, SHIMMER_LOG_ERROR, "cannot set up a client: %s", error->message);
@@ -1356,4 +1360,15 @@ void shimmer_dispatch_free(ShimmerDispatch *d)
     shimmer_wipe(d->cookie_key, sizeof(d->cookie_key));
     shimmer_wipe(d->plain, sizeof(d->plain));
     g_free(d);
+}
+
+void shimmer_dispatch_set_lanes(ShimmerDispatch *d, guint n_lanes)
+{
+    d->lanes = n_lanes;
+}
+
+ShimmerDataPlane *shimmer_dispatch_get_dataplane(const ShimmerDispatch *d, guint64 id)
+{
+    Peer *p = g_hash_table_lookup(d->by_id, &id);
+    return p != NULL && !p->gone ? shimmer_engine_get_dataplane(p->e) : NULL;
 }

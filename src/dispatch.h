@@ -222,6 +222,12 @@ guint shimmer_dispatch_get_n_peers(const ShimmerDispatch *d);
 GArray *shimmer_dispatch_list_peers(const ShimmerDispatch *d);
 gboolean shimmer_dispatch_get_peer(const ShimmerDispatch *d, guint64 id, ShimmerPeerInfo *out);
 void shimmer_dispatch_get_stats(const ShimmerDispatch *d, ShimmerDispatchStats *out);
+/* Data planes with N_LANES lanes for the clients' engines from now on
+ * (shimmer_engine_set_lanes(): a runner with worker threads). */
+void shimmer_dispatch_set_lanes(ShimmerDispatch *d, guint n_lanes);
+/* Client ID's data plane (engine.h), owned by its engine: take a reference
+ * to keep it. NULL for no such client. */
+ShimmerDataPlane *shimmer_dispatch_get_dataplane(const ShimmerDispatch *d, guint64 id);
 /* The MSS to clamp tunnelled TCP SYNs to (mssfix; 0: no clamping). */
 guint shimmer_dispatch_get_mss(const ShimmerDispatch *d, gboolean ipv6);
 /* Routes the caller must lead into the tun for the clients' networks

@@ -104,6 +104,7 @@ static void use_connection(ShimmerEngine *e, Client *c, guint index)
     c->conn_index = index;
     ShimmerConnection *conn = connection(e, c);
     e->mssfix = conn != NULL && conn->mssfix >= 0 ? conn->mssfix : e->cfg->mssfix;
+    e->transport_ipv6 = conn != NULL && conn->family == SHIMMER_FAMILY_INET6;
 }
 
 /* ---------- session lifecycle ---------- */

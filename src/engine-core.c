@@ -160,11 +160,45 @@ ShimmerEvent *shimmer_core_push_event(ShimmerEngine *e, ShimmerEventType type)
     return ev;
 }
 
+/* Tells the data plane which key sends, until when lame ducks receive, and
+ * whether tun packets are taken now (only while connected). */
+static void sync_dataplane(ShimmerEngine *e)
+{
+    const ShimmerKeyState *p = &e->ks[0];
+    const ShimmerKeyState *lame = &e->ks[1];
+    gint primary = p->status != SHIMMER_KS_NONE && p->keys_installed ? p->key_id : -1;
+    /* A renegotiated key sends once it settled; the one before until then. */
+    if (primary >= 0 && !p->sending && lame->status != SHIMMER_KS_NONE && lame->keys_installed)
+        primary = lame->key_id;
+    for (int i = 0; i < SHIMMER_ENGINE_N_KEY_STATES; i++) {
+        if (e->ks[i].keys_installed)
+            shimmer_dataplane_set_expiry(e->dp, e->ks[i].key_id, e->ks[i].expires);
+    }
+    shimmer_dataplane_configure(e->dp, primary, e->state == SHIMMER_STATE_CONNECTED, e->use_data_v2,
+                                e->peer_id, e->comp, e->comp_alg);
+}
+
+/* The last data or control packet sent / received, on any thread. */
+static gint64 last_sent(const ShimmerEngine *e)
+{
+    gint64 s, r;
+    shimmer_dataplane_get_times(e->dp, &s, &r);
+    return MAX(e->last_sent, s);
+}
+
+static gint64 last_recv(const ShimmerEngine *e)
+{
+    gint64 s, r;
+    shimmer_dataplane_get_times(e->dp, &s, &r);
+    return MAX(e->last_recv, r);
+}
+
 void shimmer_core_set_state(ShimmerEngine *e, ShimmerState state, const char *why)
 {
     if (e->state == state)
         return;
     e->state = state;
+    sync_dataplane(e);
     shimmer_core_log(e, SHIMMER_LOG_INFO, "state %s%s%s", shimmer_state_to_string(state),
                      why ? ": " : "", why ? why : "");
     shimmer_core_push_event(e, SHIMMER_EVENT_STATE)->state_change.reason = g_strdup(why);
@@ -177,8 +211,10 @@ static void lose_session(ShimmerEngine *e, ShimmerSessionLoss how, const char *w
 
 /* ---------- key states ---------- */
 
-static void ks_clear(ShimmerKeyState *ks)
+static void ks_clear(ShimmerEngine *e, ShimmerKeyState *ks)
 {
+    if (ks->keys_installed)
+        shimmer_dataplane_remove(e->dp, ks->key_id);
     g_clear_pointer(&ks->rel, shimmer_reliable_free);
     if (ks->tls != NULL) {
         gnutls_deinit(ks->tls);
@@ -189,8 +225,6 @@ static void ks_clear(ShimmerKeyState *ks)
         g_byte_array_unref(ks->tls_out);
     }
     shimmer_secret_buf_clear(&ks->app_in);
-    g_clear_pointer(&ks->enc, shimmer_datachan_key_free);
-    g_clear_pointer(&ks->dec, shimmer_datachan_key_free);
     shimmer_wipe(ks, sizeof(*ks));
 }
 
@@ -260,7 +294,7 @@ static ssize_t tls_pull(gnutls_transport_ptr_t ptr, void *data, size_t len)
 static bool ks_start(ShimmerEngine *e, ShimmerKeyState *ks, guint8 key_id, gint64 now,
                      GError **error)
 {
-    ks_clear(ks);
+    ks_clear(e, ks);
     ks->key_id = key_id;
     ShimmerReliableConfig rc = {0};
     rc.max_payload = e->is_tcp ? CONTROL_PAYLOAD_TCP : CONTROL_PAYLOAD_UDP;
@@ -268,14 +302,6 @@ static bool ks_start(ShimmerEngine *e, ShimmerKeyState *ks, guint8 key_id, gint6
     ks->tls_out = g_byte_array_new();
     shimmer_secret_buf_init(&ks->app_in, 0, APP_IN_LIMIT);
     ks->started = now;
-    /* replay-window N [T]; the parser keeps N within what replay.h takes. */
-    const ShimmerConfig *cfg = e->cfg;
-    guint window = cfg->replay_window ? cfg->replay_window : SHIMMER_REPLAY_DEFAULT_WINDOW;
-    guint backtrack =
-        cfg->replay_time >= 0 ? (guint)cfg->replay_time : SHIMMER_REPLAY_DEFAULT_TIME_BACKTRACK_S;
-    if (!shimmer_replay_init(&ks->replay, MIN(window, SHIMMER_REPLAY_MAX_WINDOW), backtrack))
-        shimmer_replay_init(&ks->replay, SHIMMER_REPLAY_DEFAULT_WINDOW,
-                            SHIMMER_REPLAY_DEFAULT_TIME_BACKTRACK_S);
     if ((e->role->km_has_pre_master &&
          !shimmer_core_random(e, ks->pre_master, sizeof(ks->pre_master))) ||
         !shimmer_core_random(e, ks->own_random1, sizeof(ks->own_random1)) ||
@@ -594,29 +620,24 @@ bool shimmer_core_install_keys(ShimmerEngine *e, ShimmerKeyState *ks, gint64 now
         shimmer_wipe(key2, sizeof(key2));
         return false;
     }
-    gsize klen = shimmer_datachan_cipher_key_len(e->cipher);
     /* keys[0] carries client to server, keys[1] server to client: each
      * cipher[64] | hmac[64], the implicit IV at the start of hmac. */
     const guint8 *send = key2 + 128 * e->role->data_send_half;
     const guint8 *recv = key2 + 128 * (1 - e->role->data_send_half);
     g_autoptr(GError) error = NULL;
-    g_clear_pointer(&ks->enc, shimmer_datachan_key_free);
-    g_clear_pointer(&ks->dec, shimmer_datachan_key_free);
-    ks->enc = shimmer_datachan_key_new(e->cipher, SHIMMER_DATACHAN_BACKEND_DEFAULT,
-                                       SHIMMER_DATACHAN_ENCRYPT, send, klen, send + 64, &error);
-    if (ks->enc != NULL)
-        ks->dec = shimmer_datachan_key_new(e->cipher, SHIMMER_DATACHAN_BACKEND_DEFAULT,
-                                           SHIMMER_DATACHAN_DECRYPT, recv, klen, recv + 64, &error);
+    bool ok = shimmer_dataplane_install(e->dp, ks->key_id, e->cipher, send, send + 64, recv,
+                                        recv + 64, &error);
     shimmer_wipe(key2, sizeof(key2));
     shimmer_wipe(ks->pre_master, sizeof(ks->pre_master));
-    if (ks->dec == NULL) {
+    if (!ok) {
         shimmer_core_log(e, SHIMMER_LOG_ERROR, "cannot set up the data channel: %s",
                          error->message);
         return false;
     }
     ks->keys_installed = true;
+    ks->sending = true;
     ks->established = now;
-    ks->bytes = ks->packets = 0;
+    sync_dataplane(e);
     shimmer_core_log(e, SHIMMER_LOG_INFO, "data channel key %u: %s, %s", ks->key_id,
                      shimmer_datachan_cipher_name(e->cipher),
                      e->tls_ekm ? "TLS-EKM" : "legacy PRF");
@@ -632,16 +653,19 @@ static ShimmerKeyState *rotate_keys(ShimmerEngine *e, ShimmerKeyState *ks, gint6
         return ks;
     ShimmerKeyState old = e->ks[0];
     gint tran = e->cfg->tran_window >= 0 ? e->cfg->tran_window : 3600;
-    ks_clear(&e->ks[1]);
+    ks_clear(e, &e->ks[1]);
     e->ks[0] = *ks;
     memset(ks, 0, sizeof(*ks));
     e->ks[1] = old;
+    /* Receives at once; sends once settled (settle_keys()). */
+    e->ks[0].sending = false;
     e->ks[1].expires = now + (gint64)tran * SHIMMER_US;
     /* The structs moved: point GnuTLS at their new home. */
     gnutls_transport_set_ptr(e->ks[0].tls, &e->ks[0]);
     if (e->ks[1].tls != NULL)
         gnutls_transport_set_ptr(e->ks[1].tls, &e->ks[1]);
     e->stats.renegotiations++;
+    sync_dataplane(e);
     return &e->ks[0];
 }
 
@@ -793,12 +817,14 @@ static void drive_tls(ShimmerEngine *e, ShimmerKeyState *ks, gint64 now)
 void shimmer_core_reset_session(ShimmerEngine *e)
 {
     for (int i = 0; i < SHIMMER_ENGINE_N_KEY_STATES; i++)
-        ks_clear(&e->ks[i]);
+        ks_clear(e, &e->ks[i]);
+    shimmer_dataplane_clear(e->dp);
     e->session_gen++;
     e->have_remote_sid = false;
     e->cipher_set = false;
     e->use_data_v2 = false;
     e->transport_ready = false;
+    sync_dataplane(e);
 }
 
 void shimmer_core_end(ShimmerEngine *e, ShimmerState final, const char *why)
@@ -872,7 +898,7 @@ ShimmerKeyState *shimmer_core_start_renegotiation(ShimmerEngine *e, guint8 key_i
     g_autoptr(GError) error = NULL;
     if (!ks_start(e, ks, key_id, now, &error)) {
         shimmer_core_log(e, SHIMMER_LOG_ERROR, "renegotiation: %s", error->message);
-        ks_clear(ks);
+        ks_clear(e, ks);
         return NULL;
     }
     e->next_key_id = key_id == SHIMMER_KEY_ID_MAX ? 1 : key_id + 1;
@@ -1002,112 +1028,31 @@ static ShimmerDropReason recv_control(ShimmerEngine *e, const guint8 *pkt, gsize
 
 /* ---------- data channel ---------- */
 
-static ShimmerDropReason open_drop_reason(ShimmerDatachanResult r)
+/* Once per session: the peer compresses what it sends. */
+static void warn_compression(ShimmerEngine *e)
 {
-    switch (r) {
-    case SHIMMER_DATACHAN_ERR_AUTH:
-        return SHIMMER_DROP_AUTH;
-    case SHIMMER_DATACHAN_ERR_BUFFER:
-        return SHIMMER_DROP_TOO_BIG;
-    default:
-        return SHIMMER_DROP_MALFORMED;
-    }
+    if (!shimmer_dataplane_take_comp_seen(e->dp) || e->comp_seen)
+        return;
+    e->comp_seen = true;
+    shimmer_core_log(e, SHIMMER_LOG_WARNING,
+                     "the %s compresses the packets it sends: an attacker who can inject "
+                     "traffic may learn secrets from the compressed sizes (VORACLE); ask "
+                     "for compression to be turned off",
+                     e->role->peer_name);
 }
 
-/* Whether the framed plaintext BUF[0..LEN) holds a compressed packet. */
-static bool is_compressed(ShimmerCompFraming framing, const guint8 *buf, gsize len)
-{
-    switch (framing) {
-    case SHIMMER_COMP_LZO_NO:
-        return len > 0 && buf[0] == 0x66;
-    case SHIMMER_COMP_STUB:
-        return len > 0 && buf[0] == 0x69;
-    case SHIMMER_COMP_STUB_V2:
-        return len > 1 && buf[0] == 0x50 && buf[1] == 0x01;
-    case SHIMMER_COMP_NONE:
-        break;
-    }
-    return false;
-}
-
-/* Removes the compression framing of the plaintext in BUF (room for CAP
- * bytes) and decompresses what the peer compressed. */
-static ShimmerDropReason decompress(ShimmerEngine *e, guint8 *buf, gsize *len, gsize cap)
-{
-    bool compressed = is_compressed(e->comp, buf, *len);
-    if (compressed && !e->comp_seen && e->comp_alg != SHIMMER_COMP_ALG_NONE) {
-        e->comp_seen = true;
-        shimmer_core_log(e, SHIMMER_LOG_WARNING,
-                         "the %s compresses the packets it sends: an attacker who can inject "
-                         "traffic may learn secrets from the compressed sizes (VORACLE); ask "
-                         "for compression to be turned off",
-                         e->role->peer_name);
-    }
-    /* The scratch holds no secret between calls on the data path; a
-     * compressed packet decodes there and is copied back. */
-    ShimmerDecompResult r =
-        shimmer_decompress(e->comp, e->comp_alg, buf, len, cap, e->scratch, sizeof(e->scratch));
-    switch (r) {
-    case SHIMMER_DECOMP_OK:
-        return SHIMMER_DROP_NONE;
-    case SHIMMER_DECOMP_NOT_ALLOWED:
-        return SHIMMER_DROP_COMPRESSED;
-    case SHIMMER_DECOMP_TOO_LARGE:
-        return SHIMMER_DROP_TOO_BIG;
-    case SHIMMER_DECOMP_MALFORMED:
-    case SHIMMER_DECOMP_BAD_DATA:
-        break;
-    }
-    return SHIMMER_DROP_BAD_COMPRESSION;
-}
-
-/* A data packet: its plaintext for the tun in OUT[0..*OUT_LEN), or
- * consumed here (*OUT_LEN 0: ping, OCC). */
+/* A data packet on the engine's own lane: its plaintext for the tun in
+ * OUT[0..*OUT_LEN), or consumed (*OUT_LEN 0: ping, OCC). */
 static ShimmerDropReason recv_data(ShimmerEngine *e, const guint8 *pkt, gsize len, gint64 now,
                                    guint8 *out, gsize cap, gsize *out_len)
 {
-    guint key_id = shimmer_packet_key_id(pkt[0]);
-    bool v2 = shimmer_packet_opcode(pkt[0]) == SHIMMER_OP_DATA_V2;
-    ShimmerKeyState *ks = ks_by_id(e, key_id);
-    if (ks == NULL || ks->dec == NULL || (ks->expires && now > ks->expires))
-        return SHIMMER_DROP_NO_KEY;
-    guint32 id;
-    if (!shimmer_datachan_peek_packet_id(v2, pkt, len, &id))
-        return SHIMMER_DROP_MALFORMED;
-    if (shimmer_replay_check(&ks->replay, id, now) != SHIMMER_REPLAY_OK)
-        return SHIMMER_DROP_REPLAY;
-    gsize plain_len = 0;
-    ShimmerDatachanResult r =
-        v2 ? shimmer_datachan_open_v2(ks->dec, pkt, len, out, cap, &plain_len, &id)
-           : shimmer_datachan_open_v1(ks->dec, pkt, len, out, cap, &plain_len, &id);
-    if (r != SHIMMER_DATACHAN_OK)
-        return open_drop_reason(r);
-    /* Authentic: it counts as heard from the peer whatever it holds. */
-    shimmer_replay_update(&ks->replay, id, now);
-    e->last_recv = now;
-    e->stats.link_bytes_in += len;
-    ks->bytes += plain_len;
-    ks->packets++;
-    if (e->comp != SHIMMER_COMP_NONE) {
-        ShimmerDropReason why = decompress(e, out, &plain_len, cap);
-        if (why != SHIMMER_DROP_NONE)
-            return why;
+    ShimmerDropReason why = shimmer_dataplane_open_copy(e->dp, pkt, len, now, out, cap, out_len);
+    warn_compression(e);
+    if (why == SHIMMER_DROP_NONE && shimmer_dataplane_take_peer_exit(e->dp)) {
+        g_autofree char *reason = g_strdup_printf("the %s is shutting down", e->role->peer_name);
+        lose_session(e, SHIMMER_SESSION_LOST_NEXT_PEER, reason, now);
     }
-    if (plain_len == sizeof(ping_magic) && memcmp(out, ping_magic, sizeof(ping_magic)) == 0)
-        return SHIMMER_DROP_NONE;
-    if (plain_len >= sizeof(occ_magic) + 1 && memcmp(out, occ_magic, sizeof(occ_magic)) == 0) {
-        if (out[sizeof(occ_magic)] == OCC_EXIT) {
-            g_autofree char *why = g_strdup_printf("the %s is shutting down", e->role->peer_name);
-            lose_session(e, SHIMMER_SESSION_LOST_NEXT_PEER, why, now);
-        }
-        return SHIMMER_DROP_NONE;
-    }
-    if (plain_len == 0)
-        return SHIMMER_DROP_NONE;
-    e->stats.tun_bytes_out += plain_len;
-    e->stats.tun_packets_out++;
-    *out_len = plain_len;
-    return SHIMMER_DROP_NONE;
+    return why;
 }
 
 ShimmerRecvResult shimmer_engine_recv(ShimmerEngine *e, const guint8 *pkt, gsize len, gint64 now,
@@ -1120,7 +1065,7 @@ ShimmerRecvResult shimmer_engine_recv(ShimmerEngine *e, const guint8 *pkt, gsize
     if (len == 0)
         why = SHIMMER_DROP_MALFORMED;
     else if (op == SHIMMER_OP_DATA_V1 || op == SHIMMER_OP_DATA_V2)
-        why = recv_data(e, pkt, len, now, tun_out, tun_cap, tun_len);
+        why = recv_data(e, pkt, len, now, tun_out, tun_cap, tun_len); /* counted by the plane */
     else if (e->role->peer_control_opcodes & (1u << op))
         why = recv_control(e, pkt, len, now);
     else if (shimmer_packet_opcode_is_control(op))
@@ -1131,50 +1076,19 @@ ShimmerRecvResult shimmer_engine_recv(ShimmerEngine *e, const guint8 *pkt, gsize
         *drop = why;
     if (why != SHIMMER_DROP_NONE) {
         *tun_len = 0;
-        e->stats.dropped[why]++;
+        if (op != SHIMMER_OP_DATA_V1 && op != SHIMMER_OP_DATA_V2)
+            e->stats.dropped[why]++;
         return SHIMMER_RECV_DROPPED;
     }
     return *tun_len > 0 ? SHIMMER_RECV_TUN : SHIMMER_RECV_CONSUMED;
 }
 
-static ShimmerEncryptResult seal_result(ShimmerDatachanResult r)
-{
-    switch (r) {
-    case SHIMMER_DATACHAN_OK:
-        return SHIMMER_ENCRYPT_OK;
-    case SHIMMER_DATACHAN_ERR_EXHAUSTED:
-        return SHIMMER_ENCRYPT_OUT_OF_IDS;
-    case SHIMMER_DATACHAN_ERR_BUFFER:
-        return SHIMMER_ENCRYPT_TOO_BIG;
-    default:
-        return SHIMMER_ENCRYPT_FAILED;
-    }
-}
-
-/* PLAIN, framed for compression if need be, as a data packet on the
- * primary key into OUT. */
-static ShimmerEncryptResult seal(ShimmerEngine *e, const guint8 *plain, gsize len, guint8 *out,
-                                 gsize cap, gsize *out_len)
-{
-    ShimmerKeyState *ks = &e->ks[0];
-    if (ks->enc == NULL)
-        return SHIMMER_ENCRYPT_NOT_CONNECTED;
-    if (e->comp != SHIMMER_COMP_NONE) {
-        len = shimmer_compframe_wrap(e->comp, plain, len, e->scratch);
-        plain = e->scratch;
-    }
-    ShimmerDatachanResult r =
-        e->use_data_v2
-            ? shimmer_datachan_seal_v2(ks->enc, ks->key_id, e->peer_id, plain, len, out, cap,
-                                       out_len, NULL)
-            : shimmer_datachan_seal_v1(ks->enc, ks->key_id, plain, len, out, cap, out_len, NULL);
-    return seal_result(r);
-}
-
 G_STATIC_ASSERT(SHIMMER_ENGINE_DATA_OVERHEAD >=
                 SHIMMER_DATACHAN_V2_OVERHEAD + SHIMMER_COMPFRAME_MAX_OVERHEAD);
-G_STATIC_ASSERT(SHIMMER_ENGINE_SCRATCH >=
-                SHIMMER_ENGINE_MAX_PLAIN + SHIMMER_COMPFRAME_MAX_OVERHEAD);
+G_STATIC_ASSERT(SHIMMER_ENGINE_HEADROOM >=
+                SHIMMER_DATACHAN_V2_OVERHEAD + SHIMMER_COMPFRAME_MAX_OVERHEAD);
+G_STATIC_ASSERT(SHIMMER_ENGINE_TAILROOM >= SHIMMER_COMPFRAME_TAILROOM);
+G_STATIC_ASSERT(SHIMMER_DATAPLANE_MAX_LANES <= SHIMMER_DATACHAN_MAX_LANES);
 
 ShimmerEncryptResult shimmer_engine_encrypt(ShimmerEngine *e, const guint8 *ip, gsize len,
                                             guint8 *out, gsize out_cap, gint64 now, gsize *out_len)
@@ -1182,21 +1096,19 @@ ShimmerEncryptResult shimmer_engine_encrypt(ShimmerEngine *e, const guint8 *ip, 
     *out_len = 0;
     ShimmerKeyState *ks = &e->ks[0];
     ShimmerEncryptResult r;
-    if (e->state != SHIMMER_STATE_CONNECTED || ks->enc == NULL)
+    if (e->state != SHIMMER_STATE_CONNECTED || !ks->keys_installed)
         r = SHIMMER_ENCRYPT_NOT_CONNECTED;
     else if (len == 0)
         r = SHIMMER_ENCRYPT_EMPTY;
     else if (len > SHIMMER_ENGINE_MAX_PLAIN || out_cap < len + SHIMMER_ENGINE_DATA_OVERHEAD)
         r = SHIMMER_ENCRYPT_TOO_BIG;
     else
-        r = seal(e, ip, len, out, out_cap, out_len);
+        r = shimmer_dataplane_seal_copy(e->dp, ip, len, out, out_cap, out_len);
     if (r != SHIMMER_ENCRYPT_OK) {
         *out_len = 0;
         e->stats.not_encrypted[r]++;
         return r;
     }
-    ks->bytes += len;
-    ks->packets++;
     e->stats.tun_bytes_in += len;
     e->stats.tun_packets_in++;
     e->stats.link_bytes_out += *out_len;
@@ -1211,12 +1123,12 @@ static gsize write_own_data(ShimmerEngine *e, guint8 *buf, gsize cap, gint64 now
 {
     gsize n = 0;
     if (e->state == SHIMMER_STATE_CONNECTED && e->ping_s > 0 &&
-        now >= e->last_sent + (gint64)e->ping_s * SHIMMER_US) {
+        now >= last_sent(e) + (gint64)e->ping_s * SHIMMER_US) {
         /* Due again in ping seconds even if this one cannot be sealed (out
          * of packet ids until the renegotiation ends): never a deadline
          * stuck in the past. */
         e->last_sent = now;
-        seal(e, ping_magic, sizeof(ping_magic), buf, cap, &n);
+        shimmer_dataplane_seal_copy(e->dp, ping_magic, sizeof(ping_magic), buf, cap, &n);
     } else if (e->state == SHIMMER_STATE_DISCONNECTING && e->exit_pings_left &&
                now >= e->next_exit_ping) {
         guint8 occ[sizeof(occ_magic) + 1];
@@ -1224,15 +1136,55 @@ static gsize write_own_data(ShimmerEngine *e, guint8 *buf, gsize cap, gint64 now
         occ[sizeof(occ_magic)] = OCC_EXIT;
         e->exit_pings_left--;
         e->next_exit_ping = now + SHIMMER_US;
-        seal(e, occ, sizeof(occ), buf, cap, &n);
+        shimmer_dataplane_seal_copy(e->dp, occ, sizeof(occ), buf, cap, &n);
     }
     return n;
+}
+
+/* How long a renegotiated key that both ends should have waits for a data
+ * packet from the peer on it before it sends anyway. */
+#define SETTLE_WAIT (1 * SHIMMER_US)
+
+/* A renegotiated key takes over sending only once the peer surely has it.
+ * An OpenVPN server sets up its data keys only when its key-method record
+ * is acked, so data on the new key that overtook that ack is dropped ("not
+ * initialized"), and with data sent from other threads it easily does, as
+ * does data sent while the ack was lost. So the new key sends as soon as a
+ * data packet from the peer arrives on it (the peer has it then), or at the
+ * latest SETTLE_WAIT after the exchange settled (our record acked, our acks
+ * of the peer's sent: the runner sends each packet before it calls
+ * write_pkt() again, so at the start of a call the acks taken before are on
+ * their way). The old key keeps sending meanwhile; it is the peer's lame
+ * duck, valid for tran-window. */
+static void settle_keys(ShimmerEngine *e, gint64 now)
+{
+    ShimmerKeyState *ks = &e->ks[0];
+    if (ks->status != SHIMMER_KS_ACTIVE || !ks->keys_installed || ks->sending || ks->rel == NULL)
+        return;
+    /* The old key running out of packet ids cannot wait. */
+    const ShimmerKeyState *old = &e->ks[1];
+    bool now_or_never =
+        !old->keys_installed || shimmer_dataplane_key_needs_rekey(e->dp, old->key_id);
+    bool heard = shimmer_dataplane_key_heard(e->dp, ks->key_id);
+    if (!heard && !now_or_never) {
+        if (shimmer_reliable_unacked(ks->rel) > 0 || shimmer_reliable_has_pending_acks(ks->rel)) {
+            ks->settled_at = 0;
+            return;
+        }
+        if (ks->settled_at == 0)
+            ks->settled_at = now;
+        if (now < ks->settled_at + SETTLE_WAIT)
+            return;
+    }
+    ks->sending = true;
+    sync_dataplane(e);
 }
 
 gssize shimmer_engine_write_pkt(ShimmerEngine *e, guint8 *buf, gsize cap, gint64 now)
 {
     if (cap < SHIMMER_ENGINE_MAX_PACKET)
         return -1;
+    settle_keys(e, now);
     gsize n = take_linger(e, buf);
     if (n > 0)
         return (gssize)n;
@@ -1267,9 +1219,12 @@ static gint64 reneg_due_at(const ShimmerEngine *e)
     const ShimmerKeyState *p = &e->ks[0];
     if (!p->established)
         return G_MAXINT64;
-    if ((cfg->reneg_bytes > 0 && p->bytes >= (guint64)cfg->reneg_bytes) ||
-        (cfg->reneg_pkts > 0 && p->packets >= (guint64)cfg->reneg_pkts) ||
-        (p->enc != NULL && shimmer_datachan_key_needs_rekey(p->enc)))
+    guint64 bytes = 0, packets = 0;
+    if (p->keys_installed)
+        shimmer_dataplane_key_usage(e->dp, p->key_id, &bytes, &packets);
+    if ((cfg->reneg_bytes > 0 && bytes >= (guint64)cfg->reneg_bytes) ||
+        (cfg->reneg_pkts > 0 && packets >= (guint64)cfg->reneg_pkts) ||
+        (p->keys_installed && shimmer_dataplane_key_needs_rekey(e->dp, p->key_id)))
         return p->established;
     gint64 reneg = cfg->reneg_sec >= 0 ? cfg->reneg_sec : 3600;
     return reneg > 0 ? p->established + MAX(reneg * SHIMMER_US - e->reneg_jitter, SHIMMER_US)
@@ -1302,9 +1257,18 @@ gint64 shimmer_engine_next_deadline(ShimmerEngine *e)
     }
     if (e->state == SHIMMER_STATE_CONNECTED) {
         if (e->ping_s > 0)
-            d = MIN(d, e->last_sent + (gint64)e->ping_s * SHIMMER_US);
+            d = MIN(d, last_sent(e) + (gint64)e->ping_s * SHIMMER_US);
         if (e->ping_restart_s > 0)
-            d = MIN(d, e->last_recv + (gint64)e->ping_restart_s * SHIMMER_US);
+            d = MIN(d, last_recv(e) + (gint64)e->ping_restart_s * SHIMMER_US);
+        if (shimmer_dataplane_peer_exit_pending(e->dp))
+            d = G_MININT64;
+        const ShimmerKeyState *p = &e->ks[0];
+        if (p->keys_installed && !p->sending) {
+            if (shimmer_dataplane_key_heard(e->dp, p->key_id))
+                d = G_MININT64;
+            else if (p->settled_at != 0)
+                d = MIN(d, p->settled_at + SETTLE_WAIT);
+        }
         if (e->ks[2].status == SHIMMER_KS_NONE)
             d = MIN(d, reneg_due_at(e));
     }
@@ -1336,11 +1300,11 @@ static bool serve_key_state_timers(ShimmerEngine *e, gint64 now)
             }
             shimmer_core_log(e, SHIMMER_LOG_WARNING, "renegotiation of key %u timed out",
                              ks->key_id);
-            ks_clear(ks);
+            ks_clear(e, ks);
             continue;
         }
         if (ks->expires && now >= ks->expires) {
-            ks_clear(ks);
+            ks_clear(e, ks);
             continue;
         }
         if (ks->retired)
@@ -1356,7 +1320,12 @@ static bool serve_key_state_timers(ShimmerEngine *e, gint64 now)
  * pings come out of write_pkt). */
 static void serve_connected_timers(ShimmerEngine *e, gint64 now)
 {
-    if (e->ping_restart_s > 0 && now >= e->last_recv + (gint64)e->ping_restart_s * SHIMMER_US) {
+    if (shimmer_dataplane_take_peer_exit(e->dp)) {
+        g_autofree char *why = g_strdup_printf("the %s is shutting down", e->role->peer_name);
+        lose_session(e, SHIMMER_SESSION_LOST_NEXT_PEER, why, now);
+        return;
+    }
+    if (e->ping_restart_s > 0 && now >= last_recv(e) + (gint64)e->ping_restart_s * SHIMMER_US) {
         lose_session(e, SHIMMER_SESSION_LOST_RETRY, "nothing received for ping-restart seconds",
                      now);
         return;
@@ -1376,6 +1345,8 @@ void shimmer_engine_handle_timeout(ShimmerEngine *e, gint64 now)
 {
     if (e->role->handle_timeout(e, now))
         return;
+    settle_keys(e, now);
+    warn_compression(e);
     if (e->state == SHIMMER_STATE_DISCONNECTING) {
         serve_exit_timers(e, now);
         return;
@@ -1451,6 +1422,17 @@ const char *shimmer_engine_get_tls_version(const ShimmerEngine *e)
 void shimmer_engine_get_stats(const ShimmerEngine *e, ShimmerEngineStats *out)
 {
     *out = e->stats;
+    shimmer_dataplane_add_stats(e->dp, out);
+}
+
+gboolean shimmer_engine_set_lanes(ShimmerEngine *e, guint n_lanes)
+{
+    return shimmer_dataplane_set_lanes(e->dp, n_lanes);
+}
+
+ShimmerDataPlane *shimmer_engine_get_dataplane(ShimmerEngine *e)
+{
+    return e->dp;
 }
 
 guint shimmer_engine_get_mss(const ShimmerEngine *e, gboolean ipv6)
@@ -1458,14 +1440,30 @@ guint shimmer_engine_get_mss(const ShimmerEngine *e, gboolean ipv6)
     gint mssfix = e->mssfix;
     if (mssfix == 0)
         return 0;
-    if (mssfix < 0)
-        mssfix = 1492;
-    /* mssfix bounds the encrypted UDP packet: take off the outer IPv4 and
-     * UDP headers, our overhead, and the inner IP and TCP headers. */
-    gint overhead = 20 + 8 + SHIMMER_DATACHAN_V2_OVERHEAD + (e->comp ? 2 : 0);
-    if (e->is_tcp)
-        overhead = 20 + 20 + 2 + SHIMMER_DATACHAN_V2_OVERHEAD;
-    gint mss = mssfix - overhead - (ipv6 ? 40 : 20) - 20;
+    gboolean encap = e->cfg->mssfix_mtu, fixed = e->cfg->mssfix_fixed;
+    if (mssfix < 0) {
+        mssfix = 1492; /* OpenVPN 2.6's default: 1492 mtu */
+        encap = TRUE;
+        fixed = FALSE;
+    }
+    /* The inner IP and TCP headers (an IPv6 packet's are 20 bytes more). */
+    gint inner = (ipv6 ? 40 : 20) + 20;
+    gint mss;
+    if (fixed) {
+        /* `mssfix N fixed`: N is the largest inner packet. */
+        mss = mssfix - inner;
+    } else {
+        /* `mssfix N`: N bounds the encrypted payload of a UDP datagram (or
+         * TCP segment); with `mtu` it bounds the whole outer IP packet. As
+         * OpenVPN counts it: the data channel's own header and tag, the TCP
+         * length prefix, the compression framing byte, the outer headers. */
+        gint overhead =
+            (e->use_data_v2 ? SHIMMER_DATACHAN_V2_OVERHEAD : SHIMMER_DATACHAN_V1_OVERHEAD) +
+            (e->is_tcp ? 2 : 0) + (e->comp != SHIMMER_COMP_NONE ? 1 : 0);
+        if (encap)
+            overhead += (e->transport_ipv6 ? 40 : 20) + (e->is_tcp ? 20 : 8);
+        mss = mssfix - overhead - inner;
+    }
     return mss > 0 ? (guint)mss : 0;
 }
 
@@ -1754,6 +1752,19 @@ gnutls_fail:
     return false;
 }
 
+/* The data plane of an engine of CFG: its renegotiation limits (to wake
+ * the engine's thread) and its replay window. */
+static ShimmerDataPlane *core_new_dataplane(const ShimmerConfig *cfg)
+{
+    ShimmerDataPlane *dp = shimmer_dataplane_new();
+    shimmer_dataplane_set_rekey_limits(dp, cfg->reneg_bytes > 0 ? (guint64)cfg->reneg_bytes : 0,
+                                       cfg->reneg_pkts > 0 ? (guint64)cfg->reneg_pkts : 0);
+    shimmer_dataplane_set_replay(dp, cfg->replay_window,
+                                 cfg->replay_time >= 0 ? (guint)cfg->replay_time
+                                                       : SHIMMER_REPLAY_DEFAULT_TIME_BACKTRACK_S);
+    return dp;
+}
+
 ShimmerEngine *shimmer_core_new(const ShimmerConfig *cfg, const ShimmerEngineHooks *hooks,
                                 const ShimmerEngineRole *role, gpointer role_data, GError **error)
 {
@@ -1777,6 +1788,7 @@ ShimmerEngine *shimmer_core_new(const ShimmerConfig *cfg, const ShimmerEngineHoo
         shimmer_engine_free(e);
         return NULL;
     }
+    e->dp = core_new_dataplane(cfg);
     if (!load_credentials(e, error)) {
         shimmer_engine_free(e);
         return NULL;
@@ -1796,6 +1808,7 @@ ShimmerEngine *shimmer_core_new_shared(const ShimmerEngine *shared, const Shimme
     e->events = g_queue_new();
     e->comp = shared->cfg->comp;
     e->mssfix = shared->cfg->mssfix;
+    e->dp = core_new_dataplane(shared->cfg);
     e->shares_credentials = true;
     e->creds = shared->creds;
     e->trust = shared->trust;
@@ -1811,7 +1824,8 @@ void shimmer_engine_free(ShimmerEngine *e)
     if (e->role != NULL && e->role->free != NULL)
         e->role->free(e);
     for (int i = 0; i < SHIMMER_ENGINE_N_KEY_STATES; i++)
-        ks_clear(&e->ks[i]);
+        ks_clear(e, &e->ks[i]);
+    shimmer_dataplane_unref(e->dp);
     shimmer_ctlwrap_free(e->wrap);
     if (e->shares_credentials) {
         e->creds = NULL;

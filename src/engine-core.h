@@ -61,8 +61,9 @@ G_BEGIN_DECLS
  * being negotiated. */
 #define SHIMMER_ENGINE_N_KEY_STATES 3
 /* Room for one plain control packet (the reliable layer's payloads are far
- * smaller) and for one framed plaintext. */
-#define SHIMMER_ENGINE_SCRATCH (SHIMMER_ENGINE_MAX_PLAIN + 128)
+ * smaller). Data packets never pass through it: their compression framing
+ * is written straight into the caller's output buffer. */
+#define SHIMMER_ENGINE_SCRATCH (SHIMMER_ENGINE_MAX_PACKET + 128)
 
 typedef enum {
     SHIMMER_KS_NONE,
@@ -78,6 +79,10 @@ typedef struct {
     bool km_sent;
     bool km_received;
     bool keys_installed;
+    /* Data goes out on this key (see settle_keys() in engine-core.c), and
+     * when it could first have (0: not yet). */
+    bool sending;
+    gint64 settled_at;
     /* A lame duck whose control channel went quiet: its TLS session and
      * reliable layer are freed, it only decrypts until it expires. */
     bool retired;
@@ -90,12 +95,11 @@ typedef struct {
     guint8 pre_master[SHIMMER_PRE_MASTER_LEN];
     guint8 own_random1[SHIMMER_KM_RANDOM_LEN], own_random2[SHIMMER_KM_RANDOM_LEN];
     guint8 peer_random1[SHIMMER_KM_RANDOM_LEN], peer_random2[SHIMMER_KM_RANDOM_LEN];
-    ShimmerDatachanKey *enc, *dec;
-    ShimmerReplay replay;
     gint64 started;     /* when the key state began (hand-window) */
     gint64 established; /* when the data keys were installed (reneg-sec) */
     gint64 expires;     /* lame duck: stop accepting after this */
-    guint64 bytes, packets;
+    /* The data keys themselves live in the engine's data plane, by key id,
+     * from keys_installed on. */
 } ShimmerKeyState;
 
 /* How a session ended that cannot go on. */
@@ -223,6 +227,8 @@ struct ShimmerEngine {
      * compares it to see whether the session it worked on still exists. */
     guint session_gen;
     bool is_tcp;
+    /* The transport runs over IPv6 (mssfix N mtu counts its header). */
+    bool transport_ipv6;
     bool transport_ready;
 
     /* Owned, or borrowed from another engine (shimmer_core_new_shared():
@@ -278,9 +284,65 @@ struct ShimmerEngine {
     guint exit_pings_left;
     gint64 next_exit_ping;
 
+    /* The data keys, the data path's counters and its clocks. */
+    ShimmerDataPlane *dp;
+
     ShimmerEngineStats stats;
     guint8 scratch[SHIMMER_ENGINE_SCRATCH];
 };
+
+/* ---- the data plane (engine-data.c), driven from the engine's thread ----
+ * The core keeps it in step with the key states and the state; the roles
+ * never touch it. */
+
+ShimmerDataPlane *shimmer_dataplane_new(void);
+gboolean shimmer_dataplane_set_lanes(ShimmerDataPlane *dp, guint n_lanes);
+/* Data keys for KEY_ID (replacing any), not sending yet. */
+bool shimmer_dataplane_install(ShimmerDataPlane *dp, guint8 key_id, ShimmerDatachanCipher cipher,
+                               const guint8 *send_key, const guint8 *send_iv,
+                               const guint8 *recv_key, const guint8 *recv_iv, GError **error);
+void shimmer_dataplane_remove(ShimmerDataPlane *dp, guint8 key_id);
+void shimmer_dataplane_clear(ShimmerDataPlane *dp);
+/* KEY_ID receives until EXPIRES (a lame duck; 0: no end). */
+void shimmer_dataplane_set_expiry(ShimmerDataPlane *dp, guint8 key_id, gint64 expires);
+/* PRIMARY: the key id that sends (-1: none); OPEN: tun packets are taken;
+ * COMP/COMP_ALG: the framing sent and received, what the peer may compress
+ * with. */
+void shimmer_dataplane_configure(ShimmerDataPlane *dp, gint primary, bool open, bool v2,
+                                 guint32 peer_id, ShimmerCompFraming comp,
+                                 ShimmerCompAlgorithm comp_alg);
+/* replay-window N T (0: the default window) for keys installed from now on. */
+void shimmer_dataplane_set_replay(ShimmerDataPlane *dp, guint window, guint backtrack_s);
+/* TRUE once per session (shimmer_dataplane_clear() starts one): a lane
+ * saw a compressed packet; a worker's lane wakes the engine for it. */
+bool shimmer_dataplane_take_comp_seen(ShimmerDataPlane *dp);
+/* reneg-bytes / reneg-pkts (0: none), to wake the engine when reached. */
+void shimmer_dataplane_set_rekey_limits(ShimmerDataPlane *dp, guint64 bytes, guint64 packets);
+/* Plaintext bytes and packets through KEY_ID, all lanes and directions. */
+bool shimmer_dataplane_key_usage(const ShimmerDataPlane *dp, guint8 key_id, guint64 *bytes,
+                                 guint64 *packets);
+bool shimmer_dataplane_key_needs_rekey(const ShimmerDataPlane *dp, guint8 key_id);
+/* A data packet from the peer opened with KEY_ID. */
+bool shimmer_dataplane_key_heard(const ShimmerDataPlane *dp, guint8 key_id);
+/* Tests: moves KEY_ID's sending counter forward. */
+bool shimmer_dataplane_key_skip_to(ShimmerDataPlane *dp, guint8 key_id, guint32 next_id);
+/* The last data packet sent and received on any lane (0: none). */
+void shimmer_dataplane_get_times(const ShimmerDataPlane *dp, gint64 *last_sent, gint64 *last_recv);
+/* Adds the lanes' counters to ST. */
+void shimmer_dataplane_add_stats(const ShimmerDataPlane *dp, ShimmerEngineStats *st);
+/* TRUE once after a lane received the peer's OCC EXIT; _pending() looks
+ * without taking. */
+bool shimmer_dataplane_take_peer_exit(ShimmerDataPlane *dp);
+bool shimmer_dataplane_peer_exit_pending(const ShimmerDataPlane *dp);
+/* Seals PLAIN into OUT with the sending key on lane 0 whether or not the
+ * channel takes tun packets (the engine's pings and OCC EXIT, and
+ * shimmer_engine_encrypt()); counts nothing in the lanes' stats. */
+ShimmerEncryptResult shimmer_dataplane_seal_copy(ShimmerDataPlane *dp, const guint8 *plain,
+                                                 gsize len, guint8 *out, gsize cap, gsize *out_len);
+/* Opens a data packet on lane 0 into OUT (its plaintext for the tun at the
+ * start, *OUT_LEN 0 for none); counts a drop in lane 0. */
+ShimmerDropReason shimmer_dataplane_open_copy(ShimmerDataPlane *dp, const guint8 *pkt, gsize len,
+                                              gint64 now, guint8 *out, gsize cap, gsize *out_len);
 
 /* ---- the core's services to the roles ---- */
 

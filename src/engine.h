@@ -286,13 +286,18 @@ typedef enum {
 
 /* ---- sending ---- */
 
-/* The largest IP packet shimmer_engine_encrypt() takes... */
-#define SHIMMER_ENGINE_MAX_PLAIN 2048
+/* The largest IP packet shimmer_engine_encrypt() takes: any an IPv4 header
+ * can describe, so that no tun-mtu the profile or the server sets (the
+ * parser takes up to 65535) is cut short here. What a runner reads from its
+ * tun is bounded by the tun's MTU; it sizes its buffers by that. */
+#define SHIMMER_ENGINE_MAX_PLAIN 65535
 /* ...and what encryption adds at most (DATA_V2 header and tag,
  * compression framing). What arrives may decompress to more: a server
  * that compresses sends packets up to its tun-mtu. */
 #define SHIMMER_ENGINE_DATA_OVERHEAD 26
-/* shimmer_engine_write_pkt() needs a buffer of at least this size. */
+/* shimmer_engine_write_pkt() needs a buffer of at least this size: the
+ * packets it makes (control, acks, keepalive pings, exit notifications) are
+ * small whatever the tun-mtu. */
 #define SHIMMER_ENGINE_MAX_PACKET 2048
 
 typedef enum {
@@ -438,6 +443,108 @@ void shimmer_engine_get_stats(const ShimmerEngine *e, ShimmerEngineStats *out);
 guint shimmer_engine_get_connection_index(const ShimmerEngine *e);
 /* The MSS to clamp tunnelled TCP SYNs to (0: no clamping). */
 guint shimmer_engine_get_mss(const ShimmerEngine *e, gboolean ipv6);
+
+/* ---- the data plane: data packets on worker threads ----
+ *
+ * shimmer_engine_encrypt() and shimmer_engine_recv() run on the engine's
+ * thread and copy. A runner that moves data packets on threads of its own
+ * (one per core), in place, uses the engine's data plane instead; the
+ * control channel, timers and every other call stay on the engine's thread.
+ *
+ * Lanes: each thread that encrypts or decrypts has a lane of its own, a
+ * number from 1 to the count set with shimmer_engine_set_lanes() minus one;
+ * lane 0 is the engine's own thread (shimmer_engine_encrypt/recv, its
+ * pings). A lane works in batches: shimmer_dataplane_begin(), any number
+ * of packets, shimmer_dataplane_end(). Between the two the lane sees the
+ * keys as they were at begin (a renegotiation or a reconnect takes effect
+ * at its next batch, and keys it still uses stay alive until its end), so a
+ * batch should be short: what one wake-up brought.
+ *
+ * Packet ids: all lanes share the sending key's counter, so ids are unique
+ * but two lanes' packets can reach the wire out of order; the receiving end
+ * accepts that within its replay window. Replay windows are shared too
+ * (under a lock), so any lane may receive any packet; a runner that keeps
+ * one peer's received packets on one lane keeps their order and never
+ * contends for the lock.
+ *
+ * In place: a tun packet to encrypt lies at BUF[OFF..OFF+LEN) with at least
+ * SHIMMER_ENGINE_HEADROOM bytes in front and SHIMMER_ENGINE_TAILROOM
+ * behind; the data packet is written over it and the bytes in front. A
+ * received data packet is decrypted where it lies and the IP packet is
+ * left inside it. */
+
+typedef struct ShimmerDataPlane ShimmerDataPlane;
+
+/* Room an in-place encryption needs in front of the IP packet (DATA_V2
+ * header and tag, compression framing) and behind it (the framing's swap
+ * byte). */
+#define SHIMMER_ENGINE_HEADROOM 26
+#define SHIMMER_ENGINE_TAILROOM 1
+/* The most lanes, lane 0 included. */
+#define SHIMMER_DATAPLANE_MAX_LANES 64
+
+/* Makes room for N_LANES lanes (lane 0 and N_LANES - 1 workers). Only while
+ * no data keys exist: right after shimmer_engine_new(), or between
+ * sessions. FALSE (nothing changed) otherwise or for a count outside 1 to
+ * SHIMMER_DATAPLANE_MAX_LANES. */
+gboolean shimmer_engine_set_lanes(ShimmerEngine *e, guint n_lanes);
+
+/* The engine's data plane; owned by the engine (shimmer_dataplane_ref() to
+ * keep it beyond). Data packets through it count in the engine's stats. */
+ShimmerDataPlane *shimmer_engine_get_dataplane(ShimmerEngine *e);
+
+ShimmerDataPlane *shimmer_dataplane_ref(ShimmerDataPlane *dp);
+void shimmer_dataplane_unref(ShimmerDataPlane *dp);
+guint shimmer_dataplane_get_lanes(const ShimmerDataPlane *dp);
+
+/* Called from a worker's thread when the engine's thread should serve its
+ * timers now (shimmer_engine_next_deadline() is at NOW then): the peer
+ * announced its exit in a data packet, or the sending key reached
+ * reneg-bytes, reneg-pkts or the end of its packet ids. Set it before the
+ * workers start. */
+typedef void (*ShimmerDataPlaneWake)(gpointer user);
+void shimmer_dataplane_set_wake(ShimmerDataPlane *dp, ShimmerDataPlaneWake wake, gpointer user);
+
+/* A batch on LANE (1 or more; lane 0 needs none). */
+void shimmer_dataplane_begin(ShimmerDataPlane *dp, guint lane);
+void shimmer_dataplane_end(ShimmerDataPlane *dp, guint lane);
+
+/* Sending in order. Lanes that encrypt for the same peer at once put their
+ * packets on the wire in whatever order their sends happen, and a peer
+ * drops what arrives more than its replay window (64 packets in OpenVPN)
+ * behind the newest. A lane that cannot rule that out (another lane may
+ * send for the peer) brackets each send within a batch:
+ * shimmer_dataplane_reserve() with the number of packets it is about to
+ * encrypt (they take consecutive ids, returns how many it got), encrypt
+ * them, shimmer_dataplane_wait_turn() (returns once every earlier
+ * reservation for the key was released; after 200 ms it gives up and
+ * counts a timeout), send, shimmer_dataplane_release(). Ids reserved and
+ * not used are a gap the peer never sees filled. shimmer_dataplane_end()
+ * releases what is still held. */
+guint shimmer_dataplane_reserve(ShimmerDataPlane *dp, guint lane, guint n);
+void shimmer_dataplane_wait_turn(ShimmerDataPlane *dp, guint lane);
+void shimmer_dataplane_release(ShimmerDataPlane *dp, guint lane);
+/* Turns waited for in vain, all lanes. */
+guint64 shimmer_dataplane_get_turn_timeouts(const ShimmerDataPlane *dp);
+
+/* Encrypts the IP packet BUF[OFF..OFF+LEN) (BUF has CAP bytes) in place on
+ * LANE: the data packet to send is BUF[*PKT_OFF..*PKT_OFF+*PKT_LEN). Results
+ * as shimmer_engine_encrypt() (TOO_BIG also when the room in front or
+ * behind is short), counted in the stats the same way. */
+ShimmerEncryptResult shimmer_dataplane_encrypt(ShimmerDataPlane *dp, guint lane, guint8 *buf,
+                                               gsize cap, gsize off, gsize len, gint64 now,
+                                               gsize *pkt_off, gsize *pkt_len);
+
+/* Decrypts the data packet (DATA_V1 or DATA_V2) PKT[0..LEN) in place on
+ * LANE: for SHIMMER_RECV_TUN the IP packet is *PLAIN[0..*PLAIN_LEN), inside
+ * PKT, or, when the peer sent it compressed, in a buffer of the lane's that
+ * the lane's next packet overwrites. Results and DROP as
+ * shimmer_engine_recv(); a packet that is not a data packet is dropped as
+ * UNEXPECTED (hand it to the engine's thread, which gives it to
+ * shimmer_engine_recv()). */
+ShimmerRecvResult shimmer_dataplane_decrypt(ShimmerDataPlane *dp, guint lane, guint8 *pkt,
+                                            gsize len, gint64 now, guint8 **plain,
+                                            gsize *plain_len, ShimmerDropReason *drop);
 
 /* ---- the server role ----
  *

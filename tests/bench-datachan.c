@@ -1,10 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * bench-datachan [SECONDS]: seals and opens 1400-byte DATA_V2 packets with
- * every cipher and both backends for SECONDS each (default 1) on one core,
- * and prints the payload throughput of seal + open in Mbit/s and the ratio
- * Nettle/GnuTLS. The figures behind SHIMMER_DATACHAN_BACKEND_DEFAULT come
- * from here. Not a test: the numbers depend on the machine.
+ * bench-datachan [SECONDS] [--aes-256-gcm]: seals and opens 1400-byte
+ * DATA_V2 packets with every cipher and both backends for SECONDS each
+ * (default 1) on one core, and prints the payload throughput of seal + open
+ * in Mbit/s and the ratio Nettle/GnuTLS, then the same for AES-256-GCM with
+ * the default backend in place (the packet sealed and opened where it lies,
+ * as the data path does). The figures behind
+ * SHIMMER_DATACHAN_BACKEND_DEFAULT come from here. --aes-256-gcm prints only
+ * the in-place line (scripts/bench.sh shows it as the crypto limit). Not a
+ * test: the numbers depend on the machine.
  *
  * Throughput is per second of this thread's CPU time, not of wall time, so
  * that other processes competing for the CPU (a parallel build) distort the
@@ -76,8 +80,27 @@ static void one_packet(ShimmerDatachanKey *enc, ShimmerDatachanKey *dec, const g
     }
 }
 
+/* In place: the plaintext sealed where it lies behind room for the header,
+ * the packet opened where it lies. */
+static void one_packet_in_place(ShimmerDatachanKey *enc, ShimmerDatachanKey *dec, guint8 *pkt)
+{
+    gsize pkt_len, out_len;
+    ShimmerDatachanResult r;
+
+    r = shimmer_datachan_seal_v2(enc, 0, 1, pkt + SHIMMER_DATACHAN_V2_OVERHEAD, PAYLOAD, pkt,
+                                 PAYLOAD + SHIMMER_DATACHAN_V2_OVERHEAD, &pkt_len, NULL);
+    if (r == SHIMMER_DATACHAN_OK)
+        r = shimmer_datachan_open_v2(dec, pkt, pkt_len, pkt + SHIMMER_DATACHAN_V2_OVERHEAD, PAYLOAD,
+                                     &out_len, NULL);
+    if (r != SHIMMER_DATACHAN_OK || out_len != PAYLOAD) {
+        fprintf(stderr, "bench-datachan: %s\n", shimmer_datachan_result_to_string(r));
+        exit(1);
+    }
+}
+
 /* Mbit/s of payload through seal + open. */
-static double measure(ShimmerDatachanCipher cipher, ShimmerDatachanBackend backend, double seconds)
+static double measure(ShimmerDatachanCipher cipher, ShimmerDatachanBackend backend, double seconds,
+                      gboolean in_place)
 {
     g_autoptr(ShimmerDatachanKey) enc = new_key(cipher, backend, SHIMMER_DATACHAN_ENCRYPT);
     g_autoptr(ShimmerDatachanKey) dec = new_key(cipher, backend, SHIMMER_DATACHAN_DECRYPT);
@@ -87,21 +110,30 @@ static double measure(ShimmerDatachanCipher cipher, ShimmerDatachanBackend backe
 
     for (gsize i = 0; i < sizeof(plain); i++)
         plain[i] = (guint8)i;
+    memcpy(pkt + SHIMMER_DATACHAN_V2_OVERHEAD, plain, PAYLOAD);
     /* Warm caches and let the CPU leave its idle clock. */
-    for (int i = 0; i < 2000; i++)
-        one_packet(enc, dec, plain, pkt, out);
+    for (int i = 0; i < 2000; i++) {
+        if (in_place)
+            one_packet_in_place(enc, dec, pkt);
+        else
+            one_packet(enc, dec, plain, pkt, out);
+    }
 
     cpu_start = thread_cpu_us();
     start = g_get_monotonic_time();
     deadline = start + (gint64)(seconds * G_USEC_PER_SEC);
     do {
-        for (int i = 0; i < BATCH; i++)
-            one_packet(enc, dec, plain, pkt, out);
+        for (int i = 0; i < BATCH; i++) {
+            if (in_place)
+                one_packet_in_place(enc, dec, pkt);
+            else
+                one_packet(enc, dec, plain, pkt, out);
+        }
         packets += BATCH;
         now = g_get_monotonic_time();
     } while (now < deadline);
 
-    if (memcmp(out, plain, PAYLOAD) != 0) {
+    if (memcmp(in_place ? pkt + SHIMMER_DATACHAN_V2_OVERHEAD : out, plain, PAYLOAD) != 0) {
         fprintf(stderr, "bench-datachan: round trip mismatch\n");
         exit(1);
     }
@@ -112,13 +144,25 @@ static double measure(ShimmerDatachanCipher cipher, ShimmerDatachanBackend backe
 int main(int argc, char **argv)
 {
     double seconds = 1.0;
+    gboolean only = FALSE;
 
-    if (argc > 1) {
-        seconds = g_ascii_strtod(argv[1], NULL);
+    for (int a = 1; a < argc; a++) {
+        if (strcmp(argv[a], "--aes-256-gcm") == 0) {
+            only = TRUE;
+            continue;
+        }
+        seconds = g_ascii_strtod(argv[a], NULL);
         if (!(seconds > 0.0 && seconds <= 60.0)) {
-            fprintf(stderr, "usage: %s [SECONDS]  (0 < SECONDS <= 60)\n", argv[0]);
+            fprintf(stderr, "usage: %s [SECONDS] [--aes-256-gcm]  (0 < SECONDS <= 60)\n", argv[0]);
             return 2;
         }
+    }
+    if (only) {
+        printf(
+            "AES-256-GCM in place (%s): %.0f Mbit/s\n",
+            shimmer_datachan_backend_name(SHIMMER_DATACHAN_BACKEND_DEFAULT),
+            measure(SHIMMER_DATACHAN_AES_256_GCM, SHIMMER_DATACHAN_BACKEND_DEFAULT, seconds, TRUE));
+        return 0;
     }
 
     printf(
@@ -126,8 +170,8 @@ int main(int argc, char **argv)
         PAYLOAD, seconds);
     printf("%-20s %10s %10s %14s\n", "cipher", "nettle", "gnutls", "nettle/gnutls");
     for (gsize c = 0; c < G_N_ELEMENTS(ciphers); c++) {
-        double nettle = measure(ciphers[c], SHIMMER_DATACHAN_BACKEND_NETTLE, seconds);
-        double gnutls = measure(ciphers[c], SHIMMER_DATACHAN_BACKEND_GNUTLS, seconds);
+        double nettle = measure(ciphers[c], SHIMMER_DATACHAN_BACKEND_NETTLE, seconds, FALSE);
+        double gnutls = measure(ciphers[c], SHIMMER_DATACHAN_BACKEND_GNUTLS, seconds, FALSE);
 
         printf("%-20s %10.0f %10.0f %14.2f\n", shimmer_datachan_cipher_name(ciphers[c]), nettle,
                gnutls, nettle / gnutls);
@@ -135,5 +179,8 @@ int main(int argc, char **argv)
     }
     printf("default backend: %s\n",
            shimmer_datachan_backend_name(SHIMMER_DATACHAN_BACKEND_DEFAULT));
+    printf("AES-256-GCM in place (%s): %.0f Mbit/s\n",
+           shimmer_datachan_backend_name(SHIMMER_DATACHAN_BACKEND_DEFAULT),
+           measure(SHIMMER_DATACHAN_AES_256_GCM, SHIMMER_DATACHAN_BACKEND_DEFAULT, seconds, TRUE));
     return 0;
 }

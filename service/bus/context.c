@@ -29,3 +29,44 @@ void shimmer_bus_emit_to_uid(ShimmerBusContext *ctx, guint uid, const char *path
     for (guint i = 0; names[i] != NULL; i++)
         g_dbus_connection_emit_signal(ctx->bus, names[i], path, interface, signal, p, NULL);
 }
+
+static void on_caller_vanished(GDBusConnection *bus, const char *name, gpointer user)
+{
+    ShimmerCallerWatch *w = user;
+    /* Our own connection went (the daemon reconnects): the client may well
+     * still be there. */
+    if (bus == NULL || g_dbus_connection_is_closed(bus))
+        return;
+    w->gone(w->user, name);
+}
+
+void shimmer_bus_caller_watch_renew(ShimmerBusContext *ctx, ShimmerCallerWatch *w)
+{
+    if (w->caller == NULL)
+        return;
+    if (w->id != 0)
+        g_bus_unwatch_name(w->id);
+    /* If the name is gone already, the watch says so at once (from the
+     * main loop). */
+    w->id = g_bus_watch_name_on_connection(ctx->bus, w->caller, G_BUS_NAME_WATCHER_FLAGS_NONE,
+                                           NULL, on_caller_vanished, w, NULL);
+}
+
+void shimmer_bus_caller_watch_start(ShimmerBusContext *ctx, ShimmerCallerWatch *w,
+                                    const char *caller, void (*gone)(gpointer, const char *),
+                                    gpointer user)
+{
+    shimmer_bus_caller_watch_clear(w);
+    w->caller = g_strdup(caller);
+    w->gone = gone;
+    w->user = user;
+    shimmer_bus_caller_watch_renew(ctx, w);
+}
+
+void shimmer_bus_caller_watch_clear(ShimmerCallerWatch *w)
+{
+    if (w->id != 0)
+        g_bus_unwatch_name(w->id);
+    w->id = 0;
+    g_clear_pointer(&w->caller, g_free);
+}

@@ -20,7 +20,7 @@ struct ShimmerBusProfile {
     ShimmerDBusObjectSkeleton *object;
     ShimmerDBusProfile1 *iface;
     /* Bound to a bus name (ImportProfile's "bound-to-caller"). */
-    guint caller_watch;
+    ShimmerCallerWatch caller_watch;
 };
 
 /* ---------- calls ---------- */
@@ -335,7 +335,7 @@ static gboolean handle_get_configuration(ShimmerDBusProfile1 *iface,
 
 /* ---------- the object ---------- */
 
-static void on_caller_vanished(GDBusConnection *bus, const char *name, gpointer user)
+static void on_caller_gone(gpointer user, const char *name)
 {
     ShimmerBusProfile *bp = user;
     if (shimmer_profile_is_removed(bp->p))
@@ -350,11 +350,13 @@ static void on_caller_vanished(GDBusConnection *bus, const char *name, gpointer 
 
 void shimmer_bus_profile_bind_to_caller(ShimmerBusProfile *bp, const char *caller)
 {
-    g_return_if_fail(!shimmer_profile_is_persistent(bp->p) && bp->caller_watch == 0);
-    /* If the name is gone already, the watch says so at once (from the
-     * main loop) and the profile goes. */
-    bp->caller_watch = g_bus_watch_name_on_connection(
-        bp->ctx->bus, caller, G_BUS_NAME_WATCHER_FLAGS_NONE, NULL, on_caller_vanished, bp, NULL);
+    g_return_if_fail(!shimmer_profile_is_persistent(bp->p) && bp->caller_watch.caller == NULL);
+    shimmer_bus_caller_watch_start(bp->ctx, &bp->caller_watch, caller, on_caller_gone, bp);
+}
+
+void shimmer_bus_profile_reconnected(ShimmerBusProfile *bp)
+{
+    shimmer_bus_caller_watch_renew(bp->ctx, &bp->caller_watch);
 }
 
 void shimmer_bus_profile_update(ShimmerBusProfile *bp)
@@ -399,8 +401,7 @@ void shimmer_bus_profile_free(ShimmerBusProfile *bp)
 {
     if (bp == NULL)
         return;
-    if (bp->caller_watch)
-        g_bus_unwatch_name(bp->caller_watch);
+    shimmer_bus_caller_watch_clear(&bp->caller_watch);
     g_signal_handlers_disconnect_by_data(bp->iface, bp);
     g_object_unref(bp->iface);
     g_object_unref(bp->object);

@@ -23,4 +23,8 @@ void shimmer_bus_profile_update(ShimmerBusProfile *bp);
  * CALLER (a unique name) leaves the bus; a session of it is disconnected. */
 void shimmer_bus_profile_bind_to_caller(ShimmerBusProfile *bp, const char *caller);
 
+/* The daemon reconnected to its bus: renews what watched the old
+ * connection. */
+void shimmer_bus_profile_reconnected(ShimmerBusProfile *bp);
+
 G_END_DECLS

@@ -34,6 +34,15 @@ struct ShimmerBusService {
 
     guint own_id;
     gboolean name_acquired;
+    /* Reconnecting after our connection closed (GDBus closes it on a
+     * message it cannot read, whoever sent it). */
+    ShimmerBusReconnectFunc reconnect;
+    gpointer reconnect_user;
+    gboolean polkit_on_bus;   /* polkit is reached through the same connection */
+    gboolean resolved_on_bus; /* so is resolved */
+    guint reconnect_timer;
+    guint reconnect_attempts;
+    gboolean reacquiring; /* connected again, the name not yet ours again */
     ShimmerBusServiceDoneFunc done;
     gpointer done_user;
     int exit_code;
@@ -211,6 +220,11 @@ static void on_manager_stopped(gpointer user)
 static void on_name_acquired(GDBusConnection *bus, const char *name, gpointer user)
 {
     ShimmerBusService *svc = user;
+    if (svc->reacquiring) {
+        svc->reacquiring = FALSE;
+        g_message("serving %s on the bus again", name);
+        return;
+    }
     if (svc->name_acquired)
         return;
     svc->name_acquired = TRUE;
@@ -221,11 +235,104 @@ static void on_name_acquired(GDBusConnection *bus, const char *name, gpointer us
     g_message("serving %s on the bus", name);
 }
 
+static void own_name(ShimmerBusService *svc);
+
+/* Serves on BUS from now on: the objects, the gate, DNS and every watch
+ * move to it, and the name is asked for again. Sessions and servers never
+ * noticed the old connection going. */
+static void move_to(ShimmerBusService *svc, GDBusConnection *bus)
+{
+    GDBusInterfaceSkeleton *m1 = shimmer_bus_manager_get_interface(svc->manager1);
+    if (g_dbus_interface_skeleton_get_connection(m1) != NULL)
+        g_dbus_interface_skeleton_unexport(m1);
+    g_autoptr(GError) error = NULL;
+    if (!g_dbus_interface_skeleton_export(m1, bus, SHIMMER_BUS_ROOT_PATH, &error))
+        g_warning("cannot export %s again: %s", SHIMMER_BUS_ROOT_PATH, error->message);
+    g_dbus_object_manager_server_set_connection(svc->objects, bus);
+    g_dbus_connection_set_exit_on_close(bus, FALSE);
+    g_set_object(&svc->ctx.bus, bus);
+    if (svc->polkit_on_bus)
+        g_set_object(&svc->polkit_bus, bus);
+    if (svc->resolved_on_bus) {
+        g_set_object(&svc->resolved_bus, bus);
+        shimmer_dns_set_bus(svc->dns, bus);
+    }
+    /* Calls under way keep the old gate alive until they end. */
+    shimmer_auth_free(svc->ctx.auth);
+    svc->ctx.auth = shimmer_auth_new(bus, svc->polkit_bus);
+    GHashTableIter it;
+    gpointer value;
+    g_hash_table_iter_init(&it, svc->ctx.profiles);
+    while (g_hash_table_iter_next(&it, NULL, &value))
+        shimmer_bus_profile_reconnected(value);
+    g_hash_table_iter_init(&it, svc->ctx.sessions);
+    while (g_hash_table_iter_next(&it, NULL, &value))
+        shimmer_bus_session_reconnected(value);
+    own_name(svc);
+}
+
+#define RECONNECT_ATTEMPTS 60 /* the first at once, then a second apart */
+
+static gboolean on_reconnect_timer(gpointer user)
+{
+    ShimmerBusService *svc = user;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GDBusConnection) bus = svc->reconnect(svc->reconnect_user, &error);
+    svc->reconnect_timer = 0;
+    if (bus == NULL) {
+        if (++svc->reconnect_attempts < RECONNECT_ATTEMPTS) {
+            svc->reconnect_timer = g_timeout_add_seconds(1, on_reconnect_timer, svc);
+            return G_SOURCE_REMOVE;
+        }
+        g_warning("cannot reach the bus again (%s): stopping", error->message);
+        svc->exit_code = 1;
+        shimmer_bus_service_shutdown(svc);
+        return G_SOURCE_REMOVE;
+    }
+    g_message("connected to the bus again; sessions went on meanwhile");
+    svc->reacquiring = TRUE;
+    move_to(svc, bus);
+    return G_SOURCE_REMOVE;
+}
+
+static gboolean on_own_again(gpointer user)
+{
+    ShimmerBusService *svc = user;
+    svc->reconnect_timer = 0;
+    own_name(svc);
+    return G_SOURCE_REMOVE;
+}
+
 static void on_name_lost(GDBusConnection *bus, const char *name, gpointer user)
 {
     ShimmerBusService *svc = user;
     if (svc->finished || shimmer_manager_is_stopping(svc->ctx.manager))
         return;
+    if (svc->reacquiring && !g_dbus_connection_is_closed(svc->ctx.bus) &&
+        ++svc->reconnect_attempts < RECONNECT_ATTEMPTS) {
+        /* The bus may not have let go of the old connection's name yet. */
+        g_bus_unown_name(svc->own_id);
+        svc->own_id = 0;
+        svc->reconnect_timer = g_timeout_add_seconds(1, on_own_again, svc);
+        return;
+    }
+    if (svc->name_acquired && svc->reconnect != NULL && g_dbus_connection_is_closed(svc->ctx.bus)) {
+        /* Not another daemon taking the name: our connection closed under
+         * us (GDBus does that on a message it cannot read, and anyone may
+         * send one). Tunnels must not go down for that: connect again. */
+        if (svc->reconnect_timer == 0) {
+            g_warning("the connection to the bus closed: connecting again (sessions go on)");
+            /* GDBus stops using a connection it closed, but the socket
+             * stays open while anything holds the connection: the bus
+             * would keep our name on it and send our callers there. */
+            g_io_stream_close(g_dbus_connection_get_stream(svc->ctx.bus), NULL, NULL);
+            g_bus_unown_name(svc->own_id);
+            svc->own_id = 0;
+            svc->reconnect_attempts = 0;
+            svc->reconnect_timer = g_timeout_add(100, on_reconnect_timer, svc);
+        }
+        return;
+    }
     if (svc->name_acquired)
         g_warning("lost the bus name %s (or the bus): stopping", name);
     else
@@ -242,12 +349,18 @@ gboolean shimmer_bus_service_start(ShimmerBusService *svc, GError **error)
                                           svc->ctx.bus, SHIMMER_BUS_ROOT_PATH, error))
         return FALSE;
     g_dbus_object_manager_server_set_connection(svc->objects, svc->ctx.bus);
-    /* Without a bus the daemon has nothing to do: on_name_lost ends it. */
+    /* Without a bus the daemon has nothing to do: on_name_lost reconnects
+     * or ends it. */
     g_dbus_connection_set_exit_on_close(svc->ctx.bus, FALSE);
+    own_name(svc);
+    return TRUE;
+}
+
+static void own_name(ShimmerBusService *svc)
+{
     svc->own_id = g_bus_own_name_on_connection(svc->ctx.bus, SHIMMER_BUS_NAME,
                                                G_BUS_NAME_OWNER_FLAGS_DO_NOT_QUEUE,
                                                on_name_acquired, on_name_lost, svc, NULL);
-    return TRUE;
 }
 
 void shimmer_bus_service_shutdown(ShimmerBusService *svc)
@@ -271,6 +384,10 @@ ShimmerBusService *shimmer_bus_service_new(const ShimmerBusServiceOptions *optio
     svc->ctx.bus = g_object_ref(options->bus);
     svc->polkit_bus = g_object_ref(options->polkit_bus ? options->polkit_bus : options->bus);
     svc->resolved_bus = g_object_ref(options->resolved_bus ? options->resolved_bus : options->bus);
+    svc->polkit_on_bus = svc->polkit_bus == options->bus;
+    svc->resolved_on_bus = svc->resolved_bus == options->bus;
+    svc->reconnect = options->reconnect;
+    svc->reconnect_user = options->reconnect_user;
     svc->dns = shimmer_dns_new(svc->resolved_bus, options->resolvconf);
     ShimmerManagerOptions mopts = {
         .state_dir = options->state_dir,
@@ -329,6 +446,8 @@ void shimmer_bus_service_free(ShimmerBusService *svc)
     if (svc == NULL)
         return;
     g_cancellable_cancel(svc->ctx.cancel);
+    if (svc->reconnect_timer)
+        g_source_remove(svc->reconnect_timer);
     if (svc->own_id)
         g_bus_unown_name(svc->own_id);
     /* The manager first: its sessions' tunnels and DNS go before the DNS
@@ -360,6 +479,7 @@ typedef struct {
     GMainLoop *loop;
     ShimmerBusService *svc;
     int exit_code;
+    const char *bus_address;
 } Run;
 
 static void on_run_done(gpointer user, int exit_code)
@@ -391,6 +511,20 @@ static GDBusConnection *open_bus(const char *address, const char *what, GError *
     return bus;
 }
 
+static GDBusConnection *open_bus(const char *address, const char *what, GError **error);
+
+static GDBusConnection *reconnect_bus(gpointer user, GError **error)
+{
+    Run *run = user;
+    if (run->bus_address == NULL) {
+        /* The shared system-bus connection is closed for good: a new one. */
+        g_autofree char *address =
+            g_dbus_address_get_for_bus_sync(G_BUS_TYPE_SYSTEM, NULL, error);
+        return address ? open_bus(address, "bus", error) : NULL;
+    }
+    return open_bus(run->bus_address, "bus", error);
+}
+
 int shimmer_bus_service_run(const ShimmerBusServiceRunOptions *o)
 {
     shimmer_log_use_writer(o->verbose);
@@ -408,6 +542,7 @@ int shimmer_bus_service_run(const ShimmerBusServiceRunOptions *o)
     }
     Run run = {0};
     run.loop = g_main_loop_new(NULL, FALSE);
+    run.bus_address = o->bus_address;
     ShimmerBusServiceOptions opts = {
         .bus = bus,
         .polkit_bus = polkit_bus,
@@ -415,6 +550,8 @@ int shimmer_bus_service_run(const ShimmerBusServiceRunOptions *o)
         .resolvconf = o->resolvconf,
         .state_dir = o->state_dir,
         .verbose = o->verbose,
+        .reconnect = reconnect_bus,
+        .reconnect_user = &run,
     };
     run.svc = shimmer_bus_service_new(&opts, on_run_done, &run, &error);
     if (run.svc == NULL || !shimmer_bus_service_start(run.svc, &error)) {

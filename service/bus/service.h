@@ -17,6 +17,10 @@ G_BEGIN_DECLS
 
 typedef struct ShimmerBusService ShimmerBusService;
 
+/* Opens a new connection to the bus served on (after the old one closed),
+ * or NULL with ERROR. */
+typedef GDBusConnection *(*ShimmerBusReconnectFunc)(gpointer user, GError **error);
+
 typedef struct {
     /* The bus to serve on (required). */
     GDBusConnection *bus;
@@ -30,11 +34,17 @@ typedef struct {
     const char *state_dir;
     /* Log protocol details (debug level), on stderr and in Log signals. */
     gboolean verbose;
+    /* When the connection closes under the daemon (GDBus closes it on a
+     * message it cannot read), a new one is asked for here, once a second
+     * for a minute, and everything moves to it while sessions go on. NULL:
+     * a closed connection stops the daemon. */
+    ShimmerBusReconnectFunc reconnect;
+    gpointer reconnect_user;
 } ShimmerBusServiceOptions;
 
 /* Called once when the service has finished: after
  * shimmer_bus_service_shutdown() completed (EXIT_CODE 0), or when it lost
- * its bus name or its bus (EXIT_CODE 1). */
+ * its bus name, or its bus for good (EXIT_CODE 1). */
 typedef void (*ShimmerBusServiceDoneFunc)(gpointer user, int exit_code);
 
 /* Opens the state directory (creating it, mode 0700) and the helpers.

@@ -20,7 +20,7 @@ struct ShimmerBusSession {
     char *path;
     ShimmerDBusObjectSkeleton *object;
     ShimmerDBusSession1 *iface;
-    guint caller_watch;
+    ShimmerCallerWatch caller_watch;
 };
 
 /* ---------- properties and signals ---------- */
@@ -306,7 +306,7 @@ static gboolean handle_get_credentials_request(ShimmerDBusSession1 *iface,
 
 /* ---------- the object ---------- */
 
-static void on_caller_vanished(GDBusConnection *bus, const char *name, gpointer user)
+static void on_caller_gone(gpointer user, const char *name)
 {
     ShimmerBusSession *bs = user;
     g_autofree char *why =
@@ -316,10 +316,14 @@ static void on_caller_vanished(GDBusConnection *bus, const char *name, gpointer 
 
 void shimmer_bus_session_bind_to_caller(ShimmerBusSession *bs, const char *caller)
 {
-    if (bs->caller_watch != 0 || caller == NULL)
+    if (bs->caller_watch.caller != NULL || caller == NULL)
         return;
-    bs->caller_watch = g_bus_watch_name_on_connection(
-        bs->ctx->bus, caller, G_BUS_NAME_WATCHER_FLAGS_NONE, NULL, on_caller_vanished, bs, NULL);
+    shimmer_bus_caller_watch_start(bs->ctx, &bs->caller_watch, caller, on_caller_gone, bs);
+}
+
+void shimmer_bus_session_reconnected(ShimmerBusSession *bs)
+{
+    shimmer_bus_caller_watch_renew(bs->ctx, &bs->caller_watch);
 }
 
 ShimmerBusSession *shimmer_bus_session_new(ShimmerBusContext *ctx, ShimmerSession *s)
@@ -354,8 +358,7 @@ void shimmer_bus_session_free(ShimmerBusSession *bs)
 {
     if (bs == NULL)
         return;
-    if (bs->caller_watch)
-        g_bus_unwatch_name(bs->caller_watch);
+    shimmer_bus_caller_watch_clear(&bs->caller_watch);
     g_signal_handlers_disconnect_by_data(bs->iface, bs);
     g_object_unref(bs->iface);
     g_object_unref(bs->object);

@@ -24,4 +24,8 @@ void shimmer_bus_session_request_credentials(ShimmerBusSession *bs,
 /* Ends the session when the bus name CALLER leaves the bus. */
 void shimmer_bus_session_bind_to_caller(ShimmerBusSession *bs, const char *caller);
 
+/* The daemon reconnected to its bus: renews what watched the old
+ * connection. */
+void shimmer_bus_session_reconnected(ShimmerBusSession *bs);
+
 G_END_DECLS

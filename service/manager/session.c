@@ -35,6 +35,8 @@ struct ShimmerSession {
     gboolean started;
     gboolean finished;
     char *stop_reason;
+    GVariant *final_netconf; /* NetworkConfig as it was when the tunnel ended */
+    guint free_idle;         /* frees the ended tunnel */
 
     /* What the last credentials request asked for. */
     gboolean want_passphrase; /* before the tunnel exists */
@@ -396,6 +398,14 @@ static const char *failure_kind_of(ShimmerSession *s, gboolean failed)
     }
 }
 
+static gboolean free_tunnel_idle(gpointer user)
+{
+    ShimmerSession *s = user;
+    s->free_idle = 0;
+    g_clear_pointer(&s->tunnel, shimmer_tunnel_free);
+    return G_SOURCE_REMOVE;
+}
+
 static void on_tunnel_finished(gpointer user, gboolean failed, const char *reason)
 {
     ShimmerSession *s = user;
@@ -417,6 +427,14 @@ static void on_tunnel_finished(gpointer user, gboolean failed, const char *reaso
     s->failure_kind = failure_kind_of(s, failed);
     s->network_up = FALSE;
     s->connected_since = 0;
+    if (s->tunnel != NULL) {
+        /* What stays readable while the object lingers; the tunnel itself
+         * (its packet buffers, engine and TLS) goes as soon as it has
+         * returned from this callback, so that quick connect/disconnect
+         * cycles do not pile up dead tunnels. */
+        s->final_netconf = shimmer_tunnel_get_network_config(s->tunnel);
+        s->free_idle = g_idle_add(free_tunnel_idle, s);
+    }
     set_state(s, failed ? "failed" : "disconnected", why);
     session_logf(s, failed ? SHIMMER_LOG_ERROR : SHIMMER_LOG_INFO, "%s: %s",
                  failed ? "failed" : "disconnected", why);
@@ -700,8 +718,11 @@ void shimmer_session_unref(ShimmerSession *s)
         return;
     if (s->stats_timer)
         g_source_remove(s->stats_timer);
+    if (s->free_idle)
+        g_source_remove(s->free_idle);
     /* The tunnel goes before the configuration it reads. */
     g_clear_pointer(&s->tunnel, shimmer_tunnel_free);
+    g_clear_pointer(&s->final_netconf, g_variant_unref);
     shimmer_config_free(s->cfg);
     shimmer_profile_unref(s->profile);
     g_free(s->state);
@@ -840,6 +861,8 @@ const char *const *shimmer_session_get_dns_domains(ShimmerSession *s)
 GVariant *shimmer_session_dup_network_config(ShimmerSession *s)
 {
     /* Kept after a disconnect, as it was last computed. */
+    if (s->final_netconf != NULL)
+        return g_variant_ref(s->final_netconf);
     if (s->tunnel == NULL)
         return g_variant_ref_sink(g_variant_new("a{sv}", NULL));
     return shimmer_tunnel_get_network_config(s->tunnel);

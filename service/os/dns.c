@@ -946,6 +946,22 @@ ShimmerDns *shimmer_dns_new(GDBusConnection *bus, const char *resolvconf)
     return dns;
 }
 
+void shimmer_dns_set_bus(ShimmerDns *dns, GDBusConnection *bus)
+{
+    if (bus == dns->bus)
+        return;
+    g_set_object(&dns->bus, bus);
+    if (dns->resolved_watch == 0)
+        return;
+    /* The old connection is gone, and resolved with it as far as we could
+     * tell: a new watch says at once whether it is still there, and the
+     * settings go to it again if it had seemed to leave. */
+    g_bus_unwatch_name(dns->resolved_watch);
+    dns->resolved_watch =
+        g_bus_watch_name_on_connection(dns->bus, RESOLVED_NAME, G_BUS_NAME_WATCHER_FLAGS_NONE,
+                                       on_resolved_appeared, on_resolved_vanished, dns, NULL);
+}
+
 static void dns_unref(ShimmerDns *dns)
 {
     if (--dns->ref > 0)

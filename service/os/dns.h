@@ -106,6 +106,10 @@ void shimmer_dns_revert_all(ShimmerDns *dns, GCancellable *cancellable,
 void shimmer_dns_cleanup_stale(ShimmerDns *dns, GCancellable *cancellable,
                                GAsyncReadyCallback callback, gpointer user_data);
 
+/* The bus connection was replaced (the daemon reconnected to its bus):
+ * resolved is reached through BUS from now on. */
+void shimmer_dns_set_bus(ShimmerDns *dns, GDBusConnection *bus);
+
 /* Whether no change is queued or under way. */
 gboolean shimmer_dns_is_idle(ShimmerDns *dns);
 /* For the end of a process whose main loop has stopped: runs the

@@ -11,10 +11,22 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+/* Offload bits the headers of older kernels lack. */
+#ifndef TUN_F_USO4
+#define TUN_F_USO4 0x20
+#endif
+#ifndef TUN_F_USO6
+#define TUN_F_USO6 0x40
+#endif
+
 struct _ShimmerTun {
-    int fd;
+    int fd; /* queue 0 */
     int ifindex;
     gboolean persistent;
+    gboolean vnet_hdr;
+    guint offload;
+    guint n_queues;
+    int *queues; /* n_queues descriptors, queues[0] == fd */
     char name[IFNAMSIZ];
 };
 
@@ -32,11 +44,52 @@ static void set_errno_error(GError **error, int err, const char *format, ...)
     g_set_error(error, G_IO_ERROR, g_io_error_from_errno(err), "%s: %s", what, g_strerror(err));
 }
 
+/* One descriptor attached to NAME with FLAGS (besides IFF_TUN | IFF_NO_PI);
+ * the kernel's name for the device is written back into IFR. -1 with
+ * ERROR set (and *ERRNUM the errno) when it cannot be. */
+static int attach(const char *name, short flags, struct ifreq *ifr, int *errnum, GError **error)
+{
+    /* Non-blocking and close-on-exec from the start: setting them later
+     * leaves a window in which a concurrent fork+exec inherits the device. */
+    int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        *errnum = errno;
+        set_errno_error(error, errno, "cannot open /dev/net/tun");
+        return -1;
+    }
+    memset(ifr, 0, sizeof(*ifr));
+    memcpy(ifr->ifr_name, name, strlen(name));
+    /* No IFF_TUN_EXCL: attaching to an administrator's pre-created device is
+     * a supported way to run without creating devices. The kernel refuses
+     * (EINVAL) to attach to a device that is not a tun, so a wrong name
+     * cannot hijack an Ethernet interface. */
+    ifr->ifr_flags = (short)(IFF_TUN | IFF_NO_PI | flags);
+    if (ioctl(fd, TUNSETIFF, ifr) < 0) {
+        int err = errno;
+
+        close(fd);
+        *errnum = err;
+        if (err == EPERM)
+            set_errno_error(error, err, "cannot create tun device %s (needs CAP_NET_ADMIN)", name);
+        else
+            set_errno_error(error, err, "cannot create tun device %s", name);
+        return -1;
+    }
+    return fd;
+}
+
 ShimmerTun *shimmer_tun_open(const char *name, GError **error)
+{
+    return shimmer_tun_open_queues(name, 1, FALSE, error);
+}
+
+ShimmerTun *shimmer_tun_open_queues(const char *name, guint n_queues, gboolean vnet_hdr,
+                                    GError **error)
 {
     struct ifreq ifr;
     gsize len;
     int fd;
+    int err = 0;
 
     if (name == NULL)
         name = "tun%d";
@@ -47,35 +100,37 @@ ShimmerTun *shimmer_tun_open(const char *name, GError **error)
                     IFNAMSIZ - 1);
         return NULL;
     }
+    n_queues = CLAMP(n_queues, 1, SHIMMER_TUN_MAX_QUEUES);
 
-    /* Non-blocking and close-on-exec from the start: setting them later
-     * leaves a window in which a concurrent fork+exec inherits the device. */
-    fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) {
-        set_errno_error(error, errno, "cannot open /dev/net/tun");
-        return NULL;
+    /* What the kernel offers decides the flags to ask for. */
+    unsigned int features = 0;
+    int probe = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+    if (probe >= 0) {
+        if (ioctl(probe, TUNGETFEATURES, &features) < 0)
+            features = 0;
+        close(probe);
     }
-
-    memset(&ifr, 0, sizeof(ifr));
-    memcpy(ifr.ifr_name, name, len);
-    /* No IFF_TUN_EXCL: attaching to an administrator's pre-created device is
-     * a supported way to run without creating devices. The kernel refuses
-     * (EINVAL) to attach to a device that is not a tun, so a wrong name
-     * cannot hijack an Ethernet interface. */
-    ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
-    if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
-        int err = errno;
-
-        close(fd);
-        if (err == EPERM)
-            set_errno_error(error, err, "cannot create tun device %s (needs CAP_NET_ADMIN)", name);
-        else
-            set_errno_error(error, err, "cannot create tun device %s", name);
-        return NULL;
+    short flags = 0;
+    if (vnet_hdr && (features & IFF_VNET_HDR))
+        flags |= IFF_VNET_HDR;
+    if (n_queues > 1 && (features & IFF_MULTI_QUEUE))
+        flags |= IFF_MULTI_QUEUE;
+    fd = attach(name, flags, &ifr, &err, error);
+    if (fd < 0 && err == EINVAL && (flags & IFF_MULTI_QUEUE)) {
+        /* A device created before, without multi-queue: one queue then. */
+        g_clear_error(error);
+        flags &= (short)~IFF_MULTI_QUEUE;
+        fd = attach(name, flags, &ifr, &err, error);
     }
+    if (fd < 0)
+        return NULL;
 
     ShimmerTun *tun = g_new0(ShimmerTun, 1);
     tun->fd = fd;
+    tun->vnet_hdr = (flags & IFF_VNET_HDR) != 0;
+    tun->n_queues = 1;
+    tun->queues = g_new(int, (flags & IFF_MULTI_QUEUE) ? n_queues : 1);
+    tun->queues[0] = fd;
     /* The kernel wrote the real name back (NUL-terminated within IFNAMSIZ). */
     memcpy(tun->name, ifr.ifr_name, IFNAMSIZ);
     tun->name[IFNAMSIZ - 1] = '\0';
@@ -86,11 +141,21 @@ ShimmerTun *shimmer_tun_open(const char *name, GError **error)
 
     tun->ifindex = (int)if_nametoindex(tun->name);
     if (tun->ifindex == 0) {
-        int err = errno;
+        err = errno;
 
         set_errno_error(error, err, "cannot find the interface index of %s", tun->name);
         shimmer_tun_close(tun);
         return NULL;
+    }
+
+    /* The other queues attach to the device by its real name. */
+    for (guint i = 1; (flags & IFF_MULTI_QUEUE) && i < n_queues; i++) {
+        struct ifreq q;
+        g_autoptr(GError) qerr = NULL;
+        int qfd = attach(tun->name, flags, &q, &err, &qerr);
+        if (qfd < 0)
+            break; /* fewer queues; the first ones work */
+        tun->queues[tun->n_queues++] = qfd;
     }
     return tun;
 }
@@ -99,9 +164,75 @@ void shimmer_tun_close(ShimmerTun *tun)
 {
     if (tun == NULL)
         return;
-    if (tun->fd >= 0)
-        close(tun->fd);
+    for (guint i = 0; i < tun->n_queues; i++) {
+        if (tun->queues[i] >= 0)
+            close(tun->queues[i]);
+    }
+    g_free(tun->queues);
     g_free(tun);
+}
+
+guint shimmer_tun_get_n_queues(const ShimmerTun *tun)
+{
+    return tun->n_queues;
+}
+
+int shimmer_tun_get_queue_fd(const ShimmerTun *tun, guint i)
+{
+    return i < tun->n_queues ? tun->queues[i] : -1;
+}
+
+gboolean shimmer_tun_has_vnet_hdr(const ShimmerTun *tun)
+{
+    return tun->vnet_hdr;
+}
+
+static unsigned long kernel_offload(guint o)
+{
+    unsigned long f = 0;
+    if (o & SHIMMER_TUN_OFFLOAD_CSUM)
+        f |= TUN_F_CSUM;
+    if (o & SHIMMER_TUN_OFFLOAD_TSO4)
+        f |= TUN_F_TSO4;
+    if (o & SHIMMER_TUN_OFFLOAD_TSO6)
+        f |= TUN_F_TSO6;
+    if (o & SHIMMER_TUN_OFFLOAD_TSO_ECN)
+        f |= TUN_F_TSO_ECN;
+    if (o & SHIMMER_TUN_OFFLOAD_USO4)
+        f |= TUN_F_USO4;
+    if (o & SHIMMER_TUN_OFFLOAD_USO6)
+        f |= TUN_F_USO6;
+    return f;
+}
+
+guint shimmer_tun_set_offload(ShimmerTun *tun, guint want)
+{
+    tun->offload = 0;
+    if (!tun->vnet_hdr)
+        return 0;
+    /* TSO and USO need the checksum offload under them. */
+    if (want & ~SHIMMER_TUN_OFFLOAD_CSUM)
+        want |= SHIMMER_TUN_OFFLOAD_CSUM;
+    const guint tso =
+        SHIMMER_TUN_OFFLOAD_TSO4 | SHIMMER_TUN_OFFLOAD_TSO6 | SHIMMER_TUN_OFFLOAD_TSO_ECN;
+    const guint uso = SHIMMER_TUN_OFFLOAD_USO4 | SHIMMER_TUN_OFFLOAD_USO6;
+    /* Older kernels refuse bits they do not know (USO before 6.2): ask for
+     * less until they agree. */
+    const guint tries[] = {want, want & ~uso, want & ~(uso | tso), 0};
+    for (guint i = 0; i < G_N_ELEMENTS(tries); i++) {
+        if (i > 0 && tries[i] == tries[i - 1])
+            continue;
+        if (ioctl(tun->fd, TUNSETOFFLOAD, kernel_offload(tries[i])) == 0) {
+            tun->offload = tries[i];
+            return tries[i];
+        }
+    }
+    return 0;
+}
+
+guint shimmer_tun_get_offload(const ShimmerTun *tun)
+{
+    return tun->offload;
 }
 
 const char *shimmer_tun_get_name(const ShimmerTun *tun)

@@ -48,6 +48,49 @@ typedef struct {
  * CAP_NET_ADMIN). */
 ShimmerTun *shimmer_tun_open(const char *name, GError **error);
 
+/* The most queues a device is opened with. */
+#define SHIMMER_TUN_MAX_QUEUES 64
+
+/* As shimmer_tun_open(), with up to N_QUEUES descriptors on the device
+ * (IFF_MULTI_QUEUE: the kernel spreads the device's packets over them by
+ * flow, so each can have a reader of its own) and, with VNET_HDR, a
+ * virtio-net header in front of every packet read and written
+ * (IFF_VNET_HDR, the way to the offloads below). What the kernel does not
+ * offer is done without: one queue for a device created earlier without
+ * multi-queue, no header on a kernel without it. shimmer_tun_get_n_queues()
+ * and shimmer_tun_has_vnet_hdr() tell what was obtained. */
+ShimmerTun *shimmer_tun_open_queues(const char *name, guint n_queues, gboolean vnet_hdr,
+                                    GError **error);
+
+/* The number of queues (at least 1) and the descriptor of queue I (-1 past
+ * the last); queue 0 is shimmer_tun_get_fd(). */
+guint shimmer_tun_get_n_queues(const ShimmerTun *tun);
+int shimmer_tun_get_queue_fd(const ShimmerTun *tun, guint i);
+
+/* Every packet read and written carries a virtio-net header. */
+gboolean shimmer_tun_has_vnet_hdr(const ShimmerTun *tun);
+
+typedef enum {
+    /* The kernel may hand over packets with the transport checksum left to
+     * do (the reader completes it). */
+    SHIMMER_TUN_OFFLOAD_CSUM = 1 << 0,
+    /* ...and TCP super-packets of up to 64 KB (IPv4, IPv6, with ECN). */
+    SHIMMER_TUN_OFFLOAD_TSO4 = 1 << 1,
+    SHIMMER_TUN_OFFLOAD_TSO6 = 1 << 2,
+    SHIMMER_TUN_OFFLOAD_TSO_ECN = 1 << 3,
+    /* ...and UDP super-datagrams (Linux 6.2 and later). */
+    SHIMMER_TUN_OFFLOAD_USO4 = 1 << 4,
+    SHIMMER_TUN_OFFLOAD_USO6 = 1 << 5,
+} ShimmerTunOffload;
+
+/* Asks the kernel for the offloads WANT (ShimmerTunOffload bits; TSO and
+ * USO bring CSUM with them) for what it hands this device's readers. Needs
+ * the virtio-net header. A kernel that refuses gets asked for less: without
+ * USO, then without TSO, then nothing. Returns what is on (0 without the
+ * header); shimmer_tun_get_offload() says it again later. */
+guint shimmer_tun_set_offload(ShimmerTun *tun, guint want);
+guint shimmer_tun_get_offload(const ShimmerTun *tun);
+
 /* Closes the descriptor and frees TUN. A non-persistent device vanishes with
  * everything configured on it. NULL is ignored. */
 void shimmer_tun_close(ShimmerTun *tun);

@@ -18,6 +18,7 @@
 
 #include "config.h"
 #include "os/log.h"
+#include "proxyconn.h"
 #include "secure.h"
 #include "server.h"
 #include "textsafe.h"
@@ -324,6 +325,21 @@ int shimmer_foreground_run(const char *file, gboolean verbose)
         }
         shimmer_tunnel_config_set_key_passphrase(cfg, pass);
         shimmer_wipe(pass, strlen(pass));
+    }
+
+    /* http-proxy ... stdin: the proxy's login, asked here as OpenVPN asks. */
+    if (shimmer_proxy_config_needs_credentials(cfg)) {
+        g_autofree char *user = prompt(_("Proxy username: "), TRUE);
+        char *pass = user != NULL ? prompt(_("Proxy password: "), FALSE) : NULL;
+        if (pass == NULL) {
+            fprintf(stderr,
+                    "%s: error: the proxy's user name and password are to be asked for "
+                    "and there is no terminal to ask on\n",
+                    file);
+            return 1;
+        }
+        shimmer_proxy_config_set_credentials(cfg, user, pass);
+        shimmer_str_free_secret(pass);
     }
 
     Foreground d = {.cfg = cfg, .verbose = verbose};

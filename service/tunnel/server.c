@@ -14,18 +14,20 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "datachan.h"
 #include "mss.h"
 #include "os/netcfg.h"
 #include "os/tun.h"
 #include "packet.h"
 #include "route-table.h"
 #include "secure.h"
+#include "tunnel/datapath.h"
+#include "tunnel/deadline.h"
 
-#define BATCH    32
-#define PKT_SIZE (SHIMMER_ENGINE_MAX_PACKET + 64)
-/* What a TCP connection may have waiting to be written before its packets
- * are dropped. */
-#define TCP_OUT_LIMIT (4 * 1024 * 1024)
+/* Room for a packet of the runner's own: control packets, and data
+ * packets that reach this thread (a client's first, a float, one to
+ * forward between clients). */
+#define PKT_SIZE (SHIMMER_ENGINE_MAX_PLAIN + 64)
 /* How long a stop waits for the clients to ack their RESTART. */
 #define STOP_WAIT_MS 3000
 
@@ -33,10 +35,26 @@ typedef struct {
     ShimmerServer *s;
     int fd;
     ShimmerLinkAddr addr;
-    GSource *in, *out;
-    ShimmerTcpSplitter *splitter;
-    GByteArray *pending;
+    ShimmerDatapathLink *link;
 } Conn;
+
+/* A connected client as the workers see it: its data plane and where its
+ * packets go. Replaced (not changed) when it floats. */
+typedef struct {
+    guint64 id;
+    guint32 peer_id;
+    ShimmerLinkAddr addr;
+    ShimmerDatapathPeer *peer;
+} Client;
+
+/* What the workers route by: made anew at every change of the clients and
+ * published whole; an old one is freed once no worker can hold it. */
+typedef struct {
+    guint n_ids;
+    Client **by_peer_id;
+    GHashTable *by_addr;       /* ShimmerLinkAddr* -> Client* */
+    ShimmerRouteTable *routes; /* the clients' addresses and iroutes -> Client* */
+} Routes;
 
 struct ShimmerServer {
     const ShimmerConfig *cfg;
@@ -46,14 +64,23 @@ struct ShimmerServer {
     ShimmerDispatch *d;
     bool tcp;
 
-    int sock; /* UDP socket or TCP listener */
+    /* UDP: one socket per worker on the same port (SO_REUSEPORT: the
+     * kernel keeps each client on one of them, so its packets stay in
+     * order on one worker); TCP: the listener, read here. */
+    int sock; /* the first socket, or the listener */
+    int *udp_socks;
+    ShimmerDatapathLink **udp_links;
+    guint n_udp;
     int sock_family;
     GSource *sock_source;
     GHashTable *conns; /* ShimmerLinkAddr* -> Conn* */
     char *listen_text;
 
+    ShimmerDatapath *dpath;
+    GHashTable *clients; /* guint64* -> Client* */
+    Routes *routes;      /* read by the workers */
+
     ShimmerTun *tun;
-    GSource *tun_source;
     ShimmerNetcfg *net;
     GHashTable *iroutes; /* prefix text -> TRUE: routed into the tun */
 
@@ -63,14 +90,7 @@ struct ShimmerServer {
     bool stopping;
     bool finished;
 
-    /* Batches: no allocation per packet. */
-    guint8 rx[BATCH][PKT_SIZE];
-    guint8 tx[BATCH][PKT_SIZE];
-    struct sockaddr_storage names[BATCH];
-    struct sockaddr_storage tx_names[BATCH];
-    struct mmsghdr msgs[BATCH];
-    struct iovec iov[BATCH];
-    guint8 stream[65536];
+    guint8 out[PKT_SIZE];
 };
 
 static void pump(ShimmerServer *s);
@@ -150,117 +170,50 @@ static gboolean link_equal(gconstpointer a, gconstpointer b)
     return memcmp(a, b, sizeof(ShimmerLinkAddr)) == 0;
 }
 
-/* ---------- sending ---------- */
-
-static void conn_free(Conn *c);
-
-static gboolean on_conn_writable(gint fd, GIOCondition cond, gpointer user)
+static bool ip_addrs(const guint8 *ip, gsize len, int *family, const guint8 **src,
+                     const guint8 **dst)
 {
-    Conn *c = user;
-    while (c->pending->len > 0) {
-        ssize_t n = write(fd, c->pending->data, c->pending->len);
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EINTR)
-                return G_SOURCE_CONTINUE;
-            g_clear_pointer(&c->out, g_source_unref);
-            ShimmerServer *s = c->s;
-            ShimmerLinkAddr a = c->addr;
-            g_hash_table_remove(s->conns, &a);
-            shimmer_dispatch_link_closed(s->d, &a, g_get_monotonic_time());
-            pump(s);
-            return G_SOURCE_REMOVE;
-        }
-        g_byte_array_remove_range(c->pending, 0, (guint)n);
+    if (len >= 20 && ip[0] >> 4 == 4) {
+        *family = 4;
+        *src = ip + 12;
+        *dst = ip + 16;
+        return true;
     }
-    g_clear_pointer(&c->out, g_source_unref);
-    return G_SOURCE_REMOVE;
+    if (len >= 40 && ip[0] >> 4 == 6) {
+        *family = 6;
+        *src = ip + 8;
+        *dst = ip + 24;
+        return true;
+    }
+    return false;
 }
 
-static void tcp_send(ShimmerServer *s, const ShimmerLinkAddr *to, const guint8 *pkt, gsize len)
-{
-    Conn *c = g_hash_table_lookup(s->conns, to);
-    if (c == NULL)
-        return;
-    guint8 prefix[2] = {(guint8)(len >> 8), (guint8)len};
-    if (c->pending->len == 0) {
-        struct iovec v[2] = {{prefix, 2}, {(void *)pkt, len}};
-        ssize_t n = writev(c->fd, v, 2);
-        if (n == (ssize_t)(len + 2))
-            return;
-        if (n < 0 && errno != EAGAIN && errno != EINTR)
-            return; /* the read side will see the connection go */
-        if (n < 0)
-            n = 0;
-        if (n < 2) {
-            g_byte_array_append(c->pending, prefix + n, (guint)(2 - n));
-            g_byte_array_append(c->pending, pkt, (guint)len);
-        } else {
-            g_byte_array_append(c->pending, pkt + (n - 2), (guint)(len - (gsize)(n - 2)));
-        }
-    } else {
-        if (c->pending->len > TCP_OUT_LIMIT)
-            return;
-        g_byte_array_append(c->pending, prefix, 2);
-        g_byte_array_append(c->pending, pkt, (guint)len);
-    }
-    if (c->out == NULL) {
-        c->out = g_unix_fd_source_new(c->fd, G_IO_OUT);
-        g_source_set_callback(c->out, (GSourceFunc)(void (*)(void))on_conn_writable, c, NULL);
-        g_source_attach(c->out, NULL);
-    }
-}
+/* ---------- sending (this thread) ---------- */
 
 static void send_to(ShimmerServer *s, const ShimmerLinkAddr *to, const guint8 *pkt, gsize len)
 {
     if (s->tcp) {
-        tcp_send(s, to, pkt, len);
+        Conn *c = g_hash_table_lookup(s->conns, to);
+        if (c != NULL && !shimmer_datapath_link_send(c->link, pkt, len, NULL, 0))
+            slog(s, SHIMMER_LOG_DEBUG, "a TCP connection is stuck: packet dropped");
         return;
     }
+    if (s->n_udp == 0)
+        return;
     struct sockaddr_storage ss;
     socklen_t sl = from_link(s, to, &ss);
-    if (sendto(s->sock, pkt, len, MSG_DONTWAIT, (struct sockaddr *)&ss, sl) < 0 &&
-        errno != EAGAIN && errno != ENOBUFS)
+    if (!shimmer_datapath_link_send(s->udp_links[0], pkt, len, (struct sockaddr *)&ss, sl))
         slog(s, SHIMMER_LOG_DEBUG, "send: %s", g_strerror(errno));
-}
-
-/* Sends the first N of s->tx, named by s->tx_names, in as few calls as
- * the socket takes. */
-static void send_batch(ShimmerServer *s, const gsize *lens, guint n)
-{
-    if (n == 0)
-        return;
-    for (guint i = 0; i < n; i++) {
-        s->iov[i].iov_base = s->tx[i];
-        s->iov[i].iov_len = lens[i];
-        memset(&s->msgs[i].msg_hdr, 0, sizeof(s->msgs[i].msg_hdr));
-        s->msgs[i].msg_hdr.msg_iov = &s->iov[i];
-        s->msgs[i].msg_hdr.msg_iovlen = 1;
-        s->msgs[i].msg_hdr.msg_name = &s->tx_names[i];
-        s->msgs[i].msg_hdr.msg_namelen = s->tx_names[i].ss_family == AF_INET
-                                             ? sizeof(struct sockaddr_in)
-                                             : sizeof(struct sockaddr_in6);
-    }
-    guint sent = 0;
-    while (sent < n) {
-        int k = sendmmsg(s->sock, s->msgs + sent, n - sent, MSG_DONTWAIT);
-        if (k <= 0)
-            break; /* a full socket buffer drops, as a router would */
-        sent += (guint)k;
-    }
 }
 
 static void tun_write(ShimmerServer *s, guint8 *pkt, gsize len)
 {
-    if (s->tun == NULL)
-        return;
     shimmer_mss_clamp(pkt, len, s->mss4, s->mss6);
-    if (write(shimmer_tun_get_fd(s->tun), pkt, len) < 0 && errno != EAGAIN)
+    if (!shimmer_datapath_write_tun(s->dpath, pkt, len))
         slog(s, SHIMMER_LOG_DEBUG, "tun write: %s", g_strerror(errno));
 }
 
-/* ---------- receiving ---------- */
-
-/* What the dispatcher made of one received packet. */
+/* What the dispatcher made of one packet. */
 static void handle_result(ShimmerServer *s, ShimmerDispatchResult r, guint8 *out, gsize out_len,
                           const ShimmerLinkAddr *to)
 {
@@ -270,99 +223,269 @@ static void handle_result(ShimmerServer *s, ShimmerDispatchResult r, guint8 *out
         send_to(s, to, out, out_len);
 }
 
-static gboolean on_udp_readable(gint fd, GIOCondition cond, gpointer user)
+/* ---------- the workers' routing ---------- */
+
+static void routes_free(Routes *r)
 {
-    ShimmerServer *s = user;
-    gint64 now = g_get_monotonic_time();
-    guint8 out[PKT_SIZE];
-    for (int round = 0; round < 8; round++) {
-        for (int i = 0; i < BATCH; i++) {
-            s->iov[i].iov_base = s->rx[i];
-            s->iov[i].iov_len = PKT_SIZE;
-            memset(&s->msgs[i].msg_hdr, 0, sizeof(s->msgs[i].msg_hdr));
-            s->msgs[i].msg_hdr.msg_iov = &s->iov[i];
-            s->msgs[i].msg_hdr.msg_iovlen = 1;
-            s->msgs[i].msg_hdr.msg_name = &s->names[i];
-            s->msgs[i].msg_hdr.msg_namelen = sizeof(s->names[i]);
-        }
-        int n = recvmmsg(fd, s->msgs, BATCH, MSG_DONTWAIT, NULL);
-        if (n <= 0)
-            break;
-        gsize lens[BATCH];
-        guint nout = 0;
-        for (int i = 0; i < n; i++) {
-            ShimmerLinkAddr from, to;
-            to_link(&s->names[i], &from);
-            gsize out_len = 0;
-            ShimmerDispatchResult r = shimmer_dispatch_recv(
-                s->d, &from, s->rx[i], s->msgs[i].msg_len, now, out, sizeof(out), &out_len, &to);
-            if (r == SHIMMER_DISPATCH_TUN) {
-                tun_write(s, out, out_len);
-            } else if (r == SHIMMER_DISPATCH_LINK) {
-                /* Batched: answers and client-to-client packets. */
-                memcpy(s->tx[nout], out, out_len);
-                lens[nout] = out_len;
-                from_link(s, &to, &s->tx_names[nout]);
-                nout++;
-            }
-        }
-        send_batch(s, lens, nout);
-        if (n < BATCH)
-            break;
-    }
-    pump(s);
-    return G_SOURCE_CONTINUE;
+    if (r == NULL)
+        return;
+    g_free(r->by_peer_id);
+    g_hash_table_unref(r->by_addr);
+    shimmer_route_table_free(r->routes);
+    g_free(r);
 }
 
-static gboolean on_tun_readable(gint fd, GIOCondition cond, gpointer user)
+static void add_prefix(Routes *r, const char *text, Client *c)
+{
+    int fam;
+    guint8 a[16];
+    guint bits;
+    if (text != NULL && shimmer_route_parse_prefix(text, &fam, a, &bits))
+        shimmer_route_table_add(r->routes, fam, a, bits, c);
+}
+
+/* The workers' view of the clients, made anew (a few per client change). */
+static void publish_routes(ShimmerServer *s)
+{
+    Routes *r = g_new0(Routes, 1);
+    r->n_ids = 1;
+    GHashTableIter it;
+    gpointer v;
+    g_hash_table_iter_init(&it, s->clients);
+    while (g_hash_table_iter_next(&it, NULL, &v))
+        r->n_ids = MAX(r->n_ids, ((Client *)v)->peer_id + 1);
+    r->by_peer_id = g_new0(Client *, r->n_ids);
+    r->by_addr = g_hash_table_new(link_hash, link_equal);
+    r->routes = shimmer_route_table_new();
+    g_hash_table_iter_init(&it, s->clients);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        Client *c = v;
+        r->by_peer_id[c->peer_id] = c;
+        g_hash_table_insert(r->by_addr, &c->addr, c);
+        ShimmerPeerInfo info;
+        if (!shimmer_dispatch_get_peer(s->d, c->id, &info))
+            continue;
+        if (info.ipv4 != NULL) {
+            g_autofree char *p = g_strdup_printf("%s/32", info.ipv4);
+            add_prefix(r, p, c);
+        }
+        if (info.ipv6 != NULL) {
+            g_autofree char *a = g_strdup(info.ipv6);
+            char *slash = strchr(a, '/');
+            if (slash != NULL)
+                *slash = '\0';
+            g_autofree char *p = g_strdup_printf("%s/128", a);
+            add_prefix(r, p, c);
+        }
+        for (guint i = 0; info.iroutes != NULL && i < info.iroutes->len; i++)
+            add_prefix(r, g_ptr_array_index(info.iroutes, i), c);
+    }
+    Routes *old = g_atomic_pointer_exchange(&s->routes, r);
+    if (old != NULL) {
+        /* No worker holds the old view (nor a client only it knew) after
+         * this. */
+        shimmer_datapath_synchronize(s->dpath);
+        routes_free(old);
+    }
+}
+
+static void client_free(Client *c)
+{
+    shimmer_datapath_peer_free(c->peer);
+    g_free(c);
+}
+
+static ShimmerDatapathPeer *route_tun(gpointer user, const guint8 *ip, gsize len)
 {
     ShimmerServer *s = user;
-    gint64 now = g_get_monotonic_time();
-    for (int round = 0; round < 8; round++) {
-        gsize lens[BATCH];
-        guint nout = 0;
-        int i = 0;
-        for (; i < BATCH; i++) {
-            ssize_t r = read(fd, s->rx[i], PKT_SIZE);
-            if (r <= 0)
-                break;
-            shimmer_mss_clamp(s->rx[i], (gsize)r, s->mss4, s->mss6);
-            ShimmerLinkAddr to;
-            gsize len = 0;
-            if (shimmer_dispatch_encrypt(s->d, s->rx[i], (gsize)r, now, s->tx[nout], PKT_SIZE, &len,
-                                         &to) != SHIMMER_DISPATCH_LINK)
-                continue;
-            if (s->tcp) {
-                tcp_send(s, &to, s->tx[nout], len);
-                continue;
-            }
-            lens[nout] = len;
-            from_link(s, &to, &s->tx_names[nout]);
-            nout++;
-        }
-        if (!s->tcp)
-            send_batch(s, lens, nout);
-        if (i < BATCH)
-            break;
-    }
-    pump(s);
-    return G_SOURCE_CONTINUE;
+    Routes *r = g_atomic_pointer_get(&s->routes);
+    int fam;
+    const guint8 *src, *dst;
+    if (r == NULL || !ip_addrs(ip, len, &fam, &src, &dst))
+        return NULL;
+    Client *c = shimmer_route_table_lookup(r->routes, fam, dst);
+    return c != NULL ? c->peer : NULL;
 }
+
+/* A data packet by its peer id (and from the client's own address), or by
+ * address for DATA_V1. Anything else (a client that floated, one not yet
+ * published) goes to the dispatcher on this thread. */
+static ShimmerDatapathPeer *route_link(gpointer user, ShimmerDatapathLink *link, const guint8 *pkt,
+                                       gsize len, const struct sockaddr *from, socklen_t from_len)
+{
+    ShimmerServer *s = user;
+    Routes *r = g_atomic_pointer_get(&s->routes);
+    if (r == NULL)
+        return NULL;
+    ShimmerLinkAddr a;
+    Conn *conn = shimmer_datapath_link_get_user(link);
+    if (conn != NULL) {
+        a = conn->addr;
+    } else if (from != NULL) {
+        struct sockaddr_storage ss;
+        memset(&ss, 0, sizeof(ss));
+        memcpy(&ss, from, MIN((gsize)from_len, sizeof(ss)));
+        to_link(&ss, &a);
+    } else {
+        return NULL;
+    }
+    Client *c = NULL;
+    if (shimmer_packet_opcode(pkt[0]) == SHIMMER_OP_DATA_V2 && len >= 4) {
+        guint32 id = (guint32)pkt[1] << 16 | (guint32)pkt[2] << 8 | pkt[3];
+        if (id < r->n_ids)
+            c = r->by_peer_id[id];
+        else if (id == SHIMMER_DATACHAN_PEER_ID_NONE)
+            c = g_hash_table_lookup(r->by_addr, &a);
+    } else {
+        c = g_hash_table_lookup(r->by_addr, &a);
+    }
+    if (c == NULL || !link_equal(&c->addr, &a))
+        return NULL;
+    return c->peer;
+}
+
+/* A client's packet must come from its own addresses or networks; one for
+ * another client goes to the dispatcher when it forwards between clients. */
+static ShimmerDatapathVerdict inbound(gpointer user, ShimmerDatapathPeer *peer, const guint8 *ip,
+                                      gsize len)
+{
+    ShimmerServer *s = user;
+    Routes *r = g_atomic_pointer_get(&s->routes);
+    int fam;
+    const guint8 *src, *dst;
+    if (r == NULL || !ip_addrs(ip, len, &fam, &src, &dst))
+        return SHIMMER_DATAPATH_DROP;
+    Client *c = shimmer_route_table_lookup(r->routes, fam, src);
+    if (c == NULL || c->peer != peer)
+        return SHIMMER_DATAPATH_DROP;
+    if (s->cfg->client_to_client) {
+        Client *to = shimmer_route_table_lookup(r->routes, fam, dst);
+        if (to != NULL && to != c)
+            return SHIMMER_DATAPATH_TO_RUNNER;
+    }
+    return SHIMMER_DATAPATH_ACCEPT;
+}
+
+/* Between clients: the dispatcher encrypts it for the one it is for. */
+static void on_tun_packet(gpointer user, ShimmerDatapathPeer *peer, const guint8 *ip, gsize len)
+{
+    ShimmerServer *s = user;
+    ShimmerLinkAddr to;
+    gsize n = 0;
+    if (shimmer_dispatch_encrypt(s->d, ip, len, g_get_monotonic_time(), s->out, sizeof(s->out), &n,
+                                 &to) == SHIMMER_DISPATCH_LINK)
+        send_to(s, &to, s->out, n);
+    pump(s);
+}
+
+static void conn_closed(Conn *c);
+
+static void on_control(gpointer user, ShimmerDatapathLink *link, const guint8 *pkt, gsize len,
+                       const struct sockaddr *from, socklen_t from_len)
+{
+    ShimmerServer *s = user;
+    ShimmerLinkAddr a;
+    Conn *conn = shimmer_datapath_link_get_user(link);
+    if (conn != NULL) {
+        a = conn->addr;
+    } else if (from != NULL) {
+        struct sockaddr_storage ss;
+        memset(&ss, 0, sizeof(ss));
+        memcpy(&ss, from, MIN((gsize)from_len, sizeof(ss)));
+        to_link(&ss, &a);
+    } else {
+        return;
+    }
+    ShimmerLinkAddr to;
+    gsize out_len = 0;
+    ShimmerDispatchResult r = shimmer_dispatch_recv(s->d, &a, pkt, len, g_get_monotonic_time(),
+                                                    s->out, sizeof(s->out), &out_len, &to);
+    handle_result(s, r, s->out, out_len, &to);
+    shimmer_wipe(s->out, out_len);
+    pump(s);
+}
+
+static void on_link_error(gpointer user, ShimmerDatapathLink *link, int err)
+{
+    ShimmerServer *s = user;
+    Conn *conn = shimmer_datapath_link_get_user(link);
+    if (conn != NULL) {
+        conn_closed(conn);
+        return;
+    }
+    slog(s, SHIMMER_LOG_DEBUG, "UDP: %s", g_strerror(err));
+}
+
+static void datapath_log(gpointer user, ShimmerLogLevel level, const char *message)
+{
+    ShimmerServer *s = user;
+    if (s->cb.log)
+        s->cb.log(s->cb.user, level, message);
+}
+
+/* A worker saw what a client's engine must act on: serve the timers. */
+static void engine_wake(gpointer user)
+{
+    ShimmerServer *s = user;
+    shimmer_deadline_source_poke(s->timer);
+}
+
+/* ---------- clients ---------- */
+
+static void client_add(ShimmerServer *s, guint64 id)
+{
+    ShimmerPeerInfo info;
+    ShimmerDataPlane *dp = shimmer_dispatch_get_dataplane(s->d, id);
+    if (dp == NULL || !shimmer_dispatch_get_peer(s->d, id, &info))
+        return;
+    shimmer_dataplane_set_wake(dp, engine_wake, s);
+    Client *c = g_new0(Client, 1);
+    c->id = info.id;
+    c->peer_id = info.peer_id;
+    c->addr = info.addr;
+    ShimmerDatapathLink *link = NULL;
+    struct sockaddr_storage ss;
+    socklen_t sl = 0;
+    if (s->tcp) {
+        Conn *conn = g_hash_table_lookup(s->conns, &c->addr);
+        link = conn != NULL ? conn->link : NULL;
+    } else if (s->n_udp > 0) {
+        link = s->udp_links[c->peer_id % s->n_udp];
+        sl = from_link(s, &c->addr, &ss);
+    }
+    if (link == NULL) {
+        g_free(c);
+        return;
+    }
+    c->peer = shimmer_datapath_peer_new(dp, link, sl > 0 ? (struct sockaddr *)&ss : NULL, sl);
+    shimmer_datapath_peer_set_mss(c->peer, s->mss4, s->mss6);
+    Client *old = g_hash_table_lookup(s->clients, &c->id);
+    g_hash_table_steal(s->clients, &c->id);
+    g_hash_table_insert(s->clients, &c->id, c);
+    publish_routes(s);
+    if (old != NULL)
+        client_free(old);
+}
+
+static void client_remove(ShimmerServer *s, guint64 id)
+{
+    Client *c = g_hash_table_lookup(s->clients, &id);
+    if (c == NULL)
+        return;
+    g_hash_table_steal(s->clients, &id);
+    publish_routes(s);
+    client_free(c);
+}
+
+/* ---------- TCP connections ---------- */
 
 static void conn_free(Conn *c)
 {
-    if (c->in != NULL) {
-        g_source_destroy(c->in);
-        g_source_unref(c->in);
-    }
-    if (c->out != NULL) {
-        g_source_destroy(c->out);
-        g_source_unref(c->out);
-    }
+    ShimmerServer *s = c->s;
+    if (c->link != NULL)
+        shimmer_datapath_remove_link(s->dpath, c->link);
     if (c->fd >= 0)
         close(c->fd);
-    shimmer_tcp_splitter_free(c->splitter);
-    g_byte_array_unref(c->pending);
     g_free(c);
 }
 
@@ -370,48 +493,10 @@ static void conn_closed(Conn *c)
 {
     ShimmerServer *s = c->s;
     ShimmerLinkAddr a = c->addr;
-    /* Destroyed from its own callback: GLib keeps it alive until return. */
-    g_hash_table_remove(s->conns, &a);
+    /* Its clients go first: nothing may send on the link once it is gone. */
     shimmer_dispatch_link_closed(s->d, &a, g_get_monotonic_time());
     pump(s);
-}
-
-static gboolean on_conn_readable(gint fd, GIOCondition cond, gpointer user)
-{
-    Conn *c = user;
-    ShimmerServer *s = c->s;
-    ssize_t n = read(fd, s->stream, sizeof(s->stream));
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-        conn_closed(c);
-        return G_SOURCE_REMOVE;
-    }
-    gint64 now = g_get_monotonic_time();
-    const guint8 *p = s->stream;
-    gsize left = n > 0 ? (gsize)n : 0;
-    guint8 out[PKT_SIZE];
-    while (left > 0) {
-        gsize used = 0, pkt_len = 0;
-        const guint8 *pkt = NULL;
-        if (shimmer_tcp_splitter_feed(c->splitter, p, left, &used, &pkt, &pkt_len) !=
-            SHIMMER_PACKET_OK) {
-            slog(s, SHIMMER_LOG_WARNING, "malformed TCP framing: closing the connection");
-            conn_closed(c);
-            return G_SOURCE_REMOVE;
-        }
-        p += used;
-        left -= used;
-        if (pkt != NULL) {
-            ShimmerLinkAddr to;
-            gsize out_len = 0;
-            ShimmerDispatchResult r = shimmer_dispatch_recv(s->d, &c->addr, pkt, pkt_len, now, out,
-                                                            sizeof(out), &out_len, &to);
-            handle_result(s, r, out, out_len, &to);
-        } else if (used == 0) {
-            break;
-        }
-    }
-    pump(s);
-    return G_SOURCE_CONTINUE;
+    g_hash_table_remove(s->conns, &a);
 }
 
 static gboolean on_accept(gint fd, GIOCondition cond, gpointer user)
@@ -431,12 +516,9 @@ static gboolean on_accept(gint fd, GIOCondition cond, gpointer user)
         c->s = s;
         c->fd = cfd;
         to_link(&ss, &c->addr);
-        c->splitter = shimmer_tcp_splitter_new(SHIMMER_TCP_MAX_PACKET);
-        c->pending = g_byte_array_new();
-        c->in = g_unix_fd_source_new(cfd, G_IO_IN);
-        g_source_set_callback(c->in, (GSourceFunc)(void (*)(void))on_conn_readable, c, NULL);
-        g_source_attach(c->in, NULL);
         g_hash_table_replace(s->conns, &c->addr, c);
+        c->link = shimmer_datapath_add_tcp(s->dpath, cfd);
+        shimmer_datapath_link_set_user(c->link, c);
         char a[80];
         slog(s, SHIMMER_LOG_DEBUG, "TCP connection from %s",
              shimmer_link_addr_to_string(&c->addr, a, sizeof(a)));
@@ -510,7 +592,7 @@ static gboolean configure_tun(ShimmerServer *s, GError **error)
     const char *name = s->opts.tun_name;
     if (name == NULL)
         name = cfg->dev == NULL || strcmp(cfg->dev, "tun") == 0 ? "tun%d" : cfg->dev;
-    s->tun = shimmer_tun_open(name, error);
+    s->tun = shimmer_datapath_open_tun(s->dpath, name, error);
     if (s->tun == NULL)
         return FALSE;
     s->net = shimmer_netcfg_new(error);
@@ -563,13 +645,49 @@ static gboolean configure_tun(ShimmerServer *s, GError **error)
         else
             slog(s, SHIMMER_LOG_INFO, "route %s via %s", r->prefix, dev);
     }
-    s->tun_source = g_unix_fd_source_new(shimmer_tun_get_fd(s->tun), G_IO_IN);
-    g_source_set_callback(s->tun_source, (GSourceFunc)(void (*)(void))on_tun_readable, s, NULL);
-    g_source_attach(s->tun_source, NULL);
+    shimmer_datapath_attach_tun(s->dpath, s->tun, mtu);
     return TRUE;
 }
 
 /* ---------- the socket ---------- */
+
+/* One socket bound to SS (SL bytes) of FAMILY; -1 with ERROR set. */
+static int bound_socket(ShimmerServer *s, int family, const struct sockaddr_storage *ss,
+                        socklen_t sl, gboolean reuseport, GError **error)
+{
+    const ShimmerConfig *cfg = s->cfg;
+    int type = (s->tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC;
+    int fd = socket(family, type, 0);
+    if (fd < 0) {
+        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "socket: %s",
+                    g_strerror(errno));
+        return -1;
+    }
+    int one = 1, zero = 0;
+    if (s->tcp)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (reuseport)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    if (family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+    if (!s->tcp) {
+        int buf = 4 * 1024 * 1024;
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
+    }
+    if (cfg->mark >= 0)
+        setsockopt(fd, SOL_SOCKET, SO_MARK, &cfg->mark, sizeof(int));
+    if (bind(fd, (const struct sockaddr *)ss, sl) < 0 || (s->tcp && listen(fd, 128) < 0)) {
+        int err = errno;
+        guint port = ntohs(family == AF_INET ? ((const struct sockaddr_in *)ss)->sin_port
+                                             : ((const struct sockaddr_in6 *)ss)->sin6_port);
+        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(err), "cannot listen on port %u: %s",
+                    port, g_strerror(err));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
 
 static gboolean open_socket(ShimmerServer *s, GError **error)
 {
@@ -590,31 +708,14 @@ static gboolean open_socket(ShimmerServer *s, GError **error)
         if (!g_socket_address_to_native(sa, &ss, sizeof(ss), error))
             return FALSE;
     }
-    int type = (s->tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC;
-    s->sock = socket(family, type, 0);
-    if (s->sock < 0 && family == AF_INET6 && cfg->local == NULL &&
-        cfg->family == SHIMMER_FAMILY_ANY) {
-        family = AF_INET; /* no IPv6 on this machine */
-        s->sock = socket(family, type, 0);
-    }
-    if (s->sock < 0) {
-        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "socket: %s",
-                    g_strerror(errno));
-        return FALSE;
+    if (family == AF_INET6 && cfg->local == NULL && cfg->family == SHIMMER_FAMILY_ANY) {
+        int probe = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (probe < 0)
+            family = AF_INET; /* no IPv6 on this machine */
+        else
+            close(probe);
     }
     s->sock_family = family;
-    int one = 1, zero = 0;
-    if (s->tcp)
-        setsockopt(s->sock, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (family == AF_INET6)
-        setsockopt(s->sock, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
-    if (!s->tcp) {
-        int buf = 4 * 1024 * 1024;
-        setsockopt(s->sock, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
-        setsockopt(s->sock, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
-    }
-    if (cfg->mark >= 0)
-        setsockopt(s->sock, SOL_SOCKET, SO_MARK, &cfg->mark, sizeof(int));
     socklen_t sl;
     if (cfg->local == NULL) {
         memset(&ss, 0, sizeof(ss));
@@ -632,11 +733,34 @@ static gboolean open_socket(ShimmerServer *s, GError **error)
     } else {
         sl = family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
     }
-    if (bind(s->sock, (struct sockaddr *)&ss, sl) < 0 || (s->tcp && listen(s->sock, 128) < 0)) {
-        int err = errno;
-        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(err), "cannot listen on port %u: %s",
-                    port, g_strerror(err));
-        return FALSE;
+    if (s->tcp) {
+        s->sock = bound_socket(s, family, &ss, sl, FALSE, error);
+        if (s->sock < 0)
+            return FALSE;
+        s->sock_source = g_unix_fd_source_new(s->sock, G_IO_IN);
+        g_source_set_callback(s->sock_source, (GSourceFunc)(void (*)(void))on_accept, s, NULL);
+        g_source_set_can_recurse(s->sock_source, TRUE);
+        g_source_attach(s->sock_source, NULL);
+    } else {
+        /* One per worker: the kernel spreads the clients over them by
+         * address, each client always to the same one. */
+        guint n = shimmer_datapath_get_workers(s->dpath);
+        s->udp_socks = g_new(int, n);
+        s->udp_links = g_new0(ShimmerDatapathLink *, n);
+        for (guint i = 0; i < n; i++) {
+            g_autoptr(GError) e = NULL;
+            int fd = bound_socket(s, family, &ss, sl, n > 1, i == 0 ? error : &e);
+            if (fd < 0) {
+                if (i == 0)
+                    return FALSE;
+                slog(s, SHIMMER_LOG_INFO, "%u UDP sockets instead of %u: %s", i, n, e->message);
+                break;
+            }
+            s->udp_socks[i] = fd;
+            s->udp_links[i] = shimmer_datapath_add_udp(s->dpath, fd, FALSE);
+            s->n_udp = i + 1;
+        }
+        s->sock = s->udp_socks[0];
     }
     ShimmerLinkAddr la;
     to_link(&ss, &la);
@@ -645,16 +769,19 @@ static gboolean open_socket(ShimmerServer *s, GError **error)
     char text[80];
     shimmer_link_addr_to_string(&la, text, sizeof(text));
     s->listen_text = g_strdup(text);
-    s->sock_source = g_unix_fd_source_new(s->sock, G_IO_IN);
-    g_source_set_callback(s->sock_source,
-                          s->tcp ? (GSourceFunc)(void (*)(void))on_accept
-                                 : (GSourceFunc)(void (*)(void))on_udp_readable,
-                          s, NULL);
-    g_source_attach(s->sock_source, NULL);
     return TRUE;
 }
 
 /* ---------- the loop ---------- */
+
+/* What the data path did, for the log. */
+static void log_datapath(ShimmerServer *s)
+{
+    ShimmerDatapathStats st;
+    shimmer_datapath_get_stats(s->dpath, &st);
+    g_autofree char *text = shimmer_datapath_format_stats(&st);
+    slog(s, SHIMMER_LOG_INFO, "data path counters: %s", text);
+}
 
 static void teardown(ShimmerServer *s)
 {
@@ -662,15 +789,23 @@ static void teardown(ShimmerServer *s)
         g_source_destroy(s->sock_source);
         g_clear_pointer(&s->sock_source, g_source_unref);
     }
+    /* The workers' view goes first, then what it pointed to. */
+    Routes *r = g_atomic_pointer_exchange(&s->routes, NULL);
+    shimmer_datapath_synchronize(s->dpath);
+    routes_free(r);
+    g_hash_table_remove_all(s->clients);
     g_hash_table_remove_all(s->conns);
-    if (s->sock >= 0) {
+    for (guint i = 0; i < s->n_udp; i++) {
+        shimmer_datapath_remove_link(s->dpath, s->udp_links[i]);
+        close(s->udp_socks[i]);
+    }
+    s->n_udp = 0;
+    g_clear_pointer(&s->udp_links, g_free);
+    g_clear_pointer(&s->udp_socks, g_free);
+    if (s->tcp && s->sock >= 0)
         close(s->sock);
-        s->sock = -1;
-    }
-    if (s->tun_source != NULL) {
-        g_source_destroy(s->tun_source);
-        g_clear_pointer(&s->tun_source, g_source_unref);
-    }
+    s->sock = -1;
+    shimmer_datapath_detach_tun(s->dpath);
     if (s->net != NULL) {
         g_autoptr(GError) error = NULL;
         if (!shimmer_netcfg_rollback(s->net, &error))
@@ -690,8 +825,9 @@ static void finish(ShimmerServer *s, gboolean failed, const char *reason)
         g_source_remove(s->stop_timeout);
         s->stop_timeout = 0;
     }
-    g_source_set_ready_time(s->timer, -1);
+    shimmer_deadline_source_set(s->timer, -1);
     teardown(s);
+    log_datapath(s);
     if (s->cb.finished)
         s->cb.finished(s->cb.user, failed, reason);
 }
@@ -708,6 +844,7 @@ static void handle_event(ShimmerServer *s, ShimmerDispatchEvent *ev)
                  ev->id, info.common_name ? info.common_name : "", a, info.ipv4 ? info.ipv4 : "",
                  info.ipv6 ? " " : "", info.ipv6 ? info.ipv6 : "");
         sync_iroutes(s);
+        client_add(s, ev->id);
         if (s->cb.client_connected)
             s->cb.client_connected(s->cb.user, ev->id);
         break;
@@ -715,6 +852,7 @@ static void handle_event(ShimmerServer *s, ShimmerDispatchEvent *ev)
     case SHIMMER_DISPATCH_EVENT_GONE:
         slog(s, SHIMMER_LOG_INFO, "client %" G_GUINT64_FORMAT " '%s' (%s) gone: %s", ev->id,
              ev->common_name ? ev->common_name : "", a, ev->reason ? ev->reason : "");
+        client_remove(s, ev->id);
         sync_iroutes(s);
         if (s->cb.client_gone)
             s->cb.client_gone(s->cb.user, ev->id, ev->reason);
@@ -728,6 +866,8 @@ static void handle_event(ShimmerServer *s, ShimmerDispatchEvent *ev)
                                         g_get_monotonic_time());
         break;
     case SHIMMER_DISPATCH_EVENT_FLOATED:
+        /* Its packets go to the new address from now on. */
+        client_add(s, ev->id);
         break;
     }
 }
@@ -759,24 +899,15 @@ static void pump(ShimmerServer *s)
         finish(s, FALSE, "stopped");
         return;
     }
-    gint64 d = shimmer_dispatch_next_deadline(s->d);
-    g_source_set_ready_time(s->timer, d == G_MAXINT64 ? -1 : d);
+    /* No system call: the source reads it on the loop's next turn. */
+    shimmer_deadline_source_set(s->timer, shimmer_dispatch_next_deadline(s->d));
 }
 
-static gboolean timer_dispatch(GSource *source, GSourceFunc callback, gpointer user)
-{
-    return callback(user);
-}
-
-static GSourceFuncs timer_funcs = {NULL, NULL, timer_dispatch, NULL, NULL, NULL};
-
-static gboolean on_timer(gpointer user)
+static void on_timer(gpointer user)
 {
     ShimmerServer *s = user;
-    g_source_set_ready_time(s->timer, -1);
     shimmer_dispatch_handle_timeout(s->d, g_get_monotonic_time());
     pump(s);
-    return G_SOURCE_CONTINUE;
 }
 
 /* ---------- public ---------- */
@@ -845,6 +976,30 @@ ShimmerServer *shimmer_server_new(const ShimmerConfig *cfg, const ShimmerServerO
         s->cb = *callbacks;
     s->tcp = cfg->transport == SHIMMER_TRANSPORT_TCP;
     s->conns = g_hash_table_new_full(link_hash, link_equal, NULL, (GDestroyNotify)conn_free);
+    s->clients =
+        g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, (GDestroyNotify)client_free);
+    ShimmerDatapathOptions dopts = {0};
+    g_autoptr(GError) derr = NULL;
+    if (!shimmer_datapath_options_parse(g_getenv("SHIMMER_DATAPATH"), &dopts, &derr))
+        slog(s, SHIMMER_LOG_WARNING, "SHIMMER_DATAPATH: %s", derr->message);
+    ShimmerDatapathHooks dhooks = {
+        .route_tun = route_tun,
+        .route_link = route_link,
+        .inbound = inbound,
+        .tun_packet = on_tun_packet,
+        .control = on_control,
+        .link_error = on_link_error,
+        .log = datapath_log,
+        .user = s,
+    };
+    s->dpath = shimmer_datapath_new(&dopts, &dhooks, error);
+    if (s->dpath == NULL) {
+        g_hash_table_unref(s->conns);
+        g_hash_table_unref(s->clients);
+        g_free(s->tun_name_opt);
+        g_free(s);
+        return NULL;
+    }
     s->iroutes = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     ShimmerDispatchHooks hooks = {
         .log = server_dispatch_log,
@@ -861,15 +1016,16 @@ ShimmerServer *shimmer_server_new(const ShimmerConfig *cfg, const ShimmerServerO
         shimmer_dispatch_set_check_credentials(s->d, TRUE);
     if (s->opts.ask_every_login)
         shimmer_dispatch_set_ask_every_login(s->d, TRUE);
+    /* Lane 0 is this thread's, one more for every worker. */
+    shimmer_dispatch_set_lanes(s->d, shimmer_datapath_get_workers(s->dpath) + 1);
     s->mss4 = shimmer_dispatch_get_mss(s->d, FALSE);
     s->mss6 = shimmer_dispatch_get_mss(s->d, TRUE);
     if (s->opts.reset_rate > 0)
         shimmer_dispatch_set_rate_limit(s->d, s->opts.reset_rate,
                                         s->opts.reset_burst ? s->opts.reset_burst
                                                             : 2 * s->opts.reset_rate);
-    s->timer = g_source_new(&timer_funcs, sizeof(GSource));
-    g_source_set_callback(s->timer, on_timer, s, NULL);
-    g_source_set_ready_time(s->timer, -1);
+    s->timer = shimmer_deadline_source_new(on_timer, s);
+    g_source_set_can_recurse(s->timer, TRUE);
     g_source_attach(s->timer, NULL);
     return s;
 }
@@ -954,16 +1110,18 @@ void shimmer_server_free(ShimmerServer *s)
     if (s->stop_timeout != 0)
         g_source_remove(s->stop_timeout);
     teardown(s);
+    /* The workers stop before the engines whose data planes they use. */
+    shimmer_datapath_free(s->dpath);
     if (s->timer != NULL) {
         g_source_destroy(s->timer);
         g_source_unref(s->timer);
     }
     g_hash_table_unref(s->conns);
+    g_hash_table_unref(s->clients);
     g_hash_table_unref(s->iroutes);
     shimmer_dispatch_free(s->d);
     g_free(s->listen_text);
     g_free(s->tun_name_opt);
-    shimmer_wipe(s->rx, sizeof(s->rx));
-    shimmer_wipe(s->tx, sizeof(s->tx));
+    shimmer_wipe(s->out, sizeof(s->out));
     g_free(s);
 }

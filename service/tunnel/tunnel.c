@@ -14,16 +14,18 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "tunnel/ipconfig.h"
 #include "mss.h"
 #include "os/netcfg.h"
-#include "packet.h"
-#include "secure.h"
 #include "os/tun.h"
-
-#define BATCH    32
-#define PKT_SIZE 2048
-#define HEADROOM 64
+#include "packet.h"
+#include "proxy.h"
+#include "secure.h"
+#include "tunnel/datapath.h"
+#include "tunnel/deadline.h"
+#include "tunnel/ipconfig.h"
+#include "tunnel/offload.h"
+#include "tunnel/proxyconn.h"
+#include "tunnel/socksudp.h"
 
 struct ShimmerTunnel {
     const ShimmerConfig *cfg;
@@ -31,21 +33,32 @@ struct ShimmerTunnel {
     ShimmerTunnelCallbacks cb;
     ShimmerEngine *engine;
 
-    /* transport */
+    /* transport: the socket is ours, the workers read and write it once it
+     * is a link of the data path */
     int sock;
     gboolean tcp;
     gboolean tcp_connecting;
-    GSource *sock_source;
-    GSource *sock_out_source;
-    ShimmerTcpSplitter *splitter;
-    GByteArray *tcp_out;
+    GSource *sock_out_source; /* a TCP connect in progress */
     GCancellable *resolve_cancel;
     GSocketAddress *remote;
     char *remote_text;
+    /* Through a proxy: the negotiation under way, and for UDP the relay
+     * (its socket pair's other end is SOCK) and the server it is for. */
+    ShimmerProxyConn *proxy_conn;
+    ShimmerSocksUdp *socks_udp;
+    GInetSocketAddress *socks_server;
+
+    /* The data path: its workers move the data packets; the control
+     * channel and the timers stay here. */
+    ShimmerDatapath *dpath;
+    ShimmerDatapathLink *link;
+    /* The one peer (the server), read by the workers' route hooks. */
+    ShimmerDatapathPeer *peer;
+    /* A data packet that reached this thread (no peer yet) decrypts here. */
+    guint8 *plain;
 
     /* tun */
     ShimmerTun *tun;
-    GSource *tun_source;
     gboolean tun_configured;
     ShimmerNetcfg *net;
     /* What the tunnel asks for (set at every tunnel configuration, kept
@@ -79,18 +92,26 @@ struct ShimmerTunnel {
     ShimmerTunnelFailure failure;
 
     char *tun_name;
-
-    /* Batches for the data path: no allocation per packet. */
-    guint8 rx[BATCH][PKT_SIZE];
-    guint8 tx[BATCH][PKT_SIZE + HEADROOM];
-    guint8 plain[PKT_SIZE];
-    guint8 stream[65536];
-    struct mmsghdr msgs[BATCH];
-    struct iovec iov[BATCH];
 };
 
 static void pump(ShimmerTunnel *c);
 static gboolean on_writable(gint fd, GIOCondition cond, gpointer user);
+static gboolean open_via_proxy(ShimmerTunnel *c, const ShimmerConnection *conn, GInetAddress *addr);
+
+/* A source for FD on the default context. Marked as one that may recurse
+ * (none of its callbacks runs a nested loop): GLib otherwise blocks a source
+ * while it dispatches by taking its descriptor out of the poll set and
+ * putting it back, and each of those signals the context's wake-up
+ * descriptor, two system calls per dispatch for nothing. */
+static GSource *fd_source(int fd, GIOCondition cond, gboolean (*func)(gint, GIOCondition, gpointer),
+                          gpointer user)
+{
+    GSource *s = g_unix_fd_source_new(fd, cond);
+    g_source_set_callback(s, (GSourceFunc)(void (*)(void))func, user, NULL);
+    g_source_set_can_recurse(s, TRUE);
+    g_source_attach(s, NULL);
+    return s;
+}
 
 static void clog_(ShimmerTunnel *c, ShimmerLogLevel lvl, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
 static void clog_(ShimmerTunnel *c, ShimmerLogLevel lvl, const char *fmt, ...)
@@ -116,7 +137,110 @@ static void engine_log(gpointer user, ShimmerLogLevel level, const char *message
         c->cb.log(c->cb.user, level, message);
 }
 
+/* A worker saw something the engine must act on (the server's exit, a
+ * renegotiation due): serve the engine's timers now. Any thread. */
+static void engine_wake(gpointer user)
+{
+    ShimmerTunnel *c = user;
+    shimmer_deadline_source_poke(c->timer);
+}
+
+/* ---------- the data path's hooks ---------- */
+
+static ShimmerDatapathPeer *route_tun(gpointer user, const guint8 *ip, gsize len)
+{
+    ShimmerTunnel *c = user;
+    return g_atomic_pointer_get(&c->peer);
+}
+
+/* Every data packet on our link is the server's. */
+static ShimmerDatapathPeer *route_link(gpointer user, ShimmerDatapathLink *link, const guint8 *pkt,
+                                       gsize len, const struct sockaddr *from, socklen_t from_len)
+{
+    ShimmerTunnel *c = user;
+    return g_atomic_pointer_get(&c->peer);
+}
+
+/* An IP packet for the tun from this thread (rare: a data packet before
+ * the workers knew the peer). */
+static void tun_write(ShimmerTunnel *c, const guint8 *pkt, gsize len)
+{
+    if (!shimmer_datapath_write_tun(c->dpath, pkt, len))
+        clog_(c, SHIMMER_LOG_DEBUG, "tun write: %s", g_strerror(errno));
+}
+
+static void on_control(gpointer user, ShimmerDatapathLink *link, const guint8 *pkt, gsize len,
+                       const struct sockaddr *from, socklen_t from_len)
+{
+    ShimmerTunnel *c = user;
+    if (link != c->link)
+        return;
+    gsize tun_len = 0;
+    if (c->plain == NULL)
+        c->plain = g_malloc(SHIMMER_ENGINE_MAX_PLAIN);
+    if (shimmer_engine_recv(c->engine, pkt, len, g_get_monotonic_time(), c->plain,
+                            SHIMMER_ENGINE_MAX_PLAIN, &tun_len, NULL) == SHIMMER_RECV_TUN) {
+        shimmer_mss_clamp(c->plain, tun_len, shimmer_engine_get_mss(c->engine, FALSE),
+                          shimmer_engine_get_mss(c->engine, TRUE));
+        tun_write(c, c->plain, tun_len);
+        shimmer_wipe(c->plain, tun_len);
+    }
+    pump(c);
+}
+
+static void transport_failed(ShimmerTunnel *c, const char *why);
+
+static void on_link_error(gpointer user, ShimmerDatapathLink *link, int err)
+{
+    ShimmerTunnel *c = user;
+    if (link != c->link)
+        return;
+    if (c->tcp) {
+        transport_failed(c, err == 0 ? "the server closed the connection" : g_strerror(err));
+        return;
+    }
+    if (err != ECONNREFUSED) {
+        clog_(c, SHIMMER_LOG_DEBUG, "UDP: %s", g_strerror(err));
+        return;
+    }
+    /* ICMP port unreachable. Before the server ever answered, nobody
+     * listens there: move on to the next remote now rather than after
+     * server-poll-timeout. Later it is only a hint (a restarting server)
+     * and is ignored. */
+    if (shimmer_engine_get_state(c->engine) == SHIMMER_STATE_CONNECTING) {
+        transport_failed(c, "connection refused (nothing listens on the server's port)");
+        return;
+    }
+    clog_(c, SHIMMER_LOG_DEBUG, "ICMP port unreachable from the server");
+}
+
+static void datapath_log(gpointer user, ShimmerLogLevel level, const char *message)
+{
+    ShimmerTunnel *c = user;
+    if (c->cb.log)
+        c->cb.log(c->cb.user, level, message);
+}
+
 /* ---------- transport ---------- */
+
+static void update_peer_mss(ShimmerTunnel *c)
+{
+    if (c->peer != NULL)
+        shimmer_datapath_peer_set_mss(c->peer, shimmer_engine_get_mss(c->engine, FALSE),
+                                      shimmer_engine_get_mss(c->engine, TRUE));
+}
+
+/* The socket becomes a link of the data path with the server as its peer:
+ * from now on the workers read it. */
+static void attach_transport(ShimmerTunnel *c)
+{
+    c->link = c->tcp ? shimmer_datapath_add_tcp(c->dpath, c->sock)
+                     : shimmer_datapath_add_udp(c->dpath, c->sock, TRUE);
+    ShimmerDatapathPeer *peer =
+        shimmer_datapath_peer_new(shimmer_engine_get_dataplane(c->engine), c->link, NULL, 0);
+    g_atomic_pointer_set(&c->peer, peer);
+    update_peer_mss(c);
+}
 
 static void close_transport(ShimmerTunnel *c)
 {
@@ -124,21 +248,26 @@ static void close_transport(ShimmerTunnel *c)
         g_cancellable_cancel(c->resolve_cancel);
         g_clear_object(&c->resolve_cancel);
     }
-    if (c->sock_source) {
-        g_source_destroy(c->sock_source);
-        g_clear_pointer(&c->sock_source, g_source_unref);
-    }
+    g_clear_pointer(&c->proxy_conn, shimmer_proxy_conn_free);
+    g_clear_pointer(&c->socks_udp, shimmer_socks_udp_free);
     if (c->sock_out_source) {
         g_source_destroy(c->sock_out_source);
         g_clear_pointer(&c->sock_out_source, g_source_unref);
+    }
+    ShimmerDatapathPeer *peer = g_atomic_pointer_exchange(&c->peer, NULL);
+    if (peer != NULL) {
+        /* No worker can still hold it when this returns. */
+        shimmer_datapath_synchronize(c->dpath);
+        shimmer_datapath_peer_free(peer);
+    }
+    if (c->link != NULL) {
+        shimmer_datapath_remove_link(c->dpath, c->link);
+        c->link = NULL;
     }
     if (c->sock >= 0) {
         close(c->sock);
         c->sock = -1;
     }
-    g_clear_pointer(&c->splitter, shimmer_tcp_splitter_free);
-    if (c->tcp_out)
-        g_byte_array_set_size(c->tcp_out, 0);
     c->tcp_connecting = FALSE;
 }
 
@@ -149,206 +278,34 @@ static void transport_failed(ShimmerTunnel *c, const char *why)
     pump(c);
 }
 
+/* A packet the engine made (control, ack, ping, exit notification). */
 static void send_packet(ShimmerTunnel *c, const guint8 *pkt, gsize len)
 {
-    if (c->sock < 0)
+    if (c->link == NULL)
         return;
-    if (!c->tcp) {
-        if (send(c->sock, pkt, len, 0) < 0 && errno != EAGAIN && errno != ENOBUFS &&
-            errno != ECONNREFUSED)
-            clog_(c, SHIMMER_LOG_DEBUG, "send: %s", g_strerror(errno));
-        return;
-    }
-    guint8 prefix[2] = {(guint8)(len >> 8), (guint8)len};
-    if (c->tcp_out->len == 0 && !c->tcp_connecting) {
-        struct iovec v[2] = {{prefix, 2}, {(void *)pkt, len}};
-        ssize_t n = writev(c->sock, v, 2);
-        if (n == (ssize_t)(len + 2))
-            return;
-        if (n < 0 && errno != EAGAIN) {
-            transport_failed(c, g_strerror(errno));
-            return;
-        }
-        if (n < 0)
-            n = 0;
-        /* Keep the rest for when the socket drains. */
-        if (n < 2) {
-            g_byte_array_append(c->tcp_out, prefix + n, (guint)(2 - n));
-            g_byte_array_append(c->tcp_out, pkt, (guint)len);
-        } else {
-            g_byte_array_append(c->tcp_out, pkt + (n - 2), (guint)(len - (gsize)(n - 2)));
-        }
-    } else {
-        if (c->tcp_out->len > 4 * 1024 * 1024)
-            return; /* the link is stuck: drop rather than grow without bound */
-        g_byte_array_append(c->tcp_out, prefix, 2);
-        g_byte_array_append(c->tcp_out, pkt, (guint)len);
-    }
-    if (c->sock_out_source == NULL) {
-        c->sock_out_source = g_unix_fd_source_new(c->sock, G_IO_OUT);
-        g_source_set_callback(c->sock_out_source, (GSourceFunc)(void (*)(void))on_writable, c,
-                              NULL);
-        g_source_attach(c->sock_out_source, NULL);
-    }
+    if (!shimmer_datapath_link_send(c->link, pkt, len, NULL, 0))
+        clog_(c, SHIMMER_LOG_DEBUG, "send: %s",
+              c->tcp ? "the connection is stuck" : g_strerror(errno));
 }
 
+/* A TCP connect finished (or failed). */
 static gboolean on_writable(gint fd, GIOCondition cond, gpointer user)
 {
     ShimmerTunnel *c = user;
-    if (c->tcp_connecting) {
-        int err = 0;
-        socklen_t l = sizeof(err);
-        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l);
-        if (err != 0) {
-            g_clear_pointer(&c->sock_out_source, g_source_unref);
-            transport_failed(c, g_strerror(err));
-            return G_SOURCE_REMOVE;
-        }
-        c->tcp_connecting = FALSE;
-        clog_(c, SHIMMER_LOG_INFO, "TCP connection to %s established", c->remote_text);
-        shimmer_engine_transport_up(c->engine, TRUE, g_get_monotonic_time());
-    }
-    while (c->tcp_out->len > 0) {
-        ssize_t n = write(fd, c->tcp_out->data, c->tcp_out->len);
-        if (n < 0) {
-            if (errno == EAGAIN)
-                return G_SOURCE_CONTINUE;
-            g_clear_pointer(&c->sock_out_source, g_source_unref);
-            transport_failed(c, g_strerror(errno));
-            return G_SOURCE_REMOVE;
-        }
-        g_byte_array_remove_range(c->tcp_out, 0, (guint)n);
-    }
     g_clear_pointer(&c->sock_out_source, g_source_unref);
+    int err = 0;
+    socklen_t l = sizeof(err);
+    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l);
+    if (err != 0) {
+        transport_failed(c, g_strerror(err));
+        return G_SOURCE_REMOVE;
+    }
+    c->tcp_connecting = FALSE;
+    clog_(c, SHIMMER_LOG_INFO, "TCP connection to %s established", c->remote_text);
+    attach_transport(c);
+    shimmer_engine_transport_up(c->engine, TRUE, g_get_monotonic_time());
     pump(c);
     return G_SOURCE_REMOVE;
-}
-
-static void tun_write(ShimmerTunnel *c, const guint8 *pkt, gsize len)
-{
-    if (c->tun == NULL)
-        return;
-    if (write(shimmer_tun_get_fd(c->tun), pkt, len) < 0 && errno != EAGAIN)
-        clog_(c, SHIMMER_LOG_DEBUG, "tun write: %s", g_strerror(errno));
-}
-
-static void deliver(ShimmerTunnel *c, const guint8 *pkt, gsize len, gint64 now)
-{
-    gsize tun_len = 0;
-    if (shimmer_engine_recv(c->engine, pkt, len, now, c->plain, sizeof(c->plain), &tun_len, NULL) ==
-        SHIMMER_RECV_TUN) {
-        shimmer_mss_clamp(c->plain, tun_len, shimmer_engine_get_mss(c->engine, FALSE),
-                          shimmer_engine_get_mss(c->engine, TRUE));
-        tun_write(c, c->plain, tun_len);
-    }
-}
-
-static gboolean on_sock_readable(gint fd, GIOCondition cond, gpointer user)
-{
-    ShimmerTunnel *c = user;
-    gint64 now = g_get_monotonic_time();
-    if (!c->tcp) {
-        for (int round = 0; round < 8; round++) {
-            for (int i = 0; i < BATCH; i++) {
-                c->iov[i].iov_base = c->rx[i];
-                c->iov[i].iov_len = PKT_SIZE;
-                memset(&c->msgs[i].msg_hdr, 0, sizeof(c->msgs[i].msg_hdr));
-                c->msgs[i].msg_hdr.msg_iov = &c->iov[i];
-                c->msgs[i].msg_hdr.msg_iovlen = 1;
-            }
-            int n = recvmmsg(fd, c->msgs, BATCH, MSG_DONTWAIT, NULL);
-            if (n <= 0) {
-                if (n < 0 && errno == ECONNREFUSED) {
-                    /* ICMP port unreachable. Before the server ever answered,
-                     * nobody listens there: move on to the next remote now
-                     * rather than after server-poll-timeout. Later it is
-                     * only a hint (a restarting server) and is ignored. */
-                    if (shimmer_engine_get_state(c->engine) == SHIMMER_STATE_CONNECTING) {
-                        transport_failed(c, "connection refused (nothing listens on the "
-                                            "server's port)");
-                        return G_SOURCE_REMOVE;
-                    }
-                    clog_(c, SHIMMER_LOG_DEBUG, "ICMP port unreachable from the server");
-                }
-                break;
-            }
-            for (int i = 0; i < n; i++)
-                deliver(c, c->rx[i], c->msgs[i].msg_len, now);
-            if (n < BATCH)
-                break;
-        }
-    } else {
-        guint8 *stream = c->stream;
-        ssize_t n = read(fd, stream, sizeof(c->stream));
-        if (n == 0 || (n < 0 && errno != EAGAIN)) {
-            c->sock_source = NULL; /* removed by returning REMOVE below */
-            transport_failed(c, n == 0 ? "the server closed the connection" : g_strerror(errno));
-            return G_SOURCE_REMOVE;
-        }
-        const guint8 *p = stream;
-        gsize left = n > 0 ? (gsize)n : 0;
-        while (left > 0 && c->splitter != NULL) {
-            gsize used = 0;
-            const guint8 *pkt = NULL;
-            gsize pkt_len = 0;
-            if (shimmer_tcp_splitter_feed(c->splitter, p, left, &used, &pkt, &pkt_len) !=
-                SHIMMER_PACKET_OK) {
-                transport_failed(c, "malformed TCP framing from the server");
-                return G_SOURCE_REMOVE;
-            }
-            p += used;
-            left -= used;
-            if (pkt != NULL)
-                deliver(c, pkt, pkt_len, now);
-            else if (used == 0)
-                break;
-        }
-    }
-    pump(c);
-    return G_SOURCE_CONTINUE;
-}
-
-static gboolean on_tun_readable(gint fd, GIOCondition cond, gpointer user)
-{
-    ShimmerTunnel *c = user;
-    gint64 now = g_get_monotonic_time();
-    int n = 0;
-    guint mss4 = shimmer_engine_get_mss(c->engine, FALSE);
-    guint mss6 = shimmer_engine_get_mss(c->engine, TRUE);
-    for (; n < BATCH; n++) {
-        guint8 *in = c->rx[n];
-        ssize_t r = read(fd, in, PKT_SIZE);
-        if (r <= 0)
-            break;
-        shimmer_mss_clamp(in, (gsize)r, mss4, mss6);
-        gsize len = 0;
-        if (shimmer_engine_encrypt(c->engine, in, (gsize)r, c->tx[n], sizeof(c->tx[n]), now,
-                                   &len) != SHIMMER_ENCRYPT_OK) {
-            n--;
-            continue;
-        }
-        if (c->tcp) {
-            send_packet(c, c->tx[n], len);
-            n--;
-            continue;
-        }
-        c->iov[n].iov_base = c->tx[n];
-        c->iov[n].iov_len = len;
-        memset(&c->msgs[n].msg_hdr, 0, sizeof(c->msgs[n].msg_hdr));
-        c->msgs[n].msg_hdr.msg_iov = &c->iov[n];
-        c->msgs[n].msg_hdr.msg_iovlen = 1;
-    }
-    if (!c->tcp && n > 0 && c->sock >= 0) {
-        int sent = 0;
-        while (sent < n) {
-            int k = sendmmsg(c->sock, c->msgs + sent, (unsigned)(n - sent), MSG_DONTWAIT);
-            if (k <= 0)
-                break; /* full socket buffer: drop, as a router would */
-            sent += k;
-        }
-    }
-    pump(c);
-    return G_SOURCE_CONTINUE;
 }
 
 static void start_socket(ShimmerTunnel *c, GInetAddress *addr, guint16 port, gboolean tcp)
@@ -368,11 +325,10 @@ static void start_socket(ShimmerTunnel *c, GInetAddress *addr, guint16 port, gbo
     }
     if (c->cfg->mark >= 0)
         setsockopt(c->sock, SOL_SOCKET, SO_MARK, &c->cfg->mark, sizeof(int));
-    if (!tcp) {
-        int buf = 4 * 1024 * 1024;
-        setsockopt(c->sock, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
-        setsockopt(c->sock, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
-    }
+    /* Room for the bursts a batch of 64 KB reads and GSO sends makes. */
+    int buf = 4 * 1024 * 1024;
+    setsockopt(c->sock, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+    setsockopt(c->sock, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
     g_free(c->remote_text);
     g_autofree char *a = g_inet_address_to_string(addr);
     c->remote_text = g_strdup_printf(family == AF_INET6 ? "[%s]:%u" : "%s:%u", a, port);
@@ -385,19 +341,13 @@ static void start_socket(ShimmerTunnel *c, GInetAddress *addr, guint16 port, gbo
         transport_failed(c, g_strerror(errno));
         return;
     }
-    c->sock_source = g_unix_fd_source_new(c->sock, G_IO_IN);
-    g_source_set_callback(c->sock_source, (GSourceFunc)(void (*)(void))on_sock_readable, c, NULL);
-    g_source_attach(c->sock_source, NULL);
     if (tcp) {
-        c->splitter = shimmer_tcp_splitter_new(SHIMMER_TCP_MAX_PACKET);
         c->tcp_connecting = TRUE;
-        c->sock_out_source = g_unix_fd_source_new(c->sock, G_IO_OUT);
-        g_source_set_callback(c->sock_out_source, (GSourceFunc)(void (*)(void))on_writable, c,
-                              NULL);
-        g_source_attach(c->sock_out_source, NULL);
+        c->sock_out_source = fd_source(c->sock, G_IO_OUT, on_writable, c);
         clog_(c, SHIMMER_LOG_INFO, "connecting to %s over TCP", c->remote_text);
         return;
     }
+    attach_transport(c);
     clog_(c, SHIMMER_LOG_INFO, "sending to %s over UDP", c->remote_text);
     shimmer_engine_transport_up(c->engine, FALSE, g_get_monotonic_time());
 }
@@ -436,7 +386,8 @@ static void on_resolved(GObject *src, GAsyncResult *res, gpointer user)
     }
     g_object_ref(pick);
     g_resolver_free_addresses(addrs);
-    start_socket(c, pick, conn->port, conn->transport == SHIMMER_TRANSPORT_TCP);
+    if (!open_via_proxy(c, conn, pick))
+        start_socket(c, pick, conn->port, conn->transport == SHIMMER_TRANSPORT_TCP);
     g_object_unref(pick);
     pump(c);
 }
@@ -445,9 +396,15 @@ static void open_transport(ShimmerTunnel *c, guint index)
 {
     close_transport(c);
     ShimmerConnection *conn = g_ptr_array_index(c->cfg->connections, index);
+    /* TCP through a proxy: the proxy looks the server up. */
+    if (conn->proxy != NULL && conn->transport == SHIMMER_TRANSPORT_TCP) {
+        open_via_proxy(c, conn, NULL);
+        return;
+    }
     g_autoptr(GInetAddress) literal = g_inet_address_new_from_string(conn->host);
     if (literal != NULL) {
-        start_socket(c, literal, conn->port, conn->transport == SHIMMER_TRANSPORT_TCP);
+        if (!open_via_proxy(c, conn, literal))
+            start_socket(c, literal, conn->port, conn->transport == SHIMMER_TRANSPORT_TCP);
         return;
     }
     g_autofree char *host = NULL;
@@ -467,6 +424,110 @@ static void open_transport(ShimmerTunnel *c, guint index)
     c->resolve_cancel = g_cancellable_new();
     g_autoptr(GResolver) resolver = g_resolver_get_default();
     g_resolver_lookup_by_name_async(resolver, host, c->resolve_cancel, on_resolved, rd);
+}
+
+/* ---------- through a proxy ---------- */
+
+static void proxy_log(gpointer user, ShimmerLogLevel level, const char *message)
+{
+    ShimmerTunnel *c = user;
+    if (c->cb.log)
+        c->cb.log(c->cb.user, level, message);
+}
+
+static void on_socks_closed(gpointer user, const char *why)
+{
+    transport_failed(user, why);
+}
+
+/* SOCK is connected (here: through a proxy): it becomes the transport and
+ * the engine may start. */
+static void transport_ready(ShimmerTunnel *c, gboolean tcp)
+{
+    c->tcp = tcp;
+    /* A SOCKS relay's socket pair end has no GSO or GRO: the data path's
+     * probes find that and send and read datagram by datagram. */
+    attach_transport(c);
+    shimmer_engine_transport_up(c->engine, tcp, g_get_monotonic_time());
+}
+
+/* The proxy's socket becomes the transport, as a direct one would. */
+static void on_proxy_done(gpointer user, ShimmerProxyLink *link, const GError *error)
+{
+    ShimmerTunnel *c = user;
+    g_clear_pointer(&c->proxy_conn, shimmer_proxy_conn_free);
+    if (link == NULL) {
+        transport_failed(c, error->message);
+        return;
+    }
+    ShimmerConnection *conn =
+        g_ptr_array_index(c->cfg->connections, shimmer_engine_get_connection_index(c->engine));
+    g_autofree char *what = shimmer_proxy_describe(conn->proxy);
+    g_autofree char *via = g_socket_connectable_to_string(G_SOCKET_CONNECTABLE(link->proxy));
+    gboolean tcp = link->relay == NULL;
+    g_clear_object(&c->remote);
+    g_free(c->remote_text);
+    if (tcp) {
+        c->remote = G_SOCKET_ADDRESS(g_object_ref(link->proxy));
+        c->remote_text = g_strdup_printf("%s:%u via %s", conn->host, conn->port, via);
+        c->sock = link->fd;
+        link->fd = -1;
+        clog_(c, SHIMMER_LOG_INFO, "the %s (%s) opened a TCP stream to %s:%u (authentication %s)",
+              what, via, conn->host, conn->port, link->auth);
+    } else {
+        g_autofree char *relay = g_socket_connectable_to_string(G_SOCKET_CONNECTABLE(link->relay));
+        g_autofree char *server =
+            g_socket_connectable_to_string(G_SOCKET_CONNECTABLE(c->socks_server));
+        /* The datagrams go to the relay: that is the address to keep
+         * outside the tunnel. */
+        c->remote = G_SOCKET_ADDRESS(g_object_ref(link->relay));
+        c->remote_text = g_strdup_printf("%s via %s", server, relay);
+        clog_(c, SHIMMER_LOG_INFO,
+              "sending to %s over UDP through the %s (relay %s, authentication %s)", server, what,
+              relay, link->auth);
+        g_autoptr(GError) err = NULL;
+        c->socks_udp = shimmer_socks_udp_new(g_steal_pointer(&link), c->socks_server, c->cfg->mark,
+                                             on_socks_closed, c, &c->sock, &err);
+        if (c->socks_udp == NULL) {
+            transport_failed(c, err->message);
+            return;
+        }
+    }
+    transport_ready(c, tcp);
+    shimmer_proxy_link_free(link);
+    pump(c);
+}
+
+/* Starts the connection through CONN's proxy, if it has one (FALSE: it
+ * has not). ADDR: the server's address for UDP (the datagrams name it);
+ * NULL for TCP, where the proxy looks the server's name up. */
+static gboolean open_via_proxy(ShimmerTunnel *c, const ShimmerConnection *conn, GInetAddress *addr)
+{
+    if (conn->proxy == NULL)
+        return FALSE;
+    gboolean udp = conn->transport != SHIMMER_TRANSPORT_TCP;
+    g_clear_object(&c->socks_server);
+    g_autofree char *host = NULL;
+    if (udp) {
+        c->socks_server = G_INET_SOCKET_ADDRESS(g_inet_socket_address_new(addr, conn->port));
+        host = g_inet_address_to_string(addr);
+    }
+    ShimmerProxyConnOptions o = {
+        .proxy = conn->proxy,
+        .host = udp ? host : conn->host,
+        .port = conn->port,
+        .udp = udp,
+        .mark = c->cfg->mark,
+        .timeout_s = conn->connect_timeout,
+        .done = on_proxy_done,
+        .log = proxy_log,
+        .user = c,
+    };
+    g_autoptr(GError) error = NULL;
+    c->proxy_conn = shimmer_proxy_conn_start(&o, &error);
+    if (c->proxy_conn == NULL)
+        transport_failed(c, error->message);
+    return TRUE;
 }
 
 /* ---------- tun configuration ---------- */
@@ -839,12 +900,9 @@ static gboolean configure_tun(ShimmerTunnel *c, GError **error)
         const char *name = c->opts.tun_name;
         if (name == NULL)
             name = cfg->dev == NULL || strcmp(cfg->dev, "tun") == 0 ? "tun%d" : cfg->dev;
-        c->tun = shimmer_tun_open(name, error);
+        c->tun = shimmer_datapath_open_tun(c->dpath, name, error);
         if (c->tun == NULL)
             return FALSE;
-        c->tun_source = g_unix_fd_source_new(shimmer_tun_get_fd(c->tun), G_IO_IN);
-        g_source_set_callback(c->tun_source, (GSourceFunc)(void (*)(void))on_tun_readable, c, NULL);
-        g_source_attach(c->tun_source, NULL);
         clog_(c, SHIMMER_LOG_INFO, "tun device %s", shimmer_tun_get_name(c->tun));
     }
     /* What the tunnel asks for, decided once: applied below, or shown to
@@ -872,6 +930,10 @@ static gboolean configure_tun(ShimmerTunnel *c, GError **error)
     if (!shimmer_netcfg_link_set_mtu(c->net, ifindex, c->ip->mtu, error) ||
         !shimmer_netcfg_link_set_up(c->net, ifindex, TRUE, error))
         return FALSE;
+    /* The workers' buffers follow the MTU; the MSS to clamp to follows the
+     * push. */
+    shimmer_datapath_attach_tun(c->dpath, c->tun, c->ip->mtu);
+    update_peer_mss(c);
     if (c->opts.no_netcfg) {
         clog_(c, SHIMMER_LOG_INFO,
               "%s: mtu %u, up; addresses, routes and DNS are left to the "
@@ -897,30 +959,30 @@ static void teardown_tun(ShimmerTunnel *c)
             clog_(c, SHIMMER_LOG_WARNING, "removing the tunnel's routes: %s", error->message);
         g_clear_pointer(&c->net, shimmer_netcfg_free);
     }
-    if (c->tun_source) {
-        g_source_destroy(c->tun_source);
-        g_clear_pointer(&c->tun_source, g_source_unref);
-    }
+    /* No worker reads or writes it once this returns. */
+    shimmer_datapath_detach_tun(c->dpath);
     g_clear_pointer(&c->tun, shimmer_tun_close);
     c->tun_configured = FALSE;
 }
 
 /* ---------- the loop ---------- */
 
-static gboolean timer_dispatch(GSource *source, GSourceFunc callback, gpointer user)
-{
-    return callback(user);
-}
-
-static GSourceFuncs timer_funcs = {NULL, NULL, timer_dispatch, NULL, NULL, NULL};
-
-static gboolean on_timer(gpointer user)
+static void on_timer(gpointer user)
 {
     ShimmerTunnel *c = user;
-    g_source_set_ready_time(c->timer, -1);
     shimmer_engine_handle_timeout(c->engine, g_get_monotonic_time());
     pump(c);
-    return G_SOURCE_CONTINUE;
+}
+
+/* What the data path did, for the log (and the tests that read it). */
+static void log_datapath(ShimmerTunnel *c)
+{
+    ShimmerDatapathStats st;
+    shimmer_datapath_get_stats(c->dpath, &st);
+    g_autofree char *text = shimmer_datapath_format_stats(&st);
+    clog_(c, SHIMMER_LOG_INFO,
+          "data path counters: %s, send-order waits timed out %" G_GUINT64_FORMAT, text,
+          shimmer_dataplane_get_turn_timeouts(shimmer_engine_get_dataplane(c->engine)));
 }
 
 static void finish(ShimmerTunnel *c, ShimmerTunnelFailure failure, const char *reason)
@@ -931,6 +993,7 @@ static void finish(ShimmerTunnel *c, ShimmerTunnelFailure failure, const char *r
     c->failure = failure;
     close_transport(c);
     teardown_tun(c);
+    log_datapath(c);
     if (c->cb.finished)
         c->cb.finished(c->cb.user, failure != SHIMMER_TUNNEL_FAILURE_NONE, reason);
 }
@@ -1014,13 +1077,25 @@ static void pump(ShimmerTunnel *c)
     }
     if (c->finished)
         return;
-    gint64 d = shimmer_engine_next_deadline(c->engine);
-    g_source_set_ready_time(c->timer, d == G_MAXINT64 ? -1 : d);
+    /* No system call: the source reads it on the loop's next turn. */
+    shimmer_deadline_source_set(c->timer, shimmer_engine_next_deadline(c->engine));
 }
 
 ShimmerTunnel *shimmer_tunnel_new(const ShimmerConfig *cfg, const ShimmerTunnelOptions *options,
                                   const ShimmerTunnelCallbacks *callbacks, GError **error)
 {
+    /* A proxy that cannot carry its connection (NTLM, credentials nobody
+     * gave) fails every attempt alike: say so now, not at each retry. */
+    for (guint i = 0; cfg->connections != NULL && i < cfg->connections->len; i++) {
+        const ShimmerConnection *conn = g_ptr_array_index(cfg->connections, i);
+        g_autoptr(GError) why = NULL;
+        if (conn->proxy != NULL &&
+            !shimmer_proxy_check(conn->proxy, conn->transport != SHIMMER_TRANSPORT_TCP, &why)) {
+            g_set_error(error, why->domain, why->code, "line %u: %s", conn->proxy->line,
+                        why->message);
+            return NULL;
+        }
+    }
     ShimmerTunnel *c = g_new0(ShimmerTunnel, 1);
     c->cfg = cfg;
     c->sock = -1;
@@ -1041,6 +1116,28 @@ ShimmerTunnel *shimmer_tunnel_new(const ShimmerConfig *cfg, const ShimmerTunnelO
         g_free(c);
         return NULL;
     }
+    ShimmerDatapathOptions dopts = {0};
+    g_autoptr(GError) derr = NULL;
+    if (!shimmer_datapath_options_parse(g_getenv("SHIMMER_DATAPATH"), &dopts, &derr))
+        clog_(c, SHIMMER_LOG_WARNING, "SHIMMER_DATAPATH: %s", derr->message);
+    ShimmerDatapathHooks dhooks = {
+        .route_tun = route_tun,
+        .route_link = route_link,
+        .control = on_control,
+        .link_error = on_link_error,
+        .log = datapath_log,
+        .user = c,
+    };
+    c->dpath = shimmer_datapath_new(&dopts, &dhooks, error);
+    if (c->dpath == NULL) {
+        shimmer_engine_free(c->engine);
+        g_free(c->tun_name);
+        g_free(c);
+        return NULL;
+    }
+    /* Lane 0 is this thread's, one more for every worker. */
+    shimmer_engine_set_lanes(c->engine, shimmer_datapath_get_workers(c->dpath) + 1);
+    shimmer_dataplane_set_wake(shimmer_engine_get_dataplane(c->engine), engine_wake, c);
     if (options != NULL) {
         c->username = g_strdup(options->username);
         c->password = g_strdup(options->password);
@@ -1049,10 +1146,8 @@ ShimmerTunnel *shimmer_tunnel_new(const ShimmerConfig *cfg, const ShimmerTunnelO
     c->routes = g_ptr_array_new_null_terminated(4, g_free, TRUE);
     c->dns_servers = g_ptr_array_new_null_terminated(2, g_free, TRUE);
     c->dns_domains = g_ptr_array_new_null_terminated(2, g_free, TRUE);
-    c->tcp_out = g_byte_array_new();
-    c->timer = g_source_new(&timer_funcs, sizeof(GSource));
-    g_source_set_callback(c->timer, on_timer, c, NULL);
-    g_source_set_ready_time(c->timer, -1);
+    c->timer = shimmer_deadline_source_new(on_timer, c);
+    g_source_set_can_recurse(c->timer, TRUE);
     g_source_attach(c->timer, NULL);
     return c;
 }
@@ -1178,13 +1273,15 @@ void shimmer_tunnel_free(ShimmerTunnel *c)
         return;
     close_transport(c);
     teardown_tun(c);
+    /* The workers stop before the engine whose data plane they use goes. */
+    shimmer_datapath_free(c->dpath);
     if (c->timer) {
         g_source_destroy(c->timer);
         g_source_unref(c->timer);
     }
     g_clear_object(&c->remote);
+    g_clear_object(&c->socks_server);
     g_free(c->remote_text);
-    g_byte_array_unref(c->tcp_out);
     g_ptr_array_unref(c->addresses);
     g_ptr_array_unref(c->routes);
     g_ptr_array_unref(c->dns_servers);
@@ -1195,8 +1292,7 @@ void shimmer_tunnel_free(ShimmerTunnel *c)
     g_free(c->username);
     shimmer_str_free_secret(c->password);
     shimmer_engine_free(c->engine);
-    shimmer_wipe(c->rx, sizeof(c->rx));
-    shimmer_wipe(c->tx, sizeof(c->tx));
-    shimmer_wipe(c->plain, sizeof(c->plain));
+    if (c->plain != NULL)
+        shimmer_free_secret(c->plain, SHIMMER_ENGINE_MAX_PLAIN);
     g_free(c);
 }

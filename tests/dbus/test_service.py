@@ -536,6 +536,28 @@ def h(env, request):
     if request.session.testsfailed > failed:
         print("\n---- logs ----")
         print(env.lab.logs(60))
+    clean_up_after(env)
+
+
+def clean_up_after(env):
+    """What a test left, as when it failed half-way (its finally may not
+    have run to the end): every session ended, every profile removed, as
+    root, so that the next test starts from an empty daemon. Best effort:
+    it reports, the next test's own checks decide."""
+    if env.daemon is None or not env.daemon.alive():
+        return
+    try:
+        sessions = env.call(ROOT, M1, "ListSessions", uid=0)
+        profiles = env.call(ROOT, M1, "ListProfiles", uid=0)
+        calls = [(p, S1, "Disconnect", "", []) for p in
+                 (sessions["reply"][0] if sessions["ok"] else [])]
+        calls += [(p, P1, "Remove", "", []) for p in
+                  (profiles["reply"][0] if profiles["ok"] else [])]
+        if calls:
+            env.calls(calls, uid=0)
+        wait_for(lambda: not env.tun_devices(), 15, "the sessions' tun devices to go")
+    except Exception as e:  # the next test's checks say what is wrong
+        print("clean-up after the test: %s" % e)
 
 
 # --------------------------------------------------------------------- tests

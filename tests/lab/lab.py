@@ -188,31 +188,43 @@ class Proc:
     def returncode(self):
         return None if self.popen is None else self.popen.poll()
 
-    def read_log(self, whole=False):
-        """The log since the last (re)start, or all of it with whole=True."""
+    def read_log(self, whole=False, since=None):
+        """The log since the last (re)start, or all of it with whole=True,
+        or what came after SINCE (a mark())."""
         try:
             with open(self.log, "rb") as f:
-                if not whole:
+                if since is not None:
+                    f.seek(since)
+                elif not whole:
                     f.seek(self._log_offset)
                 return f.read().decode("utf-8", "replace")
         except FileNotFoundError:
             return ""
 
+    def mark(self):
+        """The log's current end, for read_log(since=) and wait_log(since=):
+        what a process prints after an event, e.g. its next "connected"."""
+        try:
+            return os.path.getsize(self.log)
+        except OSError:
+            return 0
+
     def log_tail(self, lines=40):
         return "\n".join(self.read_log(whole=True).splitlines()[-lines:])
 
-    def wait_log(self, pattern, timeout=15.0, interval=0.01):
-        """Wait until regex `pattern` appears in the log (since the last start);
-        return the match. Raises LabError if the process exits first and
-        TimeoutError (with the log tail) after `timeout` seconds."""
+    def wait_log(self, pattern, timeout=15.0, interval=0.01, since=None):
+        """Wait until regex `pattern` appears in the log (since the last start,
+        or since the mark() SINCE); return the match. Raises LabError if the
+        process exits first and TimeoutError (with the log tail) after
+        `timeout` seconds."""
         rx = re.compile(pattern)
         deadline = time.monotonic() + timeout
         while True:
-            m = rx.search(self.read_log())
+            m = rx.search(self.read_log(since=since))
             if m:
                 return m
             if not self.alive():
-                m = rx.search(self.read_log())  # it may have printed and exited
+                m = rx.search(self.read_log(since=since))  # it may have printed and exited
                 if m:
                     return m
                 raise LabError("%s exited (status %s) before /%s/ appeared; log %s:\n%s"
@@ -249,6 +261,13 @@ class Proc:
                 os.kill(self.pid, signal.SIGKILL)
                 self.popen.wait(5)
         return self.popen.returncode
+
+    def fd_count(self):
+        """How many file descriptors the process holds, or None if it is gone."""
+        try:
+            return len(os.listdir("/proc/%d/fd" % self.pid))
+        except (OSError, TypeError):
+            return None
 
     def rss_kb(self):
         """VmRSS of the process in KiB, or None if it is gone."""

@@ -10,7 +10,11 @@ What it sets up (see /work/shared/LAB.md, "Real NetworkManager end to end"):
     not disturbed; nmcli and NetworkManager are pointed at it with
     DBUS_SYSTEM_BUS_ADDRESS;
   - systemd-udevd, unless one answers already (NetworkManager keeps devices
-    without udev data unmanaged);
+    without udev data unmanaged). It is shared: another NMLab (another test
+    run on this machine) may rely on it, so it is started outside this
+    process's reach (no parent-death signal, a session of its own), marked
+    in its environment, and stopped by the last NMLab to close (each one
+    registers in its directory while it runs);
   - a veth pair: one end in the root namespace (the only device
     NetworkManager manages), the peer in a namespace created here, with an
     address from 10.213.128.0/17 picked to be free;
@@ -28,10 +32,13 @@ What it sets up (see /work/shared/LAB.md, "Real NetworkManager end to end"):
 
 Every process started here is stopped by its pid (and gets SIGTERM from the
 kernel if this process dies); the veth, the namespace and the temporary
-directory are removed on exit, also after a failure. Needs root.
+directory are removed on exit, also after a failure, and by the next NMLab
+(cleanup_stale()) when this process was SIGKILLed. Needs root.
 """
 
 import ctypes
+import fcntl
+import glob
 import ipaddress
 import os
 import shutil
@@ -46,6 +53,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 import privbus  # noqa: E402
 
 UDEVD = "/lib/systemd/systemd-udevd"
+# In the environment of a systemd-udevd an NMLab started: "1" if it made
+# /run/udev (to be removed with it), "0" if not.
+UDEVD_MARK = "SHIMMER_NMLAB_UDEVD"
+# A lab's registration as a user of the shared udevd (its pid inside).
+UDEV_USER = "udev-user"
 TOOLS = ["NetworkManager", "nmcli", "dbus-daemon", "ip", "unshare", "udevadm"]
 
 
@@ -139,6 +151,107 @@ def _used_ipv4_networks():
     return nets
 
 
+class _UdevLock:
+    """Serialises the decisions about the shared udevd between NMLabs: an
+    flock on the udevd binary (a file every lab opens anyway; nothing is
+    created for it)."""
+
+    def __enter__(self):
+        self.f = open(UDEVD, "rb")
+        fcntl.flock(self.f, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self.f, fcntl.LOCK_UN)
+        self.f.close()
+
+
+def _marked_udevds():
+    """[(pid, made /run/udev)] of the systemd-udevd processes NMLabs started."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/environ" % entry, "rb") as f:
+                env = f.read().split(b"\0")
+        except OSError:
+            continue
+        for var in env:
+            if var.startswith(UDEVD_MARK.encode() + b"="):
+                found.append((int(entry), var.endswith(b"=1")))
+    return found
+
+
+def _running(pid):
+    """PID exists and is not a zombie (another lab's child waits for its
+    parent to reap it)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _other_udev_users(mine):
+    """Other NMLabs (their registration files) whose process still runs."""
+    users = []
+    for path in glob.glob(os.path.join(tempfile.gettempdir(), "shimmer-nmlab-*", UDEV_USER)):
+        if mine and os.path.dirname(path) == mine:
+            continue
+        try:
+            with open(path) as f:
+                pid = int(f.read().strip())
+            os.kill(pid, 0)
+            users.append(pid)
+        except (OSError, ValueError):
+            pass
+    return users
+
+
+def cleanup_stale():
+    """Removes what an NMLab whose process is gone (SIGKILLed: nothing ran
+    its close()) left: its namespace shimmer-nm-PID, its veth shnmPID and
+    its directory. Returns the names removed. A lab whose process still runs
+    is left alone."""
+    removed = []
+
+    def dead(pid):
+        try:
+            os.kill(pid, 0)
+            return False
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+    for line in _run(["ip", "netns", "list"], check=False).stdout.splitlines():
+        name = line.split()[0] if line.split() else ""
+        if name.startswith("shimmer-nm-") and name[11:].isdigit() and dead(int(name[11:])):
+            for pid in _run(["ip", "netns", "pids", name], check=False).stdout.split():
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (ValueError, ProcessLookupError):
+                    pass
+            _run(["ip", "netns", "del", name], check=False)
+            removed.append(name)
+    for line in _run(["ip", "-o", "link", "show", "type", "veth"], check=False).stdout.splitlines():
+        parts = line.split(":")
+        name = parts[1].strip().split("@")[0] if len(parts) > 1 else ""
+        if name.startswith("shnm") and name[4:].isdigit() and dead(int(name[4:])):
+            _run(["ip", "link", "del", name], check=False)
+            removed.append(name)
+    for path in glob.glob(os.path.join(tempfile.gettempdir(), "shimmer-nmlab-*", UDEV_USER)):
+        try:
+            with open(path) as f:
+                pid = int(f.read().strip())
+        except (OSError, ValueError):
+            continue
+        if dead(pid):
+            shutil.rmtree(os.path.dirname(path), ignore_errors=True)
+            removed.append(os.path.dirname(path))
+    return removed
+
+
 def sanitizer_preload(name_file):
     """An ASan/UBSan build of the plugin can only be loaded into nmcli with the
     sanitizer runtimes preloaded: the environment for that, or {}."""
@@ -175,7 +288,7 @@ class NMLab:
     def __init__(self, name_file):
         self.name_file = os.path.abspath(name_file)
         self.preload = sanitizer_preload(name_file)
-        tag = os.getpid() % 100000
+        tag = os.getpid()   # at most 7 digits: "shnmp" + tag fits IFNAMSIZ
         self.veth = "shnm%d" % tag
         self.peer = "shnmp%d" % tag
         self.peer_ns = "shimmer-nm-%d" % tag
@@ -188,7 +301,7 @@ class NMLab:
         self._procs = []  # (name, Popen), stopped in reverse order
         self._veth_made = False
         self._ns_made = False
-        self._run_udev_made = False
+        self._udev_user = None
         self.prefix = 24
 
     # ---- context manager ----
@@ -210,6 +323,8 @@ class NMLab:
         reason = preflight()
         if reason:
             raise NMLabError(reason)
+        with _UdevLock():   # not while another lab decides about its udevd
+            cleanup_stale()
         self.dir = tempfile.mkdtemp(prefix="shimmer-nmlab-")
         for sub in ("vpn", "conf.d", "profiles", "realrun"):
             os.mkdir(os.path.join(self.dir, sub))
@@ -234,12 +349,55 @@ class NMLab:
         self.bus_address = self.bus.address
 
     def _start_udevd(self):
-        if _run(["udevadm", "control", "--ping"], check=False, timeout=5).returncode == 0:
+        with _UdevLock():
+            # Registered first: from now on no other lab stops the udevd.
+            self._udev_user = os.path.join(self.dir, UDEV_USER)
+            with open(self._udev_user, "w") as f:
+                f.write("%d\n" % os.getpid())
+            if _run(["udevadm", "control", "--ping"], check=False, timeout=5).returncode == 0:
+                return
+            made = not os.path.exists("/run/udev")
+            log = open(os.path.join(self.dir, "udevd.log"), "wb")
+            subprocess.Popen([UDEVD], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                             env=dict(os.environ, **{UDEVD_MARK: "1" if made else "0"}),
+                             start_new_session=True)
+            log.close()
+            wait_for(lambda: _run(["udevadm", "control", "--ping"], check=False,
+                                   timeout=5).returncode == 0, 10, "systemd-udevd")
+
+    def _stop_udevd(self):
+        """Unregisters; the last NMLab stops the udevd an NMLab started (by
+        its pid), and removes /run/udev if that udevd made it."""
+        if self._udev_user is None:
             return
-        self._run_udev_made = not os.path.exists("/run/udev")
-        self._spawn("udevd", [UDEVD])
-        wait_for(lambda: _run(["udevadm", "control", "--ping"], check=False,
-                               timeout=5).returncode == 0, 10, "systemd-udevd")
+        with _UdevLock():
+            try:
+                os.unlink(self._udev_user)
+            except OSError:
+                pass
+            self._udev_user = None
+            if _other_udev_users(self.dir):
+                return
+            for pid, made in _marked_udevds():
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    continue
+                deadline = time.monotonic() + 10
+                while _running(pid) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    try:
+                        os.waitpid(pid, os.WNOHANG)   # ours to reap if we started it
+                    except ChildProcessError:
+                        pass
+                if _running(pid):
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                if made and _run(["udevadm", "control", "--ping"], check=False,
+                                 timeout=5).returncode != 0:
+                    shutil.rmtree("/run/udev", ignore_errors=True)
 
     def _make_veth(self):
         used = _used_ipv4_networks()
@@ -342,10 +500,7 @@ class NMLab:
         if self._ns_made:
             _run(["ip", "netns", "del", self.peer_ns], check=False)
             self._ns_made = False
-        if self._run_udev_made and _run(["udevadm", "control", "--ping"], check=False,
-                                         timeout=5).returncode != 0:
-            shutil.rmtree("/run/udev", ignore_errors=True)
-            self._run_udev_made = False
+        self._stop_udevd()
         if self.dir is not None and os.environ.get("SHIMMER_NMLAB_KEEP") is None:
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None

@@ -684,6 +684,141 @@ static void test_export_refusals(void)
     g_assert_true(has_line(text, "route 10.70.0.0 255.255.0.0 default 50"));
 }
 
+/* Writes TEXT to a file of the test's own directory; its path. */
+static char *write_profile(const char *name, const char *text)
+{
+    char *path = g_build_filename(tmpdir, name, NULL);
+    g_assert_true(g_file_set_contents(path, text, -1, NULL));
+    return path;
+}
+
+static void assert_roundtrip(NMConnection *conn, const char *name, const char *must_have)
+{
+    g_autofree char *out = export_ok(conn, name);
+    g_autofree char *text = read_text(out);
+    g_assert_true(has_line(text, must_have));
+    g_autoptr(NMConnection) again = import_ok(out);
+    assert_settings_equal(conn, again);
+    g_autoptr(ShimmerConfig) cfg = shimmer_config_parse(out, NULL, text, strlen(text), NULL, NULL);
+    g_assert_false(shimmer_config_has_errors(cfg));
+    g_unlink(out);
+}
+
+static void test_proxy_keys(void)
+{
+    /* stdin: the proxy login is asked for. */
+    g_autofree char *prompt = corpus_path("ok-http-proxy-prompt.ovpn");
+    g_autoptr(NMConnection) a = import_ok(prompt);
+    g_assert_cmpstr(data(a, SHIMMER_NM_KEY_PROXY_TYPE), ==, "http");
+    g_assert_cmpstr(data(a, SHIMMER_NM_KEY_PROXY_SERVER), ==, "proxy.corp.example");
+    g_assert_cmpstr(data(a, SHIMMER_NM_KEY_PROXY_PORT), ==, "3128");
+    g_assert_cmpstr(data(a, SHIMMER_NM_KEY_PROXY_RETRY), ==, "yes");
+    g_assert_cmpstr(data(a, SHIMMER_NM_KEY_HTTP_PROXY_AUTH), ==, "basic");
+    g_assert_null(data(a, SHIMMER_NM_KEY_HTTP_PROXY_USERNAME));
+    g_assert_null(secret(a, SHIMMER_NM_SECRET_HTTP_PROXY_PASSWORD));
+    g_assert_cmpint(flags_of(a, SHIMMER_NM_SECRET_HTTP_PROXY_PASSWORD), ==,
+                    NM_SETTING_SECRET_FLAG_AGENT_OWNED);
+    g_assert_cmpstr(data(a, "http-proxy-option"), ==,
+                    "VERSION 1.1\nAGENT \"Mozilla/5.0 (X11; Linux x86_64)\"\n"
+                    "CUSTOM-HEADER Host vpn.example.com");
+    g_assert_null(data(a, SHIMMER_NM_KEY_CONFIG_EXTRA));
+    assert_roundtrip(a, "proxy-prompt.ovpn", "http-proxy proxy.corp.example 3128 stdin basic");
+
+    /* auto-nct with the login inline: a secret, out of the extra blocks. */
+    g_autofree char *inl = corpus_path("ok-http-proxy-inline-creds.ovpn");
+    g_autoptr(NMConnection) b = import_ok(inl);
+    g_assert_cmpstr(data(b, SHIMMER_NM_KEY_HTTP_PROXY_AUTH), ==, "auto-nct");
+    g_assert_cmpstr(data(b, SHIMMER_NM_KEY_HTTP_PROXY_USERNAME), ==, "proxyuser");
+    g_assert_cmpstr(secret(b, SHIMMER_NM_SECRET_HTTP_PROXY_PASSWORD), ==, "Pr0xy-Passw0rd-Inline");
+    g_assert_cmpint(flags_of(b, SHIMMER_NM_SECRET_HTTP_PROXY_PASSWORD), ==,
+                    NM_SETTING_SECRET_FLAG_NONE);
+    g_assert_null(secret(b, SHIMMER_NM_SECRET_EXTRA_BLOCKS));
+    g_assert_null(data(b, SHIMMER_NM_KEY_PROXY_RETRY));
+    assert_secrets_kept_apart(b);
+    assert_roundtrip(b, "proxy-inline.ovpn", "http-proxy 10.0.0.3 8080 auto-nct");
+
+    /* An authfile: read at import, written back inline. */
+    g_autofree char *authfile = write_profile("proxy-auth.txt", "corp-user\nc0rp pass\n");
+    g_autofree char *text = g_strdup_printf("client\ndev tun\nproto tcp-client\n"
+                                            "remote vpn.example.com 443\n"
+                                            "http-proxy 2001:db8::3 3128 %s\n"
+                                            "ca %s/data/ca.crt\n",
+                                            authfile, srcdir);
+    g_autofree char *with_file = write_profile("proxy-authfile.ovpn", text);
+    g_autoptr(NMConnection) c = import_ok(with_file);
+    g_assert_cmpstr(data(c, SHIMMER_NM_KEY_PROXY_SERVER), ==, "2001:db8::3");
+    g_assert_cmpstr(data(c, SHIMMER_NM_KEY_HTTP_PROXY_AUTH), ==, "basic");
+    g_assert_cmpstr(data(c, SHIMMER_NM_KEY_HTTP_PROXY_USERNAME), ==, "corp-user");
+    g_assert_cmpstr(secret(c, SHIMMER_NM_SECRET_HTTP_PROXY_PASSWORD), ==, "c0rp pass");
+    assert_roundtrip(c, "proxy-authfile-out.ovpn", "http-proxy 2001:db8::3 3128 \"\" basic");
+    g_autofree char *out = export_ok(c, "proxy-authfile-out2.ovpn");
+    g_autofree char *exported = read_text(out);
+    g_assert_nonnull(strstr(exported, "<http-proxy-user-pass>\ncorp-user\nc0rp pass\n"
+                                      "</http-proxy-user-pass>\n"));
+    /* A password the agent gave is not written out. */
+    nm_setting_set_secret_flags(NM_SETTING(nm_connection_get_setting_vpn(c)),
+                                SHIMMER_NM_SECRET_HTTP_PROXY_PASSWORD,
+                                NM_SETTING_SECRET_FLAG_AGENT_OWNED, NULL);
+    g_autofree char *out3 = export_ok(c, "proxy-authfile-out3.ovpn");
+    g_autofree char *asked = read_text(out3);
+    g_assert_null(strstr(asked, "c0rp pass"));
+    g_assert_nonnull(strstr(asked, "<http-proxy-user-pass>\ncorp-user\n</http-proxy-user-pass>"));
+    /* One the profile stores but the connection lacks: fetch it first. */
+    g_autoptr(NMConnection) d = import_ok(with_file);
+    nm_setting_vpn_remove_secret(nm_connection_get_setting_vpn(d),
+                                 SHIMMER_NM_SECRET_HTTP_PROXY_PASSWORD);
+    g_assert_true(shimmer_nm_connection_lacks_secrets(d));
+
+    /* SOCKS: without credentials in the keys (with the default port); an
+     * authfile has no inline form. */
+    g_autofree char *stext0 = g_strdup_printf("client\ndev tun\nremote vpn.example.com 1194\n"
+                                              "socks-proxy 127.0.0.1\nsocks-proxy-retry\n"
+                                              "ca %s/data/ca.crt\n",
+                                              srcdir);
+    g_autofree char *socks = write_profile("socks.ovpn", stext0);
+    g_autoptr(NMConnection) e = import_ok(socks);
+    g_assert_cmpstr(data(e, SHIMMER_NM_KEY_PROXY_TYPE), ==, "socks");
+    g_assert_cmpstr(data(e, SHIMMER_NM_KEY_PROXY_PORT), ==, "1080");
+    g_assert_cmpstr(data(e, SHIMMER_NM_KEY_PROXY_RETRY), ==, "yes");
+    g_assert_null(data(e, SHIMMER_NM_KEY_CONFIG_EXTRA));
+    assert_roundtrip(e, "socks-out.ovpn", "socks-proxy 127.0.0.1 1080");
+    g_autofree char *stext = g_strdup_printf("client\ndev tun\nremote vpn.example.com 1194\n"
+                                             "socks-proxy 127.0.0.1 1080 %s\nca %s/data/ca.crt\n",
+                                             authfile, srcdir);
+    g_autofree char *socks_auth = write_profile("socks-auth.ovpn", stext);
+    /* (Import refuses it already: a profile in NetworkManager is self-contained.) */
+    g_autoptr(GError) ferr = NULL;
+    g_assert_null(nm_vpn_editor_plugin_import(plugin, socks_auth, &ferr));
+    g_assert_nonnull(strstr(ferr->message, "no inline form"));
+
+    /* What the keys cannot say is refused at export. */
+    struct {
+        const char *key, *value, *says;
+    } bad[] = {
+        {SHIMMER_NM_KEY_PROXY_TYPE, "ftp", "not http or socks"},
+        {SHIMMER_NM_KEY_PROXY_PORT, "0", "a port from 1 to 65535"},
+        {SHIMMER_NM_KEY_PROXY_SERVER, "a b", "must name the proxy"},
+        {SHIMMER_NM_KEY_HTTP_PROXY_AUTH, "digest", "basic, ntlm"},
+        {SHIMMER_NM_KEY_HTTP_PROXY_USERNAME, "</http-proxy-user-pass>", "</http-proxy-user-pass>"},
+        {SHIMMER_NM_KEY_PROXY_RETRY, "maybe", "not yes or no"},
+    };
+    g_autofree char *refused = g_build_filename(tmpdir, "proxy-refused.ovpn", NULL);
+    for (gsize i = 0; i < G_N_ELEMENTS(bad); i++) {
+        g_autoptr(NMConnection) g = import_ok(inl);
+        nm_setting_vpn_add_data_item(nm_connection_get_setting_vpn(g), bad[i].key, bad[i].value);
+        g_autoptr(GError) error = NULL;
+        g_assert_false(nm_vpn_editor_plugin_export(plugin, refused, g, &error));
+        g_assert_nonnull(strstr(error->message, bad[i].says));
+    }
+    g_autoptr(NMConnection) h = import_ok(socks);
+    nm_setting_vpn_add_data_item(nm_connection_get_setting_vpn(h),
+                                 SHIMMER_NM_KEY_HTTP_PROXY_USERNAME, "u");
+    g_autoptr(GError) error = NULL;
+    g_assert_false(nm_vpn_editor_plugin_export(plugin, refused, h, &error));
+    g_assert_nonnull(strstr(error->message, "no inline form"));
+    g_assert_false(g_file_test(refused, G_FILE_TEST_EXISTS));
+}
+
 static void test_no_files_written(void)
 {
     /* Import only reads: nothing lands in HOME (tests run with HOME set to
@@ -760,6 +895,7 @@ int main(int argc, char **argv)
     g_test_add_func("/nm/mapping/prompts", test_prompts);
     g_test_add_func("/nm/mapping/other-files", test_other_files);
     g_test_add_func("/nm/export/refusals", test_export_refusals);
+    g_test_add_func("/nm/mapping/proxy", test_proxy_keys);
     g_test_add_func("/nm/import/no-files-written", test_no_files_written);
 
     int ret = g_test_run();

@@ -130,8 +130,13 @@ class World:
             self.servers[name] = s
         self.state = os.path.join(self.dir, "shimmerd-state")
         log = open(os.path.join(self.dir, "shimmerd.log"), "wb")
+        # NetworkManager configures the tun, so shimmerd runs in the machine's
+        # network namespace; /run of its own keeps its start-up clean-up away
+        # from the machine's resolvconf records.
         self.shimmerd = subprocess.Popen(
-            [os.environ["SHIMMERD"], "--bus-address", nm.bus_address, "--state-dir", self.state,
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+             'mount -t tmpfs -o mode=0755 shimmer-run /run && exec "$@"', "private-run",
+             os.environ["SHIMMERD"], "--bus-address", nm.bus_address, "--state-dir", self.state,
              "--resolved-bus-address", nm.bus_address, "--verbose"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, preexec_fn=labmod._child_setup)
         log.close()
@@ -205,6 +210,14 @@ def world():
     if nmlab.sanitizer_preload(name_file):
         pytest.skip("the plugin is built with sanitizers; nmcli cannot load it (see "
                     "test_nm_e2e.py)")
+    # shimmerd removes every route of its protocol (115) when it starts, as
+    # left by a crashed run: here, in the machine's namespace, those would
+    # be another shimmerd's.
+    theirs = _ip("-4", "route", "show", "table", "all", "proto", "115") + \
+        _ip("-6", "route", "show", "table", "all", "proto", "115")
+    if theirs.strip():
+        pytest.skip("routes of another shimmerd (proto 115) exist here; a second one would "
+                    "remove them: %s" % theirs.strip())
     previous = signal.signal(signal.SIGTERM, lambda *a: sys.exit("SIGTERM"))
     before = _default_routes()
     try:
@@ -220,6 +233,34 @@ def world():
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert _default_routes() == before, "the machine's default routes changed"
+
+
+def _deactivate_all(world):
+    """Brings down every VPN connection this lab's NetworkManager has up and
+    waits until shimmerd dropped their transient profiles."""
+    res = world.nm.nmcli("-t", "-f", "NAME,TYPE", "connection", "show", "--active",
+                         check=False)
+    for line in res.stdout.splitlines():
+        name, _, kind = line.rpartition(":")
+        if kind == "vpn" and name:
+            world.nm.nmcli("connection", "down", name.replace("\\:", ":"), check=False,
+                           timeout=60)
+    nmlab.wait_for(lambda: not world.shimmer_profiles(), 30,
+                   "shimmerd to drop the transient profiles")
+
+
+@pytest.fixture(autouse=True)
+def _clean_slate(request):
+    """After each test (failed ones too): no VPN activation and no shimmerd
+    profile left, so that one failure does not fail the tests after it."""
+    yield
+    if "world" not in request.fixturenames:
+        return
+    world = request.getfixturevalue("world")
+    try:
+        _deactivate_all(world)
+    except Exception as e:  # the next test's own checks say what is wrong
+        print("clean-up after %s: %s" % (request.node.name, e))
 
 
 def _up(world, name, *extra, check=True):
@@ -347,21 +388,26 @@ def test_wrong_password_fails_with_reason(world):
 def _nmcli_on_terminal(world, args, answers, timeout=90):
     """Runs nmcli ARGS on a pseudo-terminal, answering each prompt matching
     a regular expression of ANSWERS (a list of (regex, text), in order).
-    Returns (exit code, what nmcli printed, how many prompts it answered)."""
+    Returns (exit code, what nmcli printed, how many prompts it answered).
+    The child is reaped exactly once, and killed if it outlives TIMEOUT or
+    this function fails."""
     pid, fd = pty.fork()
     if pid == 0:  # the child: nmcli on a terminal
-        os.execvpe("nmcli", ["nmcli"] + list(args), world.nm.env())
+        try:
+            os.execvpe("nmcli", ["nmcli"] + list(args), world.nm.env())
+        finally:
+            os._exit(127)
     out = b""
     answered = 0
     deadline = time.monotonic() + timeout
-    status = None
+    status = None   # set once the child is reaped: never wait for it twice
     try:
         while time.monotonic() < deadline:
             r, _, _ = select.select([fd], [], [], 0.5)
             if r:
                 try:
                     chunk = os.read(fd, 4096)
-                except OSError:
+                except OSError:   # EIO: the terminal's other side is closed
                     chunk = b""
                 if not chunk:
                     break
@@ -375,11 +421,20 @@ def _nmcli_on_terminal(world, args, answers, timeout=90):
                 # Reaped: a status of 0 is a status, not "not yet".
                 status = st
                 break
-        else:
-            os.kill(pid, signal.SIGKILL)
     finally:
         if status is None:
-            _, status = os.waitpid(pid, 0)
+            # The terminal closed (nmcli is exiting), the time is up, or
+            # this loop failed: a bounded wait, then SIGKILL.
+            end = min(deadline, time.monotonic() + 10)
+            while status is None and time.monotonic() < end:
+                done, st = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    status = st
+                else:
+                    time.sleep(0.05)
+            if status is None:
+                os.kill(pid, signal.SIGKILL)
+                _, status = os.waitpid(pid, 0)
         os.close(fd)
     return os.waitstatus_to_exitcode(status), out.decode(errors="replace"), answered
 
@@ -511,6 +566,7 @@ def test_unreachable_server_fails_the_activation(world):
                          extra=["connect-retry-max 1", "connect-retry 1",
                                 "server-poll-timeout 3"])
     before = len(world.nm.nm_log())
+    links_before = _shim_links()   # another lab's shimmerd may hold some
     start = time.monotonic()
     res = _up(world, name, check=False)
     assert res.returncode != 0, res.stdout
@@ -519,5 +575,5 @@ def test_unreachable_server_fails_the_activation(world):
     # NetworkManager itself says "Unknown reason" for a plain connect
     # failure; the plugin's line in its log has shimmerd's reason.
     assert "the tunnel failed: gave up after connect-retry-max" in log, log[-3000:]
-    assert not _shim_links(), _ip("link")
+    assert not _shim_links() - links_before, _ip("link")
     nmlab.wait_for(lambda: not world.shimmer_profiles(), 20, "shimmerd to drop the transient profile")

@@ -85,7 +85,17 @@ def _u32(addr):
 class World:
     def __init__(self, tmp):
         self.tmp = tmp
-        self.bus = privbus.PrivateBus(tmp, policy="open")
+        self.bus = self.lab = self.plugin = self.shimmerd = None
+        try:
+            self._setup()
+        except BaseException:
+            # Half a world is taken down here: the fixture only has a World
+            # once this returns.
+            self.close()
+            raise
+
+    def _setup(self):
+        self.bus = privbus.PrivateBus(self.tmp, policy="open")
         self.lab = labmod.Lab().setup()
         self.srv = self.lab.start_openvpn_server({
             "wrap": "tls-crypt", "auth_user_pass": (USER, PASSWORD),
@@ -94,7 +104,7 @@ class World:
                       'push "dhcp-option DOMAIN corp.shimmer.test"']})
         self.shimmerd = self.lab.spawn_in_client(
             [SHIMMERD, "--bus-address", self.bus.address, "--state-dir",
-             os.path.join(tmp, "state"), "--resolved-bus-address", self.bus.address],
+             os.path.join(self.tmp, "state"), "--resolved-bus-address", self.bus.address],
             name="shimmerd")
         self.conn = Gio.DBusConnection.new_for_address_sync(
             self.bus.address, Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT
@@ -145,8 +155,10 @@ class World:
         for proc in (self.plugin, self.shimmerd):
             if proc is not None:
                 proc.stop(timeout=10)
-        self.lab.close()
-        self.bus.stop()
+        if self.lab is not None:
+            self.lab.close()
+        if self.bus is not None:
+            self.bus.stop()
 
 
 @pytest.fixture
