@@ -1510,6 +1510,15 @@ static void h_keepalive(Parser *p, const ShimmerItem *it)
     p->cfg->keepalive_timeout = (gint)b;
 }
 
+static void h_connect_freq_initial(Parser *p, const ShimmerItem *it)
+{
+    gint64 max, secs;
+    if (!cfg_arg_uint(p, it, 1, 1, 10000000, &max) || !cfg_arg_uint(p, it, 2, 1, 86400, &secs))
+        return;
+    p->cfg->connect_freq_initial_max = (gint)max;
+    p->cfg->connect_freq_initial_seconds = (gint)secs;
+}
+
 static void h_explicit_exit_notify(Parser *p, const ShimmerItem *it)
 {
     gint64 v = 1;
@@ -2101,6 +2110,7 @@ static const Directive directives[] = {
     /* server */
     {"server", 2, 3, ANY, S, 0, cfg_h_server, NULL},
     {"server-ipv6", 1, 1, ANY, S, 0, cfg_h_server_ipv6, NULL},
+    {"connect-freq-initial", 2, 2, ANY, S, 0, h_connect_freq_initial, NULL},
     {"ifconfig-pool", 2, 3, ANY, S, 0, cfg_h_ifconfig_pool, NULL},
     {"ifconfig-ipv6-pool", 1, 1, ANY, S, 0, cfg_h_ifconfig_ipv6_pool, NULL},
     {"ifconfig-pool-persist", 1, 2, ANY, S, 0, cfg_h_ifconfig_pool_persist, NULL},
@@ -2234,8 +2244,6 @@ static const Directive directives[] = {
     {"compat-mode", 1, 1, ANY, U, F_IGNORED, h_ignored,
      "Shimmer negotiates what the peer supports"},
     {"connect-freq", 2, 2, ANY, S, F_IGNORED, h_ignored,
-     "the server does not limit the rate of new clients yet"},
-    {"connect-freq-initial", 2, 2, ANY, S, F_IGNORED, h_ignored,
      "the server does not limit the rate of new clients yet"},
     {"disable-dco", 0, 0, ANY, U, F_IGNORED, h_ignored, "Shimmer has no data channel offload"},
     {"disable-occ", 0, 0, ANY, U, F_IGNORED, h_ignored, "Shimmer does not compare options strings"},
@@ -3106,6 +3114,7 @@ static ShimmerConfig *config_new(const char *filename)
     cfg->dns_servers = g_ptr_array_new_with_free_func(dns_server_free);
     cfg->push = g_ptr_array_new_with_free_func(g_free);
     cfg->max_clients = -1;
+    cfg->connect_freq_initial_max = cfg->connect_freq_initial_seconds = -1;
     cfg->ifconfig_pool_persist_seconds = -1;
     cfg->auth_gen_token = cfg->auth_gen_token_renewal = -1;
     cfg->tls_crypt_v2_max_age = -1;

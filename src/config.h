@@ -482,6 +482,10 @@ typedef struct ShimmerConfig {
     bool client_to_client;
     bool duplicate_cn;
     gint max_clients; /* -1 unset */
+    /* connect-freq-initial MAX SECONDS: first packets answered at most MAX
+     * per SECONDS (-1 unset: the dispatcher's default) */
+    gint connect_freq_initial_max;
+    gint connect_freq_initial_seconds;
     bool multihome;
     char *client_config_dir; /* resolved against the profile's directory */
     bool ccd_exclusive;

@@ -63,6 +63,7 @@ struct ShimmerDispatch {
     bool is_tcp;
     bool stopping;
     bool check_credentials;
+    bool ask_every_login; /* also logins without user name and password */
     guint8 cookie_key[COOKIE_KEY_LEN];
     gint64 slot_seconds;
 
@@ -669,16 +670,19 @@ static void handle_auth_request(ShimmerDispatch *d, Peer *p, ShimmerEvent *ev, g
     shimmer_engine_server_set_client(p->e, &client);
     drop_duplicates(d, p, name, now);
 
-    if (!d->check_credentials || ev->auth_request.token) {
+    if (ev->auth_request.token || (!d->check_credentials && !d->ask_every_login)) {
         shimmer_engine_auth_reply(p->e, SHIMMER_AUTH_ACCEPT, NULL, now);
         return;
     }
     if (ev->auth_request.username == NULL || ev->auth_request.password == NULL) {
-        if (cfg->auth_user_pass_optional)
-            shimmer_engine_auth_reply(p->e, SHIMMER_AUTH_ACCEPT, NULL, now);
-        else
+        if (d->check_credentials && !cfg->auth_user_pass_optional) {
             shimmer_engine_auth_reply(p->e, SHIMMER_AUTH_DENY, "no user name and password", now);
-        return;
+            return;
+        }
+        if (!d->ask_every_login) {
+            shimmer_engine_auth_reply(p->e, SHIMMER_AUTH_ACCEPT, NULL, now);
+            return;
+        }
     }
     ShimmerDispatchEvent *out = g_new0(ShimmerDispatchEvent, 1);
     out->type = SHIMMER_DISPATCH_EVENT_AUTH_REQUEST;
@@ -1204,6 +1208,11 @@ void shimmer_dispatch_set_check_credentials(ShimmerDispatch *d, gboolean check)
     d->check_credentials = check;
 }
 
+void shimmer_dispatch_set_ask_every_login(ShimmerDispatch *d, gboolean ask)
+{
+    d->ask_every_login = ask;
+}
+
 guint shimmer_dispatch_get_n_peers(const ShimmerDispatch *d)
 {
     return d->n_peers;
@@ -1312,6 +1321,12 @@ ShimmerDispatch *shimmer_dispatch_new(const ShimmerConfig *cfg, const ShimmerDis
     d->iroute_refs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     d->check_credentials = cfg->pam_service != NULL;
     shimmer_dispatch_set_rate_limit(d, 100, 200);
+    if (cfg->connect_freq_initial_max > 0 && cfg->connect_freq_initial_seconds > 0) {
+        /* OpenVPN's connect-freq-initial: MAX answers per SECONDS. */
+        d->rate = (double)cfg->connect_freq_initial_max / cfg->connect_freq_initial_seconds;
+        d->burst = cfg->connect_freq_initial_max;
+        d->tokens = d->burst;
+    }
     return d;
 }
 

@@ -167,12 +167,20 @@ void shimmer_dispatch_free(ShimmerDispatch *d);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(ShimmerDispatch, shimmer_dispatch_free)
 
 /* First packets answered per second and the burst allowed (defaults 100
- * and 200). */
+ * and 200, or what the configuration's connect-freq-initial MAX SECONDS
+ * says: MAX / SECONDS per second, bursts of MAX). */
 void shimmer_dispatch_set_rate_limit(ShimmerDispatch *d, guint per_second, guint burst);
 /* Whether user names and passwords go to the caller (AUTH_REQUEST events);
  * on by default when the configuration names PAM. Off: certificates alone
  * decide. */
 void shimmer_dispatch_set_check_credentials(ShimmerDispatch *d, gboolean check);
+/* Whether every login goes to the caller as AUTH_REQUEST, also one
+ * without a user name and password (USERNAME and PASSWORD NULL then), for
+ * a caller that decides on other grounds (a person asked over D-Bus).
+ * Logins with an auth-gen-token token are still taken without asking;
+ * with check_credentials a missing password is refused first, unless
+ * auth-user-pass-optional. Off by default. */
+void shimmer_dispatch_set_ask_every_login(ShimmerDispatch *d, gboolean ask);
 
 /* One datagram PKT[0..LEN) from FROM. OUT (CAP bytes, at least
  * SHIMMER_ENGINE_MAX_PACKET) receives what the result says. */

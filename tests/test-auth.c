@@ -41,6 +41,7 @@
 #define A_PROFILE_ANY  "org.shimmervpn.profile.manage-any"
 #define A_SESSION_OWN  "org.shimmervpn.session.control-own"
 #define A_SESSION_ANY  "org.shimmervpn.session.control-any"
+#define A_SERVER       "org.shimmervpn.server.manage"
 #define NOT_AUTHORIZED "org.shimmervpn.Error.NotAuthorized"
 
 /* ---------- the caller, when started with --call ---------- */
@@ -662,8 +663,9 @@ static void test_table_matches_the_api(void)
         g_test_skip("SHIMMER_TEST_SRCDIR is not set");
         return;
     }
-    static const char *const files[] = {"org.shimmervpn.Manager1.xml", "org.shimmervpn.Profile1.xml",
-                                        "org.shimmervpn.Session1.xml"};
+    static const char *const files[] = {
+        "org.shimmervpn.Manager1.xml", "org.shimmervpn.Profile1.xml", "org.shimmervpn.Session1.xml",
+        "org.shimmervpn.Server1.xml", "org.shimmervpn.Client1.xml"};
     guint methods = 0;
     for (gsize f = 0; f < G_N_ELEMENTS(files); f++) {
         g_autofree char *path = g_build_filename(srcdir, "..", "dbus", files[f], NULL);
@@ -680,7 +682,7 @@ static void test_table_matches_the_api(void)
                 methods++;
             }
     }
-    g_assert_cmpuint(methods, >=, 11);
+    g_assert_cmpuint(methods, >=, 19);
     g_assert_false(shimmer_auth_method_is_listed("org.shimmervpn.Manager1", "Shutdown"));
     g_assert_false(shimmer_auth_method_is_listed(TEST_IFACE, "Check"));
     g_assert_false(shimmer_auth_method_is_listed(NULL, "Connect"));
@@ -720,6 +722,17 @@ static void test_dbusmock_actions(void)
     check_user(SHIMMER_AUTH_SESSION, other, NULL);
     check_user(SHIMMER_AUTH_PROFILE, me, A_PROFILE_OWN);
     check_user(SHIMMER_AUTH_SESSION, me, A_SESSION_OWN);
+    check_user(SHIMMER_AUTH_IMPORT, 0, A_IMPORT);
+
+    /* Servers: one action, whoever owns the server; not implied by the
+     * others. */
+    check_user(SHIMMER_AUTH_SERVER, me, A_SERVER);
+    check_user(SHIMMER_AUTH_SERVER, other, A_SERVER);
+    static const char *const server_action[] = {A_SERVER, NULL};
+    mock_allow(server_action);
+    check_user(SHIMMER_AUTH_SERVER, me, NULL);
+    check_user(SHIMMER_AUTH_SERVER, other, NULL);
+    check_user(SHIMMER_AUTH_PROFILE, me, A_PROFILE_OWN);
     check_user(SHIMMER_AUTH_IMPORT, 0, A_IMPORT);
 
     /* A request auth.c has no action for is refused even if polkit would

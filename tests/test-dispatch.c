@@ -240,6 +240,30 @@ static void test_rate_limit(void)
     srvnet_free(n);
 }
 
+/* OpenVPN's connect-freq-initial MAX SECONDS sets the limit: bursts of
+ * MAX, MAX / SECONDS a second after. */
+static void test_connect_freq_initial(void)
+{
+    SrvNet *n = srvnet_new("connect-freq-initial 8 2\n");
+    g_autoptr(ShimmerCtlwrap) none = shimmer_ctlwrap_new_none();
+    guint8 pkt[512], out[4096];
+    gsize out_len;
+    ShimmerLinkAddr from, to;
+    srvnet_addr(&from, "198.51.100.1", 1194);
+    gsize len = make_control(none, SHIMMER_OP_HARD_RESET_CLIENT_V2, sid_a, 0, NULL, NULL, 0, pkt,
+                             sizeof(pkt));
+    guint answered = 0;
+    for (guint i = 0; i < 100; i++)
+        answered += srvnet_inject(n, &from, pkt, len, out, &out_len, &to) == SHIMMER_DISPATCH_LINK;
+    g_assert_cmpuint(answered, ==, 8);
+    n->now += US / 2;
+    answered = 0;
+    for (guint i = 0; i < 100; i++)
+        answered += srvnet_inject(n, &from, pkt, len, out, &out_len, &to) == SHIMMER_DISPATCH_LINK;
+    g_assert_cmpuint(answered, ==, 2);
+    srvnet_free(n);
+}
+
 /* ---------- tls-crypt-v2 ---------- */
 
 static void v2_client_key(guint8 kc[256], guint8 *wkc, gsize *wkc_len, gint64 created)
@@ -666,6 +690,7 @@ int main(int argc, char **argv)
     g_test_add_func("/dispatch/cookie", test_cookie);
     g_test_add_func("/dispatch/flood", test_flood);
     g_test_add_func("/dispatch/rate-limit", test_rate_limit);
+    g_test_add_func("/dispatch/connect-freq-initial", test_connect_freq_initial);
     g_test_add_func("/dispatch/tls-crypt-v2", test_v2_paths);
     g_test_add_func("/dispatch/peer-id-routing", test_peer_id_routing);
     g_test_add_func("/dispatch/float", test_float);

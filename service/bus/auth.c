@@ -40,6 +40,10 @@ static const ActionEntry actions[] = {
      "org.shimmervpn.profile.manage-any"},
     {SHIMMER_AUTH_SESSION, "org.shimmervpn.session.control-own",
      "org.shimmervpn.session.control-any"},
+    /* Running a server reaches beyond the caller's own tunnel (a port, a
+     * tun, routes, other people's logins): an administrator's action,
+     * whoever started the server. */
+    {SHIMMER_AUTH_SERVER, "org.shimmervpn.server.manage", "org.shimmervpn.server.manage"},
 };
 
 /* Whose object a method acts on. */
@@ -59,6 +63,8 @@ typedef struct {
  * refused, whoever calls it. Keep it in step with the interface XML in dbus/ (a test
  * checks that every method there is listed). */
 static const MethodEntry methods[] = {
+    /* A server configuration needs SHIMMER_AUTH_SERVER besides, checked
+     * once the text is known to be one (manager1.c). */
     {"org.shimmervpn.Manager1", "ImportProfile", SHIMMER_AUTH_IMPORT, OWNER_CALLER},
     {"org.shimmervpn.Manager1", "CheckConfig", SHIMMER_AUTH_IMPORT, OWNER_CALLER},
     {"org.shimmervpn.Manager1", "ListProfiles", SHIMMER_AUTH_PROFILE, OWNER_CALLER},
@@ -74,6 +80,14 @@ static const MethodEntry methods[] = {
      * sign-in URL is the owner's alone, whoever else may control it. */
     {"org.shimmervpn.Session1", "GetCredentialsRequest", SHIMMER_AUTH_SESSION, OWNER_OBJECT},
     {"org.shimmervpn.Session1", "GetWebAuthRequest", SHIMMER_AUTH_SESSION, OWNER_OBJECT},
+    {"org.shimmervpn.Manager1", "ListServers", SHIMMER_AUTH_SERVER, OWNER_CALLER},
+    {"org.shimmervpn.Profile1", "StartServer", SHIMMER_AUTH_SERVER, OWNER_OBJECT},
+    {"org.shimmervpn.Server1", "Stop", SHIMMER_AUTH_SERVER, OWNER_OBJECT},
+    {"org.shimmervpn.Server1", "AnswerAuth", SHIMMER_AUTH_SERVER, OWNER_OBJECT},
+    /* Also checks that the caller is the owner (server1.c), as the
+     * signals that announce the requests go to the owner alone. */
+    {"org.shimmervpn.Server1", "GetAuthRequests", SHIMMER_AUTH_SERVER, OWNER_OBJECT},
+    {"org.shimmervpn.Client1", "Kick", SHIMMER_AUTH_SERVER, OWNER_OBJECT},
 };
 
 struct ShimmerAuth {

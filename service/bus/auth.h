@@ -24,6 +24,9 @@ G_BEGIN_DECLS
  *   org.shimmervpn.profile.manage-any      the same on other users' profiles
  *   org.shimmervpn.session.control-own     disconnect, restart, credentials on own sessions
  *   org.shimmervpn.session.control-any     the same on other users' sessions
+ *   org.shimmervpn.server.manage           import server profiles, start, stop and
+ *                                          watch servers, kick clients, decide logins
+ *                                          (whoever owns them: one action)
  *
  * Errors: SHIMMER_SERVICE_ERROR_NOT_AUTHORIZED (manager/errors.h) naming
  * the action and why.
@@ -35,6 +38,7 @@ typedef enum {
     SHIMMER_AUTH_IMPORT,
     SHIMMER_AUTH_PROFILE, /* own/any chosen from the object's owner */
     SHIMMER_AUTH_SESSION, /* own/any chosen from the object's owner */
+    SHIMMER_AUTH_SERVER,  /* one action, whoever owns the object */
 } ShimmerAuthKind;
 
 /* BUS: the connection shimmerd serves on (for the caller's uid).
@@ -60,9 +64,9 @@ gboolean shimmer_auth_get_uid_finish(ShimmerAuth *auth, GAsyncResult *result, gu
 char **shimmer_auth_dup_names_of_uid(ShimmerAuth *auth, guint uid);
 
 /* Checks whether INVOCATION's sender may do KIND on an object owned by
- * OWNER_UID (ignored for IMPORT; G_MAXUINT: the caller's own objects). Interactive authorization is allowed when
- * the caller's message allows it. The result: TRUE and the caller's uid,
- * or FALSE with NotAuthorized (or G_IO_ERROR_CANCELLED). */
+ * OWNER_UID (ignored for IMPORT; G_MAXUINT: the caller's own objects). Interactive authorization is
+ * allowed when the caller's message allows it. The result: TRUE and the caller's uid, or FALSE with
+ * NotAuthorized (or G_IO_ERROR_CANCELLED). */
 void shimmer_auth_check(ShimmerAuth *auth, GDBusMethodInvocation *invocation, ShimmerAuthKind kind,
                         guint owner_uid, GCancellable *cancellable, GAsyncReadyCallback callback,
                         gpointer user_data);

@@ -11,6 +11,16 @@ char *shimmer_bus_session_path(ShimmerSession *s)
     return g_strdup_printf("%s/%s", SHIMMER_BUS_SESSION_PATH, shimmer_session_get_id(s));
 }
 
+char *shimmer_bus_server_path(ShimmerManagedServer *s)
+{
+    return g_strdup_printf("%s/%s", SHIMMER_BUS_SERVER_PATH, shimmer_managed_server_get_id(s));
+}
+
+char *shimmer_bus_client_path(const char *server_path, guint64 id)
+{
+    return g_strdup_printf("%s/client/%" G_GUINT64_FORMAT, server_path, id);
+}
+
 void shimmer_bus_emit_to_uid(ShimmerBusContext *ctx, guint uid, const char *path,
                              const char *interface, const char *signal, GVariant *params)
 {

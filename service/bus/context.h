@@ -18,18 +18,25 @@ G_BEGIN_DECLS
 #define SHIMMER_BUS_ROOT_PATH    "/org/shimmervpn"
 #define SHIMMER_BUS_PROFILE_PATH "/org/shimmervpn/profile"
 #define SHIMMER_BUS_SESSION_PATH "/org/shimmervpn/session"
+#define SHIMMER_BUS_SERVER_PATH  "/org/shimmervpn/server"
 
 typedef struct {
     GDBusConnection *bus;
     ShimmerAuth *auth;
     ShimmerManager *manager;
-    GCancellable *cancel;       /* cancelled when the front goes away */
-    GHashTable *profiles;       /* profile id -> ShimmerBusProfile* */
-    GHashTable *sessions;       /* session id -> ShimmerBusSession* */
+    GCancellable *cancel; /* cancelled when the front goes away */
+    GHashTable *profiles; /* profile id -> ShimmerBusProfile* */
+    GHashTable *sessions; /* session id -> ShimmerBusSession* */
+    GHashTable *servers;  /* server id -> ShimmerBusServer* */
+    /* Where objects are exported (servers export their clients). */
+    GDBusObjectManagerServer *objects;
 } ShimmerBusContext;
 
 char *shimmer_bus_profile_path(ShimmerProfile *p);
 char *shimmer_bus_session_path(ShimmerSession *s);
+char *shimmer_bus_server_path(ShimmerManagedServer *s);
+/* SERVER_PATH/client/ID */
+char *shimmer_bus_client_path(const char *server_path, guint64 id);
 
 /* A watch on the bus name of the client a profile or session is bound to
  * (bound-to-caller). GONE runs when that client leaves the bus; not when

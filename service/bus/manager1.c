@@ -26,6 +26,8 @@ typedef struct {
     char *text; /* secret */
     gboolean persistent;
     char *bound_to; /* the caller's unique name with bound-to-caller, else NULL */
+    GDBusMethodInvocation *invocation; /* while the server action is checked */
+    guint caller_uid;
 } ManagerCall;
 
 static void manager_call_free(gpointer data)
@@ -64,12 +66,13 @@ static gboolean validate_text(const char *text, GError **error)
 
 /* ---------- ImportProfile ---------- */
 
-static void import_allowed(GDBusMethodInvocation *invocation, guint caller_uid, gpointer data)
+static void do_import(GDBusMethodInvocation *invocation, guint caller_uid, ManagerCall *c,
+                      gboolean allow_server)
 {
-    ManagerCall *c = data;
     g_autoptr(GError) error = NULL;
-    ShimmerProfile *p = shimmer_manager_import(c->ctx->manager, c->name, caller_uid, c->text,
-                                               strlen(c->text), c->persistent, &error);
+    ShimmerProfile *p =
+        shimmer_manager_import_role(c->ctx->manager, c->name, caller_uid, c->text, strlen(c->text),
+                                    c->persistent, allow_server, &error);
     if (p == NULL) {
         shimmer_bus_return_error(invocation, error);
         return;
@@ -82,6 +85,39 @@ static void import_allowed(GDBusMethodInvocation *invocation, guint caller_uid, 
               c->bound_to ? ", bound to " : "", c->bound_to ? c->bound_to : "");
     g_autofree char *path = shimmer_bus_profile_path(p);
     shimmer_dbus_manager1_complete_import_profile(NULL, invocation, path);
+}
+
+static void on_server_action_checked(GObject *source, GAsyncResult *result, gpointer user)
+{
+    ManagerCall *c = user;
+    g_autoptr(GError) error = NULL;
+    if (shimmer_auth_check_finish(c->ctx->auth, result, NULL, &error))
+        do_import(c->invocation, c->caller_uid, c, TRUE);
+    else if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        shimmer_bus_return_new(c->invocation, SHIMMER_SERVICE_ERROR_FAILED,
+                               "the daemon is stopping");
+    else
+        shimmer_bus_return_error(c->invocation, error);
+    manager_call_free(c);
+}
+
+static void import_allowed(GDBusMethodInvocation *invocation, guint caller_uid, gpointer data)
+{
+    ManagerCall *c = data;
+    if (!shimmer_profile_text_is_server(c->text, strlen(c->text))) {
+        do_import(invocation, caller_uid, c, FALSE);
+        return;
+    }
+    /* A server configuration: running it reaches beyond the caller's own
+     * tunnel, so importing it needs the server action too. The gate frees
+     * C once this returns: the check takes its contents. */
+    ManagerCall *moved = g_new0(ManagerCall, 1);
+    *moved = *c;
+    memset(c, 0, sizeof(*c));
+    moved->invocation = invocation;
+    moved->caller_uid = caller_uid;
+    shimmer_auth_check(moved->ctx->auth, invocation, SHIMMER_AUTH_SERVER, G_MAXUINT,
+                       moved->ctx->cancel, on_server_action_checked, moved);
 }
 
 static gboolean read_import_options(GVariant *options, gboolean *persistent, gboolean *bound,
@@ -150,8 +186,10 @@ static void check_allowed(GDBusMethodInvocation *invocation, guint caller_uid, g
     ManagerCall *c = data;
     gboolean usable = FALSE;
     g_autofree char *diagnostics = NULL;
-    shimmer_config_free(
-        shimmer_profile_parse("config", c->text, strlen(c->text), caller_uid, &usable, &diagnostics));
+    /* A server configuration is usable text; importing it needs the
+     * server action besides (ImportProfile says so). */
+    shimmer_config_free(shimmer_profile_parse_role("config", c->text, strlen(c->text), caller_uid,
+                                                   TRUE, &usable, &diagnostics));
     shimmer_dbus_manager1_complete_check_config(NULL, invocation, usable, diagnostics);
 }
 
@@ -221,6 +259,27 @@ static gboolean handle_list_sessions(ShimmerDBusManager1 *iface, GDBusMethodInvo
     return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
+static void list_servers_allowed(GDBusMethodInvocation *invocation, guint caller_uid, gpointer data)
+{
+    ShimmerBusContext *ctx = data;
+    g_autoptr(GPtrArray) list = shimmer_manager_list_servers(ctx->manager);
+    g_autoptr(GPtrArray) paths = g_ptr_array_new_with_free_func(g_free);
+    for (guint i = 0; i < list->len; i++)
+        g_ptr_array_add(paths, shimmer_bus_server_path(g_ptr_array_index(list, i)));
+    g_ptr_array_add(paths, NULL);
+    shimmer_dbus_manager1_complete_list_servers(NULL, invocation,
+                                                (const char *const *)paths->pdata);
+}
+
+static gboolean handle_list_servers(ShimmerDBusManager1 *iface, GDBusMethodInvocation *invocation,
+                                    gpointer user)
+{
+    ShimmerBusManager *bm = user;
+    shimmer_auth_gate(bm->ctx->auth, invocation, G_MAXUINT, bm->ctx->cancel, list_servers_allowed,
+                      bm->ctx, NULL);
+    return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
 /* ---------- the interface ---------- */
 
 ShimmerBusManager *shimmer_bus_manager_new(ShimmerBusContext *ctx, const char *dns_backend)
@@ -234,6 +293,7 @@ ShimmerBusManager *shimmer_bus_manager_new(ShimmerBusContext *ctx, const char *d
     g_signal_connect(bm->iface, "handle-check-config", G_CALLBACK(handle_check_config), bm);
     g_signal_connect(bm->iface, "handle-list-profiles", G_CALLBACK(handle_list_profiles), bm);
     g_signal_connect(bm->iface, "handle-list-sessions", G_CALLBACK(handle_list_sessions), bm);
+    g_signal_connect(bm->iface, "handle-list-servers", G_CALLBACK(handle_list_servers), bm);
     return bm;
 }
 

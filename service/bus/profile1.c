@@ -36,6 +36,7 @@ typedef struct {
     char *otp;            /* secret */
     char *key_passphrase; /* secret */
     char *new_name;
+    ShimmerManagedServerAuth server_auth;
 } ProfileCall;
 
 static void profile_call_free(gpointer data)
@@ -74,8 +75,8 @@ static gboolean check_present(ShimmerProfile *p, GDBusMethodInvocation *invocati
 static void gate(ShimmerBusProfile *bp, GDBusMethodInvocation *invocation,
                  ShimmerAuthAllowedFunc func, ProfileCall *c)
 {
-    shimmer_auth_gate(bp->ctx->auth, invocation, shimmer_profile_get_owner(bp->p),
-                      bp->ctx->cancel, func, c, profile_call_free);
+    shimmer_auth_gate(bp->ctx->auth, invocation, shimmer_profile_get_owner(bp->p), bp->ctx->cancel,
+                      func, c, profile_call_free);
 }
 
 /* ---------- Connect ---------- */
@@ -191,6 +192,75 @@ static gboolean handle_connect(ShimmerDBusProfile1 *iface, GDBusMethodInvocation
     return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
+/* ---------- StartServer ---------- */
+
+static void start_server_allowed(GDBusMethodInvocation *invocation, guint caller_uid, gpointer data)
+{
+    ProfileCall *c = data;
+    if (!check_present(c->p, invocation))
+        return;
+    ShimmerManagedServerOptions opts = {.auth = c->server_auth};
+    g_autoptr(GError) error = NULL;
+    ShimmerManagedServer *s =
+        shimmer_manager_start_server(c->ctx->manager, c->p, caller_uid, &opts, &error);
+    if (s == NULL) {
+        shimmer_bus_return_error(invocation, error);
+        return;
+    }
+    g_autofree char *path = shimmer_bus_server_path(s);
+    shimmer_dbus_profile1_complete_start_server(NULL, invocation, path);
+}
+
+static gboolean read_server_options(ProfileCall *c, GVariant *options, GError **error)
+{
+    GVariantIter it;
+    const char *key;
+    GVariant *value;
+    g_variant_iter_init(&it, options);
+    while (g_variant_iter_next(&it, "{&sv}", &key, &value)) {
+        g_autoptr(GVariant) v = value;
+        if (strcmp(key, "auth") != 0) {
+            g_autofree char *shown = g_strescape(key, NULL);
+            g_set_error(error, SHIMMER_SERVICE_ERROR, SHIMMER_SERVICE_ERROR_INVALID_ARGS,
+                        "options: unknown option \"%.64s\" (known: auth)", shown);
+            return FALSE;
+        }
+        if (!g_variant_is_of_type(v, G_VARIANT_TYPE_STRING)) {
+            g_set_error(error, SHIMMER_SERVICE_ERROR, SHIMMER_SERVICE_ERROR_INVALID_ARGS,
+                        "options: \"auth\" must be a string (s), not %s",
+                        g_variant_get_type_string(v));
+            return FALSE;
+        }
+        const char *auth = g_variant_get_string(v, NULL);
+        if (strcmp(auth, "bus") == 0) {
+            c->server_auth = SHIMMER_MANAGED_SERVER_AUTH_BUS;
+        } else if (auth[0] == '\0') {
+            c->server_auth = SHIMMER_MANAGED_SERVER_AUTH_DEFAULT;
+        } else {
+            g_autofree char *shown = g_strescape(auth, NULL);
+            g_set_error(error, SHIMMER_SERVICE_ERROR, SHIMMER_SERVICE_ERROR_INVALID_ARGS,
+                        "options: \"auth\" is \"bus\" or empty, not \"%.64s\"", shown);
+            return FALSE;
+        }
+    }
+    return TRUE;
+}
+
+static gboolean handle_start_server(ShimmerDBusProfile1 *iface, GDBusMethodInvocation *invocation,
+                                    GVariant *options, gpointer user)
+{
+    ShimmerBusProfile *bp = user;
+    ProfileCall *c = profile_call_new(bp);
+    g_autoptr(GError) error = NULL;
+    if (!read_server_options(c, options, &error)) {
+        profile_call_free(c);
+        shimmer_bus_return_error(invocation, error);
+        return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+    gate(bp, invocation, start_server_allowed, c);
+    return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
 /* ---------- Remove ---------- */
 
 static void remove_allowed(GDBusMethodInvocation *invocation, guint caller_uid, gpointer data)
@@ -293,8 +363,11 @@ void shimmer_bus_profile_update(ShimmerBusProfile *bp)
 {
     ShimmerSession *s = shimmer_manager_get_active_session(bp->ctx->manager, bp->p);
     g_autofree char *session = s ? shimmer_bus_session_path(s) : g_strdup("/");
+    ShimmerManagedServer *srv = shimmer_manager_get_active_server(bp->ctx->manager, bp->p);
+    g_autofree char *server = srv ? shimmer_bus_server_path(srv) : g_strdup("/");
     g_object_set(bp->iface, "name", shimmer_profile_get_name(bp->p), "last-used",
-                 shimmer_profile_get_last_used(bp->p), "active-session", session, NULL);
+                 shimmer_profile_get_last_used(bp->p), "active-session", session, "active-server",
+                 server, NULL);
 }
 
 ShimmerBusProfile *shimmer_bus_profile_new(ShimmerBusContext *ctx, ShimmerProfile *p)
@@ -309,12 +382,13 @@ ShimmerBusProfile *shimmer_bus_profile_new(ShimmerBusContext *ctx, ShimmerProfil
     const char *challenge = shimmer_profile_get_static_challenge(p, &echo);
     g_object_set(bp->iface, "id", shimmer_profile_get_id(p), "owner", shimmer_profile_get_owner(p),
                  "persistent", shimmer_profile_is_persistent(p), "created",
-                 shimmer_profile_get_created(p), "remotes", shimmer_profile_get_remotes(p),
-                 "wrap", shimmer_profile_get_wrap(p), "warnings", shimmer_profile_get_warnings(p),
+                 shimmer_profile_get_created(p), "remotes", shimmer_profile_get_remotes(p), "wrap",
+                 shimmer_profile_get_wrap(p), "warnings", shimmer_profile_get_warnings(p),
                  "credentials", shimmer_profile_get_credentials(p), "static-challenge", challenge,
-                 NULL);
+                 "role", shimmer_profile_is_server(p) ? "server" : "client", NULL);
     shimmer_bus_profile_update(bp);
     g_signal_connect(bp->iface, "handle-connect", G_CALLBACK(handle_connect), bp);
+    g_signal_connect(bp->iface, "handle-start-server", G_CALLBACK(handle_start_server), bp);
     g_signal_connect(bp->iface, "handle-remove", G_CALLBACK(handle_remove), bp);
     g_signal_connect(bp->iface, "handle-rename", G_CALLBACK(handle_rename), bp);
     g_signal_connect(bp->iface, "handle-get-configuration", G_CALLBACK(handle_get_configuration),

@@ -18,6 +18,7 @@
 #include "os/dns.h"
 #include "os/log.h"
 #include "profile1.h"
+#include "server1.h"
 #include "session1.h"
 
 struct ShimmerBusService {
@@ -116,6 +117,83 @@ static void on_session_removed(gpointer user, ShimmerSession *s)
     g_autofree char *path = shimmer_bus_session_path(s);
     g_dbus_object_manager_server_unexport(svc->objects, path);
     g_hash_table_remove(svc->ctx.sessions, shimmer_session_get_id(s));
+}
+
+static ShimmerBusServer *bus_server(ShimmerBusService *svc, ShimmerManagedServer *s)
+{
+    return g_hash_table_lookup(svc->ctx.servers, shimmer_managed_server_get_id(s));
+}
+
+static void on_server_added(gpointer user, ShimmerManagedServer *s)
+{
+    ShimmerBusService *svc = user;
+    ShimmerBusServer *bs = shimmer_bus_server_new(&svc->ctx, s);
+    g_hash_table_replace(svc->ctx.servers, g_strdup(shimmer_managed_server_get_id(s)), bs);
+    g_dbus_object_manager_server_export(svc->objects, shimmer_bus_server_get_object(bs));
+}
+
+static void on_server_changed(gpointer user, ShimmerManagedServer *s, guint what)
+{
+    ShimmerBusServer *bs = bus_server(user, s);
+    if (bs != NULL)
+        shimmer_bus_server_update(bs, what);
+}
+
+static void on_server_log(gpointer user, ShimmerManagedServer *s, ShimmerLogLevel level,
+                          const char *line)
+{
+    ShimmerBusServer *bs = bus_server(user, s);
+    if (bs != NULL)
+        shimmer_bus_server_log(bs, level, line);
+}
+
+static void on_server_client_added(gpointer user, ShimmerManagedServer *s,
+                                   const ShimmerServedClient *c)
+{
+    ShimmerBusServer *bs = bus_server(user, s);
+    if (bs != NULL)
+        shimmer_bus_server_client_added(bs, c);
+}
+
+static void on_server_client_changed(gpointer user, ShimmerManagedServer *s,
+                                     const ShimmerServedClient *c)
+{
+    ShimmerBusServer *bs = bus_server(user, s);
+    if (bs != NULL)
+        shimmer_bus_server_client_changed(bs, c);
+}
+
+static void on_server_client_removed(gpointer user, ShimmerManagedServer *s,
+                                     const ShimmerServedClient *c)
+{
+    ShimmerBusServer *bs = bus_server(user, s);
+    if (bs != NULL)
+        shimmer_bus_server_client_removed(bs, c);
+}
+
+static void on_server_auth_requested(gpointer user, ShimmerManagedServer *s,
+                                     const ShimmerServerAuthRequest *request)
+{
+    ShimmerBusServer *bs = bus_server(user, s);
+    if (bs != NULL)
+        shimmer_bus_server_auth_requested(bs, request);
+}
+
+static void on_server_auth_closed(gpointer user, ShimmerManagedServer *s, guint64 request,
+                                  const char *outcome)
+{
+    ShimmerBusServer *bs = bus_server(user, s);
+    if (bs != NULL)
+        shimmer_bus_server_auth_closed(bs, request, outcome);
+}
+
+static void on_server_removed(gpointer user, ShimmerManagedServer *s)
+{
+    ShimmerBusService *svc = user;
+    g_autofree char *path = shimmer_bus_server_path(s);
+    /* Its clients' objects first (normally gone already). */
+    g_hash_table_remove(svc->ctx.servers, shimmer_managed_server_get_id(s));
+    g_dbus_object_manager_server_unexport(svc->objects, path);
 }
 
 static void finish(ShimmerBusService *svc)
@@ -325,6 +403,15 @@ ShimmerBusService *shimmer_bus_service_new(const ShimmerBusServiceOptions *optio
         .session_log = on_session_log,
         .session_credentials_requested = on_session_credentials,
         .session_removed = on_session_removed,
+        .server_added = on_server_added,
+        .server_changed = on_server_changed,
+        .server_log = on_server_log,
+        .server_client_added = on_server_client_added,
+        .server_client_changed = on_server_client_changed,
+        .server_client_removed = on_server_client_removed,
+        .server_auth_requested = on_server_auth_requested,
+        .server_auth_closed = on_server_auth_closed,
+        .server_removed = on_server_removed,
         .stopped = on_manager_stopped,
         .user = svc,
     };
@@ -343,12 +430,14 @@ ShimmerBusService *shimmer_bus_service_new(const ShimmerBusServiceOptions *optio
                                               (GDestroyNotify)shimmer_bus_profile_free);
     svc->ctx.sessions = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
                                               (GDestroyNotify)shimmer_bus_session_free);
+    svc->ctx.servers = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                             (GDestroyNotify)shimmer_bus_server_free);
     svc->objects = g_dbus_object_manager_server_new(SHIMMER_BUS_ROOT_PATH);
+    svc->ctx.objects = svc->objects;
     const char *backend = shimmer_dns_backend_name(shimmer_dns_get_backend(svc->dns));
     svc->manager1 = shimmer_bus_manager_new(&svc->ctx, backend);
     g_message("shimmerd %s: state in %s, DNS through %s", PACKAGE_VERSION,
-              options->state_dir ? options->state_dir : SHIMMER_MANAGER_DEFAULT_STATE_DIR,
-              backend);
+              options->state_dir ? options->state_dir : SHIMMER_MANAGER_DEFAULT_STATE_DIR, backend);
     return svc;
 }
 
@@ -364,6 +453,7 @@ void shimmer_bus_service_free(ShimmerBusService *svc)
     /* The manager first: its sessions' tunnels and DNS go before the DNS
      * helper, and it reports nothing more. */
     g_clear_pointer(&svc->ctx.manager, shimmer_manager_free);
+    g_hash_table_destroy(svc->ctx.servers);
     g_hash_table_destroy(svc->ctx.sessions);
     g_hash_table_destroy(svc->ctx.profiles);
     shimmer_bus_manager_free(svc->manager1);

@@ -119,5 +119,6 @@ int ctl_cmd_connect(Ctl *ctl, int argc, char **argv); /* session-cmds.c */
 int ctl_cmd_disconnect(Ctl *ctl, int argc, char **argv);
 int ctl_cmd_status(Ctl *ctl, int argc, char **argv);  /* status.c */
 int ctl_cmd_monitor(Ctl *ctl, int argc, char **argv); /* monitor.c */
+int ctl_cmd_server(Ctl *ctl, int argc, char **argv);  /* server-cmds.c */
 
 G_END_DECLS

@@ -2,7 +2,8 @@
 /*
  * shimmerctl: the command-line client of Shimmer. The command line: the
  * global options, the options of each command and the dispatch to the
- * commands (profile-cmds.c, session-cmds.c, status.c, monitor.c).
+ * commands (profile-cmds.c, session-cmds.c, status.c, monitor.c,
+ * server-cmds.c).
  *
  * Exit codes: see ctl.h, --help and README.md.
  */
@@ -44,6 +45,20 @@ int ctl_usage(FILE *out)
                "  monitor                          print every event of the daemon (state\n"
                "                                   changes, logs, credential requests) until\n"
                "                                   interrupted\n"
+               "  server start NAME|ID|PATH [--auth bus]\n"
+               "                                   run a server profile (imported from an\n"
+               "                                   OpenVPN server configuration); --auth bus:\n"
+               "                                   a program decides every login over D-Bus\n"
+               "  server stop SERVER               stop a server (its clients are told to\n"
+               "                                   reconnect later) and wait for it\n"
+               "  server status [SERVER] [--json]  state, address, networks, clients, counters\n"
+               "  server clients [SERVER] [--json] the connected clients\n"
+               "  server kick SERVER CLIENT [--reason TEXT]\n"
+               "                                   end a client's session (it is told RESTART)\n"
+               "  server requests SERVER [--json]  logins that wait for a decision\n"
+               "  server answer SERVER REQUEST accept|deny|pending [--reason TEXT]\n"
+               "                                   decide a login (servers started with\n"
+               "                                   --auth bus)\n"
                "\n"
                "check prints FILE:LINE diagnostics on standard error and exits 0 when\n"
                "the file is usable, 1 when it is refused. --json prints the normalized\n"
@@ -154,6 +169,7 @@ int main(int argc, char **argv)
         {"disconnect", ctl_cmd_disconnect},
         {"status", ctl_cmd_status},
         {"monitor", ctl_cmd_monitor},
+        {"server", ctl_cmd_server},
     };
 
     Ctl ctl = {0};

@@ -25,6 +25,10 @@ struct ShimmerManager {
     GHashTable *active;   /* profile id -> ShimmerSession* (in sessions) */
     GHashTable *lingers;  /* session id -> timer source id */
     guint64 next_session;
+    GHashTable *servers;        /* id -> ShimmerManagedServer* (a reference) */
+    GHashTable *active_servers; /* profile id -> ShimmerManagedServer* (in servers) */
+    GHashTable *server_lingers; /* server id -> timer source id */
+    guint64 next_server;
     guint max_sessions;
 
     gboolean stopping;
@@ -188,6 +192,13 @@ ShimmerProfile *shimmer_manager_import(ShimmerManager *m, const char *name, guin
                                        const char *text, gsize len, gboolean persistent,
                                        GError **error)
 {
+    return shimmer_manager_import_role(m, name, owner, text, len, persistent, FALSE, error);
+}
+
+ShimmerProfile *shimmer_manager_import_role(ShimmerManager *m, const char *name, guint owner,
+                                            const char *text, gsize len, gboolean persistent,
+                                            gboolean allow_server, GError **error)
+{
     if (m->stopping) {
         g_set_error_literal(error, SHIMMER_SERVICE_ERROR, SHIMMER_SERVICE_ERROR_FAILED,
                             "the daemon is stopping");
@@ -211,7 +222,7 @@ ShimmerProfile *shimmer_manager_import(ShimmerManager *m, const char *name, guin
     g_autofree char *id = shimmer_store_new_id();
     guint64 now = (guint64)(g_get_real_time() / G_USEC_PER_SEC);
     g_autoptr(ShimmerProfile) p =
-        shimmer_profile_new(id, name, owner, now, persistent, text, len, error);
+        shimmer_profile_new_role(id, name, owner, now, persistent, text, len, allow_server, error);
     if (p == NULL || !store_profile(m, p, error))
         return NULL;
     add_profile(m, p);
@@ -231,6 +242,9 @@ gboolean shimmer_manager_remove_profile(ShimmerManager *m, ShimmerProfile *p, co
     ShimmerSession *s = shimmer_manager_get_active_session(m, p);
     if (s != NULL)
         shimmer_session_stop(s, "the profile was removed");
+    ShimmerManagedServer *srv = shimmer_manager_get_active_server(m, p);
+    if (srv != NULL)
+        shimmer_managed_server_stop(srv, "the profile was removed");
     g_message("profile %s \"%s\" removed %s", shimmer_profile_get_id(p),
               shimmer_profile_get_name(p), who);
     shimmer_profile_mark_removed(p);
@@ -259,8 +273,8 @@ gboolean shimmer_manager_rename_profile(ShimmerManager *m, ShimmerProfile *p, co
         shimmer_profile_set_name(p, old);
         return FALSE;
     }
-    g_message("profile %s renamed from \"%s\" to \"%s\" by uid %u", shimmer_profile_get_id(p),
-              old, name, by_uid);
+    g_message("profile %s renamed from \"%s\" to \"%s\" by uid %u", shimmer_profile_get_id(p), old,
+              name, by_uid);
     profile_changed(m, p);
     return TRUE;
 }
@@ -399,6 +413,12 @@ ShimmerSession *shimmer_manager_connect(ShimmerManager *m, ShimmerProfile *p, gu
                     "the profile \"%s\" was removed", shimmer_profile_get_name(p));
         return NULL;
     }
+    if (shimmer_profile_is_server(p)) {
+        g_set_error(error, SHIMMER_SERVICE_ERROR, SHIMMER_SERVICE_ERROR_INVALID_ARGS,
+                    "the profile \"%s\" is a server configuration: start it as a server",
+                    shimmer_profile_get_name(p));
+        return NULL;
+    }
     ShimmerSession *running = shimmer_manager_get_active_session(m, p);
     if (running != NULL) {
         g_set_error(error, SHIMMER_SERVICE_ERROR, SHIMMER_SERVICE_ERROR_BUSY,
@@ -438,6 +458,192 @@ ShimmerSession *shimmer_manager_connect(ShimmerManager *m, ShimmerProfile *p, gu
     return s;
 }
 
+/* ---------- servers ---------- */
+
+ShimmerManagedServer *shimmer_manager_get_active_server(ShimmerManager *m, ShimmerProfile *p)
+{
+    return g_hash_table_lookup(m->active_servers, shimmer_profile_get_id(p));
+}
+
+static gint compare_servers(gconstpointer a, gconstpointer b)
+{
+    return compare_ids(shimmer_managed_server_get_id(*(ShimmerManagedServer *const *)a),
+                       shimmer_managed_server_get_id(*(ShimmerManagedServer *const *)b));
+}
+
+GPtrArray *shimmer_manager_list_servers(ShimmerManager *m)
+{
+    GPtrArray *list = g_ptr_array_new_with_free_func((GDestroyNotify)shimmer_managed_server_unref);
+    GHashTableIter it;
+    gpointer value;
+    g_hash_table_iter_init(&it, m->servers);
+    while (g_hash_table_iter_next(&it, NULL, &value))
+        g_ptr_array_add(list, shimmer_managed_server_ref(value));
+    g_ptr_array_sort(list, compare_servers);
+    return list;
+}
+
+static void on_server_changed(gpointer user, ShimmerManagedServer *s, guint what)
+{
+    ShimmerManager *m = user;
+    if (m->listener.server_changed)
+        m->listener.server_changed(m->listener.user, s, what);
+}
+
+static void on_server_log(gpointer user, ShimmerManagedServer *s, ShimmerLogLevel level,
+                          const char *line)
+{
+    ShimmerManager *m = user;
+    if (m->listener.server_log)
+        m->listener.server_log(m->listener.user, s, level, line);
+}
+
+static void on_server_client_added(gpointer user, ShimmerManagedServer *s,
+                                   const ShimmerServedClient *c)
+{
+    ShimmerManager *m = user;
+    if (m->listener.server_client_added)
+        m->listener.server_client_added(m->listener.user, s, c);
+}
+
+static void on_server_client_changed(gpointer user, ShimmerManagedServer *s,
+                                     const ShimmerServedClient *c)
+{
+    ShimmerManager *m = user;
+    if (m->listener.server_client_changed)
+        m->listener.server_client_changed(m->listener.user, s, c);
+}
+
+static void on_server_client_removed(gpointer user, ShimmerManagedServer *s,
+                                     const ShimmerServedClient *c)
+{
+    ShimmerManager *m = user;
+    if (m->listener.server_client_removed)
+        m->listener.server_client_removed(m->listener.user, s, c);
+}
+
+static void on_server_auth_requested(gpointer user, ShimmerManagedServer *s,
+                                     const ShimmerServerAuthRequest *r)
+{
+    ShimmerManager *m = user;
+    if (m->listener.server_auth_requested)
+        m->listener.server_auth_requested(m->listener.user, s, r);
+}
+
+static void on_server_auth_closed(gpointer user, ShimmerManagedServer *s, guint64 request,
+                                  const char *outcome)
+{
+    ShimmerManager *m = user;
+    if (m->listener.server_auth_closed)
+        m->listener.server_auth_closed(m->listener.user, s, request, outcome);
+}
+
+static gboolean on_server_linger_over(gpointer user)
+{
+    Linger *l = user;
+    ShimmerManager *m = l->m;
+    g_autoptr(ShimmerManagedServer) s = g_hash_table_lookup(m->servers, l->id);
+    if (s != NULL) {
+        shimmer_managed_server_ref(s);
+        g_hash_table_remove(m->server_lingers, l->id); /* this source, going */
+        g_hash_table_remove(m->servers, l->id);
+        if (m->listener.server_removed)
+            m->listener.server_removed(m->listener.user, s);
+    }
+    return G_SOURCE_REMOVE;
+}
+
+static void on_server_finished(gpointer user, ShimmerManagedServer *s)
+{
+    ShimmerManager *m = user;
+    ShimmerProfile *p = shimmer_managed_server_get_profile(s);
+    if (shimmer_manager_get_active_server(m, p) == s) {
+        g_hash_table_remove(m->active_servers, shimmer_profile_get_id(p));
+        profile_changed(m, p);
+    }
+    Linger *l = g_new0(Linger, 1);
+    l->m = m;
+    l->id = g_strdup(shimmer_managed_server_get_id(s));
+    guint src = g_timeout_add_seconds_full(G_PRIORITY_DEFAULT, SHIMMER_MANAGER_LINGER_SECONDS,
+                                           on_server_linger_over, l, linger_free);
+    g_hash_table_replace(m->server_lingers, g_strdup(l->id), GUINT_TO_POINTER(src));
+    schedule_stopped(m);
+}
+
+static guint running_servers(ShimmerManager *m)
+{
+    return g_hash_table_size(m->active_servers);
+}
+
+ShimmerManagedServer *shimmer_manager_start_server(ShimmerManager *m, ShimmerProfile *p,
+                                                   guint owner,
+                                                   const ShimmerManagedServerOptions *options,
+                                                   GError **error)
+{
+    if (m->stopping) {
+        g_set_error_literal(error, SHIMMER_SERVICE_ERROR, SHIMMER_SERVICE_ERROR_FAILED,
+                            "the daemon is stopping");
+        return NULL;
+    }
+    if (shimmer_profile_is_removed(p)) {
+        g_set_error(error, SHIMMER_SERVICE_ERROR, SHIMMER_SERVICE_ERROR_NOT_FOUND,
+                    "the profile \"%s\" was removed", shimmer_profile_get_name(p));
+        return NULL;
+    }
+    if (!shimmer_profile_is_server(p)) {
+        g_set_error(error, SHIMMER_SERVICE_ERROR, SHIMMER_SERVICE_ERROR_INVALID_ARGS,
+                    "the profile \"%s\" is a client profile: connect it instead",
+                    shimmer_profile_get_name(p));
+        return NULL;
+    }
+    ShimmerManagedServer *running = shimmer_manager_get_active_server(m, p);
+    if (running != NULL) {
+        g_set_error(error, SHIMMER_SERVICE_ERROR, SHIMMER_SERVICE_ERROR_BUSY,
+                    "the profile \"%s\" runs as server %s already", shimmer_profile_get_name(p),
+                    shimmer_managed_server_get_id(running));
+        return NULL;
+    }
+    if (running_servers(m) >= SHIMMER_MANAGED_SERVER_MAX) {
+        limit_error(error, "%u servers run already, as many as the daemon runs at once",
+                    SHIMMER_MANAGED_SERVER_MAX);
+        return NULL;
+    }
+    ShimmerManagedServerOptions opts = *options;
+    opts.route_protocol = SHIMMER_NETCFG_RTPROT_SHIMMERD;
+    opts.verbose = m->verbose;
+    ShimmerManagedServerListener l = {
+        .changed = on_server_changed,
+        .log = on_server_log,
+        .client_added = on_server_client_added,
+        .client_changed = on_server_client_changed,
+        .client_removed = on_server_client_removed,
+        .auth_requested = on_server_auth_requested,
+        .auth_closed = on_server_auth_closed,
+        .finished = on_server_finished,
+        .user = m,
+    };
+    g_autofree char *id = g_strdup_printf("%" G_GUINT64_FORMAT, ++m->next_server);
+    g_autoptr(ShimmerManagedServer) s = shimmer_managed_server_new(p, id, owner, &opts, &l, error);
+    if (s == NULL)
+        return NULL;
+    /* Started before it is announced: a server that cannot listen never
+     * appears. */
+    if (!shimmer_managed_server_start(s, error)) {
+        g_message("server of profile %s \"%s\" could not start (uid %u)", shimmer_profile_get_id(p),
+                  shimmer_profile_get_name(p), owner);
+        return NULL;
+    }
+    g_hash_table_insert(m->servers, g_strdup(id), shimmer_managed_server_ref(s));
+    g_hash_table_insert(m->active_servers, g_strdup(shimmer_profile_get_id(p)), s);
+    shimmer_profile_set_last_used(p, (guint64)(g_get_real_time() / G_USEC_PER_SEC));
+    g_message("server %s of profile %s \"%s\" started by uid %u", id, shimmer_profile_get_id(p),
+              shimmer_profile_get_name(p), owner);
+    if (m->listener.server_added)
+        m->listener.server_added(m->listener.user, s);
+    profile_changed(m, p);
+    return s;
+}
+
 /* ---------- start ---------- */
 
 static gboolean load_one(gpointer user, ShimmerStoredProfile *sp, GError **error)
@@ -448,9 +654,10 @@ static gboolean load_one(gpointer user, ShimmerStoredProfile *sp, GError **error
                             "a profile with this id was loaded already");
         return FALSE;
     }
-    g_autoptr(ShimmerProfile) p =
-        shimmer_profile_new(sp->id, sp->name, sp->owner, sp->created, TRUE, sp->text, sp->len,
-                            error);
+    /* A stored server profile was imported by a caller allowed to run
+     * servers; the state directory is root's alone. */
+    g_autoptr(ShimmerProfile) p = shimmer_profile_new_role(sp->id, sp->name, sp->owner, sp->created,
+                                                           TRUE, sp->text, sp->len, TRUE, error);
     if (p == NULL)
         return FALSE;
     if (shimmer_manager_find_profile(m, sp->owner, sp->name) != NULL)
@@ -499,6 +706,10 @@ static gboolean all_sessions_finished(ShimmerManager *m)
     g_hash_table_iter_init(&it, m->sessions);
     while (g_hash_table_iter_next(&it, NULL, &value))
         if (!shimmer_session_is_finished(value))
+            return FALSE;
+    g_hash_table_iter_init(&it, m->servers);
+    while (g_hash_table_iter_next(&it, NULL, &value))
+        if (!shimmer_managed_server_is_finished(value))
             return FALSE;
     return TRUE;
 }
@@ -551,12 +762,22 @@ static void for_each_session(ShimmerManager *m, void (*fn)(ShimmerSession *, con
         fn(g_ptr_array_index(list, i), why);
 }
 
+static void for_each_server(ShimmerManager *m, void (*fn)(ShimmerManagedServer *, const char *),
+                            const char *why)
+{
+    /* References: ending a server may change the table. */
+    g_autoptr(GPtrArray) list = shimmer_manager_list_servers(m);
+    for (guint i = 0; i < list->len; i++)
+        fn(g_ptr_array_index(list, i), why);
+}
+
 static gboolean on_grace_over(gpointer user)
 {
     ShimmerManager *m = user;
     m->grace_timer = 0;
     g_message("servers did not confirm the disconnect in time: tearing down");
     for_each_session(m, shimmer_session_abort, "the daemon stopped");
+    for_each_server(m, shimmer_managed_server_abort, "the daemon stopped");
     schedule_stopped(m);
     return G_SOURCE_REMOVE;
 }
@@ -565,6 +786,7 @@ void shimmer_manager_stop(ShimmerManager *m)
 {
     if (m->stopping) {
         for_each_session(m, shimmer_session_abort, "the daemon stopped");
+        for_each_server(m, shimmer_managed_server_abort, "the daemon stopped");
         schedule_stopped(m);
         return;
     }
@@ -572,7 +794,11 @@ void shimmer_manager_stop(ShimmerManager *m)
     guint n = g_hash_table_size(m->active);
     if (n > 0)
         g_message("stopping: disconnecting %u session%s", n, n == 1 ? "" : "s");
+    guint ns = running_servers(m);
+    if (ns > 0)
+        g_message("stopping: %u server%s", ns, ns == 1 ? "" : "s");
     for_each_session(m, shimmer_session_stop, "the daemon is stopping");
+    for_each_server(m, shimmer_managed_server_stop, "the daemon is stopping");
     m->grace_timer = g_timeout_add_seconds(SHIMMER_MANAGER_STOP_GRACE_SECONDS, on_grace_over, m);
     schedule_stopped(m);
 }
@@ -603,6 +829,10 @@ ShimmerManager *shimmer_manager_new(const ShimmerManagerOptions *options,
                                         (GDestroyNotify)shimmer_session_unref);
     m->active = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     m->lingers = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    m->servers = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                       (GDestroyNotify)shimmer_managed_server_unref);
+    m->active_servers = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    m->server_lingers = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     m->max_sessions = sessions_fds_allow();
     m->cancel = g_cancellable_new();
     g_message("at most %u sessions of users at once (descriptor limit)", m->max_sessions);
@@ -626,10 +856,17 @@ void shimmer_manager_free(ShimmerManager *m)
         g_source_remove(m->stopped_idle);
     /* No listener calls from here on: the front end is going too. */
     memset(&m->listener, 0, sizeof(m->listener));
+    /* Nor a "stopped" report scheduled by what ends below. */
+    m->stopped_reported = TRUE;
     /* Sessions first: their tunnels and DNS go before the DNS helper. */
     for_each_session(m, shimmer_session_abort, "the daemon stopped");
+    for_each_server(m, shimmer_managed_server_abort, "the daemon stopped");
     g_hash_table_foreach(m->lingers, remove_linger, NULL);
     g_hash_table_destroy(m->lingers);
+    g_hash_table_foreach(m->server_lingers, remove_linger, NULL);
+    g_hash_table_destroy(m->server_lingers);
+    g_hash_table_destroy(m->active_servers);
+    g_hash_table_destroy(m->servers);
     g_hash_table_destroy(m->active);
     g_hash_table_destroy(m->sessions);
     g_hash_table_destroy(m->profiles);

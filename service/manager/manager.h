@@ -6,6 +6,7 @@
 #include "errors.h"
 #include "os/dns.h"
 #include "profile.h"
+#include "server.h"
 #include "session.h"
 #include "store.h"
 
@@ -59,11 +60,27 @@ typedef struct {
     void (*profile_removed)(gpointer user, ShimmerProfile *p);
     void (*session_added)(gpointer user, ShimmerSession *s);
     void (*session_changed)(gpointer user, ShimmerSession *s, guint what);
-    void (*session_log)(gpointer user, ShimmerSession *s, ShimmerLogLevel level,
-                        const char *line);
+    void (*session_log)(gpointer user, ShimmerSession *s, ShimmerLogLevel level, const char *line);
     void (*session_credentials_requested)(gpointer user, ShimmerSession *s,
                                           const ShimmerCredentialsRequest *request);
     void (*session_removed)(gpointer user, ShimmerSession *s);
+    /* Servers (server.h): one started, its reports, and its end's linger
+     * over (removed). */
+    void (*server_added)(gpointer user, ShimmerManagedServer *s);
+    void (*server_changed)(gpointer user, ShimmerManagedServer *s, guint what);
+    void (*server_log)(gpointer user, ShimmerManagedServer *s, ShimmerLogLevel level,
+                       const char *line);
+    void (*server_client_added)(gpointer user, ShimmerManagedServer *s,
+                                const ShimmerServedClient *c);
+    void (*server_client_changed)(gpointer user, ShimmerManagedServer *s,
+                                  const ShimmerServedClient *c);
+    void (*server_client_removed)(gpointer user, ShimmerManagedServer *s,
+                                  const ShimmerServedClient *c);
+    void (*server_auth_requested)(gpointer user, ShimmerManagedServer *s,
+                                  const ShimmerServerAuthRequest *request);
+    void (*server_auth_closed)(gpointer user, ShimmerManagedServer *s, guint64 request,
+                               const char *outcome);
+    void (*server_removed)(gpointer user, ShimmerManagedServer *s);
     /* shimmer_manager_stop() has finished: every session has ended. */
     void (*stopped)(gpointer user);
     gpointer user;
@@ -99,8 +116,13 @@ guint shimmer_manager_get_max_sessions(ShimmerManager *m);
 ShimmerProfile *shimmer_manager_import(ShimmerManager *m, const char *name, guint owner,
                                        const char *text, gsize len, gboolean persistent,
                                        GError **error);
+/* The same; with ALLOW_SERVER a server configuration is imported too (the
+ * front end checked that OWNER may run servers). */
+ShimmerProfile *shimmer_manager_import_role(ShimmerManager *m, const char *name, guint owner,
+                                            const char *text, gsize len, gboolean persistent,
+                                            gboolean allow_server, GError **error);
 /* Removes P: its stored file first (a failure changes nothing), then a
- * running session is stopped. WHO says why, for the log. */
+ * running session or server is stopped. WHO says why, for the log. */
 gboolean shimmer_manager_remove_profile(ShimmerManager *m, ShimmerProfile *p, const char *who,
                                         GError **error);
 gboolean shimmer_manager_rename_profile(ShimmerManager *m, ShimmerProfile *p, const char *name,
@@ -108,6 +130,19 @@ gboolean shimmer_manager_rename_profile(ShimmerManager *m, ShimmerProfile *p, co
 /* Connects P for OWNER. BUSY if P has a running session; LIMIT. */
 ShimmerSession *shimmer_manager_connect(ShimmerManager *m, ShimmerProfile *p, guint owner,
                                         const ShimmerSessionOptions *options, GError **error);
+
+/* Starts server profile P for OWNER (who may run servers: the front end
+ * checked). BUSY if P's server runs, INVALID_ARGS for a client profile,
+ * LIMIT past SHIMMER_MANAGED_SERVER_MAX, FAILED when it cannot start. */
+ShimmerManagedServer *shimmer_manager_start_server(ShimmerManager *m, ShimmerProfile *p,
+                                                   guint owner,
+                                                   const ShimmerManagedServerOptions *options,
+                                                   GError **error);
+/* P's running server, or NULL. */
+ShimmerManagedServer *shimmer_manager_get_active_server(ShimmerManager *m, ShimmerProfile *p);
+/* Every server (ended ones while they linger), by id; a new array holding
+ * references. */
+GPtrArray *shimmer_manager_list_servers(ShimmerManager *m);
 
 /* The profile's running session, or NULL. */
 ShimmerSession *shimmer_manager_get_active_session(ShimmerManager *m, ShimmerProfile *p);
@@ -117,10 +152,11 @@ ShimmerProfile *shimmer_manager_find_profile(ShimmerManager *m, guint owner, con
 GPtrArray *shimmer_manager_list_profiles(ShimmerManager *m, guint owner);
 GPtrArray *shimmer_manager_list_sessions(ShimmerManager *m, guint owner);
 
-/* Orderly stop: no new sessions, every session disconnects (exit
- * notification, routes and DNS reverted); after the grace time the rest
- * are torn down. Calls listener.stopped once all have ended. Calling it
- * again tears down at once. */
+/* Orderly stop: no new sessions or servers, every session disconnects
+ * (exit notification, routes and DNS reverted) and every server tells its
+ * clients RESTART; after the grace time the rest are torn down. Calls
+ * listener.stopped once all have ended. Calling it again tears down at
+ * once. */
 void shimmer_manager_stop(ShimmerManager *m);
 gboolean shimmer_manager_is_stopping(ShimmerManager *m);
 

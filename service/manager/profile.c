@@ -21,7 +21,8 @@ struct ShimmerProfile {
     guint64 last_used;
     gboolean persistent;
     gboolean removed;
-    char *text; /* secret */
+    gboolean server; /* a server configuration */
+    char *text;      /* secret */
     gsize len;
     /* Shown; worked out once from the text. */
     GStrv remotes;
@@ -88,8 +89,21 @@ static void check_owner_may_use(const ShimmerConfig *cfg, guint owner, const cha
     }
 }
 
-ShimmerConfig *shimmer_profile_parse(const char *filename, const char *text, gsize len,
-                                     guint owner, gboolean *usable, char **diagnostics)
+ShimmerConfig *shimmer_profile_parse(const char *filename, const char *text, gsize len, guint owner,
+                                     gboolean *usable, char **diagnostics)
+{
+    return shimmer_profile_parse_role(filename, text, len, owner, FALSE, usable, diagnostics);
+}
+
+gboolean shimmer_profile_text_is_server(const char *text, gsize len)
+{
+    g_autoptr(ShimmerConfig) cfg = shimmer_config_parse("config", "/", text, len, NULL, NULL);
+    return cfg->role == SHIMMER_ROLE_SERVER;
+}
+
+ShimmerConfig *shimmer_profile_parse_role(const char *filename, const char *text, gsize len,
+                                          guint owner, gboolean allow_server, gboolean *usable,
+                                          char **diagnostics)
 {
     /* No loader: a profile that came over D-Bus must be self-contained,
      * and the daemon never opens a file a user names. */
@@ -97,7 +111,8 @@ ShimmerConfig *shimmer_profile_parse(const char *filename, const char *text, gsi
     GString *out = g_string_new(NULL);
     shimmer_config_format_diagnostics(cfg, out);
     gboolean ok = !shimmer_config_has_errors(cfg);
-    if (ok && cfg->role != SHIMMER_ROLE_CLIENT) {
+    if (ok && cfg->role != SHIMMER_ROLE_CLIENT &&
+        !(allow_server && cfg->role == SHIMMER_ROLE_SERVER)) {
         g_string_append_printf(out,
                                cfg->role == SHIMMER_ROLE_SERVER
                                    ? "%s: error: this is a server configuration; only client "
@@ -151,6 +166,8 @@ static GStrv remotes_of(const ShimmerConfig *cfg)
     guint n = 0, more = 0;
     for (guint i = 0; i < cfg->connections->len; i++) {
         ShimmerConnection *c = g_ptr_array_index(cfg->connections, i);
+        if (c->host == NULL)
+            continue; /* a server's: it listens */
         const char *proto = c->transport == SHIMMER_TRANSPORT_TCP ? "tcp" : "udp";
         g_autofree char *r = strchr(c->host, ':') != NULL
                                  ? g_strdup_printf("[%s]:%u/%s", c->host, c->port, proto)
@@ -196,16 +213,23 @@ static const char *credentials_of(const ShimmerConfig *cfg)
 
 /* ---------- life cycle ---------- */
 
-ShimmerProfile *shimmer_profile_new(const char *id, const char *name, guint owner,
-                                    guint64 created, gboolean persistent, const char *text,
-                                    gsize len, GError **error)
+ShimmerProfile *shimmer_profile_new(const char *id, const char *name, guint owner, guint64 created,
+                                    gboolean persistent, const char *text, gsize len,
+                                    GError **error)
+{
+    return shimmer_profile_new_role(id, name, owner, created, persistent, text, len, FALSE, error);
+}
+
+ShimmerProfile *shimmer_profile_new_role(const char *id, const char *name, guint owner,
+                                         guint64 created, gboolean persistent, const char *text,
+                                         gsize len, gboolean allow_server, GError **error)
 {
     if (!shimmer_profile_validate_name(name, "name", error))
         return NULL;
     gboolean usable = FALSE;
     g_autofree char *diagnostics = NULL;
     g_autoptr(ShimmerConfig) cfg =
-        shimmer_profile_parse(name, text, len, owner, &usable, &diagnostics);
+        shimmer_profile_parse_role(name, text, len, owner, allow_server, &usable, &diagnostics);
     if (!usable) {
         g_set_error(error, SHIMMER_SERVICE_ERROR, SHIMMER_SERVICE_ERROR_INVALID_CONFIG,
                     "the profile cannot be used:\n%s", diagnostics);
@@ -218,6 +242,7 @@ ShimmerProfile *shimmer_profile_new(const char *id, const char *name, guint owne
     p->owner = owner;
     p->created = created;
     p->persistent = persistent;
+    p->server = cfg->role == SHIMMER_ROLE_SERVER;
     p->text = shimmer_memdup0(text, len);
     p->len = len;
     p->remotes = remotes_of(cfg);
@@ -292,6 +317,11 @@ const char *const *shimmer_profile_get_warnings(ShimmerProfile *p)
     return (const char *const *)p->warnings;
 }
 
+gboolean shimmer_profile_is_server(ShimmerProfile *p)
+{
+    return p->server;
+}
+
 const char *shimmer_profile_get_wrap(ShimmerProfile *p)
 {
     return p->wrap;
@@ -329,8 +359,8 @@ char *shimmer_profile_dup_json(ShimmerProfile *p)
 {
     gboolean usable = FALSE;
     g_autofree char *diagnostics = NULL;
-    g_autoptr(ShimmerConfig) cfg =
-        shimmer_profile_parse(p->name, p->text, p->len, p->owner, &usable, &diagnostics);
+    g_autoptr(ShimmerConfig) cfg = shimmer_profile_parse_role(p->name, p->text, p->len, p->owner,
+                                                              p->server, &usable, &diagnostics);
     /* shimmer_config_to_json() redacts every secret. */
     return shimmer_config_to_json(cfg);
 }

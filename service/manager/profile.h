@@ -39,15 +39,28 @@ gboolean shimmer_profile_validate_name(const char *name, const char *field, GErr
  * will own it: directives whose effect reaches beyond the owner's own
  * tunnel (a firewall mark on the root daemon's socket, ...) are refused
  * unless OWNER is 0. */
-ShimmerConfig *shimmer_profile_parse(const char *filename, const char *text, gsize len,
-                                     guint owner, gboolean *usable, char **diagnostics);
+ShimmerConfig *shimmer_profile_parse(const char *filename, const char *text, gsize len, guint owner,
+                                     gboolean *usable, char **diagnostics);
+/* As shimmer_profile_parse(), but with ALLOW_SERVER a server
+ * configuration is usable too (only for callers authorized to run
+ * servers, and for the stored profiles they imported). */
+ShimmerConfig *shimmer_profile_parse_role(const char *filename, const char *text, gsize len,
+                                          guint owner, gboolean allow_server, gboolean *usable,
+                                          char **diagnostics);
+/* Whether TEXT parses as a server configuration (usable or not). */
+gboolean shimmer_profile_text_is_server(const char *text, gsize len);
 
 /* A new profile from TEXT (copied); SHIMMER_SERVICE_ERROR_INVALID_CONFIG
  * with the diagnostics if it is not usable, INVALID_ARGS if NAME is not a
  * valid name. ID: 32 hex digits (the store's). */
-ShimmerProfile *shimmer_profile_new(const char *id, const char *name, guint owner,
-                                    guint64 created, gboolean persistent, const char *text,
-                                    gsize len, GError **error);
+ShimmerProfile *shimmer_profile_new(const char *id, const char *name, guint owner, guint64 created,
+                                    gboolean persistent, const char *text, gsize len,
+                                    GError **error);
+/* The same; with ALLOW_SERVER a server configuration is taken too (see
+ * shimmer_profile_parse_role()). */
+ShimmerProfile *shimmer_profile_new_role(const char *id, const char *name, guint owner,
+                                         guint64 created, gboolean persistent, const char *text,
+                                         gsize len, gboolean allow_server, GError **error);
 ShimmerProfile *shimmer_profile_ref(ShimmerProfile *p);
 void shimmer_profile_unref(ShimmerProfile *p);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(ShimmerProfile, shimmer_profile_unref)
@@ -63,6 +76,8 @@ const char *shimmer_profile_get_text(ShimmerProfile *p, gsize *len);
 /* What is shown of it (NULL-terminated, bounded; owned by the profile). */
 const char *const *shimmer_profile_get_remotes(ShimmerProfile *p);
 const char *const *shimmer_profile_get_warnings(ShimmerProfile *p);
+/* A server configuration (Profile1.StartServer), not a client's. */
+gboolean shimmer_profile_is_server(ShimmerProfile *p);
 /* "none", "tls-auth", "tls-crypt", "tls-crypt-v2". */
 const char *shimmer_profile_get_wrap(ShimmerProfile *p);
 /* "none", "stored" or "prompt". */

@@ -598,6 +598,8 @@ static gboolean configure_tun(ShimmerServer *s, GError **error)
     s->net = shimmer_netcfg_new(error);
     if (s->net == NULL)
         return FALSE;
+    if (s->opts.route_protocol != 0)
+        shimmer_netcfg_set_route_protocol(s->net, s->opts.route_protocol);
     int ifindex = shimmer_tun_get_ifindex(s->tun);
     guint mtu = cfg->tun_mtu ? cfg->tun_mtu : 1500;
     if (!shimmer_netcfg_link_set_mtu(s->net, ifindex, mtu, error) ||
@@ -1012,6 +1014,8 @@ ShimmerServer *shimmer_server_new(const ShimmerConfig *cfg, const ShimmerServerO
     }
     if (s->opts.check_credentials)
         shimmer_dispatch_set_check_credentials(s->d, TRUE);
+    if (s->opts.ask_every_login)
+        shimmer_dispatch_set_ask_every_login(s->d, TRUE);
     /* Lane 0 is this thread's, one more for every worker. */
     shimmer_dispatch_set_lanes(s->d, shimmer_datapath_get_workers(s->dpath) + 1);
     s->mss4 = shimmer_dispatch_get_mss(s->d, FALSE);

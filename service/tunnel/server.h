@@ -51,6 +51,14 @@ typedef struct {
     /* Answers to first packets per second and the burst (0: defaults). */
     guint reset_rate;
     guint reset_burst;
+    /* Every login goes to auth_request, also one without a user name and
+     * password (USERNAME and PASSWORD NULL then): the front end decides
+     * each (shimmer_dispatch_set_ask_every_login()). */
+    gboolean ask_every_login;
+    /* The rtnetlink protocol of the routes added (os/netcfg.h); 0:
+     * RTPROT_STATIC. The daemon marks its own so that a crashed run's are
+     * found. */
+    guint8 route_protocol;
 } ShimmerServerOptions;
 
 /* CFG (a server configuration without errors) must outlive the server. */
