@@ -11,6 +11,7 @@
 #include "shimmer-build-config.h"
 
 #include <glib/gi18n.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -540,8 +541,8 @@ static int cmd_kick(Ctl *ctl, int argc, char **argv)
         g_autofree char *what = g_strdup_printf(_("cannot kick %s"), pos[1]);
         return ctl_fail(what, error);
     }
-    ctl_print(stdout, _("Kicked client %" G_GUINT64_FORMAT " (%s)\n"),
-              shimmer_dbus_client1_get_id(c), shimmer_dbus_client1_get_real_address(c));
+    ctl_print(stdout, _("Kicked client %" PRIu64 " (%s)\n"),
+              (uint64_t)shimmer_dbus_client1_get_id(c), shimmer_dbus_client1_get_real_address(c));
     return EXIT_OK;
 }
 
@@ -623,7 +624,7 @@ static int cmd_requests(Ctl *ctl, int argc, char **argv)
         g_variant_lookup(details, "username", "&s", &user);
         g_variant_lookup(details, "real-address", "&s", &addr);
         g_variant_lookup(details, "timeout", "u", &timeout);
-        ctl_print(stdout, _("%" G_GUINT64_FORMAT ": '%s' user '%s' from %s (%u s left)\n"), id, cn,
+        ctl_print(stdout, _("%" PRIu64 ": '%s' user '%s' from %s (%u s left)\n"), (uint64_t)id, cn,
                   user, addr, timeout);
     }
     return EXIT_OK;
