@@ -69,8 +69,9 @@ int main(int argc, char **argv)
     }
     gboolean service = system_bus || bus_address != NULL;
     if (config != NULL && service) {
-        fprintf(stderr, "%s", _("shimmerd: --config runs one client without D-Bus; it does not "
-                                "go with --system or --bus-address\n"));
+        fprintf(stderr, "%s",
+                _("shimmerd: --config runs one client without D-Bus; it does not "
+                  "go with --system or --bus-address\n"));
         return 2;
     }
     if (system_bus && bus_address != NULL) {
@@ -80,8 +81,9 @@ int main(int argc, char **argv)
     if (config != NULL)
         return shimmer_foreground_run(config, verbose);
     if (!service) {
-        fprintf(stderr, "%s", _("shimmerd: give --system (the D-Bus service), --bus-address "
-                                "ADDR, or --config FILE (one client in the foreground)\n"));
+        fprintf(stderr, "%s",
+                _("shimmerd: give --system (the D-Bus service), --bus-address "
+                  "ADDR, or --config FILE (one client in the foreground)\n"));
         return 2;
     }
     ShimmerBusServiceRunOptions run = {

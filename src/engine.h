@@ -543,8 +543,8 @@ ShimmerEncryptResult shimmer_dataplane_encrypt(ShimmerDataPlane *dp, guint lane,
  * UNEXPECTED (hand it to the engine's thread, which gives it to
  * shimmer_engine_recv()). */
 ShimmerRecvResult shimmer_dataplane_decrypt(ShimmerDataPlane *dp, guint lane, guint8 *pkt,
-                                            gsize len, gint64 now, guint8 **plain,
-                                            gsize *plain_len, ShimmerDropReason *drop);
+                                            gsize len, gint64 now, guint8 **plain, gsize *plain_len,
+                                            ShimmerDropReason *drop);
 
 /* ---- the server role ----
  *

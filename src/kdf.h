@@ -9,10 +9,10 @@ G_BEGIN_DECLS
  * Data-channel key material (key2): 256 bytes, keys[0] = cipher(64) | hmac(64)
  * for client to server, keys[1] the same for server to client.
  */
-#define SHIMMER_KEY2_LEN 256
+#define SHIMMER_KEY2_LEN       256
 #define SHIMMER_PRE_MASTER_LEN 48
-#define SHIMMER_KM_RANDOM_LEN 32
-#define SHIMMER_MASTER_LEN 48
+#define SHIMMER_KM_RANDOM_LEN  32
+#define SHIMMER_MASTER_LEN     48
 
 /* The TLS 1.0 PRF: P_MD5 over the first half of SECRET XOR P_SHA1 over the
  * second half (halves overlap by one byte when the length is odd). */

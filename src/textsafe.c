@@ -18,8 +18,7 @@ gboolean shimmer_text_is_control(gunichar u)
            shimmer_text_is_bidi_control(u);
 }
 
-void shimmer_text_append_escaped(GString *out, const char *text, gssize len,
-                                 gboolean keep_newlines)
+void shimmer_text_append_escaped(GString *out, const char *text, gssize len, gboolean keep_newlines)
 {
     const char *p = text;
     const char *end = text + (len < 0 ? strlen(text) : (gsize)len);

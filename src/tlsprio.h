@@ -3,7 +3,6 @@
 
 #include <glib.h>
 
-
 G_BEGIN_DECLS
 
 /*

@@ -279,7 +279,8 @@ static int cmd_unwrap(void)
         ShimmerPacketError perr = shimmer_tcp_splitter_feed(sp, in, in_len, &used, &pkt, &pkt_len);
         if (perr != SHIMMER_PACKET_OK || pkt == NULL || used != in_len) {
             fprintf(stderr, "rejected: tcp framing: %s\n",
-                    perr != SHIMMER_PACKET_OK ? shimmer_packet_error_to_string(perr) : "incomplete");
+                    perr != SHIMMER_PACKET_OK ? shimmer_packet_error_to_string(perr)
+                                              : "incomplete");
             return 1;
         }
     }

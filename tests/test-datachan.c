@@ -401,8 +401,9 @@ static void ref_seal_nettle(ShimmerDatachanCipher cipher, const guint8 *key, con
 {
     const struct nettle_aead *a = cipher == SHIMMER_DATACHAN_AES_128_GCM   ? &nettle_gcm_aes128
                                   : cipher == SHIMMER_DATACHAN_AES_192_GCM ? &nettle_gcm_aes192
-                                  : cipher == SHIMMER_DATACHAN_AES_256_GCM ? &nettle_gcm_aes256
-                                                                           : &nettle_chacha_poly1305;
+                                  : cipher == SHIMMER_DATACHAN_AES_256_GCM
+                                      ? &nettle_gcm_aes256
+                                      : &nettle_chacha_poly1305;
     g_autofree void *c = g_malloc0(a->context_size);
 
     g_assert_cmpuint(a->key_size, ==, shimmer_datachan_cipher_key_len(cipher));

@@ -2862,8 +2862,8 @@ static void test_dataplane_in_place(void)
         memcpy(copy, pkt, len);
         g_assert_cmpint(shimmer_dataplane_decrypt(dp, 1, pkt, len, n->now, &plain, &plen, &why), ==,
                         SHIMMER_RECV_TUN);
-        g_assert_cmpint(shimmer_dataplane_decrypt(dp, 2, copy, len, n->now, &plain, &plen, &why), ==,
-                        SHIMMER_RECV_DROPPED);
+        g_assert_cmpint(shimmer_dataplane_decrypt(dp, 2, copy, len, n->now, &plain, &plen, &why),
+                        ==, SHIMMER_RECV_DROPPED);
         g_assert_cmpint(why, ==, SHIMMER_DROP_REPLAY);
         shimmer_dataplane_end(dp, 1);
     }

@@ -37,8 +37,10 @@ static void test_escaping(void)
     g_autofree char *c = escaped("a\nb", -1, TRUE);
     g_assert_cmpstr(c, ==, "a\nb");
     /* C1 CSI, a bidi override and a separator; café stays. */
-    g_autofree char *d = escaped("\xc2\x9b" "2J \xe2\x80\xae" "gpj.exe caf\xc3\xa9\xe2\x80\xa8", -1,
-                                 FALSE);
+    g_autofree char *d = escaped("\xc2\x9b"
+                                 "2J \xe2\x80\xae"
+                                 "gpj.exe caf\xc3\xa9\xe2\x80\xa8",
+                                 -1, FALSE);
     g_assert_cmpstr(d, ==, "\\u009b2J \\u202egpj.exe caf\xc3\xa9\\u2028");
     /* Bytes that are not UTF-8, and a sequence cut short by LEN. */
     g_autofree char *e = escaped("\xff\xfe ok \xe2\x80", -1, FALSE);

@@ -48,8 +48,8 @@ void shimmer_bus_caller_watch_renew(ShimmerBusContext *ctx, ShimmerCallerWatch *
         g_bus_unwatch_name(w->id);
     /* If the name is gone already, the watch says so at once (from the
      * main loop). */
-    w->id = g_bus_watch_name_on_connection(ctx->bus, w->caller, G_BUS_NAME_WATCHER_FLAGS_NONE,
-                                           NULL, on_caller_vanished, w, NULL);
+    w->id = g_bus_watch_name_on_connection(ctx->bus, w->caller, G_BUS_NAME_WATCHER_FLAGS_NONE, NULL,
+                                           on_caller_vanished, w, NULL);
 }
 
 void shimmer_bus_caller_watch_start(ShimmerBusContext *ctx, ShimmerCallerWatch *w,

@@ -518,8 +518,7 @@ static GDBusConnection *reconnect_bus(gpointer user, GError **error)
     Run *run = user;
     if (run->bus_address == NULL) {
         /* The shared system-bus connection is closed for good: a new one. */
-        g_autofree char *address =
-            g_dbus_address_get_for_bus_sync(G_BUS_TYPE_SYSTEM, NULL, error);
+        g_autofree char *address = g_dbus_address_get_for_bus_sync(G_BUS_TYPE_SYSTEM, NULL, error);
         return address ? open_bus(address, "bus", error) : NULL;
     }
     return open_bus(run->bus_address, "bus", error);

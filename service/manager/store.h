@@ -32,11 +32,11 @@ G_BEGIN_DECLS
 #define SHIMMER_STORE_MAX_TEXT (1024 * 1024)
 
 typedef struct {
-    char *id;      /* 32 lower-case hex digits */
-    char *name;    /* UTF-8, checked by the caller */
-    guint owner;   /* uid */
+    char *id;    /* 32 lower-case hex digits */
+    char *name;  /* UTF-8, checked by the caller */
+    guint owner; /* uid */
     guint64 created;
-    char *text;    /* a secret: wiped when cleared */
+    char *text; /* a secret: wiped when cleared */
     gsize len;
 } ShimmerStoredProfile;
 
