@@ -13,6 +13,7 @@
 #include "os/tun.h"
 #include "secure.h"
 #include "store.h"
+#include "tunnel/tunnel.h"
 
 struct ShimmerManager {
     ShimmerStore *store;
@@ -30,6 +31,7 @@ struct ShimmerManager {
     GHashTable *server_lingers; /* server id -> timer source id */
     guint64 next_server;
     guint max_sessions;
+    guint fds_per_session;
 
     gboolean stopping;
     gboolean stopped_reported;
@@ -111,7 +113,7 @@ static gboolean check_session_limits(ShimmerManager *m, guint owner, GError **er
 {
     guint running = g_hash_table_size(m->sessions);
     /* Root too: past this the daemon would run out of descriptors. */
-    if (running >= m->max_sessions + SHIMMER_MANAGER_FDS_RESERVED / SHIMMER_MANAGER_FDS_PER_SESSION)
+    if (running >= m->max_sessions + SHIMMER_MANAGER_FDS_RESERVED / m->fds_per_session)
         return limit_error(error, "%u sessions run already, as many as the daemon can hold",
                            running);
     if (owner == 0)
@@ -128,7 +130,7 @@ static gboolean check_session_limits(ShimmerManager *m, guint owner, GError **er
 
 /* The session limit that the descriptor limit allows, after raising the
  * soft limit as far as the hard one goes. */
-static guint sessions_fds_allow(void)
+static guint sessions_fds_allow(guint fds_per_session)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
@@ -143,7 +145,7 @@ static guint sessions_fds_allow(void)
     rlim_t usable = rl.rlim_cur > 2 * SHIMMER_MANAGER_FDS_RESERVED
                         ? rl.rlim_cur - 2 * SHIMMER_MANAGER_FDS_RESERVED
                         : 0;
-    rlim_t n = usable / SHIMMER_MANAGER_FDS_PER_SESSION;
+    rlim_t n = usable / fds_per_session;
     return (guint)MIN(n, (rlim_t)SHIMMER_MANAGER_MAX_SESSIONS);
 }
 
@@ -833,9 +835,11 @@ ShimmerManager *shimmer_manager_new(const ShimmerManagerOptions *options,
                                        (GDestroyNotify)shimmer_managed_server_unref);
     m->active_servers = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     m->server_lingers = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-    m->max_sessions = sessions_fds_allow();
+    m->fds_per_session = shimmer_tunnel_max_descriptors();
+    m->max_sessions = sessions_fds_allow(m->fds_per_session);
     m->cancel = g_cancellable_new();
-    g_message("at most %u sessions of users at once (descriptor limit)", m->max_sessions);
+    g_message("at most %u sessions of users at once (descriptor limit; %u descriptors a session)",
+              m->max_sessions, m->fds_per_session);
     return m;
 }
 

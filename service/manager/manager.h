@@ -37,10 +37,10 @@ G_BEGIN_DECLS
 #define SHIMMER_MANAGER_MAX_PROFILES         512
 #define SHIMMER_MANAGER_MAX_BYTES            (64 * 1024 * 1024)
 #define SHIMMER_MANAGER_MAX_SESSIONS         256
-/* Descriptors one session may hold (tun, socket, netlink, timers and a
- * spare), and those kept back for the daemon itself. */
-#define SHIMMER_MANAGER_FDS_PER_SESSION 8
-#define SHIMMER_MANAGER_FDS_RESERVED    64
+/* Descriptors kept back for the daemon itself. Those of one session are
+ * shimmer_tunnel_max_descriptors(): they grow with the data path's workers
+ * (one per processor, up to 8: 12 on 2 processors, 30 on 8). */
+#define SHIMMER_MANAGER_FDS_RESERVED 64
 
 #define SHIMMER_MANAGER_DEFAULT_STATE_DIR "/var/lib/shimmer"
 /* The tun name pattern of daemon sessions; stale persistent devices of this

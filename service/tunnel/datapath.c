@@ -917,10 +917,7 @@ ShimmerDatapath *shimmer_datapath_new(const ShimmerDatapathOptions *opts,
         dp->opts = *opts;
     if (hooks != NULL)
         dp->hooks = *hooks;
-    guint n = dp->opts.workers;
-    if (n == 0)
-        n = CLAMP(g_get_num_processors(), 1, 8);
-    n = MIN(n, SHIMMER_DATAPLANE_MAX_LANES - 1);
+    guint n = shimmer_datapath_workers_for(&dp->opts);
     pthread_mutex_init(&dp->handoff_lock, NULL);
     g_queue_init(&dp->handoff);
     dp->handoff_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -970,6 +967,14 @@ ShimmerDatapath *shimmer_datapath_new(const ShimmerDatapathOptions *opts,
         }
     }
     return dp;
+}
+
+guint shimmer_datapath_workers_for(const ShimmerDatapathOptions *opts)
+{
+    guint n = opts != NULL ? opts->workers : 0;
+    if (n == 0)
+        n = CLAMP(g_get_num_processors(), 1, 8);
+    return MIN(n, SHIMMER_DATAPLANE_MAX_LANES - 1);
 }
 
 void shimmer_datapath_free(ShimmerDatapath *dp)

@@ -110,6 +110,14 @@ typedef struct {
     gpointer user;
 } ShimmerDatapathHooks;
 
+/* The workers a data path with OPTS (NULL: the defaults) starts: OPTS's
+ * workers=N, or one per processor up to 8. */
+guint shimmer_datapath_workers_for(const ShimmerDatapathOptions *opts);
+/* The descriptors a data path of WORKERS workers holds besides its links:
+ * its handoff eventfd, and per worker an epoll, an eventfd and a tun
+ * queue. */
+#define SHIMMER_DATAPATH_DESCRIPTORS(workers) (1 + 3 * (workers))
+
 /* Starts the workers, idle until links and a tun arrive. HOOKS is copied.
  * Fails only when threads or descriptors cannot be had. */
 ShimmerDatapath *shimmer_datapath_new(const ShimmerDatapathOptions *opts,

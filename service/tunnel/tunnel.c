@@ -1267,6 +1267,14 @@ ShimmerTunnelFailure shimmer_tunnel_get_failure(ShimmerTunnel *c)
     return c->failure;
 }
 
+guint shimmer_tunnel_max_descriptors(void)
+{
+    ShimmerDatapathOptions o = {0};
+    if (!shimmer_datapath_options_parse(g_getenv("SHIMMER_DATAPATH"), &o, NULL))
+        o.workers = 0;
+    return SHIMMER_DATAPATH_DESCRIPTORS(shimmer_datapath_workers_for(&o)) + 3;
+}
+
 void shimmer_tunnel_free(ShimmerTunnel *c)
 {
     if (c == NULL)

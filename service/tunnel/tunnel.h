@@ -93,6 +93,12 @@ void shimmer_tunnel_config_set_key_passphrase(ShimmerConfig *cfg, const char *pa
 ShimmerTunnel *shimmer_tunnel_new(const ShimmerConfig *cfg, const ShimmerTunnelOptions *options,
                                   const ShimmerTunnelCallbacks *callbacks, GError **error);
 void shimmer_tunnel_free(ShimmerTunnel *c);
+
+/* The descriptors one tunnel holds at most, with the data path this
+ * process's $SHIMMER_DATAPATH gives: the data path's, the socket to the
+ * server (or a proxy's, or a SOCKS relay's pair end and its control
+ * connection) and a netlink socket while the network is configured. */
+guint shimmer_tunnel_max_descriptors(void);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(ShimmerTunnel, shimmer_tunnel_free)
 
 void shimmer_tunnel_start(ShimmerTunnel *c);

@@ -683,11 +683,18 @@ def test_import_connect_ping_counters_disconnect(h):
         assert shown["Owner"] == USER_A and shown["Credentials"] == "prompt"
         assert isinstance(shown["Configuration"], dict)
 
+        fds_idle = h.daemon.fd_count()
         r = h.ctl("connect", "office", "--wait", input="%s\n%s\n" % (USERNAME, PASSWORD),
                   timeout=40)
         assert r.returncode == 0, r.stdout + r.stderr
         assert "Connected" in r.stdout
         assert PASSWORD not in r.stdout + r.stderr
+        # A connected session holds no more descriptors than the daemon
+        # budgets for one (shimmer_tunnel_max_descriptors(): 3, and the data
+        # path's eventfd and 3 per worker, one worker per processor up to 8).
+        workers = min(max(os.cpu_count() or 1, 1), 8)
+        used = h.daemon.fd_count() - fds_idle
+        assert 0 < used <= 4 + 3 * workers, used
 
         status = h.ctl_json("status", "office")
         assert status["State"] == "connected"
