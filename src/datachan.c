@@ -38,8 +38,30 @@ struct ShimmerDatachanKey {
     guint32 next_packet_id;
     guint n_lanes;
     guint8 implicit_iv[SHIMMER_DATACHAN_IMPLICIT_IV_LEN];
-    CipherCtx ctx[];
+    /* One context per lane, STRIDE bytes apart: a GnuTLS handle, or a
+     * Nettle context (some 4 KiB for GCM's tables). Sized by the backend,
+     * so that a server's many GnuTLS keys with lanes for every worker do
+     * not each carry Nettle's tables unused. */
+    gsize stride;
+    guint8 ctx_mem[] __attribute__((aligned(16)));
 };
+
+static gsize ctx_stride(ShimmerDatachanBackend backend)
+{
+    if (backend == SHIMMER_DATACHAN_BACKEND_GNUTLS)
+        return sizeof(gnutls_aead_cipher_hd_t);
+    return (sizeof(CipherCtx) + 15) & ~(gsize)15;
+}
+
+static gnutls_aead_cipher_hd_t *hd_of(ShimmerDatachanKey *k, guint lane)
+{
+    return (gnutls_aead_cipher_hd_t *)(void *)(k->ctx_mem + lane * k->stride);
+}
+
+static CipherCtx *nettle_of(ShimmerDatachanKey *k, guint lane)
+{
+    return (CipherCtx *)(void *)(k->ctx_mem + lane * k->stride);
+}
 
 GQuark shimmer_datachan_error_quark(void)
 {
@@ -145,9 +167,9 @@ static gnutls_cipher_algorithm_t gnutls_algorithm(ShimmerDatachanCipher cipher)
     return GNUTLS_CIPHER_UNKNOWN;
 }
 
-static gsize key_size(guint n_lanes)
+static gsize key_size(ShimmerDatachanBackend backend, guint n_lanes)
 {
-    return sizeof(ShimmerDatachanKey) + n_lanes * sizeof(CipherCtx);
+    return sizeof(ShimmerDatachanKey) + n_lanes * ctx_stride(backend);
 }
 
 ShimmerDatachanKey *
@@ -195,7 +217,8 @@ shimmer_datachan_key_new_lanes(ShimmerDatachanCipher cipher, ShimmerDatachanBack
         return NULL;
     }
 
-    k = g_malloc0(key_size(n_lanes));
+    k = g_malloc0(key_size(backend, n_lanes));
+    k->stride = ctx_stride(backend);
     k->cipher = cipher;
     k->backend = backend;
     k->direction = direction;
@@ -204,25 +227,25 @@ shimmer_datachan_key_new_lanes(ShimmerDatachanCipher cipher, ShimmerDatachanBack
     memcpy(k->implicit_iv, implicit_iv, sizeof(k->implicit_iv));
 
     for (guint lane = 0; lane < n_lanes; lane++) {
-        CipherCtx *c = &k->ctx[lane];
-
         if (backend == SHIMMER_DATACHAN_BACKEND_GNUTLS) {
+            gnutls_aead_cipher_hd_t *hd = hd_of(k, lane);
             /* GnuTLS copies the key into its own context and wipes that on
              * deinit; the datum only borrows ours. */
             gnutls_datum_t datum = {(unsigned char *)key, (unsigned int)key_len};
-            int ret = gnutls_aead_cipher_init(&c->gnutls, gnutls_algorithm(cipher), &datum);
+            int ret = gnutls_aead_cipher_init(hd, gnutls_algorithm(cipher), &datum);
 
             if (ret < 0) {
                 g_set_error(error, SHIMMER_DATACHAN_ERROR, SHIMMER_DATACHAN_ERROR_BACKEND,
                             "GnuTLS refused the %s key: %s", shimmer_datachan_cipher_name(cipher),
                             gnutls_strerror(ret));
-                c->gnutls = NULL;
+                *hd = NULL;
                 shimmer_datachan_key_free(k);
                 return NULL;
             }
             continue;
         }
 
+        CipherCtx *c = nettle_of(k, lane);
         switch (cipher) {
         case SHIMMER_DATACHAN_AES_128_GCM:
             gcm_aes128_set_key(&c->aes128, key);
@@ -246,12 +269,12 @@ void shimmer_datachan_key_free(ShimmerDatachanKey *key)
     if (key == NULL)
         return;
     for (guint lane = 0; lane < key->n_lanes; lane++) {
-        if (key->backend == SHIMMER_DATACHAN_BACKEND_GNUTLS && key->ctx[lane].gnutls != NULL)
-            gnutls_aead_cipher_deinit(key->ctx[lane].gnutls);
+        if (key->backend == SHIMMER_DATACHAN_BACKEND_GNUTLS && *hd_of(key, lane) != NULL)
+            gnutls_aead_cipher_deinit(*hd_of(key, lane));
     }
     /* The Nettle contexts hold the expanded key (and the GHASH key); the
      * implicit IV is part of the nonce secret too. */
-    shimmer_wipe(key, key_size(key->n_lanes));
+    shimmer_wipe(key, key_size(key->backend, key->n_lanes));
     g_free(key);
 }
 
@@ -343,7 +366,7 @@ static ShimmerDatachanResult aead_seal(ShimmerDatachanKey *k, guint lane, const 
                                        const guint8 *aad, gsize aad_len, const guint8 *in,
                                        gsize len, guint8 *out, guint8 *tag)
 {
-    CipherCtx *c = &k->ctx[lane];
+    CipherCtx *c = k->backend == SHIMMER_DATACHAN_BACKEND_GNUTLS ? NULL : nettle_of(k, lane);
 
     if (k->backend == SHIMMER_DATACHAN_BACKEND_GNUTLS) {
         /* encryptv2 works in place and writes the tag separately, which
@@ -357,7 +380,7 @@ static ShimmerDatachanResult aead_seal(ShimmerDatachanKey *k, guint lane, const 
 
         if (len > 0 && out != in)
             memcpy(out, in, len);
-        ret = gnutls_aead_cipher_encryptv2(c->gnutls, nonce, SHIMMER_DATACHAN_NONCE_LEN, &auth,
+        ret = gnutls_aead_cipher_encryptv2(*hd_of(k, lane), nonce, SHIMMER_DATACHAN_NONCE_LEN, &auth,
                                            aad_len > 0 ? 1 : 0, &data, len > 0 ? 1 : 0, tag,
                                            &tag_len);
         if (ret < 0 || tag_len != SHIMMER_DATACHAN_TAG_LEN)
@@ -398,7 +421,7 @@ static ShimmerDatachanResult aead_open(ShimmerDatachanKey *k, guint lane, const 
                                        const guint8 *aad, gsize aad_len, const guint8 *in,
                                        gsize len, guint8 *out, const guint8 *tag)
 {
-    CipherCtx *c = &k->ctx[lane];
+    CipherCtx *c = k->backend == SHIMMER_DATACHAN_BACKEND_GNUTLS ? NULL : nettle_of(k, lane);
     /* A copy, because in place the tag sits right in front of OUT in the
      * caller's packet, and GnuTLS wants a non-const pointer. */
     guint8 want[SHIMMER_DATACHAN_TAG_LEN];
@@ -413,7 +436,7 @@ static ShimmerDatachanResult aead_open(ShimmerDatachanKey *k, guint lane, const 
 
         if (len > 0 && out != in)
             memcpy(out, in, len);
-        ret = gnutls_aead_cipher_decryptv2(c->gnutls, nonce, SHIMMER_DATACHAN_NONCE_LEN, &auth,
+        ret = gnutls_aead_cipher_decryptv2(*hd_of(k, lane), nonce, SHIMMER_DATACHAN_NONCE_LEN, &auth,
                                            aad_len > 0 ? 1 : 0, &data, len > 0 ? 1 : 0, want,
                                            sizeof(want));
         if (ret == GNUTLS_E_DECRYPTION_FAILED)
