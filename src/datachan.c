@@ -380,8 +380,8 @@ static ShimmerDatachanResult aead_seal(ShimmerDatachanKey *k, guint lane, const 
 
         if (len > 0 && out != in)
             memcpy(out, in, len);
-        ret = gnutls_aead_cipher_encryptv2(*hd_of(k, lane), nonce, SHIMMER_DATACHAN_NONCE_LEN, &auth,
-                                           aad_len > 0 ? 1 : 0, &data, len > 0 ? 1 : 0, tag,
+        ret = gnutls_aead_cipher_encryptv2(*hd_of(k, lane), nonce, SHIMMER_DATACHAN_NONCE_LEN,
+                                           &auth, aad_len > 0 ? 1 : 0, &data, len > 0 ? 1 : 0, tag,
                                            &tag_len);
         if (ret < 0 || tag_len != SHIMMER_DATACHAN_TAG_LEN)
             return SHIMMER_DATACHAN_ERR_CRYPTO;
@@ -436,8 +436,8 @@ static ShimmerDatachanResult aead_open(ShimmerDatachanKey *k, guint lane, const 
 
         if (len > 0 && out != in)
             memcpy(out, in, len);
-        ret = gnutls_aead_cipher_decryptv2(*hd_of(k, lane), nonce, SHIMMER_DATACHAN_NONCE_LEN, &auth,
-                                           aad_len > 0 ? 1 : 0, &data, len > 0 ? 1 : 0, want,
+        ret = gnutls_aead_cipher_decryptv2(*hd_of(k, lane), nonce, SHIMMER_DATACHAN_NONCE_LEN,
+                                           &auth, aad_len > 0 ? 1 : 0, &data, len > 0 ? 1 : 0, want,
                                            sizeof(want));
         if (ret == GNUTLS_E_DECRYPTION_FAILED)
             result = SHIMMER_DATACHAN_ERR_AUTH;

@@ -1248,6 +1248,18 @@ gboolean shimmer_dispatch_get_peer(const ShimmerDispatch *d, guint64 id, Shimmer
     return TRUE;
 }
 
+gboolean shimmer_dispatch_get_peer_routes(const ShimmerDispatch *d, guint64 id, const char **ipv4,
+                                          const char **ipv6, const GPtrArray **iroutes)
+{
+    Peer *p = peer_by_id(d, id);
+    if (p == NULL)
+        return FALSE;
+    *ipv4 = p->has_v4 ? p->v4_text : NULL;
+    *ipv6 = p->has_v6 ? p->v6_text : NULL;
+    *iroutes = p->iroutes;
+    return TRUE;
+}
+
 void shimmer_dispatch_get_stats(const ShimmerDispatch *d, ShimmerDispatchStats *out)
 {
     *out = d->stats;

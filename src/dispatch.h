@@ -221,6 +221,11 @@ guint shimmer_dispatch_get_n_peers(const ShimmerDispatch *d);
 /* The ids of the clients, oldest first. */
 GArray *shimmer_dispatch_list_peers(const ShimmerDispatch *d);
 gboolean shimmer_dispatch_get_peer(const ShimmerDispatch *d, guint64 id, ShimmerPeerInfo *out);
+/* Only what routes to client ID: its tunnel addresses (NULL: none) and its
+ * iroutes (NULL or prefix texts), valid until the client changes. Cheap:
+ * no counters gathered (a route view is rebuilt over every client). */
+gboolean shimmer_dispatch_get_peer_routes(const ShimmerDispatch *d, guint64 id, const char **ipv4,
+                                          const char **ipv6, const GPtrArray **iroutes);
 void shimmer_dispatch_get_stats(const ShimmerDispatch *d, ShimmerDispatchStats *out);
 /* Data planes with N_LANES lanes for the clients' engines from now on
  * (shimmer_engine_set_lanes(): a runner with worker threads). */

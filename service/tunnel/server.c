@@ -5,6 +5,7 @@
  */
 #include "server.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <gio/gio.h>
 #include <glib-unix.h>
@@ -79,6 +80,9 @@ struct ShimmerServer {
     ShimmerDatapath *dpath;
     GHashTable *clients; /* guint64* -> Client* */
     Routes *routes;      /* read by the workers */
+    /* New clients reach the workers' view in batches (publish_soon()). */
+    guint publish_timer;
+    gint64 last_publish, publish_cost;
 
     ShimmerTun *tun;
     ShimmerNetcfg *net;
@@ -244,9 +248,34 @@ static void add_prefix(Routes *r, const char *text, Client *c)
         shimmer_route_table_add(r->routes, fam, a, bits, c);
 }
 
-/* The workers' view of the clients, made anew (a few per client change). */
+/* The host route to a client's tunnel address TEXT (IPv6: maybe with its
+ * prefix length after a slash), without an allocation: the view is made
+ * over every client. */
+static void add_host(Routes *r, int family, const char *text, Client *c)
+{
+    if (text == NULL)
+        return;
+    char buf[INET6_ADDRSTRLEN];
+    gsize n = strcspn(text, "/");
+    guint8 a[16];
+    if (n >= sizeof(buf))
+        return;
+    memcpy(buf, text, n);
+    buf[n] = '\0';
+    /* The table's families are 4 and 6. */
+    if (inet_pton(family, buf, a) == 1)
+        shimmer_route_table_add(r->routes, family == AF_INET ? 4 : 6, a,
+                                family == AF_INET ? 32 : 128, c);
+}
+
+/* The workers' view of the clients, made anew over all of them. */
 static void publish_routes(ShimmerServer *s)
 {
+    gint64 start = g_get_monotonic_time();
+    if (s->publish_timer != 0) {
+        g_source_remove(s->publish_timer);
+        s->publish_timer = 0;
+    }
     Routes *r = g_new0(Routes, 1);
     r->n_ids = 1;
     GHashTableIter it;
@@ -262,23 +291,14 @@ static void publish_routes(ShimmerServer *s)
         Client *c = v;
         r->by_peer_id[c->peer_id] = c;
         g_hash_table_insert(r->by_addr, &c->addr, c);
-        ShimmerPeerInfo info;
-        if (!shimmer_dispatch_get_peer(s->d, c->id, &info))
+        const char *ipv4, *ipv6;
+        const GPtrArray *iroutes;
+        if (!shimmer_dispatch_get_peer_routes(s->d, c->id, &ipv4, &ipv6, &iroutes))
             continue;
-        if (info.ipv4 != NULL) {
-            g_autofree char *p = g_strdup_printf("%s/32", info.ipv4);
-            add_prefix(r, p, c);
-        }
-        if (info.ipv6 != NULL) {
-            g_autofree char *a = g_strdup(info.ipv6);
-            char *slash = strchr(a, '/');
-            if (slash != NULL)
-                *slash = '\0';
-            g_autofree char *p = g_strdup_printf("%s/128", a);
-            add_prefix(r, p, c);
-        }
-        for (guint i = 0; info.iroutes != NULL && i < info.iroutes->len; i++)
-            add_prefix(r, g_ptr_array_index(info.iroutes, i), c);
+        add_host(r, AF_INET, ipv4, c);
+        add_host(r, AF_INET6, ipv6, c);
+        for (guint i = 0; iroutes != NULL && i < iroutes->len; i++)
+            add_prefix(r, g_ptr_array_index(iroutes, i), c);
     }
     Routes *old = g_atomic_pointer_exchange(&s->routes, r);
     if (old != NULL) {
@@ -287,6 +307,37 @@ static void publish_routes(ShimmerServer *s)
         shimmer_datapath_synchronize(s->dpath);
         routes_free(old);
     }
+    s->last_publish = g_get_monotonic_time();
+    s->publish_cost = s->last_publish - start;
+}
+
+static gboolean on_publish_timer(gpointer user)
+{
+    ShimmerServer *s = user;
+    s->publish_timer = 0;
+    publish_routes(s);
+    return G_SOURCE_REMOVE;
+}
+
+/* A client joined: the view is made anew at once when the last one is old
+ * enough, else once the gap has passed, so that a crowd connecting at once
+ * costs a view per gap, not a view (over every client) per client. The gap
+ * is 10 ms, or twenty times what making the view last took (at most a
+ * twentieth of this thread's time goes to views). Until then the
+ * client's packets take the dispatcher's way on this thread. Leaving
+ * clients do not wait: publish_routes() at once. */
+#define PUBLISH_GAP_US 10000
+static void publish_soon(ShimmerServer *s)
+{
+    if (s->publish_timer != 0)
+        return;
+    gint64 gap = MAX(PUBLISH_GAP_US, 20 * s->publish_cost);
+    gint64 due = s->last_publish + gap - g_get_monotonic_time();
+    if (due <= 0) {
+        publish_routes(s);
+        return;
+    }
+    s->publish_timer = g_timeout_add((guint)((due + 999) / 1000), on_publish_timer, s);
 }
 
 static void client_free(Client *c)
@@ -462,9 +513,13 @@ static void client_add(ShimmerServer *s, guint64 id)
     Client *old = g_hash_table_lookup(s->clients, &c->id);
     g_hash_table_steal(s->clients, &c->id);
     g_hash_table_insert(s->clients, &c->id, c);
-    publish_routes(s);
-    if (old != NULL)
+    if (old != NULL) {
+        /* The old one leaves the view before it is freed. */
+        publish_routes(s);
         client_free(old);
+    } else {
+        publish_soon(s);
+    }
 }
 
 static void client_remove(ShimmerServer *s, guint64 id)
@@ -790,6 +845,10 @@ static void teardown(ShimmerServer *s)
         g_clear_pointer(&s->sock_source, g_source_unref);
     }
     /* The workers' view goes first, then what it pointed to. */
+    if (s->publish_timer != 0) {
+        g_source_remove(s->publish_timer);
+        s->publish_timer = 0;
+    }
     Routes *r = g_atomic_pointer_exchange(&s->routes, NULL);
     shimmer_datapath_synchronize(s->dpath);
     routes_free(r);

@@ -138,6 +138,16 @@ def settled_rss(proc, seconds=1.5):
     return max(samples) if samples else None
 
 
+def cpu_seconds(proc):
+    """User + system CPU seconds PROC has used so far, or None."""
+    try:
+        with open("/proc/%d/stat" % proc.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, TypeError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Bench:
     def __init__(self, lab, args):
         self.lab, self.a = lab, args
@@ -252,14 +262,23 @@ class Bench:
     def handshakes(self, kind, n):
         srv = self.server(kind, n + 100, freq=1000000)
         try:
+            cpu0 = cpu_seconds(srv)
             load = self.load(srv, n, 0, 600, "hs-%s-%d" % (kind, n))
             ok, failed = self.wait_connected(load, n, self.a.connect_timeout)
+            cpu1 = cpu_seconds(srv)
             s = self.finish_load(load)
             rate = s["handshakes_per_s"] if s else None
+            # The load tool shares this machine's processors with the
+            # server: the wall-clock rate is bounded by both. Handshakes per
+            # second of the server's own CPU time is its capacity alone.
+            cpu = cpu1 - cpu0 if cpu0 is not None and cpu1 is not None else None
+            per_cpu = ok / cpu if cpu else None
             say("  %-8s %6d clients at once: %d connected, %.0f handshakes/s (median connect "
-                "%.2f s)" % (kind, n, ok, rate or 0, (s or {}).get("connect_median_s", 0)))
+                "%.2f s); server CPU %.2f s: %.0f handshakes per CPU second"
+                % (kind, n, ok, rate or 0, (s or {}).get("connect_median_s", 0), cpu or 0,
+                   per_cpu or 0))
             return {"server": kind, "clients": n, "connected": ok, "handshakes_per_s": rate,
-                    "load": s}
+                    "server_cpu_s": cpu, "handshakes_per_cpu_s": per_cpu, "load": s}
         finally:
             self.stop(srv)
 
@@ -383,15 +402,17 @@ def print_table(r):
         per = m.get("kib_per_client")
         say("  memory   %-8s %-24s %8s KiB per client" % (
             m["server"], what, "%.1f" % per if per is not None else "-"))
-    hs = {}
-    for h in r["handshakes"]:
-        if h.get("handshakes_per_s"):
-            hs.setdefault(h["server"], []).append(h["handshakes_per_s"])
-    for kind, v in hs.items():
-        say("  handshakes/s %-8s median of %d: %.0f" % (kind, len(v), statistics.median(v)))
-    if "shimmer" in hs and "openvpn" in hs:
-        say("  handshakes/s Shimmer/OpenVPN: %.2f" % (statistics.median(hs["shimmer"]) /
-                                                      statistics.median(hs["openvpn"])))
+    for key, label in (("handshakes_per_s", "handshakes/s"),
+                       ("handshakes_per_cpu_s", "handshakes per server CPU s")):
+        hs = {}
+        for h in r["handshakes"]:
+            if h.get(key):
+                hs.setdefault(h["server"], []).append(h[key])
+        for kind, v in hs.items():
+            say("  %s %-8s median of %d: %.0f" % (label, kind, len(v), statistics.median(v)))
+        if "shimmer" in hs and "openvpn" in hs:
+            say("  %s Shimmer/OpenVPN: %.2f" % (label, statistics.median(hs["shimmer"]) /
+                                                statistics.median(hs["openvpn"])))
     for f in r["flood"]:
         base, fl = f.get("baseline", {}), f.get("flood", {})
         say("  flood    %-8s loss %.2f%% (baseline %.2f%%); RSS %s -> peak %s -> %s KiB" % (
