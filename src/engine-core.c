@@ -312,7 +312,8 @@ static bool ks_start(ShimmerEngine *e, ShimmerKeyState *ks, guint8 key_id, gint6
 
     int rc2 = gnutls_init(&ks->tls, e->role->tls_flags | GNUTLS_NONBLOCK);
     if (rc2 == 0)
-        rc2 = gnutls_priority_set_direct(ks->tls, e->priority, NULL);
+        rc2 = e->priority_cache != NULL ? gnutls_priority_set(ks->tls, e->priority_cache)
+                                        : gnutls_priority_set_direct(ks->tls, e->priority, NULL);
     if (rc2 == 0)
         rc2 = gnutls_credentials_set(ks->tls, GNUTLS_CRD_CERTIFICATE, e->creds);
     if (rc2 != 0) {
@@ -1788,6 +1789,10 @@ ShimmerEngine *shimmer_core_new(const ShimmerConfig *cfg, const ShimmerEngineHoo
         shimmer_engine_free(e);
         return NULL;
     }
+    /* A server starts a TLS session per client and per renegotiation:
+     * the string is parsed once, not at each. */
+    if (gnutls_priority_init(&e->priority_cache, e->priority, NULL) < 0)
+        e->priority_cache = NULL;
     e->dp = core_new_dataplane(cfg);
     if (!load_credentials(e, error)) {
         shimmer_engine_free(e);
@@ -1814,6 +1819,7 @@ ShimmerEngine *shimmer_core_new_shared(const ShimmerEngine *shared, const Shimme
     e->trust = shared->trust;
     e->crls = shared->crls;
     e->priority = shared->priority;
+    e->priority_cache = shared->priority_cache;
     return e;
 }
 
@@ -1832,7 +1838,10 @@ void shimmer_engine_free(ShimmerEngine *e)
         e->trust = NULL;
         e->crls = NULL;
         e->priority = NULL;
+        e->priority_cache = NULL;
     }
+    if (e->priority_cache != NULL)
+        gnutls_priority_deinit(e->priority_cache);
     if (e->creds != NULL)
         gnutls_certificate_free_credentials(e->creds);
     if (e->trust != NULL)

@@ -241,6 +241,9 @@ struct ShimmerEngine {
     gnutls_x509_trust_list_t trust;
     ShimmerCrlSet *crls;
     char *priority;
+    /* PRIORITY parsed once (NULL: parsed at every TLS session, as
+     * gnutls_priority_set_direct() does); shared like the credentials. */
+    gnutls_priority_t priority_cache;
     char *key_passphrase;
 
     guint8 own_sid[SHIMMER_SESSION_ID_LEN];
