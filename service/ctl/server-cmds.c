@@ -270,6 +270,20 @@ static void stopping_signal(Follow *f, const char *path, const char *iface, cons
     }
 }
 
+/* Reaches the daemon and the server SPEC names (OM: the daemon's objects,
+ * for the caller's further lookups). NULL with *CODE set when either
+ * fails, after saying why. */
+static ShimmerDBusServer1 *open_server(Ctl *ctl, const char *spec, GDBusObjectManager **om,
+                                       int *code)
+{
+    if ((*code = ctl_open(ctl)) != EXIT_OK)
+        return NULL;
+    *om = objects_of(ctl, code);
+    if (*om == NULL)
+        return NULL;
+    return find_server(ctl, *om, spec, code);
+}
+
 static int cmd_stop(Ctl *ctl, int argc, char **argv)
 {
     static const char synopsis[] = "server stop SERVER";
@@ -277,13 +291,9 @@ static int cmd_stop(Ctl *ctl, int argc, char **argv)
     int r = ctl_parse_options(ctl, synopsis, argc, argv, NULL, pos, 1, 1);
     if (r >= 0)
         return r;
-    if ((r = ctl_open(ctl)) != EXIT_OK)
-        return r;
     int code = EXIT_OK;
-    g_autoptr(GDBusObjectManager) om = objects_of(ctl, &code);
-    if (om == NULL)
-        return code;
-    g_autoptr(ShimmerDBusServer1) s = find_server(ctl, om, pos[0], &code);
+    g_autoptr(GDBusObjectManager) om = NULL;
+    g_autoptr(ShimmerDBusServer1) s = open_server(ctl, pos[0], &om, &code);
     if (s == NULL)
         return code;
     const char *path = g_dbus_proxy_get_object_path(G_DBUS_PROXY(s));
@@ -521,13 +531,9 @@ static int cmd_kick(Ctl *ctl, int argc, char **argv)
     int r = ctl_parse_options(ctl, synopsis, argc, argv, options, pos, 2, 2);
     if (r >= 0)
         return r;
-    if ((r = ctl_open(ctl)) != EXIT_OK)
-        return r;
     int code = EXIT_OK;
-    g_autoptr(GDBusObjectManager) om = objects_of(ctl, &code);
-    if (om == NULL)
-        return code;
-    g_autoptr(ShimmerDBusServer1) s = find_server(ctl, om, pos[0], &code);
+    g_autoptr(GDBusObjectManager) om = NULL;
+    g_autoptr(ShimmerDBusServer1) s = open_server(ctl, pos[0], &om, &code);
     if (s == NULL)
         return code;
     g_autoptr(ShimmerDBusClient1) c = find_client(om, s, pos[1], &code);
@@ -557,13 +563,9 @@ static int cmd_requests(Ctl *ctl, int argc, char **argv)
     int r = ctl_parse_options(ctl, synopsis, argc, argv, options, pos, 1, 1);
     if (r >= 0)
         return r;
-    if ((r = ctl_open(ctl)) != EXIT_OK)
-        return r;
     int code = EXIT_OK;
-    g_autoptr(GDBusObjectManager) om = objects_of(ctl, &code);
-    if (om == NULL)
-        return code;
-    g_autoptr(ShimmerDBusServer1) s = find_server(ctl, om, pos[0], &code);
+    g_autoptr(GDBusObjectManager) om = NULL;
+    g_autoptr(ShimmerDBusServer1) s = open_server(ctl, pos[0], &om, &code);
     if (s == NULL)
         return code;
     const char *path = g_dbus_proxy_get_object_path(G_DBUS_PROXY(s));
@@ -650,13 +652,9 @@ static int cmd_answer(Ctl *ctl, int argc, char **argv)
                   pos[2]);
         return EXIT_USAGE;
     }
-    if ((r = ctl_open(ctl)) != EXIT_OK)
-        return r;
     int code = EXIT_OK;
-    g_autoptr(GDBusObjectManager) om = objects_of(ctl, &code);
-    if (om == NULL)
-        return code;
-    g_autoptr(ShimmerDBusServer1) s = find_server(ctl, om, pos[0], &code);
+    g_autoptr(GDBusObjectManager) om = NULL;
+    g_autoptr(ShimmerDBusServer1) s = open_server(ctl, pos[0], &om, &code);
     if (s == NULL)
         return code;
     guint64 id = g_ascii_strtoull(pos[1], NULL, 10);
