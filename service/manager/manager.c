@@ -358,9 +358,14 @@ static void on_session_credentials(gpointer user, ShimmerSession *s,
         m->listener.session_credentials_requested(m->listener.user, s, request);
 }
 
+/* A finished session or server, ID in OBJECTS, kept readable for a while
+ * (its timer in LINGERS); GONE tells the listener and drops the table's
+ * reference. */
 typedef struct {
     ShimmerManager *m;
     char *id;
+    GHashTable *objects, *lingers;
+    void (*gone)(ShimmerManager *m, gpointer obj);
 } Linger;
 
 static void linger_free(gpointer data)
@@ -373,16 +378,31 @@ static void linger_free(gpointer data)
 static gboolean on_linger_over(gpointer user)
 {
     Linger *l = user;
-    ShimmerManager *m = l->m;
-    g_autoptr(ShimmerSession) s = g_hash_table_lookup(m->sessions, l->id);
-    if (s != NULL) {
-        shimmer_session_ref(s);
-        g_hash_table_remove(m->lingers, l->id); /* this source, going */
-        g_hash_table_remove(m->sessions, l->id);
-        if (m->listener.session_removed)
-            m->listener.session_removed(m->listener.user, s);
+    gpointer key, obj;
+    if (g_hash_table_steal_extended(l->objects, l->id, &key, &obj)) {
+        g_hash_table_remove(l->lingers, l->id); /* this source, going */
+        g_free(key);
+        l->gone(l->m, obj);
     }
     return G_SOURCE_REMOVE;
+}
+
+static void linger_start(ShimmerManager *m, GHashTable *objects, GHashTable *lingers,
+                         const char *id, void (*gone)(ShimmerManager *m, gpointer obj))
+{
+    Linger *l = g_new0(Linger, 1);
+    *l = (Linger){m, g_strdup(id), objects, lingers, gone};
+    guint src = g_timeout_add_seconds_full(G_PRIORITY_DEFAULT, SHIMMER_MANAGER_LINGER_SECONDS,
+                                           on_linger_over, l, linger_free);
+    g_hash_table_replace(lingers, g_strdup(id), GUINT_TO_POINTER(src));
+    schedule_stopped(m);
+}
+
+static void session_gone(ShimmerManager *m, gpointer s)
+{
+    if (m->listener.session_removed)
+        m->listener.session_removed(m->listener.user, s);
+    shimmer_session_unref(s);
 }
 
 static void on_session_finished(gpointer user, ShimmerSession *s)
@@ -393,13 +413,7 @@ static void on_session_finished(gpointer user, ShimmerSession *s)
         g_hash_table_remove(m->active, shimmer_profile_get_id(p));
         profile_changed(m, p);
     }
-    Linger *l = g_new0(Linger, 1);
-    l->m = m;
-    l->id = g_strdup(shimmer_session_get_id(s));
-    guint src = g_timeout_add_seconds_full(G_PRIORITY_DEFAULT, SHIMMER_MANAGER_LINGER_SECONDS,
-                                           on_linger_over, l, linger_free);
-    g_hash_table_replace(m->lingers, g_strdup(l->id), GUINT_TO_POINTER(src));
-    schedule_stopped(m);
+    linger_start(m, m->sessions, m->lingers, shimmer_session_get_id(s), session_gone);
 }
 
 ShimmerSession *shimmer_manager_connect(ShimmerManager *m, ShimmerProfile *p, guint owner,
@@ -540,19 +554,11 @@ static void on_server_auth_closed(gpointer user, ShimmerManagedServer *s, guint6
         m->listener.server_auth_closed(m->listener.user, s, request, outcome);
 }
 
-static gboolean on_server_linger_over(gpointer user)
+static void server_gone(ShimmerManager *m, gpointer s)
 {
-    Linger *l = user;
-    ShimmerManager *m = l->m;
-    g_autoptr(ShimmerManagedServer) s = g_hash_table_lookup(m->servers, l->id);
-    if (s != NULL) {
-        shimmer_managed_server_ref(s);
-        g_hash_table_remove(m->server_lingers, l->id); /* this source, going */
-        g_hash_table_remove(m->servers, l->id);
-        if (m->listener.server_removed)
-            m->listener.server_removed(m->listener.user, s);
-    }
-    return G_SOURCE_REMOVE;
+    if (m->listener.server_removed)
+        m->listener.server_removed(m->listener.user, s);
+    shimmer_managed_server_unref(s);
 }
 
 static void on_server_finished(gpointer user, ShimmerManagedServer *s)
@@ -563,13 +569,7 @@ static void on_server_finished(gpointer user, ShimmerManagedServer *s)
         g_hash_table_remove(m->active_servers, shimmer_profile_get_id(p));
         profile_changed(m, p);
     }
-    Linger *l = g_new0(Linger, 1);
-    l->m = m;
-    l->id = g_strdup(shimmer_managed_server_get_id(s));
-    guint src = g_timeout_add_seconds_full(G_PRIORITY_DEFAULT, SHIMMER_MANAGER_LINGER_SECONDS,
-                                           on_server_linger_over, l, linger_free);
-    g_hash_table_replace(m->server_lingers, g_strdup(l->id), GUINT_TO_POINTER(src));
-    schedule_stopped(m);
+    linger_start(m, m->servers, m->server_lingers, shimmer_managed_server_get_id(s), server_gone);
 }
 
 static guint running_servers(ShimmerManager *m)
