@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "errors.h"
+#include "os/log.h"
 #include "os/pam.h"
 #include "secure.h"
 #include "tunnel/server.h"
@@ -72,35 +73,15 @@ struct ShimmerManagedServer {
 
 /* ---------- logging ---------- */
 
-static GLogLevelFlags glib_level(ShimmerLogLevel level)
-{
-    switch (level) {
-    case SHIMMER_LOG_ERROR:
-    case SHIMMER_LOG_WARNING:
-        return G_LOG_LEVEL_WARNING;
-    case SHIMMER_LOG_INFO:
-        return G_LOG_LEVEL_MESSAGE;
-    case SHIMMER_LOG_DEBUG:
-    default:
-        return G_LOG_LEVEL_DEBUG;
-    }
-}
-
 /* A log line of this server: to the daemon's log with structured fields,
  * and to the listener. */
 static void server_log(ShimmerManagedServer *s, ShimmerLogLevel level, const char *message)
 {
     if (level == SHIMMER_LOG_DEBUG && !s->opts.verbose)
         return;
-    /* Clients' names and reasons may be anything: D-Bus strings must be
-     * UTF-8. */
-    g_autofree char *text = g_utf8_make_valid(message, -1);
-    static const char *const level_names[] = {"error", "warning", "info", "debug"};
-    g_autofree char *owner = g_strdup_printf("%u", s->owner);
-    g_log_structured(G_LOG_DOMAIN, glib_level(level), "SHIMMER_SERVER", s->id, "SHIMMER_PROFILE",
-                     s->profile_name, "SHIMMER_OWNER_UID", owner, "SHIMMER_LEVEL",
-                     level_names[MIN((guint)level, 3u)], "MESSAGE", "server %s (%s): %s", s->id,
-                     s->profile_name, text);
+    /* A server's info lines (clients coming and going) show without -v. */
+    g_autofree char *text = shimmer_log_object("server", "SHIMMER_SERVER", s->id, s->profile_name,
+                                               s->owner, level, G_LOG_LEVEL_MESSAGE, message);
     if (s->listener.log != NULL)
         s->listener.log(s->listener.user, s, level, text);
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "errors.h"
+#include "os/log.h"
 #include "secure.h"
 #include "tunnel/tunnel.h"
 
@@ -89,37 +90,14 @@ static const char *const no_strings[] = {NULL};
 
 /* ---------- logging ---------- */
 
-static GLogLevelFlags glib_level(ShimmerLogLevel level)
-{
-    switch (level) {
-    case SHIMMER_LOG_ERROR:
-    case SHIMMER_LOG_WARNING:
-        return G_LOG_LEVEL_WARNING;
-    case SHIMMER_LOG_INFO:
-        return G_LOG_LEVEL_INFO;
-    case SHIMMER_LOG_DEBUG:
-    default:
-        return G_LOG_LEVEL_DEBUG;
-    }
-}
-
 /* A log line of this session: to the daemon's log with structured fields,
  * and to the listener (which sends it to the owner only). */
 static void session_log(ShimmerSession *s, ShimmerLogLevel level, const char *message)
 {
     if (level == SHIMMER_LOG_DEBUG && !s->opts.verbose)
         return;
-    /* Server-supplied text (AUTH_FAILED reasons, ...) may be anything:
-     * D-Bus strings must be UTF-8. */
-    g_autofree char *text = g_utf8_make_valid(message, -1);
-    static const char *const level_names[] = {"error", "warning", "info", "debug"};
-    g_autofree char *owner = g_strdup_printf("%u", s->owner);
-    /* SHIMMER_LEVEL keeps errors apart from warnings (GLib has no
-     * non-fatal error level); shimmerd's stderr writer prints it. */
-    g_log_structured(G_LOG_DOMAIN, glib_level(level), "SHIMMER_SESSION", s->id, "SHIMMER_PROFILE",
-                     s->profile_name, "SHIMMER_OWNER_UID", owner, "SHIMMER_LEVEL",
-                     level_names[MIN((guint)level, 3u)], "MESSAGE", "session %s (%s): %s", s->id,
-                     s->profile_name, text);
+    g_autofree char *text = shimmer_log_object("session", "SHIMMER_SESSION", s->id, s->profile_name,
+                                               s->owner, level, G_LOG_LEVEL_INFO, message);
     if (s->listener.log != NULL)
         s->listener.log(s->listener.user, s, level, text);
 }

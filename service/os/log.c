@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "engine.h"
 #include "textsafe.h"
 
 static gboolean log_verbose;
@@ -56,4 +57,21 @@ void shimmer_log_use_writer(gboolean verbose)
 {
     log_verbose = verbose;
     g_log_set_writer_func(log_writer, NULL, NULL);
+}
+
+char *shimmer_log_object(const char *what, const char *field, const char *id, const char *profile,
+                         guint owner, int level, GLogLevelFlags info_level, const char *message)
+{
+    static const char *const level_names[] = {"error", "warning", "info", "debug"};
+    GLogLevelFlags glevel = level == SHIMMER_LOG_ERROR || level == SHIMMER_LOG_WARNING
+                                ? G_LOG_LEVEL_WARNING
+                            : level == SHIMMER_LOG_INFO ? info_level
+                                                        : G_LOG_LEVEL_DEBUG;
+    char *text = g_utf8_make_valid(message, -1);
+    g_autofree char *owner_text = g_strdup_printf("%u", owner);
+    g_log_structured(G_LOG_DOMAIN, glevel, field, id, "SHIMMER_PROFILE", profile,
+                     "SHIMMER_OWNER_UID", owner_text, "SHIMMER_LEVEL",
+                     level_names[MIN((guint)level, 3u)], "MESSAGE", "%s %s (%s): %s", what, id,
+                     profile, text);
+    return text;
 }

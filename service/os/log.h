@@ -18,4 +18,14 @@ void shimmer_log_line(const char *prefix, const char *message);
  * SHIMMER_LEVEL "error" marks an error that GLib would call a warning. */
 void shimmer_log_use_writer(gboolean verbose);
 
+/* Logs MESSAGE (LEVEL, a ShimmerLogLevel) of one session or server to
+ * the daemon's log: "WHAT ID (PROFILE): MESSAGE" with the structured fields
+ * FIELD (e.g. SHIMMER_SESSION) = ID, SHIMMER_PROFILE, SHIMMER_OWNER_UID and
+ * SHIMMER_LEVEL (which keeps errors apart from warnings: GLib has no
+ * non-fatal error level). INFO_LEVEL is the GLib level of info lines.
+ * Returns MESSAGE made valid UTF-8 (peers' text may be anything; D-Bus
+ * strings must be UTF-8), for the listeners. */
+char *shimmer_log_object(const char *what, const char *field, const char *id, const char *profile,
+                         guint owner, int level, GLogLevelFlags info_level, const char *message);
+
 G_END_DECLS
