@@ -411,6 +411,18 @@ static int print_json(GString *out)
     return fflush(stdout) == 0 ? EXIT_OK : EXIT_REFUSED;
 }
 
+/* Reaches the daemon and the servers SPEC names (NULL: all), as
+ * open_server() does. */
+static GPtrArray *open_servers(Ctl *ctl, const char *spec, GDBusObjectManager **om, int *code)
+{
+    if ((*code = ctl_open(ctl)) != EXIT_OK)
+        return NULL;
+    *om = objects_of(ctl, code);
+    if (*om == NULL)
+        return NULL;
+    return servers_named(ctl, *om, spec, code);
+}
+
 static int cmd_status(Ctl *ctl, int argc, char **argv)
 {
     static const char synopsis[] = "server status [SERVER] [--json]";
@@ -420,13 +432,9 @@ static int cmd_status(Ctl *ctl, int argc, char **argv)
     int r = ctl_parse_options(ctl, synopsis, argc, argv, options, pos, 0, 1);
     if (r >= 0)
         return r;
-    if ((r = ctl_open(ctl)) != EXIT_OK)
-        return r;
     int code = EXIT_OK;
-    g_autoptr(GDBusObjectManager) om = objects_of(ctl, &code);
-    if (om == NULL)
-        return code;
-    g_autoptr(GPtrArray) servers = servers_named(ctl, om, pos[0], &code);
+    g_autoptr(GDBusObjectManager) om = NULL;
+    g_autoptr(GPtrArray) servers = open_servers(ctl, pos[0], &om, &code);
     if (servers == NULL)
         return code;
     if (json) {
@@ -464,13 +472,9 @@ static int cmd_clients(Ctl *ctl, int argc, char **argv)
     int r = ctl_parse_options(ctl, synopsis, argc, argv, options, pos, 0, 1);
     if (r >= 0)
         return r;
-    if ((r = ctl_open(ctl)) != EXIT_OK)
-        return r;
     int code = EXIT_OK;
-    g_autoptr(GDBusObjectManager) om = objects_of(ctl, &code);
-    if (om == NULL)
-        return code;
-    g_autoptr(GPtrArray) servers = servers_named(ctl, om, pos[0], &code);
+    g_autoptr(GDBusObjectManager) om = NULL;
+    g_autoptr(GPtrArray) servers = open_servers(ctl, pos[0], &om, &code);
     if (servers == NULL)
         return code;
     g_autoptr(GPtrArray) all = g_ptr_array_new_with_free_func(g_object_unref);
