@@ -78,3 +78,74 @@ void ctl_follow_stop(Follow *f)
     g_clear_pointer(&f->loop, g_main_loop_unref);
     memset(f, 0, sizeof(*f));
 }
+
+typedef struct {
+    const char *path;
+    gboolean (*is_final)(const char *state);
+    gboolean ended;
+    char *state, *reason;
+} Ending;
+
+static void ending_signal(Follow *f, const char *path, const char *iface, const char *member,
+                          GVariant *params)
+{
+    Ending *e = f->data;
+    if (strcmp(member, "InterfacesRemoved") == 0 && strcmp(path, ROOT_PATH) == 0 &&
+        g_variant_is_of_type(params, G_VARIANT_TYPE("(oas)"))) {
+        const char *gone;
+        g_variant_get_child(params, 0, "&o", &gone);
+        if (strcmp(gone, e->path) == 0) {
+            e->ended = TRUE;
+            g_main_loop_quit(f->loop);
+        }
+        return;
+    }
+    if (strcmp(path, e->path) != 0 || strcmp(member, "PropertiesChanged") != 0 ||
+        !g_variant_is_of_type(params, G_VARIANT_TYPE("(sa{sv}as)")))
+        return;
+    g_autoptr(GVariant) changed = g_variant_get_child_value(params, 1);
+    const char *s;
+    if (g_variant_lookup(changed, "StateReason", "&s", &s)) {
+        g_free(e->reason);
+        e->reason = g_strdup(s);
+    }
+    if (g_variant_lookup(changed, "State", "&s", &s)) {
+        g_free(e->state);
+        e->state = g_strdup(s);
+        if (e->is_final(s)) {
+            e->ended = TRUE;
+            g_main_loop_quit(f->loop);
+        }
+    }
+}
+
+CtlEndResult ctl_call_and_follow_end(Ctl *ctl, const char *path, const char *iface,
+                                     const char *method, gboolean (*is_final)(const char *state),
+                                     guint timeout_s, char **state, char **reason, GError **error)
+{
+    Ending e = {.path = path, .is_final = is_final};
+    Follow f = {0};
+    CtlEndResult result;
+    /* Subscribed before the call: no signal of the object is missed. */
+    ctl_follow_start(&f, ctl, ending_signal, &e, TRUE);
+    g_autoptr(GVariant) reply = ctl_call(ctl, path, iface, method, NULL, NULL, error);
+    if (reply == NULL) {
+        result = CTL_END_CALL_FAILED;
+    } else {
+        ctl_follow_set_timeout(&f, timeout_s * 1000);
+        /* It may have ended before we subscribed: read the state once. */
+        g_autoptr(GVariant) now = ctl_get_property(ctl, path, iface, "State");
+        if (now == NULL || is_final(g_variant_get_string(now, NULL)))
+            e.ended = TRUE;
+        if (!e.ended)
+            g_main_loop_run(f.loop);
+        result = e.ended         ? CTL_END_ENDED
+                 : f.daemon_gone ? CTL_END_DAEMON_GONE
+                 : f.interrupted ? CTL_END_INTERRUPTED
+                                 : CTL_END_TIMED_OUT;
+    }
+    ctl_follow_stop(&f);
+    *state = e.state;
+    *reason = e.reason;
+    return result;
+}

@@ -35,4 +35,20 @@ void ctl_follow_set_timeout(Follow *f, guint ms);
 /* Undoes ctl_follow_start() and clears F. */
 void ctl_follow_stop(Follow *f);
 
+typedef enum {
+    CTL_END_ENDED,       /* its State became final, or it went */
+    CTL_END_CALL_FAILED, /* the method call failed (the error says why) */
+    CTL_END_DAEMON_GONE,
+    CTL_END_INTERRUPTED,
+    CTL_END_TIMED_OUT,
+} CtlEndResult;
+
+/* Calls METHOD (no arguments) on the object PATH's IFACE and follows it
+ * until its State is one IS_FINAL accepts or the object goes, for at most
+ * TIMEOUT_S seconds. *STATE and *REASON (the caller frees them) get the
+ * last State and StateReason signalled (or NULL). */
+CtlEndResult ctl_call_and_follow_end(Ctl *ctl, const char *path, const char *iface,
+                                     const char *method, gboolean (*is_final)(const char *state),
+                                     guint timeout_s, char **state, char **reason, GError **error);
+
 G_END_DECLS

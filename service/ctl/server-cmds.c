@@ -235,41 +235,6 @@ static int cmd_start(Ctl *ctl, int argc, char **argv)
 
 /* ------------------------------------------------------------------ stop */
 
-typedef struct {
-    const char *server;
-    gboolean ended;
-    char *reason;
-} Stopping;
-
-static void stopping_signal(Follow *f, const char *path, const char *iface, const char *member,
-                            GVariant *params)
-{
-    Stopping *st = f->data;
-    if (strcmp(member, "InterfacesRemoved") == 0 && strcmp(path, ROOT_PATH) == 0 &&
-        g_variant_is_of_type(params, G_VARIANT_TYPE("(oas)"))) {
-        const char *gone;
-        g_variant_get_child(params, 0, "&o", &gone);
-        if (strcmp(gone, st->server) == 0) {
-            st->ended = TRUE;
-            g_main_loop_quit(f->loop);
-        }
-        return;
-    }
-    if (strcmp(path, st->server) != 0 || strcmp(member, "PropertiesChanged") != 0 ||
-        !g_variant_is_of_type(params, G_VARIANT_TYPE("(sa{sv}as)")))
-        return;
-    g_autoptr(GVariant) changed = g_variant_get_child_value(params, 1);
-    const char *s;
-    if (g_variant_lookup(changed, "StateReason", "&s", &s)) {
-        g_free(st->reason);
-        st->reason = g_strdup(s);
-    }
-    if (g_variant_lookup(changed, "State", "&s", &s) && server_state_final(s)) {
-        st->ended = TRUE;
-        g_main_loop_quit(f->loop);
-    }
-}
-
 /* Reaches the daemon and the server SPEC names (OM: the daemon's objects,
  * for the caller's further lookups). NULL with *CODE set when either
  * fails, after saying why. */
@@ -302,39 +267,28 @@ static int cmd_stop(Ctl *ctl, int argc, char **argv)
                   shimmer_dbus_server1_get_state(s));
         return EXIT_OK;
     }
-    Stopping st = {.server = path};
-    Follow f = {0};
-    ctl_follow_start(&f, ctl, stopping_signal, &st, TRUE);
+    g_autofree char *state = NULL, *reason = NULL;
     g_autoptr(GError) error = NULL;
-    g_autoptr(GVariant) reply =
-        ctl_call(ctl, path, "org.shimmervpn.Server1", "Stop", NULL, NULL, &error);
-    if (reply == NULL) {
+    switch (ctl_call_and_follow_end(ctl, path, "org.shimmervpn.Server1", "Stop", server_state_final,
+                                    STOP_TIMEOUT_S, &state, &reason, &error)) {
+    case CTL_END_ENDED:
+        ctl_print(stdout, _("Stopped server %s\n"), path);
+        return EXIT_OK;
+    case CTL_END_CALL_FAILED: {
         g_autofree char *what = g_strdup_printf(_("cannot stop %s"), pos[0]);
-        code = ctl_fail(what, error);
-    } else {
-        ctl_follow_set_timeout(&f, STOP_TIMEOUT_S * 1000);
-        /* It may have ended before we subscribed: read the state once. */
-        g_autoptr(GVariant) now = ctl_get_property(ctl, path, "org.shimmervpn.Server1", "State");
-        if (now == NULL || server_state_final(g_variant_get_string(now, NULL)))
-            st.ended = TRUE;
-        if (!st.ended)
-            g_main_loop_run(f.loop);
-        if (st.ended) {
-            ctl_print(stdout, _("Stopped server %s\n"), path);
-        } else if (f.daemon_gone) {
-            ctl_print(stderr, "%s", _("shimmerctl: the daemon left the bus\n"));
-            code = EXIT_UNREACHABLE;
-        } else if (f.interrupted) {
-            code = EXIT_REFUSED;
-        } else {
-            ctl_print(stderr, _("shimmerctl: the server has not stopped after %d seconds\n"),
-                      STOP_TIMEOUT_S);
-            code = EXIT_REFUSED;
-        }
+        return ctl_fail(what, error);
     }
-    ctl_follow_stop(&f);
-    g_free(st.reason);
-    return code;
+    case CTL_END_DAEMON_GONE:
+        ctl_print(stderr, "%s", _("shimmerctl: the daemon left the bus\n"));
+        return EXIT_UNREACHABLE;
+    case CTL_END_INTERRUPTED:
+        return EXIT_REFUSED;
+    case CTL_END_TIMED_OUT:
+    default:
+        ctl_print(stderr, _("shimmerctl: the server has not stopped after %d seconds\n"),
+                  STOP_TIMEOUT_S);
+        return EXIT_REFUSED;
+    }
 }
 
 /* ---------------------------------------------------------------- status */

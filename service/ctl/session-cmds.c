@@ -470,46 +470,6 @@ int ctl_cmd_connect(Ctl *ctl, int argc, char **argv)
 
 /* ------------------------------------------------------------ disconnect */
 
-typedef struct {
-    const char *session;
-    gboolean ended;
-    char *state;
-    char *reason;
-} Ending;
-
-static void ending_signal(Follow *f, const char *path, const char *iface, const char *member,
-                          GVariant *params)
-{
-    Ending *e = f->data;
-    if (strcmp(member, "InterfacesRemoved") == 0 && strcmp(path, ROOT_PATH) == 0 &&
-        g_variant_is_of_type(params, G_VARIANT_TYPE("(oas)"))) {
-        const char *gone;
-        g_variant_get_child(params, 0, "&o", &gone);
-        if (strcmp(gone, e->session) == 0) {
-            e->ended = TRUE;
-            g_main_loop_quit(f->loop);
-        }
-        return;
-    }
-    if (strcmp(path, e->session) != 0 || strcmp(member, "PropertiesChanged") != 0 ||
-        !g_variant_is_of_type(params, G_VARIANT_TYPE("(sa{sv}as)")))
-        return;
-    g_autoptr(GVariant) changed = g_variant_get_child_value(params, 1);
-    const char *s;
-    if (g_variant_lookup(changed, "StateReason", "&s", &s)) {
-        g_free(e->reason);
-        e->reason = g_strdup(s);
-    }
-    if (g_variant_lookup(changed, "State", "&s", &s)) {
-        g_free(e->state);
-        e->state = g_strdup(s);
-        if (ctl_state_is_final(s)) {
-            e->ended = TRUE;
-            g_main_loop_quit(f->loop);
-        }
-    }
-}
-
 int ctl_cmd_disconnect(Ctl *ctl, int argc, char **argv)
 {
     static const char synopsis[] = "disconnect NAME|ID|SESSION";
@@ -530,41 +490,29 @@ int ctl_cmd_disconnect(Ctl *ctl, int argc, char **argv)
         return EXIT_OK;
     }
 
-    Ending e = {.session = path};
-    Follow f = {0};
-    ctl_follow_start(&f, ctl, ending_signal, &e, TRUE);
+    g_autofree char *state = NULL, *reason = NULL;
     g_autoptr(GError) error = NULL;
-    g_autoptr(GVariant) reply =
-        ctl_call(ctl, path, IFACE_SESSION, "Disconnect", NULL, NULL, &error);
-    if (reply == NULL) {
+    switch (ctl_call_and_follow_end(ctl, path, IFACE_SESSION, "Disconnect", ctl_state_is_final,
+                                    DISCONNECT_TIMEOUT_S, &state, &reason, &error)) {
+    case CTL_END_ENDED:
+        if (g_strcmp0(state, "failed") == 0 && reason && *reason)
+            ctl_print(stdout, _("Disconnected %s (%s)\n"), pos[0], reason);
+        else
+            ctl_print(stdout, _("Disconnected %s\n"), pos[0]);
+        return EXIT_OK;
+    case CTL_END_CALL_FAILED: {
         g_autofree char *what = g_strdup_printf(_("cannot disconnect %s"), pos[0]);
-        code = ctl_fail(what, error);
-    } else {
-        ctl_follow_set_timeout(&f, DISCONNECT_TIMEOUT_S * 1000);
-        /* The state may have changed before we subscribed: read it once. */
-        g_autoptr(GVariant) now = ctl_get_property(ctl, path, IFACE_SESSION, "State");
-        if (now == NULL || ctl_state_is_final(g_variant_get_string(now, NULL)))
-            e.ended = TRUE;
-        if (!e.ended)
-            g_main_loop_run(f.loop);
-        if (e.ended) {
-            if (g_strcmp0(e.state, "failed") == 0 && e.reason && *e.reason)
-                ctl_print(stdout, _("Disconnected %s (%s)\n"), pos[0], e.reason);
-            else
-                ctl_print(stdout, _("Disconnected %s\n"), pos[0]);
-        } else if (f.daemon_gone) {
-            ctl_print(stderr, "%s", _("shimmerctl: the daemon left the bus\n"));
-            code = EXIT_UNREACHABLE;
-        } else if (f.interrupted) {
-            code = EXIT_REFUSED;
-        } else {
-            ctl_print(stderr, _("shimmerctl: the session is still %s after %d seconds\n"),
-                      ctl_state_label(e.state), DISCONNECT_TIMEOUT_S);
-            code = EXIT_REFUSED;
-        }
+        return ctl_fail(what, error);
     }
-    ctl_follow_stop(&f);
-    g_free(e.state);
-    g_free(e.reason);
-    return code;
+    case CTL_END_DAEMON_GONE:
+        ctl_print(stderr, "%s", _("shimmerctl: the daemon left the bus\n"));
+        return EXIT_UNREACHABLE;
+    case CTL_END_INTERRUPTED:
+        return EXIT_REFUSED;
+    case CTL_END_TIMED_OUT:
+    default:
+        ctl_print(stderr, _("shimmerctl: the session is still %s after %d seconds\n"),
+                  ctl_state_label(state), DISCONNECT_TIMEOUT_S);
+        return EXIT_REFUSED;
+    }
 }
