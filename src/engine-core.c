@@ -347,8 +347,13 @@ static gsize build_control(ShimmerEngine *e, ShimmerKeyState *ks, const ShimmerR
     gsize max_acks =
         opcode == SHIMMER_OP_ACK_V1 ? SHIMMER_PACKET_MAX_ACKS : SHIMMER_PACKET_MAX_ACKS_CONTROL;
     /* Taking acks leaves MSG's payload in place (reliable.h). */
-    if (opcode != e->role->own_hard_reset(e) || e->role->own_hard_reset_acks)
+    if (opcode != e->role->own_hard_reset(e) || e->role->own_hard_reset_acks) {
         pkt.n_acks = (guint)shimmer_reliable_take_acks(ks->rel, pkt.acks, max_acks);
+        /* The room left acks again what was acked lately (reliable.h). */
+        if (msg != NULL)
+            pkt.n_acks = (guint)shimmer_reliable_add_recent_acks(ks->rel, pkt.acks, pkt.n_acks,
+                                                                 max_acks);
+    }
     if (pkt.n_acks > 0)
         memcpy(pkt.remote_session_id, e->remote_sid, sizeof(pkt.remote_session_id));
     if (msg != NULL) {

@@ -57,6 +57,9 @@ struct ShimmerReliable {
     guint32 acks[SHIMMER_RELIABLE_MAX_PENDING_ACKS];
     guint ack_head;
     guint ack_count;
+    /* Pids taken for acking lately, most recent first. */
+    guint32 recent[SHIMMER_RELIABLE_RECENT_ACKS];
+    guint n_recent;
 
     ShimmerReliableStats stats;
 };
@@ -465,10 +468,34 @@ gsize shimmer_reliable_take_acks(ShimmerReliable *r, guint32 *out, gsize max)
 
     gsize n = MIN(max, (gsize)r->ack_count);
     for (gsize i = 0; i < n; i++) {
-        out[i] = r->acks[r->ack_head];
+        guint32 pid = r->acks[r->ack_head];
+        out[i] = pid;
         r->ack_head = (r->ack_head + 1) % SHIMMER_RELIABLE_MAX_PENDING_ACKS;
+        /* To the front of the recent ones, once. */
+        guint k = 0;
+        while (k < r->n_recent && r->recent[k] != pid)
+            k++;
+        if (k == r->n_recent && r->n_recent < SHIMMER_RELIABLE_RECENT_ACKS)
+            r->n_recent++;
+        if (k == SHIMMER_RELIABLE_RECENT_ACKS)
+            k--;
+        memmove(&r->recent[1], &r->recent[0], k * sizeof(r->recent[0]));
+        r->recent[0] = pid;
     }
     r->ack_count -= (guint)n;
+    return n;
+}
+
+gsize shimmer_reliable_add_recent_acks(const ShimmerReliable *r, guint32 *out, gsize n, gsize max)
+{
+    g_return_val_if_fail(r != NULL, n);
+    for (guint k = 0; k < r->n_recent && n < max; k++) {
+        gboolean listed = FALSE;
+        for (gsize i = 0; i < n && !listed; i++)
+            listed = out[i] == r->recent[k];
+        if (!listed)
+            out[n++] = r->recent[k];
+    }
     return n;
 }
 

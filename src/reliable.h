@@ -200,6 +200,20 @@ gboolean shimmer_reliable_has_pending_acks(const ShimmerReliable *r);
  * call. The caller must send them: they are forgotten here. */
 gsize shimmer_reliable_take_acks(ShimmerReliable *r, guint32 *out, gsize max);
 
+/* How many pids, most recently acked first, shimmer_reliable_add_recent_acks()
+ * remembers. */
+#define SHIMMER_RELIABLE_RECENT_ACKS 4
+
+/* Fills OUT[N..MAX) with pids acked lately (taken by
+ * shimmer_reliable_take_acks()) that OUT[0..N) does not list, most recent
+ * first; returns the new count. Acking again in room a packet has anyway
+ * costs 4 bytes a pid and gets an ack through whose packet was lost: a 2.6
+ * server that answered statelessly learns the client is real only from a
+ * packet that acks its reset (it reads its cookie back from the ack's
+ * remote session id), so every early packet must carry that ack, the
+ * retransmitted ones too. */
+gsize shimmer_reliable_add_recent_acks(const ShimmerReliable *r, guint32 *out, gsize n, gsize max);
+
 /* ---- Timer ---- */
 
 /* The earliest time the caller must call shimmer_reliable_next_to_send() (and

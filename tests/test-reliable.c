@@ -28,6 +28,47 @@ static void fill_pattern(guint8 *buf, gsize len, guint8 seed)
 
 /* ---- Deterministic unit tests ---- */
 
+/* Acks taken once ride again in a packet's spare room (most recent first,
+ * none twice, never beyond MAX): a 2.6 server's stateless reset is acked
+ * by every early packet, also when the first one carrying the ack is lost. */
+static void test_recent_acks(void)
+{
+    ShimmerReliable *r = new_with_payload(100);
+    guint32 acks[8];
+    g_assert_cmpuint(shimmer_reliable_add_recent_acks(r, acks, 0, 4), ==, 0);
+    g_assert_cmpint(shimmer_reliable_incoming(r, 0, NULL, 0), ==, SHIMMER_RELIABLE_RX_NEW);
+    g_assert_cmpuint(shimmer_reliable_take_acks(r, acks, 4), ==, 1);
+    g_assert_cmpuint(acks[0], ==, 0);
+    /* Nothing pending: the retransmitted packet acks pid 0 again. */
+    g_assert_cmpuint(shimmer_reliable_take_acks(r, acks, 4), ==, 0);
+    g_assert_cmpuint(shimmer_reliable_add_recent_acks(r, acks, 0, 4), ==, 1);
+    g_assert_cmpuint(acks[0], ==, 0);
+    for (guint32 pid = 1; pid <= 5; pid++) {
+        g_assert_cmpint(shimmer_reliable_incoming(r, pid, "x", 1), ==, SHIMMER_RELIABLE_RX_NEW);
+        g_assert_cmpuint(shimmer_reliable_take_acks(r, acks, 4), ==, 1);
+    }
+    /* Pending 6 first, then the recent ones not listed: 5, 4, 3. */
+    g_assert_cmpint(shimmer_reliable_incoming(r, 6, "x", 1), ==, SHIMMER_RELIABLE_RX_NEW);
+    gsize n = shimmer_reliable_take_acks(r, acks, 4);
+    g_assert_cmpuint(n, ==, 1);
+    n = shimmer_reliable_add_recent_acks(r, acks, n, 4);
+    g_assert_cmpuint(n, ==, 4);
+    g_assert_cmpuint(acks[0], ==, 6);
+    g_assert_cmpuint(acks[1], ==, 5);
+    g_assert_cmpuint(acks[2], ==, 4);
+    g_assert_cmpuint(acks[3], ==, 3);
+    /* A pid taken again moves to the front once. */
+    g_assert_cmpint(shimmer_reliable_incoming(r, 4, "x", 1), ==, SHIMMER_RELIABLE_RX_DUPLICATE);
+    g_assert_cmpuint(shimmer_reliable_take_acks(r, acks, 4), ==, 1);
+    n = shimmer_reliable_add_recent_acks(r, acks, 0, 8);
+    g_assert_cmpuint(n, ==, SHIMMER_RELIABLE_RECENT_ACKS);
+    g_assert_cmpuint(acks[0], ==, 4);
+    g_assert_cmpuint(acks[1], ==, 6);
+    g_assert_cmpuint(acks[2], ==, 5);
+    g_assert_cmpuint(acks[3], ==, 3);
+    shimmer_reliable_free(r);
+}
+
 static void test_timer_doubling(void)
 {
     g_autoptr(ShimmerReliable) r = shimmer_reliable_new(NULL);
@@ -969,6 +1010,7 @@ int main(int argc, char **argv)
     g_test_add_func("/reliable/sim/clean", test_sim_clean);
     g_test_add_func("/reliable/sim/message-loss", test_sim_message_loss);
     g_test_add_func("/reliable/sim/ack-loss", test_sim_ack_loss);
+    g_test_add_func("/reliable/recent-acks", test_recent_acks);
     g_test_add_func("/reliable/sim/duplication", test_sim_duplication);
     g_test_add_func("/reliable/sim/reordering", test_sim_reordering);
     g_test_add_func("/reliable/sim/combined-30", test_sim_combined);
