@@ -21,12 +21,22 @@
 #include <glib/gi18n.h>
 #include <locale.h>
 #include <stdio.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "bus/service.h"
 #include "tunnel/foreground.h"
 
 int main(int argc, char **argv)
 {
+#ifdef __GLIBC__
+    /* A tunnel's data path holds some megabytes of 64 KB buffers, made
+     * and freed with each session. A fixed threshold keeps them in their
+     * own mappings, given back at free; glibc's moving one would put the
+     * next session's on the heap after the first free, where they stay. */
+    mallopt(M_MMAP_THRESHOLD, 64 * 1024);
+#endif
     setlocale(LC_ALL, "");
     bindtextdomain(GETTEXT_PACKAGE, LOCALEDIR);
     bind_textdomain_codeset(GETTEXT_PACKAGE, "UTF-8");

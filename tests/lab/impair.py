@@ -9,7 +9,7 @@ standard library only.
     from impair import Nft, start_relay, start_sink, run_source
 
     nft = Nft(lab, lab.cli_ns)                 # a table of ours in that namespace
-    nft.drop_udp_over(1200)                    # MTU black hole (IP length > 1200)
+    nft.drop_udp_over(1200)                    # MTU black hole (IP length > 1200) into NS
     nft.drop_all()                             # the link is dead
     nft.flush()                                # healthy again (nft.delete() on close)
 
@@ -55,17 +55,48 @@ MAX_FLOWS = 64
 
 class Nft:
     """An nftables table of our own (inet shimmer_imp_PID) in namespace NS of
-    LAB, with one output-hook chain: what goes out of that namespace's
-    interfaces. Only the lab's namespaces are ever touched."""
+    LAB, with an output-hook chain (what goes out of that namespace's
+    interfaces) and a prerouting one (what comes in through the lab's veth).
+    Only the lab's namespaces are ever touched.
+
+    Rules on sizes or on a share of packets must see the datagrams as the
+    path carries them. A UDP GSO send (Shimmer's data path) is one buffer of
+    up to 64 datagrams until a device cuts it, and the veth passes it whole:
+    on output, and on input too, one rule would meet the whole batch (a
+    "datagram over 1200 bytes" of 70 KB). So those rules go on the way in,
+    and the veth that sends into NS cuts every GSO buffer first
+    (gso_max_segs 1, put back by delete()), as a real link would."""
 
     def __init__(self, lab, ns, table=None):
         if ns not in (lab.srv_ns, lab.cli_ns):
             raise ValueError("%s is not one of this lab's namespaces" % ns)
         self.lab, self.ns = lab, ns
         self.table = table or "shimmer_imp_%d" % os.getpid()
+        self._segmented = None
         self._nft("add table inet %s" % self.table)
         self._nft("add chain inet %s out { type filter hook output priority 0 ; }"
                   % self.table)
+        self._nft("add chain inet %s in { type filter hook prerouting priority 0 ; }"
+                  % self.table)
+
+    def _peer_veth(self):
+        return ((self.lab.cli_ns, "lab-cli") if self.ns == self.lab.srv_ns
+                else (self.lab.srv_ns, "lab-srv"))
+
+    def _segment_arrivals(self):
+        """The veth that sends into NS cuts GSO buffers into datagrams."""
+        if self._segmented is not None:
+            return
+        ns, dev = self._peer_veth()
+        out = self.lab._run(ns, ["ip", "-d", "-j", "link", "show", "dev", dev]).stdout
+        import json
+        self._segmented = json.loads(out)[0].get("gso_max_segs", 65535)
+        self.lab._run(ns, ["ip", "link", "set", "dev", dev, "gso_max_segs", "1"])
+
+    def rule_in(self, text):
+        """Appends a rule to the prerouting chain, datagrams cut apart."""
+        self._segment_arrivals()
+        self._nft("add rule inet %s in %s" % (self.table, text))
 
     def _nft(self, command):
         r = self.lab._run(self.ns, ["nft"] + command.split(), check=False)
@@ -80,25 +111,32 @@ class Nft:
 
     def drop_udp_over(self, length, dev="lab-"):
         """An MTU black hole: UDP datagrams whose IP packet is longer than
-        LENGTH bytes vanish silently (no ICMP), on the lab's veth."""
-        self.rule('oifname "%s*" meta l4proto udp meta length > %d drop' % (dev, length))
+        LENGTH bytes vanish silently (no ICMP) on their way into NS."""
+        self.rule_in('iifname "%s*" meta l4proto udp meta length > %d drop' % (dev, length))
 
     def drop_all(self, dev="lab-"):
         """Everything that leaves through the lab's veth is lost."""
         self.rule('oifname "%s*" drop' % dev)
 
     def loss(self, percent, proto="udp", dev="lab-"):
-        self.rule('oifname "%s*" meta l4proto %s numgen random mod 100 < %d drop'
-                  % (dev, proto, percent))
+        """PERCENT of the datagrams coming into NS are lost."""
+        self.rule_in('iifname "%s*" meta l4proto %s numgen random mod 100 < %d drop'
+                     % (dev, proto, percent))
 
     def flush(self):
         self._nft("flush chain inet %s out" % self.table)
+        self._nft("flush chain inet %s in" % self.table)
 
     def listing(self):
         return self._nft("list table inet %s" % self.table)
 
     def delete(self):
         self.lab._run(self.ns, ["nft", "delete", "table", "inet", self.table], check=False)
+        if self._segmented is not None:
+            ns, dev = self._peer_veth()
+            self.lab._run(ns, ["ip", "link", "set", "dev", dev, "gso_max_segs",
+                               str(self._segmented)], check=False)
+            self._segmented = None
 
 
 def nft_available():
