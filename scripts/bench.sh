@@ -11,6 +11,13 @@
 #
 #   sudo ./scripts/bench.sh
 #   sudo RUNS=3 BENCH_SECONDS=10 BENCH_MARKDOWN=table.md ./scripts/bench.sh
+#   sudo ./scripts/bench.sh --server [--counts 1000,10000] [--json FILE]
+#
+# --server runs the server benchmark instead (tests/lab/bench_server.py,
+# about 5 minutes; its options pass through): Shimmer's server and
+# OpenVPN's with thousands of simulated clients (tests/load-clients.c) and
+# 20 real OpenVPN clients: memory per client, new clients per second, a
+# flood of spoofed first packets.
 #
 # Environment: SHIMMERD (default: newest _build/*/service/shimmerd),
 # SHIMMERD_READY (regex in shimmerd's output meaning "tunnel usable"),
@@ -25,6 +32,11 @@ cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then
     echo "bench.sh: needs root (it creates network namespaces)" >&2
     exit 2
+fi
+if [ "${1:-}" = "--server" ]; then
+    shift
+    command -v openvpn >/dev/null 2>&1 || { echo "bench.sh: openvpn is not installed (see scripts/install-deps.sh)" >&2; exit 2; }
+    exec timeout -k 10 1800 /usr/bin/python3 tests/lab/bench_server.py "$@"
 fi
 for tool in openvpn iperf3 ip ping ss; do
     command -v "$tool" >/dev/null 2>&1 || { echo "bench.sh: $tool is not installed (see scripts/install-deps.sh)" >&2; exit 2; }

@@ -351,8 +351,8 @@ static gsize build_control(ShimmerEngine *e, ShimmerKeyState *ks, const ShimmerR
         pkt.n_acks = (guint)shimmer_reliable_take_acks(ks->rel, pkt.acks, max_acks);
         /* The room left acks again what was acked lately (reliable.h). */
         if (msg != NULL)
-            pkt.n_acks = (guint)shimmer_reliable_add_recent_acks(ks->rel, pkt.acks, pkt.n_acks,
-                                                                 max_acks);
+            pkt.n_acks =
+                (guint)shimmer_reliable_add_recent_acks(ks->rel, pkt.acks, pkt.n_acks, max_acks);
     }
     if (pkt.n_acks > 0)
         memcpy(pkt.remote_session_id, e->remote_sid, sizeof(pkt.remote_session_id));
