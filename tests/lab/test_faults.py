@@ -370,6 +370,9 @@ def test_service_killed_during_a_session(lab):
         session = env.connect(victim)
         env.wait_state(session, "connected")
         tun = env.prop(session, daemonenv.S1, "Interface")
+        # DNS is applied off the main loop: the record may follow the state
+        # by a moment.
+        labmod.wait_for(lambda: env.resolvconf_records(), 5, what="the resolvconf record")
         up = {"tuns": env.tun_links(), "proto115": env.shimmerd_routes(),
               "records": env.resolvconf_records()}
         assert tun in up["tuns"] and up["proto115"] and up["records"] == [tun + ".shimmer"], up
@@ -399,6 +402,7 @@ def test_service_killed_during_a_session(lab):
         session = env.connect(victim)
         env.wait_state(session, "connected")
         tun = env.prop(session, daemonenv.S1, "Interface")
+        labmod.wait_for(lambda: env.resolvconf_records(), 5, what="the resolvconf record")
         assert env.resolvconf_records() == [tun + ".shimmer"]
         env.disconnect(session)
         env.wait_state(session, ("disconnected", None))
