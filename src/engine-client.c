@@ -1123,27 +1123,13 @@ void shimmer_engine_set_credentials(ShimmerEngine *e, const char *username, cons
 /* The wrapping this profile asks for, in the client's direction. */
 static ShimmerCtlwrap *make_wrap(const ShimmerConfig *cfg)
 {
-    switch (cfg->wrap) {
-    case SHIMMER_WRAP_TLS_AUTH: {
-        ShimmerCtlwrapDigest d = SHIMMER_CTLWRAP_DIGEST_SHA1;
-        if (cfg->auth == SHIMMER_DIGEST_SHA256)
-            d = SHIMMER_CTLWRAP_DIGEST_SHA256;
-        else if (cfg->auth == SHIMMER_DIGEST_SHA512)
-            d = SHIMMER_CTLWRAP_DIGEST_SHA512;
-        return shimmer_ctlwrap_new_tls_auth(cfg->static_key, d,
-                                            (ShimmerKeyDirection)cfg->key_direction);
-    }
-    case SHIMMER_WRAP_TLS_CRYPT:
-        return shimmer_ctlwrap_new_tls_crypt(cfg->static_key, SHIMMER_CTLWRAP_ROLE_CLIENT);
-    case SHIMMER_WRAP_TLS_CRYPT_V2:
-        if (cfg->tls_crypt_v2_client == NULL)
-            return NULL;
-        return shimmer_ctlwrap_new_tls_crypt_v2_client(cfg->tls_crypt_v2_client->kc,
-                                                       cfg->tls_crypt_v2_client->wkc,
-                                                       cfg->tls_crypt_v2_client->wkc_len);
-    default:
-        return shimmer_ctlwrap_new_none();
-    }
+    if (cfg->wrap != SHIMMER_WRAP_TLS_CRYPT_V2)
+        return shimmer_core_make_wrap(cfg, SHIMMER_CTLWRAP_ROLE_CLIENT);
+    if (cfg->tls_crypt_v2_client == NULL)
+        return NULL;
+    return shimmer_ctlwrap_new_tls_crypt_v2_client(cfg->tls_crypt_v2_client->kc,
+                                                   cfg->tls_crypt_v2_client->wkc,
+                                                   cfg->tls_crypt_v2_client->wkc_len);
 }
 
 void shimmer_engine_transport_up(ShimmerEngine *e, gboolean is_tcp, gint64 now)

@@ -1806,6 +1806,27 @@ ShimmerEngine *shimmer_core_new(const ShimmerConfig *cfg, const ShimmerEngineHoo
     return e;
 }
 
+ShimmerCtlwrap *shimmer_core_make_wrap(const ShimmerConfig *cfg, ShimmerCtlwrapRole role)
+{
+    switch (cfg->wrap) {
+    case SHIMMER_WRAP_TLS_AUTH: {
+        ShimmerCtlwrapDigest d = SHIMMER_CTLWRAP_DIGEST_SHA1;
+        if (cfg->auth == SHIMMER_DIGEST_SHA256)
+            d = SHIMMER_CTLWRAP_DIGEST_SHA256;
+        else if (cfg->auth == SHIMMER_DIGEST_SHA512)
+            d = SHIMMER_CTLWRAP_DIGEST_SHA512;
+        return shimmer_ctlwrap_new_tls_auth(cfg->static_key, d,
+                                            (ShimmerKeyDirection)cfg->key_direction);
+    }
+    case SHIMMER_WRAP_TLS_CRYPT:
+        return shimmer_ctlwrap_new_tls_crypt(cfg->static_key, role);
+    case SHIMMER_WRAP_TLS_CRYPT_V2:
+        return NULL;
+    default:
+        return shimmer_ctlwrap_new_none();
+    }
+}
+
 ShimmerEngine *shimmer_core_new_shared(const ShimmerEngine *shared, const ShimmerEngineHooks *hooks,
                                        const ShimmerEngineRole *role, gpointer role_data)
 {

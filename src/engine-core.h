@@ -372,6 +372,11 @@ bool shimmer_core_random(ShimmerEngine *e, void *buf, gsize len);
 ShimmerEvent *shimmer_core_push_event(ShimmerEngine *e, ShimmerEventType type);
 void shimmer_core_set_state(ShimmerEngine *e, ShimmerState state, const char *why);
 
+/* The control channel's wrapping CFG asks for, in ROLE's direction: none,
+ * tls-auth or tls-crypt, which both roles build alike. tls-crypt-v2 keys
+ * differ by role: the role builds that one (NULL here). */
+ShimmerCtlwrap *shimmer_core_make_wrap(const ShimmerConfig *cfg, ShimmerCtlwrapRole role);
+
 /* Opens a session on a ready transport: WRAP (taken) wraps the control
  * channel, OWN_SID is our session id (NULL: a random one; a server's
  * dispatcher passes its cookie), key state 0 starts with our hard reset

@@ -849,23 +849,9 @@ ShimmerEngine *shimmer_engine_new_server(const ShimmerConfig *cfg, ShimmerEngine
 /* The wrapping of the server's configuration, in the server's direction. */
 static ShimmerCtlwrap *make_wrap(const ShimmerConfig *cfg)
 {
-    switch (cfg->wrap) {
-    case SHIMMER_WRAP_TLS_AUTH: {
-        ShimmerCtlwrapDigest d = SHIMMER_CTLWRAP_DIGEST_SHA1;
-        if (cfg->auth == SHIMMER_DIGEST_SHA256)
-            d = SHIMMER_CTLWRAP_DIGEST_SHA256;
-        else if (cfg->auth == SHIMMER_DIGEST_SHA512)
-            d = SHIMMER_CTLWRAP_DIGEST_SHA512;
-        return shimmer_ctlwrap_new_tls_auth(cfg->static_key, d,
-                                            (ShimmerKeyDirection)cfg->key_direction);
-    }
-    case SHIMMER_WRAP_TLS_CRYPT:
-        return shimmer_ctlwrap_new_tls_crypt(cfg->static_key, SHIMMER_CTLWRAP_ROLE_SERVER);
-    case SHIMMER_WRAP_TLS_CRYPT_V2:
+    if (cfg->wrap == SHIMMER_WRAP_TLS_CRYPT_V2)
         return shimmer_ctlwrap_new_tls_crypt_v2_server(cfg->tls_crypt_v2_server);
-    default:
-        return shimmer_ctlwrap_new_none();
-    }
+    return shimmer_core_make_wrap(cfg, SHIMMER_CTLWRAP_ROLE_SERVER);
 }
 
 gboolean shimmer_engine_server_begin(ShimmerEngine *e, const guint8 own_sid[8],
