@@ -959,7 +959,13 @@ static void client_free(ShimmerEngine *e)
 static const ShimmerEngineRole client_role = {
     .name = "client",
     .peer_name = "server",
-    .tls_flags = GNUTLS_CLIENT,
+    /* One key share in the ClientHello (the first group: X25519 unless
+     * tls-groups says otherwise), as OpenSSL sends: GnuTLS's default, two
+     * of different kinds, costs a key generation that is thrown away
+     * whenever the server takes the first. A server that wants another
+     * group asks for it (HelloRetryRequest). */
+    .tls_flags = GNUTLS_CLIENT | GNUTLS_KEY_SHARE_TOP,
+    .state_log_level = SHIMMER_LOG_INFO,
     .peer_key_purpose = GNUTLS_KP_TLS_WWW_SERVER,
     .km_has_pre_master = true,
     .km_after_peer = false,
@@ -987,8 +993,10 @@ static const ShimmerEngineRole client_role = {
 
 /* ---------- public client calls ---------- */
 
-ShimmerEngine *shimmer_engine_new(const ShimmerConfig *cfg, const ShimmerEngineHooks *hooks,
-                                  GError **error)
+/* A client engine of CFG; MODEL: a client engine of CFG whose
+ * credentials it borrows, or NULL to load its own. */
+static ShimmerEngine *client_new(const ShimmerConfig *cfg, const ShimmerEngine *model,
+                                 const ShimmerEngineHooks *hooks, GError **error)
 {
     if (shimmer_config_has_errors(cfg)) {
         g_set_error(error, SHIMMER_ENGINE_ERROR, 0, "the configuration has errors");
@@ -1002,7 +1010,8 @@ ShimmerEngine *shimmer_engine_new(const ShimmerConfig *cfg, const ShimmerEngineH
     shimmer_secret_buf_init(&c->push_text, 0, PUSH_TEXT_LIMIT);
     c->username = g_strdup(cfg->username);
     c->password = g_strdup(cfg->password);
-    ShimmerEngine *e = shimmer_core_new(cfg, hooks, &client_role, c, error);
+    ShimmerEngine *e = model != NULL ? shimmer_core_new_shared(model, hooks, &client_role, c)
+                                     : shimmer_core_new(cfg, hooks, &client_role, c, error);
     if (e == NULL)
         return NULL;
     guint n = cfg->connections->len;
@@ -1026,6 +1035,22 @@ ShimmerEngine *shimmer_engine_new(const ShimmerConfig *cfg, const ShimmerEngineH
     }
     use_connection(e, c, n > 0 ? c->order[0] : 0);
     return e;
+}
+
+ShimmerEngine *shimmer_engine_new(const ShimmerConfig *cfg, const ShimmerEngineHooks *hooks,
+                                  GError **error)
+{
+    return client_new(cfg, NULL, hooks, error);
+}
+
+ShimmerEngine *shimmer_engine_new_like(const ShimmerEngine *model, const ShimmerEngineHooks *hooks,
+                                       GError **error)
+{
+    if (client_of(model) == NULL) {
+        g_set_error(error, SHIMMER_ENGINE_ERROR, 0, "the model is not a client engine");
+        return NULL;
+    }
+    return client_new(model->cfg, model, hooks, error);
 }
 
 char *shimmer_engine_static_challenge_password(const char *password, const char *response)

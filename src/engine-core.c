@@ -199,7 +199,7 @@ void shimmer_core_set_state(ShimmerEngine *e, ShimmerState state, const char *wh
         return;
     e->state = state;
     sync_dataplane(e);
-    shimmer_core_log(e, SHIMMER_LOG_INFO, "state %s%s%s", shimmer_state_to_string(state),
+    shimmer_core_log(e, e->role->state_log_level, "state %s%s%s", shimmer_state_to_string(state),
                      why ? ": " : "", why ? why : "");
     shimmer_core_push_event(e, SHIMMER_EVENT_STATE)->state_change.reason = g_strdup(why);
 }
@@ -1502,19 +1502,24 @@ static char *format_time(time_t t)
 
 /* FROM <= NOW <= TO (TO -1: open ended); otherwise logs why WHAT is not
  * valid at NOW. */
-static bool valid_at(ShimmerEngine *e, const char *what, time_t from, time_t to, gint64 now)
+/* CRT's validity period against the wall clock NOW. The subject is
+ * only read for the message when it fails: reading it costs about as much
+ * as the check, once per certificate and handshake. */
+static bool valid_at(ShimmerEngine *e, gnutls_x509_crt_t crt, gint64 now)
 {
-    if (from == (time_t)-1 || now < (gint64)from) {
-        g_autofree char *when = format_time(from);
-        shimmer_core_log(e, SHIMMER_LOG_ERROR, "%s is not valid before %s", what, when);
-        return false;
-    }
-    if (to != (time_t)-1 && now > (gint64)to) {
-        g_autofree char *when = format_time(to);
-        shimmer_core_log(e, SHIMMER_LOG_ERROR, "%s expired at %s", what, when);
-        return false;
-    }
-    return true;
+    time_t from = gnutls_x509_crt_get_activation_time(crt);
+    time_t to = gnutls_x509_crt_get_expiration_time(crt);
+    bool early = from == (time_t)-1 || now < (gint64)from;
+    if (!early && (to == (time_t)-1 || now <= (gint64)to))
+        return true;
+    g_autofree char *subject = crt_subject(crt);
+    g_autofree char *when = format_time(early ? from : to);
+    if (early)
+        shimmer_core_log(e, SHIMMER_LOG_ERROR, "the certificate '%s' is not valid before %s",
+                         subject, when);
+    else
+        shimmer_core_log(e, SHIMMER_LOG_ERROR, "the certificate '%s' expired at %s", subject, when);
+    return false;
 }
 
 /* CRT against the CRLs of its issuer: not revoked, and the CRL current
@@ -1536,16 +1541,31 @@ static bool crl_allows(ShimmerEngine *e, gnutls_x509_crt_t crt, gint64 now)
  * signatures and usages with its own time checks off: it would read the
  * system clock. CRLs are read by crl.h, not GnuTLS: GnuTLS refuses CRLs
  * whose dates are not DER, which some providers ship. */
+/* Whether CRT is self-issued: its issuer and subject names are the same
+ * bytes, and GnuTLS agrees. GnuTLS alone compares names that differ as
+ * text, both parsed and printed: a leaf's two names always differ, and
+ * that cost as much as a tenth of a server's handshake. */
+static bool self_issued(gnutls_x509_crt_t crt)
+{
+    gnutls_datum_t issuer = {0}, subject = {0};
+    bool same = gnutls_x509_crt_get_raw_issuer_dn(crt, &issuer) == 0 &&
+                gnutls_x509_crt_get_raw_dn(crt, &subject) == 0 && issuer.size == subject.size &&
+                memcmp(issuer.data, subject.data, issuer.size) == 0;
+    gnutls_free(issuer.data);
+    gnutls_free(subject.data);
+    return same && gnutls_x509_crt_check_issuer(crt, crt);
+}
+
 static bool chain_valid_at(ShimmerEngine *e, gnutls_x509_crt_t *chain, unsigned int n, gint64 now)
 {
     gnutls_x509_crt_t crt = chain[0];
     for (unsigned int depth = 0; crt != NULL && depth < MAX_PEER_CHAIN; depth++) {
-        g_autofree char *subject = crt_subject(crt);
-        g_autofree char *what = g_strdup_printf("the certificate '%s'", subject);
-        if (!valid_at(e, what, gnutls_x509_crt_get_activation_time(crt),
-                      gnutls_x509_crt_get_expiration_time(crt), now))
+        if (!valid_at(e, crt, now))
             return false;
-        if (gnutls_x509_crt_check_issuer(crt, crt))
+        /* A root whose names are encoded apart is walked as its own
+         * issuer (the trust list finds it) until the depth ends the walk:
+         * the same checks, repeated. */
+        if (self_issued(crt))
             return true; /* the root; its CRL is no concern of its own */
         if (!crl_allows(e, crt, now))
             return false;
@@ -1564,8 +1584,10 @@ static bool chain_valid_at(ShimmerEngine *e, gnutls_x509_crt_t *chain, unsigned 
 
 /* The peer's chain against the configured CAs and CRLs: signatures, the
  * key purpose the peer's role needs, revocation, and validity at the
- * injected wall clock. 0 or a GnuTLS error. */
-static int verify_chain(ShimmerEngine *e, const gnutls_datum_t *der, unsigned int n)
+ * injected wall clock. 0 or a GnuTLS error. On 0, *LEAF is the peer's
+ * certificate, read (the caller deinits it), so that it is parsed once. */
+static int verify_chain(ShimmerEngine *e, const gnutls_datum_t *der, unsigned int n,
+                        gnutls_x509_crt_t *leaf)
 {
     const char *peer = e->role->peer_name;
     if (e->trust == NULL) {
@@ -1607,6 +1629,10 @@ static int verify_chain(ShimmerEngine *e, const gnutls_datum_t *der, unsigned in
     } else if (!chain_valid_at(e, chain, n, e->hooks.realtime(e->hooks.user))) {
         rc = GNUTLS_E_CERTIFICATE_ERROR;
     }
+    if (rc == 0) {
+        *leaf = chain[0];
+        chain[0] = NULL;
+    }
     for (unsigned int i = 0; i < n; i++) {
         if (chain[i] != NULL)
             gnutls_x509_crt_deinit(chain[i]);
@@ -1642,19 +1668,19 @@ static int verify_peer(gnutls_session_t session)
             return GNUTLS_E_CERTIFICATE_ERROR;
         }
     }
+    gnutls_x509_crt_t crt = NULL;
     if (!fingerprint_ok || cfg->ca.present) {
-        int rc = verify_chain(e, chain, n);
+        int rc = verify_chain(e, chain, n, &crt);
         if (rc != 0)
             return rc;
-    }
-    gnutls_x509_crt_t crt = NULL;
-    if (gnutls_x509_crt_init(&crt) != 0)
-        return GNUTLS_E_CERTIFICATE_ERROR;
-    int rc = GNUTLS_E_CERTIFICATE_ERROR;
-    if (gnutls_x509_crt_import(crt, &chain[0], GNUTLS_X509_FMT_DER) == 0)
-        rc = e->role->check_peer_cert(e, crt);
-    else
+    } else if (gnutls_x509_crt_init(&crt) != 0 ||
+               gnutls_x509_crt_import(crt, &chain[0], GNUTLS_X509_FMT_DER) != 0) {
         shimmer_core_log(e, SHIMMER_LOG_ERROR, "cannot read the %s's certificate", peer);
+        if (crt != NULL)
+            gnutls_x509_crt_deinit(crt);
+        return GNUTLS_E_CERTIFICATE_ERROR;
+    }
+    int rc = e->role->check_peer_cert(e, crt);
     gnutls_x509_crt_deinit(crt);
     return rc;
 }
@@ -1838,6 +1864,7 @@ ShimmerEngine *shimmer_core_new_shared(const ShimmerEngine *shared, const Shimme
     e->role_data = role_data;
     e->events = g_queue_new();
     e->comp = shared->cfg->comp;
+    e->comp_alg = shared->cfg->comp_alg;
     e->mssfix = shared->cfg->mssfix;
     e->dp = core_new_dataplane(shared->cfg);
     e->shares_credentials = true;

@@ -136,6 +136,10 @@ struct ShimmerEngineRole {
     const char *name;
     /* What the peer is called in messages for the user: "server". */
     const char *peer_name;
+    /* The level of the "state ..." lines: a client's states are its
+     * user's news; a server's peers' are detail (the dispatcher and the
+     * service say when a client comes and goes). */
+    ShimmerLogLevel state_log_level;
 
     /* ---- facts ---- */
     /* gnutls_init() flags besides GNUTLS_NONBLOCK: GNUTLS_CLIENT or

@@ -748,6 +748,7 @@ static const ShimmerEngineRole server_role = {
     /* No TLS 1.3 session tickets: every renegotiation is a full handshake
      * with the certificate checks, as OpenVPN does. */
     .tls_flags = GNUTLS_SERVER | GNUTLS_NO_TICKETS,
+    .state_log_level = SHIMMER_LOG_DEBUG,
     .peer_key_purpose = GNUTLS_KP_TLS_WWW_CLIENT,
     .km_has_pre_master = false,
     .km_after_peer = true,

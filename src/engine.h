@@ -345,6 +345,14 @@ typedef struct {
  * credentials do not load (wrong key passphrase, ...). */
 ShimmerEngine *shimmer_engine_new(const ShimmerConfig *cfg, const ShimmerEngineHooks *hooks,
                                   GError **error);
+/* Another client engine of MODEL's configuration that borrows MODEL's TLS
+ * credentials (CA, certificate and key, CRLs; read once, not per engine):
+ * for many simulated clients in one process (tests/load-clients.c).
+ * MODEL must outlive it; engines that share credentials may run on
+ * different threads. Fails as shimmer_engine_new() or when MODEL is not a
+ * client engine. */
+ShimmerEngine *shimmer_engine_new_like(const ShimmerEngine *model, const ShimmerEngineHooks *hooks,
+                                       GError **error);
 /* Wipes every secret and frees. NULL is fine. */
 void shimmer_engine_free(ShimmerEngine *e);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(ShimmerEngine, shimmer_engine_free)

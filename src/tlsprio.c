@@ -17,6 +17,14 @@ G_DEFINE_QUARK(shimmer-tlsprio-error-quark, shimmer_tlsprio_error)
 /* clang-format on */
 
 #define BASE_PRIORITY "NORMAL"
+/* NORMAL's groups, X25519 first (GnuTLS 3.7 puts P-256 first), as OpenSSL
+ * and so OpenVPN order them: an OpenVPN 2.6 client offers an X25519 key
+ * share alone, and our client offers one share too
+ * (GNUTLS_KEY_SHARE_TOP). X25519 is also the cheaper key exchange in
+ * Nettle: a server's handshake costs less. */
+#define DEFAULT_GROUPS                                                                             \
+    ":-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:+GROUP-SECP521R1:+GROUP-X448"     \
+    ":+GROUP-FFDHE2048:+GROUP-FFDHE3072:+GROUP-FFDHE4096:+GROUP-FFDHE6144:+GROUP-FFDHE8192"
 
 typedef struct {
     const char *name; /* GnuTLS's: TLS_ECDHE_RSA_AES_256_GCM_SHA384 */
@@ -736,6 +744,8 @@ char *shimmer_tlsprio_build(const ShimmerTlsRestrictions *r, GPtrArray *notes, G
         ok = parse_groups(
             groups ? r->tls_groups : r->ecdh_curve,
             groups ? SHIMMER_TLSPRIO_ERROR_TLS_GROUPS : SHIMMER_TLSPRIO_ERROR_ECDH_CURVE, s, error);
+    } else if (ok) {
+        g_string_append(s, DEFAULT_GROUPS);
     }
     if (ok && r->tls_cert_profile != NULL) {
         const char *p = cert_profile(r->tls_cert_profile);

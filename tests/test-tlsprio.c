@@ -79,17 +79,50 @@ static void assert_has(const char *list, const char *suite, bool want)
         g_error("%s %s in:%s", suite, want ? "missing" : "unexpected", list);
 }
 
+/* NORMAL's groups with X25519 first, when the profile names none. */
+#define GROUPS                                                                                     \
+    ":-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:+GROUP-SECP521R1:+GROUP-X448"     \
+    ":+GROUP-FFDHE2048:+GROUP-FFDHE3072:+GROUP-FFDHE4096:+GROUP-FFDHE6144:+GROUP-FFDHE8192"
+
 static void test_default(void)
 {
     g_autofree char *prio = priority_for("", NULL);
-    g_assert_cmpstr(prio, ==, "NORMAL:-VERS-ALL:+VERS-TLS1.2:+VERS-TLS1.3");
+    g_assert_cmpstr(prio, ==, "NORMAL:-VERS-ALL:+VERS-TLS1.2:+VERS-TLS1.3" GROUPS);
     g_autofree char *v = priority_for("tls-version-min 1.3", NULL);
-    g_assert_cmpstr(v, ==, "NORMAL:-VERS-ALL:+VERS-TLS1.3");
+    g_assert_cmpstr(v, ==, "NORMAL:-VERS-ALL:+VERS-TLS1.3" GROUPS);
     /* or-highest: GnuTLS has 1.3, so the minimum stands. */
     g_autofree char *oh = priority_for("tls-version-min 1.3 or-highest", NULL);
-    g_assert_cmpstr(oh, ==, "NORMAL:-VERS-ALL:+VERS-TLS1.3");
+    g_assert_cmpstr(oh, ==, "NORMAL:-VERS-ALL:+VERS-TLS1.3" GROUPS);
     g_autofree char *old = priority_for("tls-version-min 1.0\ntls-version-max 1.2", NULL);
-    g_assert_cmpstr(old, ==, "NORMAL:-VERS-ALL:+VERS-TLS1.0:+VERS-TLS1.1:+VERS-TLS1.2");
+    g_assert_cmpstr(old, ==, "NORMAL:-VERS-ALL:+VERS-TLS1.0:+VERS-TLS1.1:+VERS-TLS1.2" GROUPS);
+}
+
+/* GnuTLS sees the default groups in that order: X25519 first, and every
+ * group of NORMAL still there; tls-groups replaces the list. */
+static void test_default_groups(void)
+{
+    g_autofree char *prio = priority_for("", NULL);
+    gnutls_priority_t p;
+    g_assert_cmpint(gnutls_priority_init(&p, prio, NULL), ==, 0);
+    const unsigned int *list = NULL;
+    int n = gnutls_priority_group_list(p, &list);
+    gnutls_priority_t normal;
+    g_assert_cmpint(gnutls_priority_init(&normal, "NORMAL", NULL), ==, 0);
+    const unsigned int *nlist = NULL;
+    int nn = gnutls_priority_group_list(normal, &nlist);
+    g_assert_cmpint(n, ==, nn);
+    g_assert_cmpint(list[0], ==, GNUTLS_GROUP_X25519);
+    for (int i = 0; i < nn; i++) {
+        bool found = false;
+        for (int j = 0; j < n; j++)
+            found |= list[j] == nlist[i];
+        g_assert_true(found);
+    }
+    gnutls_priority_deinit(normal);
+    gnutls_priority_deinit(p);
+    g_autofree char *only = priority_for("tls-groups secp384r1:X25519", NULL);
+    g_assert_nonnull(strstr(only, ":-GROUP-ALL:+GROUP-SECP384R1:+GROUP-X25519"));
+    g_assert_null(strstr(only, "SECP256R1"));
 }
 
 /* The three spellings of one suite restrict alike. */
@@ -410,6 +443,7 @@ int main(int argc, char **argv)
     g_test_init(&argc, &argv, NULL);
     gnutls_global_init();
     g_test_add_func("/tlsprio/default", test_default);
+    g_test_add_func("/tlsprio/default-groups", test_default_groups);
     g_test_add_func("/tlsprio/suite-spellings", test_suite_spellings);
     g_test_add_func("/tlsprio/suite-names", test_suite_names);
     g_test_add_func("/tlsprio/notes", test_notes);
