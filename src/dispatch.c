@@ -54,7 +54,38 @@ struct Peer {
     gint pool_slot; /* -1: none */
     char *v4_text, *v6_text;
     GPtrArray *iroutes; /* char* prefixes this client owns in d->routes */
+
+    /* Offload (shimmer_dispatch_set_offload()). */
+    GQueue inbox;            /* GBytes*: control packets for the next job */
+    bool ready;              /* in d->ready */
+    ShimmerDispatchJob *job; /* taken and not done: the engine is the job's */
+    gint collecting;         /* atomic: the engine's lines go to the job */
+    /* What came for the engine while it was the job's: done at its end. */
+    bool pending_stop;
+    bool pending_kick;
+    char *pending_kick_message;
+    char *pending_replace; /* a newer session of this common name came in */
+    bool pending_auth;
+    ShimmerAuthDecision pending_decision;
+    char *pending_reason;
 };
+
+/* A line the engine logged on a job's thread, for the dispatcher's. */
+typedef struct {
+    ShimmerLogLevel level;
+    char *text;
+} JobLine;
+
+struct ShimmerDispatchJob {
+    Peer *p;
+    GQueue packets; /* GBytes* */
+    GArray *lines;  /* JobLine */
+    guint8 plain[SHIMMER_ENGINE_MAX_PACKET + 64];
+};
+
+/* Control packets a client may have waiting for its job: a handshake
+ * needs a handful; more is a flood, dropped. */
+#define INBOX_MAX 64
 
 struct ShimmerDispatch {
     const ShimmerConfig *cfg;
@@ -96,6 +127,11 @@ struct ShimmerDispatch {
     double tokens;
     double rate, burst;
     gint64 refilled;
+
+    /* Offload: clients with packets waiting and no job out. */
+    bool offload;
+    GQueue ready;
+    guint jobs_out;
 
     ShimmerDispatchStats stats;
     guint8 scratch[FIRST_PACKET_MAX];
@@ -406,9 +442,16 @@ static void peer_log(gpointer user, ShimmerLogLevel level, const char *message)
     ShimmerDispatch *d = p->d;
     if (d->hooks.log == NULL)
         return;
+    if (g_atomic_int_get(&p->collecting)) {
+        /* The job's thread: the line waits for shimmer_dispatch_job_done(). */
+        JobLine l = {level, g_strdup(message)};
+        g_array_append_val(p->job->lines, l);
+        return;
+    }
     char a[80];
     shimmer_link_addr_to_string(&p->key.addr, a, sizeof(a));
-    const char *cn = shimmer_engine_get_common_name(p->e);
+    /* While a job has the engine, the dispatcher's thread reads none of it. */
+    const char *cn = p->job == NULL ? shimmer_engine_get_common_name(p->e) : NULL;
     g_autofree char *line =
         g_strdup_printf("%s%s%s%s: %s", a, cn ? " [" : "", cn ? cn : "", cn ? "]" : "", message);
     d->hooks.log(d->hooks.user, level, line);
@@ -488,14 +531,25 @@ static void peer_unlink(ShimmerDispatch *d, Peer *p, const char *why)
     g_queue_delete_link(&d->all, p->node);
     p->node = NULL;
     d->n_peers--;
+    if (p->ready) {
+        g_queue_remove(&d->ready, p);
+        p->ready = false;
+    }
+    g_queue_clear_full(&p->inbox, (GDestroyNotify)g_bytes_unref);
     if (p->announced)
         push_event(d, SHIMMER_DISPATCH_EVENT_GONE, p, why);
-    peer_log(p, SHIMMER_LOG_INFO, why != NULL ? why : "gone");
+    /* A client that was in: the caller tells of the GONE event. One that
+     * never got in: only this line says why. */
+    peer_log(p, p->announced ? SHIMMER_LOG_DEBUG : SHIMMER_LOG_INFO, why != NULL ? why : "gone");
     mark_dirty(d, p);
 }
 
 static void peer_free(Peer *p)
 {
+    g_queue_clear_full(&p->inbox, (GDestroyNotify)g_bytes_unref);
+    g_free(p->pending_kick_message);
+    g_free(p->pending_replace);
+    g_free(p->pending_reason);
     shimmer_engine_free(p->e);
     g_free(p->v4_text);
     g_free(p->v6_text);
@@ -614,6 +668,12 @@ static void drop_duplicates(ShimmerDispatch *d, Peer *p, const char *name, gint6
         l = l->next;
         if (q == p || q->gone)
             continue;
+        if (q->job != NULL) {
+            /* Its engine is a job's: checked when the job is done. */
+            g_free(q->pending_replace);
+            q->pending_replace = g_strdup(name);
+            continue;
+        }
         const char *qn = shimmer_engine_get_common_name(q->e);
         if (qn != NULL && strcmp(qn, name) == 0) {
             peer_log(q, SHIMMER_LOG_INFO, "a new session of the same client replaces this one");
@@ -702,7 +762,9 @@ static void announce(ShimmerDispatch *d, Peer *p, gint64 now)
     p->connected_at = now;
     for (guint i = 0; i < p->iroutes->len; i++)
         iroute_ref(d, g_ptr_array_index(p->iroutes, i), +1);
-    peer_log(p, SHIMMER_LOG_INFO, p->has_v4 && p->has_v6 ? "connected" : "connected");
+    /* The caller says it, with the client's number and addresses, on the
+     * CONNECTED event. */
+    peer_log(p, SHIMMER_LOG_DEBUG, "connected");
     push_event(d, SHIMMER_DISPATCH_EVENT_CONNECTED, p, NULL);
 }
 
@@ -800,9 +862,139 @@ static Peer *peer_new(ShimmerDispatch *d, const ShimmerLinkAddr *from,
     p->node = d->all.tail;
     d->n_peers++;
     d->stats.peers_created++;
-    peer_log(p, SHIMMER_LOG_INFO,
+    peer_log(p, SHIMMER_LOG_DEBUG,
              adopt ? "new client" : "new client (tls-crypt-v2 without cookie)");
     return p;
+}
+
+/* ---------- offload ---------- */
+
+/* Whether P's control packets wait for a job: it is not in yet, or a job
+ * has its engine (what comes meanwhile follows what the job has). */
+static bool offloaded(const ShimmerDispatch *d, const Peer *p)
+{
+    return d->offload && (!p->announced || p->job != NULL);
+}
+
+static void enqueue(ShimmerDispatch *d, Peer *p, const guint8 *pkt, gsize len)
+{
+    if (g_queue_get_length(&p->inbox) >= INBOX_MAX) {
+        d->stats.dropped_by_peers++;
+        return;
+    }
+    g_queue_push_tail(&p->inbox, g_bytes_new(pkt, len));
+    if (p->job == NULL && !p->ready) {
+        p->ready = true;
+        g_queue_push_tail(&d->ready, p);
+    }
+}
+
+/* The engine of a client that is in takes its waiting packets here. */
+static void recv_inbox(ShimmerDispatch *d, Peer *p, gint64 now)
+{
+    GBytes *b;
+    while (!p->gone && (b = g_queue_pop_head(&p->inbox)) != NULL) {
+        gsize len = 0, tun_len = 0;
+        const guint8 *pkt = g_bytes_get_data(b, &len);
+        shimmer_engine_recv(p->e, pkt, len, now, d->plain, sizeof(d->plain), &tun_len, NULL);
+        shimmer_wipe(d->plain, sizeof(d->plain));
+        g_bytes_unref(b);
+    }
+}
+
+void shimmer_dispatch_set_offload(ShimmerDispatch *d, gboolean offload)
+{
+    d->offload = offload;
+}
+
+ShimmerDispatchJob *shimmer_dispatch_take_job(ShimmerDispatch *d)
+{
+    Peer *p = g_queue_pop_head(&d->ready);
+    if (p == NULL)
+        return NULL;
+    p->ready = false;
+    ShimmerDispatchJob *job = g_new0(ShimmerDispatchJob, 1);
+    job->p = p;
+    job->packets = p->inbox;
+    g_queue_init(&p->inbox);
+    job->lines = g_array_new(FALSE, FALSE, sizeof(JobLine));
+    p->job = job;
+    /* Its timers wait for the job's end (peer_after() files them again). */
+    heap_remove(d, p);
+    d->jobs_out++;
+    return job;
+}
+
+void shimmer_dispatch_job_run(ShimmerDispatchJob *job, gint64 now)
+{
+    Peer *p = job->p;
+    g_atomic_int_set(&p->collecting, 1);
+    GBytes *b;
+    while ((b = g_queue_pop_head(&job->packets)) != NULL) {
+        gsize len = 0, tun_len = 0;
+        const guint8 *pkt = g_bytes_get_data(b, &len);
+        shimmer_engine_recv(p->e, pkt, len, now, job->plain, sizeof(job->plain), &tun_len, NULL);
+        g_bytes_unref(b);
+    }
+    shimmer_wipe(job->plain, sizeof(job->plain));
+    g_atomic_int_set(&p->collecting, 0);
+}
+
+void shimmer_dispatch_job_done(ShimmerDispatch *d, ShimmerDispatchJob *job, gint64 now)
+{
+    Peer *p = job->p;
+    g_queue_clear_full(&job->packets, (GDestroyNotify)g_bytes_unref);
+    p->job = NULL;
+    d->jobs_out--;
+    for (guint i = 0; i < job->lines->len; i++) {
+        JobLine *l = &g_array_index(job->lines, JobLine, i);
+        if (!p->gone)
+            peer_log(p, l->level, l->text);
+        g_free(l->text);
+    }
+    g_array_unref(job->lines);
+    g_free(job);
+    if (p->gone) {
+        /* Unlinked meanwhile (its connection closed): freed by write_pkt
+         * when queued there, else now. */
+        if (!p->dirty)
+            peer_free(p);
+        return;
+    }
+    if (p->pending_replace != NULL) {
+        const char *cn = shimmer_engine_get_common_name(p->e);
+        if (cn != NULL && strcmp(cn, p->pending_replace) == 0 && !d->cfg->duplicate_cn) {
+            peer_log(p, SHIMMER_LOG_INFO, "a new session of the same client replaces this one");
+            shimmer_engine_server_kick(p->e, "RESTART", "replaced by a new session", now);
+        }
+        g_clear_pointer(&p->pending_replace, g_free);
+    }
+    if (p->pending_auth) {
+        p->pending_auth = false;
+        shimmer_engine_auth_reply(p->e, p->pending_decision, p->pending_reason, now);
+        g_clear_pointer(&p->pending_reason, g_free);
+    }
+    if (p->pending_kick) {
+        p->pending_kick = false;
+        shimmer_engine_server_kick(p->e, p->pending_kick_message, "disconnected by the server",
+                                   now);
+        g_clear_pointer(&p->pending_kick_message, g_free);
+    }
+    if (p->pending_stop) {
+        p->pending_stop = false;
+        shimmer_engine_stop(p->e, now);
+    }
+    peer_after(d, p, now);
+    if (!p->gone && !g_queue_is_empty(&p->inbox)) {
+        if (offloaded(d, p)) {
+            p->ready = true;
+            g_queue_push_tail(&d->ready, p);
+        } else {
+            /* In now: the rest is the dispatcher's thread's. */
+            recv_inbox(d, p, now);
+            peer_after(d, p, now);
+        }
+    }
 }
 
 /* ---------- first packets ---------- */
@@ -886,9 +1078,15 @@ static ShimmerDispatchResult first_packet(ShimmerDispatch *d, const ShimmerLinkA
             cookie(d, now, 0, from, cp.session_id, own);
             Peer *p = peer_new(d, from, cp.session_id, own, false, now);
             if (p != NULL) {
-                shimmer_engine_recv(p->e, pkt, len, now, d->plain, sizeof(d->plain), out_len, NULL);
-                *out_len = 0;
-                peer_after(d, p, now);
+                if (d->offload) {
+                    peer_after(d, p, now);
+                    enqueue(d, p, pkt, len);
+                } else {
+                    shimmer_engine_recv(p->e, pkt, len, now, d->plain, sizeof(d->plain), out_len,
+                                        NULL);
+                    *out_len = 0;
+                    peer_after(d, p, now);
+                }
                 result = SHIMMER_DISPATCH_CONSUMED;
             }
             goto out;
@@ -915,9 +1113,15 @@ static ShimmerDispatchResult first_packet(ShimmerDispatch *d, const ShimmerLinkA
     Peer *p = peer_new(d, from, cp.session_id, cp.remote_session_id, true, now);
     if (p == NULL)
         goto out;
-    shimmer_engine_recv(p->e, pkt, len, now, d->plain, sizeof(d->plain), out_len, NULL);
-    *out_len = 0;
-    peer_after(d, p, now);
+    if (d->offload) {
+        /* Its ServerHello (a key exchange and a signature) is a job's. */
+        peer_after(d, p, now);
+        enqueue(d, p, pkt, len);
+    } else {
+        shimmer_engine_recv(p->e, pkt, len, now, d->plain, sizeof(d->plain), out_len, NULL);
+        *out_len = 0;
+        peer_after(d, p, now);
+    }
     result = SHIMMER_DISPATCH_CONSUMED;
 out:
     shimmer_wipe(d->scratch, plain_len);
@@ -1040,6 +1244,10 @@ ShimmerDispatchResult shimmer_dispatch_recv(ShimmerDispatch *d, const ShimmerLin
         p = g_hash_table_lookup(d->by_session, &k);
         if (p == NULL)
             return first_packet(d, from, pkt, len, now, out, cap, out_len, to);
+        if (offloaded(d, p)) {
+            enqueue(d, p, pkt, len);
+            return SHIMMER_DISPATCH_CONSUMED;
+        }
         gsize tun_len = 0;
         ShimmerRecvResult r =
             shimmer_engine_recv(p->e, pkt, len, now, d->plain, sizeof(d->plain), &tun_len, NULL);
@@ -1052,6 +1260,11 @@ ShimmerDispatchResult shimmer_dispatch_recv(ShimmerDispatch *d, const ShimmerLin
     }
     if (p == NULL || p->gone) {
         d->stats.no_peer++;
+        return SHIMMER_DISPATCH_DROPPED;
+    }
+    if (p->job != NULL) {
+        /* Data before its handshake ended: nothing to decrypt it with. */
+        d->stats.dropped_by_peers++;
         return SHIMMER_DISPATCH_DROPPED;
     }
     return peer_data(d, p, from, pkt, len, now, out, cap, out_len, to);
@@ -1088,6 +1301,12 @@ gssize shimmer_dispatch_write_pkt(ShimmerDispatch *d, guint8 *buf, gsize cap, Sh
         return -1;
     Peer *p;
     while ((p = g_queue_peek_head(&d->dirty)) != NULL) {
+        if (p->job != NULL) {
+            /* Its job's end queues it again (or frees it, gone). */
+            g_queue_pop_head(&d->dirty);
+            p->dirty = false;
+            continue;
+        }
         gssize n = shimmer_engine_write_pkt(p->e, buf, cap, now);
         if (n > 0) {
             *to = p->key.addr;
@@ -1161,6 +1380,13 @@ void shimmer_dispatch_auth_reply(ShimmerDispatch *d, guint64 id, ShimmerAuthDeci
         return;
     if (decision != SHIMMER_AUTH_PENDING)
         p->asked = false;
+    if (p->job != NULL) {
+        p->pending_auth = true;
+        p->pending_decision = decision;
+        g_free(p->pending_reason);
+        p->pending_reason = g_strdup(reason);
+        return;
+    }
     shimmer_engine_auth_reply(p->e, decision, reason, now);
     peer_after(d, p, now);
 }
@@ -1170,6 +1396,12 @@ gboolean shimmer_dispatch_kick(ShimmerDispatch *d, guint64 id, const char *messa
     Peer *p = peer_by_id(d, id);
     if (p == NULL)
         return FALSE;
+    if (p->job != NULL) {
+        p->pending_kick = true;
+        g_free(p->pending_kick_message);
+        p->pending_kick_message = g_strdup(message);
+        return TRUE;
+    }
     shimmer_engine_server_kick(p->e, message, "disconnected by the server", now);
     peer_after(d, p, now);
     return TRUE;
@@ -1191,6 +1423,10 @@ void shimmer_dispatch_stop(ShimmerDispatch *d, gint64 now)
     for (GList *l = d->all.head; l != NULL;) {
         Peer *p = l->data;
         l = l->next;
+        if (p->job != NULL) {
+            p->pending_stop = true;
+            continue;
+        }
         shimmer_engine_stop(p->e, now);
         peer_after(d, p, now);
     }
@@ -1235,15 +1471,20 @@ gboolean shimmer_dispatch_get_peer(const ShimmerDispatch *d, guint64 id, Shimmer
     out->id = p->id;
     out->peer_id = p->peer_id;
     out->addr = p->key.addr;
-    out->state = shimmer_engine_get_state(p->e);
-    out->common_name = shimmer_engine_get_common_name(p->e);
-    out->username = shimmer_engine_get_username(p->e);
     out->ipv4 = p->has_v4 ? p->v4_text : NULL;
     out->ipv6 = p->has_v6 ? p->v6_text : NULL;
-    out->cipher = shimmer_engine_get_cipher(p->e);
     out->iroutes = p->iroutes;
     out->created = p->created;
     out->connected = p->connected_at;
+    if (p->job != NULL) {
+        /* In its handshake, on another thread: the engine is not read. */
+        out->state = SHIMMER_STATE_AUTHENTICATING;
+        return TRUE;
+    }
+    out->state = shimmer_engine_get_state(p->e);
+    out->common_name = shimmer_engine_get_common_name(p->e);
+    out->username = shimmer_engine_get_username(p->e);
+    out->cipher = shimmer_engine_get_cipher(p->e);
     shimmer_engine_get_stats(p->e, &out->stats);
     return TRUE;
 }
@@ -1346,6 +1587,10 @@ void shimmer_dispatch_free(ShimmerDispatch *d)
 {
     if (d == NULL)
         return;
+    /* Every job taken is done first (dispatch.h): a job out still has a
+     * client's engine. */
+    g_return_if_fail(d->jobs_out == 0);
+    g_queue_clear(&d->ready);
     Peer *p;
     while ((p = g_queue_pop_head(&d->dirty)) != NULL) {
         p->dirty = false;
@@ -1382,5 +1627,5 @@ void shimmer_dispatch_set_lanes(ShimmerDispatch *d, guint n_lanes)
 ShimmerDataPlane *shimmer_dispatch_get_dataplane(const ShimmerDispatch *d, guint64 id)
 {
     Peer *p = g_hash_table_lookup(d->by_id, &id);
-    return p != NULL && !p->gone ? shimmer_engine_get_dataplane(p->e) : NULL;
+    return p != NULL && !p->gone && p->job == NULL ? shimmer_engine_get_dataplane(p->e) : NULL;
 }

@@ -230,6 +230,34 @@ void shimmer_dispatch_get_stats(const ShimmerDispatch *d, ShimmerDispatchStats *
 /* Data planes with N_LANES lanes for the clients' engines from now on
  * (shimmer_engine_set_lanes(): a runner with worker threads). */
 void shimmer_dispatch_set_lanes(ShimmerDispatch *d, guint n_lanes);
+
+/*
+ * Handshakes on other threads. With offload on, the TLS work of a client
+ * that is not in yet (its handshake, key exchange and authentication) is
+ * not done inside shimmer_dispatch_recv(): its control packets wait on it,
+ * and it becomes a job. After every call that takes NOW, the caller takes
+ * the jobs (shimmer_dispatch_take_job() until NULL), runs each with
+ * shimmer_dispatch_job_run() on any thread, and hands it back with
+ * shimmer_dispatch_job_done() on the dispatcher's thread. A job touches
+ * its own client's engine only (and the credentials all clients share,
+ * read-only); the engine's log lines reach the log hook at job_done.
+ * Meanwhile the dispatcher leaves that client be: its timers wait, a kick,
+ * an answer to its credentials or a stop is applied when the job is done,
+ * its data packets are dropped, shimmer_dispatch_get_peer() shows it as
+ * authenticating. Once a client is in, its packets are handled inline
+ * again (renegotiations included). The dispatcher starts no thread and
+ * stays single-threaded; every job taken must be done before
+ * shimmer_dispatch_free(). Off by default.
+ */
+typedef struct ShimmerDispatchJob ShimmerDispatchJob;
+void shimmer_dispatch_set_offload(ShimmerDispatch *d, gboolean offload);
+/* The next client whose packets wait, as a job; NULL: none. */
+ShimmerDispatchJob *shimmer_dispatch_take_job(ShimmerDispatch *d);
+/* Any thread; NOW is that thread's monotonic time. */
+void shimmer_dispatch_job_run(ShimmerDispatchJob *job, gint64 now);
+/* The dispatcher's thread; frees JOB. Then write_pkt, events and the
+ * deadline as after any call. */
+void shimmer_dispatch_job_done(ShimmerDispatch *d, ShimmerDispatchJob *job, gint64 now);
 /* Client ID's data plane (engine.h), owned by its engine: take a reference
  * to keep it. NULL for no such client. */
 ShimmerDataPlane *shimmer_dispatch_get_dataplane(const ShimmerDispatch *d, guint64 id);

@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 #include <string.h>
+#include <time.h>
 
 #define US ((gint64)G_USEC_PER_SEC)
 
@@ -136,6 +137,40 @@ static void srv_event_free(SrvEvent *ev)
     g_free(ev);
 }
 
+static void srvnet_run_job(gpointer job, gpointer user)
+{
+    SrvNet *n = user;
+    shimmer_dispatch_job_run(job, n->now);
+    g_async_queue_push(n->done, job);
+}
+
+void srvnet_set_offload(SrvNet *n, gboolean on)
+{
+    shimmer_dispatch_set_offload(n->d, on);
+    if (on && n->pool == NULL) {
+        n->pool = g_thread_pool_new(srvnet_run_job, n, 2, FALSE, NULL);
+        n->done = g_async_queue_new();
+    }
+}
+
+gboolean srvnet_run_jobs(SrvNet *n)
+{
+    if (n->pool == NULL || n->hold)
+        return FALSE;
+    g_autoptr(GPtrArray) jobs = g_ptr_array_new();
+    ShimmerDispatchJob *job;
+    while ((job = shimmer_dispatch_take_job(n->d)) != NULL) {
+        g_ptr_array_add(jobs, job);
+        g_thread_pool_push(n->pool, job, NULL);
+    }
+    for (guint i = 0; i < jobs->len; i++)
+        g_async_queue_pop(n->done);
+    for (guint i = 0; i < jobs->len; i++)
+        shimmer_dispatch_job_done(n->d, g_ptr_array_index(jobs, i), n->now);
+    n->jobs_run += jobs->len;
+    return jobs->len > 0;
+}
+
 SrvNet *srvnet_new(const char *extra)
 {
     g_autofree char *dir = srvnet_data_dir();
@@ -175,6 +210,8 @@ SrvNet *srvnet_new(const char *extra)
     n->d = shimmer_dispatch_new(n->scfg, &hooks, &error);
     if (n->d == NULL)
         g_error("shimmer_dispatch_new: %s", error->message);
+    if (g_getenv("SHIMMER_SRVNET_OFFLOAD") != NULL)
+        srvnet_set_offload(n, TRUE);
     return n;
 }
 
@@ -195,6 +232,10 @@ void srvnet_remove_client(SrvNet *n, SrvCli *c)
 
 void srvnet_free(SrvNet *n)
 {
+    if (n->pool != NULL) {
+        g_thread_pool_free(n->pool, FALSE, TRUE);
+        g_async_queue_unref(n->done);
+    }
     shimmer_dispatch_free(n->d);
     for (guint i = 0; i < n->clients->len; i++)
         cli_free(g_ptr_array_index(n->clients, i));
@@ -253,6 +294,13 @@ SrvCli *srvnet_add_client(SrvNet *n, const char *extra)
 }
 
 /* ---------- moving packets ---------- */
+
+static gint64 thread_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (gint64)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 static SrvCli *client_at(SrvNet *n, const ShimmerLinkAddr *a)
 {
@@ -313,10 +361,12 @@ static gboolean srv_collect(SrvNet *n)
     guint8 buf[SHIMMER_ENGINE_MAX_PACKET];
     gssize len;
     ShimmerLinkAddr to;
+    gint64 t0 = thread_ns();
     while ((len = shimmer_dispatch_write_pkt(n->d, buf, sizeof(buf), &to, n->now)) > 0) {
         queue(n, TRUE, &to, buf, (gsize)len);
         moved = TRUE;
     }
+    n->srv_cpu_ns += thread_ns() - t0;
     ShimmerDispatchEvent ev;
     while (shimmer_dispatch_pop_event(n->d, &ev)) {
         moved = TRUE;
@@ -364,8 +414,10 @@ static gboolean deliver(SrvNet *n)
         gsize len = 0, out_len = 0;
         const guint8 *data = g_bytes_get_data(p->pkt, &len);
         ShimmerLinkAddr to;
+        gint64 t0 = thread_ns();
         ShimmerDispatchResult r = shimmer_dispatch_recv(n->d, &p->addr, data, len, n->now, out,
                                                         sizeof(out), &out_len, &to);
+        n->srv_cpu_ns += thread_ns() - t0;
         if (r == SHIMMER_DISPATCH_TUN)
             g_ptr_array_add(n->srv_tun, g_bytes_new(out, out_len));
         else if (r == SHIMMER_DISPATCH_LINK)
@@ -396,6 +448,7 @@ void srvnet_pump(SrvNet *n)
             moved |= cli_collect(g_ptr_array_index(n->clients, i));
         moved |= srv_collect(n);
         moved |= deliver(n);
+        moved |= srvnet_run_jobs(n);
         if (!moved)
             return;
     }
@@ -419,8 +472,11 @@ static void fire(SrvNet *n)
         if (shimmer_engine_next_deadline(c->e) <= n->now)
             shimmer_engine_handle_timeout(c->e, n->now);
     }
-    if (shimmer_dispatch_next_deadline(n->d) <= n->now)
+    if (shimmer_dispatch_next_deadline(n->d) <= n->now) {
+        gint64 t0 = thread_ns();
         shimmer_dispatch_handle_timeout(n->d, n->now);
+        n->srv_cpu_ns += thread_ns() - t0;
+    }
 }
 
 gboolean srvnet_run(SrvNet *n, gint64 until, SrvNetDone done, gpointer data)

@@ -78,10 +78,26 @@ struct SrvNet {
     gpointer filter_data;
     guint ccd_loads;
     guint64 link_packets; /* every packet moved */
+    gint64 srv_cpu_ns;    /* this thread's CPU time inside the dispatcher */
+    /* Offload (srvnet_set_offload()): jobs run on POOL, and every pump
+     * round waits for them; HOLD leaves them in the dispatcher's queue. */
+    GThreadPool *pool;
+    GAsyncQueue *done;
+    gboolean hold;
+    guint64 jobs_run;
 };
 
-/* A server for the fixture PKI with EXTRA lines (wrapping, push, ...). */
+/* A server for the fixture PKI with EXTRA lines (wrapping, push, ...).
+ * With $SHIMMER_SRVNET_OFFLOAD set, its handshakes run on threads
+ * (srvnet_set_offload()). */
 SrvNet *srvnet_new(const char *extra);
+/* The dispatcher's offload on: jobs run on two threads; each pump round
+ * runs the jobs waiting and hands them back in the order taken. */
+void srvnet_set_offload(SrvNet *n, gboolean on);
+/* Runs the jobs waiting (none without offload, or held); TRUE if there
+ * were any. srvnet_pump() does it; tests that call the dispatcher
+ * directly do it before they read what it wrote. */
+gboolean srvnet_run_jobs(SrvNet *n);
 void srvnet_free(SrvNet *n);
 /* A client profile for the fixture PKI with EXTRA lines; started at once. */
 SrvCli *srvnet_add_client(SrvNet *n, const char *extra);

@@ -327,6 +327,7 @@ static void test_v2_paths(void)
     g_assert_cmpint(srvnet_inject(n, &from2, pkt, len, out, &out_len, &to), ==,
                     SHIMMER_DISPATCH_CONSUMED);
     g_assert_cmpuint(shimmer_dispatch_get_n_peers(n->d), ==, 2);
+    srvnet_run_jobs(n);
     gssize w = 0;
     gboolean found = FALSE;
     while ((w = shimmer_dispatch_write_pkt(n->d, out, sizeof(out), &to, n->now)) > 0) {

@@ -432,6 +432,85 @@ static void test_kick_halt(void)
     srvnet_free(n);
 }
 
+/* ---------- handshakes on threads (the dispatcher's offload) ---------- */
+
+static guint64 only_peer(SrvNet *n)
+{
+    GArray *ids = shimmer_dispatch_list_peers(n->d);
+    g_assert_cmpuint(ids->len, ==, 1);
+    guint64 id = g_array_index(ids, guint64, 0);
+    g_array_unref(ids);
+    return id;
+}
+
+/* Twenty clients at once, their handshakes on two threads: all in, with
+ * the engines' lines in the log (they reach it when a job is done). */
+static void test_offload_crowd(void)
+{
+    SrvNet *n = srvnet_new("duplicate-cn\n");
+    srvnet_set_offload(n, TRUE);
+    for (int i = 0; i < 20; i++)
+        srvnet_add_client(n, "");
+    g_assert_true(srvnet_connect_all(n, 20 * US));
+    g_assert_cmpuint(srvnet_count_srv_events(n, SHIMMER_DISPATCH_EVENT_CONNECTED), ==, 20);
+    g_assert_cmpuint(n->jobs_run, >=, 20);
+    g_assert_true(srvnet_log_has(n, "TLS handshake done"));
+    for (guint i = 0; i < n->clients->len; i++)
+        assert_round_trip(n, g_ptr_array_index(n->clients, i), (guint8)i);
+    srvnet_free(n);
+}
+
+/* While a job has a client's engine the dispatcher leaves it be: it shows
+ * as authenticating, nothing of it is written, and a kick waits for the
+ * job's end; a client whose connection closes meanwhile is freed then. */
+static void test_offload_busy(void)
+{
+    SrvNet *n = srvnet_new("");
+    srvnet_set_offload(n, TRUE);
+    n->hold = TRUE;
+    SrvCli *c = srvnet_add_client(n, "");
+    srvnet_pump(n);
+    guint64 id = only_peer(n);
+    ShimmerDispatchJob *job = shimmer_dispatch_take_job(n->d);
+    g_assert_nonnull(job);
+    g_assert_null(shimmer_dispatch_take_job(n->d));
+    ShimmerPeerInfo info;
+    g_assert_true(shimmer_dispatch_get_peer(n->d, id, &info));
+    g_assert_cmpint(info.state, ==, SHIMMER_STATE_AUTHENTICATING);
+    g_assert_null(info.common_name);
+    g_assert_true(shimmer_dispatch_kick(n->d, id, "HALT,bye", n->now));
+    guint8 buf[SHIMMER_ENGINE_MAX_PACKET];
+    ShimmerLinkAddr to;
+    g_assert_cmpint(shimmer_dispatch_write_pkt(n->d, buf, sizeof(buf), &to, n->now), ==, 0);
+    shimmer_dispatch_job_run(job, n->now);
+    shimmer_dispatch_job_done(n->d, job, n->now);
+    /* The kick, applied at the job's end, ends the session. */
+    n->hold = FALSE;
+    srvnet_pump(n);
+    g_assert_cmpuint(shimmer_dispatch_get_n_peers(n->d), ==, 0);
+    g_assert_true(srvnet_log_has(n, "disconnected by the server"));
+    g_assert_cmpint(srvnet_find_srv_event(n, SHIMMER_DISPATCH_EVENT_CONNECTED), <, 0);
+    srvnet_remove_client(n, c);
+
+    /* Its connection closes while a job has it. */
+    n->hold = TRUE;
+    srvnet_add_client(n, "");
+    srvnet_pump(n);
+    id = only_peer(n);
+    job = shimmer_dispatch_take_job(n->d);
+    g_assert_nonnull(job);
+    ShimmerPeerInfo gone;
+    g_assert_true(shimmer_dispatch_get_peer(n->d, id, &gone));
+    shimmer_dispatch_link_closed(n->d, &gone.addr, n->now);
+    g_assert_cmpuint(shimmer_dispatch_get_n_peers(n->d), ==, 0);
+    while (shimmer_dispatch_write_pkt(n->d, buf, sizeof(buf), &to, n->now) > 0)
+        ;
+    shimmer_dispatch_job_run(job, n->now);
+    shimmer_dispatch_job_done(n->d, job, n->now);
+    g_assert_false(shimmer_dispatch_get_peer(n->d, id, &gone));
+    srvnet_free(n);
+}
+
 /* ---------- the engines alone ---------- */
 
 static gint64 pair_realtime(gpointer user)
@@ -573,6 +652,8 @@ int main(int argc, char **argv)
     g_test_add_data_func("/server/client-exit/tcp", GINT_TO_POINTER(TRUE), test_client_exit);
     g_test_add_func("/server/stop", test_server_stop);
     g_test_add_func("/server/kick-halt", test_kick_halt);
+    g_test_add_func("/server/offload/crowd", test_offload_crowd);
+    g_test_add_func("/server/offload/busy", test_offload_busy);
     g_test_add_func("/server/engine-pair", test_engine_pair);
     return g_test_run();
 }

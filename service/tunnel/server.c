@@ -11,6 +11,7 @@
 #include <glib-unix.h>
 #include <netinet/in.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -87,6 +88,15 @@ struct ShimmerServer {
     ShimmerTun *tun;
     ShimmerNetcfg *net;
     GHashTable *iroutes; /* prefix text -> TRUE: routed into the tun */
+
+    /* The handshakes of clients not in yet run on this pool
+     * (shimmer_dispatch_set_offload()), one thread per processor; the
+     * jobs come back through DONE, DONE_FD wakes this thread. NULL on one
+     * processor. */
+    GThreadPool *pool;
+    GAsyncQueue *done;
+    int done_fd;
+    GSource *done_source;
 
     guint mss4, mss6; /* mssfix: TCP SYNs in both directions */
     GSource *timer;
@@ -322,8 +332,8 @@ static gboolean on_publish_timer(gpointer user)
 /* A client joined: the view is made anew at once when the last one is old
  * enough, else once the gap has passed, so that a crowd connecting at once
  * costs a view per gap, not a view (over every client) per client. The gap
- * is 10 ms, or twenty times what making the view last took (at most a
- * twentieth of this thread's time goes to views). Until then the
+ * is 10 ms, or fifty times what making the view last took (at most a
+ * fiftieth of this thread's time goes to views). Until then the
  * client's packets take the dispatcher's way on this thread. Leaving
  * clients do not wait: publish_routes() at once. */
 #define PUBLISH_GAP_US 10000
@@ -331,7 +341,7 @@ static void publish_soon(ShimmerServer *s)
 {
     if (s->publish_timer != 0)
         return;
-    gint64 gap = MAX(PUBLISH_GAP_US, 20 * s->publish_cost);
+    gint64 gap = MAX(PUBLISH_GAP_US, 50 * s->publish_cost);
     gint64 due = s->last_publish + gap - g_get_monotonic_time();
     if (due <= 0) {
         publish_routes(s);
@@ -931,10 +941,89 @@ static void handle_event(ShimmerServer *s, ShimmerDispatchEvent *ev)
     }
 }
 
+/* ---------- handshakes on the pool ---------- */
+
+static void run_job(gpointer data, gpointer user)
+{
+    ShimmerServer *s = user;
+    shimmer_dispatch_job_run(data, g_get_monotonic_time());
+    g_async_queue_push(s->done, data);
+    guint64 one = 1;
+    if (write(s->done_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        g_warning("handshake pool: %s", g_strerror(errno));
+}
+
+static void give_jobs(ShimmerServer *s)
+{
+    if (s->pool == NULL)
+        return;
+    ShimmerDispatchJob *job;
+    while ((job = shimmer_dispatch_take_job(s->d)) != NULL)
+        g_thread_pool_push(s->pool, job, NULL);
+}
+
+static void take_back_jobs(ShimmerServer *s)
+{
+    ShimmerDispatchJob *job;
+    while ((job = g_async_queue_try_pop(s->done)) != NULL)
+        shimmer_dispatch_job_done(s->d, job, g_get_monotonic_time());
+}
+
+static gboolean on_jobs_done(gint fd, GIOCondition cond, gpointer user)
+{
+    ShimmerServer *s = user;
+    guint64 v;
+    if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+        return G_SOURCE_CONTINUE;
+    take_back_jobs(s);
+    pump(s);
+    return G_SOURCE_CONTINUE;
+}
+
+static void start_pool(ShimmerServer *s)
+{
+    guint n = g_get_num_processors();
+    const char *env = g_getenv("SHIMMER_HANDSHAKE_THREADS");
+    if (env != NULL)
+        n = (guint)g_ascii_strtoull(env, NULL, 10);
+    if (n < 2)
+        return; /* one processor: handshakes stay on this thread */
+    s->done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (s->done_fd < 0)
+        return;
+    s->pool = g_thread_pool_new(run_job, s, (gint)MIN(n, 64), FALSE, NULL);
+    s->done = g_async_queue_new();
+    s->done_source = g_unix_fd_source_new(s->done_fd, G_IO_IN);
+    g_source_set_callback(s->done_source, (GSourceFunc)(void (*)(void))on_jobs_done, s, NULL);
+    g_source_attach(s->done_source, NULL);
+    shimmer_dispatch_set_offload(s->d, TRUE);
+}
+
+/* Waits for the pool's jobs and hands them back: before the dispatcher
+ * goes. */
+static void stop_pool(ShimmerServer *s)
+{
+    if (s->pool != NULL) {
+        g_thread_pool_free(s->pool, FALSE, TRUE);
+        s->pool = NULL;
+        take_back_jobs(s);
+    }
+    if (s->done_source != NULL) {
+        g_source_destroy(s->done_source);
+        g_source_unref(s->done_source);
+        s->done_source = NULL;
+    }
+    if (s->done_fd >= 0)
+        close(s->done_fd);
+    s->done_fd = -1;
+    g_clear_pointer(&s->done, g_async_queue_unref);
+}
+
 static void pump(ShimmerServer *s)
 {
     if (s->finished)
         return;
+    give_jobs(s);
     guint8 buf[PKT_SIZE];
     for (int rounds = 0; rounds < 64; rounds++) {
         gboolean again = FALSE;
@@ -1026,6 +1115,7 @@ ShimmerServer *shimmer_server_new(const ShimmerConfig *cfg, const ShimmerServerO
     ShimmerServer *s = g_new0(ShimmerServer, 1);
     s->cfg = cfg;
     s->sock = -1;
+    s->done_fd = -1;
     if (options != NULL) {
         s->opts = *options;
         s->tun_name_opt = g_strdup(options->tun_name);
@@ -1086,6 +1176,7 @@ ShimmerServer *shimmer_server_new(const ShimmerConfig *cfg, const ShimmerServerO
     s->timer = shimmer_deadline_source_new(on_timer, s);
     g_source_set_can_recurse(s->timer, TRUE);
     g_source_attach(s->timer, NULL);
+    start_pool(s);
     return s;
 }
 
@@ -1168,6 +1259,9 @@ void shimmer_server_free(ShimmerServer *s)
         return;
     if (s->stop_timeout != 0)
         g_source_remove(s->stop_timeout);
+    /* The jobs' lines are not told any more: the owner is going. */
+    s->cb.log = NULL;
+    stop_pool(s);
     teardown(s);
     /* The workers stop before the engines whose data planes they use. */
     shimmer_datapath_free(s->dpath);
