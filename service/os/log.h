@@ -13,6 +13,17 @@ G_BEGIN_DECLS
 /* Writes "TIMESTAMP PREFIXMESSAGE" to stderr (UTC, milliseconds). */
 void shimmer_log_line(const char *prefix, const char *message);
 
+/* From now on shimmer_log_line() gathers lines and writes them together
+ * when CONTEXT's loop is about to wait (or 16 KiB have gathered, or a
+ * line has a prefix: warnings and errors go out at once): a server
+ * taking a crowd of clients logs a few lines each, and a write per line
+ * was a system call per line. Any thread may log meanwhile. */
+void shimmer_log_batch_start(GMainContext *context);
+/* Writes what waits. */
+void shimmer_log_flush(void);
+/* Writes what waits and goes back to a write per line. */
+void shimmer_log_batch_stop(void);
+
 /* Sends GLib's structured log through the journal (stderr connected to
  * it) or shimmer_log_line(); debug lines only when VERBOSE. A field
  * SHIMMER_LEVEL "error" marks an error that GLib would call a warning. */

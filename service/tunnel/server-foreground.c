@@ -123,11 +123,14 @@ int shimmer_server_foreground_run(const ShimmerConfig *cfg, const char *file, gb
     }
     guint s1 = g_unix_signal_add(SIGINT, on_signal, &f);
     guint s2 = g_unix_signal_add(SIGTERM, on_signal, &f);
+    /* Clients' lines go out a loop turn at a time, not a write each. */
+    shimmer_log_batch_start(NULL);
     g_main_loop_run(f.loop);
     g_source_remove(s1);
     g_source_remove(s2);
     g_cancellable_cancel(f.cancel);
     shimmer_server_free(f.server);
+    shimmer_log_batch_stop();
     /* PAM checks still running finish on their threads and find the
      * cancellation. */
     g_object_unref(f.cancel);
