@@ -5,7 +5,7 @@
  * second and memory per client (the server's), and as a load in tests.
  *
  *   shimmer-load --config client.ovpn --clients 200 [--rate 50]
- *                [--duration 30] [--ping 1] [--json]
+ *                [--duration 30] [--ping 1] [--threads 2] [--json]
  *
  * Every client is its own engine with its own UDP socket (its own port),
  * started --rate per second (0: all at once). Once connected, each sends
@@ -14,33 +14,44 @@
  * second and a summary at the end (one JSON object with --json). Exit code:
  * 0 when every client connected (and, with --ping, got a reply), 1
  * otherwise, 2 for usage errors. Needs no tun and no privileges.
+ *
+ * The tool is meant to cost the machine as little as it can, since it
+ * shares it with the server it measures: the clients share one set of TLS
+ * credentials (read once, shimmer_engine_new_like()), each --threads worker
+ * owns every T-th client and waits on its own epoll set (no per-wakeup scan
+ * of all sockets), and an engine's next deadline is kept beside it so that
+ * the 10 ms tick only compares numbers.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <gio/gio.h>
-#include <glib-unix.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "engine.h"
 
-#define US ((gint64)G_USEC_PER_SEC)
+#define US      ((gint64)G_USEC_PER_SEC)
+#define TICK_US (10 * 1000)
 
 typedef struct Load Load;
+typedef struct Worker Worker;
 
 typedef struct {
-    Load *load;
+    Worker *w;
     guint index;
     ShimmerEngine *e;
     int sock;
-    guint watch;
     gint64 started;
     gint64 connected_at;
+    gint64 deadline; /* the engine's next deadline, after the last call */
     gboolean failed;
     guint32 local_ip; /* pushed, host order */
     guint16 seq;
@@ -48,17 +59,30 @@ typedef struct {
     gint64 next_ping;
 } Client;
 
+struct Worker {
+    Load *load;
+    guint id;
+    int ep;
+    GPtrArray *clients;
+    guint next_index; /* the next client index this worker starts */
+    GThread *thread;
+};
+
 struct Load {
     ShimmerConfig *cfg;
-    GMainLoop *loop;
-    GPtrArray *clients;
-    guint n, started, connected, failed;
+    ShimmerEngine *model; /* never started: its credentials are shared */
+    guint n, threads;
     double rate;
     gint64 t0, duration, ping_interval;
-    guint32 target; /* the server's tunnel address, host order */
     struct sockaddr_storage remote;
     socklen_t remote_len;
     gboolean json, verbose;
+    Worker *workers;
+    /* Written by the workers (atomics or under lock). */
+    gint started, connected, failed;
+    gint stop;
+    guint32 target; /* the server's tunnel address, host order (atomic) */
+    GMutex lock;    /* connect_times, last_connect */
     gint64 last_connect;
     GArray *connect_times; /* double, seconds */
 };
@@ -71,7 +95,7 @@ static gint64 realtime(gpointer user)
 static void engine_log(gpointer user, ShimmerLogLevel level, const char *message)
 {
     Client *c = user;
-    if (c->load->verbose || level == SHIMMER_LOG_ERROR)
+    if (c->w->load->verbose || level == SHIMMER_LOG_ERROR)
         fprintf(stderr, "client %u: %s\n", c->index, message);
 }
 
@@ -87,7 +111,7 @@ static guint16 ip_checksum(const guint8 *p, gsize len)
     return (guint16)~sum;
 }
 
-static void send_ping(Client *c, gint64 now)
+static void send_ping(Client *c, guint32 target, gint64 now)
 {
     guint8 ip[64] = {0};
     ip[0] = 0x45;
@@ -96,7 +120,7 @@ static void send_ping(Client *c, gint64 now)
     ip[9] = 1; /* ICMP */
     for (int i = 0; i < 4; i++) {
         ip[12 + i] = (guint8)(c->local_ip >> (24 - 8 * i));
-        ip[16 + i] = (guint8)(c->load->target >> (24 - 8 * i));
+        ip[16 + i] = (guint8)(target >> (24 - 8 * i));
     }
     guint16 sum = ip_checksum(ip, 20);
     ip[10] = (guint8)(sum >> 8);
@@ -119,14 +143,42 @@ static void send_ping(Client *c, gint64 now)
         c->sent++;
 }
 
-static void client_pump(Client *c)
+static void flush_packets(Client *c, gint64 now)
 {
-    Load *l = c->load;
     guint8 buf[SHIMMER_ENGINE_MAX_PACKET];
     gssize len;
-    gint64 now = g_get_monotonic_time();
     while ((len = shimmer_engine_write_pkt(c->e, buf, sizeof(buf), now)) > 0)
         send(c->sock, buf, (gsize)len, MSG_DONTWAIT);
+}
+
+static void on_connected(Client *c, gint64 now)
+{
+    Load *l = c->w->load;
+    c->connected_at = now;
+    double t = (double)(now - c->started) / US;
+    g_mutex_lock(&l->lock);
+    g_array_append_val(l->connect_times, t);
+    l->last_connect = MAX(l->last_connect, now);
+    g_mutex_unlock(&l->lock);
+    g_atomic_int_inc(&l->connected);
+    const ShimmerConfig *p = shimmer_engine_get_pushed(c->e);
+    struct in_addr a;
+    if (p != NULL && p->ifconfig_local != NULL && inet_pton(AF_INET, p->ifconfig_local, &a) == 1)
+        c->local_ip = g_ntohl(a.s_addr);
+    if (p != NULL && p->route_gateway != NULL && inet_pton(AF_INET, p->route_gateway, &a) == 1) {
+        guint32 zero = 0;
+        __atomic_compare_exchange_n(&l->target, &zero, g_ntohl(a.s_addr), FALSE, __ATOMIC_RELAXED,
+                                    __ATOMIC_RELAXED);
+    }
+    c->next_ping = now;
+}
+
+/* After every call into C's engine: its packets out, its events taken,
+ * its next deadline noted. */
+static void client_pump(Client *c, gint64 now)
+{
+    Load *l = c->w->load;
+    flush_packets(c, now);
     ShimmerEvent ev;
     while (shimmer_engine_pop_event(c->e, &ev)) {
         if (ev.type == SHIMMER_EVENT_CONNECT) {
@@ -136,97 +188,137 @@ static void client_pump(Client *c)
                 shimmer_engine_transport_failed(c->e, g_strerror(errno), now);
         } else if (ev.type == SHIMMER_EVENT_STATE && ev.state == SHIMMER_STATE_CONNECTED &&
                    c->connected_at == 0) {
-            c->connected_at = now;
-            l->connected++;
-            l->last_connect = now;
-            double t = (double)(now - c->started) / US;
-            g_array_append_val(l->connect_times, t);
-            const ShimmerConfig *p = shimmer_engine_get_pushed(c->e);
-            struct in_addr a;
-            if (p != NULL && p->ifconfig_local != NULL &&
-                inet_pton(AF_INET, p->ifconfig_local, &a) == 1)
-                c->local_ip = g_ntohl(a.s_addr);
-            if (l->target == 0 && p != NULL && p->route_gateway != NULL &&
-                inet_pton(AF_INET, p->route_gateway, &a) == 1)
-                l->target = g_ntohl(a.s_addr);
-            c->next_ping = now;
+            on_connected(c, now);
         } else if (ev.type == SHIMMER_EVENT_EXIT && !c->failed) {
             c->failed = TRUE;
-            l->failed++;
+            g_atomic_int_inc(&l->failed);
             if (c->connected_at) {
                 c->connected_at = 0;
-                l->connected--;
+                g_atomic_int_add(&l->connected, -1);
             }
             fprintf(stderr, "client %u: %s\n", c->index, ev.exit.reason);
         }
         shimmer_event_clear(&ev);
     }
-    while ((len = shimmer_engine_write_pkt(c->e, buf, sizeof(buf), now)) > 0)
-        send(c->sock, buf, (gsize)len, MSG_DONTWAIT);
+    flush_packets(c, now);
+    c->deadline = shimmer_engine_next_deadline(c->e);
 }
 
-static gboolean on_readable(gint fd, GIOCondition cond, gpointer user)
+/* One datagram per readiness: the epoll set is level-triggered, so a
+ * socket with more is reported again, and no read ends in EAGAIN. */
+static void on_readable(Client *c)
 {
-    Client *c = user;
     guint8 buf[SHIMMER_ENGINE_MAX_PACKET + 64], plain[SHIMMER_ENGINE_MAX_PACKET + 64];
-    for (int i = 0; i < 64; i++) {
-        ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
-        if (n <= 0)
-            break;
-        gsize plain_len = 0;
-        if (shimmer_engine_recv(c->e, buf, (gsize)n, g_get_monotonic_time(), plain, sizeof(plain),
-                                &plain_len, NULL) == SHIMMER_RECV_TUN &&
-            plain_len >= 28 && plain[9] == 1 && plain[20] == 0)
-            c->replies++;
-    }
-    client_pump(c);
-    return G_SOURCE_CONTINUE;
+    gint64 now = g_get_monotonic_time();
+    ssize_t n = recv(c->sock, buf, sizeof(buf), MSG_DONTWAIT);
+    if (n <= 0)
+        return;
+    gsize plain_len = 0;
+    if (shimmer_engine_recv(c->e, buf, (gsize)n, now, plain, sizeof(plain), &plain_len, NULL) ==
+            SHIMMER_RECV_TUN &&
+        plain_len >= 28 && plain[9] == 1 && plain[20] == 0)
+        c->replies++;
+    client_pump(c, now);
 }
 
-static void client_start(Load *l, guint index)
+static void client_start(Worker *w, guint index)
 {
+    Load *l = w->load;
     Client *c = g_new0(Client, 1);
-    c->load = l;
+    c->w = w;
     c->index = index;
     c->sock = -1;
-    g_ptr_array_add(l->clients, c);
+    g_ptr_array_add(w->clients, c);
+    g_atomic_int_inc(&l->started);
     ShimmerEngineHooks hooks = {.log = engine_log, .realtime = realtime, .user = c};
     g_autoptr(GError) error = NULL;
-    c->e = shimmer_engine_new(l->cfg, &hooks, &error);
+    c->e = shimmer_engine_new_like(l->model, &hooks, &error);
     c->sock = socket(l->remote.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (c->e == NULL || c->sock < 0) {
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+    if (c->e == NULL || c->sock < 0 || epoll_ctl(w->ep, EPOLL_CTL_ADD, c->sock, &ev) < 0) {
         fprintf(stderr, "client %u: %s\n", index, error ? error->message : g_strerror(errno));
         c->failed = TRUE;
-        l->failed++;
+        g_atomic_int_inc(&l->failed);
         return;
     }
-    c->watch = g_unix_fd_add(c->sock, G_IO_IN, on_readable, c);
     c->started = g_get_monotonic_time();
     shimmer_engine_start(c->e, c->started);
-    client_pump(c);
+    client_pump(c, c->started);
+}
+
+/* Every 10 ms: clients due to start, engines due a timeout, pings due. */
+static void worker_tick(Worker *w, gint64 now)
+{
+    Load *l = w->load;
+    guint due =
+        l->rate > 0 ? (guint)MIN((double)l->n, (double)(now - l->t0) / US * l->rate + 1) : l->n;
+    while (w->next_index < due) {
+        client_start(w, w->next_index);
+        w->next_index += l->threads;
+    }
+    guint32 target = __atomic_load_n(&l->target, __ATOMIC_RELAXED);
+    for (guint i = 0; i < w->clients->len; i++) {
+        Client *c = g_ptr_array_index(w->clients, i);
+        if (c->e == NULL || c->failed)
+            continue;
+        if (c->deadline <= now) {
+            shimmer_engine_handle_timeout(c->e, now);
+            client_pump(c, now);
+        }
+        if (l->ping_interval > 0 && c->connected_at && c->local_ip && target &&
+            now >= c->next_ping) {
+            send_ping(c, target, now);
+            c->next_ping = now + l->ping_interval;
+            client_pump(c, now);
+        }
+    }
+}
+
+static gpointer worker_main(gpointer data)
+{
+    Worker *w = data;
+    Load *l = w->load;
+    struct epoll_event evs[256];
+    gint64 next_tick = 0;
+    while (!g_atomic_int_get(&l->stop)) {
+        gint64 now = g_get_monotonic_time();
+        if (now >= next_tick) {
+            worker_tick(w, now);
+            next_tick = now + TICK_US;
+        }
+        int timeout = (int)((next_tick - now + 999) / 1000);
+        int n = epoll_wait(w->ep, evs, G_N_ELEMENTS(evs), MAX(timeout, 0));
+        for (int i = 0; i < n; i++)
+            on_readable(evs[i].data.ptr);
+    }
+    return NULL;
 }
 
 static void summary(Load *l, gboolean final)
 {
     double elapsed = (double)(g_get_monotonic_time() - l->t0) / US;
-    guint64 sent = 0, replies = 0;
-    guint answered = 0;
-    for (guint i = 0; i < l->clients->len; i++) {
-        Client *c = g_ptr_array_index(l->clients, i);
-        sent += c->sent;
-        replies += c->replies;
-        answered += c->replies > 0;
-    }
     if (!final) {
-        fprintf(stderr,
-                "%6.1f s: %u started, %u connected, %u failed, %" G_GUINT64_FORMAT
-                "/%" G_GUINT64_FORMAT " echo replies\n",
-                elapsed, l->started, l->connected, l->failed, replies, sent);
+        /* Per-client echo counters belong to the workers: only the final
+         * summary (after they stopped) adds them up. */
+        fprintf(stderr, "%6.1f s: %d started, %d connected, %d failed\n", elapsed,
+                g_atomic_int_get(&l->started), g_atomic_int_get(&l->connected),
+                g_atomic_int_get(&l->failed));
         return;
     }
+    guint64 sent = 0, replies = 0;
+    guint answered = 0;
+    for (guint t = 0; t < l->threads; t++) {
+        GPtrArray *cs = l->workers[t].clients;
+        for (guint i = 0; i < cs->len; i++) {
+            Client *c = g_ptr_array_index(cs, i);
+            sent += c->sent;
+            replies += c->replies;
+            answered += c->replies > 0;
+        }
+    }
     double median = 0, worst = 0;
-    if (l->connect_times->len > 0) {
-        GArray *t = l->connect_times;
+    GArray *t = l->connect_times;
+    if (t->len > 0) {
         /* Insertion sort: a few thousand values at most. */
         for (guint i = 1; i < t->len; i++) {
             double v = g_array_index(t, double, i);
@@ -240,60 +332,23 @@ static void summary(Load *l, gboolean final)
         median = g_array_index(t, double, t->len / 2);
         worst = g_array_index(t, double, t->len - 1);
     }
-    double span = l->connected > 0 ? (double)(l->last_connect - l->t0) / US : 0;
-    double rate = span > 0 ? l->connected / span : 0;
+    guint connected = (guint)g_atomic_int_get(&l->connected);
+    guint failed = (guint)g_atomic_int_get(&l->failed);
+    double span = connected > 0 ? (double)(l->last_connect - l->t0) / US : 0;
+    double rate = span > 0 ? connected / span : 0;
     if (l->json)
         printf("{\"clients\": %u, \"connected\": %u, \"failed\": %u, \"seconds\": %.3f, "
                "\"connect_median_s\": %.4f, \"connect_max_s\": %.4f, "
                "\"handshakes_per_s\": %.1f, \"echo_sent\": %" G_GUINT64_FORMAT
-               ", \"echo_replies\": %" G_GUINT64_FORMAT ", \"clients_with_replies\": %u}\n",
-               l->n, l->connected, l->failed, elapsed, median, worst, rate, sent, replies,
-               answered);
+               ", \"echo_replies\": %" G_GUINT64_FORMAT
+               ", \"clients_with_replies\": %u, \"threads\": %u}\n",
+               l->n, connected, failed, elapsed, median, worst, rate, sent, replies, answered,
+               l->threads);
     else
         printf("%u clients: %u connected, %u failed; connect median %.3f s, max %.3f s; %.1f "
                "handshakes/s; echo %" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT
                " (%u clients answered)\n",
-               l->n, l->connected, l->failed, median, worst, rate, replies, sent, answered);
-}
-
-static gboolean on_tick(gpointer user)
-{
-    Load *l = user;
-    gint64 now = g_get_monotonic_time();
-    guint due =
-        l->rate > 0 ? (guint)MIN((double)l->n, (double)(now - l->t0) / US * l->rate + 1) : l->n;
-    while (l->started < due)
-        client_start(l, l->started++);
-    for (guint i = 0; i < l->clients->len; i++) {
-        Client *c = g_ptr_array_index(l->clients, i);
-        if (c->e == NULL || c->failed)
-            continue;
-        if (shimmer_engine_next_deadline(c->e) <= now) {
-            shimmer_engine_handle_timeout(c->e, now);
-            client_pump(c);
-        }
-        if (l->ping_interval > 0 && c->connected_at && c->local_ip && l->target &&
-            now >= c->next_ping) {
-            send_ping(c, now);
-            c->next_ping = now + l->ping_interval;
-        }
-    }
-    if (now - l->t0 >= l->duration)
-        g_main_loop_quit(l->loop);
-    return G_SOURCE_CONTINUE;
-}
-
-static gboolean on_progress(gpointer user)
-{
-    summary(user, FALSE);
-    return G_SOURCE_CONTINUE;
-}
-
-static gboolean on_signal(gpointer user)
-{
-    Load *l = user;
-    g_main_loop_quit(l->loop);
-    return G_SOURCE_CONTINUE;
+               l->n, connected, failed, median, worst, rate, replies, sent, answered);
 }
 
 static gboolean resolve_remote(Load *l, GError **error)
@@ -320,10 +375,33 @@ static gboolean resolve_remote(Load *l, GError **error)
     return TRUE;
 }
 
+/* Waits for SIGINT, SIGTERM or the end of --duration, printing progress
+ * every second. The signals are blocked in every thread (before the
+ * workers start) and taken here. */
+static void wait_until_done(Load *l, const sigset_t *sigs)
+{
+    gint64 next_progress = l->t0 + US;
+    for (;;) {
+        gint64 now = g_get_monotonic_time();
+        if (now - l->t0 >= l->duration)
+            return;
+        gint64 until = MIN(next_progress, l->t0 + l->duration);
+        gint64 wait = MAX(until - now, 1000);
+        struct timespec ts = {.tv_sec = wait / US, .tv_nsec = (wait % US) * 1000};
+        int sig = sigtimedwait(sigs, NULL, &ts);
+        if (sig == SIGINT || sig == SIGTERM)
+            return;
+        if (g_get_monotonic_time() >= next_progress) {
+            summary(l, FALSE);
+            next_progress += US;
+        }
+    }
+}
+
 int main(int argc, char **argv)
 {
     g_autofree char *config = NULL;
-    gint clients = 10;
+    gint clients = 10, threads = 1;
     gdouble rate = 0, duration = 30, ping = 1;
     gboolean json = FALSE, verbose = FALSE;
     GOptionEntry entries[] = {
@@ -335,6 +413,8 @@ int main(int argc, char **argv)
         {"duration", 'd', 0, G_OPTION_ARG_DOUBLE, &duration, "Seconds to run (default 30)", "S"},
         {"ping", 'p', 0, G_OPTION_ARG_DOUBLE, &ping,
          "Seconds between echo requests per client (0: none)", "S"},
+        {"threads", 't', 0, G_OPTION_ARG_INT, &threads,
+         "Worker threads, each with every T-th client (default 1)", "T"},
         {"json", 0, 0, G_OPTION_ARG_NONE, &json, "Print the summary as JSON", NULL},
         {"verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "Log every engine's lines", NULL},
         {NULL},
@@ -343,9 +423,10 @@ int main(int argc, char **argv)
     g_option_context_set_summary(ctx, "Simulates many VPN clients against one server over UDP.");
     g_option_context_add_main_entries(ctx, entries, NULL);
     g_autoptr(GError) error = NULL;
-    if (!g_option_context_parse(ctx, &argc, &argv, &error) || config == NULL || clients <= 0) {
+    if (!g_option_context_parse(ctx, &argc, &argv, &error) || config == NULL || clients <= 0 ||
+        threads <= 0 || threads > 64) {
         fprintf(stderr, "shimmer-load: %s\n",
-                error ? error->message : "give --config and --clients");
+                error ? error->message : "give --config and --clients (and 1 to 64 --threads)");
         return 2;
     }
     g_autoptr(GBytes) bytes = NULL;
@@ -368,6 +449,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "shimmer-load: %s\n", error->message);
         return 2;
     }
+    ShimmerEngineHooks model_hooks = {.realtime = realtime};
+    l.model = shimmer_engine_new(l.cfg, &model_hooks, &error);
+    if (l.model == NULL) {
+        fprintf(stderr, "shimmer-load: %s\n", error->message);
+        return 2;
+    }
     /* One socket per client. */
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)clients + 64) {
@@ -375,45 +462,66 @@ int main(int argc, char **argv)
         setrlimit(RLIMIT_NOFILE, &rl);
     }
     l.n = (guint)clients;
+    l.threads = (guint)MIN(threads, clients);
     l.rate = rate;
     l.duration = (gint64)(duration * US);
     l.ping_interval = (gint64)(ping * US);
     l.json = json;
     l.verbose = verbose;
-    l.clients = g_ptr_array_new();
+    g_mutex_init(&l.lock);
     l.connect_times = g_array_new(FALSE, FALSE, sizeof(double));
-    l.loop = g_main_loop_new(NULL, FALSE);
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    l.workers = g_new0(Worker, l.threads);
     l.t0 = g_get_monotonic_time();
-    guint tick = g_timeout_add(10, on_tick, &l);
-    guint progress = g_timeout_add_seconds(1, on_progress, &l);
-    guint s1 = g_unix_signal_add(SIGINT, on_signal, &l);
-    guint s2 = g_unix_signal_add(SIGTERM, on_signal, &l);
-    on_tick(&l);
-    g_main_loop_run(l.loop);
-    g_source_remove(tick);
-    g_source_remove(progress);
-    g_source_remove(s1);
-    g_source_remove(s2);
-    summary(&l, TRUE);
-    gboolean ok = l.connected == l.n;
-    for (guint i = 0; i < l.clients->len; i++) {
-        Client *c = g_ptr_array_index(l.clients, i);
-        if (l.ping_interval > 0 && c->replies == 0)
-            ok = FALSE;
-        if (c->e != NULL)
-            shimmer_engine_stop(c->e, g_get_monotonic_time());
-        if (c->e != NULL)
-            client_pump(c);
-        if (c->watch)
-            g_source_remove(c->watch);
-        if (c->sock >= 0)
-            close(c->sock);
-        shimmer_engine_free(c->e);
-        g_free(c);
+    for (guint t = 0; t < l.threads; t++) {
+        Worker *w = &l.workers[t];
+        w->load = &l;
+        w->id = t;
+        w->next_index = t;
+        w->clients = g_ptr_array_new();
+        w->ep = epoll_create1(EPOLL_CLOEXEC);
+        if (w->ep < 0) {
+            fprintf(stderr, "shimmer-load: epoll: %s\n", g_strerror(errno));
+            return 2;
+        }
     }
-    g_ptr_array_unref(l.clients);
+    for (guint t = 0; t < l.threads; t++) {
+        g_autofree char *name = g_strdup_printf("load%u", t);
+        l.workers[t].thread = g_thread_new(name, worker_main, &l.workers[t]);
+    }
+    wait_until_done(&l, &sigs);
+    g_atomic_int_set(&l.stop, 1);
+    for (guint t = 0; t < l.threads; t++)
+        g_thread_join(l.workers[t].thread);
+    summary(&l, TRUE);
+    gboolean ok = (guint)l.connected == l.n;
+    gint64 now = g_get_monotonic_time();
+    for (guint t = 0; t < l.threads; t++) {
+        Worker *w = &l.workers[t];
+        for (guint i = 0; i < w->clients->len; i++) {
+            Client *c = g_ptr_array_index(w->clients, i);
+            if (l.ping_interval > 0 && c->replies == 0)
+                ok = FALSE;
+            if (c->e != NULL) {
+                shimmer_engine_stop(c->e, now);
+                client_pump(c, now);
+            }
+            if (c->sock >= 0)
+                close(c->sock);
+            shimmer_engine_free(c->e);
+            g_free(c);
+        }
+        g_ptr_array_unref(w->clients);
+        close(w->ep);
+    }
+    g_free(l.workers);
     g_array_unref(l.connect_times);
-    g_main_loop_unref(l.loop);
+    g_mutex_clear(&l.lock);
+    shimmer_engine_free(l.model);
     shimmer_config_free(l.cfg);
     return ok ? 0 : 1;
 }

@@ -362,7 +362,7 @@ CLIENT_KEYS = {
     "reneg_sec": None,         # None: as the server
     "auth_user_pass": None,    # None: the server's pair; (u, p) to override; False: none
     "inline": False,           # embed certs/keys/credentials instead of absolute paths
-    "ca": "ca.crt",            # file names in tests/data/ or absolute paths
+    "ca": "ca.crt",            # file names in tests/data/ or absolute paths; ca None: none
     "cert": "client.crt",
     "key": "client.key",
     "verify_x509_name": SERVER_CN,  # None: leave out
@@ -1023,7 +1023,8 @@ class Lab:
                 os.chmod(cred, 0o600)
                 lines.append("auth-user-pass " + cred)
         lines.append("verb %d" % o["verb"])
-        lines += file_opt("ca", o["ca"])
+        if o["ca"]:  # None: the profile checks the server otherwise (peer-fingerprint)
+            lines += file_opt("ca", o["ca"])
         lines += file_opt("cert", o["cert"])
         lines += file_opt("key", o["key"])
         if wrap == "tls-auth":
