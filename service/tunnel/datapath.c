@@ -141,6 +141,7 @@ typedef struct {
     ShimmerDatapathPeer *peer; /* an IP packet an inbound hook passed on */
     int err;                   /* an error event when IS_ERROR */
     gboolean is_error;
+    gboolean from_tun; /* an IP packet from the tun no worker could route */
     socklen_t from_len;
     struct sockaddr_storage from;
     gsize len;
@@ -239,6 +240,7 @@ static void post_packet(Worker *w, ShimmerDatapathLink *link, const guint8 *pkt,
     h->link = link;
     h->peer = NULL;
     h->is_error = FALSE;
+    h->from_tun = FALSE;
     h->err = 0;
     h->len = len;
     h->from_len = from != NULL ? MIN(from_len, (socklen_t)sizeof(h->from)) : 0;
@@ -253,6 +255,7 @@ static void post_inner(Worker *w, ShimmerDatapathPeer *peer, const guint8 *ip, g
 {
     Handoff *h = g_malloc0(sizeof(Handoff) + len);
     h->peer = peer;
+    h->from_tun = peer == NULL;
     h->len = len;
     memcpy(h->data, ip, len);
     BUMP(w->stats.to_runner, 1);
@@ -284,7 +287,7 @@ static gboolean on_handoff(gint fd, GIOCondition cond, gpointer user)
         if (h->is_error) {
             if (dp->hooks.link_error != NULL)
                 dp->hooks.link_error(dp->hooks.user, h->link, h->err);
-        } else if (h->peer != NULL) {
+        } else if (h->peer != NULL || h->from_tun) {
             if (dp->hooks.tun_packet != NULL)
                 dp->hooks.tun_packet(dp->hooks.user, h->peer, h->data, h->len);
         } else if (dp->hooks.control != NULL) {
@@ -752,9 +755,12 @@ static void tun_ready(Worker *w)
         it->peer = dp->hooks.route_tun != NULL
                        ? dp->hooks.route_tun(dp->hooks.user, it->buf + it->off, it->len)
                        : NULL;
-        if (it->peer == NULL)
+        if (it->peer == NULL) {
             BUMP(w->stats.no_peer, 1);
-        else
+            if (dp->hooks.tun_unrouted != NULL && dp->hooks.tun_packet != NULL &&
+                dp->hooks.tun_unrouted(dp->hooks.user))
+                post_inner(w, NULL, it->buf + it->off, it->len);
+        } else
             shimmer_mss_clamp(it->buf + it->off, it->len, PEEK(it->peer->mss4),
                               PEEK(it->peer->mss6));
     }

@@ -96,8 +96,14 @@ typedef struct {
     ShimmerDatapathVerdict (*inbound)(gpointer user, ShimmerDatapathPeer *peer, const guint8 *ip,
                                       gsize len);
     /* An IP packet from PEER an inbound hook passed on (a copy, valid during
-     * the call); PEER is only compared, never used: it may be gone. */
+     * the call); PEER is only compared, never used: it may be gone. PEER
+     * NULL: a packet from the tun that tun_unrouted() passed on. */
     void (*tun_packet)(gpointer user, ShimmerDatapathPeer *peer, const guint8 *ip, gsize len);
+    /* Worker thread, may be NULL (dropped): whether a packet from the tun
+     * that route_tun() found no peer for goes to tun_packet() (PEER NULL)
+     * rather than being dropped: a server whose newest clients are not in
+     * its workers' view yet routes theirs on the runner's thread. */
+    gboolean (*tun_unrouted)(gpointer user);
     /* A packet from LINK for the runner (a copy, valid during the call). */
     void (*control)(gpointer user, ShimmerDatapathLink *link, const guint8 *pkt, gsize len,
                     const struct sockaddr *from, socklen_t from_len);

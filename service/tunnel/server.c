@@ -84,6 +84,9 @@ struct ShimmerServer {
     /* New clients reach the workers' view in batches (publish_soon()). */
     guint publish_timer;
     gint64 last_publish, publish_cost;
+    /* Atomic: clients wait for the view (packets from the tun no worker
+     * can route come to this thread meanwhile, tun_unrouted()). */
+    gint view_stale;
 
     ShimmerTun *tun;
     ShimmerNetcfg *net;
@@ -319,6 +322,7 @@ static void publish_routes(ShimmerServer *s)
     }
     s->last_publish = g_get_monotonic_time();
     s->publish_cost = s->last_publish - start;
+    g_atomic_int_set(&s->view_stale, 0);
 }
 
 static gboolean on_publish_timer(gpointer user)
@@ -347,6 +351,7 @@ static void publish_soon(ShimmerServer *s)
         publish_routes(s);
         return;
     }
+    g_atomic_int_set(&s->view_stale, 1);
     s->publish_timer = g_timeout_add((guint)((due + 999) / 1000), on_publish_timer, s);
 }
 
@@ -427,7 +432,17 @@ static ShimmerDatapathVerdict inbound(gpointer user, ShimmerDatapathPeer *peer, 
     return SHIMMER_DATAPATH_ACCEPT;
 }
 
-/* Between clients: the dispatcher encrypts it for the one it is for. */
+/* Worker thread: a packet from the tun for no client the workers know goes
+ * to the dispatcher while new clients wait for the view (their first
+ * replies would be lost), else it is dropped. */
+static gboolean tun_unrouted(gpointer user)
+{
+    ShimmerServer *s = user;
+    return g_atomic_int_get(&s->view_stale);
+}
+
+/* Between clients, or from the tun for a client the workers do not route
+ * yet: the dispatcher encrypts it for the one it is for. */
 static void on_tun_packet(gpointer user, ShimmerDatapathPeer *peer, const guint8 *ip, gsize len)
 {
     ShimmerServer *s = user;
@@ -1136,6 +1151,7 @@ ShimmerServer *shimmer_server_new(const ShimmerConfig *cfg, const ShimmerServerO
         .route_link = route_link,
         .inbound = inbound,
         .tun_packet = on_tun_packet,
+        .tun_unrouted = tun_unrouted,
         .control = on_control,
         .link_error = on_link_error,
         .log = datapath_log,

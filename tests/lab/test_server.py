@@ -406,6 +406,11 @@ def test_load_clients(lab):
     import json
     result = json.loads(m.group(0))
     assert result["connected"] == count and result["clients_with_replies"] == count, result
+    # A client's first pings come while the workers' view of the clients
+    # may not have it yet: the replies still reach it (through the
+    # dispatcher). Only pings in flight when the tool stops may go
+    # unanswered.
+    assert result["echo_sent"] - result["echo_replies"] <= 5, result
     per_client = (rss1 - rss0) / count
     print("\nshimmer-load: %.0f handshakes/s, server memory %.1f KiB per client"
           % (result["handshakes_per_s"], per_client))
