@@ -35,8 +35,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: bench-handshake [N] [ROUNDS] [tls-groups]\n");
         return 2;
     }
-    g_autofree char *extra = g_strdup_printf("tls-crypt tc.key\n%s%s%s", groups ? "tls-groups " : "",
-                                             groups ? groups : "", groups ? "\n" : "");
+    g_autofree char *extra =
+        g_strdup_printf("tls-crypt tc.key\n%s%s%s", groups ? "tls-groups " : "",
+                        groups ? groups : "", groups ? "\n" : "");
     g_autofree char *sextra = g_strdup_printf("%sduplicate-cn\nmax-clients %u\n", extra, n + 10);
     for (guint r = 0; r < rounds; r++) {
         SrvNet *net = srvnet_new(sextra);
