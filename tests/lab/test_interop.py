@@ -50,6 +50,16 @@ def test_tls12_forced_by_server(lab, client_cmd):
     srv.wait_log(r"Control Channel: TLSv1\.2", 5)
 
 
+def test_server_without_x25519(lab, client_cmd):
+    # Shimmer's client offers one key share, X25519's (as OpenSSL's does):
+    # a server that allows only P-384 asks for that one (a TLS 1.3
+    # HelloRetryRequest), and the handshake goes on.
+    srv, cli = start(lab, client_cmd, {"wrap": "tls-crypt", "extra": ["tls-groups secp384r1"]})
+    assert lab.ping_from_client(srv.tunnel_v4, count=2).ok
+    if client_cmd.name == "shimmerd":
+        cli.wait_log(r"TLS handshake done \(key 0\): \(TLS1\.3\)-\(ECDHE-SECP384R1\)", 5)
+
+
 def test_renegotiation_under_load_loses_nothing(lab, client_cmd):
     # Both sides renegotiate every 3 s; pings every 100 ms across several
     # renegotiations must all come back.
