@@ -36,12 +36,6 @@ int main(int argc, char **argv)
      * own mappings, given back at free; glibc's moving one would put the
      * next session's on the heap after the first free, where they stay. */
     mallopt(M_MMAP_THRESHOLD, 64 * 1024);
-    /* Fixing that threshold also fixes the heap's trim threshold at
-     * 128 KB: a server taking a crowd of clients grew and shrank the heap
-     * with a brk() (and page faults) per handshake. Half a megabyte of
-     * slack either way. */
-    mallopt(M_TRIM_THRESHOLD, 512 * 1024);
-    mallopt(M_TOP_PAD, 512 * 1024);
 #endif
     setlocale(LC_ALL, "");
     bindtextdomain(GETTEXT_PACKAGE, LOCALEDIR);

@@ -7,6 +7,9 @@
 
 #include <glib-unix.h>
 #include <stdio.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "os/log.h"
 #include "os/pam.h"
@@ -104,6 +107,16 @@ static gboolean on_signal(gpointer user)
 int shimmer_server_foreground_run(const ShimmerConfig *cfg, const char *file, gboolean verbose)
 {
     Foreground f = {.cfg = cfg, .verbose = verbose};
+#ifdef __GLIBC__
+    /* shimmerd fixes glibc's mmap threshold (shimmerd.c), which fixes the
+     * heap's trim threshold at 128 KB too: a server taking a crowd of
+     * clients grew and shrank its heap with a brk() (and page faults) per
+     * handshake. A server process keeps half a megabyte of slack per
+     * arena; the daemon does not (its sessions come and go, and each
+     * thread's arena would keep it). */
+    mallopt(M_TRIM_THRESHOLD, 512 * 1024);
+    mallopt(M_TOP_PAD, 512 * 1024);
+#endif
     f.loop = g_main_loop_new(NULL, FALSE);
     f.cancel = g_cancellable_new();
     ShimmerServerCallbacks cb = {
