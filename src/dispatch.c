@@ -291,27 +291,6 @@ static bool cookie_valid(ShimmerDispatch *d, gint64 now, const ShimmerLinkAddr *
 
 /* ---------- wrapping ---------- */
 
-static ShimmerCtlwrap *server_wrap(const ShimmerConfig *cfg)
-{
-    switch (cfg->wrap) {
-    case SHIMMER_WRAP_TLS_AUTH: {
-        ShimmerCtlwrapDigest dg = SHIMMER_CTLWRAP_DIGEST_SHA1;
-        if (cfg->auth == SHIMMER_DIGEST_SHA256)
-            dg = SHIMMER_CTLWRAP_DIGEST_SHA256;
-        else if (cfg->auth == SHIMMER_DIGEST_SHA512)
-            dg = SHIMMER_CTLWRAP_DIGEST_SHA512;
-        return shimmer_ctlwrap_new_tls_auth(cfg->static_key, dg,
-                                            (ShimmerKeyDirection)cfg->key_direction);
-    }
-    case SHIMMER_WRAP_TLS_CRYPT:
-        return shimmer_ctlwrap_new_tls_crypt(cfg->static_key, SHIMMER_CTLWRAP_ROLE_SERVER);
-    case SHIMMER_WRAP_TLS_CRYPT_V2:
-        return shimmer_ctlwrap_new_tls_crypt_v2_server(cfg->tls_crypt_v2_server);
-    default:
-        return shimmer_ctlwrap_new_none();
-    }
-}
-
 /* tls-crypt-v2-max-age: the client key's creation time (metadata type 1)
  * must be recent enough; a key without one is refused when a maximum age
  * is set. */
@@ -1052,7 +1031,7 @@ static ShimmerDispatchResult first_packet(ShimmerDispatch *d, const ShimmerLinkA
     if (reset && !take_token(d, now))
         return SHIMMER_DISPATCH_DROPPED;
     bool v2 = d->cfg->wrap == SHIMMER_WRAP_TLS_CRYPT_V2;
-    g_autoptr(ShimmerCtlwrap) fresh = v2 ? server_wrap(d->cfg) : NULL;
+    g_autoptr(ShimmerCtlwrap) fresh = v2 ? shimmer_core_make_server_wrap(d->cfg) : NULL;
     ShimmerCtlwrap *w = v2 ? fresh : d->probe;
     gsize plain_len = 0;
     ShimmerCtlwrapInfo info;
@@ -1552,7 +1531,7 @@ ShimmerDispatch *shimmer_dispatch_new(const ShimmerConfig *cfg, const ShimmerDis
         shimmer_dispatch_free(d);
         return NULL;
     }
-    d->probe = server_wrap(cfg);
+    d->probe = shimmer_core_make_server_wrap(cfg);
     if (d->probe == NULL) {
         g_set_error(error, SHIMMER_ENGINE_ERROR, 0, "cannot set up the control channel wrapping");
         shimmer_dispatch_free(d);

@@ -380,6 +380,10 @@ void shimmer_core_set_state(ShimmerEngine *e, ShimmerState state, const char *wh
  * tls-auth or tls-crypt, which both roles build alike. tls-crypt-v2 keys
  * differ by role: the role builds that one (NULL here). */
 ShimmerCtlwrap *shimmer_core_make_wrap(const ShimmerConfig *cfg, ShimmerCtlwrapRole role);
+/* The server's wrapping of CFG, tls-crypt-v2 included (its server key):
+ * a server engine's, and the dispatcher's for first packets
+ * (engine-server.c). */
+ShimmerCtlwrap *shimmer_core_make_server_wrap(const ShimmerConfig *cfg);
 
 /* Opens a session on a ready transport: WRAP (taken) wraps the control
  * channel, OWN_SID is our session id (NULL: a random one; a server's

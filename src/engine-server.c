@@ -847,8 +847,7 @@ ShimmerEngine *shimmer_engine_new_server(const ShimmerConfig *cfg, ShimmerEngine
     return e;
 }
 
-/* The wrapping of the server's configuration, in the server's direction. */
-static ShimmerCtlwrap *make_wrap(const ShimmerConfig *cfg)
+ShimmerCtlwrap *shimmer_core_make_server_wrap(const ShimmerConfig *cfg)
 {
     if (cfg->wrap == SHIMMER_WRAP_TLS_CRYPT_V2)
         return shimmer_ctlwrap_new_tls_crypt_v2_server(cfg->tls_crypt_v2_server);
@@ -872,10 +871,11 @@ gboolean shimmer_engine_server_begin(ShimmerEngine *e, const guint8 own_sid[8],
     if (reneg > 0 && shimmer_core_random(e, &r, sizeof(r)))
         e->reneg_jitter = (gint64)(r % 1000) * reneg * SHIMMER_US / 10000;
     shimmer_core_set_state(e, SHIMMER_STATE_CONNECTING, NULL);
-    bool ok =
-        client_sid != NULL
-            ? shimmer_core_session_adopt(e, make_wrap(cfg), own_sid, client_sid, is_tcp, now, error)
-            : shimmer_core_session_begin(e, make_wrap(cfg), own_sid, is_tcp, now, error);
+    bool ok = client_sid != NULL
+                  ? shimmer_core_session_adopt(e, shimmer_core_make_server_wrap(cfg), own_sid,
+                                               client_sid, is_tcp, now, error)
+                  : shimmer_core_session_begin(e, shimmer_core_make_server_wrap(cfg), own_sid,
+                                               is_tcp, now, error);
     if (!ok) {
         end(e, SHIMMER_STATE_FAILED, "cannot set up the session");
         return FALSE;
