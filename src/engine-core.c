@@ -1500,8 +1500,6 @@ static char *format_time(time_t t)
     return dt != NULL ? g_date_time_format(dt, "%Y-%m-%d %H:%M:%S UTC") : g_strdup("?");
 }
 
-/* FROM <= NOW <= TO (TO -1: open ended); otherwise logs why WHAT is not
- * valid at NOW. */
 /* CRT's validity period against the wall clock NOW. The subject is
  * only read for the message when it fails: reading it costs about as much
  * as the check, once per certificate and handshake. */
@@ -1534,13 +1532,6 @@ static bool crl_allows(ShimmerEngine *e, gnutls_x509_crt_t crt, gint64 now)
     return false;
 }
 
-/* Walks from the leaf CHAIN[0] up to a self-signed root (through the
- * peer's chain, then the trusted CAs) and checks every certificate's
- * validity period, and its revocation by the CRLs of its issuer (their
- * validity included), against the wall clock NOW. GnuTLS verified
- * signatures and usages with its own time checks off: it would read the
- * system clock. CRLs are read by crl.h, not GnuTLS: GnuTLS refuses CRLs
- * whose dates are not DER, which some providers ship. */
 /* Whether CRT is self-issued: its issuer and subject names are the same
  * bytes, and GnuTLS agrees. GnuTLS alone compares names that differ as
  * text, both parsed and printed: a leaf's two names always differ, and
@@ -1556,6 +1547,13 @@ static bool self_issued(gnutls_x509_crt_t crt)
     return same && gnutls_x509_crt_check_issuer(crt, crt);
 }
 
+/* Walks from the leaf CHAIN[0] up to a self-signed root (through the
+ * peer's chain, then the trusted CAs) and checks every certificate's
+ * validity period, and its revocation by the CRLs of its issuer (their
+ * validity included), against the wall clock NOW. GnuTLS verified
+ * signatures and usages with its own time checks off: it would read the
+ * system clock. CRLs are read by crl.h, not GnuTLS: GnuTLS refuses CRLs
+ * whose dates are not DER, which some providers ship. */
 static bool chain_valid_at(ShimmerEngine *e, gnutls_x509_crt_t *chain, unsigned int n, gint64 now)
 {
     gnutls_x509_crt_t crt = chain[0];

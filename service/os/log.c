@@ -18,21 +18,16 @@ static GMutex batch_lock;
 static GString *batch;
 static GSource *batch_source;
 
-static void write_all(const char *p, gsize len)
-{
-    fwrite(p, 1, len, stderr);
-}
-
 /* With batch_lock held. */
 static void flush_locked(void)
 {
     if (batch != NULL && batch->len > 0) {
-        write_all(batch->str, batch->len);
+        fwrite(batch->str, 1, batch->len, stderr);
         g_string_truncate(batch, 0);
     }
 }
 
-void shimmer_log_flush(void)
+static void log_flush(void)
 {
     g_mutex_lock(&batch_lock);
     flush_locked();
@@ -42,7 +37,7 @@ void shimmer_log_flush(void)
 static gboolean batch_prepare(GSource *source, gint *timeout)
 {
     *timeout = -1;
-    shimmer_log_flush();
+    log_flush();
     return FALSE;
 }
 
@@ -105,7 +100,7 @@ void shimmer_log_line(const char *prefix, const char *message)
             flush_locked();
     } else {
         /* One write per line (stderr is unbuffered). */
-        write_all(line->str, line->len);
+        fwrite(line->str, 1, line->len, stderr);
     }
     g_mutex_unlock(&batch_lock);
     g_string_free(line, TRUE);

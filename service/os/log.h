@@ -19,8 +19,6 @@ void shimmer_log_line(const char *prefix, const char *message);
  * taking a crowd of clients logs a few lines each, and a write per line
  * was a system call per line. Any thread may log meanwhile. */
 void shimmer_log_batch_start(GMainContext *context);
-/* Writes what waits. */
-void shimmer_log_flush(void);
 /* Writes what waits and goes back to a write per line. */
 void shimmer_log_batch_stop(void);
 
